@@ -1,0 +1,22 @@
+//! The resilience policy every holdfast call goes through.
+//!
+//! An LLM request, a tool call and a workflow step are each a *call* made under a
+//! *policy*: classify every outcome ([`outcome`]), retry what can succeed on retry with
+//! backoff and jitter ([`backoff`]) while a retry budget lasts ([`budget`]), stop sending
+//! to a failing target ([`breaker`]), respect rate limits ([`rate_limit`]) and one
+//! deadline across everything ([`deadline`]), fall back along a chain of targets
+//! ([`fallback`]), and hedge slow attempts ([`hedge`]). [`pipeline`] composes these into
+//! one pure state machine; [`driver`] runs it over a [`driver::Transport`].
+//!
+//! Nothing here does I/O or reads the time on its own: time comes from a [`Clock`], and
+//! randomness from a seeded [`Rng`], so that every behaviour can be replayed exactly.
+
+pub mod clock;
+pub mod outcome;
+pub mod rng;
+
+pub use clock::{Clock, Instant, SystemClock};
+#[cfg(any(test, feature = "test-util"))]
+pub use clock::ManualClock;
+pub use outcome::{Health, Outcome, TimeoutKind};
+pub use rng::Rng;
