@@ -11,12 +11,24 @@
 //! Nothing here does I/O or reads the time on its own: time comes from a [`Clock`], and
 //! randomness from a seeded [`Rng`], so that every behaviour can be replayed exactly.
 
+pub mod backoff;
+pub mod breaker;
+pub mod budget;
 pub mod clock;
+pub mod deadline;
+pub mod fallback;
+pub mod hedge;
 pub mod outcome;
+pub mod pipeline;
+pub mod rate_limit;
 pub mod rng;
+pub mod setting;
+pub mod window;
 
-pub use clock::{Clock, Instant, SystemClock};
 #[cfg(any(test, feature = "test-util"))]
 pub use clock::ManualClock;
+pub use clock::{Clock, Instant, SystemClock};
+pub use deadline::Deadline;
 pub use outcome::{Health, Outcome, TimeoutKind};
 pub use rng::Rng;
+pub use setting::InvalidSetting;

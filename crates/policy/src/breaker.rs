@@ -1,0 +1,351 @@
+//! The circuit breaker: stop sending traffic to a target that is failing.
+//!
+//! Closed, it counts outcomes over a sliding window and opens when the failure rate or
+//! the slow-call rate reaches its threshold, once the window holds `min_calls`. Open, it
+//! admits nothing until `open_for` has passed (at least the target's last Retry-After;
+//! doubled on each consecutive trip up to `max_open_for`). Half-open, it admits at most
+//! `half_open_probes` concurrent probes: that many successes close it, one failure opens
+//! it again. The breaker is a pure state machine over `now`; every change of state is
+//! returned as a [`Transition`] for the caller to publish.
+//!
+//! Results are tied to the state they were admitted in through a [`Permit`]: a call
+//! admitted while closed that ends after the breaker opened says nothing about the
+//! probes, and is ignored.
+
+use std::time::Duration;
+
+use crate::clock::Instant;
+use crate::outcome::{Health, Outcome};
+use crate::setting::{InvalidSetting, check_positive, check_range};
+use crate::window::Window;
+
+const CALLS: usize = 0;
+const FAILURES: usize = 1;
+const SLOW: usize = 2;
+
+/// Breaker settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Config {
+    /// Failure rate that opens the breaker, in `(0, 1]`.
+    pub failure_rate: f64,
+    /// Slow-call rate that opens the breaker, in `(0, 1]`.
+    pub slow_call_rate: f64,
+    /// A call at least this long is slow; > 0.
+    pub slow_call: Duration,
+    /// How far back outcomes count; > 0.
+    pub window: Duration,
+    /// Calls the window must hold before rates are judged; ≥ 1.
+    pub min_calls: u32,
+    /// How long the breaker stays open after its first trip; > 0.
+    pub open_for: Duration,
+    /// The longest it stays open after repeated trips; ≥ `open_for`.
+    pub max_open_for: Duration,
+    /// Concurrent probes while half-open, and successes needed to close; 1..=1000.
+    pub half_open_probes: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            failure_rate: 0.5,
+            slow_call_rate: 0.8,
+            slow_call: Duration::from_secs(30),
+            window: Duration::from_secs(30),
+            min_calls: 20,
+            open_for: Duration::from_secs(60),
+            max_open_for: Duration::from_secs(300),
+            half_open_probes: 3,
+        }
+    }
+}
+
+impl Config {
+    /// Checks every field.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        check_range("breaker.failure_rate", self.failure_rate, f64::MIN_POSITIVE, 1.0)?;
+        check_range("breaker.slow_call_rate", self.slow_call_rate, f64::MIN_POSITIVE, 1.0)?;
+        check_positive("breaker.slow_call", self.slow_call)?;
+        check_positive("breaker.window", self.window)?;
+        check_positive("breaker.open_for", self.open_for)?;
+        if self.min_calls == 0 {
+            return Err(InvalidSetting::new("breaker.min_calls", "must be at least 1"));
+        }
+        if self.max_open_for < self.open_for {
+            return Err(InvalidSetting::new(
+                "breaker.max_open_for",
+                format!("{:?} is below breaker.open_for {:?}", self.max_open_for, self.open_for),
+            ));
+        }
+        if !(1..=1000).contains(&self.half_open_probes) {
+            return Err(InvalidSetting::new("breaker.half_open_probes", "must be in 1..=1000"));
+        }
+        Ok(())
+    }
+}
+
+/// A breaker's state, as metrics and dashboards show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Traffic flows; outcomes are counted.
+    Closed,
+    /// No traffic until the open time has passed.
+    Open,
+    /// A few probes test whether the target has recovered.
+    HalfOpen,
+}
+
+impl State {
+    /// The state's stable name.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Closed => "closed",
+            State::Open => "open",
+            State::HalfOpen => "half_open",
+        }
+    }
+}
+
+/// Why the breaker changed state.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Reason {
+    /// The failure rate over the window reached the threshold.
+    FailureRate(f64),
+    /// The slow-call rate over the window reached the threshold.
+    SlowCallRate(f64),
+    /// The open time passed.
+    OpenTimeElapsed,
+    /// A half-open probe failed.
+    ProbeFailed,
+    /// Enough half-open probes succeeded.
+    ProbesSucceeded,
+}
+
+/// A change of state.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Transition {
+    /// The state before.
+    pub from: State,
+    /// The state after.
+    pub to: State,
+    /// Why.
+    pub reason: Reason,
+    /// For a move to open: until when.
+    pub open_until: Option<Instant>,
+}
+
+/// Leave to send one call, tied to the state it was granted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Permit {
+    generation: u64,
+    probe: bool,
+}
+
+impl Permit {
+    /// Whether this call is a half-open probe.
+    pub fn is_probe(self) -> bool {
+        self.probe
+    }
+}
+
+/// The breaker's answer to a call.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Admission {
+    /// Send it.
+    Admitted(Permit),
+    /// Do not send it; the breaker is open until then (or half-open with every probe
+    /// slot taken, in which case `until` is now).
+    Rejected {
+        /// When the breaker may admit again.
+        until: Instant,
+    },
+}
+
+#[derive(Debug, Clone)]
+enum Phase {
+    Closed,
+    Open { until: Instant },
+    HalfOpen { in_flight: u32, successes: u32 },
+}
+
+/// A circuit breaker for one target or one agent.
+#[derive(Debug, Clone)]
+pub struct Breaker {
+    config: Config,
+    phase: Phase,
+    window: Window<3>,
+    generation: u64,
+    consecutive_trips: u32,
+    last_retry_after: Option<(Instant, Duration)>,
+}
+
+impl Breaker {
+    /// A closed breaker with validated `config`.
+    pub fn new(config: Config) -> Result<Self, InvalidSetting> {
+        config.validate()?;
+        Ok(Breaker {
+            config,
+            phase: Phase::Closed,
+            window: Window::new(config.window),
+            generation: 0,
+            consecutive_trips: 0,
+            last_retry_after: None,
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The state as of the last call to [`admit`](Self::admit) or [`record`](Self::record).
+    pub fn state(&self) -> State {
+        match self.phase {
+            Phase::Closed => State::Closed,
+            Phase::Open { .. } => State::Open,
+            Phase::HalfOpen { .. } => State::HalfOpen,
+        }
+    }
+
+    /// Until when the breaker is open, if it is.
+    pub fn open_until(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Open { until } => Some(until),
+            Phase::Closed | Phase::HalfOpen { .. } => None,
+        }
+    }
+
+    /// Whether a call at `now` would be admitted, without admitting it.
+    pub fn would_admit(&self, now: Instant) -> bool {
+        match self.phase {
+            Phase::Closed => true,
+            Phase::Open { until } => now >= until,
+            Phase::HalfOpen { in_flight, .. } => in_flight < self.config.half_open_probes,
+        }
+    }
+
+    /// Asks to send one call at `now`.
+    pub fn admit(&mut self, now: Instant) -> (Admission, Option<Transition>) {
+        let mut transition = None;
+        if let Phase::Open { until } = self.phase {
+            if now < until {
+                return (Admission::Rejected { until }, None);
+            }
+            transition = Some(self.move_to(Phase::HalfOpen { in_flight: 0, successes: 0 }, Reason::OpenTimeElapsed));
+        }
+        let generation = self.generation;
+        let admission = match &mut self.phase {
+            Phase::Closed => Admission::Admitted(Permit { generation, probe: false }),
+            Phase::HalfOpen { in_flight, .. } if *in_flight < self.config.half_open_probes => {
+                *in_flight += 1;
+                Admission::Admitted(Permit { generation, probe: true })
+            }
+            Phase::HalfOpen { .. } => Admission::Rejected { until: now },
+            Phase::Open { until } => Admission::Rejected { until: *until },
+        };
+        (admission, transition)
+    }
+
+    /// Records the outcome of a call admitted with `permit`, which took `latency`.
+    pub fn record(&mut self, now: Instant, permit: Permit, outcome: Outcome, latency: Duration) -> Option<Transition> {
+        if permit.generation != self.generation {
+            return None;
+        }
+        if let Some(wait) = outcome.retry_after() {
+            self.last_retry_after = Some((now, wait));
+        }
+        let health = outcome.health();
+        let slow = latency >= self.config.slow_call && health != Health::Neutral;
+        match self.phase {
+            Phase::Closed => self.record_closed(now, health, slow),
+            Phase::HalfOpen { .. } => self.record_probe(now, health, slow),
+            Phase::Open { .. } => None,
+        }
+    }
+
+    fn record_probe(&mut self, now: Instant, health: Health, slow: bool) -> Option<Transition> {
+        let Phase::HalfOpen { in_flight, successes } = &mut self.phase else {
+            return None;
+        };
+        *in_flight = in_flight.saturating_sub(1);
+        match (health, slow) {
+            (Health::Failure, _) | (Health::Success, true) => {
+                let until = self.open_until_after_trip(now);
+                Some(self.move_to(Phase::Open { until }, Reason::ProbeFailed))
+            }
+            (Health::Success, false) => {
+                *successes += 1;
+                if *successes >= self.config.half_open_probes {
+                    Some(self.move_to(Phase::Closed, Reason::ProbesSucceeded))
+                } else {
+                    None
+                }
+            }
+            (Health::Neutral, _) => None,
+        }
+    }
+
+    fn record_closed(&mut self, now: Instant, health: Health, slow: bool) -> Option<Transition> {
+        if health == Health::Neutral {
+            return None;
+        }
+        self.window.add(now, CALLS, 1);
+        if health == Health::Failure {
+            self.window.add(now, FAILURES, 1);
+        }
+        if slow {
+            self.window.add(now, SLOW, 1);
+        }
+        let [calls, failures, slow_calls] = self.window.totals(now);
+        if calls < u64::from(self.config.min_calls) {
+            return None;
+        }
+        let failure_rate = failures as f64 / calls as f64;
+        let slow_rate = slow_calls as f64 / calls as f64;
+        let reason = if failure_rate >= self.config.failure_rate {
+            Reason::FailureRate(failure_rate)
+        } else if slow_rate >= self.config.slow_call_rate {
+            Reason::SlowCallRate(slow_rate)
+        } else {
+            return None;
+        };
+        let until = self.open_until_after_trip(now);
+        Some(self.move_to(Phase::Open { until }, reason))
+    }
+
+    /// Open time grows with consecutive trips and is never shorter than the target's
+    /// most recent Retry-After.
+    fn open_until_after_trip(&mut self, now: Instant) -> Instant {
+        let doublings = self.consecutive_trips.min(16);
+        self.consecutive_trips = self.consecutive_trips.saturating_add(1);
+        let mut open_for = self
+            .config
+            .open_for
+            .saturating_mul(1 << doublings)
+            .min(self.config.max_open_for);
+        if let Some((said_at, wait)) = self.last_retry_after {
+            let remaining = (said_at + wait).saturating_duration_since(now);
+            open_for = open_for.max(remaining);
+        }
+        now + open_for
+    }
+
+    fn move_to(&mut self, phase: Phase, reason: Reason) -> Transition {
+        let from = self.state();
+        if matches!(phase, Phase::Closed) {
+            self.consecutive_trips = 0;
+        }
+        self.window.clear();
+        self.generation += 1;
+        self.phase = phase;
+        Transition {
+            from,
+            to: self.state(),
+            reason,
+            open_until: self.open_until(),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "breaker_tests.rs"]
+mod tests;

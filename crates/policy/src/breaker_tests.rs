@@ -1,0 +1,144 @@
+use super::*;
+use crate::outcome::TimeoutKind;
+
+fn at(ms: u64) -> Instant {
+    Instant::from_origin(Duration::from_millis(ms))
+}
+
+fn config() -> Config {
+    Config {
+        failure_rate: 0.5,
+        slow_call_rate: 0.8,
+        slow_call: Duration::from_secs(1),
+        window: Duration::from_secs(10),
+        min_calls: 4,
+        open_for: Duration::from_secs(5),
+        max_open_for: Duration::from_secs(20),
+        half_open_probes: 2,
+    }
+}
+
+fn admitted(b: &mut Breaker, now: Instant) -> Permit {
+    match b.admit(now).0 {
+        Admission::Admitted(p) => p,
+        Admission::Rejected { until } => panic!("rejected until {until}"),
+    }
+}
+
+fn call(b: &mut Breaker, now: Instant, outcome: Outcome) -> Option<Transition> {
+    let permit = admitted(b, now);
+    b.record(now, permit, outcome, Duration::from_millis(10))
+}
+
+fn trip(b: &mut Breaker, now: Instant) -> Transition {
+    (0..4)
+        .find_map(|_| call(b, now, Outcome::ServerError))
+        .expect("trips")
+}
+
+#[test]
+fn opens_on_failure_rate_only_after_min_calls() {
+    let mut b = Breaker::new(config()).unwrap();
+    assert_eq!(call(&mut b, at(0), Outcome::ServerError), None);
+    assert_eq!(call(&mut b, at(0), Outcome::Ok), None);
+    assert_eq!(call(&mut b, at(0), Outcome::Ok), None);
+    let t = call(&mut b, at(0), Outcome::ServerError).unwrap();
+    assert_eq!((t.from, t.to), (State::Closed, State::Open));
+    assert_eq!(t.reason, Reason::FailureRate(0.5));
+    assert_eq!(t.open_until, Some(at(5_000)));
+}
+
+#[test]
+fn open_admits_nothing_then_limits_probes() {
+    let mut b = Breaker::new(config()).unwrap();
+    trip(&mut b, at(0));
+    assert_eq!(b.admit(at(4_999)).0, Admission::Rejected { until: at(5_000) });
+    let (first, t) = b.admit(at(5_000));
+    assert_eq!(t.map(|t| t.to), Some(State::HalfOpen));
+    assert!(matches!(first, Admission::Admitted(p) if p.is_probe()));
+    assert!(matches!(b.admit(at(5_000)).0, Admission::Admitted(_)));
+    assert_eq!(b.admit(at(5_000)).0, Admission::Rejected { until: at(5_000) });
+}
+
+#[test]
+fn probes_close_it_and_a_failed_probe_reopens_for_longer() {
+    let mut b = Breaker::new(config()).unwrap();
+    trip(&mut b, at(0));
+    let p = admitted(&mut b, at(5_000));
+    let t = b.record(at(5_010), p, Outcome::Timeout(TimeoutKind::FirstByte), Duration::ZERO).unwrap();
+    assert_eq!((t.to, t.reason), (State::Open, Reason::ProbeFailed));
+    assert_eq!(t.open_until, Some(at(15_010)), "second trip doubles open_for");
+
+    let p1 = admitted(&mut b, at(15_010));
+    let p2 = admitted(&mut b, at(15_010));
+    assert_eq!(b.record(at(15_020), p1, Outcome::Ok, Duration::ZERO), None);
+    let t = b.record(at(15_020), p2, Outcome::Ok, Duration::ZERO).unwrap();
+    assert_eq!((t.to, t.reason), (State::Closed, Reason::ProbesSucceeded));
+    assert_eq!(trip(&mut b, at(16_000)).open_until, Some(at(21_000)), "closing resets the growth");
+}
+
+#[test]
+fn open_time_is_at_least_the_last_retry_after() {
+    let mut b = Breaker::new(config()).unwrap();
+    let limited = Outcome::RateLimited { retry_after: Some(Duration::from_secs(30)) };
+    let t = (0..4).find_map(|_| call(&mut b, at(0), limited)).unwrap();
+    assert_eq!(t.open_until, Some(at(30_000)));
+}
+
+#[test]
+fn opens_on_slow_calls() {
+    let mut b = Breaker::new(config()).unwrap();
+    let t = (0..4)
+        .find_map(|_| {
+            let p = admitted(&mut b, at(0));
+            b.record(at(0), p, Outcome::Ok, Duration::from_secs(2))
+        })
+        .unwrap();
+    assert!(matches!(t.reason, Reason::SlowCallRate(_)));
+}
+
+#[test]
+fn neutral_outcomes_do_not_count() {
+    let mut b = Breaker::new(config()).unwrap();
+    for _ in 0..10 {
+        assert_eq!(call(&mut b, at(0), Outcome::BadRequest), None);
+    }
+    assert_eq!(b.state(), State::Closed);
+}
+
+#[test]
+fn results_from_an_earlier_state_are_ignored() {
+    let mut b = Breaker::new(config()).unwrap();
+    let stale = admitted(&mut b, at(0));
+    trip(&mut b, at(0));
+    let probe = admitted(&mut b, at(5_000));
+    assert_eq!(b.record(at(5_000), stale, Outcome::ServerError, Duration::ZERO), None);
+    assert_eq!(b.state(), State::HalfOpen);
+    assert_eq!(b.record(at(5_000), probe, Outcome::Ok, Duration::ZERO), None);
+}
+
+#[test]
+fn old_failures_leave_the_window() {
+    let mut b = Breaker::new(config()).unwrap();
+    call(&mut b, at(0), Outcome::ServerError);
+    call(&mut b, at(0), Outcome::ServerError);
+    call(&mut b, at(0), Outcome::ServerError);
+    for _ in 0..4 {
+        assert_eq!(call(&mut b, at(20_000), Outcome::Ok), None);
+    }
+}
+
+#[test]
+fn constructor_names_the_bad_field() {
+    let bad = |c: Config| Breaker::new(c).unwrap_err().field;
+    let d = Config::default();
+    assert_eq!(bad(Config { failure_rate: 0.0, ..d }), "breaker.failure_rate");
+    assert_eq!(bad(Config { failure_rate: 1.1, ..d }), "breaker.failure_rate");
+    assert_eq!(bad(Config { min_calls: 0, ..d }), "breaker.min_calls");
+    assert_eq!(bad(Config { half_open_probes: 0, ..d }), "breaker.half_open_probes");
+    assert_eq!(bad(Config { window: Duration::ZERO, ..d }), "breaker.window");
+    assert_eq!(
+        bad(Config { max_open_for: Duration::from_secs(1), ..d }),
+        "breaker.max_open_for"
+    );
+}

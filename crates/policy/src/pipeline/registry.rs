@@ -1,0 +1,184 @@
+//! The health every call shares: breakers, budgets, limits and latencies per target,
+//! breakers per agent, the global retry budget and the hedge budget.
+//!
+//! Calls are independent state machines; what one call learns about a target (it is
+//! failing, it asked for a Retry-After, it is slow) must change what the next call does,
+//! so that knowledge lives here, behind one `&mut` that the driver guards with a mutex
+//! and the simulator owns outright.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::breaker::{self, Breaker};
+use crate::budget::{self, RetryBudget};
+use crate::clock::Instant;
+use crate::fallback::TargetId;
+use crate::hedge::{HedgeBudget, LatencyTracker};
+use crate::rate_limit::{self, RateLimiter};
+use crate::setting::InvalidSetting;
+
+/// How latencies are aged for hedging.
+const LATENCY_ROTATION: Duration = Duration::from_secs(60);
+
+/// Per-target settings.
+#[derive(Debug, Clone, Default)]
+pub struct TargetSettings {
+    /// The target's breaker; `None` disables it.
+    pub breaker: Option<breaker::Config>,
+    /// The target's own retry budget; `None` leaves only the global one.
+    pub budget: Option<budget::Config>,
+    /// Requests allowed per period.
+    pub requests: Option<rate_limit::Config>,
+    /// Prompt tokens allowed per period.
+    pub tokens: Option<rate_limit::Config>,
+}
+
+/// Everything known about one target.
+#[derive(Debug, Clone)]
+pub struct TargetHealth {
+    /// The target's name, for events and metrics.
+    pub name: Arc<str>,
+    /// Its breaker, if enabled.
+    pub breaker: Option<Breaker>,
+    /// Its retry budget, if it has one.
+    pub budget: Option<RetryBudget>,
+    /// Its request rate limit.
+    pub requests: Option<RateLimiter>,
+    /// Its token rate limit.
+    pub tokens: Option<RateLimiter>,
+    /// Recent latencies of successful attempts.
+    pub latency: LatencyTracker,
+    /// Nothing is sent before this instant: the target's last Retry-After.
+    pub not_before: Instant,
+}
+
+/// Shared settings that are not per target.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The retry budget over all targets; `None` disables it.
+    pub global_budget: Option<budget::Config>,
+    /// The breaker each agent key gets; `None` disables per-agent breakers.
+    pub agent_breaker: Option<breaker::Config>,
+    /// Hedges allowed as a fraction of calls.
+    pub hedge_ratio: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            global_budget: Some(budget::Config::default()),
+            agent_breaker: Some(breaker::Config::default()),
+            hedge_ratio: 0.05,
+        }
+    }
+}
+
+/// The shared health of every target and agent.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    targets: Vec<TargetHealth>,
+    agents: HashMap<Arc<str>, Breaker>,
+    agent_breaker: Option<breaker::Config>,
+    /// The retry budget over all targets.
+    pub global_budget: Option<RetryBudget>,
+    /// The hedge budget over all calls.
+    pub hedges: HedgeBudget,
+}
+
+impl Registry {
+    /// An empty registry with validated `settings`.
+    pub fn new(settings: Settings) -> Result<Self, InvalidSetting> {
+        if let Some(config) = &settings.agent_breaker {
+            config.validate()?;
+        }
+        crate::setting::check_range("hedge.budget", settings.hedge_ratio, 0.0, 1.0)?;
+        Ok(Registry {
+            targets: Vec::new(),
+            agents: HashMap::new(),
+            agent_breaker: settings.agent_breaker,
+            global_budget: settings.global_budget.map(RetryBudget::new).transpose()?,
+            hedges: HedgeBudget::new(settings.hedge_ratio, Duration::from_secs(10)),
+        })
+    }
+
+    /// Adds a target and returns its id.
+    pub fn add_target(&mut self, name: &str, settings: TargetSettings, now: Instant) -> Result<TargetId, InvalidSetting> {
+        let id = u32::try_from(self.targets.len())
+            .map_err(|_| InvalidSetting::new("targets", "too many targets"))?;
+        self.targets.push(TargetHealth {
+            name: Arc::from(name),
+            breaker: settings.breaker.map(Breaker::new).transpose()?,
+            budget: settings.budget.map(RetryBudget::new).transpose()?,
+            requests: settings.requests.map(|c| RateLimiter::new(c, now)).transpose()?,
+            tokens: settings.tokens.map(|c| RateLimiter::new(c, now)).transpose()?,
+            latency: LatencyTracker::new(LATENCY_ROTATION, now),
+            not_before: Instant::ZERO,
+        });
+        Ok(TargetId(id))
+    }
+
+    /// The target `id`.
+    pub fn target(&self, id: TargetId) -> Option<&TargetHealth> {
+        self.targets.get(id.0 as usize)
+    }
+
+    /// The target `id`, to change.
+    pub fn target_mut(&mut self, id: TargetId) -> Option<&mut TargetHealth> {
+        self.targets.get_mut(id.0 as usize)
+    }
+
+    /// Every target, in the order they were added (their ids are their indexes).
+    pub fn targets(&self) -> &[TargetHealth] {
+        &self.targets
+    }
+
+    /// The breaker of `agent`, created on first use; `None` if agent breakers are off.
+    pub fn agent_breaker(&mut self, agent: &Arc<str>) -> Option<&mut Breaker> {
+        let config = self.agent_breaker?;
+        if !self.agents.contains_key(agent) {
+            let breaker = Breaker::new(config).ok()?;
+            self.agents.insert(agent.clone(), breaker);
+        }
+        self.agents.get_mut(agent)
+    }
+
+    /// Every agent breaker, by agent key.
+    pub fn agents(&self) -> impl Iterator<Item = (&Arc<str>, &Breaker)> {
+        self.agents.iter()
+    }
+
+    /// Whether a retry to `target` would be allowed by its budget and the global one.
+    pub(crate) fn can_retry(&self, target: TargetId, now: Instant) -> bool {
+        let global = self.global_budget.as_ref().is_none_or(|b| b.can_withdraw(now));
+        let own = self
+            .target(target)
+            .and_then(|t| t.budget.as_ref())
+            .is_none_or(|b| b.can_withdraw(now));
+        global && own
+    }
+
+    /// Takes one retry from both budgets; false (and nothing taken) if either is empty.
+    pub(crate) fn withdraw_retry(&mut self, target: TargetId, now: Instant) -> bool {
+        if !self.can_retry(target, now) {
+            return false;
+        }
+        if let Some(budget) = &mut self.global_budget {
+            budget.try_withdraw(now);
+        }
+        if let Some(budget) = self.target_mut(target).and_then(|t| t.budget.as_mut()) {
+            budget.try_withdraw(now);
+        }
+        true
+    }
+
+    /// Credits a successful call to both budgets.
+    pub(crate) fn deposit(&mut self, target: TargetId, now: Instant) {
+        if let Some(budget) = &mut self.global_budget {
+            budget.deposit(now);
+        }
+        if let Some(budget) = self.target_mut(target).and_then(|t| t.budget.as_mut()) {
+            budget.deposit(now);
+        }
+    }
+}
