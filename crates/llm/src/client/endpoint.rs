@@ -1,0 +1,114 @@
+//! What a call is sent to and with: the endpoint, its key and timeouts, per-call
+//! options, and what a successful call returns.
+//!
+//! The key is a type of its own so that no `Debug`, `Display` or log line can print it:
+//! only [`ApiKey::expose`] reads it, at the one place that writes the auth header.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::openai::ChatResponse;
+use crate::{Format, Usage};
+
+/// A provider API key. `Debug` and `Display` print `**REDACTED**`; only
+/// [`ApiKey::expose`] gives the key, for the one header that carries it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    /// Wraps a key.
+    pub fn new(key: impl Into<String>) -> Self {
+        ApiKey(key.into())
+    }
+
+    /// The key itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("**REDACTED**")
+    }
+}
+
+impl fmt::Display for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("**REDACTED**")
+    }
+}
+
+/// The timeouts of one attempt. Each must be above zero to be useful.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Establishing the TCP (and TLS) connection.
+    pub connect: Duration,
+    /// Streams only: from sending the request to the first event.
+    pub first_byte: Duration,
+    /// Between two reads of a started response.
+    pub idle: Duration,
+    /// The whole attempt, body included.
+    pub total: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(2),
+            first_byte: Duration::from_secs(10),
+            idle: Duration::from_secs(15),
+            total: Duration::from_secs(120),
+        }
+    }
+}
+
+/// One deployment of a model at a provider.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Endpoint {
+    /// The format it speaks.
+    pub format: Format,
+    /// The API base, e.g. `https://api.openai.com/v1` or `https://api.anthropic.com/v1`;
+    /// `/chat/completions` or `/messages` is appended.
+    pub base_url: String,
+    /// The key, when the provider needs one.
+    pub api_key: Option<ApiKey>,
+    /// The provider's model name, which replaces the request's `model`.
+    pub model: String,
+    /// The attempt's timeouts.
+    pub timeouts: Timeouts,
+}
+
+impl Endpoint {
+    pub(crate) fn url(&self) -> String {
+        let base = self.base_url.trim_end_matches('/');
+        match self.format {
+            Format::OpenAi => format!("{base}/chat/completions"),
+            Format::Anthropic => format!("{base}/messages"),
+        }
+    }
+}
+
+/// Per-call options.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallOptions {
+    /// Sent as `Idempotency-Key`, the same on every attempt of one logical call.
+    pub idempotency_key: Option<String>,
+    /// Caps the total timeout (the caller's remaining deadline).
+    pub timeout_cap: Option<Duration>,
+    /// Extra headers (e.g. `anthropic-beta`); they cannot replace the auth headers.
+    pub headers: Vec<(String, String)>,
+}
+
+/// A successful non-streamed call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    /// The answer, OpenAI-shaped.
+    pub response: ChatResponse,
+    /// Tokens used, when the provider reported them.
+    pub usage: Option<Usage>,
+    /// The HTTP status.
+    pub status: u16,
+    /// From sending the request to the whole answer.
+    pub latency: Duration,
+}

@@ -1,0 +1,309 @@
+//! The HTTP client to providers: one canonical request in, one canonical answer (or a
+//! classified [`ProviderError`]) out, whatever format the target speaks.
+//!
+//! The decision that shapes it: every wait races a deadline on the injected [`Clock`],
+//! and each deadline has its own [`TimeoutKind`], so the policy can tell a dead host
+//! (connect) from a slow model (first byte) from a stalled stream (idle) from a caller
+//! who ran out of time (total, capped by the caller's deadline). Non-streamed calls get
+//! no first-byte timeout: providers send their headers only once the whole answer is
+//! generated, so "first byte" there would mean "total" and fire on every long answer.
+
+mod endpoint;
+mod error;
+mod request;
+mod stream;
+
+pub use endpoint::{ApiKey, CallOptions, Completion, Endpoint, Timeouts};
+pub use error::ProviderError;
+pub use stream::ChunkStream;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use holdfast_policy::{Clock, Instant, Outcome, TimeoutKind};
+
+use crate::openai::{ChatRequest, ChatResponse};
+use crate::translate::to_openai_response;
+use crate::{Format, Usage, anthropic, classify};
+
+/// A deadline and the kind of timeout its passing means.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline {
+    at: Instant,
+    kind: TimeoutKind,
+    started: Instant,
+}
+
+impl Deadline {
+    /// The earlier of two deadlines.
+    fn min(self, other: Deadline) -> Deadline {
+        if other.at < self.at { other } else { self }
+    }
+
+    /// `fut`'s output, or the timeout error if the deadline passes first.
+    async fn run<F: Future>(self, clock: &dyn Clock, fut: F) -> Result<F::Output, ProviderError> {
+        tokio::select! {
+            biased;
+            out = fut => Ok(out),
+            () = clock.sleep_until(self.at) => {
+                let waited = clock.now().saturating_duration_since(self.started);
+                Err(ProviderError::timeout(self.kind, waited))
+            }
+        }
+    }
+}
+
+/// Largest non-streamed answer accepted: far above any real one.
+const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// The HTTP client to providers. Build one per process and share it: it pools
+/// connections per host.
+#[derive(Clone)]
+pub struct ProviderClient {
+    clock: Arc<dyn Clock>,
+    /// One pool per connect timeout (reqwest sets it per client, not per request).
+    clients: Arc<Mutex<HashMap<Duration, reqwest::Client>>>,
+}
+
+impl fmt::Debug for ProviderClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderClient").finish_non_exhaustive()
+    }
+}
+
+impl ProviderClient {
+    /// A client reading time from `clock`.
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        ProviderClient {
+            clock,
+            clients: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    fn http(&self, connect: Duration) -> Result<reqwest::Client, ProviderError> {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(client) = clients.get(&connect) {
+            return Ok(client.clone());
+        }
+        let client = reqwest::Client::builder()
+            .connect_timeout(connect)
+            .pool_max_idle_per_host(256)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .tcp_keepalive(Duration::from_secs(30))
+            .user_agent(concat!("holdfast/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ProviderError::from_reqwest(&e, "building the HTTP client", None))?;
+        clients.insert(connect, client.clone());
+        Ok(client)
+    }
+
+    /// Sends `request` to `endpoint` and waits for the whole answer.
+    ///
+    /// Enforces the connect and total timeouts (the total capped by
+    /// `options.timeout_cap`) and the idle timeout while reading the body. An answer
+    /// whose finish reason is `content_filter` is an error of class
+    /// [`Outcome::ContentFiltered`] whose `body` holds the answer.
+    pub async fn complete(
+        &self,
+        endpoint: &Endpoint,
+        request: &ChatRequest,
+        options: &CallOptions,
+    ) -> Result<Completion, ProviderError> {
+        let start = self.clock.now();
+        let total = total_deadline(start, endpoint, options);
+        let body = request::request_body(endpoint, request, false)?;
+        let response = total
+            .run(
+                &*self.clock,
+                self.post(endpoint, body, options, false)?.send(),
+            )
+            .await?
+            .map_err(|e| ProviderError::from_reqwest(&e, "sending the request", key(endpoint)))?;
+        let status = response.status().as_u16();
+        let retry_after = error::retry_after(response.headers(), self.clock.unix_millis());
+        let bytes = self.read_body(response, endpoint, total).await?;
+        if !(200..300).contains(&status) {
+            return Err(ProviderError::from_http(
+                status,
+                retry_after,
+                &bytes,
+                key(endpoint),
+            ));
+        }
+        let response = self.parse_answer(endpoint, &bytes)?;
+        if let Some(outcome) = response
+            .choices
+            .first()
+            .and_then(|c| c.finish_reason)
+            .and_then(classify::classify_finish_reason)
+        {
+            let mut err =
+                ProviderError::new(outcome, "the provider's content filter cut the answer");
+            err.status = Some(status);
+            err.body = serde_json::to_value(&response).ok();
+            return Err(err);
+        }
+        Ok(Completion {
+            usage: response.usage.as_ref().map(Usage::from),
+            response,
+            status,
+            latency: self.clock.now().saturating_duration_since(start),
+        })
+    }
+
+    /// Sends `request` as a stream and returns once the headers and the first event
+    /// arrived, so that a caller can still fail over before anything reaches its
+    /// client. Enforces connect, first-byte (to the first event), idle and total
+    /// timeouts; see [`ChunkStream`] for how the stream ends.
+    pub async fn stream(
+        &self,
+        endpoint: &Endpoint,
+        request: &ChatRequest,
+        options: &CallOptions,
+    ) -> Result<ChunkStream, ProviderError> {
+        let start = self.clock.now();
+        let total = total_deadline(start, endpoint, options);
+        let first = Deadline {
+            at: start + endpoint.timeouts.first_byte,
+            kind: TimeoutKind::FirstByte,
+            started: start,
+        }
+        .min(total);
+        let body = request::request_body(endpoint, request, true)?;
+        let response = first
+            .run(
+                &*self.clock,
+                self.post(endpoint, body, options, true)?.send(),
+            )
+            .await?
+            .map_err(|e| ProviderError::from_reqwest(&e, "sending the request", key(endpoint)))?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            let retry_after = error::retry_after(response.headers(), self.clock.unix_millis());
+            let bytes = self.read_body(response, endpoint, total).await?;
+            return Err(ProviderError::from_http(
+                status,
+                retry_after,
+                &bytes,
+                key(endpoint),
+            ));
+        }
+        let created = self.clock.unix_millis() / 1000;
+        let mut stream = ChunkStream::new(
+            response,
+            stream::Settings {
+                format: endpoint.format,
+                clock: Arc::clone(&self.clock),
+                idle: endpoint.timeouts.idle,
+                total,
+                created,
+                key: endpoint.api_key.clone(),
+                started: start,
+            },
+        );
+        stream.wait_first_event(first).await?;
+        Ok(stream)
+    }
+
+    fn post(
+        &self,
+        endpoint: &Endpoint,
+        body: Vec<u8>,
+        options: &CallOptions,
+        stream: bool,
+    ) -> Result<reqwest::RequestBuilder, ProviderError> {
+        let client = self.http(endpoint.timeouts.connect)?;
+        let headers = request::headers(endpoint, options, stream)?;
+        Ok(client.post(endpoint.url()).headers(headers).body(body))
+    }
+
+    /// Reads a whole body, each read racing the idle and total deadlines.
+    async fn read_body(
+        &self,
+        mut response: reqwest::Response,
+        endpoint: &Endpoint,
+        total: Deadline,
+    ) -> Result<Vec<u8>, ProviderError> {
+        let mut body = Vec::new();
+        loop {
+            let now = self.clock.now();
+            let idle = Deadline {
+                at: now + endpoint.timeouts.idle,
+                kind: TimeoutKind::Idle,
+                started: now,
+            };
+            let chunk = idle.min(total).run(&*self.clock, response.chunk()).await?;
+            match chunk {
+                Ok(Some(bytes)) => {
+                    if body.len() + bytes.len() > MAX_BODY_BYTES {
+                        return Err(ProviderError::new(
+                            Outcome::InvalidOutput,
+                            format!("the answer is larger than {MAX_BODY_BYTES} bytes"),
+                        ));
+                    }
+                    body.extend_from_slice(&bytes);
+                }
+                Ok(None) => return Ok(body),
+                Err(e) => {
+                    return Err(ProviderError::from_reqwest(
+                        &e,
+                        "reading the answer",
+                        key(endpoint),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Parses a 2xx body into the canonical answer.
+    fn parse_answer(
+        &self,
+        endpoint: &Endpoint,
+        bytes: &[u8],
+    ) -> Result<ChatResponse, ProviderError> {
+        let invalid = |e: serde_json::Error| {
+            ProviderError::new(
+                Outcome::InvalidOutput,
+                format!(
+                    "the answer is not a valid {:?} response: {e}",
+                    endpoint.format
+                ),
+            )
+        };
+        let response = match endpoint.format {
+            Format::OpenAi => serde_json::from_slice::<ChatResponse>(bytes).map_err(invalid)?,
+            Format::Anthropic => {
+                let message: anthropic::MessagesResponse =
+                    serde_json::from_slice(bytes).map_err(invalid)?;
+                to_openai_response(&message, self.clock.unix_millis() / 1000)
+            }
+        };
+        if response.choices.is_empty() {
+            return Err(ProviderError::new(
+                Outcome::InvalidOutput,
+                "the answer has no choices",
+            ));
+        }
+        Ok(response)
+    }
+}
+
+fn key(endpoint: &Endpoint) -> Option<&ApiKey> {
+    endpoint.api_key.as_ref()
+}
+
+fn total_deadline(start: Instant, endpoint: &Endpoint, options: &CallOptions) -> Deadline {
+    let total = match options.timeout_cap {
+        Some(cap) => endpoint.timeouts.total.min(cap),
+        None => endpoint.timeouts.total,
+    };
+    Deadline {
+        at: start + total,
+        kind: TimeoutKind::Total,
+        started: start,
+    }
+}
