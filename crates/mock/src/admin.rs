@@ -37,7 +37,13 @@ pub(crate) async fn set_faults(
     } else {
         Faults::from_json_str(&text)
     };
-    match parsed.and_then(|faults| provider.set_faults(faults)) {
+    let keep_key = |mut faults: Faults| {
+        if faults.api_key.as_ref().is_some_and(|key| key.is_redacted()) {
+            faults.api_key = provider.faults().api_key;
+        }
+        faults
+    };
+    match parsed.map(keep_key).and_then(|faults| provider.set_faults(faults)) {
         Ok(()) => {
             tracing::info!("mock provider faults replaced");
             Json(provider.faults()).into_response()

@@ -142,10 +142,27 @@ impl Default for ErrorRates {
     }
 }
 
-/// A key the mock requires. Its `Debug` does not show it.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A key the mock requires. Neither its `Debug` nor its serialised form (what
+/// `GET /admin/faults` shows) reveals it; posting the redacted form back keeps the key.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
 pub struct ApiKey(pub String);
+
+impl ApiKey {
+    /// What the key is shown as.
+    pub const REDACTED: &'static str = "**REDACTED**";
+
+    /// Whether this is the redacted placeholder rather than a key.
+    pub fn is_redacted(&self) -> bool {
+        self.0 == Self::REDACTED
+    }
+}
+
+impl Serialize for ApiKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(Self::REDACTED)
+    }
+}
 
 impl std::fmt::Debug for ApiKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -294,3 +294,31 @@ async fn latency_delays_the_first_byte() {
     assert!(clock.now().since_origin() >= Duration::from_millis(60));
     mock.stop().await;
 }
+
+#[tokio::test]
+async fn admin_faults_never_show_the_key_and_a_round_trip_keeps_it() {
+    let mock = start(Format::OpenAi, "api_key = \"sk-test-SECRET-42\"").await;
+    let shown = mock.get_json("/admin/faults").await;
+    assert_eq!(shown["api_key"], "**REDACTED**");
+    assert!(!shown.to_string().contains("SECRET-42"));
+    let posted = mock
+        .client
+        .post(mock.url("/admin/faults"))
+        .json(&shown)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 200);
+    assert!(!posted.text().await.unwrap().contains("SECRET-42"));
+    let url = mock.url("/v1/chat/completions");
+    let ok = mock
+        .client
+        .post(&url)
+        .bearer_auth("sk-test-SECRET-42")
+        .json(&request(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200, "the round trip kept the key");
+    mock.stop().await;
+}
