@@ -137,7 +137,9 @@ mod tests {
     fn without_jitter_doubles_up_to_the_cap() {
         let b = backoff(Jitter::None);
         let mut rng = Rng::seeded(0);
-        let delays: Vec<_> = (1..=7).map(|n| b.delay(n, Duration::ZERO, &mut rng)).collect();
+        let delays: Vec<_> = (1..=7)
+            .map(|n| b.delay(n, Duration::ZERO, &mut rng))
+            .collect();
         let ms: Vec<_> = delays.iter().map(|d| d.as_millis()).collect();
         assert_eq!(ms, vec![100, 200, 400, 800, 1600, 2000, 2000]);
     }
@@ -149,7 +151,10 @@ mod tests {
             b.wait(Duration::from_millis(10), Some(Duration::from_secs(5))),
             Duration::from_secs(5)
         );
-        assert_eq!(b.wait(Duration::from_millis(10), None), Duration::from_millis(10));
+        assert_eq!(
+            b.wait(Duration::from_millis(10), None),
+            Duration::from_millis(10)
+        );
     }
 
     #[test]
@@ -169,7 +174,10 @@ mod tests {
             max_attempts: 0,
             ..Config::default()
         };
-        assert_eq!(Backoff::new(no_attempts).unwrap_err().field, "retry.max_attempts");
+        assert_eq!(
+            Backoff::new(no_attempts).unwrap_err().field,
+            "retry.max_attempts"
+        );
     }
 
     proptest! {

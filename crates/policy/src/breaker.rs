@@ -3,10 +3,12 @@
 //! Closed, it counts outcomes over a sliding window and opens when the failure rate or
 //! the slow-call rate reaches its threshold, once the window holds `min_calls`. Open, it
 //! admits nothing until `open_for` has passed (at least the target's last Retry-After;
-//! doubled on each consecutive trip up to `max_open_for`). Half-open, it admits at most
-//! `half_open_probes` concurrent probes: that many successes close it, one failure opens
-//! it again. The breaker is a pure state machine over `now`; every change of state is
-//! returned as a [`Transition`] for the caller to publish.
+//! doubled on each consecutive trip up to `max_open_for`). Half-open, it admits
+//! `half_open_probes` probes and judges them by the same failure-rate threshold (as
+//! resilience4j does): it opens again as soon as their failure rate is sure to reach the
+//! threshold and closes as soon as it is sure to stay below. The breaker is a pure state
+//! machine over `now`; every change of state is returned as a [`Transition`] for the
+//! caller to publish.
 //!
 //! Results are tied to the state they were admitted in through a [`Permit`]: a call
 //! admitted while closed that ends after the breaker opened says nothing about the
@@ -19,9 +21,14 @@ use crate::outcome::{Health, Outcome};
 use crate::setting::{InvalidSetting, check_positive, check_range};
 use crate::window::Window;
 
+/// Calls that ended with a success or a failure.
 const CALLS: usize = 0;
 const FAILURES: usize = 1;
 const SLOW: usize = 2;
+/// Calls admitted; with `NEUTRAL`, the denominator that keeps fast failures from
+/// outvoting slow successes still running.
+const STARTED: usize = 3;
+const NEUTRAL: usize = 4;
 
 /// Breaker settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -62,22 +69,41 @@ impl Default for Config {
 impl Config {
     /// Checks every field.
     pub fn validate(&self) -> Result<(), InvalidSetting> {
-        check_range("breaker.failure_rate", self.failure_rate, f64::MIN_POSITIVE, 1.0)?;
-        check_range("breaker.slow_call_rate", self.slow_call_rate, f64::MIN_POSITIVE, 1.0)?;
+        check_range(
+            "breaker.failure_rate",
+            self.failure_rate,
+            f64::MIN_POSITIVE,
+            1.0,
+        )?;
+        check_range(
+            "breaker.slow_call_rate",
+            self.slow_call_rate,
+            f64::MIN_POSITIVE,
+            1.0,
+        )?;
         check_positive("breaker.slow_call", self.slow_call)?;
         check_positive("breaker.window", self.window)?;
         check_positive("breaker.open_for", self.open_for)?;
         if self.min_calls == 0 {
-            return Err(InvalidSetting::new("breaker.min_calls", "must be at least 1"));
+            return Err(InvalidSetting::new(
+                "breaker.min_calls",
+                "must be at least 1",
+            ));
         }
         if self.max_open_for < self.open_for {
             return Err(InvalidSetting::new(
                 "breaker.max_open_for",
-                format!("{:?} is below breaker.open_for {:?}", self.max_open_for, self.open_for),
+                format!(
+                    "{:?} is below breaker.open_for {:?}",
+                    self.max_open_for, self.open_for
+                ),
             ));
         }
         if !(1..=1000).contains(&self.half_open_probes) {
-            return Err(InvalidSetting::new("breaker.half_open_probes", "must be in 1..=1000"));
+            return Err(InvalidSetting::new(
+                "breaker.half_open_probes",
+                "must be in 1..=1000",
+            ));
         }
         Ok(())
     }
@@ -163,8 +189,15 @@ pub enum Admission {
 #[derive(Debug, Clone)]
 enum Phase {
     Closed,
-    Open { until: Instant },
-    HalfOpen { in_flight: u32, successes: u32 },
+    Open {
+        until: Instant,
+    },
+    /// `in_flight` probes running; `successes` and `failures` of those that ended.
+    HalfOpen {
+        in_flight: u32,
+        successes: u32,
+        failures: u32,
+    },
 }
 
 /// A circuit breaker for one target or one agent.
@@ -172,10 +205,13 @@ enum Phase {
 pub struct Breaker {
     config: Config,
     phase: Phase,
-    window: Window<3>,
+    window: Window<5>,
     generation: u64,
     consecutive_trips: u32,
     last_retry_after: Option<(Instant, Duration)>,
+    /// When the current closed window started filling: the first admission after
+    /// creation or after closing.
+    observing_since: Option<Instant>,
 }
 
 impl Breaker {
@@ -189,6 +225,7 @@ impl Breaker {
             generation: 0,
             consecutive_trips: 0,
             last_retry_after: None,
+            observing_since: None,
         })
     }
 
@@ -219,7 +256,11 @@ impl Breaker {
         match self.phase {
             Phase::Closed => true,
             Phase::Open { until } => now >= until,
-            Phase::HalfOpen { in_flight, .. } => in_flight < self.config.half_open_probes,
+            Phase::HalfOpen {
+                in_flight,
+                successes,
+                failures,
+            } => in_flight + successes + failures < self.config.half_open_probes,
         }
     }
 
@@ -230,14 +271,35 @@ impl Breaker {
             if now < until {
                 return (Admission::Rejected { until }, None);
             }
-            transition = Some(self.move_to(Phase::HalfOpen { in_flight: 0, successes: 0 }, Reason::OpenTimeElapsed));
+            transition = Some(self.move_to(
+                Phase::HalfOpen {
+                    in_flight: 0,
+                    successes: 0,
+                    failures: 0,
+                },
+                Reason::OpenTimeElapsed,
+            ));
         }
         let generation = self.generation;
         let admission = match &mut self.phase {
-            Phase::Closed => Admission::Admitted(Permit { generation, probe: false }),
-            Phase::HalfOpen { in_flight, .. } if *in_flight < self.config.half_open_probes => {
+            Phase::Closed => {
+                self.observing_since.get_or_insert(now);
+                self.window.add(now, STARTED, 1);
+                Admission::Admitted(Permit {
+                    generation,
+                    probe: false,
+                })
+            }
+            Phase::HalfOpen {
+                in_flight,
+                successes,
+                failures,
+            } if *in_flight + *successes + *failures < self.config.half_open_probes => {
                 *in_flight += 1;
-                Admission::Admitted(Permit { generation, probe: true })
+                Admission::Admitted(Permit {
+                    generation,
+                    probe: true,
+                })
             }
             Phase::HalfOpen { .. } => Admission::Rejected { until: now },
             Phase::Open { until } => Admission::Rejected { until: *until },
@@ -246,14 +308,38 @@ impl Breaker {
     }
 
     /// Records the outcome of a call admitted with `permit`, which took `latency`.
-    pub fn record(&mut self, now: Instant, permit: Permit, outcome: Outcome, latency: Duration) -> Option<Transition> {
+    pub fn record(
+        &mut self,
+        now: Instant,
+        permit: Permit,
+        outcome: Outcome,
+        latency: Duration,
+    ) -> Option<Transition> {
+        self.record_health(
+            now,
+            permit,
+            outcome.health(),
+            latency,
+            outcome.retry_after(),
+        )
+    }
+
+    /// Records a call's result as its meaning for the protected party: for a target,
+    /// the outcome's [`Health`]; for an agent, whether the agent itself was at fault.
+    pub fn record_health(
+        &mut self,
+        now: Instant,
+        permit: Permit,
+        health: Health,
+        latency: Duration,
+        retry_after: Option<Duration>,
+    ) -> Option<Transition> {
         if permit.generation != self.generation {
             return None;
         }
-        if let Some(wait) = outcome.retry_after() {
+        if let Some(wait) = retry_after {
             self.last_retry_after = Some((now, wait));
         }
-        let health = outcome.health();
         let slow = latency >= self.config.slow_call && health != Health::Neutral;
         match self.phase {
             Phase::Closed => self.record_closed(now, health, slow),
@@ -262,30 +348,47 @@ impl Breaker {
         }
     }
 
+    /// Judges the probes as the closed state judges its window: once their failure
+    /// rate is sure to reach the threshold, open again; once it is sure to stay below,
+    /// close. One failure among several probes does not condemn a target that fails
+    /// now and then.
     fn record_probe(&mut self, now: Instant, health: Health, slow: bool) -> Option<Transition> {
-        let Phase::HalfOpen { in_flight, successes } = &mut self.phase else {
+        let probes = self.config.half_open_probes;
+        let threshold = self.config.failure_rate;
+        let Phase::HalfOpen {
+            in_flight,
+            successes,
+            failures,
+        } = &mut self.phase
+        else {
             return None;
         };
         *in_flight = in_flight.saturating_sub(1);
         match (health, slow) {
-            (Health::Failure, _) | (Health::Success, true) => {
-                let until = self.open_until_after_trip(now);
-                Some(self.move_to(Phase::Open { until }, Reason::ProbeFailed))
-            }
-            (Health::Success, false) => {
-                *successes += 1;
-                if *successes >= self.config.half_open_probes {
-                    Some(self.move_to(Phase::Closed, Reason::ProbesSucceeded))
-                } else {
-                    None
-                }
-            }
-            (Health::Neutral, _) => None,
+            (Health::Failure, _) | (Health::Success, true) => *failures += 1,
+            (Health::Success, false) => *successes += 1,
+            (Health::Neutral, _) => return None,
+        }
+        let rate = |failed: u32| f64::from(failed) / f64::from(probes);
+        let undecided = probes.saturating_sub(*successes + *failures);
+        if rate(*failures) >= threshold {
+            let until = self.open_until_after_trip(now);
+            Some(self.move_to(Phase::Open { until }, Reason::ProbeFailed))
+        } else if rate(*failures + undecided) < threshold {
+            Some(self.move_to(Phase::Closed, Reason::ProbesSucceeded))
+        } else {
+            None
         }
     }
 
+    /// Rates are failures over the calls that ended in the window, except while the
+    /// window is still filling (after start-up or a state change): then fast failures
+    /// end before slow successes, and judging only the calls that ended would trip a
+    /// breaker on a target that fails a fraction of the time, so the calls started
+    /// count too, those still running as not (yet) failed.
     fn record_closed(&mut self, now: Instant, health: Health, slow: bool) -> Option<Transition> {
         if health == Health::Neutral {
+            self.window.add(now, NEUTRAL, 1);
             return None;
         }
         self.window.add(now, CALLS, 1);
@@ -295,12 +398,20 @@ impl Breaker {
         if slow {
             self.window.add(now, SLOW, 1);
         }
-        let [calls, failures, slow_calls] = self.window.totals(now);
+        let [calls, failures, slow_calls, started, neutral] = self.window.totals(now);
         if calls < u64::from(self.config.min_calls) {
             return None;
         }
-        let failure_rate = failures as f64 / calls as f64;
-        let slow_rate = slow_calls as f64 / calls as f64;
+        let filling = self
+            .observing_since
+            .is_none_or(|since| now.saturating_duration_since(since) < self.config.window);
+        let judged = if filling {
+            calls.max(started.saturating_sub(neutral))
+        } else {
+            calls
+        } as f64;
+        let failure_rate = failures as f64 / judged;
+        let slow_rate = slow_calls as f64 / judged;
         let reason = if failure_rate >= self.config.failure_rate {
             Reason::FailureRate(failure_rate)
         } else if slow_rate >= self.config.slow_call_rate {
@@ -334,6 +445,7 @@ impl Breaker {
         if matches!(phase, Phase::Closed) {
             self.consecutive_trips = 0;
         }
+        self.observing_since = None;
         self.window.clear();
         self.generation += 1;
         self.phase = phase;

@@ -1,6 +1,10 @@
 use super::*;
 use crate::outcome::TimeoutKind;
 
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
 fn at(ms: u64) -> Instant {
     Instant::from_origin(Duration::from_millis(ms))
 }
@@ -52,12 +56,18 @@ fn opens_on_failure_rate_only_after_min_calls() {
 fn open_admits_nothing_then_limits_probes() {
     let mut b = Breaker::new(config()).unwrap();
     trip(&mut b, at(0));
-    assert_eq!(b.admit(at(4_999)).0, Admission::Rejected { until: at(5_000) });
+    assert_eq!(
+        b.admit(at(4_999)).0,
+        Admission::Rejected { until: at(5_000) }
+    );
     let (first, t) = b.admit(at(5_000));
     assert_eq!(t.map(|t| t.to), Some(State::HalfOpen));
     assert!(matches!(first, Admission::Admitted(p) if p.is_probe()));
     assert!(matches!(b.admit(at(5_000)).0, Admission::Admitted(_)));
-    assert_eq!(b.admit(at(5_000)).0, Admission::Rejected { until: at(5_000) });
+    assert_eq!(
+        b.admit(at(5_000)).0,
+        Admission::Rejected { until: at(5_000) }
+    );
 }
 
 #[test]
@@ -65,22 +75,41 @@ fn probes_close_it_and_a_failed_probe_reopens_for_longer() {
     let mut b = Breaker::new(config()).unwrap();
     trip(&mut b, at(0));
     let p = admitted(&mut b, at(5_000));
-    let t = b.record(at(5_010), p, Outcome::Timeout(TimeoutKind::FirstByte), Duration::ZERO).unwrap();
+    let t = b
+        .record(
+            at(5_010),
+            p,
+            Outcome::Timeout(TimeoutKind::FirstByte),
+            Duration::ZERO,
+        )
+        .unwrap();
     assert_eq!((t.to, t.reason), (State::Open, Reason::ProbeFailed));
-    assert_eq!(t.open_until, Some(at(15_010)), "second trip doubles open_for");
+    assert_eq!(
+        t.open_until,
+        Some(at(15_010)),
+        "second trip doubles open_for"
+    );
 
     let p1 = admitted(&mut b, at(15_010));
     let p2 = admitted(&mut b, at(15_010));
     assert_eq!(b.record(at(15_020), p1, Outcome::Ok, Duration::ZERO), None);
-    let t = b.record(at(15_020), p2, Outcome::Ok, Duration::ZERO).unwrap();
+    let t = b
+        .record(at(15_020), p2, Outcome::Ok, Duration::ZERO)
+        .unwrap();
     assert_eq!((t.to, t.reason), (State::Closed, Reason::ProbesSucceeded));
-    assert_eq!(trip(&mut b, at(16_000)).open_until, Some(at(21_000)), "closing resets the growth");
+    assert_eq!(
+        trip(&mut b, at(16_000)).open_until,
+        Some(at(21_000)),
+        "closing resets the growth"
+    );
 }
 
 #[test]
 fn open_time_is_at_least_the_last_retry_after() {
     let mut b = Breaker::new(config()).unwrap();
-    let limited = Outcome::RateLimited { retry_after: Some(Duration::from_secs(30)) };
+    let limited = Outcome::RateLimited {
+        retry_after: Some(Duration::from_secs(30)),
+    };
     let t = (0..4).find_map(|_| call(&mut b, at(0), limited)).unwrap();
     assert_eq!(t.open_until, Some(at(30_000)));
 }
@@ -112,9 +141,15 @@ fn results_from_an_earlier_state_are_ignored() {
     let stale = admitted(&mut b, at(0));
     trip(&mut b, at(0));
     let probe = admitted(&mut b, at(5_000));
-    assert_eq!(b.record(at(5_000), stale, Outcome::ServerError, Duration::ZERO), None);
+    assert_eq!(
+        b.record(at(5_000), stale, Outcome::ServerError, Duration::ZERO),
+        None
+    );
     assert_eq!(b.state(), State::HalfOpen);
-    assert_eq!(b.record(at(5_000), probe, Outcome::Ok, Duration::ZERO), None);
+    assert_eq!(
+        b.record(at(5_000), probe, Outcome::Ok, Duration::ZERO),
+        None
+    );
 }
 
 #[test]
@@ -132,13 +167,57 @@ fn old_failures_leave_the_window() {
 fn constructor_names_the_bad_field() {
     let bad = |c: Config| Breaker::new(c).unwrap_err().field;
     let d = Config::default();
-    assert_eq!(bad(Config { failure_rate: 0.0, ..d }), "breaker.failure_rate");
-    assert_eq!(bad(Config { failure_rate: 1.1, ..d }), "breaker.failure_rate");
-    assert_eq!(bad(Config { min_calls: 0, ..d }), "breaker.min_calls");
-    assert_eq!(bad(Config { half_open_probes: 0, ..d }), "breaker.half_open_probes");
-    assert_eq!(bad(Config { window: Duration::ZERO, ..d }), "breaker.window");
     assert_eq!(
-        bad(Config { max_open_for: Duration::from_secs(1), ..d }),
+        bad(Config {
+            failure_rate: 0.0,
+            ..d
+        }),
+        "breaker.failure_rate"
+    );
+    assert_eq!(
+        bad(Config {
+            failure_rate: 1.1,
+            ..d
+        }),
+        "breaker.failure_rate"
+    );
+    assert_eq!(bad(Config { min_calls: 0, ..d }), "breaker.min_calls");
+    assert_eq!(
+        bad(Config {
+            half_open_probes: 0,
+            ..d
+        }),
+        "breaker.half_open_probes"
+    );
+    assert_eq!(
+        bad(Config {
+            window: Duration::ZERO,
+            ..d
+        }),
+        "breaker.window"
+    );
+    assert_eq!(
+        bad(Config {
+            max_open_for: Duration::from_secs(1),
+            ..d
+        }),
         "breaker.max_open_for"
     );
+}
+
+#[test]
+fn fast_failures_do_not_outvote_slow_successes_still_running() {
+    let mut b = Breaker::new(config()).unwrap();
+    // Ten calls start together; the four that fail answer first.
+    let permits: Vec<Permit> = (0..10).map(|_| admitted(&mut b, at(0))).collect();
+    for permit in &permits[..4] {
+        assert_eq!(
+            b.record(at(50), *permit, Outcome::ServerError, ms(50)),
+            None
+        );
+    }
+    assert_eq!(b.state(), State::Closed, "4 failures of 10 started is 40%");
+    for permit in &permits[4..] {
+        assert_eq!(b.record(at(900), *permit, Outcome::Ok, ms(900)), None);
+    }
 }

@@ -144,7 +144,10 @@ mod tests {
         }
         let granted = (0..100).filter(|_| budget.try_withdraw(at(1))).count();
         assert_eq!(granted, 5);
-        assert_eq!((0..10).filter(|_| budget.try_withdraw(at(20_000))).count(), 0);
+        assert_eq!(
+            (0..10).filter(|_| budget.try_withdraw(at(20_000))).count(),
+            0
+        );
     }
 
     #[test]
@@ -153,8 +156,20 @@ mod tests {
         let d = Config::default();
         assert_eq!(bad(Config { ratio: 1.5, ..d }), "budget.ratio");
         assert_eq!(bad(Config { ratio: -0.1, ..d }), "budget.ratio");
-        assert_eq!(bad(Config { min_per_second: -1.0, ..d }), "budget.min_per_second");
-        assert_eq!(bad(Config { window: Duration::ZERO, ..d }), "budget.window");
+        assert_eq!(
+            bad(Config {
+                min_per_second: -1.0,
+                ..d
+            }),
+            "budget.min_per_second"
+        );
+        assert_eq!(
+            bad(Config {
+                window: Duration::ZERO,
+                ..d
+            }),
+            "budget.window"
+        );
     }
 
     proptest! {

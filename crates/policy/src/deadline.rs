@@ -46,7 +46,8 @@ impl Deadline {
 
     /// `timeout`, shortened so that it ends by the deadline.
     pub fn cap(self, now: Instant, timeout: Duration) -> Duration {
-        self.remaining(now).map_or(timeout, |left| timeout.min(left))
+        self.remaining(now)
+            .map_or(timeout, |left| timeout.min(left))
     }
 
     /// Whether waiting `wait` and then running an attempt of at least `min_attempt`
@@ -68,9 +69,16 @@ mod tests {
     #[test]
     fn caps_timeouts_and_refuses_what_cannot_fit() {
         let d = Deadline::after(at(0), Duration::from_secs(3));
-        assert_eq!(d.cap(at(2_900), Duration::from_secs(30)), Duration::from_millis(100));
+        assert_eq!(
+            d.cap(at(2_900), Duration::from_secs(30)),
+            Duration::from_millis(100)
+        );
         assert!(d.allows(at(0), Duration::from_secs(1), Duration::from_secs(1)));
-        assert!(!d.allows(at(2_000), Duration::from_millis(900), Duration::from_millis(200)));
+        assert!(!d.allows(
+            at(2_000),
+            Duration::from_millis(900),
+            Duration::from_millis(200)
+        ));
         assert!(d.is_expired(at(3_000)));
         assert_eq!(d.remaining(at(9_000)), Some(Duration::ZERO));
     }
@@ -78,7 +86,10 @@ mod tests {
     #[test]
     fn no_deadline_never_caps() {
         let d = Deadline::NONE;
-        assert_eq!(d.cap(at(5), Duration::from_secs(30)), Duration::from_secs(30));
+        assert_eq!(
+            d.cap(at(5), Duration::from_secs(30)),
+            Duration::from_secs(30)
+        );
         assert!(d.allows(at(5), Duration::MAX, Duration::MAX));
         assert!(!d.is_expired(at(u64::MAX / 2_000_000)));
     }

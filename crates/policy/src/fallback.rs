@@ -60,14 +60,23 @@ impl Chain {
     /// A chain of `links`, in order of preference.
     pub fn new(links: Vec<Link>) -> Result<Self, InvalidSetting> {
         if links.is_empty() {
-            return Err(InvalidSetting::new("targets", "a route needs at least one target"));
+            return Err(InvalidSetting::new(
+                "targets",
+                "a route needs at least one target",
+            ));
         }
         for (i, link) in links.iter().enumerate() {
             if links[..i].iter().any(|l| l.target == link.target) {
-                return Err(InvalidSetting::new("targets", "a target appears twice in one route"));
+                return Err(InvalidSetting::new(
+                    "targets",
+                    "a target appears twice in one route",
+                ));
             }
             if link.attempt_timeout.is_zero() {
-                return Err(InvalidSetting::new("timeouts.total", "must be longer than zero"));
+                return Err(InvalidSetting::new(
+                    "timeouts.total",
+                    "must be longer than zero",
+                ));
             }
         }
         Ok(Chain { links })
@@ -151,12 +160,20 @@ mod tests {
             attempt_timeout: Duration::from_secs(30),
             takes_filtered: filtered,
         };
-        Chain::new(vec![link(0, 8_000, false), link(1, 8_000, false), link(2, 128_000, true)]).unwrap()
+        Chain::new(vec![
+            link(0, 8_000, false),
+            link(1, 8_000, false),
+            link(2, 128_000, true),
+        ])
+        .unwrap()
     }
 
     #[test]
     fn outages_and_refused_keys_fall_back_in_order() {
-        assert_eq!(next(0, Outcome::ServerError, &[true, false, false]), Some(1));
+        assert_eq!(
+            next(0, Outcome::ServerError, &[true, false, false]),
+            Some(1)
+        );
         assert_eq!(next(0, Outcome::Auth, &[true, true, false]), Some(2));
         assert_eq!(next(2, Outcome::ServerError, &[true, true, true]), None);
     }
@@ -169,13 +186,22 @@ mod tests {
 
     #[test]
     fn context_overflow_goes_only_to_a_larger_window() {
-        assert_eq!(next(0, Outcome::ContextOverflow, &[true, false, false]), Some(2));
-        assert_eq!(next(2, Outcome::ContextOverflow, &[true, false, true]), None);
+        assert_eq!(
+            next(0, Outcome::ContextOverflow, &[true, false, false]),
+            Some(2)
+        );
+        assert_eq!(
+            next(2, Outcome::ContextOverflow, &[true, false, true]),
+            None
+        );
     }
 
     #[test]
     fn content_filtered_goes_only_to_targets_that_take_it() {
-        assert_eq!(next(0, Outcome::ContentFiltered, &[true, false, false]), Some(2));
+        assert_eq!(
+            next(0, Outcome::ContentFiltered, &[true, false, false]),
+            Some(2)
+        );
     }
 
     #[test]

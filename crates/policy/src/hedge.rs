@@ -44,7 +44,10 @@ impl Config {
         check_range("hedge.after_percentile", self.after_percentile, 50.0, 99.9)?;
         check_range("hedge.budget", self.budget, 0.0, 1.0)?;
         if self.min_samples == 0 {
-            return Err(InvalidSetting::new("hedge.min_samples", "must be at least 1"));
+            return Err(InvalidSetting::new(
+                "hedge.min_samples",
+                "must be at least 1",
+            ));
         }
         Ok(())
     }
@@ -116,7 +119,9 @@ impl LatencyTracker {
 
 /// Bucket of a latency: `SUB_BUCKETS` per doubling, starting at 1 µs.
 fn bucket(latency: Duration) -> usize {
-    let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1);
+    let micros = u64::try_from(latency.as_micros())
+        .unwrap_or(u64::MAX)
+        .max(1);
     let octave = 63 - micros.leading_zeros();
     let fraction = if octave >= 2 {
         ((micros >> (octave - 2)) & 0b11) as u32
@@ -181,9 +186,15 @@ mod tests {
             t.record(at(0), Duration::from_millis(ms));
         }
         let p95 = t.percentile(95.0, 20).unwrap();
-        assert!(p95 >= Duration::from_millis(95) && p95 <= Duration::from_millis(120), "{p95:?}");
+        assert!(
+            p95 >= Duration::from_millis(95) && p95 <= Duration::from_millis(120),
+            "{p95:?}"
+        );
         let p50 = t.percentile(50.0, 20).unwrap();
-        assert!(p50 >= Duration::from_millis(50) && p50 <= Duration::from_millis(62), "{p50:?}");
+        assert!(
+            p50 >= Duration::from_millis(50) && p50 <= Duration::from_millis(62),
+            "{p50:?}"
+        );
     }
 
     #[test]
@@ -228,7 +239,19 @@ mod tests {
     #[test]
     fn constructor_names_the_bad_field() {
         let d = Config::default();
-        assert_eq!(Config { after_percentile: 10.0, ..d }.validate().unwrap_err().field, "hedge.after_percentile");
-        assert_eq!(Config { budget: 2.0, ..d }.validate().unwrap_err().field, "hedge.budget");
+        assert_eq!(
+            Config {
+                after_percentile: 10.0,
+                ..d
+            }
+            .validate()
+            .unwrap_err()
+            .field,
+            "hedge.after_percentile"
+        );
+        assert_eq!(
+            Config { budget: 2.0, ..d }.validate().unwrap_err().field,
+            "hedge.budget"
+        );
     }
 }

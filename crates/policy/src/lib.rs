@@ -16,6 +16,7 @@ pub mod breaker;
 pub mod budget;
 pub mod clock;
 pub mod deadline;
+pub mod driver;
 pub mod fallback;
 pub mod hedge;
 pub mod outcome;
@@ -23,6 +24,7 @@ pub mod pipeline;
 pub mod rate_limit;
 pub mod rng;
 pub mod setting;
+pub mod sim;
 pub mod window;
 
 #[cfg(any(test, feature = "test-util"))]

@@ -241,7 +241,11 @@ mod tests {
 
     #[test]
     fn auth_and_quota_are_not_retried_but_may_fall_back() {
-        for outcome in [Outcome::Auth, Outcome::QuotaExhausted, Outcome::ContextOverflow] {
+        for outcome in [
+            Outcome::Auth,
+            Outcome::QuotaExhausted,
+            Outcome::ContextOverflow,
+        ] {
             assert!(!outcome.is_retryable());
             assert!(outcome.may_fall_back());
         }

@@ -57,12 +57,18 @@ impl RateLimiter {
     /// A full bucket with validated `config`.
     pub fn new(config: Config, now: Instant) -> Result<Self, InvalidSetting> {
         if config.limit == 0 {
-            return Err(InvalidSetting::new("rate_limit.limit", "must be at least 1"));
+            return Err(InvalidSetting::new(
+                "rate_limit.limit",
+                "must be at least 1",
+            ));
         }
         check_positive("rate_limit.per", config.per)?;
         let capacity = config.burst.unwrap_or(config.limit);
         if capacity == 0 {
-            return Err(InvalidSetting::new("rate_limit.burst", "must be at least 1"));
+            return Err(InvalidSetting::new(
+                "rate_limit.burst",
+                "must be at least 1",
+            ));
         }
         Ok(RateLimiter {
             nanos_per_unit: config.per.as_nanos() as f64 / config.limit as f64,
@@ -74,17 +80,27 @@ impl RateLimiter {
 
     /// Spends `cost` units at `now` if they are there.
     pub fn try_acquire(&mut self, now: Instant, cost: u64) -> Decision {
+        let decision = self.check(now, cost);
+        if decision == Decision::Granted {
+            self.available -= cost as f64;
+        }
+        decision
+    }
+
+    /// What [`try_acquire`](Self::try_acquire) would answer at `now`, spending nothing.
+    pub fn check(&mut self, now: Instant, cost: u64) -> Decision {
         let cost = cost as f64;
         if cost > self.capacity {
             return Decision::TooLarge;
         }
         self.refill(now);
         if self.available >= cost {
-            self.available -= cost;
             Decision::Granted
         } else {
             let missing = cost - self.available;
-            Decision::Wait(Duration::from_nanos((missing * self.nanos_per_unit).ceil() as u64))
+            Decision::Wait(Duration::from_nanos(
+                (missing * self.nanos_per_unit).ceil() as u64
+            ))
         }
     }
 
@@ -117,11 +133,22 @@ mod tests {
 
     #[test]
     fn allows_a_burst_then_paces() {
-        let mut limiter = RateLimiter::new(Config { limit: 10, per: Duration::from_secs(1), burst: None }, at(0)).unwrap();
+        let mut limiter = RateLimiter::new(
+            Config {
+                limit: 10,
+                per: Duration::from_secs(1),
+                burst: None,
+            },
+            at(0),
+        )
+        .unwrap();
         for _ in 0..10 {
             assert_eq!(limiter.try_acquire(at(0), 1), Decision::Granted);
         }
-        assert_eq!(limiter.try_acquire(at(0), 1), Decision::Wait(Duration::from_millis(100)));
+        assert_eq!(
+            limiter.try_acquire(at(0), 1),
+            Decision::Wait(Duration::from_millis(100))
+        );
         assert_eq!(limiter.try_acquire(at(100), 1), Decision::Granted);
     }
 
@@ -137,7 +164,15 @@ mod tests {
 
     #[test]
     fn never_exceeds_the_limit_over_a_window() {
-        let mut limiter = RateLimiter::new(Config { limit: 50, per: Duration::from_secs(1), burst: None }, at(0)).unwrap();
+        let mut limiter = RateLimiter::new(
+            Config {
+                limit: 50,
+                per: Duration::from_secs(1),
+                burst: None,
+            },
+            at(0),
+        )
+        .unwrap();
         let granted = (0..10_000)
             .filter(|i| limiter.try_acquire(at(i / 10), 1) == Decision::Granted)
             .count();
@@ -148,8 +183,29 @@ mod tests {
     #[test]
     fn constructor_names_the_bad_field() {
         let bad = |c: Config| RateLimiter::new(c, at(0)).unwrap_err().field;
-        assert_eq!(bad(Config { limit: 0, per: Duration::from_secs(1), burst: None }), "rate_limit.limit");
-        assert_eq!(bad(Config { limit: 1, per: Duration::ZERO, burst: None }), "rate_limit.per");
-        assert_eq!(bad(Config { limit: 1, per: Duration::from_secs(1), burst: Some(0) }), "rate_limit.burst");
+        assert_eq!(
+            bad(Config {
+                limit: 0,
+                per: Duration::from_secs(1),
+                burst: None
+            }),
+            "rate_limit.limit"
+        );
+        assert_eq!(
+            bad(Config {
+                limit: 1,
+                per: Duration::ZERO,
+                burst: None
+            }),
+            "rate_limit.per"
+        );
+        assert_eq!(
+            bad(Config {
+                limit: 1,
+                per: Duration::from_secs(1),
+                burst: Some(0)
+            }),
+            "rate_limit.burst"
+        );
     }
 }

@@ -28,7 +28,12 @@ impl InvalidSetting {
 }
 
 /// Checks that `value` is a finite number in `[low, high]`.
-pub fn check_range(field: &'static str, value: f64, low: f64, high: f64) -> Result<f64, InvalidSetting> {
+pub fn check_range(
+    field: &'static str,
+    value: f64,
+    low: f64,
+    high: f64,
+) -> Result<f64, InvalidSetting> {
     if value.is_finite() && (low..=high).contains(&value) {
         Ok(value)
     } else {
@@ -63,10 +68,15 @@ pub fn parse_duration(field: &'static str, text: &str) -> Result<Duration, Inval
     }
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| InvalidSetting::new(field, format!("`{text}` has no unit (use ms, s, m or h)")))?;
+        .ok_or_else(|| {
+            InvalidSetting::new(field, format!("`{text}` has no unit (use ms, s, m or h)"))
+        })?;
     let (number, unit) = text.split_at(split);
     let value: f64 = number.parse().map_err(|_| {
-        InvalidSetting::new(field, format!("`{text}` is not a duration like \"250ms\" or \"30s\""))
+        InvalidSetting::new(
+            field,
+            format!("`{text}` is not a duration like \"250ms\" or \"30s\""),
+        )
     })?;
     let scale = match unit {
         "ms" => 0.001,

@@ -11,7 +11,14 @@ use crate::clock::Instant;
 use crate::outcome::{Health, Outcome};
 
 impl Call {
-    pub(super) fn finished(&mut self, registry: &mut Registry, now: Instant, attempt: AttemptId, outcome: Outcome, out: &mut Vec<Action>) {
+    pub(super) fn finished(
+        &mut self,
+        registry: &mut Registry,
+        now: Instant,
+        attempt: AttemptId,
+        outcome: Outcome,
+        out: &mut Vec<Action>,
+    ) {
         let Some(index) = self.in_flight.iter().position(|f| f.id == attempt) else {
             return; // cancelled earlier, or unknown: nothing to learn from it
         };
@@ -21,20 +28,38 @@ impl Call {
         let target = self.request.chain.links()[flight.link].target;
         if outcome.is_ok() {
             registry.deposit(target, now);
-            out.push(Action::Emit(PolicyEvent::Attempt(self.attempt_event(&flight, now, outcome, Next::Done))));
+            out.push(Action::Emit(PolicyEvent::Attempt(self.attempt_event(
+                &flight,
+                now,
+                outcome,
+                Next::Done,
+            ))));
             return self.finish(registry, now, Verdict::Succeeded { attempt }, outcome, out);
         }
         if !self.in_flight.is_empty() {
-            out.push(Action::Emit(PolicyEvent::Attempt(self.attempt_event(&flight, now, outcome, Next::AwaitOther))));
+            out.push(Action::Emit(PolicyEvent::Attempt(self.attempt_event(
+                &flight,
+                now,
+                outcome,
+                Next::AwaitOther,
+            ))));
             return;
         }
         // A hedge sibling (if any) finished first: continue from this attempt's target.
-        if self.link != flight.link {
-            self.link = flight.link;
-            self.tries_on_link = flight.retry + 1;
-        }
+        self.link = flight.link;
         let next = self.next_step(registry, now, &flight, outcome);
-        out.push(Action::Emit(PolicyEvent::Attempt(self.attempt_event(&flight, now, outcome, next))));
+        if matches!(
+            next,
+            Next::FallBack {
+                because: FallBackReason::BudgetExhausted,
+                ..
+            } | Next::GaveUp(GiveUp::BudgetExhausted)
+        ) {
+            out.push(Action::Emit(PolicyEvent::BudgetExhausted { target }));
+        }
+        out.push(Action::Emit(PolicyEvent::Attempt(
+            self.attempt_event(&flight, now, outcome, next),
+        )));
         match next {
             Next::Retry { after } => {
                 self.waited = after;
@@ -53,10 +78,19 @@ impl Call {
     }
 
     /// Records an attempt's outcome in its target's breaker, Retry-After and latency.
-    pub(super) fn record_target(&mut self, registry: &mut Registry, now: Instant, flight: &InFlight, outcome: Outcome, out: &mut Vec<Action>) {
+    pub(super) fn record_target(
+        &mut self,
+        registry: &mut Registry,
+        now: Instant,
+        flight: &InFlight,
+        outcome: Outcome,
+        out: &mut Vec<Action>,
+    ) {
         let target = self.request.chain.links()[flight.link].target;
         let latency = now.saturating_duration_since(flight.started);
-        let Some(health) = registry.target_mut(target) else { return };
+        let Some(health) = registry.target_mut(target) else {
+            return;
+        };
         if let Some(wait) = outcome.retry_after() {
             health.not_before = health.not_before.max(now + wait);
         }
@@ -66,28 +100,46 @@ impl Call {
         if let (Some(breaker), Some(permit)) = (&mut health.breaker, flight.permit)
             && let Some(transition) = breaker.record(now, permit, outcome, latency)
         {
-            out.push(Action::Emit(PolicyEvent::TargetBreaker { target, transition }));
+            out.push(Action::Emit(PolicyEvent::TargetBreaker {
+                target,
+                transition,
+            }));
         }
     }
 
     /// Retry here, fall back, or give up, after `outcome` on the current link.
-    fn next_step(&mut self, registry: &Registry, now: Instant, flight: &InFlight, outcome: Outcome) -> Next {
+    fn next_step(
+        &mut self,
+        registry: &Registry,
+        now: Instant,
+        flight: &InFlight,
+        outcome: Outcome,
+    ) -> Next {
         let policy = self.request.policy.clone();
         let deadline = self.request.deadline;
         let fallback = self.fallback_after(outcome, flight.link);
         let fall_back = |because| match fallback {
-            Some(to) => Some(Next::FallBack { to: self.request.chain.links()[to].target, because }),
+            Some(to) => Some(Next::FallBack {
+                to: self.request.chain.links()[to].target,
+                because,
+            }),
             None => None,
         };
         if deadline.is_expired(now) {
             return Next::GaveUp(GiveUp::DeadlineExceeded);
         }
         if !outcome.is_retryable() {
-            let reason = if outcome.may_fall_back() { GiveUp::Exhausted } else { GiveUp::NotRetryable };
+            let reason = if outcome.may_fall_back() {
+                GiveUp::Exhausted
+            } else {
+                GiveUp::NotRetryable
+            };
             return fall_back(FallBackReason::NotRetryableHere).unwrap_or(Next::GaveUp(reason));
         }
-        if self.tries_on_link >= policy.backoff.max_attempts() {
-            return fall_back(FallBackReason::AttemptsExhausted).unwrap_or(Next::GaveUp(GiveUp::Exhausted));
+        let tries = self.tries[flight.link];
+        if tries >= policy.backoff.max_attempts() {
+            return fall_back(FallBackReason::AttemptsExhausted)
+                .unwrap_or(Next::GaveUp(GiveUp::Exhausted));
         }
         let retry_after = outcome.retry_after();
         if retry_after.is_some_and(|wait| wait > policy.fail_over_when_retry_after_exceeds)
@@ -95,14 +147,18 @@ impl Call {
         {
             return next;
         }
-        let delay = policy.backoff.delay(self.tries_on_link, self.previous_delay, &mut self.rng);
-        let wait = policy.backoff.wait(delay, retry_after);
-        if !deadline.allows(now, wait, policy.min_attempt_time) {
-            return fall_back(FallBackReason::NoTimeToRetry).unwrap_or(Next::GaveUp(GiveUp::DeadlineExceeded));
-        }
         let target = self.request.chain.links()[flight.link].target;
         if !registry.can_retry(target, now) {
-            return Next::GaveUp(GiveUp::BudgetExhausted);
+            return fall_back(FallBackReason::BudgetExhausted)
+                .unwrap_or(Next::GaveUp(GiveUp::BudgetExhausted));
+        }
+        let delay = policy
+            .backoff
+            .delay(tries, self.previous_delay, &mut self.rng);
+        let wait = policy.backoff.wait(delay, retry_after);
+        if !deadline.allows(now, wait, policy.min_attempt_time) {
+            return fall_back(FallBackReason::NoTimeToRetry)
+                .unwrap_or(Next::GaveUp(GiveUp::DeadlineExceeded));
         }
         self.previous_delay = delay;
         Next::Retry { after: wait }
@@ -118,7 +174,6 @@ impl Call {
     fn link_to_fallback(&mut self) {
         if let Some(next) = self.next_link(self.link) {
             self.link = next;
-            self.tries_on_link = 0;
             self.previous_delay = Duration::ZERO;
         }
     }

@@ -44,6 +44,8 @@ pub struct StartAttempt {
     pub timeout: Duration,
     /// 1 for the call's first attempt.
     pub number: u32,
+    /// Attempts on this target before it in the same call: above 0, it is a retry.
+    pub retry: u32,
     /// Whether it is a hedge running beside another attempt.
     pub hedge: bool,
 }
@@ -148,6 +150,21 @@ pub enum FallBackReason {
     RetryAfterTooLong,
     /// Waiting to retry here would not fit in the time left.
     NoTimeToRetry,
+    /// The retry budget refused a retry here.
+    BudgetExhausted,
+}
+
+impl FallBackReason {
+    /// A stable name for the ledger and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            FallBackReason::NotRetryableHere => "not_retryable_here",
+            FallBackReason::AttemptsExhausted => "attempts_exhausted",
+            FallBackReason::RetryAfterTooLong => "retry_after_too_long",
+            FallBackReason::NoTimeToRetry => "no_time_to_retry",
+            FallBackReason::BudgetExhausted => "budget_exhausted",
+        }
+    }
 }
 
 /// One finished attempt, for metrics, the ledger and the journal.

@@ -35,7 +35,7 @@ use crate::clock::Instant;
 use crate::deadline::Deadline;
 use crate::fallback::{Chain, Needs};
 use crate::hedge;
-use crate::outcome::Outcome;
+use crate::outcome::{Health, Outcome};
 use crate::rng::Rng;
 use crate::setting::InvalidSetting;
 
@@ -137,7 +137,8 @@ pub struct Call {
     link: usize,
     used: Vec<bool>,
     needs: Needs,
-    tries_on_link: u32,
+    /// Attempts started on each link.
+    tries: Vec<u32>,
     previous_delay: Duration,
     /// The wait before the next attempt, for its event.
     waited: Duration,
@@ -162,7 +163,7 @@ impl Call {
             link: 0,
             used: vec![false; links],
             needs: Needs::default(),
-            tries_on_link: 0,
+            tries: vec![0; links],
             previous_delay: Duration::ZERO,
             waited: Duration::ZERO,
             attempts: 0,
@@ -186,6 +187,11 @@ impl Call {
         self.done
     }
 
+    /// The outcome of the last attempt that ended, if any.
+    pub fn last_outcome(&self) -> Option<Outcome> {
+        self.last
+    }
+
     /// Attempts started so far.
     pub fn attempts(&self) -> u32 {
         self.attempts
@@ -199,7 +205,9 @@ impl Call {
         }
         match event {
             Event::Start => self.start(registry, now, &mut out),
-            Event::Finished { attempt, outcome } => self.finished(registry, now, attempt, outcome, &mut out),
+            Event::Finished { attempt, outcome } => {
+                self.finished(registry, now, attempt, outcome, &mut out)
+            }
             Event::Timer => self.timer(registry, now, &mut out),
         }
         out
@@ -213,7 +221,10 @@ impl Call {
         {
             let (admission, transition) = breaker.admit(now);
             if let Some(transition) = transition {
-                out.push(Action::Emit(PolicyEvent::AgentBreaker { agent, transition }));
+                out.push(Action::Emit(PolicyEvent::AgentBreaker {
+                    agent,
+                    transition,
+                }));
             }
             match admission {
                 crate::breaker::Admission::Admitted(permit) => self.agent_permit = Some(permit),
@@ -244,20 +255,41 @@ impl Call {
     }
 
     /// Ends the call without an answer.
-    fn give_up(&mut self, registry: &mut Registry, now: Instant, reason: GiveUp, out: &mut Vec<Action>) {
-        let verdict = Verdict::GaveUp { reason, last: self.last };
+    fn give_up(
+        &mut self,
+        registry: &mut Registry,
+        now: Instant,
+        reason: GiveUp,
+        out: &mut Vec<Action>,
+    ) {
+        let verdict = Verdict::GaveUp {
+            reason,
+            last: self.last,
+        };
         let outcome = self.last.unwrap_or(Outcome::Cancelled);
         self.finish(registry, now, verdict, outcome, out);
     }
 
-    fn finish(&mut self, registry: &mut Registry, now: Instant, verdict: Verdict, outcome: Outcome, out: &mut Vec<Action>) {
+    fn finish(
+        &mut self,
+        registry: &mut Registry,
+        now: Instant,
+        verdict: Verdict,
+        outcome: Outcome,
+        out: &mut Vec<Action>,
+    ) {
         self.cancel_all(registry, now, out);
         let elapsed = now.saturating_duration_since(self.started);
+        let health = agent_health(verdict, outcome);
         if let (Some(agent), Some(permit)) = (self.request.agent.clone(), self.agent_permit.take())
             && let Some(breaker) = registry.agent_breaker(&agent)
-            && let Some(transition) = breaker.record(now, permit, outcome, elapsed)
+            && let Some(transition) =
+                breaker.record_health(now, permit, health, Duration::ZERO, None)
         {
-            out.push(Action::Emit(PolicyEvent::AgentBreaker { agent, transition }));
+            out.push(Action::Emit(PolicyEvent::AgentBreaker {
+                agent,
+                transition,
+            }));
         }
         self.wake = None;
         self.done = true;
@@ -282,7 +314,13 @@ impl Call {
         }
     }
 
-    fn attempt_event(&self, flight: &InFlight, now: Instant, outcome: Outcome, next: Next) -> AttemptEvent {
+    fn attempt_event(
+        &self,
+        flight: &InFlight,
+        now: Instant,
+        outcome: Outcome,
+        next: Next,
+    ) -> AttemptEvent {
         AttemptEvent {
             attempt: flight.id,
             target: self.request.chain.links()[flight.link].target,
@@ -295,6 +333,20 @@ impl Call {
             hedge: flight.hedge,
             next,
         }
+    }
+}
+
+/// What a finished call says about the agent that made it. The agent's own faults
+/// (requests no target accepts, answers that fail its schema, filtered content) count
+/// against it; provider trouble is the target breakers' business, and an agent must not
+/// be cut off because a provider is down.
+fn agent_health(verdict: Verdict, last: Outcome) -> Health {
+    match verdict {
+        Verdict::Succeeded { .. } => Health::Success,
+        Verdict::GaveUp { .. } => match last.health() {
+            Health::Neutral if last != Outcome::Cancelled => Health::Failure,
+            Health::Neutral | Health::Success | Health::Failure => Health::Neutral,
+        },
     }
 }
 

@@ -103,15 +103,26 @@ impl Registry {
     }
 
     /// Adds a target and returns its id.
-    pub fn add_target(&mut self, name: &str, settings: TargetSettings, now: Instant) -> Result<TargetId, InvalidSetting> {
+    pub fn add_target(
+        &mut self,
+        name: &str,
+        settings: TargetSettings,
+        now: Instant,
+    ) -> Result<TargetId, InvalidSetting> {
         let id = u32::try_from(self.targets.len())
             .map_err(|_| InvalidSetting::new("targets", "too many targets"))?;
         self.targets.push(TargetHealth {
             name: Arc::from(name),
             breaker: settings.breaker.map(Breaker::new).transpose()?,
             budget: settings.budget.map(RetryBudget::new).transpose()?,
-            requests: settings.requests.map(|c| RateLimiter::new(c, now)).transpose()?,
-            tokens: settings.tokens.map(|c| RateLimiter::new(c, now)).transpose()?,
+            requests: settings
+                .requests
+                .map(|c| RateLimiter::new(c, now))
+                .transpose()?,
+            tokens: settings
+                .tokens
+                .map(|c| RateLimiter::new(c, now))
+                .transpose()?,
             latency: LatencyTracker::new(LATENCY_ROTATION, now),
             not_before: Instant::ZERO,
         });
@@ -150,7 +161,10 @@ impl Registry {
 
     /// Whether a retry to `target` would be allowed by its budget and the global one.
     pub(crate) fn can_retry(&self, target: TargetId, now: Instant) -> bool {
-        let global = self.global_budget.as_ref().is_none_or(|b| b.can_withdraw(now));
+        let global = self
+            .global_budget
+            .as_ref()
+            .is_none_or(|b| b.can_withdraw(now));
         let own = self
             .target(target)
             .and_then(|t| t.budget.as_ref())

@@ -29,7 +29,9 @@ fn fixture(targets: usize) -> Fixture {
                 }),
                 ..TargetSettings::default()
             };
-            let id = registry.add_target(&format!("t{i}"), settings, at(0)).unwrap();
+            let id = registry
+                .add_target(&format!("t{i}"), settings, at(0))
+                .unwrap();
             Link {
                 target: id,
                 context_window: Some(8_000 * (i as u64 + 1)),
@@ -106,9 +108,24 @@ fn success_on_the_first_attempt() {
     let a = call.handle(&mut f.registry, at(0), Event::Start);
     let s = started(&a);
     assert_eq!(s.len(), 1);
-    assert_eq!((s[0].target, s[0].timeout), (TargetId(0), Duration::from_secs(30)));
-    let a = call.handle(&mut f.registry, at(50), Event::Finished { attempt: s[0].attempt, outcome: Outcome::Ok });
-    assert_eq!(verdict(&a), Some(Verdict::Succeeded { attempt: s[0].attempt }));
+    assert_eq!(
+        (s[0].target, s[0].timeout),
+        (TargetId(0), Duration::from_secs(30))
+    );
+    let a = call.handle(
+        &mut f.registry,
+        at(50),
+        Event::Finished {
+            attempt: s[0].attempt,
+            outcome: Outcome::Ok,
+        },
+    );
+    assert_eq!(
+        verdict(&a),
+        Some(Verdict::Succeeded {
+            attempt: s[0].attempt
+        })
+    );
     assert!(call.is_done());
 }
 
@@ -122,17 +139,39 @@ fn retries_with_backoff_then_falls_back() {
         let s = started(&a)[0];
         assert_eq!(s.target, TargetId(0));
         now += 10;
-        a = call.handle(&mut f.registry, at(now), Event::Finished { attempt: s.attempt, outcome: Outcome::ServerError });
-        assert_eq!(attempt_next(&a), vec![Next::Retry { after: ms(expected_wait) }]);
+        a = call.handle(
+            &mut f.registry,
+            at(now),
+            Event::Finished {
+                attempt: s.attempt,
+                outcome: Outcome::ServerError,
+            },
+        );
+        assert_eq!(
+            attempt_next(&a),
+            vec![Next::Retry {
+                after: ms(expected_wait)
+            }]
+        );
         now += expected_wait;
         assert_eq!(wake(&a), Some(at(now)));
         a = call.handle(&mut f.registry, at(now), Event::Timer);
     }
     let s = started(&a)[0];
-    a = call.handle(&mut f.registry, at(now + 10), Event::Finished { attempt: s.attempt, outcome: Outcome::ServerError });
+    a = call.handle(
+        &mut f.registry,
+        at(now + 10),
+        Event::Finished {
+            attempt: s.attempt,
+            outcome: Outcome::ServerError,
+        },
+    );
     assert_eq!(
         attempt_next(&a),
-        vec![Next::FallBack { to: TargetId(1), because: FallBackReason::AttemptsExhausted }]
+        vec![Next::FallBack {
+            to: TargetId(1),
+            because: FallBackReason::AttemptsExhausted
+        }]
     );
     assert_eq!(started(&a)[0].target, TargetId(1));
 }
@@ -142,7 +181,14 @@ fn auth_is_not_retried_on_the_same_target() {
     let mut f = fixture(2);
     let mut call = f.call(Deadline::NONE);
     let s = started(&call.handle(&mut f.registry, at(0), Event::Start))[0];
-    let a = call.handle(&mut f.registry, at(5), Event::Finished { attempt: s.attempt, outcome: Outcome::Auth });
+    let a = call.handle(
+        &mut f.registry,
+        at(5),
+        Event::Finished {
+            attempt: s.attempt,
+            outcome: Outcome::Auth,
+        },
+    );
     assert_eq!(started(&a)[0].target, TargetId(1));
 }
 
@@ -151,8 +197,21 @@ fn auth_without_a_fallback_gives_up_with_the_outcome() {
     let mut f = fixture(1);
     let mut call = f.call(Deadline::NONE);
     let s = started(&call.handle(&mut f.registry, at(0), Event::Start))[0];
-    let a = call.handle(&mut f.registry, at(5), Event::Finished { attempt: s.attempt, outcome: Outcome::Auth });
-    assert_eq!(verdict(&a), Some(Verdict::GaveUp { reason: GiveUp::Exhausted, last: Some(Outcome::Auth) }));
+    let a = call.handle(
+        &mut f.registry,
+        at(5),
+        Event::Finished {
+            attempt: s.attempt,
+            outcome: Outcome::Auth,
+        },
+    );
+    assert_eq!(
+        verdict(&a),
+        Some(Verdict::GaveUp {
+            reason: GiveUp::Exhausted,
+            last: Some(Outcome::Auth)
+        })
+    );
 }
 
 #[test]
@@ -160,8 +219,21 @@ fn bad_request_gives_up_at_once() {
     let mut f = fixture(2);
     let mut call = f.call(Deadline::NONE);
     let s = started(&call.handle(&mut f.registry, at(0), Event::Start))[0];
-    let a = call.handle(&mut f.registry, at(5), Event::Finished { attempt: s.attempt, outcome: Outcome::BadRequest });
-    assert_eq!(verdict(&a), Some(Verdict::GaveUp { reason: GiveUp::NotRetryable, last: Some(Outcome::BadRequest) }));
+    let a = call.handle(
+        &mut f.registry,
+        at(5),
+        Event::Finished {
+            attempt: s.attempt,
+            outcome: Outcome::BadRequest,
+        },
+    );
+    assert_eq!(
+        verdict(&a),
+        Some(Verdict::GaveUp {
+            reason: GiveUp::NotRetryable,
+            last: Some(Outcome::BadRequest)
+        })
+    );
 }
 
 #[test]
@@ -169,17 +241,33 @@ fn long_retry_after_fails_over_without_waiting_and_is_honoured_by_later_calls() 
     let mut f = fixture(2);
     let mut call = f.call(Deadline::NONE);
     let s = started(&call.handle(&mut f.registry, at(0), Event::Start))[0];
-    let limited = Outcome::RateLimited { retry_after: Some(Duration::from_secs(5)) };
-    let a = call.handle(&mut f.registry, at(5), Event::Finished { attempt: s.attempt, outcome: limited });
+    let limited = Outcome::RateLimited {
+        retry_after: Some(Duration::from_secs(5)),
+    };
+    let a = call.handle(
+        &mut f.registry,
+        at(5),
+        Event::Finished {
+            attempt: s.attempt,
+            outcome: limited,
+        },
+    );
     assert_eq!(
         attempt_next(&a),
-        vec![Next::FallBack { to: TargetId(1), because: FallBackReason::RetryAfterTooLong }]
+        vec![Next::FallBack {
+            to: TargetId(1),
+            because: FallBackReason::RetryAfterTooLong
+        }]
     );
     assert_eq!(started(&a)[0].target, TargetId(1));
 
     let mut later = f.call(Deadline::NONE);
     let a = later.handle(&mut f.registry, at(1_000), Event::Start);
-    assert_eq!(started(&a)[0].target, TargetId(1), "t0 is skipped until its Retry-After");
+    assert_eq!(
+        started(&a)[0].target,
+        TargetId(1),
+        "t0 is skipped until its Retry-After"
+    );
     let mut after = f.call(Deadline::NONE);
     let a = after.handle(&mut f.registry, at(5_005), Event::Start);
     assert_eq!(started(&a)[0].target, TargetId(0));
@@ -190,9 +278,23 @@ fn short_retry_after_is_a_floor_on_the_backoff() {
     let mut f = fixture(1);
     let mut call = f.call(Deadline::NONE);
     let s = started(&call.handle(&mut f.registry, at(0), Event::Start))[0];
-    let limited = Outcome::RateLimited { retry_after: Some(Duration::from_secs(1)) };
-    let a = call.handle(&mut f.registry, at(5), Event::Finished { attempt: s.attempt, outcome: limited });
-    assert_eq!(attempt_next(&a), vec![Next::Retry { after: Duration::from_secs(1) }]);
+    let limited = Outcome::RateLimited {
+        retry_after: Some(Duration::from_secs(1)),
+    };
+    let a = call.handle(
+        &mut f.registry,
+        at(5),
+        Event::Finished {
+            attempt: s.attempt,
+            outcome: limited,
+        },
+    );
+    assert_eq!(
+        attempt_next(&a),
+        vec![Next::Retry {
+            after: Duration::from_secs(1)
+        }]
+    );
 }
 
 #[test]
@@ -201,10 +303,20 @@ fn deadline_caps_the_attempt_timeout_and_skips_a_retry_that_cannot_fit() {
     let mut call = f.call(Deadline::after(at(0), ms(150)));
     let s = started(&call.handle(&mut f.registry, at(0), Event::Start))[0];
     assert_eq!(s.timeout, ms(150));
-    let a = call.handle(&mut f.registry, at(60), Event::Finished { attempt: s.attempt, outcome: Outcome::ServerError });
+    let a = call.handle(
+        &mut f.registry,
+        at(60),
+        Event::Finished {
+            attempt: s.attempt,
+            outcome: Outcome::ServerError,
+        },
+    );
     assert_eq!(
         verdict(&a),
-        Some(Verdict::GaveUp { reason: GiveUp::DeadlineExceeded, last: Some(Outcome::ServerError) })
+        Some(Verdict::GaveUp {
+            reason: GiveUp::DeadlineExceeded,
+            last: Some(Outcome::ServerError)
+        })
     );
 }
 
@@ -213,10 +325,24 @@ fn context_overflow_goes_to_a_larger_window() {
     let mut f = fixture(3);
     let mut call = f.call(Deadline::NONE);
     let s = started(&call.handle(&mut f.registry, at(0), Event::Start))[0];
-    let a = call.handle(&mut f.registry, at(5), Event::Finished { attempt: s.attempt, outcome: Outcome::ContextOverflow });
+    let a = call.handle(
+        &mut f.registry,
+        at(5),
+        Event::Finished {
+            attempt: s.attempt,
+            outcome: Outcome::ContextOverflow,
+        },
+    );
     let next = started(&a)[0];
     assert_eq!(next.target, TargetId(1));
-    let a = call.handle(&mut f.registry, at(9), Event::Finished { attempt: next.attempt, outcome: Outcome::ContextOverflow });
+    let a = call.handle(
+        &mut f.registry,
+        at(9),
+        Event::Finished {
+            attempt: next.attempt,
+            outcome: Outcome::ContextOverflow,
+        },
+    );
     assert_eq!(started(&a)[0].target, TargetId(2));
 }
 
@@ -230,7 +356,13 @@ fn known_prompt_size_skips_targets_that_cannot_fit_it() {
     let mut huge = f.call(Deadline::NONE);
     huge.request.tokens = Some(1_000_000);
     let a = huge.handle(&mut f.registry, at(0), Event::Start);
-    assert_eq!(verdict(&a), Some(Verdict::GaveUp { reason: GiveUp::TooLarge, last: None }));
+    assert_eq!(
+        verdict(&a),
+        Some(Verdict::GaveUp {
+            reason: GiveUp::TooLarge,
+            last: None
+        })
+    );
 }
 
 #[test]
@@ -240,11 +372,21 @@ fn an_open_breaker_sends_nothing_until_it_half_opens() {
         let mut call = f.call(Deadline::NONE);
         let s = started(&call.handle(&mut f.registry, at(i), Event::Start))[0];
         assert_eq!(s.target, TargetId(0));
-        call.handle(&mut f.registry, at(i), Event::Finished { attempt: s.attempt, outcome: Outcome::Connection });
+        call.handle(
+            &mut f.registry,
+            at(i),
+            Event::Finished {
+                attempt: s.attempt,
+                outcome: Outcome::Connection,
+            },
+        );
     }
     let mut call = f.call(Deadline::NONE);
     let a = call.handle(&mut f.registry, at(10), Event::Start);
-    assert!(a.contains(&Action::Emit(PolicyEvent::Skipped { target: TargetId(0), reason: Skip::BreakerOpen })));
+    assert!(a.contains(&Action::Emit(PolicyEvent::Skipped {
+        target: TargetId(0),
+        reason: Skip::BreakerOpen
+    })));
     assert_eq!(started(&a)[0].target, TargetId(1));
 }
 
@@ -260,28 +402,68 @@ fn budget_exhaustion_stops_retries() {
         ..Settings::default()
     })
     .unwrap();
-    f.registry.add_target("t0", TargetSettings::default(), at(0)).unwrap();
+    f.registry
+        .add_target("t0", TargetSettings::default(), at(0))
+        .unwrap();
     let mut call = f.call(Deadline::NONE);
     let s = started(&call.handle(&mut f.registry, at(0), Event::Start))[0];
-    let a = call.handle(&mut f.registry, at(1), Event::Finished { attempt: s.attempt, outcome: Outcome::ServerError });
+    let a = call.handle(
+        &mut f.registry,
+        at(1),
+        Event::Finished {
+            attempt: s.attempt,
+            outcome: Outcome::ServerError,
+        },
+    );
     let retry_at = wake(&a).unwrap();
     let a = call.handle(&mut f.registry, retry_at, Event::Timer);
     let s = started(&a)[0];
-    let a = call.handle(&mut f.registry, retry_at + ms(1), Event::Finished { attempt: s.attempt, outcome: Outcome::ServerError });
-    assert_eq!(verdict(&a), Some(Verdict::GaveUp { reason: GiveUp::BudgetExhausted, last: Some(Outcome::ServerError) }));
+    let a = call.handle(
+        &mut f.registry,
+        retry_at + ms(1),
+        Event::Finished {
+            attempt: s.attempt,
+            outcome: Outcome::ServerError,
+        },
+    );
+    assert_eq!(
+        verdict(&a),
+        Some(Verdict::GaveUp {
+            reason: GiveUp::BudgetExhausted,
+            last: Some(Outcome::ServerError)
+        })
+    );
 }
 
 #[test]
 fn hedges_a_slow_attempt_and_cancels_the_loser() {
     let mut f = fixture(2);
-    f.policy.hedge = Some(crate::hedge::Config { min_samples: 5, ..crate::hedge::Config::default() });
-    f.registry = Registry::new(Settings { hedge_ratio: 1.0, ..Settings::default() }).unwrap();
-    f.registry.add_target("t0", TargetSettings::default(), at(0)).unwrap();
-    f.registry.add_target("t1", TargetSettings::default(), at(0)).unwrap();
+    f.policy.hedge = Some(crate::hedge::Config {
+        min_samples: 5,
+        ..crate::hedge::Config::default()
+    });
+    f.registry = Registry::new(Settings {
+        hedge_ratio: 1.0,
+        ..Settings::default()
+    })
+    .unwrap();
+    f.registry
+        .add_target("t0", TargetSettings::default(), at(0))
+        .unwrap();
+    f.registry
+        .add_target("t1", TargetSettings::default(), at(0))
+        .unwrap();
     for _ in 0..10 {
         let mut call = f.call(Deadline::NONE);
         let s = started(&call.handle(&mut f.registry, at(0), Event::Start))[0];
-        call.handle(&mut f.registry, at(100), Event::Finished { attempt: s.attempt, outcome: Outcome::Ok });
+        call.handle(
+            &mut f.registry,
+            at(100),
+            Event::Finished {
+                attempt: s.attempt,
+                outcome: Outcome::Ok,
+            },
+        );
     }
     let mut call = f.call(Deadline::NONE);
     let a = call.handle(&mut f.registry, at(1_000), Event::Start);
@@ -291,9 +473,21 @@ fn hedges_a_slow_attempt_and_cancels_the_loser() {
     let a = call.handle(&mut f.registry, hedge_at, Event::Timer);
     let hedge = started(&a)[0];
     assert!(hedge.hedge && hedge.target == TargetId(1));
-    let a = call.handle(&mut f.registry, hedge_at + ms(10), Event::Finished { attempt: hedge.attempt, outcome: Outcome::Ok });
+    let a = call.handle(
+        &mut f.registry,
+        hedge_at + ms(10),
+        Event::Finished {
+            attempt: hedge.attempt,
+            outcome: Outcome::Ok,
+        },
+    );
     assert!(a.contains(&Action::Cancel(original.attempt)));
-    assert_eq!(verdict(&a), Some(Verdict::Succeeded { attempt: hedge.attempt }));
+    assert_eq!(
+        verdict(&a),
+        Some(Verdict::Succeeded {
+            attempt: hedge.attempt
+        })
+    );
 }
 
 #[test]
@@ -306,8 +500,27 @@ fn a_failed_hedge_waits_for_the_original() {
     let mut out = Vec::new();
     call.hedge(&mut f.registry, at(10), original.attempt, &mut out);
     let hedge = started(&out)[0];
-    let a = call.handle(&mut f.registry, at(20), Event::Finished { attempt: hedge.attempt, outcome: Outcome::Timeout(TimeoutKind::FirstByte) });
+    let a = call.handle(
+        &mut f.registry,
+        at(20),
+        Event::Finished {
+            attempt: hedge.attempt,
+            outcome: Outcome::Timeout(TimeoutKind::FirstByte),
+        },
+    );
     assert_eq!(attempt_next(&a), vec![Next::AwaitOther]);
-    let a = call.handle(&mut f.registry, at(30), Event::Finished { attempt: original.attempt, outcome: Outcome::Ok });
-    assert_eq!(verdict(&a), Some(Verdict::Succeeded { attempt: original.attempt }));
+    let a = call.handle(
+        &mut f.registry,
+        at(30),
+        Event::Finished {
+            attempt: original.attempt,
+            outcome: Outcome::Ok,
+        },
+    );
+    assert_eq!(
+        verdict(&a),
+        Some(Verdict::Succeeded {
+            attempt: original.attempt
+        })
+    );
 }

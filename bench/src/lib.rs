@@ -1,0 +1,10 @@
+//! Shared pieces of holdfast's benchmarks.
+//!
+//! Every benchmark measures holdfast and a baseline in the same run on the same machine
+//! and prints the ratio: absolute times on a shared 2-core machine mean little, ratios
+//! measured side by side do.
+
+pub mod load;
+pub mod loopback;
+pub mod measure;
+pub mod process;

@@ -1,0 +1,42 @@
+//! The holdfast configuration file: its schema, loading, validation and the settings
+//! the server runs with.
+//!
+//! The one decision that shapes this crate: the file as written ([`schema`], whose
+//! doc comments are the reference for every field) and the configuration the server
+//! runs with ([`Config`]) are different types. [`load`] layers defaults, the file,
+//! the environment and flags, then validation checks ranges (through the policy crate's
+//! own constructors) and references (a route naming a target), reads secrets from the
+//! environment into [`Secret`]s, and reports *every* problem as a [`ConfigError`] with
+//! its file, line, column and field:
+//!
+//! ```text
+//! holdfast.toml:14:18: routes.smart.targets[1]: unknown target "gpt-5" (known: claude, gpt-4o)
+//! ```
+//!
+//! Environment variables read: `HOLDFAST_CONFIG` (the file, when no path is given),
+//! `HOLDFAST_LISTEN` (overrides `server.listen`), `HOLDFAST_STORE_URL` (overrides
+//! `store.url`), and every variable a `key_env` field names.
+
+mod error;
+mod load;
+mod locate;
+mod path;
+mod resolved;
+pub mod schema;
+mod secret;
+mod units;
+mod validate;
+
+pub use error::{ConfigError, ConfigErrors, Origin};
+pub use load::{
+    ENV_CONFIG, ENV_LISTEN, ENV_STORE_URL, LoadOptions, Overrides, check, load, process_env,
+};
+pub use resolved::{
+    ClientKey, Config, Degraded, Idempotency, Logging, MidStream, Provider, Route, Server, Source,
+    Store, Summary, Target,
+};
+pub use secret::Secret;
+pub use units::{ByteSize, HumanDuration};
+
+/// Reads an environment variable.
+pub(crate) type Env<'a> = &'a dyn Fn(&str) -> Option<String>;

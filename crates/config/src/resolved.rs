@@ -1,0 +1,249 @@
+//! The validated configuration: what the server runs with, in domain types.
+//!
+//! Everything here has been checked and resolved (durations parsed, references
+//! followed, secrets read, policies built by the policy crate's constructors), so the
+//! server never re-parses or re-validates: it looks up a route, takes its
+//! `Arc<Policy>` and target names, and builds its registry from the targets'
+//! `TargetSettings` and [`Config::pipeline`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use holdfast_llm::client::{ApiKey, Endpoint, Timeouts};
+use holdfast_llm::{Format, Price};
+use holdfast_policy::pipeline::{self, Policy, TargetSettings};
+use holdfast_policy::rate_limit;
+
+pub use crate::schema::MidStream;
+use crate::secret::Secret;
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The text it was loaded from, for history and rollback.
+    pub source: Source,
+    /// Where the gateway listens.
+    pub server: Server,
+    /// Where durable state lives.
+    pub store: Store,
+    /// The keys clients may present, in file order. Empty: no key is required.
+    pub client_keys: Vec<ClientKey>,
+    /// Providers by name.
+    pub providers: BTreeMap<String, Provider>,
+    /// Targets by name.
+    pub targets: BTreeMap<String, Target>,
+    /// Routes by the model name clients ask for.
+    pub routes: BTreeMap<String, Route>,
+    /// The registry's shared settings: the global retry budget (the `default`
+    /// policy's), the per-agent breaker and the hedge ratio.
+    pub pipeline: pipeline::Settings,
+    /// How long repeated requests are answered from memory.
+    pub idempotency: Idempotency,
+    /// What the server logs.
+    pub logging: Logging,
+    /// Environment variables named by `key_env` that were not set. Empty unless the
+    /// configuration was loaded with `allow_missing_secrets`; a server must refuse to
+    /// start when it is not empty.
+    pub missing_secrets: Vec<String>,
+}
+
+/// The text a configuration was loaded from.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Source {
+    /// The file's name as given, or `<defaults>` when there was no file.
+    pub name: String,
+    /// The file's text, exactly as read. Holds no secrets: they come from the
+    /// environment.
+    pub text: Arc<str>,
+    /// A stable version of the text: 16 hex digits of its 64-bit FNV-1a hash. The same
+    /// text gives the same version on every machine and release.
+    pub version: String,
+}
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Source")
+            .field("name", &self.name)
+            .field("bytes", &self.text.len())
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+/// Where the gateway listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Server {
+    /// The socket address to bind.
+    pub listen: SocketAddr,
+    /// The largest request body accepted, in bytes; ≥ 1.
+    pub body_limit: u64,
+}
+
+/// Where durable state lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Store {
+    /// A `sqlite://` or `postgres://` URL that parses.
+    pub url: String,
+}
+
+/// A key clients may present.
+#[derive(Debug, Clone)]
+pub struct ClientKey {
+    /// The key's name, for metrics and logs; unique.
+    pub name: String,
+    /// The key; `None` only when its variable was missing and the configuration was
+    /// loaded with `allow_missing_secrets`.
+    pub key: Option<Secret>,
+    /// Requests allowed per minute with this key.
+    pub requests: Option<rate_limit::Config>,
+    /// Prompt tokens allowed per minute with this key.
+    pub tokens: Option<rate_limit::Config>,
+}
+
+/// An API holdfast calls.
+#[derive(Debug, Clone)]
+pub struct Provider {
+    /// Its name in the file.
+    pub name: String,
+    /// The wire format it speaks.
+    pub format: Format,
+    /// The API base URL (`http` or `https`).
+    pub base_url: String,
+    /// Its key, when it has one.
+    pub key: Option<Secret>,
+}
+
+/// One model at one provider.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Its name in the file, as metrics show it.
+    pub name: String,
+    /// Its provider's name.
+    pub provider: String,
+    /// The provider's wire format.
+    pub format: Format,
+    /// The provider's base URL.
+    pub base_url: String,
+    /// The model name sent to the provider.
+    pub model: String,
+    /// The provider's key, when it has one.
+    pub key: Option<Secret>,
+    /// The context window in tokens; ≥ 1.
+    pub context_window: u64,
+    /// Its price.
+    pub price: Price,
+    /// The timeouts of one attempt; each > 0 and ≤ `total`.
+    pub timeouts: Timeouts,
+    /// Whether it continues an answer given as an assistant prefill.
+    pub supports_prefill: bool,
+    /// Whether requests another target's content filter refused may come here.
+    pub takes_filtered: bool,
+    /// Its breaker, retry budget and rate limits, for the registry. The breaker and
+    /// budget come from the policy of the first route (in file order) that lists the
+    /// target, or from the `default` policy when no route does.
+    pub settings: TargetSettings,
+}
+
+impl Target {
+    /// The endpoint the provider client calls for this target.
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            format: self.format,
+            base_url: self.base_url.clone(),
+            api_key: self.key.as_ref().map(|key| ApiKey::new(key.expose())),
+            model: self.model.clone(),
+            timeouts: self.timeouts,
+        }
+    }
+}
+
+/// A model name clients ask for.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The name clients ask for.
+    pub name: String,
+    /// Target names to try, in order; not empty, no repeats, all in
+    /// [`Config::targets`].
+    pub targets: Vec<String>,
+    /// The policy's name.
+    pub policy_name: String,
+    /// The policy, shared by every route that names it.
+    pub policy: Arc<Policy>,
+    /// What to do when a stream breaks mid-answer.
+    pub mid_stream: MidStream,
+    /// Graceful degradation when every target failed.
+    pub degraded: Option<Degraded>,
+}
+
+/// Graceful degradation of a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Degraded {
+    /// Answer from the cache of successful answers.
+    pub cache: bool,
+    /// How long successful answers are cached; > 0.
+    pub ttl: Duration,
+    /// A fixed answer when nothing else is available; not empty.
+    pub static_response: Option<String>,
+}
+
+/// Idempotent replay of repeated requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Idempotency {
+    /// How long an answer is kept; > 0.
+    pub ttl: Duration,
+    /// How many answers are kept at most; ≥ 1.
+    pub capacity: u64,
+}
+
+/// What the server logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logging {
+    /// `tracing` filter directives; not empty.
+    pub filter: String,
+}
+
+/// What `holdfast config check` reports about a valid configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Routes defined.
+    pub routes: usize,
+    /// Targets defined.
+    pub targets: usize,
+    /// Providers defined.
+    pub providers: usize,
+    /// Client keys defined.
+    pub client_keys: usize,
+    /// Secret variables that were not set (only when missing secrets were allowed).
+    pub missing_secrets: Vec<String>,
+}
+
+/// `ok: 3 routes, 5 targets, 2 providers`, then the missing secrets if any.
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "ok: {} routes, {} targets, {} providers",
+            self.routes, self.targets, self.providers
+        )?;
+        if !self.missing_secrets.is_empty() {
+            write!(f, " (not set: {})", self.missing_secrets.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// The counts `config check` prints.
+    pub fn summary(&self) -> Summary {
+        Summary {
+            routes: self.routes.len(),
+            targets: self.targets.len(),
+            providers: self.providers.len(),
+            client_keys: self.client_keys.len(),
+            missing_secrets: self.missing_secrets.clone(),
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! The configuration file as written: the reference for every field.
+//!
+//! These types mirror the TOML one to one, reject unknown fields (a typo must not
+//! silently fall back to a default), and hold their defaults in `Default`. They are
+//! checked and resolved into [`crate::Config`] by validation, which is where references
+//! between sections (a route naming a target) and ranges are checked; nothing here is
+//! used by the server directly.
+//!
+//! A minimal file:
+//!
+//! ```toml
+//! [providers.openai]
+//! format = "openai"
+//! base_url = "https://api.openai.com/v1"
+//! key_env = "OPENAI_API_KEY"
+//!
+//! [targets."gpt-4o"]
+//! provider = "openai"
+//! model = "gpt-4o"
+//! context_window = 128000
+//!
+//! [routes.smart]
+//! targets = ["gpt-4o"]
+//! ```
+
+mod policy;
+mod route;
+mod target;
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+pub use policy::{Breaker, Budget, Hedge, Jitter, Policy, Retry};
+pub use route::{Degraded, MidStream, Route};
+pub use target::{Price, Provider, Target, Timeouts};
+
+use crate::units::{ByteSize, HumanDuration};
+
+/// The whole file. Every section is optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Document {
+    /// `[server]`: where the gateway listens.
+    pub server: Server,
+    /// `[store]`: where durable state lives.
+    pub store: Store,
+    /// `[[client_keys]]`: the keys clients present to holdfast. With none, the gateway
+    /// accepts requests without a key.
+    pub client_keys: Vec<ClientKey>,
+    /// `[providers.NAME]`: the APIs holdfast calls.
+    pub providers: BTreeMap<String, Provider>,
+    /// `[targets.NAME]`: a model deployment at a provider, the unit that breakers, rate
+    /// limits and prices apply to.
+    pub targets: BTreeMap<String, Target>,
+    /// `[routes.NAME]`: the model names clients ask for, each an ordered chain of
+    /// targets.
+    pub routes: BTreeMap<String, Route>,
+    /// `[policies.NAME]`: how calls retry, fail over and hedge. A `default` policy
+    /// always exists; writing `[policies.default]` replaces its settings.
+    pub policies: BTreeMap<String, Policy>,
+    /// `[agents]`: protection per calling agent.
+    pub agents: Agents,
+    /// `[idempotency]`: how long repeated requests are answered from memory.
+    pub idempotency: Idempotency,
+    /// `[logging]`: what the server logs.
+    pub logging: Logging,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Server {
+    /// The socket address the gateway listens on, `IP:port` (`"0.0.0.0:8080"` for all
+    /// interfaces; port 0 picks a free port). Default `"127.0.0.1:8080"`.
+    /// Overridden by the environment variable `HOLDFAST_LISTEN`, then by `--listen`.
+    pub listen: String,
+    /// The largest request body accepted, as bytes or a size like `"4MiB"`; at least 1
+    /// byte. Larger requests get HTTP 413. Default `"4MiB"`.
+    pub body_limit: ByteSize,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            listen: "127.0.0.1:8080".to_owned(),
+            body_limit: ByteSize(4 << 20),
+        }
+    }
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Store {
+    /// The database URL: `sqlite://PATH` (a file, created if missing; a relative path
+    /// is relative to the working directory) for one node, or `postgres://…` for several
+    /// nodes sharing one database. Default `"sqlite://holdfast-data/holdfast.db"`.
+    /// Overridden by the environment variable `HOLDFAST_STORE_URL`, then by
+    /// `--store-url`.
+    pub url: String,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store {
+            url: "sqlite://holdfast-data/holdfast.db".to_owned(),
+        }
+    }
+}
+
+/// `[[client_keys]]`: one key clients may present (`Authorization: Bearer KEY`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientKey {
+    /// A name for the key, shown in metrics and logs instead of the key; unique among
+    /// client keys. Required.
+    pub name: String,
+    /// The environment variable holding the key. The key itself never goes in the file.
+    /// Required; the variable must be set and not empty.
+    pub key_env: String,
+    /// Requests per minute allowed with this key; at least 1. Default: unlimited.
+    pub requests_per_minute: Option<u64>,
+    /// Prompt tokens per minute allowed with this key; at least 1. Default: unlimited.
+    pub tokens_per_minute: Option<u64>,
+}
+
+/// `[agents]`: calls that carry an `x-holdfast-agent` header are also protected per
+/// agent, so one runaway agent trips its own breaker instead of the target's.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Agents {
+    /// The breaker each agent gets; the same fields as a policy's `breaker`. On by
+    /// default; `breaker = { enabled = false }` turns per-agent breakers off.
+    pub breaker: Breaker,
+}
+
+/// `[idempotency]`: a request repeated with the same `Idempotency-Key` header within
+/// `ttl` gets the first answer again instead of a second call.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Idempotency {
+    /// How long an answer is kept; > 0. Default `"10m"`.
+    pub ttl: HumanDuration,
+    /// How many answers are kept at most (the oldest go first); at least 1. Default
+    /// 10000.
+    pub capacity: u64,
+}
+
+impl Default for Idempotency {
+    fn default() -> Self {
+        Idempotency {
+            ttl: HumanDuration::secs(600),
+            capacity: 10_000,
+        }
+    }
+}
+
+/// `[logging]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Logging {
+    /// Which logs to show, as `tracing` filter directives: a level (`"error"`, `"warn"`,
+    /// `"info"`, `"debug"`, `"trace"`) optionally with per-module levels
+    /// (`"info,holdfast_policy=debug"`). Not empty. `RUST_LOG`, when set, wins.
+    /// Default `"info"`.
+    pub filter: String,
+}
+
+impl Default for Logging {
+    fn default() -> Self {
+        Logging {
+            filter: "info".to_owned(),
+        }
+    }
+}

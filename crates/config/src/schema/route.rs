@@ -1,0 +1,67 @@
+//! `[routes.NAME]`: the model names clients ask for.
+//!
+//! A client sends `"model": "smart"`; the route `smart` says which targets to try, in
+//! order, under which policy, and what to do when a stream breaks or every target is
+//! down. Clients never see target names, so targets can change without client changes.
+
+use serde::Deserialize;
+
+use crate::units::HumanDuration;
+
+/// `[routes.NAME]`: a model name clients ask for.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// The targets to try, in order of preference: names from `[targets]`, each at most
+    /// once. At least one. Required.
+    pub targets: Vec<String>,
+    /// The policy's name, a key of `[policies]`. Default `"default"`.
+    #[serde(default = "default_policy")]
+    pub policy: String,
+    /// What to do when a stream breaks after the client has received part of the
+    /// answer: `"continue"` finishes it on another target where that can be done
+    /// correctly (a target that takes an assistant prefill), and otherwise ends the
+    /// stream with an explicit error; `"error"` always ends it with an error. Default
+    /// `"continue"`.
+    #[serde(default)]
+    pub mid_stream: MidStream,
+    /// Graceful degradation when every target has failed. Default: none (the client
+    /// gets the error).
+    pub degraded: Option<Degraded>,
+}
+
+fn default_policy() -> String {
+    "default".to_owned()
+}
+
+/// What happens when a stream breaks mid-answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MidStream {
+    /// Finish the answer on another target when that is correct; else an explicit error.
+    #[default]
+    Continue,
+    /// End the stream with an explicit error.
+    Error,
+}
+
+/// Graceful degradation, as `{ cache = true, ttl = "10m", static_response = "…" }`:
+/// what a client gets when every target of the route has failed.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Degraded {
+    /// Answer with the last successful answer to the same request, if one is cached.
+    /// Default `false`.
+    #[serde(default)]
+    pub cache: bool,
+    /// How long successful answers stay in that cache; > 0. Default `"10m"`.
+    #[serde(default = "default_ttl")]
+    pub ttl: HumanDuration,
+    /// A fixed answer to give when nothing else is available (after the cache, if
+    /// enabled); not empty when given. Default: none.
+    pub static_response: Option<String>,
+}
+
+fn default_ttl() -> HumanDuration {
+    HumanDuration::secs(600)
+}

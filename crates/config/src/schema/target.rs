@@ -1,0 +1,97 @@
+//! `[providers.NAME]` and `[targets.NAME]`: who holdfast calls, and which model there.
+//!
+//! A provider is an API (a base URL, a wire format and a key); a target is one model at
+//! one provider. Several targets may share a provider; breakers, rate limits, prices
+//! and timeouts belong to the target, because that is what fails and costs.
+
+use holdfast_llm::Format;
+use serde::Deserialize;
+
+use crate::units::HumanDuration;
+
+/// `[providers.NAME]`: an API holdfast calls.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provider {
+    /// The wire format it speaks: `"openai"` (chat completions, also spoken by most
+    /// OpenAI-compatible servers) or `"anthropic"` (messages). Required.
+    pub format: Format,
+    /// The API base URL, `http://` or `https://`, such as `"https://api.openai.com/v1"`
+    /// or `"https://api.anthropic.com/v1"`; `/chat/completions` or `/messages` is
+    /// appended. Required.
+    pub base_url: String,
+    /// The environment variable holding the API key; when given, it must be set and not
+    /// empty. Optional: a local server or the mock provider needs no key.
+    pub key_env: Option<String>,
+}
+
+/// `[targets.NAME]`: one model at one provider. The name is what routes list and what
+/// metrics show.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// The provider's name, a key of `[providers]`. Required.
+    pub provider: String,
+    /// The model name sent to the provider, such as `"gpt-4o"`. Required, not empty.
+    pub model: String,
+    /// The model's context window in tokens; at least 1. A request larger than this
+    /// skips the target (and may fall back to a larger one). Required.
+    pub context_window: u64,
+    /// The price, in US dollars per million tokens. Default: free (for local models).
+    #[serde(default)]
+    pub price: Price,
+    /// The timeouts of one attempt.
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// Requests per minute holdfast sends to this target; at least 1. Over it, calls wait
+    /// or fall back. Default: unlimited.
+    pub requests_per_minute: Option<u64>,
+    /// Prompt tokens per minute holdfast sends to this target; at least 1. Default:
+    /// unlimited.
+    pub tokens_per_minute: Option<u64>,
+    /// Whether the target continues a partial answer given as an assistant prefill, so
+    /// that a stream cut mid-answer can be finished here. Default: `true` for
+    /// `anthropic` providers, `false` for `openai`.
+    pub supports_prefill: Option<bool>,
+    /// Whether requests that another target's content filter refused may fall back
+    /// here. Default `false`.
+    #[serde(default)]
+    pub takes_filtered: bool,
+}
+
+/// A price, as `{ input_per_mtok = 2.5, output_per_mtok = 10.0 }`.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    /// US dollars per million input (prompt) tokens; finite and ≥ 0. Required.
+    pub input_per_mtok: f64,
+    /// US dollars per million output (completion) tokens; finite and ≥ 0. Required.
+    pub output_per_mtok: f64,
+}
+
+/// The timeouts of one attempt on a target, as
+/// `{ connect = "2s", first_byte = "10s", idle = "15s", total = "120s" }`. Each is > 0
+/// and at most `total`. A request's own deadline may cut them shorter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    /// Establishing the connection (TCP and TLS). Default `"2s"`.
+    pub connect: HumanDuration,
+    /// Streams only: from sending the request to the first event. Default `"10s"`.
+    pub first_byte: HumanDuration,
+    /// Between two reads of a response that has started. Default `"15s"`.
+    pub idle: HumanDuration,
+    /// The whole attempt, body included. Default `"120s"`.
+    pub total: HumanDuration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: HumanDuration::secs(2),
+            first_byte: HumanDuration::secs(10),
+            idle: HumanDuration::secs(15),
+            total: HumanDuration::secs(120),
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! From the file as written to the settings the server runs with, collecting every
+//! problem on the way.
+//!
+//! Like ripgrep's `LowArgs` → `HiArgs`: the schema is what the user wrote, this turns it
+//! into domain types. Each check records a [`Problem`] with the field's path and keeps
+//! going, so one run reports every mistake; a value that failed is left out, and
+//! anything that depends on it stays quiet instead of reporting the same mistake twice.
+
+mod policy;
+mod route;
+mod target;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use holdfast_policy::InvalidSetting;
+use holdfast_policy::rate_limit;
+
+use crate::error::{At, Kind, Problem};
+use crate::locate::Locator;
+use crate::path::FieldPath;
+use crate::resolved::{ClientKey, Config, Idempotency, Logging, Server, Source, Store};
+use crate::schema::{self, Document};
+use crate::secret::Secret;
+use crate::units::HumanDuration;
+use crate::{Env, Origin};
+
+/// A value that may have been overridden from outside the file.
+#[derive(Debug, Clone)]
+pub(crate) struct Layered {
+    /// The value that won.
+    pub(crate) value: String,
+    /// Where it came from; `None` for the file or the default.
+    pub(crate) origin: Option<Origin>,
+}
+
+/// What validation needs besides the document.
+pub(crate) struct Inputs<'a> {
+    pub(crate) env: Env<'a>,
+    pub(crate) allow_missing_secrets: bool,
+    pub(crate) listen: Layered,
+    pub(crate) store_url: Layered,
+    pub(crate) locator: &'a Locator<'a>,
+}
+
+/// Collects problems while values are checked.
+pub(crate) struct Checker<'a> {
+    env: Env<'a>,
+    allow_missing_secrets: bool,
+    problems: Vec<Problem>,
+    missing_secrets: Vec<String>,
+    /// Secret values seen so far, with the field that named them, to spot reuse.
+    client_secrets: HashMap<String, FieldPath>,
+}
+
+impl Checker<'_> {
+    /// Records a bad value at `path`.
+    pub(crate) fn invalid(&mut self, path: FieldPath, message: impl Into<String>) {
+        self.problems.push(Problem::invalid(path, message));
+    }
+
+    /// Records a setting a policy constructor refused; its field is relative to `prefix`.
+    pub(crate) fn setting(&mut self, prefix: &FieldPath, error: InvalidSetting) {
+        self.invalid(prefix.dotted(error.field), error.problem);
+    }
+
+    /// Reads the secret in `var`, named by the field at `path`.
+    pub(crate) fn secret(&mut self, path: FieldPath, var: &str) -> Option<Secret> {
+        if var.is_empty() {
+            self.invalid(path, "names no environment variable");
+            return None;
+        }
+        match (self.env)(var) {
+            Some(value) if !value.is_empty() => Some(Secret::new(value)),
+            Some(_) | None if self.allow_missing_secrets => {
+                self.missing_secrets.push(var.to_owned());
+                None
+            }
+            Some(_) | None => {
+                self.problems.push(Problem {
+                    at: At::File(path),
+                    kind: Kind::MissingSecret(var.to_owned()),
+                });
+                None
+            }
+        }
+    }
+
+    /// A per-minute rate limit, which must allow at least one unit.
+    pub(crate) fn per_minute(
+        &mut self,
+        path: FieldPath,
+        limit: Option<u64>,
+    ) -> Option<rate_limit::Config> {
+        match limit? {
+            0 => {
+                self.invalid(path, "must be at least 1 (leave it out for no limit)");
+                None
+            }
+            limit => Some(rate_limit::Config::per_minute(limit)),
+        }
+    }
+
+    /// A duration that must be longer than zero.
+    pub(crate) fn positive(&mut self, path: FieldPath, value: HumanDuration) -> Option<Duration> {
+        if value.0.is_zero() {
+            self.invalid(path, "must be longer than zero");
+            None
+        } else {
+            Some(value.0)
+        }
+    }
+}
+
+/// `(known: a, b)` for messages about unknown names.
+pub(crate) fn known<'k>(names: impl Iterator<Item = &'k String>) -> String {
+    let names: Vec<&str> = names.map(String::as_str).collect();
+    if names.is_empty() {
+        "(none are defined)".to_owned()
+    } else {
+        format!("(known: {})", names.join(", "))
+    }
+}
+
+/// Checks `doc` and resolves it, or returns every problem found.
+pub(crate) fn run(
+    doc: &Document,
+    inputs: Inputs<'_>,
+    source: Source,
+) -> Result<Config, Vec<Problem>> {
+    let mut c = Checker {
+        env: inputs.env,
+        allow_missing_secrets: inputs.allow_missing_secrets,
+        problems: Vec::new(),
+        missing_secrets: Vec::new(),
+        client_secrets: HashMap::new(),
+    };
+    let server = server(&mut c, doc, &inputs);
+    let store = store(&mut c, &inputs.store_url);
+    let policies = policy::all(&mut c, &doc.policies);
+    let agent_breaker = policy::breaker(&mut c, &FieldPath::root("agents"), &doc.agents.breaker);
+    let providers = target::providers(&mut c, &doc.providers);
+    let mut targets = target::targets(&mut c, doc, &providers);
+    let routes = route::routes(&mut c, doc, &policies);
+    route::assign_settings(&mut targets, &routes, &policies, doc, inputs.locator);
+    let client_keys = client_keys(&mut c, &doc.client_keys);
+    let idempotency = idempotency(&mut c, &doc.idempotency);
+    let logging = logging(&mut c, &doc.logging);
+    let pipeline = policy::settings(&policies, agent_breaker);
+    match (server, store, idempotency, logging, pipeline) {
+        (Some(server), Some(store), Some(idempotency), Some(logging), Some(pipeline))
+            if c.problems.is_empty() =>
+        {
+            Ok(Config {
+                source,
+                server,
+                store,
+                client_keys,
+                providers,
+                targets,
+                routes,
+                pipeline,
+                idempotency,
+                logging,
+                missing_secrets: c.missing_secrets,
+            })
+        }
+        _ => Err(c.problems),
+    }
+}
+
+/// Records a problem with a value that may come from an override.
+fn layered_problem(c: &mut Checker<'_>, value: &Layered, path: FieldPath, message: String) {
+    match &value.origin {
+        None => c.invalid(path, message),
+        Some(origin) => c.problems.push(Problem {
+            at: At::Override(origin.clone(), path),
+            kind: Kind::Invalid(message),
+        }),
+    }
+}
+
+fn server(c: &mut Checker<'_>, doc: &Document, inputs: &Inputs<'_>) -> Option<Server> {
+    let path = FieldPath::root("server");
+    let listen = match inputs.listen.value.parse::<SocketAddr>() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            let message = format!(
+                "{:?} is not a socket address like \"127.0.0.1:8080\" or \"[::1]:8080\"",
+                inputs.listen.value
+            );
+            layered_problem(c, &inputs.listen, path.key("listen"), message);
+            None
+        }
+    };
+    let body_limit = doc.server.body_limit.0;
+    if body_limit == 0 {
+        c.invalid(path.key("body_limit"), "must be at least 1 byte");
+    }
+    Some(Server {
+        listen: listen?,
+        body_limit,
+    })
+}
+
+fn store(c: &mut Checker<'_>, url: &Layered) -> Option<Store> {
+    let path = FieldPath::root("store").key("url");
+    let problem = match url::Url::parse(&url.value) {
+        Ok(parsed) => match parsed.scheme() {
+            "sqlite" | "postgres" | "postgresql" => None,
+            other => Some(format!(
+                "{:?} has scheme `{other}`; use sqlite:// or postgres://",
+                url.value
+            )),
+        },
+        Err(e) => Some(format!("{:?} is not a URL: {e}", url.value)),
+    };
+    match problem {
+        None => Some(Store {
+            url: url.value.clone(),
+        }),
+        Some(message) => {
+            layered_problem(c, url, path, message);
+            None
+        }
+    }
+}
+
+fn client_keys(c: &mut Checker<'_>, raw: &[schema::ClientKey]) -> Vec<ClientKey> {
+    let root = FieldPath::root("client_keys");
+    let mut names: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut keys = Vec::new();
+    for (i, key) in raw.iter().enumerate() {
+        let path = root.index(i);
+        if key.name.trim().is_empty() {
+            c.invalid(path.key("name"), "must not be empty");
+        } else if let Some(first) = names.get(key.name.as_str()) {
+            let message = format!(
+                "duplicate client key name {:?} (also client_keys[{first}])",
+                key.name
+            );
+            c.invalid(path.key("name"), message);
+        } else {
+            names.insert(&key.name, i);
+        }
+        let secret = c.secret(path.key("key_env"), &key.key_env);
+        if let Some(secret) = &secret {
+            let previous = c
+                .client_secrets
+                .insert(secret.expose().to_owned(), path.clone());
+            if let Some(previous) = previous {
+                let message = format!("{} holds the same key as {previous}", key.key_env);
+                c.invalid(path.key("key_env"), message);
+            }
+        }
+        keys.push(ClientKey {
+            name: key.name.clone(),
+            key: secret,
+            requests: c.per_minute(path.key("requests_per_minute"), key.requests_per_minute),
+            tokens: c.per_minute(path.key("tokens_per_minute"), key.tokens_per_minute),
+        });
+    }
+    keys
+}
+
+fn idempotency(c: &mut Checker<'_>, raw: &schema::Idempotency) -> Option<Idempotency> {
+    let path = FieldPath::root("idempotency");
+    let ttl = c.positive(path.key("ttl"), raw.ttl);
+    if raw.capacity == 0 {
+        c.invalid(path.key("capacity"), "must be at least 1");
+    }
+    Some(Idempotency {
+        ttl: ttl?,
+        capacity: raw.capacity,
+    })
+}
+
+fn logging(c: &mut Checker<'_>, raw: &schema::Logging) -> Option<Logging> {
+    if raw.filter.trim().is_empty() {
+        c.invalid(
+            FieldPath::root("logging").key("filter"),
+            "must not be empty (try \"info\")",
+        );
+        return None;
+    }
+    Some(Logging {
+        filter: raw.filter.clone(),
+    })
+}

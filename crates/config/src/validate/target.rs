@@ -1,0 +1,180 @@
+//! `[providers]` and `[targets]`: URLs, keys, prices, timeouts and limits.
+//!
+//! A target whose provider is unknown is reported once, at its `provider` field; a
+//! target whose provider exists but is itself invalid is left out quietly, since the
+//! provider's own error already says what to fix.
+
+use std::collections::BTreeMap;
+
+use holdfast_llm::client::Timeouts;
+use holdfast_llm::{Format, Price, PriceError};
+use holdfast_policy::pipeline::TargetSettings;
+
+use super::{Checker, known};
+use crate::path::FieldPath;
+use crate::resolved::{Provider, Target};
+use crate::schema::{self, Document};
+
+/// Every provider that validated.
+pub(crate) fn providers(
+    c: &mut Checker<'_>,
+    raw: &BTreeMap<String, schema::Provider>,
+) -> BTreeMap<String, Provider> {
+    raw.iter()
+        .filter_map(|(name, raw)| {
+            let path = FieldPath::root("providers").key(name);
+            Some((name.clone(), provider(c, &path, name, raw)?))
+        })
+        .collect()
+}
+
+fn provider(
+    c: &mut Checker<'_>,
+    path: &FieldPath,
+    name: &str,
+    raw: &schema::Provider,
+) -> Option<Provider> {
+    let url_ok = check_base_url(c, path.key("base_url"), &raw.base_url);
+    let key = raw
+        .key_env
+        .as_ref()
+        .and_then(|var| c.secret(path.key("key_env"), var));
+    if !url_ok {
+        return None;
+    }
+    Some(Provider {
+        name: name.to_owned(),
+        format: raw.format,
+        base_url: raw.base_url.clone(),
+        key,
+    })
+}
+
+fn check_base_url(c: &mut Checker<'_>, path: FieldPath, text: &str) -> bool {
+    let problem = match url::Url::parse(text) {
+        Ok(url) if !matches!(url.scheme(), "http" | "https") => Some(format!(
+            "{text:?} has scheme `{}`; use http:// or https://",
+            url.scheme()
+        )),
+        Ok(url) if url.host_str().is_none_or(str::is_empty) => {
+            Some(format!("{text:?} has no host"))
+        }
+        Ok(_) => None,
+        Err(e) => Some(format!("{text:?} is not a URL: {e}")),
+    };
+    match problem {
+        Some(message) => {
+            c.invalid(path, message);
+            false
+        }
+        None => true,
+    }
+}
+
+/// Every target that validated, with default registry settings (routes assign the
+/// breaker and budget later).
+pub(crate) fn targets(
+    c: &mut Checker<'_>,
+    doc: &Document,
+    providers: &BTreeMap<String, Provider>,
+) -> BTreeMap<String, Target> {
+    doc.targets
+        .iter()
+        .filter_map(|(name, raw)| {
+            let path = FieldPath::root("targets").key(name);
+            let provider = if doc.providers.contains_key(&raw.provider) {
+                providers.get(&raw.provider)
+            } else {
+                let message = format!(
+                    "unknown provider {:?} {}",
+                    raw.provider,
+                    known(doc.providers.keys())
+                );
+                c.invalid(path.key("provider"), message);
+                None
+            };
+            let target = target(c, &path, name, raw, provider);
+            Some((name.clone(), target?))
+        })
+        .collect()
+}
+
+fn target(
+    c: &mut Checker<'_>,
+    path: &FieldPath,
+    name: &str,
+    raw: &schema::Target,
+    provider: Option<&Provider>,
+) -> Option<Target> {
+    if raw.model.trim().is_empty() {
+        c.invalid(path.key("model"), "must not be empty");
+    }
+    if raw.context_window == 0 {
+        c.invalid(path.key("context_window"), "must be at least 1 token");
+    }
+    let price =
+        Price::new(raw.price.input_per_mtok, raw.price.output_per_mtok).map_err(|e| match e {
+            PriceError::Invalid { field, value } => {
+                c.invalid(
+                    path.key("price").key(field),
+                    format!("{value} is not a price (a finite number ≥ 0)"),
+                );
+            }
+        });
+    let timeouts = timeouts(c, &path.key("timeouts"), &raw.timeouts);
+    let settings = TargetSettings {
+        breaker: None,
+        budget: None,
+        requests: c.per_minute(path.key("requests_per_minute"), raw.requests_per_minute),
+        tokens: c.per_minute(path.key("tokens_per_minute"), raw.tokens_per_minute),
+    };
+    let provider = provider?;
+    if raw.model.trim().is_empty() || raw.context_window == 0 {
+        return None;
+    }
+    Some(Target {
+        name: name.to_owned(),
+        provider: provider.name.clone(),
+        format: provider.format,
+        base_url: provider.base_url.clone(),
+        model: raw.model.clone(),
+        key: provider.key.clone(),
+        context_window: raw.context_window,
+        price: price.ok()?,
+        timeouts: timeouts?,
+        supports_prefill: raw.supports_prefill.unwrap_or(match provider.format {
+            Format::Anthropic => true,
+            Format::OpenAi => false,
+        }),
+        takes_filtered: raw.takes_filtered,
+        settings,
+    })
+}
+
+fn timeouts(c: &mut Checker<'_>, path: &FieldPath, raw: &schema::Timeouts) -> Option<Timeouts> {
+    let total = c.positive(path.key("total"), raw.total);
+    let mut ok = total.is_some();
+    for (field, value) in [
+        ("connect", raw.connect),
+        ("first_byte", raw.first_byte),
+        ("idle", raw.idle),
+    ] {
+        match (c.positive(path.key(field), value), total) {
+            (None, _) => ok = false,
+            (Some(value), Some(total)) if value > total => {
+                c.invalid(
+                    path.key(field),
+                    format!("{value:?} is longer than timeouts.total {total:?}"),
+                );
+                ok = false;
+            }
+            (Some(_), _) => {}
+        }
+    }
+    ok.then_some(Timeouts {
+        connect: raw.connect.0,
+        first_byte: raw.first_byte.0,
+        idle: raw.idle.0,
+        total: raw.total.0,
+    })
+}

@@ -1,0 +1,365 @@
+//! Broken configurations: each produces an error naming the right line, column and
+//! field, and validation reports every semantic error at once.
+
+mod common;
+
+use common::errors;
+use holdfast_config::ConfigError;
+
+/// A valid base for the cases: one provider (no key), two targets, one route.
+const BASE: &str = r#"[providers.openai]
+format = "openai"
+base_url = "http://127.0.0.1:9000/v1"
+
+[targets."gpt-4o"]
+provider = "openai"
+model = "gpt-4o"
+context_window = 128000
+
+[targets.claude]
+provider = "openai"
+model = "claude"
+context_window = 200000
+
+[routes.smart]
+targets = ["gpt-4o", "claude"]
+"#;
+
+/// `BASE` with `extra` appended.
+fn with(extra: &str) -> String {
+    format!("{BASE}{extra}")
+}
+
+/// Asserts exactly one error, at `line`, about `field`, saying `fragment`.
+#[track_caller]
+fn one(text: &str, line: usize, field: &str, fragment: &str) -> ConfigError {
+    let mut all = errors(text, &[]);
+    assert_eq!(all.len(), 1, "{all:#?}");
+    let error = all.remove(0);
+    let shown = error.to_string();
+    assert_eq!(error.field(), Some(field), "{shown}");
+    assert_eq!(error.line_column().map(|(l, _)| l), Some(line), "{shown}");
+    assert!(
+        shown.contains(fragment),
+        "{shown:?} does not say {fragment:?}"
+    );
+    assert!(
+        shown.starts_with(&format!("holdfast.toml:{line}:")),
+        "{shown}"
+    );
+    error
+}
+
+#[test]
+fn base_is_valid() {
+    common::load(BASE, &[]).unwrap();
+}
+
+#[test]
+fn unknown_field() {
+    one(
+        &with("[server]\nlisten = \"127.0.0.1:1\"\nbodylimit = 5\n"),
+        19,
+        "server.bodylimit",
+        "unknown field `bodylimit`",
+    );
+}
+
+#[test]
+fn wrong_type() {
+    let text = BASE.replace("context_window = 128000", "context_window = \"big\"");
+    one(
+        &text,
+        8,
+        "targets.gpt-4o.context_window",
+        "invalid type: string \"big\"",
+    );
+}
+
+#[test]
+fn bad_duration() {
+    let e = one(
+        &with("[policies.default]\nretry = { base = \"-5s\" }\n"),
+        18,
+        "policies.default.retry.base",
+        "-5s",
+    );
+    assert_eq!(e.line_column(), Some((18, 18)));
+}
+
+#[test]
+fn cap_below_base() {
+    let text = with("[policies.default]\nretry = { base = \"2s\", cap = \"1s\" }\n");
+    let e = one(&text, 18, "policies.default.retry.cap", "below retry.base");
+    assert_eq!(e.line_column(), Some((18, 30)));
+}
+
+#[test]
+fn budget_ratio_out_of_range() {
+    one(
+        &with("[policies.default]\nbudget = { ratio = 1.5 }\n"),
+        18,
+        "policies.default.budget.ratio",
+        "1.5 is outside 0..=1",
+    );
+}
+
+#[test]
+fn unknown_target_in_route() {
+    let text = BASE.replace(r#"["gpt-4o", "claude"]"#, r#"["gpt-4o", "gpt-5"]"#);
+    let e = one(&text, 16, "routes.smart.targets[1]", "unknown target");
+    assert_eq!(
+        e.to_string(),
+        r#"holdfast.toml:16:22: routes.smart.targets[1]: unknown target "gpt-5" (known: claude, gpt-4o)"#
+    );
+}
+
+#[test]
+fn unknown_provider() {
+    let text = BASE.replace(
+        "provider = \"openai\"\nmodel = \"claude\"",
+        "provider = \"anthropic\"\nmodel = \"claude\"",
+    );
+    one(
+        &text,
+        11,
+        "targets.claude.provider",
+        r#"unknown provider "anthropic" (known: openai)"#,
+    );
+}
+
+#[test]
+fn unknown_policy() {
+    one(
+        &with("policy = \"fast\"\n"),
+        17,
+        "routes.smart.policy",
+        r#"unknown policy "fast" (known: default)"#,
+    );
+}
+
+#[test]
+fn empty_targets_list() {
+    let text = BASE.replace(r#"["gpt-4o", "claude"]"#, "[]");
+    one(&text, 16, "routes.smart.targets", "at least one target");
+}
+
+#[test]
+fn bad_url() {
+    let text = BASE.replace("http://127.0.0.1:9000/v1", "api.openai.com/v1");
+    one(&text, 3, "providers.openai.base_url", "is not a URL");
+    let ftp = BASE.replace("http://127.0.0.1:9000/v1", "ftp://example.com/v1");
+    one(
+        &ftp,
+        3,
+        "providers.openai.base_url",
+        "use http:// or https://",
+    );
+}
+
+#[test]
+fn bad_listen_address() {
+    one(
+        &with("[server]\nlisten = \"localhost\"\n"),
+        18,
+        "server.listen",
+        "not a socket address",
+    );
+}
+
+#[test]
+fn bad_store_url() {
+    one(
+        &with("[store]\nurl = \"mysql://db/holdfast\"\n"),
+        18,
+        "store.url",
+        "use sqlite:// or postgres://",
+    );
+}
+
+#[test]
+fn duplicate_client_key() {
+    let keys = "[[client_keys]]\nname = \"agents\"\nkey_env = \"K1\"\n\n[[client_keys]]\nname = \"agents\"\nkey_env = \"K2\"\n";
+    let text = with(keys);
+    let all = errors(&text, &[("K1", "one"), ("K2", "two")]);
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_eq!(
+        all[0].to_string(),
+        r#"holdfast.toml:22:8: client_keys[1].name: duplicate client key name "agents" (also client_keys[0])"#
+    );
+}
+
+#[test]
+fn missing_env_secret() {
+    let text = BASE.replace(
+        "format = \"openai\"\n",
+        "format = \"openai\"\nkey_env = \"OPENAI_API_KEY\"\n",
+    );
+    let all = errors(&text, &[]);
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert!(matches!(&all[0], ConfigError::MissingSecret { var, .. } if var == "OPENAI_API_KEY"));
+    assert_eq!(
+        all[0].to_string(),
+        "holdfast.toml:3:11: providers.openai.key_env: environment variable OPENAI_API_KEY is not set"
+    );
+    // Set but empty counts as missing.
+    assert_eq!(errors(&text, &[("OPENAI_API_KEY", "")]).len(), 1);
+}
+
+#[test]
+fn toml_syntax_error() {
+    let text = BASE.replace(
+        "targets = [\"gpt-4o\", \"claude\"]",
+        "targets = [\"gpt-4o\", \"claude\"",
+    );
+    let all = errors(&text, &[]);
+    assert_eq!(
+        all.len(),
+        1,
+        "only the first syntax error, not the parser's guesses: {all:#?}"
+    );
+    assert!(
+        matches!(
+            all[0],
+            ConfigError::Syntax {
+                line: 16,
+                column: 30,
+                ..
+            }
+        ),
+        "{all:#?}"
+    );
+    assert_eq!(all[0].field(), Some("routes.smart.targets"), "{}", all[0]);
+    let header = errors("[server\nlisten = \"x\"\n", &[]);
+    assert_eq!(
+        header[0].to_string(),
+        "holdfast.toml:1:8: unclosed table, expected `]`"
+    );
+}
+
+#[test]
+fn zero_context_window() {
+    let text = BASE.replace("context_window = 200000", "context_window = 0");
+    one(
+        &text,
+        13,
+        "targets.claude.context_window",
+        "at least 1 token",
+    );
+}
+
+#[test]
+fn negative_price() {
+    let text = with(
+        "\n[targets.cheap]\nprovider = \"openai\"\nmodel = \"m\"\ncontext_window = 1\nprice = { input_per_mtok = -1.0, output_per_mtok = 1.0 }\n",
+    );
+    let e = one(
+        &text,
+        22,
+        "targets.cheap.price.input_per_mtok",
+        "-1 is not a price",
+    );
+    assert_eq!(e.line_column(), Some((22, 28)));
+}
+
+#[test]
+fn missing_required_field_points_at_its_table() {
+    let text = BASE.replace("model = \"claude\"\n", "");
+    one(&text, 10, "targets.claude", "missing field `model`");
+}
+
+#[test]
+fn unknown_enum_value() {
+    one(
+        &with("[policies.default]\nretry = { jitter = \"some\" }\n"),
+        18,
+        "policies.default.retry.jitter",
+        "unknown variant `some`",
+    );
+}
+
+#[test]
+fn target_listed_twice_in_a_route() {
+    let text = BASE.replace(
+        r#"["gpt-4o", "claude"]"#,
+        r#"["gpt-4o", "claude", "gpt-4o"]"#,
+    );
+    one(
+        &text,
+        16,
+        "routes.smart.targets[2]",
+        "listed twice (also at [0])",
+    );
+}
+
+#[test]
+fn timeouts_must_fit_in_total() {
+    let text = with(
+        "\n[targets.slow]\nprovider = \"openai\"\nmodel = \"m\"\ncontext_window = 1\ntimeouts = { idle = \"5m\", total = \"1m\" }\n",
+    );
+    one(
+        &text,
+        22,
+        "targets.slow.timeouts.idle",
+        "longer than timeouts.total",
+    );
+}
+
+#[test]
+fn agent_breaker_and_hedge_name_their_fields() {
+    one(
+        &with("[agents]\nbreaker = { max_open_for = \"1s\" }\n"),
+        18,
+        "agents.breaker.max_open_for",
+        "below breaker.open_for",
+    );
+    one(
+        &with("[policies.fast]\nhedge = { after_percentile = 10 }\n"),
+        18,
+        "policies.fast.hedge.after_percentile",
+        "outside 50..=99.9",
+    );
+}
+
+#[test]
+fn zero_limits_are_refused() {
+    one(
+        &with("[server]\nbody_limit = 0\n"),
+        18,
+        "server.body_limit",
+        "at least 1 byte",
+    );
+    let text = BASE.replace(
+        "context_window = 128000\n",
+        "context_window = 128000\nrequests_per_minute = 0\n",
+    );
+    one(&text, 9, "targets.gpt-4o.requests_per_minute", "at least 1");
+}
+
+/// Validation does not stop at the first mistake: every semantic error is reported,
+/// in file order.
+#[test]
+fn every_semantic_error_is_reported_in_file_order() {
+    let text = BASE
+        .replace("http://127.0.0.1:9000/v1", "not a url")
+        .replace("context_window = 200000", "context_window = 0")
+        .replace(r#"["gpt-4o", "claude"]"#, r#"["gpt-4o", "gpt-5"]"#)
+        + "policy = \"fast\"\n\n[policies.default]\nbudget = { ratio = 1.5 }\nretry = { max_attempts = 0 }\n";
+    let all = errors(&text, &[]);
+    let fields: Vec<_> = all
+        .iter()
+        .map(|e| (e.line_column().unwrap().0, e.field().unwrap()))
+        .collect();
+    assert_eq!(
+        fields,
+        vec![
+            (3, "providers.openai.base_url"),
+            (13, "targets.claude.context_window"),
+            (16, "routes.smart.targets[1]"),
+            (17, "routes.smart.policy"),
+            (20, "policies.default.budget.ratio"),
+            (21, "policies.default.retry.max_attempts"),
+        ],
+        "{all:#?}"
+    );
+}
