@@ -43,7 +43,10 @@ pub(crate) async fn set_faults(
         }
         faults
     };
-    match parsed.map(keep_key).and_then(|faults| provider.set_faults(faults)) {
+    match parsed
+        .map(keep_key)
+        .and_then(|faults| provider.set_faults(faults))
+    {
         Ok(()) => {
             tracing::info!("mock provider faults replaced");
             Json(provider.faults()).into_response()

@@ -159,7 +159,10 @@ impl ApiKey {
 }
 
 impl Serialize for ApiKey {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
         serializer.serialize_str(Self::REDACTED)
     }
 }

@@ -125,26 +125,25 @@ impl Visitor<'_> for SpanVisitor {
 }
 
 /// Parses `"250ms"`, `"1.5s"`, `"2m"`, `"3"` (seconds) into seconds.
+/// A fault file's duration: a bare number of seconds, or the human form every
+/// holdfast setting uses (`"250ms"`, `"2s"`), parsed by the policy crate.
 fn parse_human(text: &str) -> Result<f64, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| c.is_ascii_alphabetic())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}: expected e.g. \"250ms\" or \"2s\""))?;
-    let scale = match unit.trim() {
-        "ns" => 1e-9,
-        "us" | "µs" => 1e-6,
-        "ms" => 1e-3,
-        "" | "s" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
-        other => return Err(format!("invalid duration unit {other:?} in {text:?}")),
-    };
-    Ok(value * scale)
+    if let Ok(secs) = text.parse::<f64>() {
+        return if secs.is_finite() {
+            Ok(secs)
+        } else {
+            Err(format!("invalid duration {text:?}"))
+        };
+    }
+    // A negative duration parses so that validation can refuse it naming the field;
+    // an untagged `Distribution` would otherwise hide which field was wrong.
+    let (sign, magnitude) = text
+        .strip_prefix('-')
+        .map_or((1.0, text), |rest| (-1.0, rest));
+    holdfast_policy::setting::parse_duration("duration", magnitude)
+        .map(|d| sign * d.as_secs_f64())
+        .map_err(|e| format!("invalid duration {text:?}: {}", e.problem))
 }
 
 /// How long something takes: fixed, uniform between two bounds, or log-normal with
