@@ -1,0 +1,142 @@
+//! The one error type at the store's boundary.
+//!
+//! Callers branch on *what* went wrong, never on which backend said it: a stale fencing
+//! token is [`StoreError::StaleLease`] on SQLite and on PostgreSQL alike, and bad input
+//! is [`StoreError::InvalidInput`] naming the field before any SQL runs. Driver errors
+//! are kept as sources for logs; they are internal errors to the server.
+
+/// Everything a [`crate::Store`] call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The caller's input was refused before anything was written.
+    #[error("invalid {field}: {reason}")]
+    InvalidInput {
+        /// The offending field, e.g. `task.input` or `lock.name`.
+        field: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The named thing does not exist.
+    #[error("{kind} not found: {id}")]
+    NotFound {
+        /// What was looked for: `task`, `workflow`, `job`, `escalation`, `lock`.
+        kind: &'static str,
+        /// Its id or name.
+        id: String,
+    },
+    /// A lease or fencing token is no longer current: the lease expired, another holder
+    /// took over with a larger token, or the work was cancelled. The write did nothing.
+    #[error("stale lease on {kind} {id}: token {token} is no longer current")]
+    StaleLease {
+        /// `task`, `job` or `lock`.
+        kind: &'static str,
+        /// Its id or name.
+        id: String,
+        /// The token the caller presented.
+        token: u64,
+    },
+    /// The write contradicts what is already stored (an immutable workflow version with
+    /// another definition, a step committed twice, an escalation resolved twice).
+    #[error("conflict on {kind} {id}: {reason}")]
+    Conflict {
+        /// What it conflicts on.
+        kind: &'static str,
+        /// Its id or name.
+        id: String,
+        /// What is already there.
+        reason: String,
+    },
+    /// The URL names no backend this build knows, or is malformed.
+    #[error("bad store url {url:?}: {reason}")]
+    BadUrl {
+        /// The URL as given, with any password removed.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The database was migrated by a newer holdfast than this one.
+    #[error(
+        "database schema version {found} is newer than this binary supports ({supported}); \
+         upgrade holdfast"
+    )]
+    SchemaTooNew {
+        /// The version found in the database.
+        found: i64,
+        /// The newest version this binary knows.
+        supported: i64,
+    },
+    /// A stored value could not be decoded (a corrupt row or an unknown enum value).
+    #[error("corrupt stored {what}: {reason}")]
+    Corrupt {
+        /// What was being decoded.
+        what: &'static str,
+        /// Why it failed.
+        reason: String,
+    },
+    /// The transaction holding this write failed to commit; the write is not stored.
+    #[error("commit failed: {0}")]
+    CommitFailed(String),
+    /// The store is shut down (its writer thread stopped).
+    #[error("store is closed")]
+    Closed,
+    /// An I/O error outside the database (creating the data directory).
+    #[error("i/o error on {path}: {source}")]
+    Io {
+        /// The path involved.
+        path: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// SQLite reported an error.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL (or the connection to it) reported an error.
+    #[error("postgres: {0}")]
+    Postgres(#[from] sqlx::Error),
+}
+
+/// The store's result type.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+impl StoreError {
+    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        StoreError::InvalidInput {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn not_found(kind: &'static str, id: impl Into<String>) -> Self {
+        StoreError::NotFound {
+            kind,
+            id: id.into(),
+        }
+    }
+
+    pub(crate) fn stale(kind: &'static str, id: impl Into<String>, token: u64) -> Self {
+        StoreError::StaleLease {
+            kind,
+            id: id.into(),
+            token,
+        }
+    }
+
+    pub(crate) fn conflict(
+        kind: &'static str,
+        id: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        StoreError::Conflict {
+            kind,
+            id: id.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn corrupt(what: &'static str, reason: impl Into<String>) -> Self {
+        StoreError::Corrupt {
+            what,
+            reason: reason.into(),
+        }
+    }
+}

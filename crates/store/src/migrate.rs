@@ -1,0 +1,39 @@
+//! Schema migrations, embedded in the binary and applied at open.
+//!
+//! Each backend has its own ordered list of SQL files (`migrations/<backend>/NNNN_*.sql`)
+//! because their dialects differ; both record applied versions in `hf_schema_version`.
+//! Opening a database whose recorded version is newer than the newest migration this
+//! binary carries is refused ([`crate::StoreError::SchemaTooNew`]) rather than run
+//! against a schema it does not understand. Migrations are forward-only.
+
+/// One migration: its version and its SQL.
+pub(crate) struct Migration {
+    pub(crate) version: i64,
+    pub(crate) sql: &'static str,
+}
+
+/// The SQLite migrations, in order.
+pub(crate) const SQLITE: &[Migration] = &[Migration {
+    version: 1,
+    sql: include_str!("../migrations/sqlite/0001_init.sql"),
+}];
+
+/// The PostgreSQL migrations, in order.
+pub(crate) const POSTGRES: &[Migration] = &[Migration {
+    version: 1,
+    sql: include_str!("../migrations/postgres/0001_init.sql"),
+}];
+
+/// The newest version in `migrations`.
+pub(crate) fn latest(migrations: &[Migration]) -> i64 {
+    migrations.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+/// Refuses a database migrated by a newer binary.
+pub(crate) fn check_not_newer(found: i64, migrations: &[Migration]) -> crate::Result<()> {
+    let supported = latest(migrations);
+    if found > supported {
+        return Err(crate::StoreError::SchemaTooNew { found, supported });
+    }
+    Ok(())
+}

@@ -1,0 +1,338 @@
+//! PostgreSQL writes on coordination records: worker jobs, locks, escalations, config.
+//!
+//! A fence check takes the lock row `FOR SHARE`, so no new holder can commit a larger
+//! token until the fenced write has committed: the write is ordered before the lock
+//! changes hands, never after. Job claims use `SKIP LOCKED` like task claims.
+
+use sqlx::{PgConnection, Row};
+
+use super::reads::{self, JOB_COLS, job_row};
+use super::writes::{append_events, stale_or_missing};
+use crate::coordination::{
+    ConfigVersion, Escalation, Job, JobResult, LockAcquire, LockLease, NewEscalation, NewJob,
+    Resolution,
+};
+use crate::rows;
+use crate::validate::sha256_hex;
+use crate::{FencingToken, Result, StoreError};
+
+pub(super) async fn check_fence(
+    c: &mut PgConnection,
+    lock: &str,
+    token: FencingToken,
+    now: i64,
+) -> Result<()> {
+    let row = sqlx::query("SELECT token, holder IS NOT NULL AND expires_at > hf_ts($2) FROM locks WHERE name = $1 FOR SHARE")
+        .bind(lock)
+        .bind(now)
+        .fetch_optional(c)
+        .await?;
+    let Some(row) = row else {
+        return Err(StoreError::not_found("lock", lock));
+    };
+    let (current, live): (i64, bool) = (row.try_get(0)?, row.try_get(1)?);
+    if current == token.0 as i64 && live {
+        Ok(())
+    } else {
+        Err(StoreError::stale("lock", lock, token.0))
+    }
+}
+
+pub(super) async fn insert_jobs(
+    c: &mut PgConnection,
+    task_id: &str,
+    jobs: &[NewJob],
+    payloads: &[String],
+    now: i64,
+) -> Result<()> {
+    for (job, payload) in jobs.iter().zip(payloads) {
+        sqlx::query(
+            "INSERT INTO jobs (job_id, task_id, step, queue, payload, status, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5::json, 'pending', hf_ts($6), hf_ts($6))",
+        )
+        .bind(&job.job_id)
+        .bind(task_id)
+        .bind(&job.step)
+        .bind(&job.queue)
+        .bind(payload)
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn insert_escalation(
+    c: &mut PgConnection,
+    task_id: &str,
+    e: &NewEscalation,
+    payload: &str,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO escalations (escalation_id, task_id, step, reason, payload, status, created_at) \
+         VALUES ($1, $2, $3, $4, $5::json, 'open', hf_ts($6))",
+    )
+    .bind(&e.escalation_id)
+    .bind(task_id)
+    .bind(&e.step)
+    .bind(&e.reason)
+    .bind(payload)
+    .bind(now)
+    .execute(c)
+    .await?;
+    Ok(())
+}
+
+/// Wakes a task waiting on a job or an escalation and journals why.
+async fn wake(
+    c: &mut PgConnection,
+    task_id: &str,
+    kind: &str,
+    data: String,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE tasks SET status = 'queued', next_run_at = hf_ts($2), updated_at = hf_ts($2) \
+         WHERE task_id = $1 AND status = 'waiting'",
+    )
+    .bind(task_id)
+    .bind(now)
+    .execute(&mut *c)
+    .await?;
+    append_events(c, task_id, &[(kind, data)], now).await
+}
+
+pub(super) async fn claim_jobs(
+    c: &mut PgConnection,
+    queue: &str,
+    worker: &str,
+    expires: i64,
+    lim: i64,
+    now: i64,
+) -> Result<Vec<Job>> {
+    let sql = format!(
+        "WITH due AS (SELECT job_id FROM jobs WHERE queue = $1 AND (status = 'pending' OR \
+           (status = 'claimed' AND lease_expires_at <= hf_ts($2))) \
+           ORDER BY created_at, job_id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+         UPDATE jobs j SET status = 'claimed', token = j.token + 1, worker = $4, \
+           lease_expires_at = hf_ts($5), updated_at = hf_ts($2) \
+         FROM due WHERE j.job_id = due.job_id RETURNING {JOB_COLS}"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(queue)
+        .bind(now)
+        .bind(lim)
+        .bind(worker)
+        .bind(expires)
+        .fetch_all(c)
+        .await?;
+    rows.iter().map(job_row).collect()
+}
+
+pub(super) async fn heartbeat_job(
+    c: &mut PgConnection,
+    job_id: &str,
+    token: FencingToken,
+    expires: i64,
+    now: i64,
+) -> Result<u64> {
+    let changed = sqlx::query(
+        "UPDATE jobs SET lease_expires_at = hf_ts($3), updated_at = hf_ts($4) WHERE job_id = $1 \
+         AND status = 'claimed' AND token = $2 AND lease_expires_at > hf_ts($4)",
+    )
+    .bind(job_id)
+    .bind(token.0 as i64)
+    .bind(expires)
+    .bind(now)
+    .execute(&mut *c)
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        return Err(stale_or_missing(c, "job", "jobs", "job_id", job_id, token).await);
+    }
+    Ok(expires as u64)
+}
+
+pub(super) async fn complete_job(
+    c: &mut PgConnection,
+    job_id: &str,
+    token: FencingToken,
+    result: &JobResult,
+    doc: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    let (status, error) = match result {
+        JobResult::Succeeded(_) => ("succeeded", None),
+        JobResult::Failed(e) => ("failed", Some(e.as_str())),
+    };
+    let row = sqlx::query(
+        "UPDATE jobs SET status = $3, result = $4::json, error = $5, lease_expires_at = NULL, \
+         updated_at = hf_ts($6) WHERE job_id = $1 AND status = 'claimed' AND token = $2 \
+         AND lease_expires_at > hf_ts($6) RETURNING task_id, step",
+    )
+    .bind(job_id)
+    .bind(token.0 as i64)
+    .bind(status)
+    .bind(doc)
+    .bind(error)
+    .bind(now)
+    .fetch_optional(&mut *c)
+    .await?;
+    let Some(row) = row else {
+        return Err(stale_or_missing(c, "job", "jobs", "job_id", job_id, token).await);
+    };
+    let (task_id, step): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+    let data =
+        serde_json::json!({ "job_id": job_id, "step": step, "status": status, "error": error });
+    wake(c, &task_id, "job_finished", data.to_string(), now).await
+}
+
+pub(super) async fn acquire_lock(
+    c: &mut PgConnection,
+    name: &str,
+    holder: &str,
+    expires: i64,
+    now: i64,
+) -> Result<LockAcquire> {
+    let token: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO locks (name, holder, token, expires_at) VALUES ($1, $2, 1, hf_ts($3)) \
+         ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, token = locks.token + 1, \
+         expires_at = excluded.expires_at \
+         WHERE locks.holder IS NULL OR locks.expires_at <= hf_ts($4) OR locks.holder = excluded.holder \
+         RETURNING token",
+    )
+    .bind(name)
+    .bind(holder)
+    .bind(expires)
+    .bind(now)
+    .fetch_optional(&mut *c)
+    .await?;
+    if let Some(token) = token {
+        let token = FencingToken(token as u64);
+        let (name, holder) = (name.to_string(), holder.to_string());
+        return Ok(LockAcquire::Acquired(LockLease {
+            name,
+            holder,
+            token,
+            expires_at_ms: expires as u64,
+        }));
+    }
+    let row = sqlx::query("SELECT holder, hf_ms(expires_at) FROM locks WHERE name = $1")
+        .bind(name)
+        .fetch_one(c)
+        .await?;
+    let (holder, exp): (Option<String>, i64) = (row.try_get(0)?, row.try_get(1)?);
+    Ok(LockAcquire::Busy {
+        holder: holder.unwrap_or_default(),
+        expires_at_ms: exp as u64,
+    })
+}
+
+pub(super) async fn renew_lock(
+    c: &mut PgConnection,
+    name: &str,
+    token: FencingToken,
+    expires: i64,
+    now: i64,
+) -> Result<u64> {
+    let changed = sqlx::query(
+        "UPDATE locks SET expires_at = hf_ts($3) WHERE name = $1 AND token = $2 \
+         AND holder IS NOT NULL AND expires_at > hf_ts($4)",
+    )
+    .bind(name)
+    .bind(token.0 as i64)
+    .bind(expires)
+    .bind(now)
+    .execute(&mut *c)
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        return Err(stale_or_missing(c, "lock", "locks", "name", name, token).await);
+    }
+    Ok(expires as u64)
+}
+
+pub(super) async fn release_lock(
+    c: &mut PgConnection,
+    name: &str,
+    token: FencingToken,
+) -> Result<()> {
+    let changed = sqlx::query(
+        "UPDATE locks SET holder = NULL, expires_at = hf_ts(0) WHERE name = $1 AND token = $2 AND holder IS NOT NULL",
+    )
+    .bind(name)
+    .bind(token.0 as i64)
+    .execute(&mut *c)
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        return Err(stale_or_missing(c, "lock", "locks", "name", name, token).await);
+    }
+    Ok(())
+}
+
+pub(super) async fn resolve(
+    c: &mut PgConnection,
+    id: &str,
+    resolution: &Resolution,
+    by: &str,
+    now: i64,
+) -> Result<Escalation> {
+    let (status, data) = rows::resolution_columns(resolution);
+    let task_id: Option<String> = sqlx::query_scalar(
+        "UPDATE escalations SET status = $2, resolution = $3::json, resolved_by = $4, resolved_at = hf_ts($5) \
+         WHERE escalation_id = $1 AND status = 'open' RETURNING task_id",
+    )
+    .bind(id)
+    .bind(status.as_str())
+    .bind(data)
+    .bind(by)
+    .bind(now)
+    .fetch_optional(&mut *c)
+    .await?;
+    let Some(task_id) = task_id else {
+        return match reads::escalation(c, id).await? {
+            Some(e) => Err(StoreError::conflict(
+                "escalation",
+                id,
+                format!("already {}", e.status),
+            )),
+            None => Err(StoreError::not_found("escalation", id)),
+        };
+    };
+    let event = serde_json::json!({ "escalation_id": id, "decision": status.as_str(), "by": by });
+    wake(c, &task_id, "escalation_resolved", event.to_string(), now).await?;
+    reads::escalation(c, id)
+        .await?
+        .ok_or_else(|| StoreError::not_found("escalation", id))
+}
+
+pub(super) async fn record_config(
+    c: &mut PgConnection,
+    text: &str,
+    now: i64,
+) -> Result<ConfigVersion> {
+    // Versions are dense and ordered: one recorder at a time.
+    sqlx::query("LOCK TABLE config_versions IN EXCLUSIVE MODE")
+        .execute(&mut *c)
+        .await?;
+    let sha256 = sha256_hex(text);
+    let latest = reads::configs(c, 1).await?.into_iter().next();
+    if let Some(latest) = latest.as_ref().filter(|l| l.sha256 == sha256) {
+        return Ok(latest.clone());
+    }
+    let version = latest.map_or(1, |l| l.version + 1);
+    sqlx::query("INSERT INTO config_versions (version, sha256, text, created_at) VALUES ($1, $2, $3, hf_ts($4))")
+        .bind(version as i64)
+        .bind(&sha256)
+        .bind(text)
+        .bind(now)
+        .execute(c)
+        .await?;
+    Ok(ConfigVersion {
+        version,
+        sha256,
+        created_at_ms: now as u64,
+    })
+}

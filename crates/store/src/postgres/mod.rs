@@ -1,0 +1,112 @@
+//! The PostgreSQL backend: one database shared by any number of holdfast nodes.
+//!
+//! PostgreSQL coordinates the nodes, so holdfast needs no consensus of its own: ready
+//! tasks and jobs are claimed with `FOR UPDATE SKIP LOCKED` (concurrent claimers skip
+//! each other's rows instead of queueing on them, and never get the same row), leases
+//! are `timestamptz` columns, and a dead node's leases simply expire and its work
+//! becomes claimable. Every call is one transaction; durability is PostgreSQL's own
+//! (`synchronous_commit` as the server is configured, `on` by default), and its WAL
+//! writer batches concurrent commits into shared fsyncs (group commit).
+
+mod advance;
+mod coord;
+mod reads;
+mod store_impl;
+mod writes;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, Executor};
+
+use crate::migrate::{self, Migration};
+use crate::{Options, Result, StoreError};
+
+/// The PostgreSQL-backed [`crate::Store`].
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    max_doc: usize,
+}
+
+impl PostgresStore {
+    /// Connects to `url`, creates `options.postgres_schema` if set (and uses it on every
+    /// connection), and applies pending migrations under an advisory lock so that nodes
+    /// starting together migrate once.
+    pub async fn connect(url: &str, options: Options) -> Result<PostgresStore> {
+        let connect: PgConnectOptions =
+            url.parse().map_err(|e: sqlx::Error| StoreError::BadUrl {
+                url: crate::redact(url),
+                reason: e.to_string(),
+            })?;
+        let connect = connect.disable_statement_logging();
+        if let Some(schema) = &options.postgres_schema {
+            // Concurrent `CREATE SCHEMA IF NOT EXISTS` can race on the catalog's unique
+            // index when nodes start together; the migration lock orders them.
+            let mut conn = sqlx::PgConnection::connect_with(&connect).await?;
+            let mut tx = conn.begin().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(MIGRATION_LOCK)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::raw_sql(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            conn.close().await?;
+        }
+        let search_path = options.postgres_schema.clone();
+        let pool = PgPoolOptions::new()
+            .max_connections(options.postgres_max_connections)
+            .after_connect(move |conn, _meta| {
+                let search_path = search_path.clone();
+                Box::pin(async move {
+                    if let Some(schema) = search_path {
+                        conn.execute(format!("SET search_path TO \"{schema}\"").as_str())
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(connect)
+            .await?;
+        apply_migrations(&pool, migrate::POSTGRES).await?;
+        Ok(PostgresStore {
+            pool,
+            max_doc: options.max_document_bytes,
+        })
+    }
+
+    /// Closes the pool's connections.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// The advisory lock key that serialises schema creation and migrations.
+const MIGRATION_LOCK: i64 = 7_206_120_431;
+
+async fn apply_migrations(pool: &PgPool, migrations: &[Migration]) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(7206120431)")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS hf_schema_version (version bigint PRIMARY KEY, \
+         applied_at timestamptz NOT NULL DEFAULT now())",
+    )
+    .execute(&mut *tx)
+    .await?;
+    let current: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0)::int8 FROM hf_schema_version")
+            .fetch_one(&mut *tx)
+            .await?;
+    migrate::check_not_newer(current, migrations)?;
+    for m in migrations.iter().filter(|m| m.version > current) {
+        sqlx::raw_sql(m.sql).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO hf_schema_version (version) VALUES ($1)")
+            .bind(m.version)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,289 @@
+//! `Store` for [`PostgresStore`]: validate, then one transaction per call.
+//!
+//! Validation is the same code the SQLite backend runs, before a connection is taken;
+//! a write function that fails drops its transaction, which rolls it back whole.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::PgConnection;
+
+use super::{PostgresStore, advance, coord, reads, writes};
+use crate::coordination::{
+    ConfigVersion, Escalation, EscalationFilter, Job, JobResult, LockAcquire, Resolution,
+    StoredConfig,
+};
+use crate::plan;
+use crate::task::{
+    Advance, Cancelled, JournalEntry, NewEvent, NewTask, NewWorkflow, Step, Submitted, Task,
+    TaskClaim, TaskFilter, TaskPage, WorkflowDef,
+};
+use crate::validate::{self, expiry, limit, millis, name};
+use crate::{FencingToken, Result, Store};
+
+/// Runs `$body` (an expression over `$c: &mut PgConnection` evaluating to a `Result`)
+/// in a transaction, committed only if it succeeded.
+macro_rules! in_tx {
+    ($self:ident, |$c:ident| $body:expr) => {{
+        let mut tx = $self.pool.begin().await?;
+        let out = {
+            let $c: &mut PgConnection = &mut *tx;
+            $body
+        };
+        match out {
+            Ok(value) => {
+                tx.commit().await?;
+                Ok(value)
+            }
+            Err(e) => Err(e),
+        }
+    }};
+}
+
+/// Runs `$body` on a pooled connection, outside a transaction.
+macro_rules! on_conn {
+    ($self:ident, |$c:ident| $body:expr) => {{
+        let mut conn = $self.pool.acquire().await?;
+        let $c: &mut PgConnection = &mut *conn;
+        $body
+    }};
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn put_workflow(&self, w: NewWorkflow, now_ms: u64) -> Result<WorkflowDef> {
+        let definition = validate::workflow(&w, self.max_doc)?;
+        let now = millis("now", now_ms)?;
+        in_tx!(self, |c| writes::put_workflow(c, &w, &definition, now)
+            .await)
+    }
+
+    async fn get_workflow(&self, name: &str, version: Option<u32>) -> Result<Option<WorkflowDef>> {
+        on_conn!(self, |c| reads::workflow(c, name, version).await)
+    }
+
+    async fn list_workflows(&self) -> Result<Vec<WorkflowDef>> {
+        on_conn!(self, |c| reads::workflows(c).await)
+    }
+
+    async fn submit_task(&self, t: NewTask, now_ms: u64) -> Result<Submitted> {
+        let (input, pending) = validate::new_task(&t, self.max_doc)?;
+        let now = millis("now", now_ms)?;
+        in_tx!(self, |c| writes::submit(c, &t, &input, &pending, now).await)
+    }
+
+    async fn get_task(&self, task_id: &str) -> Result<Option<Task>> {
+        on_conn!(self, |c| reads::task(c, task_id).await)
+    }
+
+    async fn list_tasks(&self, filter: &TaskFilter) -> Result<TaskPage> {
+        limit("filter.limit", filter.limit)?;
+        on_conn!(self, |c| reads::tasks(c, filter).await)
+    }
+
+    async fn cancel_task(&self, task_id: &str, reason: &str, now_ms: u64) -> Result<Cancelled> {
+        validate::text("reason", reason, self.max_doc)?;
+        let now = millis("now", now_ms)?;
+        in_tx!(self, |c| writes::cancel(c, task_id, reason, now).await)
+    }
+
+    async fn claim_tasks(
+        &self,
+        node_id: &str,
+        lease: Duration,
+        lim: u32,
+        now_ms: u64,
+    ) -> Result<Vec<TaskClaim>> {
+        name("node_id", node_id)?;
+        let (expires, lim, now) = (
+            expiry(now_ms, lease)?,
+            limit("limit", lim)?,
+            millis("now", now_ms)?,
+        );
+        in_tx!(self, |c| writes::claim(c, node_id, expires, lim, now).await)
+    }
+
+    async fn heartbeat_task(
+        &self,
+        task_id: &str,
+        token: FencingToken,
+        lease: Duration,
+        now_ms: u64,
+    ) -> Result<u64> {
+        let (expires, now) = (expiry(now_ms, lease)?, millis("now", now_ms)?);
+        in_tx!(self, |c| writes::heartbeat(c, task_id, token, expires, now)
+            .await)
+    }
+
+    async fn release_task(&self, task_id: &str, token: FencingToken, now_ms: u64) -> Result<()> {
+        let now = millis("now", now_ms)?;
+        in_tx!(self, |c| writes::release(c, task_id, token, now).await)
+    }
+
+    async fn advance(&self, a: Advance, now_ms: u64) -> Result<()> {
+        let plan = plan::plan(&a, self.max_doc, now_ms)?;
+        in_tx!(self, |c| advance::advance(c, &a, &plan).await)
+    }
+
+    async fn list_steps(&self, task_id: &str) -> Result<Vec<Step>> {
+        on_conn!(self, |c| reads::steps(c, task_id).await)
+    }
+
+    async fn retry_queue(&self, lim: u32) -> Result<Vec<Step>> {
+        on_conn!(self, |c| reads::retry_queue(c, lim).await)
+    }
+
+    async fn append_events(&self, task_id: &str, events: Vec<NewEvent>, now_ms: u64) -> Result<()> {
+        let mut docs = Vec::with_capacity(events.len());
+        for e in &events {
+            name("event.kind", &e.kind)?;
+            docs.push((
+                e.kind.as_str(),
+                validate::json("event.data", &e.data, self.max_doc)?,
+            ));
+        }
+        let now = millis("now", now_ms)?;
+        in_tx!(self, |c| writes::append_events(c, task_id, &docs, now)
+            .await)
+    }
+
+    async fn journal(&self, task_id: &str, after_seq: u64, lim: u32) -> Result<Vec<JournalEntry>> {
+        on_conn!(self, |c| reads::journal(c, task_id, after_seq, lim).await)
+    }
+
+    async fn claim_jobs(
+        &self,
+        queue: &str,
+        worker_id: &str,
+        lease: Duration,
+        lim: u32,
+        now_ms: u64,
+    ) -> Result<Vec<Job>> {
+        name("queue", queue)?;
+        name("worker_id", worker_id)?;
+        let (expires, lim, now) = (
+            expiry(now_ms, lease)?,
+            limit("limit", lim)?,
+            millis("now", now_ms)?,
+        );
+        in_tx!(self, |c| coord::claim_jobs(
+            c, queue, worker_id, expires, lim, now
+        )
+        .await)
+    }
+
+    async fn heartbeat_job(
+        &self,
+        job_id: &str,
+        token: FencingToken,
+        lease: Duration,
+        now_ms: u64,
+    ) -> Result<u64> {
+        let (expires, now) = (expiry(now_ms, lease)?, millis("now", now_ms)?);
+        in_tx!(self, |c| coord::heartbeat_job(
+            c, job_id, token, expires, now
+        )
+        .await)
+    }
+
+    async fn complete_job(
+        &self,
+        job_id: &str,
+        token: FencingToken,
+        result: JobResult,
+        now_ms: u64,
+    ) -> Result<()> {
+        let doc = match &result {
+            JobResult::Succeeded(v) => Some(validate::json("job.result", v, self.max_doc)?),
+            JobResult::Failed(e) => validate::text("job.error", e, self.max_doc).map(|()| None)?,
+        };
+        let now = millis("now", now_ms)?;
+        in_tx!(self, |c| coord::complete_job(
+            c,
+            job_id,
+            token,
+            &result,
+            doc.as_deref(),
+            now
+        )
+        .await)
+    }
+
+    async fn get_job(&self, job_id: &str) -> Result<Option<Job>> {
+        on_conn!(self, |c| reads::job(c, job_id).await)
+    }
+
+    async fn acquire_lock(
+        &self,
+        lock: &str,
+        holder: &str,
+        lease: Duration,
+        now_ms: u64,
+    ) -> Result<LockAcquire> {
+        name("lock.name", lock)?;
+        name("lock.holder", holder)?;
+        let (expires, now) = (expiry(now_ms, lease)?, millis("now", now_ms)?);
+        in_tx!(self, |c| coord::acquire_lock(c, lock, holder, expires, now)
+            .await)
+    }
+
+    async fn renew_lock(
+        &self,
+        lock: &str,
+        token: FencingToken,
+        lease: Duration,
+        now_ms: u64,
+    ) -> Result<u64> {
+        let (expires, now) = (expiry(now_ms, lease)?, millis("now", now_ms)?);
+        in_tx!(self, |c| coord::renew_lock(c, lock, token, expires, now)
+            .await)
+    }
+
+    async fn release_lock(&self, lock: &str, token: FencingToken, _now_ms: u64) -> Result<()> {
+        in_tx!(self, |c| coord::release_lock(c, lock, token).await)
+    }
+
+    async fn list_escalations(&self, filter: &EscalationFilter) -> Result<Vec<Escalation>> {
+        on_conn!(self, |c| reads::escalations(c, filter).await)
+    }
+
+    async fn get_escalation(&self, id: &str) -> Result<Option<Escalation>> {
+        on_conn!(self, |c| reads::escalation(c, id).await)
+    }
+
+    async fn resolve_escalation(
+        &self,
+        id: &str,
+        resolution: Resolution,
+        by: &str,
+        now_ms: u64,
+    ) -> Result<Escalation> {
+        name("resolved_by", by)?;
+        if let Resolution::Edit(v) = &resolution {
+            validate::json("resolution.edit", v, self.max_doc)?;
+        }
+        if let Resolution::Reject(reason) = &resolution {
+            validate::text("resolution.reject", reason, self.max_doc)?;
+        }
+        let now = millis("now", now_ms)?;
+        in_tx!(self, |c| coord::resolve(c, id, &resolution, by, now).await)
+    }
+
+    async fn record_config(&self, text: &str, now_ms: u64) -> Result<ConfigVersion> {
+        validate::text("config.text", text, self.max_doc)?;
+        let now = millis("now", now_ms)?;
+        in_tx!(self, |c| coord::record_config(c, text, now).await)
+    }
+
+    async fn list_configs(&self, lim: u32) -> Result<Vec<ConfigVersion>> {
+        on_conn!(self, |c| reads::configs(c, lim).await)
+    }
+
+    async fn get_config(&self, version: u64) -> Result<Option<StoredConfig>> {
+        on_conn!(self, |c| reads::config(c, version).await)
+    }
+}

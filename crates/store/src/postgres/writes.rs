@@ -1,0 +1,292 @@
+//! PostgreSQL writes on tasks: submit, claim, lease upkeep, cancel, journal appends.
+//!
+//! Each runs inside one transaction that the caller commits; an error drops the
+//! transaction, which rolls everything back. Claims lock their rows with
+//! `FOR UPDATE SKIP LOCKED`, so concurrent nodes partition the ready work between them.
+
+use sqlx::{PgConnection, Row};
+
+use super::reads::{self, TASK_COLS, task_row};
+use crate::task::{Cancelled, NewTask, NewWorkflow, Submitted, TaskClaim, WorkflowDef};
+use crate::validate::millis;
+use crate::{FencingToken, Result, StoreError};
+
+pub(super) async fn put_workflow(
+    c: &mut PgConnection,
+    w: &NewWorkflow,
+    definition: &str,
+    now: i64,
+) -> Result<WorkflowDef> {
+    let inserted = sqlx::query(
+        "INSERT INTO workflows (name, version, definition, created_at) VALUES ($1, $2, $3::json, hf_ts($4)) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&w.name)
+    .bind(i64::from(w.version))
+    .bind(definition)
+    .bind(now)
+    .execute(&mut *c)
+    .await?
+    .rows_affected();
+    let stored = reads::workflow(c, &w.name, Some(w.version)).await?;
+    let stored = stored.ok_or_else(|| StoreError::not_found("workflow", &w.name))?;
+    if inserted == 0 && stored.definition != w.definition {
+        let id = format!("{}@{}", w.name, w.version);
+        return Err(StoreError::conflict(
+            "workflow",
+            id,
+            "versions are immutable; register a new version",
+        ));
+    }
+    Ok(stored)
+}
+
+pub(super) async fn submit(
+    c: &mut PgConnection,
+    t: &NewTask,
+    input: &str,
+    pending: &str,
+    now: i64,
+) -> Result<Submitted> {
+    if let Some(key) = &t.idempotency_key {
+        if let Some(existing) = reads::task_by_key(c, key).await? {
+            return Ok(Submitted::Existing(existing));
+        }
+    }
+    if reads::workflow(c, &t.workflow, Some(t.workflow_version))
+        .await?
+        .is_none()
+    {
+        return Err(StoreError::not_found(
+            "workflow",
+            format!("{}@{}", t.workflow, t.workflow_version),
+        ));
+    }
+    // A concurrent duplicate makes this insert wait for the other transaction, then do
+    // nothing; the existing task is then visible to the lookup below.
+    let inserted = sqlx::query(
+        "INSERT INTO tasks (task_id, workflow, workflow_version, status, input, idempotency_key, \
+         pending_steps, next_run_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, 'queued', $4::json, $5, $6::jsonb, hf_ts($7), hf_ts($8), hf_ts($8)) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&t.task_id)
+    .bind(&t.workflow)
+    .bind(i64::from(t.workflow_version))
+    .bind(input)
+    .bind(t.idempotency_key.as_deref())
+    .bind(pending)
+    .bind(millis("task.run_at_ms", t.run_at_ms)?)
+    .bind(now)
+    .execute(&mut *c)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        if let Some(key) = &t.idempotency_key {
+            if let Some(existing) = reads::task_by_key(c, key).await? {
+                return Ok(Submitted::Existing(existing));
+            }
+        }
+        return Err(StoreError::conflict(
+            "task",
+            &t.task_id,
+            "a task with this id exists",
+        ));
+    }
+    append_events(c, &t.task_id, &[("submitted", "{}".to_string())], now).await?;
+    let task = reads::task(c, &t.task_id)
+        .await?
+        .ok_or_else(|| StoreError::not_found("task", &t.task_id))?;
+    Ok(Submitted::Created(task))
+}
+
+/// Appends events to a task's journal, numbering them from its `event_seq`.
+pub(super) async fn append_events(
+    c: &mut PgConnection,
+    task_id: &str,
+    events: &[(&str, String)],
+    now: i64,
+) -> Result<()> {
+    let n = events.len() as i64;
+    let last: Option<i64> = sqlx::query_scalar(
+        "UPDATE tasks SET event_seq = event_seq + $2 WHERE task_id = $1 RETURNING event_seq",
+    )
+    .bind(task_id)
+    .bind(n)
+    .fetch_optional(&mut *c)
+    .await?;
+    let last = last.ok_or_else(|| StoreError::not_found("task", task_id))?;
+    let (kinds, data): (Vec<&str>, Vec<&str>) =
+        events.iter().map(|(k, d)| (*k, d.as_str())).unzip();
+    insert_events(c, task_id, last - n + 1, &kinds, &data, now).await
+}
+
+pub(super) async fn insert_events(
+    c: &mut PgConnection,
+    task_id: &str,
+    first: i64,
+    kinds: &[&str],
+    data: &[&str],
+    now: i64,
+) -> Result<()> {
+    if kinds.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO events (task_id, seq, at, kind, data) \
+         SELECT $1, $2 + e.n - 1, hf_ts($3), e.kind, e.data::json \
+         FROM unnest($4::text[], $5::text[]) WITH ORDINALITY AS e(kind, data, n)",
+    )
+    .bind(task_id)
+    .bind(first)
+    .bind(now)
+    .bind(kinds)
+    .bind(data)
+    .execute(c)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn claim(
+    c: &mut PgConnection,
+    node: &str,
+    expires: i64,
+    lim: i64,
+    now: i64,
+) -> Result<Vec<TaskClaim>> {
+    let sql = format!(
+        "WITH due AS (SELECT task_id, lease_owner, lease_expires_at FROM tasks \
+           WHERE status IN ('queued', 'running') AND next_run_at <= hf_ts($1) \
+           AND (lease_expires_at IS NULL OR lease_expires_at <= hf_ts($1)) \
+           ORDER BY next_run_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED) \
+         UPDATE tasks t SET status = 'running', lease_owner = $3, lease_token = t.lease_token + 1, \
+           lease_expires_at = hf_ts($4), updated_at = hf_ts($1) \
+         FROM due WHERE t.task_id = due.task_id \
+         RETURNING {TASK_COLS}, CASE WHEN due.lease_expires_at IS NOT NULL THEN due.lease_owner END"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(now)
+        .bind(lim)
+        .bind(node)
+        .bind(expires)
+        .fetch_all(c)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let task = task_row(r)?.into_task()?;
+            let token = task.lease.as_ref().map_or(FencingToken(0), |l| l.token);
+            Ok(TaskClaim {
+                task,
+                token,
+                taken_over_from: r.try_get(20)?,
+            })
+        })
+        .collect()
+}
+
+/// Why a lease-guarded update matched no row: the thing is missing, or the lease stale.
+pub(super) async fn stale_or_missing(
+    c: &mut PgConnection,
+    kind: &'static str,
+    table: &str,
+    key: &str,
+    id: &str,
+    token: FencingToken,
+) -> StoreError {
+    let sql = format!("SELECT 1 FROM {table} WHERE {key} = $1");
+    match sqlx::query(&sql).bind(id).fetch_optional(c).await {
+        Ok(Some(_)) => StoreError::stale(kind, id, token.0),
+        Ok(None) => StoreError::not_found(kind, id),
+        Err(e) => e.into(),
+    }
+}
+
+pub(super) async fn heartbeat(
+    c: &mut PgConnection,
+    task_id: &str,
+    token: FencingToken,
+    expires: i64,
+    now: i64,
+) -> Result<u64> {
+    let changed = sqlx::query(
+        "UPDATE tasks SET lease_expires_at = hf_ts($3) WHERE task_id = $1 AND status = 'running' \
+         AND lease_token = $2 AND lease_expires_at > hf_ts($4)",
+    )
+    .bind(task_id)
+    .bind(token.0 as i64)
+    .bind(expires)
+    .bind(now)
+    .execute(&mut *c)
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        return Err(stale_or_missing(c, "task", "tasks", "task_id", task_id, token).await);
+    }
+    Ok(expires as u64)
+}
+
+pub(super) async fn release(
+    c: &mut PgConnection,
+    task_id: &str,
+    token: FencingToken,
+    now: i64,
+) -> Result<()> {
+    let changed = sqlx::query(
+        "UPDATE tasks SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, \
+         next_run_at = hf_ts($3), updated_at = hf_ts($3) \
+         WHERE task_id = $1 AND status = 'running' AND lease_token = $2",
+    )
+    .bind(task_id)
+    .bind(token.0 as i64)
+    .bind(now)
+    .execute(&mut *c)
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        return Err(stale_or_missing(c, "task", "tasks", "task_id", task_id, token).await);
+    }
+    Ok(())
+}
+
+pub(super) async fn cancel(
+    c: &mut PgConnection,
+    task_id: &str,
+    reason: &str,
+    now: i64,
+) -> Result<Cancelled> {
+    let changed = sqlx::query(
+        "UPDATE tasks SET status = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, \
+         next_run_at = NULL, updated_at = hf_ts($2) \
+         WHERE task_id = $1 AND status NOT IN ('succeeded', 'failed', 'cancelled')",
+    )
+    .bind(task_id)
+    .bind(now)
+    .execute(&mut *c)
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        let task = reads::task(c, task_id)
+            .await?
+            .ok_or_else(|| StoreError::not_found("task", task_id))?;
+        return Ok(Cancelled::AlreadyFinished(task));
+    }
+    sqlx::query(
+        "UPDATE jobs SET status = 'cancelled', lease_expires_at = NULL, updated_at = hf_ts($2) \
+         WHERE task_id = $1 AND status IN ('pending', 'claimed')",
+    )
+    .bind(task_id)
+    .bind(now)
+    .execute(&mut *c)
+    .await?;
+    sqlx::query("UPDATE escalations SET status = 'cancelled', resolved_at = hf_ts($2) WHERE task_id = $1 AND status = 'open'")
+        .bind(task_id)
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
+    let data = serde_json::json!({ "reason": reason }).to_string();
+    append_events(c, task_id, &[("cancelled", data)], now).await?;
+    let task = reads::task(c, task_id)
+        .await?
+        .ok_or_else(|| StoreError::not_found("task", task_id))?;
+    Ok(Cancelled::Cancelled(task))
+}

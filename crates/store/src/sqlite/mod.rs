@@ -1,0 +1,125 @@
+//! The SQLite backend: an embedded file, durable on every acknowledged write.
+//!
+//! One writer thread commits batches (group commit, see [`writer`]) with
+//! `journal_mode=WAL` and `synchronous=FULL`, so a write acknowledged has been fsynced
+//! to the WAL: it survives kill -9 and power loss. Reads use separate connections and
+//! see the last committed state. Claims need no `SKIP LOCKED` here: SQLite has one
+//! writer, so claim-and-lease is serial by construction.
+
+mod advance;
+mod coord;
+mod reads;
+mod store_impl;
+mod writer;
+mod writes;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rusqlite::Connection;
+
+use crate::migrate::{self, Migration};
+use crate::{Options, Result, StoreError};
+
+/// The SQLite-backed [`crate::Store`].
+pub struct SqliteStore {
+    writer: writer::Writer,
+    readers: Arc<writer::Readers>,
+    max_doc: usize,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.readers_path())
+            .finish()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its directory if needed) the database at `path`, applies
+    /// pending migrations and starts the writer thread.
+    pub async fn open(path: impl Into<PathBuf>, options: Options) -> Result<SqliteStore> {
+        let path = path.into();
+        let (conn, path) = tokio::task::spawn_blocking(move || prepare(path))
+            .await
+            .map_err(|_| StoreError::Closed)??;
+        Ok(SqliteStore {
+            writer: writer::Writer::start(conn, options.sqlite_max_batch)?,
+            readers: writer::Readers::new(path, options.sqlite_readers),
+            max_doc: options.max_document_bytes,
+        })
+    }
+
+    fn readers_path(&self) -> &Path {
+        self.readers.path()
+    }
+}
+
+fn prepare(path: PathBuf) -> Result<(Connection, PathBuf)> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
+    }
+    let conn = connect(&path, false)?;
+    apply_migrations(&conn, migrate::SQLITE)?;
+    Ok((conn, path))
+}
+
+/// Opens a connection with the pragmas every connection needs.
+pub(crate) fn connect(path: &Path, read_only: bool) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    // WAL is persistent in the file; FULL makes every commit fsync the WAL.
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::corrupt(
+            "journal_mode",
+            format!("expected wal, got {mode}"),
+        ));
+    }
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+    if read_only {
+        conn.execute_batch("PRAGMA query_only = ON;")?;
+    }
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn apply_migrations(conn: &Connection, migrations: &[Migration]) -> Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS hf_schema_version (version INTEGER PRIMARY KEY, \
+         applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)",
+    )?;
+    let current = |conn: &Connection| -> Result<i64> {
+        Ok(conn.query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM hf_schema_version",
+            [],
+            |r| r.get(0),
+        )?)
+    };
+    migrate::check_not_newer(current(conn)?, migrations)?;
+    for m in migrations {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let step = (|| -> Result<()> {
+            if current(conn)? < m.version {
+                conn.execute_batch(m.sql)?;
+                conn.execute(
+                    "INSERT INTO hf_schema_version (version) VALUES (?1)",
+                    [m.version],
+                )?;
+            }
+            Ok(())
+        })();
+        match step {
+            Ok(()) => conn.execute_batch("COMMIT")?,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,309 @@
+//! `Store` for [`SqliteStore`]: validate in the caller's task, then hand the write to
+//! the group-commit writer or the read to a read connection.
+//!
+//! Validation runs before anything is queued, so a refused call never reaches the
+//! database and never shares a batch with good writes.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{SqliteStore, advance, coord, reads, writes};
+use crate::coordination::{
+    ConfigVersion, Escalation, EscalationFilter, Job, JobResult, LockAcquire, Resolution,
+    StoredConfig,
+};
+use crate::plan;
+use crate::task::{
+    Advance, Cancelled, JournalEntry, NewEvent, NewTask, NewWorkflow, Step, Submitted, Task,
+    TaskClaim, TaskFilter, TaskPage, WorkflowDef,
+};
+use crate::validate::{self, expiry, limit, millis, name};
+use crate::{FencingToken, Result, Store};
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn put_workflow(&self, w: NewWorkflow, now_ms: u64) -> Result<WorkflowDef> {
+        let definition = validate::workflow(&w, self.max_doc)?;
+        let now = millis("now", now_ms)?;
+        self.writer
+            .write(move |c| writes::put_workflow(c, &w, &definition, now))
+            .await
+    }
+
+    async fn get_workflow(&self, name: &str, version: Option<u32>) -> Result<Option<WorkflowDef>> {
+        let name = name.to_string();
+        self.readers
+            .read(move |c| reads::workflow(c, &name, version))
+            .await
+    }
+
+    async fn list_workflows(&self) -> Result<Vec<WorkflowDef>> {
+        self.readers.read(reads::workflows).await
+    }
+
+    async fn submit_task(&self, t: NewTask, now_ms: u64) -> Result<Submitted> {
+        let (input, pending) = validate::new_task(&t, self.max_doc)?;
+        let now = millis("now", now_ms)?;
+        self.writer
+            .write(move |c| writes::submit(c, &t, &input, &pending, now))
+            .await
+    }
+
+    async fn get_task(&self, task_id: &str) -> Result<Option<Task>> {
+        let id = task_id.to_string();
+        self.readers.read(move |c| reads::task(c, &id)).await
+    }
+
+    async fn list_tasks(&self, filter: &TaskFilter) -> Result<TaskPage> {
+        limit("filter.limit", filter.limit)?;
+        let filter = filter.clone();
+        self.readers.read(move |c| reads::tasks(c, &filter)).await
+    }
+
+    async fn cancel_task(&self, task_id: &str, reason: &str, now_ms: u64) -> Result<Cancelled> {
+        validate::text("reason", reason, self.max_doc)?;
+        let (id, reason, now) = (
+            task_id.to_string(),
+            reason.to_string(),
+            millis("now", now_ms)?,
+        );
+        self.writer
+            .write(move |c| writes::cancel(c, &id, &reason, now))
+            .await
+    }
+
+    async fn claim_tasks(
+        &self,
+        node_id: &str,
+        lease: Duration,
+        lim: u32,
+        now_ms: u64,
+    ) -> Result<Vec<TaskClaim>> {
+        name("node_id", node_id)?;
+        let (expires, lim, now) = (
+            expiry(now_ms, lease)?,
+            limit("limit", lim)?,
+            millis("now", now_ms)?,
+        );
+        let node = node_id.to_string();
+        self.writer
+            .write(move |c| writes::claim(c, &node, expires, lim, now))
+            .await
+    }
+
+    async fn heartbeat_task(
+        &self,
+        task_id: &str,
+        token: FencingToken,
+        lease: Duration,
+        now_ms: u64,
+    ) -> Result<u64> {
+        let (id, expires, now) = (
+            task_id.to_string(),
+            expiry(now_ms, lease)?,
+            millis("now", now_ms)?,
+        );
+        self.writer
+            .write(move |c| writes::heartbeat(c, &id, token, expires, now))
+            .await
+    }
+
+    async fn release_task(&self, task_id: &str, token: FencingToken, now_ms: u64) -> Result<()> {
+        let (id, now) = (task_id.to_string(), millis("now", now_ms)?);
+        self.writer
+            .write(move |c| writes::release(c, &id, token, now))
+            .await
+    }
+
+    async fn advance(&self, a: Advance, now_ms: u64) -> Result<()> {
+        let plan = plan::plan(&a, self.max_doc, now_ms)?;
+        self.writer
+            .write(move |c| advance::advance(c, &a, &plan))
+            .await
+    }
+
+    async fn list_steps(&self, task_id: &str) -> Result<Vec<Step>> {
+        let id = task_id.to_string();
+        self.readers.read(move |c| reads::steps(c, &id)).await
+    }
+
+    async fn retry_queue(&self, lim: u32) -> Result<Vec<Step>> {
+        self.readers.read(move |c| reads::retry_queue(c, lim)).await
+    }
+
+    async fn append_events(&self, task_id: &str, events: Vec<NewEvent>, now_ms: u64) -> Result<()> {
+        let mut docs = Vec::with_capacity(events.len());
+        for e in events {
+            name("event.kind", &e.kind)?;
+            docs.push((e.kind, validate::json("event.data", &e.data, self.max_doc)?));
+        }
+        let (id, now) = (task_id.to_string(), millis("now", now_ms)?);
+        self.writer
+            .write(move |c| {
+                let events: Vec<(&str, String)> =
+                    docs.iter().map(|(k, d)| (k.as_str(), d.clone())).collect();
+                writes::append_events(c, &id, &events, now)
+            })
+            .await
+    }
+
+    async fn journal(&self, task_id: &str, after_seq: u64, lim: u32) -> Result<Vec<JournalEntry>> {
+        let id = task_id.to_string();
+        self.readers
+            .read(move |c| reads::journal(c, &id, after_seq, lim))
+            .await
+    }
+
+    async fn claim_jobs(
+        &self,
+        queue: &str,
+        worker_id: &str,
+        lease: Duration,
+        lim: u32,
+        now_ms: u64,
+    ) -> Result<Vec<Job>> {
+        name("queue", queue)?;
+        name("worker_id", worker_id)?;
+        let (expires, lim, now) = (
+            expiry(now_ms, lease)?,
+            limit("limit", lim)?,
+            millis("now", now_ms)?,
+        );
+        let (queue, worker) = (queue.to_string(), worker_id.to_string());
+        self.writer
+            .write(move |c| coord::claim_jobs(c, &queue, &worker, expires, lim, now))
+            .await
+    }
+
+    async fn heartbeat_job(
+        &self,
+        job_id: &str,
+        token: FencingToken,
+        lease: Duration,
+        now_ms: u64,
+    ) -> Result<u64> {
+        let (id, expires, now) = (
+            job_id.to_string(),
+            expiry(now_ms, lease)?,
+            millis("now", now_ms)?,
+        );
+        self.writer
+            .write(move |c| coord::heartbeat_job(c, &id, token, expires, now))
+            .await
+    }
+
+    async fn complete_job(
+        &self,
+        job_id: &str,
+        token: FencingToken,
+        result: JobResult,
+        now_ms: u64,
+    ) -> Result<()> {
+        let doc = match &result {
+            JobResult::Succeeded(v) => Some(validate::json("job.result", v, self.max_doc)?),
+            JobResult::Failed(e) => validate::text("job.error", e, self.max_doc).map(|()| None)?,
+        };
+        let (id, now) = (job_id.to_string(), millis("now", now_ms)?);
+        self.writer
+            .write(move |c| coord::complete_job(c, &id, token, &result, doc.as_deref(), now))
+            .await
+    }
+
+    async fn get_job(&self, job_id: &str) -> Result<Option<Job>> {
+        let id = job_id.to_string();
+        self.readers.read(move |c| reads::job(c, &id)).await
+    }
+
+    async fn acquire_lock(
+        &self,
+        lock: &str,
+        holder: &str,
+        lease: Duration,
+        now_ms: u64,
+    ) -> Result<LockAcquire> {
+        name("lock.name", lock)?;
+        name("lock.holder", holder)?;
+        let (expires, now) = (expiry(now_ms, lease)?, millis("now", now_ms)?);
+        let (lock, holder) = (lock.to_string(), holder.to_string());
+        self.writer
+            .write(move |c| coord::acquire_lock(c, &lock, &holder, expires, now))
+            .await
+    }
+
+    async fn renew_lock(
+        &self,
+        lock: &str,
+        token: FencingToken,
+        lease: Duration,
+        now_ms: u64,
+    ) -> Result<u64> {
+        let (lock, expires, now) = (
+            lock.to_string(),
+            expiry(now_ms, lease)?,
+            millis("now", now_ms)?,
+        );
+        self.writer
+            .write(move |c| coord::renew_lock(c, &lock, token, expires, now))
+            .await
+    }
+
+    async fn release_lock(&self, lock: &str, token: FencingToken, _now_ms: u64) -> Result<()> {
+        let lock = lock.to_string();
+        self.writer
+            .write(move |c| coord::release_lock(c, &lock, token))
+            .await
+    }
+
+    async fn list_escalations(&self, filter: &EscalationFilter) -> Result<Vec<Escalation>> {
+        let filter = filter.clone();
+        self.readers
+            .read(move |c| reads::escalations(c, &filter))
+            .await
+    }
+
+    async fn get_escalation(&self, id: &str) -> Result<Option<Escalation>> {
+        let id = id.to_string();
+        self.readers.read(move |c| reads::escalation(c, &id)).await
+    }
+
+    async fn resolve_escalation(
+        &self,
+        id: &str,
+        resolution: Resolution,
+        by: &str,
+        now_ms: u64,
+    ) -> Result<Escalation> {
+        name("resolved_by", by)?;
+        if let Resolution::Edit(v) = &resolution {
+            validate::json("resolution.edit", v, self.max_doc)?;
+        }
+        if let Resolution::Reject(reason) = &resolution {
+            validate::text("resolution.reject", reason, self.max_doc)?;
+        }
+        let (id, by, now) = (id.to_string(), by.to_string(), millis("now", now_ms)?);
+        self.writer
+            .write(move |c| coord::resolve(c, &id, &resolution, &by, now))
+            .await
+    }
+
+    async fn record_config(&self, text: &str, now_ms: u64) -> Result<ConfigVersion> {
+        validate::text("config.text", text, self.max_doc)?;
+        let (text, now) = (text.to_string(), millis("now", now_ms)?);
+        self.writer
+            .write(move |c| coord::record_config(c, &text, now))
+            .await
+    }
+
+    async fn list_configs(&self, lim: u32) -> Result<Vec<ConfigVersion>> {
+        self.readers.read(move |c| reads::configs(c, lim)).await
+    }
+
+    async fn get_config(&self, version: u64) -> Result<Option<StoredConfig>> {
+        self.readers.read(move |c| reads::config(c, version)).await
+    }
+}

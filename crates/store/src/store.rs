@@ -1,0 +1,155 @@
+//! The `Store` trait: everything durable that the engine and the server need.
+//!
+//! It is object-safe (`Arc<dyn Store>`, through `async_trait`) so that the server and the
+//! engine hold one store whatever the backend, and it never reads the time: every call
+//! that depends on time takes `now_ms`, Unix milliseconds from the caller's
+//! `holdfast_policy::Clock`. Lease expiry is therefore decided on the callers' clocks;
+//! nodes sharing a PostgreSQL database must keep their clocks within a small fraction of
+//! a lease (NTP does), which is the usual contract of lease-based systems.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::Result;
+use crate::coordination::{
+    ConfigVersion, Escalation, EscalationFilter, FencingToken, Job, JobResult, LockAcquire,
+    Resolution, StoredConfig,
+};
+use crate::task::{
+    Advance, Cancelled, JournalEntry, NewEvent, NewTask, NewWorkflow, Step, Submitted, Task,
+    TaskClaim, TaskFilter, TaskPage, WorkflowDef,
+};
+
+/// Durable state for holdfast. Every write is committed (durably, fsync included) before
+/// its future resolves.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// Which backend this is: `"sqlite"` or `"postgres"`.
+    fn backend(&self) -> &'static str;
+
+    /// Registers a workflow version. Registering the same definition again is a no-op;
+    /// a different definition under a stored `(name, version)` is a `Conflict`.
+    async fn put_workflow(&self, workflow: NewWorkflow, now_ms: u64) -> Result<WorkflowDef>;
+    /// A workflow version, or its latest version when `version` is `None`.
+    async fn get_workflow(&self, name: &str, version: Option<u32>) -> Result<Option<WorkflowDef>>;
+    /// Every registered workflow version, by name then version.
+    async fn list_workflows(&self) -> Result<Vec<WorkflowDef>>;
+
+    /// Stores a new task, or returns the existing one with the same idempotency key,
+    /// atomically. Appends a `submitted` journal event to a new task.
+    async fn submit_task(&self, task: NewTask, now_ms: u64) -> Result<Submitted>;
+    /// A task by id.
+    async fn get_task(&self, task_id: &str) -> Result<Option<Task>>;
+    /// Tasks matching `filter`, newest first, a page at a time.
+    async fn list_tasks(&self, filter: &TaskFilter) -> Result<TaskPage>;
+    /// Cancels a task that has not finished: drops its lease (its holder's next write is
+    /// refused), cancels its pending jobs and open escalations, journals `cancelled`.
+    async fn cancel_task(&self, task_id: &str, reason: &str, now_ms: u64) -> Result<Cancelled>;
+
+    /// Claims up to `limit` tasks that are due (`Queued` or `Running`, `next_run_at` has
+    /// come) and whose lease is free or expired, for `lease` from `now_ms`. Each claim
+    /// gets a fencing token larger than any before for that task. Concurrent claimers
+    /// never get the same task.
+    async fn claim_tasks(
+        &self,
+        node_id: &str,
+        lease: Duration,
+        limit: u32,
+        now_ms: u64,
+    ) -> Result<Vec<TaskClaim>>;
+    /// Extends a task lease to `now_ms + lease`; returns the new expiry.
+    async fn heartbeat_task(
+        &self,
+        task_id: &str,
+        token: FencingToken,
+        lease: Duration,
+        now_ms: u64,
+    ) -> Result<u64>;
+    /// Gives a task lease up early so that another node may claim the task at once.
+    async fn release_task(&self, task_id: &str, token: FencingToken, now_ms: u64) -> Result<()>;
+    /// Commits one move of a task atomically (see [`Advance`]). Refused with
+    /// `StaleLease` unless `advance.token` is the task's current, unexpired lease.
+    async fn advance(&self, advance: Advance, now_ms: u64) -> Result<()>;
+    /// A task's steps, by name.
+    async fn list_steps(&self, task_id: &str) -> Result<Vec<Step>>;
+    /// The retry queue: steps waiting to be retried, soonest first.
+    async fn retry_queue(&self, limit: u32) -> Result<Vec<Step>>;
+
+    /// Appends events to a task's journal outside an advance (notes, observations).
+    async fn append_events(&self, task_id: &str, events: Vec<NewEvent>, now_ms: u64) -> Result<()>;
+    /// Up to `limit` journal entries of a task with `seq > after_seq`, in order.
+    async fn journal(&self, task_id: &str, after_seq: u64, limit: u32)
+    -> Result<Vec<JournalEntry>>;
+
+    /// Claims up to `limit` jobs of `queue` that are pending or whose lease expired.
+    async fn claim_jobs(
+        &self,
+        queue: &str,
+        worker_id: &str,
+        lease: Duration,
+        limit: u32,
+        now_ms: u64,
+    ) -> Result<Vec<Job>>;
+    /// Extends a job lease; returns the new expiry.
+    async fn heartbeat_job(
+        &self,
+        job_id: &str,
+        token: FencingToken,
+        lease: Duration,
+        now_ms: u64,
+    ) -> Result<u64>;
+    /// Stores a job's result, wakes its waiting task and journals it. Refused with
+    /// `StaleLease` unless `token` is the job's current, unexpired lease.
+    async fn complete_job(
+        &self,
+        job_id: &str,
+        token: FencingToken,
+        result: JobResult,
+        now_ms: u64,
+    ) -> Result<()>;
+    /// A job by id.
+    async fn get_job(&self, job_id: &str) -> Result<Option<Job>>;
+
+    /// Takes the named lock for `lease` if it is free or its lease expired, with a token
+    /// greater than every token granted before for `name`.
+    async fn acquire_lock(
+        &self,
+        name: &str,
+        holder: &str,
+        lease: Duration,
+        now_ms: u64,
+    ) -> Result<LockAcquire>;
+    /// Extends a lock lease; returns the new expiry.
+    async fn renew_lock(
+        &self,
+        name: &str,
+        token: FencingToken,
+        lease: Duration,
+        now_ms: u64,
+    ) -> Result<u64>;
+    /// Releases a lock (its token stays, so the next one is larger).
+    async fn release_lock(&self, name: &str, token: FencingToken, now_ms: u64) -> Result<()>;
+
+    /// Escalations matching `filter`, oldest first.
+    async fn list_escalations(&self, filter: &EscalationFilter) -> Result<Vec<Escalation>>;
+    /// An escalation by id.
+    async fn get_escalation(&self, escalation_id: &str) -> Result<Option<Escalation>>;
+    /// Records a person's decision, wakes the task and journals it. Resolving twice is
+    /// a `Conflict`.
+    async fn resolve_escalation(
+        &self,
+        escalation_id: &str,
+        resolution: Resolution,
+        resolved_by: &str,
+        now_ms: u64,
+    ) -> Result<Escalation>;
+
+    /// Records a configuration text as a new version, unless it is the same text as the
+    /// latest version, which is returned instead.
+    async fn record_config(&self, text: &str, now_ms: u64) -> Result<ConfigVersion>;
+    /// The newest `limit` configuration versions, newest first, without their text.
+    async fn list_configs(&self, limit: u32) -> Result<Vec<ConfigVersion>>;
+    /// A configuration version with its text.
+    async fn get_config(&self, version: u64) -> Result<Option<StoredConfig>>;
+}

@@ -1,0 +1,61 @@
+//! The store conformance suite: every case is written once, over `Arc<dyn Store>`, and
+//! runs on SQLite (a fresh file in a temp directory) and on PostgreSQL (a fresh schema
+//! in the database named by `HOLDFAST_TEST_POSTGRES_URL`; skipped loudly without it).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod conformance {
+    pub(crate) mod coordination;
+    pub(crate) mod harness;
+    pub(crate) mod leases;
+    pub(crate) mod steps;
+    pub(crate) mod tasks;
+}
+
+use conformance::harness;
+
+macro_rules! conformance {
+    ($($module:ident :: $case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let h = crate::harness::sqlite(stringify!($case)).await;
+                    crate::conformance::$module::$case(h.store.clone()).await;
+                    h.finish().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let Some(h) = crate::harness::postgres(stringify!($case)).await else { return };
+                    crate::conformance::$module::$case(h.store.clone()).await;
+                    h.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+conformance! {
+    tasks::workflow_versions_are_immutable,
+    tasks::submit_with_the_same_key_returns_the_same_task,
+    tasks::concurrent_duplicate_submits_create_one_task,
+    tasks::advance_commits_step_task_and_journal_together,
+    tasks::failure_mid_advance_leaves_nothing_partial,
+    steps::committed_step_is_never_committed_again,
+    steps::retry_queue_orders_by_next_attempt,
+    steps::journal_is_ordered_and_pages,
+    tasks::list_tasks_filters_and_pages,
+    tasks::cancel_fences_the_running_node,
+    tasks::bad_input_is_refused_with_nothing_stored,
+    leases::expired_lease_is_taken_over_and_the_old_token_is_stale,
+    leases::heartbeat_keeps_a_lease_and_release_frees_it,
+    leases::concurrent_claimers_never_share_a_task,
+    leases::failed_writes_in_a_batch_do_not_disturb_the_others,
+    coordination::worker_job_tokens_fence_stale_workers,
+    coordination::lock_tokens_only_grow_and_fence_writes,
+    coordination::escalation_lifecycle,
+    coordination::config_history,
+}
