@@ -66,12 +66,26 @@ pub struct Report {
 
 impl Report {
     /// Runs every scenario under both policies for every seed in `seeds`.
+    /// Scenarios are independent, so each runs on its own thread; every seed inside
+    /// one stays sequential and deterministic.
     pub fn run(scenarios: &[Scenario], seeds: Range<u64>) -> Self {
-        Report {
-            scenarios: scenarios
+        let reports = std::thread::scope(|scope| {
+            let runs: Vec<_> = scenarios
                 .iter()
-                .map(|s| ScenarioReport::run(s, seeds.clone()))
-                .collect(),
+                .map(|s| {
+                    let seeds = seeds.clone();
+                    scope.spawn(move || ScenarioReport::run(s, seeds))
+                })
+                .collect();
+            runs.into_iter()
+                .map(|run| {
+                    run.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        });
+        Report {
+            scenarios: reports,
             seeds,
         }
     }
