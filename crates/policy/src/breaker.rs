@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use crate::clock::Instant;
 use crate::outcome::{Health, Outcome};
-use crate::setting::{InvalidSetting, check_positive, check_range};
+use crate::setting::{InvalidSetting, check_positive, check_rate};
 use crate::window::Window;
 
 /// Calls that ended with a success or a failure.
@@ -69,18 +69,8 @@ impl Default for Config {
 impl Config {
     /// Checks every field.
     pub fn validate(&self) -> Result<(), InvalidSetting> {
-        check_range(
-            "breaker.failure_rate",
-            self.failure_rate,
-            f64::MIN_POSITIVE,
-            1.0,
-        )?;
-        check_range(
-            "breaker.slow_call_rate",
-            self.slow_call_rate,
-            f64::MIN_POSITIVE,
-            1.0,
-        )?;
+        check_rate("breaker.failure_rate", self.failure_rate)?;
+        check_rate("breaker.slow_call_rate", self.slow_call_rate)?;
         check_positive("breaker.slow_call", self.slow_call)?;
         check_positive("breaker.window", self.window)?;
         check_positive("breaker.open_for", self.open_for)?;

@@ -44,6 +44,18 @@ pub fn check_range(
     }
 }
 
+/// Checks that `value` is a rate in `(0, 1]`: a threshold of zero would always be met.
+pub fn check_rate(field: &'static str, value: f64) -> Result<f64, InvalidSetting> {
+    if value.is_finite() && value > 0.0 && value <= 1.0 {
+        Ok(value)
+    } else {
+        Err(InvalidSetting::new(
+            field,
+            format!("{value} is outside (0, 1]"),
+        ))
+    }
+}
+
 /// Checks that `value` is longer than zero.
 pub fn check_positive(field: &'static str, value: Duration) -> Result<Duration, InvalidSetting> {
     if value.is_zero() {
@@ -121,5 +133,12 @@ mod tests {
         assert!(check_range("budget.ratio", 0.2, 0.0, 1.0).is_ok());
         assert!(check_range("budget.ratio", 1.5, 0.0, 1.0).is_err());
         assert!(check_range("budget.ratio", f64::NAN, 0.0, 1.0).is_err());
+        assert_eq!(
+            check_rate("breaker.failure_rate", 1.5)
+                .unwrap_err()
+                .to_string(),
+            "invalid `breaker.failure_rate`: 1.5 is outside (0, 1]"
+        );
+        assert!(check_rate("breaker.failure_rate", 0.0).is_err());
     }
 }
