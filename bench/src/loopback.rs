@@ -25,9 +25,13 @@ pub async fn serve() -> anyhow::Result<SocketAddr> {
             let _ = stream.set_nodelay(true);
             tokio::spawn(async move {
                 let service = service_fn(|_req: Request<Incoming>| async {
-                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"{\"ok\":true}"))))
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(
+                        b"{\"ok\":true}",
+                    ))))
                 });
-                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
             });
         }
     });
@@ -38,7 +42,8 @@ pub async fn serve() -> anyhow::Result<SocketAddr> {
 pub async fn round_trip(addr: SocketAddr, requests: u32) -> anyhow::Result<Duration> {
     let stream = tokio::net::TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(connection);
     for _ in 0..requests / 10 {
         one(&mut sender, addr).await?; // warm-up
@@ -54,7 +59,10 @@ pub async fn round_trip(addr: SocketAddr, requests: u32) -> anyhow::Result<Durat
     Ok(elapsed / requests.max(1))
 }
 
-async fn one(sender: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>, addr: SocketAddr) -> anyhow::Result<()> {
+async fn one(
+    sender: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+    addr: SocketAddr,
+) -> anyhow::Result<()> {
     let request = Request::get(format!("http://{addr}/")).body(Empty::new())?;
     sender.ready().await?;
     let response = sender.send_request(request).await?;

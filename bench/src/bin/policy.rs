@@ -6,14 +6,16 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use holdfast_bench::measure::{human, mean_per_iteration, time_async};
 use holdfast_bench::loopback;
+use holdfast_bench::measure::{human, mean_per_iteration, time_async};
 use holdfast_policy::backoff::{self, Backoff};
 use holdfast_policy::clock::{Clock, Instant, SystemClock};
 use holdfast_policy::deadline::Deadline;
 use holdfast_policy::driver::{self, Classified, Transport};
 use holdfast_policy::fallback::{Chain, Link};
-use holdfast_policy::pipeline::{Action, Call, Event, Policy, Registry, Request, Settings, StartAttempt, TargetSettings};
+use holdfast_policy::pipeline::{
+    Action, Call, Event, Policy, Registry, Request, Settings, StartAttempt, TargetSettings,
+};
 use holdfast_policy::{Outcome, breaker, budget};
 
 const CALLS: u32 = 200_000;
@@ -22,7 +24,11 @@ fn registry(protected: bool) -> anyhow::Result<(Registry, Arc<Chain>)> {
     let settings = if protected {
         Settings::default()
     } else {
-        Settings { global_budget: None, agent_breaker: None, hedge_ratio: 0.0 }
+        Settings {
+            global_budget: None,
+            agent_breaker: None,
+            hedge_ratio: 0.0,
+        }
     };
     let mut registry = Registry::new(settings)?;
     let target = TargetSettings {
@@ -32,11 +38,19 @@ fn registry(protected: bool) -> anyhow::Result<(Registry, Arc<Chain>)> {
     };
     let primary = registry.add_target("primary", target.clone(), Instant::ZERO)?;
     let fallback = registry.add_target("fallback", target, Instant::ZERO)?;
-    let links = vec![Link::new(primary, Duration::from_secs(30)), Link::new(fallback, Duration::from_secs(30))];
+    let links = vec![
+        Link::new(primary, Duration::from_secs(30)),
+        Link::new(fallback, Duration::from_secs(30)),
+    ];
     Ok((registry, Arc::new(Chain::new(links)?)))
 }
 
-fn request(chain: &Arc<Chain>, policy: &Arc<Policy>, agent: Option<Arc<str>>, now: Instant) -> Request {
+fn request(
+    chain: &Arc<Chain>,
+    policy: &Arc<Policy>,
+    agent: Option<Arc<str>>,
+    now: Instant,
+) -> Request {
     Request {
         chain: chain.clone(),
         policy: policy.clone(),
@@ -48,13 +62,26 @@ fn request(chain: &Arc<Chain>, policy: &Arc<Policy>, agent: Option<Arc<str>>, no
 }
 
 /// One successful call through the pure state machine.
-fn pure_call(registry: &mut Registry, chain: &Arc<Chain>, policy: &Arc<Policy>, agent: &Option<Arc<str>>, now: Instant) -> bool {
+fn pure_call(
+    registry: &mut Registry,
+    chain: &Arc<Chain>,
+    policy: &Arc<Policy>,
+    agent: &Option<Arc<str>>,
+    now: Instant,
+) -> bool {
     let mut call = Call::new(request(chain, policy, agent.clone(), now));
     let actions = call.handle(registry, now, Event::Start);
     let Some(Action::Start(start)) = actions.iter().find(|a| matches!(a, Action::Start(_))) else {
         return false;
     };
-    let done = call.handle(registry, now + Duration::from_micros(500), Event::Finished { attempt: start.attempt, outcome: Outcome::Ok });
+    let done = call.handle(
+        registry,
+        now + Duration::from_micros(500),
+        Event::Finished {
+            attempt: start.attempt,
+            outcome: Outcome::Ok,
+        },
+    );
     done.iter().any(|a| matches!(a, Action::Done(_)))
 }
 
@@ -78,7 +105,10 @@ impl Transport for Immediate {
 }
 
 fn main() -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let addr = runtime.block_on(loopback::serve())?;
     let rtt = runtime.block_on(loopback::round_trip(addr, 20_000))?;
 
@@ -87,7 +117,11 @@ fn main() -> anyhow::Result<()> {
     for (name, protected, agent) in [
         ("pipeline, no breaker or budget", false, None),
         ("pipeline, breaker + budgets", true, None),
-        ("pipeline, breaker + budgets + agent breaker", true, Some(Arc::<str>::from("agent-7"))),
+        (
+            "pipeline, breaker + budgets + agent breaker",
+            true,
+            Some(Arc::<str>::from("agent-7")),
+        ),
     ] {
         let (mut registry, chain) = registry(protected)?;
         let mut now = Instant::ZERO;
@@ -106,18 +140,28 @@ fn main() -> anyhow::Result<()> {
     let (result, elapsed) = runtime.block_on(time_async(async {
         for _ in 0..CALLS {
             let call = Call::new(request(&chain, &policy, None, clock.now()));
-            driver::run(call, &registry, &clock, &Immediate).await.result.map_err(|f| anyhow::anyhow!("{:?}", f.reason))?;
+            driver::run(call, &registry, &clock, &Immediate)
+                .await
+                .result
+                .map_err(|f| anyhow::anyhow!("{:?}", f.reason))?;
         }
         anyhow::Ok(())
     }));
     result?;
     rows.push(("async driver, breaker + budgets", elapsed / CALLS));
 
-    println!("policy CPU cost per call vs one loopback HTTP round trip ({})", human(rtt));
+    println!(
+        "policy CPU cost per call vs one loopback HTTP round trip ({})",
+        human(rtt)
+    );
     println!("{:<46} {:>10} {:>12}", "path", "per call", "ratio to RTT");
     for (name, cost) in rows {
         let ratio = cost.as_secs_f64() / rtt.as_secs_f64() * 100.0;
-        let verdict = if ratio <= 1.0 { "ok" } else { "over the 1% target" };
+        let verdict = if ratio <= 1.0 {
+            "ok"
+        } else {
+            "over the 1% target"
+        };
         println!("{name:<46} {:>10} {ratio:>11.3}% {verdict}", human(cost));
     }
     Ok(())

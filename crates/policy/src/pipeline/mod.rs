@@ -27,7 +27,7 @@ pub use event::{
     Action, AttemptEvent, AttemptId, FallBackReason, GiveUp, Next, PolicyEvent, Skip, StartAttempt,
     Verdict,
 };
-pub use registry::{Registry, Settings, TargetHealth, TargetSettings};
+pub use registry::{MAX_AGENTS, Registry, Settings, TargetHealth, TargetSettings};
 
 use crate::backoff::Backoff;
 use crate::breaker::Permit;

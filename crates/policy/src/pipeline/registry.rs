@@ -18,6 +18,10 @@ use crate::hedge::{HedgeBudget, LatencyTracker};
 use crate::rate_limit::{self, RateLimiter};
 use crate::setting::InvalidSetting;
 
+/// Agent breakers kept at most: agent keys come from clients, so their number must be
+/// bounded or a client could grow the registry without limit.
+pub const MAX_AGENTS: usize = 10_000;
+
 /// How latencies are aged for hedging.
 const LATENCY_ROTATION: Duration = Duration::from_secs(60);
 
@@ -144,10 +148,20 @@ impl Registry {
         &self.targets
     }
 
-    /// The breaker of `agent`, created on first use; `None` if agent breakers are off.
+    /// The breaker of `agent`, created on first use; `None` if agent breakers are off,
+    /// or if [`MAX_AGENTS`] breakers exist and none of them is closed (an open or
+    /// half-open one is never forgotten to make room).
     pub fn agent_breaker(&mut self, agent: &Arc<str>) -> Option<&mut Breaker> {
         let config = self.agent_breaker?;
         if !self.agents.contains_key(agent) {
+            if self.agents.len() >= MAX_AGENTS {
+                let closed = self
+                    .agents
+                    .iter()
+                    .find(|(_, b)| b.state() == crate::breaker::State::Closed)
+                    .map(|(key, _)| key.clone())?;
+                self.agents.remove(&closed);
+            }
             let breaker = Breaker::new(config).ok()?;
             self.agents.insert(agent.clone(), breaker);
         }

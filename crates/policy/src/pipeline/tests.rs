@@ -524,3 +524,13 @@ fn a_failed_hedge_waits_for_the_original() {
         })
     );
 }
+
+#[test]
+fn agent_breakers_are_bounded_however_many_keys_clients_send() {
+    let mut f = fixture(1);
+    for i in 0..registry::MAX_AGENTS + 50 {
+        let agent: Arc<str> = Arc::from(format!("agent-{i}"));
+        assert!(f.registry.agent_breaker(&agent).is_some());
+    }
+    assert_eq!(f.registry.agents().count(), registry::MAX_AGENTS);
+}

@@ -1,0 +1,69 @@
+//! The `holdfast` binary: argument parsing and glue, nothing else.
+//!
+//! Each subcommand lives in its own module under `cmd/`. Errors travel up as
+//! `anyhow::Error` and leave here as one readable message (the whole cause chain) and an
+//! exit code: 1 for a failed run, 2 for bad usage or bad input.
+
+mod cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A resilient runtime for AI agents.
+#[derive(Debug, Parser)]
+#[command(name = "holdfast", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Drive the policy through seeded fault scenarios, check its invariants and compare
+    /// it with a naive policy.
+    Simulate(cmd::simulate::Args),
+    /// Run a fault-injecting mock LLM provider (OpenAI or Anthropic wire format).
+    MockProvider(Box<cmd::mock_provider::Args>),
+    /// Run the gateway: OpenAI- and Anthropic-compatible endpoints in front of the
+    /// configured providers, every call under its route's policy.
+    Serve(cmd::serve::Args),
+    /// Check a configuration file.
+    #[command(subcommand)]
+    Config(cmd::config::Command),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Simulate(args) => cmd::simulate::run(args),
+        Command::MockProvider(args) => cmd::mock_provider::run(*args),
+        Command::Serve(args) => cmd::serve::run(args),
+        Command::Config(command) => cmd::config::run(command),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {}", chain(&err));
+            ExitCode::from(cmd::exit_code(&err))
+        }
+    }
+}
+
+/// The error and its causes on one line: "loading faults: reading x.toml: not found".
+fn chain(err: &anyhow::Error) -> String {
+    err.chain()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HOLDFAST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

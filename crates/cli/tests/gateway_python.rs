@@ -1,0 +1,152 @@
+//! The official Python SDKs against the gateway, across wire formats.
+//!
+//! holdfast's promise is that a user points the `openai` or `anthropic` package at it and
+//! changes nothing else. These tests run the scripts in `tests/python/` (non-streaming,
+//! streaming and tool calls) through routes whose primary fails and whose fallback
+//! speaks the *other* wire format, so that translation both ways is held to what the
+//! real clients parse. Without python3 or the packages they pass with a loud
+//! `SKIPPED:` line; `scripts/setup-test-deps` installs the packages.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use support::{ConfigBuilder, Gateway, Mock, serial};
+
+const KEY_ENV: &str = "HOLDFAST_E2E_PY_KEY";
+const KEY: &str = "sk-test-SECRET-python-3c9e1a";
+
+/// True (after a `SKIPPED` line) when python3 cannot import `module`.
+fn skip_without_python(module: &str, test: &str) -> bool {
+    let imported = Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !imported {
+        eprintln!(
+            "SKIPPED: {test}: python3 with the `{module}` package is not available (scripts/setup-test-deps installs it)"
+        );
+    }
+    !imported
+}
+
+fn script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(name)
+}
+
+/// Two failing primaries and two healthy fallbacks, one of each format, crossed.
+struct Crossed {
+    gateway: Gateway,
+    openai_down: Mock,
+    anthropic_down: Mock,
+    openai_up: Mock,
+    anthropic_up: Mock,
+}
+
+fn crossed() -> Crossed {
+    let openai_down = Mock::start("openai", &["--rate-503", "1"]);
+    let anthropic_down = Mock::start("anthropic", &["--rate-529", "1"]);
+    let openai_up = Mock::start("openai", &[]);
+    let anthropic_up = Mock::start("anthropic", &[]);
+    let config = ConfigBuilder::new()
+        .target("oa-down", &openai_down, "")
+        .target("an-down", &anthropic_down, "")
+        .target("oa-up", &openai_up, "")
+        .target("an-up", &anthropic_up, "")
+        .route("oa-to-an", &["oa-down", "an-up"], "")
+        .route("an-to-oa", &["an-down", "oa-up"], "")
+        .client_key("python", KEY_ENV);
+    let gateway = Gateway::start_with_env(&config, &[(KEY_ENV, KEY)]);
+    Crossed {
+        gateway,
+        openai_down,
+        anthropic_down,
+        openai_up,
+        anthropic_up,
+    }
+}
+
+fn run_script(name: &str, base: &str) {
+    let output = Command::new("python3")
+        .arg(script(name))
+        .args([base, KEY, "oa-to-an=an-up", "an-to-oa=oa-up"])
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env_remove("HTTP_PROXY")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("http_proxy")
+        .env_remove("https_proxy")
+        .env_remove("ALL_PROXY")
+        .env_remove("all_proxy")
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("ANTHROPIC_BASE_URL")
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!("{name}:\n{stdout}{stderr}");
+    assert!(
+        output.status.success(),
+        "{name} failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    assert!(!stdout.contains("FAIL"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_sdk_works_through_cross_format_fallback() {
+    if skip_without_python("openai", "openai_sdk") || support::skip_without_gateway("openai_sdk") {
+        return;
+    }
+    let _serial = serial().await;
+    let crossed = crossed();
+    run_script("openai_client.py", &crossed.gateway.base);
+    assert!(
+        crossed.openai_down.total().await >= 1,
+        "the OpenAI primary was tried"
+    );
+    assert!(
+        crossed.anthropic_down.total().await >= 1,
+        "the Anthropic primary was tried"
+    );
+    assert!(
+        crossed.anthropic_up.total().await >= 4,
+        "the Anthropic fallback served the OpenAI client"
+    );
+    assert!(
+        crossed.openai_up.total().await >= 4,
+        "the OpenAI fallback served the OpenAI client"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_sdk_works_through_cross_format_fallback() {
+    if skip_without_python("anthropic", "anthropic_sdk")
+        || support::skip_without_gateway("anthropic_sdk")
+    {
+        return;
+    }
+    let _serial = serial().await;
+    let crossed = crossed();
+    run_script("anthropic_client.py", &crossed.gateway.base);
+    assert!(
+        crossed.openai_down.total().await >= 1,
+        "the OpenAI primary was tried"
+    );
+    assert!(
+        crossed.anthropic_down.total().await >= 1,
+        "the Anthropic primary was tried"
+    );
+    assert!(
+        crossed.anthropic_up.total().await >= 3,
+        "the Anthropic fallback served the Anthropic client"
+    );
+    assert!(
+        crossed.openai_up.total().await >= 3,
+        "the OpenAI fallback served the Anthropic client"
+    );
+}

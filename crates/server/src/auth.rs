@@ -1,0 +1,226 @@
+//! Client keys: who may call the gateway, and how fast.
+//!
+//! A key arrives as `Authorization: Bearer KEY` (OpenAI SDKs) or `x-api-key: KEY`
+//! (Anthropic SDKs) and is compared with every configured key in constant time
+//! ([`Secret::matches`]), all of them, so timing tells neither the key nor which one
+//! matched. Each key has its own request and token rate limiters (the policy crate's
+//! token buckets), answered with 429 and a Retry-After. With no keys configured the
+//! gateway is open; `serve` warns about that at start.
+
+use std::sync::{Arc, Mutex};
+
+use axum::http::{HeaderMap, header};
+use holdfast_config::{ClientKey, Secret};
+use holdfast_policy::rate_limit::{Decision, RateLimiter};
+use holdfast_policy::{Instant, InvalidSetting};
+
+use crate::error::ApiError;
+
+/// The configured client keys with their limiters.
+pub(crate) struct ClientKeys {
+    keys: Vec<KeyState>,
+}
+
+struct KeyState {
+    name: Arc<str>,
+    secret: Option<Secret>,
+    limits: Mutex<Limits>,
+}
+
+struct Limits {
+    requests: Option<RateLimiter>,
+    tokens: Option<RateLimiter>,
+}
+
+/// Who is calling: a configured key (by index), or anyone when the gateway is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Caller {
+    /// The gateway has no keys.
+    Anyone,
+    /// The key at this index.
+    Key(usize),
+}
+
+impl ClientKeys {
+    /// Keys from the configuration, their buckets full at `now`.
+    pub(crate) fn new(keys: &[ClientKey], now: Instant) -> Result<Self, InvalidSetting> {
+        let keys = keys
+            .iter()
+            .map(|key| {
+                Ok(KeyState {
+                    name: Arc::from(key.name.as_str()),
+                    secret: key.key.clone(),
+                    limits: Mutex::new(Limits {
+                        requests: key.requests.map(|c| RateLimiter::new(c, now)).transpose()?,
+                        tokens: key.tokens.map(|c| RateLimiter::new(c, now)).transpose()?,
+                    }),
+                })
+            })
+            .collect::<Result<_, InvalidSetting>>()?;
+        Ok(ClientKeys { keys })
+    }
+
+    /// Whether no key is configured.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The caller behind the request's key header.
+    pub(crate) fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
+        if self.keys.is_empty() {
+            return Ok(Caller::Anyone);
+        }
+        let presented = presented_key(headers).ok_or(ApiError::MissingApiKey)?;
+        let mut found = None;
+        for (i, key) in self.keys.iter().enumerate() {
+            let matches = key.secret.as_ref().is_some_and(|s| s.matches(presented));
+            if matches && found.is_none() {
+                found = Some(i);
+            }
+        }
+        found.map(Caller::Key).ok_or(ApiError::InvalidApiKey)
+    }
+
+    /// The caller's name for scoping idempotency keys (never the key itself).
+    pub(crate) fn scope(&self, caller: Caller) -> &str {
+        match caller {
+            Caller::Anyone => "",
+            Caller::Key(i) => self.keys.get(i).map_or("", |k| &k.name),
+        }
+    }
+
+    /// Takes one request from the caller's request limit.
+    pub(crate) fn admit_request(&self, caller: Caller, now: Instant) -> Result<(), ApiError> {
+        self.acquire(caller, now, 1, "requests", |l| &mut l.requests)
+    }
+
+    /// Takes `tokens` from the caller's token limit; on refusal, gives the request back.
+    pub(crate) fn admit_tokens(
+        &self,
+        caller: Caller,
+        now: Instant,
+        tokens: u64,
+    ) -> Result<(), ApiError> {
+        let result = self.acquire(caller, now, tokens, "tokens", |l| &mut l.tokens);
+        if result.is_err()
+            && let Caller::Key(i) = caller
+            && let Some(key) = self.keys.get(i)
+        {
+            let mut limits = key.limits.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(requests) = &mut limits.requests {
+                requests.refund(now, 1);
+            }
+        }
+        result
+    }
+
+    fn acquire(
+        &self,
+        caller: Caller,
+        now: Instant,
+        cost: u64,
+        what: &'static str,
+        pick: impl FnOnce(&mut Limits) -> &mut Option<RateLimiter>,
+    ) -> Result<(), ApiError> {
+        let Caller::Key(i) = caller else {
+            return Ok(());
+        };
+        let Some(key) = self.keys.get(i) else {
+            return Ok(());
+        };
+        let mut limits = key.limits.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(limiter) = pick(&mut limits) else {
+            return Ok(());
+        };
+        match limiter.try_acquire(now, cost) {
+            Decision::Granted => Ok(()),
+            Decision::Wait(retry_after) => Err(ApiError::RateLimited { what, retry_after }),
+            Decision::TooLarge => Err(ApiError::PromptExceedsKeyLimit),
+        }
+    }
+}
+
+/// The key in `Authorization: Bearer KEY` or `x-api-key: KEY`, if either is readable.
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    bearer
+        .or_else(|| {
+            headers
+                .get("x-api-key")
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+        })
+        .filter(|k| !k.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+    use holdfast_policy::rate_limit::Config;
+
+    fn keys() -> ClientKeys {
+        let key = |name: &str, value: &str, rpm: Option<u64>| ClientKey {
+            name: name.into(),
+            key: Some(Secret::new(value)),
+            requests: rpm.map(Config::per_minute),
+            tokens: None,
+        };
+        ClientKeys::new(
+            &[key("a", "sk-a", Some(1)), key("b", "sk-b", None)],
+            Instant::ZERO,
+        )
+        .unwrap()
+    }
+
+    fn with(name: &'static str, value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(name, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn bearer_and_x_api_key_both_work() {
+        let keys = keys();
+        assert_eq!(
+            keys.authenticate(&with("authorization", "Bearer sk-a")),
+            Ok(Caller::Key(0))
+        );
+        assert_eq!(
+            keys.authenticate(&with("x-api-key", "sk-b")),
+            Ok(Caller::Key(1))
+        );
+        assert_eq!(
+            keys.authenticate(&with("x-api-key", "sk-c")),
+            Err(ApiError::InvalidApiKey)
+        );
+        assert_eq!(
+            keys.authenticate(&HeaderMap::new()),
+            Err(ApiError::MissingApiKey)
+        );
+    }
+
+    #[test]
+    fn a_key_over_its_limit_gets_a_wait() {
+        let keys = keys();
+        assert!(keys.admit_request(Caller::Key(0), Instant::ZERO).is_ok());
+        let err = keys
+            .admit_request(Caller::Key(0), Instant::ZERO)
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            ApiError::RateLimited {
+                what: "requests",
+                ..
+            }
+        ));
+        assert!(keys.admit_request(Caller::Key(1), Instant::ZERO).is_ok());
+    }
+}

@@ -1,0 +1,211 @@
+//! Graceful degradation: when every target failed, an answer that says it is degraded
+//! beats an error, for the routes that opt in (`degraded = { cache, static_response }`).
+//!
+//! The decision: degrade only on failures that are not the client's doing (an outage,
+//! a timeout, an open breaker), never on a bad request, a context overflow or a filter
+//! refusal, where an old answer to another question would be wrong. The cache is keyed
+//! by route and a hash of the request in canonical form (parsed and re-serialised, with
+//! the stream flags removed, so key order and whitespace do not matter and a streamed
+//! request can be answered from a non-streamed one), bounded, and aged on the injected
+//! clock; the answer says how it was made in `x-holdfast-degraded`.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+use holdfast_config::Degraded;
+use holdfast_llm::openai::{
+    ChatRequest, ChatResponse, Choice, FinishReason, ResponseMessage, Usage,
+};
+use holdfast_policy::Instant;
+use serde_json::Map;
+
+use crate::error::ApiError;
+
+/// A bounded cache of recent successful answers, over all routes.
+pub(crate) struct DegradedCache {
+    capacity: usize,
+    inner: Mutex<Entries>,
+}
+
+#[derive(Default)]
+struct Entries {
+    map: HashMap<u64, (Arc<ChatResponse>, Instant)>,
+    order: VecDeque<u64>,
+}
+
+/// The key of `request` on `route`: a hash of its canonical form.
+pub(crate) fn cache_key(route: &str, request: &ChatRequest) -> u64 {
+    let mut canonical = request.clone();
+    canonical.stream = None;
+    canonical.stream_options = None;
+    let mut hasher = DefaultHasher::new();
+    route.hash(&mut hasher);
+    serde_json::to_vec(&canonical)
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    hasher.finish()
+}
+
+impl DegradedCache {
+    /// A cache keeping at most `capacity` answers.
+    pub(crate) fn new(capacity: usize) -> Self {
+        DegradedCache {
+            capacity: capacity.max(1),
+            inner: Mutex::new(Entries::default()),
+        }
+    }
+
+    /// Keeps `response` as the answer to `key` until `expires`.
+    pub(crate) fn remember(&self, key: u64, response: &ChatResponse, expires: Instant) {
+        let mut entries = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if entries
+            .map
+            .insert(key, (Arc::new(response.clone()), expires))
+            .is_none()
+        {
+            entries.order.push_back(key);
+        }
+        while entries.order.len() > self.capacity {
+            if let Some(old) = entries.order.pop_front() {
+                entries.map.remove(&old);
+            }
+        }
+    }
+
+    /// The answer kept for `key`, if it has not expired at `now`.
+    pub(crate) fn recall(&self, key: u64, now: Instant) -> Option<Arc<ChatResponse>> {
+        let entries = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .map
+            .get(&key)
+            .filter(|(_, expires)| *expires > now)
+            .map(|(r, _)| Arc::clone(r))
+    }
+}
+
+/// Whether a failure may be answered with a degraded response.
+pub(crate) fn may_degrade(error: &ApiError) -> bool {
+    match error {
+        ApiError::UpstreamRateLimited { .. }
+        | ApiError::UpstreamOverloaded { .. }
+        | ApiError::UpstreamError(_)
+        | ApiError::UpstreamTimeout(_)
+        | ApiError::DeadlineExceeded
+        | ApiError::UpstreamAuthFailed
+        | ApiError::UpstreamQuotaExhausted
+        | ApiError::UpstreamModelNotFound
+        | ApiError::InvalidOutput(_)
+        | ApiError::RetryBudgetExhausted
+        | ApiError::TargetsUnavailable { .. }
+        | ApiError::AgentBreakerOpen => true,
+        ApiError::InvalidJson(_)
+        | ApiError::InvalidRequest { .. }
+        | ApiError::InvalidHeader { .. }
+        | ApiError::InvalidResponseFormat(_)
+        | ApiError::MissingApiKey
+        | ApiError::InvalidApiKey
+        | ApiError::ModelNotFound(_)
+        | ApiError::NotFound(_)
+        | ApiError::MethodNotAllowed
+        | ApiError::BodyTooLarge { .. }
+        | ApiError::IdempotencyKeyReused
+        | ApiError::RateLimited { .. }
+        | ApiError::PromptExceedsKeyLimit
+        | ApiError::UpstreamBadRequest(_)
+        | ApiError::ContextLengthExceeded(_)
+        | ApiError::ContentFilter(_)
+        | ApiError::PromptTooLarge
+        | ApiError::Internal(_) => false,
+    }
+}
+
+/// The degraded answer for a failed call, and how it was made (`cache` or `static`).
+pub(crate) fn answer(
+    cache: &DegradedCache,
+    config: &Degraded,
+    key: Option<u64>,
+    route: &str,
+    now: Instant,
+    created: u64,
+) -> Option<(Arc<ChatResponse>, &'static str)> {
+    if config.cache
+        && let Some(found) = key.and_then(|k| cache.recall(k, now))
+    {
+        return Some((found, "cache"));
+    }
+    let text = config.static_response.as_ref()?;
+    Some((Arc::new(static_response(route, text, created)), "static"))
+}
+
+fn static_response(route: &str, text: &str, created: u64) -> ChatResponse {
+    ChatResponse {
+        id: "chatcmpl-holdfast-degraded".to_owned(),
+        object: "chat.completion".to_owned(),
+        created,
+        model: route.to_owned(),
+        choices: vec![Choice {
+            index: 0,
+            message: ResponseMessage {
+                role: "assistant".to_owned(),
+                content: Some(text.to_owned()),
+                ..ResponseMessage::default()
+            },
+            finish_reason: Some(FinishReason::Stop),
+            logprobs: None,
+        }],
+        usage: Some(Usage::new(0, 0)),
+        extra: Map::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn request(text: &str, stream: bool) -> ChatRequest {
+        serde_json::from_value(serde_json::json!({
+            "model": "m", "stream": stream, "messages": [{"role": "user", "content": text}]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_key_ignores_streaming_but_not_content() {
+        assert_eq!(
+            cache_key("r", &request("a", true)),
+            cache_key("r", &request("a", false))
+        );
+        assert_ne!(
+            cache_key("r", &request("a", false)),
+            cache_key("r", &request("b", false))
+        );
+        assert_ne!(
+            cache_key("r", &request("a", false)),
+            cache_key("s", &request("a", false))
+        );
+    }
+
+    #[test]
+    fn cached_answers_expire_then_static_takes_over() {
+        let cache = DegradedCache::new(4);
+        let config = Degraded {
+            cache: true,
+            ttl: Duration::from_secs(10),
+            static_response: Some("later".into()),
+        };
+        let at = |s| Instant::from_origin(Duration::from_secs(s));
+        cache.remember(1, &static_response("r", "cached", 0), at(10));
+        assert_eq!(
+            answer(&cache, &config, Some(1), "r", at(5), 0).unwrap().1,
+            "cache"
+        );
+        let (response, how) = answer(&cache, &config, Some(1), "r", at(11), 0).unwrap();
+        assert_eq!(
+            (how, response.choices[0].message.content.as_deref()),
+            ("static", Some("later"))
+        );
+    }
+}

@@ -1,0 +1,128 @@
+//! The door every chat request passes: a request id, the client key, the key's request
+//! limit, the holdfast headers, and the body within its size limit.
+//!
+//! The decision: checks run cheapest first and before the body is read, so that a
+//! request without a valid key or over its rate costs no body read and no parse, and
+//! every refusal already carries the request id in `x-holdfast-request-id`. Bodies are
+//! read through a length limit (and refused early on a `Content-Length` over it), so a
+//! huge body costs at most `server.body_limit` bytes of memory.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
+use bytes::Bytes;
+use holdfast_llm::openai::RequestError;
+use holdfast_policy::Instant;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+use crate::auth::Caller;
+use crate::error::{ApiError, Flavor};
+use crate::gateway::Gateway;
+use crate::idempotency::{Claim, request_hash};
+use crate::meta::{Reply, RequestMeta};
+use crate::respond;
+
+/// A request that passed the door.
+pub(crate) struct Door {
+    pub(crate) gateway: Gateway,
+    pub(crate) id: Arc<str>,
+    pub(crate) seed: u64,
+    pub(crate) started: Instant,
+    pub(crate) started_ms: u64,
+    pub(crate) caller: Caller,
+    pub(crate) meta: RequestMeta,
+    pub(crate) body: Bytes,
+    pub(crate) flavor: Flavor,
+    /// `chat.completions` or `messages`, for the ledger and the idempotency hash.
+    pub(crate) endpoint: &'static str,
+}
+
+impl Door {
+    /// Lets a request in, or answers it with the reason it may not enter.
+    pub(crate) async fn open(
+        gateway: &Gateway,
+        headers: &HeaderMap,
+        body: Body,
+        flavor: Flavor,
+        endpoint: &'static str,
+    ) -> Result<Door, Response> {
+        let gw = &gateway.inner;
+        let (id, seed) = gw.next_request();
+        let started = gw.clock.now();
+        let started_ms = gw.clock.unix_millis();
+        let checked = async {
+            let caller = gw.keys.authenticate(headers)?;
+            let meta = RequestMeta::from_headers(headers, started)?;
+            gw.keys.admit_request(caller, started)?;
+            let body = read_body(body, headers, gw.body_limit).await?;
+            Ok::<_, ApiError>((caller, meta, body))
+        };
+        match checked.await {
+            Ok((caller, meta, body)) => Ok(Door {
+                gateway: gateway.clone(),
+                id,
+                seed,
+                started,
+                started_ms,
+                caller,
+                meta,
+                body,
+                flavor,
+                endpoint,
+            }),
+            Err(err) => Err(respond::error(&err, flavor, &Reply::new(&id))),
+        }
+    }
+
+    /// The error response for this request.
+    pub(crate) fn refuse(&self, err: &ApiError) -> Response {
+        respond::error(err, self.flavor, &Reply::new(&self.id))
+    }
+
+    /// Claims the request's `Idempotency-Key`, if it sent one.
+    pub(crate) async fn claim(&self) -> Result<Option<Claim>, ApiError> {
+        let Some(key) = &self.meta.idempotency_key else {
+            return Ok(None);
+        };
+        let gw = &self.gateway.inner;
+        let hash = request_hash(self.endpoint, &self.body);
+        let clock = &gw.clock;
+        gw.idempotency
+            .claim(gw.keys.scope(self.caller), key, hash, || clock.now())
+            .await
+            .map(Some)
+    }
+}
+
+async fn read_body(body: Body, headers: &HeaderMap, limit: u64) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(ApiError::BodyTooLarge { limit });
+    }
+    let cap = usize::try_from(limit).unwrap_or(usize::MAX);
+    match Limited::new(body, cap).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(ApiError::BodyTooLarge { limit })
+        }
+        Err(e) => Err(ApiError::InvalidJson(format!(
+            "the body could not be read: {e}"
+        ))),
+    }
+}
+
+/// A chat request's parse or validation error as the client's error.
+pub(crate) fn request_error(err: RequestError) -> ApiError {
+    match err {
+        RequestError::Json(message) => ApiError::InvalidJson(message),
+        RequestError::Invalid { field, reason } => ApiError::InvalidRequest {
+            message: format!("invalid `{field}`: {reason}"),
+            param: Some(field),
+        },
+    }
+}

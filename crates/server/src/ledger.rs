@@ -1,0 +1,156 @@
+//! The attempt ledger: what happened to each recent request, for
+//! `GET /v1/holdfast/requests/{id}`.
+//!
+//! A bounded ring: the newest [`LEDGER_CAPACITY`](crate::gateway::LEDGER_CAPACITY)
+//! requests, the oldest dropped first, so memory stays flat under any load. Entries are
+//! written once when a call ends (or, for a stream, when it commits) and updated once
+//! more when a stream ends, since only then are its usage and fate known. Only requests
+//! that reached the pipeline (or were replayed, or degraded) are recorded: a request
+//! refused at the door has nothing to trace.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use crate::events::CallTrace;
+
+/// One request's record.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Entry {
+    pub(crate) request_id: Arc<str>,
+    pub(crate) route: Arc<str>,
+    /// `chat.completions` or `messages`.
+    pub(crate) endpoint: &'static str,
+    pub(crate) stream: bool,
+    /// The HTTP status the client got.
+    pub(crate) status: u16,
+    /// `ok`, `error`, `degraded`, `streaming` (still running), `stream_error` or
+    /// `client_closed`.
+    pub(crate) result: &'static str,
+    /// The error code the client got, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) error_code: Option<&'static str>,
+    /// How a committed stream broke off, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) stream_error: Option<String>,
+    /// The target that served, if one did.
+    pub(crate) target: Option<Arc<str>>,
+    /// `cache` or `static` for a degraded answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) degraded: Option<&'static str>,
+    /// Unix milliseconds when the request arrived.
+    pub(crate) started_at_ms: u64,
+    /// From arrival to the answer (for a stream: to its end, once it ended).
+    pub(crate) latency_ms: f64,
+    pub(crate) input_tokens: u64,
+    pub(crate) output_tokens: u64,
+    pub(crate) cost_usd: f64,
+    /// The pipeline's verdict, its attempts and skips.
+    #[serde(flatten)]
+    pub(crate) trace: CallTrace,
+}
+
+impl Entry {
+    /// Sums tokens and cost over the attempts.
+    pub(crate) fn total(&mut self) {
+        self.input_tokens = self.trace.attempts.iter().map(|a| a.input_tokens).sum();
+        self.output_tokens = self.trace.attempts.iter().map(|a| a.output_tokens).sum();
+        self.cost_usd = self.trace.cost_usd();
+    }
+}
+
+/// The ring of recent entries.
+pub(crate) struct Ledger {
+    capacity: usize,
+    inner: Mutex<Ring>,
+}
+
+#[derive(Default)]
+struct Ring {
+    order: VecDeque<Arc<str>>,
+    entries: HashMap<Arc<str>, Entry>,
+}
+
+impl Ledger {
+    /// A ledger keeping at most `capacity` entries.
+    pub(crate) fn new(capacity: usize) -> Self {
+        Ledger {
+            capacity: capacity.max(1),
+            inner: Mutex::new(Ring::default()),
+        }
+    }
+
+    /// Records `entry`, dropping the oldest when full.
+    pub(crate) fn insert(&self, mut entry: Entry) {
+        entry.total();
+        let mut ring = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let id = Arc::clone(&entry.request_id);
+        if ring.entries.insert(Arc::clone(&id), entry).is_none() {
+            ring.order.push_back(id);
+        }
+        while ring.order.len() > self.capacity {
+            if let Some(old) = ring.order.pop_front() {
+                ring.entries.remove(&old);
+            }
+        }
+    }
+
+    /// Changes the entry of `id`, if it is still kept.
+    pub(crate) fn update(&self, id: &str, change: impl FnOnce(&mut Entry)) {
+        let mut ring = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = ring.entries.get_mut(id) {
+            change(entry);
+            entry.total();
+        }
+    }
+
+    /// The entry of `id` as JSON, if it is still kept.
+    pub(crate) fn get_json(&self, id: &str) -> Option<Vec<u8>> {
+        let ring = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        ring.entries
+            .get(id)
+            .and_then(|e| serde_json::to_vec(e).ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str) -> Entry {
+        Entry {
+            request_id: Arc::from(id),
+            route: Arc::from("r"),
+            endpoint: "chat.completions",
+            stream: false,
+            status: 200,
+            result: "ok",
+            error_code: None,
+            stream_error: None,
+            target: None,
+            degraded: None,
+            started_at_ms: 0,
+            latency_ms: 0.0,
+            input_tokens: 0,
+            output_tokens: 0,
+            cost_usd: 0.0,
+            trace: CallTrace::default(),
+        }
+    }
+
+    #[test]
+    fn keeps_only_the_newest_entries() {
+        let ledger = Ledger::new(2);
+        for id in ["a", "b", "c"] {
+            ledger.insert(entry(id));
+        }
+        assert!(ledger.get_json("a").is_none());
+        assert!(ledger.get_json("b").is_some() && ledger.get_json("c").is_some());
+        ledger.update("c", |e| e.status = 502);
+        let json: serde_json::Value =
+            serde_json::from_slice(&ledger.get_json("c").unwrap()).unwrap();
+        assert_eq!(json["status"], 502);
+        assert!(json["attempts"].is_array());
+    }
+}

@@ -1,0 +1,74 @@
+//! The holdfast HTTP server: an OpenAI- and Anthropic-compatible gateway in which
+//! every LLM call runs through the resilience policy.
+//!
+//! Clients point their SDK at holdfast: `POST /v1/chat/completions` (OpenAI) or
+//! `POST /v1/messages` (Anthropic), streaming or not. Each request is routed by its
+//! `model` (a route alias) to a chain of targets and run by the policy crate's driver
+//! over one shared registry of target health; answers are validated, costed and traced
+//! in an attempt ledger (`GET /v1/holdfast/requests/{id}`). The HTTP contract, error
+//! codes included, is in `docs/errors.md`.
+//!
+//! The one decision that shapes this crate: the gateway owns HTTP and nothing else.
+//! Retry, fallback and breaking are the policy crate's; wire formats, translation and
+//! provider errors are the llm crate's; this crate wires them to sockets, turns their
+//! results into the client's status codes, and never reaches around them.
+//!
+//! ```no_run
+//! # async fn run(config: holdfast_config::Config) -> Result<(), holdfast_server::ServerError> {
+//! use std::sync::Arc;
+//! let gateway = holdfast_server::Gateway::new(&config, Arc::new(holdfast_policy::SystemClock::new()))?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! holdfast_server::serve(listener, gateway, std::future::pending()).await
+//! # }
+//! ```
+
+mod auth;
+mod call;
+mod degraded;
+mod error;
+mod events;
+mod exchange;
+mod failure;
+mod gateway;
+mod handlers;
+mod idempotency;
+mod intake;
+mod ledger;
+mod meta;
+mod output;
+mod prompt;
+mod respond;
+mod sse;
+mod streaming;
+mod transport;
+
+use std::future::Future;
+
+use axum::serve::ListenerExt;
+
+pub use error::{ApiError, Flavor, ServerError};
+pub use gateway::{DEGRADED_CACHE_CAPACITY, Gateway, LEDGER_CAPACITY};
+pub use handlers::router;
+pub use meta::{
+    AGENT, ATTEMPTS, COST, DEADLINE_MS, DEGRADED, IDEMPOTENCY_KEY, REPLAYED, REQUEST_ID, TARGET,
+};
+
+/// Serves `gateway` on `listener` until `shutdown` completes, then lets the requests in
+/// flight (streams included) finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    gateway: Gateway,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    if gateway.is_open() {
+        tracing::warn!("no client keys are configured: the gateway accepts requests without a key");
+    }
+    let listener = listener.tap_io(|tcp| {
+        // Small SSE chunks must not wait for Nagle.
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, router(gateway))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! The pipeline's [`Transport`] for LLM calls: one attempt = one provider request.
+//!
+//! The decision that shapes it: a transport lives for one client request and holds
+//! everything its attempts share (the canonical request, the output check, the
+//! idempotency key sent to every provider) and everything they learn that the policy
+//! events do not carry (tokens used, the provider's error message), keyed by attempt
+//! id for the ledger. A streamed attempt succeeds when `client.stream` returns, i.e.
+//! when the headers and the first event arrived: that is the commit point, before which
+//! the pipeline fails over freely.
+
+use std::sync::Mutex;
+
+use holdfast_llm::openai::ChatRequest;
+use holdfast_llm::{CallOptions, ChunkStream, Completion, ProviderError, Usage};
+use holdfast_policy::Outcome;
+use holdfast_policy::driver::{Classified, Transport};
+use holdfast_policy::pipeline::{AttemptId, StartAttempt};
+
+use crate::gateway::Inner;
+use crate::output::OutputCheck;
+
+/// A failed attempt: the provider's classified error.
+#[derive(Debug)]
+pub(crate) struct AttemptError(pub(crate) ProviderError);
+
+impl Classified for AttemptError {
+    fn outcome(&self) -> Outcome {
+        self.0.outcome
+    }
+}
+
+/// What one attempt learned beyond its outcome.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AttemptNote {
+    pub(crate) attempt: Option<AttemptId>,
+    pub(crate) usage: Option<Usage>,
+    pub(crate) error: Option<String>,
+}
+
+/// What every attempt of one call shares.
+pub(crate) struct Attempts<'a> {
+    gateway: &'a Inner,
+    request: &'a ChatRequest,
+    check: &'a OutputCheck,
+    idempotency_key: &'a str,
+    notes: Mutex<Vec<AttemptNote>>,
+}
+
+impl<'a> Attempts<'a> {
+    /// Attempts of `request`, each sent with `idempotency_key`.
+    pub(crate) fn new(
+        gateway: &'a Inner,
+        request: &'a ChatRequest,
+        check: &'a OutputCheck,
+        idempotency_key: &'a str,
+    ) -> Self {
+        Attempts {
+            gateway,
+            request,
+            check,
+            idempotency_key,
+            notes: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The notes taken so far.
+    pub(crate) fn take_notes(&self) -> Vec<AttemptNote> {
+        std::mem::take(&mut *self.notes.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn note(&self, attempt: AttemptId, usage: Option<Usage>, error: Option<&ProviderError>) {
+        let note = AttemptNote {
+            attempt: Some(attempt),
+            usage,
+            error: error.map(|e| e.to_string()),
+        };
+        self.notes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(note);
+    }
+
+    fn options(&self, start: &StartAttempt) -> CallOptions {
+        CallOptions {
+            idempotency_key: Some(self.idempotency_key.to_owned()),
+            timeout_cap: Some(start.timeout),
+            headers: Vec::new(),
+        }
+    }
+
+    fn endpoint(&self, start: &StartAttempt) -> Result<&'a holdfast_llm::Endpoint, AttemptError> {
+        match self.gateway.target(start.target) {
+            Some(target) => Ok(&target.endpoint),
+            None => Err(AttemptError(ProviderError::new(
+                Outcome::NotFound,
+                "unknown target id",
+            ))),
+        }
+    }
+}
+
+/// Attempts that wait for the whole answer and validate it.
+pub(crate) struct Completing<'a>(pub(crate) Attempts<'a>);
+
+impl Transport for Completing<'_> {
+    type Response = Completion;
+    type Error = AttemptError;
+
+    async fn attempt(&self, start: StartAttempt) -> Result<Completion, AttemptError> {
+        let attempts = &self.0;
+        let endpoint = attempts.endpoint(&start)?;
+        let options = attempts.options(&start);
+        match attempts
+            .gateway
+            .client
+            .complete(endpoint, attempts.request, &options)
+            .await
+        {
+            Ok(completion) => match attempts.check.check(&completion.response) {
+                Ok(()) => {
+                    attempts.note(start.attempt, completion.usage, None);
+                    Ok(completion)
+                }
+                Err(why) => {
+                    let err = ProviderError::new(Outcome::InvalidOutput, why);
+                    attempts.note(start.attempt, completion.usage, Some(&err));
+                    Err(AttemptError(err))
+                }
+            },
+            Err(err) => {
+                attempts.note(start.attempt, None, Some(&err));
+                Err(AttemptError(err))
+            }
+        }
+    }
+}
+
+/// Attempts that return once a stream has started; its chunks are relayed later.
+pub(crate) struct Streaming<'a>(pub(crate) Attempts<'a>);
+
+impl Transport for Streaming<'_> {
+    type Response = ChunkStream;
+    type Error = AttemptError;
+
+    async fn attempt(&self, start: StartAttempt) -> Result<ChunkStream, AttemptError> {
+        let attempts = &self.0;
+        let endpoint = attempts.endpoint(&start)?;
+        let options = attempts.options(&start);
+        match attempts
+            .gateway
+            .client
+            .stream(endpoint, attempts.request, &options)
+            .await
+        {
+            Ok(stream) => Ok(stream),
+            Err(err) => {
+                attempts.note(start.attempt, None, Some(&err));
+                Err(AttemptError(err))
+            }
+        }
+    }
+}

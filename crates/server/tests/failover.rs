@@ -1,0 +1,175 @@
+//! Failures upstream, met by the policy: fallback, Retry-After, fail-fast auth,
+//! context overflow, invalid output, deadlines, breakers.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use holdfast_policy::{Clock, SystemClock};
+
+use serde_json::{Value, json};
+use support::{Gw, Mock, openai_provider, pair, request, target};
+
+#[tokio::test]
+async fn primary_503_falls_back_to_the_next_target() {
+    let (gw, a, b) = pair("error_rates = { \"503\" = 1.0 }", "", "").await;
+    let response = gw.chat(&request(false)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-holdfast-target"], "b");
+    let attempts: u32 = response.headers()["x-holdfast-attempts"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(attempts >= 2, "{attempts}");
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Holdfast mock")
+    );
+    assert!(a.calls() >= 1 && b.calls() == 1);
+}
+
+#[tokio::test]
+async fn a_long_retry_after_sends_the_call_to_the_fallback_without_waiting() {
+    let faults = "error_rates = { \"429\" = 1.0, retry_after = \"5s\" }";
+    let (gw, a, b) = pair(faults, "", "").await;
+    let clock = SystemClock::new();
+    let started = clock.now();
+    let response = gw.chat(&request(false)).await;
+    let took = clock.now().saturating_duration_since(started);
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-holdfast-target"], "b");
+    assert!(took < Duration::from_secs(2), "waited {took:?}");
+    assert_eq!((a.calls(), b.calls()), (1, 1));
+    let ledger = gw.ledger(response.headers()).await;
+    assert_eq!(ledger["attempts"][0]["outcome"], "rate_limited");
+    assert_eq!(
+        ledger["attempts"][0]["next"],
+        json!({"action": "fall_back", "to": "b", "reason": "retry_after_too_long"})
+    );
+    // The primary's Retry-After is still pending: the targets endpoint shows it.
+    let targets = gw.get_json("/v1/holdfast/targets").await;
+    let primary = &targets["data"][0];
+    assert_eq!(primary["name"], "a");
+    assert!(
+        primary["retry_after_ms"].as_f64().unwrap() > 3_000.0,
+        "{primary}"
+    );
+    assert!(primary["not_before"].is_u64());
+}
+
+#[tokio::test]
+async fn an_auth_error_on_the_only_target_fails_fast_with_a_clear_error() {
+    let mock = Mock::openai("auth = true").await;
+    let toml = format!(
+        "{}{}[routes.smart]\ntargets = [\"a\"]\n",
+        openai_provider("p", &mock),
+        target("a", "p", 100_000)
+    );
+    let gw = Gw::start(&toml).await;
+    let response = gw.chat(&request(false)).await;
+    assert_eq!(response.status(), 502);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "upstream_auth_failed");
+    assert_eq!(mock.calls(), 1);
+}
+
+#[tokio::test]
+async fn a_context_overflow_goes_to_the_larger_context_target() {
+    let small = Mock::openai("context_window = 50").await;
+    let large = Mock::openai("").await;
+    let toml = format!(
+        "{}{}{}{}[routes.smart]\ntargets = [\"small\", \"large\"]\n",
+        openai_provider("ps", &small),
+        openai_provider("pl", &large),
+        target("small", "ps", 4_000),
+        target("large", "pl", 200_000),
+    );
+    let gw = Gw::start(&toml).await;
+    let long = "many words in a long prompt ".repeat(40);
+    let body = json!({"model": "smart", "messages": [{"role": "user", "content": long}]});
+    let response = gw.chat(&body).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-holdfast-target"], "large");
+    assert_eq!(
+        small.calls(),
+        1,
+        "a context overflow is not retried on the same target"
+    );
+    let ledger = gw.ledger(response.headers()).await;
+    assert_eq!(ledger["attempts"][0]["outcome"], "context_overflow");
+}
+
+#[tokio::test]
+async fn schema_invalid_output_falls_back() {
+    let bad = "json_answer = { wrong = 1 }";
+    let (gw, a, b) = pair(bad, "", "").await;
+    let mut body = request(false);
+    body["response_format"] = json!({"type": "json_schema", "json_schema": {"name": "answer", "schema": {
+        "type": "object", "required": ["answer"], "properties": {"answer": {"type": "string"}}
+    }}});
+    let response = gw.chat(&body).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-holdfast-target"], "b");
+    let answer: Value = response.json().await.unwrap();
+    let content: Value =
+        serde_json::from_str(answer["choices"][0]["message"]["content"].as_str().unwrap()).unwrap();
+    assert!(content["answer"].is_string());
+    assert!(a.calls() >= 1 && b.calls() == 1);
+}
+
+#[tokio::test]
+async fn an_invalid_schema_is_refused_before_any_upstream_call() {
+    let (gw, a, b) = pair("", "", "").await;
+    let mut body = request(false);
+    body["response_format"] =
+        json!({"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": 42}}});
+    let response = gw.chat(&body).await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_response_format");
+    assert_eq!((a.calls(), b.calls()), (0, 0));
+}
+
+#[tokio::test]
+async fn a_passed_deadline_is_a_504() {
+    let (gw, _a, _b) = pair("latency = \"3s\"", "latency = \"3s\"", "").await;
+    let response = gw
+        .client
+        .post(gw.url("/v1/chat/completions"))
+        .header("x-holdfast-deadline-ms", "300")
+        .json(&request(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 504);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "deadline_exceeded");
+}
+
+#[tokio::test]
+async fn a_failing_target_opens_its_breaker_and_the_targets_endpoint_shows_it() {
+    let policy = "[policies.default]\nretry = { max_attempts = 1 }\n\
+                  breaker = { min_calls = 2, failure_rate = 0.5, open_for = \"30s\" }\n";
+    let (gw, a, _b) = pair("error_rates = { \"500\" = 1.0 }", "", policy).await;
+    for _ in 0..4 {
+        assert_eq!(gw.chat(&request(false)).await.status(), 200);
+    }
+    let targets = gw.get_json("/v1/holdfast/targets").await;
+    assert_eq!(targets["data"][0]["breaker"], "open", "{targets}");
+    assert!(targets["data"][0]["open_until"].is_u64());
+    assert_eq!(targets["data"][1]["breaker"], "closed");
+    let calls = a.calls();
+    let response = gw.chat(&request(false)).await;
+    assert_eq!(a.calls(), calls, "an open breaker sends nothing");
+    let ledger = gw.ledger(response.headers()).await;
+    assert_eq!(
+        ledger["skipped"][0],
+        json!({"target": "a", "reason": "breaker_open"})
+    );
+}
