@@ -22,7 +22,9 @@ pub struct Route {
     /// answer: `"continue"` finishes it on another target where that can be done
     /// correctly (a target that takes an assistant prefill), and otherwise ends the
     /// stream with an explicit error; `"error"` always ends it with an error. Default
-    /// `"continue"`.
+    /// `"continue"`. This version does not yet continue a broken stream: both values
+    /// end it with an explicit error, and `"continue"` starts finishing answers when
+    /// mid-stream recovery lands, with no change to the file.
     #[serde(default)]
     pub mid_stream: MidStream,
     /// Graceful degradation when every target has failed. Default: none (the client
