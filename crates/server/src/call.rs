@@ -87,7 +87,7 @@ where
     )
     .await;
     let now = gateway.clock.now();
-    let trace = CallTrace::from_events(gateway, &run.events, &notes(), now);
+    let trace = CallTrace::from_events(gateway, &job.route.name, &run.events, &notes(), now);
     let mut reply = Reply::new(job.id);
     reply.attempts = trace.attempt_count();
     reply.cost_usd = trace.cost_usd();

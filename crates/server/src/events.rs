@@ -4,18 +4,27 @@
 //!
 //! The decision: events are the only source of what happened. Nothing here re-derives
 //! a retry or a fallback from outcomes; it reads the pipeline's own `Next` and `Skip`
-//! decisions. Metrics and the dashboard (issue 6) will consume the same events through
-//! this module, so a number on a graph and a line in the ledger cannot disagree.
+//! decisions. Metrics (`metrics.rs`, `GET /metrics`) are written here too, from the
+//! same events in the same pass, plus each request's final result as the ledger records
+//! it ([`finished`]), so a number on a graph and a line in the ledger cannot disagree.
+//!
+//! One exception to "events only": a breaker transition event triggers a read of that
+//! breaker's current state for the `holdfast_breaker_state` gauge. Events reach this
+//! module when their call ends, not when they happened, so setting the gauge to the
+//! transition's `to` could leave a long call's stale "open" over a newer "closed".
 
 use std::sync::Arc;
 
 use holdfast_llm::Usage;
 use holdfast_llm::price::cost_usd;
-use holdfast_policy::Instant;
+use holdfast_policy::fallback::TargetId;
 use holdfast_policy::pipeline::{AttemptEvent, Next, PolicyEvent, Skip, Verdict};
+use holdfast_policy::{Instant, Outcome};
 use serde::Serialize;
 
 use crate::gateway::Inner;
+use crate::ledger::Entry;
+use crate::metrics::{Metrics, SKIP_REASONS, skip_index};
 use crate::transport::AttemptNote;
 
 /// What one call did, attempt by attempt.
@@ -29,6 +38,9 @@ pub(crate) struct CallTrace {
     pub(crate) verdict: Option<&'static str>,
     /// Why the call gave up, if it did.
     pub(crate) give_up_reason: Option<&'static str>,
+    /// The route's index in the metrics, for costs settled later.
+    #[serde(skip)]
+    pub(crate) route: Option<usize>,
 }
 
 /// One attempt in the ledger.
@@ -74,34 +86,64 @@ pub(crate) struct SkipRecord {
 }
 
 impl CallTrace {
-    /// The trace of a call from its events, at `now`, with the transport's notes.
+    /// The trace of a call on `route` from its events, at `now`, with the transport's
+    /// notes; records the call's metrics on the way.
     pub(crate) fn from_events(
         gateway: &Inner,
+        route: &str,
         events: &[PolicyEvent],
         notes: &[AttemptNote],
         now: Instant,
     ) -> CallTrace {
-        let mut trace = CallTrace::default();
+        let metrics = &gateway.metrics;
+        let route = metrics.route(route);
+        let mut trace = CallTrace {
+            route,
+            ..CallTrace::default()
+        };
+        let mut had_failure = false;
+        let mut breakers_moved = false;
         for event in events {
             match event {
                 PolicyEvent::Attempt(attempt) => {
-                    trace.attempts.push(record(gateway, attempt, notes))
+                    had_failure |= !matches!(attempt.outcome, Outcome::Ok | Outcome::Cancelled);
+                    trace.attempts.push(record(gateway, route, attempt, notes));
                 }
                 PolicyEvent::Skipped { target, reason } => {
-                    trace.skipped.push(skip(gateway, *target, *reason, now))
+                    metrics.skipped(index(*target), skip_index(*reason));
+                    trace.skipped.push(skip(gateway, *target, *reason, now));
                 }
                 PolicyEvent::Finished { verdict, .. } => match verdict {
-                    Verdict::Succeeded { .. } => trace.verdict = Some("succeeded"),
+                    Verdict::Succeeded { .. } => {
+                        trace.verdict = Some("succeeded");
+                        if let Some(route) = route {
+                            metrics.call(route, true, had_failure);
+                        }
+                    }
                     Verdict::GaveUp { reason, .. } => {
                         trace.verdict = Some("gave_up");
                         trace.give_up_reason = Some(reason.name());
+                        if let Some(route) = route {
+                            metrics.call(route, false, had_failure);
+                            metrics.gave_up(route, *reason);
+                        }
                     }
                 },
-                PolicyEvent::TargetBreaker { .. }
-                | PolicyEvent::AgentBreaker { .. }
-                | PolicyEvent::BudgetExhausted { .. }
-                | PolicyEvent::Hedged { .. } => {}
+                PolicyEvent::TargetBreaker { target, transition } => {
+                    metrics.breaker_transition(index(*target), transition.from, transition.to);
+                    breakers_moved = true;
+                }
+                PolicyEvent::AgentBreaker { transition, .. } => {
+                    metrics.agent_breaker_transition(transition.to);
+                }
+                PolicyEvent::BudgetExhausted { target } => {
+                    metrics.budget_exhausted(index(*target));
+                }
+                PolicyEvent::Hedged { target, .. } => metrics.hedged(index(*target)),
             }
+        }
+        if breakers_moved {
+            breaker_states(gateway, events);
         }
         trace
     }
@@ -124,17 +166,79 @@ impl CallTrace {
                 .iter()
                 .find(|t| t.name == attempt.target)
                 .map(|t| t.price);
+            let cost = price.map_or(0.0, |p| cost_usd(&p, &usage));
+            if let Some(target) = gateway
+                .targets
+                .iter()
+                .position(|t| t.name == attempt.target)
+            {
+                // Only what this settlement adds: a whole answer's usage was counted
+                // when the call ended.
+                gateway.metrics.tokens(
+                    target,
+                    usage.input_tokens.saturating_sub(attempt.input_tokens),
+                    usage.output_tokens.saturating_sub(attempt.output_tokens),
+                );
+                if let Some(route) = self.route {
+                    gateway.metrics.cost(route, target, cost - attempt.cost_usd);
+                }
+            }
             attempt.input_tokens = usage.input_tokens;
             attempt.output_tokens = usage.output_tokens;
-            attempt.cost_usd = price.map_or(0.0, |p| cost_usd(&p, &usage));
+            attempt.cost_usd = cost;
         }
     }
 }
 
-fn record(gateway: &Inner, event: &AttemptEvent, notes: &[AttemptNote]) -> AttemptRecord {
+/// Counts a request whose ledger `entry` now holds its final result.
+pub(crate) fn finished(metrics: &Metrics, entry: &Entry) {
+    if let Some(route) = metrics.route(&entry.route) {
+        metrics.request(route, entry.result, entry.latency_ms / 1000.0);
+    }
+}
+
+/// Sets the breaker state gauge of every target whose breaker moved in `events` to
+/// that breaker's state now.
+fn breaker_states(gateway: &Inner, events: &[PolicyEvent]) {
+    let registry = gateway.registry.lock().unwrap_or_else(|e| e.into_inner());
+    for event in events {
+        if let PolicyEvent::TargetBreaker { target, .. } = event {
+            if let Some(breaker) = registry.target(*target).and_then(|h| h.breaker.as_ref()) {
+                gateway
+                    .metrics
+                    .breaker_state(index(*target), breaker.state());
+            }
+        }
+    }
+}
+
+/// The metrics index of a target.
+fn index(target: TargetId) -> usize {
+    target.0 as usize
+}
+
+fn record(
+    gateway: &Inner,
+    route: Option<usize>,
+    event: &AttemptEvent,
+    notes: &[AttemptNote],
+) -> AttemptRecord {
     let note = notes.iter().find(|n| n.attempt == Some(event.attempt));
     let usage = note.and_then(|n| n.usage).unwrap_or_default();
     let price = gateway.target(event.target).map(|t| t.price);
+    let cost = price.map_or(0.0, |p| cost_usd(&p, &usage));
+    let metrics = &gateway.metrics;
+    let target = index(event.target);
+    metrics.attempt(target, event.outcome, event.retry);
+    metrics.tokens(target, usage.input_tokens, usage.output_tokens);
+    if let Some(route) = route {
+        metrics.cost(route, target, cost);
+    }
+    match event.next {
+        Next::Retry { after } => metrics.retry_delay(target, after),
+        Next::FallBack { to, because } => metrics.fallback(target, index(to), because),
+        _ => {}
+    }
     AttemptRecord {
         number: event.number,
         target: gateway.target_name(event.target),
@@ -145,7 +249,7 @@ fn record(gateway: &Inner, event: &AttemptEvent, notes: &[AttemptNote]) -> Attem
         next: next(gateway, event.next),
         input_tokens: usage.input_tokens,
         output_tokens: usage.output_tokens,
-        cost_usd: price.map_or(0.0, |p| cost_usd(&p, &usage)),
+        cost_usd: cost,
         error: if event.outcome.is_ok() {
             None
         } else {
@@ -172,21 +276,15 @@ fn next(gateway: &Inner, next: Next) -> NextRecord {
     }
 }
 
-fn skip(
-    gateway: &Inner,
-    target: holdfast_policy::fallback::TargetId,
-    reason: Skip,
-    now: Instant,
-) -> SkipRecord {
-    let (reason, wait) = match reason {
-        Skip::BreakerOpen => ("breaker_open", None),
-        Skip::RetryAfter(until) => ("retry_after", Some(until.saturating_duration_since(now))),
-        Skip::RateLimited(wait) => ("rate_limited", Some(wait)),
-        Skip::TooLarge => ("too_large", None),
+fn skip(gateway: &Inner, target: TargetId, reason: Skip, now: Instant) -> SkipRecord {
+    let wait = match reason {
+        Skip::BreakerOpen | Skip::TooLarge => None,
+        Skip::RetryAfter(until) => Some(until.saturating_duration_since(now)),
+        Skip::RateLimited(wait) => Some(wait),
     };
     SkipRecord {
         target: gateway.target_name(target),
-        reason,
+        reason: SKIP_REASONS[skip_index(reason)],
         wait_ms: wait.map(millis),
     }
 }

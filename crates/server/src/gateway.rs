@@ -23,6 +23,7 @@ use crate::degraded::DegradedCache;
 use crate::error::ServerError;
 use crate::idempotency::IdempotencyStore;
 use crate::ledger::Ledger;
+use crate::metrics::Metrics;
 
 /// How many recent requests the attempt ledger keeps.
 pub const LEDGER_CAPACITY: usize = 4096;
@@ -58,6 +59,8 @@ pub(crate) struct Inner {
     pub(crate) keys: ClientKeys,
     pub(crate) body_limit: u64,
     pub(crate) ledger: Ledger,
+    /// What `GET /metrics` shows; written only by `events.rs`.
+    pub(crate) metrics: Arc<Metrics>,
     pub(crate) idempotency: IdempotencyStore,
     pub(crate) degraded: DegradedCache,
     /// `GET /v1/models`, serialised once.
@@ -71,6 +74,8 @@ pub(crate) struct TargetRuntime {
     pub(crate) provider: String,
     pub(crate) endpoint: Endpoint,
     pub(crate) price: Price,
+    /// Whether it continues an answer given as an assistant prefill.
+    pub(crate) supports_prefill: bool,
 }
 
 /// A route, resolved.
@@ -78,9 +83,8 @@ pub(crate) struct RouteRuntime {
     pub(crate) name: Arc<str>,
     pub(crate) chain: Arc<Chain>,
     pub(crate) policy: Arc<Policy>,
-    /// What happens when a stream breaks after the client got part of it. Only the
-    /// explicit error is implemented; `continue` is the seam in `sse::Relay::recover`.
-    #[allow(dead_code)]
+    /// What happens when a stream breaks after the client got part of it
+    /// (`recovery.rs`).
     pub(crate) mid_stream: MidStream,
     pub(crate) degraded: Option<Degraded>,
     /// The smallest context window of its targets: prompts that may not fit it are
@@ -105,6 +109,10 @@ impl Gateway {
         let routes = build_routes(config, &ids)?;
         let models = models_body(config);
         let unix = clock.unix_millis();
+        let metrics = Arc::new(Metrics::new(
+            routes.keys().map(String::as_str),
+            targets.iter().map(|t| &*t.name),
+        ));
         Ok(Gateway {
             inner: Arc::new(Inner {
                 client: ProviderClient::new(Arc::clone(&clock)),
@@ -113,7 +121,8 @@ impl Gateway {
                 routes,
                 keys: ClientKeys::new(&config.client_keys, now).map_err(invalid)?,
                 body_limit: config.server.body_limit,
-                ledger: Ledger::new(LEDGER_CAPACITY),
+                ledger: Ledger::new(LEDGER_CAPACITY, Arc::clone(&metrics)),
+                metrics,
                 idempotency: IdempotencyStore::new(
                     config.idempotency.ttl,
                     config.idempotency.capacity,
@@ -179,6 +188,7 @@ fn build_targets<'c>(
             provider: target.provider.clone(),
             endpoint: target.endpoint(),
             price: target.price,
+            supports_prefill: target.supports_prefill,
         });
     }
     Ok((targets, ids))

@@ -6,14 +6,16 @@
 //! written once when a call ends (or, for a stream, when it commits) and updated once
 //! more when a stream ends, since only then are its usage and fate known. Only requests
 //! that reached the pipeline (or were replayed, or degraded) are recorded: a request
-//! refused at the door has nothing to trace.
+//! refused at the door has nothing to trace. The moment an entry first holds a final
+//! result (anything but `streaming`) is the request's end for the metrics too.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use crate::events::CallTrace;
+use crate::events::{self, CallTrace};
+use crate::metrics::Metrics;
 
 /// One request's record.
 #[derive(Debug, Clone, Serialize)]
@@ -64,7 +66,11 @@ impl Entry {
 pub(crate) struct Ledger {
     capacity: usize,
     inner: Mutex<Ring>,
+    metrics: Arc<Metrics>,
 }
+
+/// The result of a stream that has not ended yet.
+const STREAMING: &str = "streaming";
 
 #[derive(Default)]
 struct Ring {
@@ -73,17 +79,21 @@ struct Ring {
 }
 
 impl Ledger {
-    /// A ledger keeping at most `capacity` entries.
-    pub(crate) fn new(capacity: usize) -> Self {
+    /// A ledger keeping at most `capacity` entries, reporting final results to `metrics`.
+    pub(crate) fn new(capacity: usize, metrics: Arc<Metrics>) -> Self {
         Ledger {
             capacity: capacity.max(1),
             inner: Mutex::new(Ring::default()),
+            metrics,
         }
     }
 
     /// Records `entry`, dropping the oldest when full.
     pub(crate) fn insert(&self, mut entry: Entry) {
         entry.total();
+        if entry.result != STREAMING {
+            events::finished(&self.metrics, &entry);
+        }
         let mut ring = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let id = Arc::clone(&entry.request_id);
         if ring.entries.insert(Arc::clone(&id), entry).is_none() {
@@ -100,8 +110,12 @@ impl Ledger {
     pub(crate) fn update(&self, id: &str, change: impl FnOnce(&mut Entry)) {
         let mut ring = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(entry) = ring.entries.get_mut(id) {
+            let was_final = entry.result != STREAMING;
             change(entry);
             entry.total();
+            if !was_final && entry.result != STREAMING {
+                events::finished(&self.metrics, entry);
+            }
         }
     }
 
@@ -141,7 +155,7 @@ mod tests {
 
     #[test]
     fn keeps_only_the_newest_entries() {
-        let ledger = Ledger::new(2);
+        let ledger = Ledger::new(2, Arc::new(Metrics::new(["r"], [])));
         for id in ["a", "b", "c"] {
             ledger.insert(entry(id));
         }

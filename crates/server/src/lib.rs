@@ -5,8 +5,9 @@
 //! `POST /v1/messages` (Anthropic), streaming or not. Each request is routed by its
 //! `model` (a route alias) to a chain of targets and run by the policy crate's driver
 //! over one shared registry of target health; answers are validated, costed and traced
-//! in an attempt ledger (`GET /v1/holdfast/requests/{id}`). The HTTP contract, error
-//! codes included, is in `docs/errors.md`.
+//! in an attempt ledger (`GET /v1/holdfast/requests/{id}`) and counted for
+//! `GET /metrics` (Prometheus text format). The HTTP contract, error codes included,
+//! is in `docs/errors.md`.
 //!
 //! The one decision that shapes this crate: the gateway owns HTTP and nothing else.
 //! Retry, fallback and breaking are the policy crate's; wire formats, translation and
@@ -35,8 +36,10 @@ mod idempotency;
 mod intake;
 mod ledger;
 mod meta;
+mod metrics;
 mod output;
 mod prompt;
+mod recovery;
 mod respond;
 mod sse;
 mod streaming;

@@ -6,8 +6,9 @@
 //! `message_stop`), or with an explicit error event (OpenAI: a last chunk with
 //! `finish_reason: "error"` and a `data: {"error":...}` event; Anthropic:
 //! `event: error`). Never a silently truncated success. Mid-stream *recovery*
-//! (continuing on a target that takes a prefill, or restart and splice) has one seam,
-//! [`Relay::recover`], which today declines.
+//! (continuing on a target that takes a prefill, or restart and splice, in
+//! `recovery.rs`) has one seam, [`Relay::recover`]: a recovered stream goes on under
+//! the same chunk id and model, and a failed recovery ends with the original break.
 //!
 //! The relay also feeds what only the stream's end knows (usage, how it ended) to a
 //! finisher that settles the ledger, and records the bytes for `Idempotency-Key`
@@ -26,12 +27,16 @@ use holdfast_llm::{ChunkStream, ProviderError, Usage};
 use holdfast_policy::Outcome;
 use serde_json::json;
 
+use crate::recovery::{Recovery, Resumed, estimate};
+
 /// Where chunks come from.
 pub(crate) enum Source {
     /// A provider's stream.
     Live(Box<ChunkStream>),
     /// Chunks made from a whole answer (a degraded one).
     Replay(std::vec::IntoIter<ChatChunk>),
+    /// A provider's stream that finishes a broken one.
+    Resumed(Box<Resumed>),
 }
 
 impl Source {
@@ -39,6 +44,7 @@ impl Source {
         match self {
             Source::Live(stream) => stream.next().await,
             Source::Replay(chunks) => chunks.next().map(Ok),
+            Source::Resumed(resumed) => resumed.next().await,
         }
     }
 }
@@ -82,6 +88,17 @@ pub(crate) struct Relay {
     recorded: Option<Vec<u8>>,
     finisher: Option<Finisher>,
     done: bool,
+    recovery: Option<Recovery>,
+    /// The text of the first choice sent so far, and where the current source's began.
+    delivered: String,
+    since: usize,
+    /// Whether a tool call was sent: such an answer is never recovered.
+    tool_call: bool,
+    /// The break that recovery is finishing, and what the attempts before the current
+    /// source used (the first one's own usage kept apart for its ledger line).
+    broken: Option<ProviderError>,
+    earlier: Option<Usage>,
+    first_usage: Option<Usage>,
 }
 
 impl Relay {
@@ -96,7 +113,20 @@ impl Relay {
             recorded: record.then(Vec::new),
             finisher: Some(finisher),
             done: false,
+            recovery: None,
+            delivered: String::new(),
+            since: 0,
+            tool_call: false,
+            broken: None,
+            earlier: None,
+            first_usage: None,
         }
+    }
+
+    /// This relay, finishing a broken stream with `recovery` when it can.
+    pub(crate) fn with_recovery(mut self, recovery: Option<Recovery>) -> Relay {
+        self.recovery = recovery;
+        self
     }
 
     /// The response body.
@@ -115,21 +145,23 @@ impl Relay {
             match self.source.next().await {
                 Some(Ok(chunk)) => self.encode_chunk(chunk, &mut out),
                 Some(Err(err)) => {
-                    if let Some(source) = self.recover(&err) {
+                    if let Some(source) = self.recover(&err).await {
                         self.source = source;
                         continue;
                     }
+                    let err = self.broken.take().unwrap_or(err);
                     self.encode_error(&err, &mut out);
                     let end = StreamEnd::Failed {
                         outcome: err.outcome,
                         message: err.to_string(),
-                        usage: self.usage,
+                        usage: self.settle_usage(),
                     };
                     self.end(end, &out);
                 }
                 None => {
                     self.encode_end(&mut out);
-                    self.end(StreamEnd::Complete { usage: self.usage }, &out);
+                    let usage = self.settle_usage();
+                    self.end(StreamEnd::Complete { usage }, &out);
                 }
             }
             if let Some(recorded) = &mut self.recorded
@@ -142,10 +174,40 @@ impl Relay {
     }
 
     /// The seam for mid-stream recovery: a source that finishes the answer correctly
-    /// after `error`, or `None` to end with an explicit error. Continuation on a
-    /// target that takes an assistant prefill, or restart and splice, plug in here.
-    fn recover(&mut self, _error: &ProviderError) -> Option<Source> {
-        None
+    /// after `error`, or `None` to end with an explicit error (continuation on a
+    /// target that takes an assistant prefill, or restart and splice).
+    async fn recover(&mut self, error: &ProviderError) -> Option<Source> {
+        let recovery = self.recovery.as_mut().filter(|_| !self.tool_call)?;
+        let model = self.identity.as_ref().map_or("", |c| c.model.as_str());
+        let tokens = recovery.tokens();
+        let used = self
+            .usage
+            .take()
+            .unwrap_or_else(|| estimate(model, tokens, &self.delivered[self.since..]));
+        if self.broken.is_none() {
+            self.broken = Some(error.clone());
+            self.first_usage = Some(used);
+            self.earlier = Some(used);
+        } else {
+            self.earlier = Some(add(self.earlier, used));
+        }
+        let resumed = recovery.resume(&self.delivered, used).await?;
+        self.since = self.delivered.len();
+        Some(Source::Resumed(Box::new(resumed)))
+    }
+
+    /// The usage for the finisher (the first attempt's), after settling the current
+    /// recovery attempt's own in the ledger.
+    fn settle_usage(&mut self) -> Option<Usage> {
+        if self.broken.is_none() && self.first_usage.is_none() {
+            return self.usage;
+        }
+        if let (Some(recovery), Some(usage)) = (&self.recovery, self.usage)
+            && let Some(number) = recovery.serving_number()
+        {
+            recovery.settle(number, usage);
+        }
+        self.first_usage
     }
 
     fn end(&mut self, end: StreamEnd, last: &[u8]) {
@@ -160,11 +222,34 @@ impl Relay {
     }
 
     fn encode_chunk(&mut self, mut chunk: ChatChunk, out: &mut Vec<u8>) {
-        if let Some(usage) = &chunk.usage {
-            self.usage = Some(Usage::from(usage));
+        if let Some(usage) = &mut chunk.usage {
+            self.usage = Some(Usage::from(&*usage));
+            if let Some(earlier) = self.earlier {
+                usage.prompt_tokens += earlier.input_tokens;
+                usage.completion_tokens += earlier.output_tokens;
+                usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
+            }
         }
-        if self.identity.is_none() {
-            self.identity = Some(ChatChunk::empty(&chunk.id, chunk.created, &chunk.model));
+        match &self.identity {
+            None => self.identity = Some(ChatChunk::empty(&chunk.id, chunk.created, &chunk.model)),
+            Some(identity) if self.first_usage.is_some() => {
+                chunk.id.clone_from(&identity.id);
+                chunk.created = identity.created;
+                chunk.model.clone_from(&identity.model);
+                for choice in &mut chunk.choices {
+                    choice.delta.role = None;
+                }
+            }
+            Some(_) => {}
+        }
+        for choice in chunk.choices.iter().filter(|c| c.index == 0) {
+            self.delivered
+                .push_str(choice.delta.content.as_deref().unwrap_or(""));
+            self.tool_call |= choice
+                .delta
+                .tool_calls
+                .as_ref()
+                .is_some_and(|t| !t.is_empty());
         }
         match &mut self.encoder {
             Encoder::OpenAi { include_usage } => {
@@ -230,9 +315,18 @@ impl Relay {
 impl Drop for Relay {
     fn drop(&mut self) {
         if let Some(finisher) = self.finisher.take() {
-            finisher(StreamEnd::ClientGone { usage: self.usage }, None);
+            let usage = self.settle_usage();
+            finisher(StreamEnd::ClientGone { usage }, None);
         }
     }
+}
+
+fn add(a: Option<Usage>, b: Usage) -> Usage {
+    let a = a.unwrap_or_default();
+    Usage::new(
+        a.input_tokens + b.input_tokens,
+        a.output_tokens + b.output_tokens,
+    )
 }
 
 fn write_data(out: &mut Vec<u8>, value: &impl serde::Serialize) {

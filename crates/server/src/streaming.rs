@@ -5,7 +5,8 @@
 //! and fall back, and a call that gives up before it gets an ordinary error response
 //! (or a degraded answer). After it, the [`Relay`] owns the stream, and what only its
 //! end can tell (usage, cost, whether it broke off) settles the ledger entry written
-//! at the commit, through a finisher that runs however the stream ends.
+//! at the commit, through a finisher that runs however the stream ends. A stream that
+//! breaks may be finished by `recovery.rs` when the route allows it.
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ use crate::gateway::Gateway;
 use crate::idempotency::{Leader, Stored};
 use crate::intake::Door;
 use crate::meta::Reply;
+use crate::recovery::Recovery;
 use crate::respond;
 use crate::sse::{Finisher, Relay, Source, StreamEnd};
 
@@ -61,12 +63,15 @@ pub(crate) async fn serve(
         reply: reply.clone(),
     };
     let encoder = encoder(dialect, job.request, &job.route.name, job.tokens);
+    let key = job.meta.idempotency_key.as_deref().unwrap_or(job.id);
+    let recovery = Recovery::for_job(&door.gateway, job, served.target, key);
     let relay = Relay::new(
         Source::Live(Box::new(served.response)),
         encoder,
         record,
         settle.into_finisher(),
-    );
+    )
+    .with_recovery(recovery);
     respond::sse(relay.into_body(), &reply)
 }
 

@@ -66,7 +66,12 @@ async fn a_stream_that_fails_before_its_first_event_falls_back() {
 
 #[tokio::test]
 async fn a_stream_cut_after_the_first_byte_ends_with_an_explicit_error() {
-    let (gw, _a, b) = pair("cut_stream = { rate = 1.0, after_chunks = 2 }", "", "").await;
+    let (gw, _a, b) = pair(
+        "cut_stream = { rate = 1.0, after_chunks = 2 }",
+        "",
+        "mid_stream = \"error\"\n",
+    )
+    .await;
     let response = gw.chat(&request(true)).await;
     assert_eq!(response.status(), 200);
     let headers = response.headers().clone();

@@ -19,12 +19,17 @@ pub struct Route {
     #[serde(default = "default_policy")]
     pub policy: String,
     /// What to do when a stream breaks after the client has received part of the
-    /// answer: `"continue"` finishes it on another target where that can be done
-    /// correctly (a target that takes an assistant prefill), and otherwise ends the
-    /// stream with an explicit error; `"error"` always ends it with an error. Default
-    /// `"continue"`. This version does not yet continue a broken stream: both values
-    /// end it with an explicit error, and `"continue"` starts finishing answers when
-    /// mid-stream recovery lands, with no change to the file.
+    /// answer (a cut, an idle stall, an in-band error, a run of malformed events).
+    /// `"continue"` finishes it where that can be done correctly: first by sending the
+    /// same request with the text already sent as an assistant prefill to the serving
+    /// target or a later one in `targets` whose `supports_prefill` is true, streaming
+    /// only the continuation; else by asking a target for the whole answer again and
+    /// forwarding only what follows the text already sent, when the new answer begins
+    /// with it byte for byte. Recovery calls go through the route's policy (breakers,
+    /// retry budget, deadline). A partial tool call, a structured (`response_format`)
+    /// output, or an answer that cannot be finished ends with an explicit error naming
+    /// the original break. `"error"` always ends it with an explicit error. Default
+    /// `"continue"`.
     #[serde(default)]
     pub mid_stream: MidStream,
     /// Graceful degradation when every target has failed. Default: none (the client

@@ -9,6 +9,7 @@ mod chat;
 mod fallback;
 mod health;
 mod messages;
+mod metrics;
 mod models;
 mod requests;
 mod targets;
@@ -25,6 +26,7 @@ pub fn router(gateway: Gateway) -> Router {
         .route("/v1/messages", post(messages::messages))
         .route("/v1/models", get(models::models))
         .route("/health", get(health::health))
+        .route("/metrics", get(metrics::metrics))
         .route("/v1/holdfast/requests/{id}", get(requests::request))
         .route("/v1/holdfast/targets", get(targets::targets))
         .fallback(fallback::not_found)

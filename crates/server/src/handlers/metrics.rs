@@ -1,0 +1,22 @@
+//! `GET /metrics`: every metric in the Prometheus text exposition format (0.0.4).
+//!
+//! No key needed, like `/health`: a scraper should not hold a client key, and nothing in
+//! the scrape names an agent, a request or a key (labels are routes, targets and closed
+//! sets of classes and reasons). What is counted and why is `metrics.rs`' business.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::gateway::Gateway;
+use crate::metrics::CONTENT_TYPE;
+
+/// The scrape.
+pub(crate) async fn metrics(State(gateway): State<Gateway>) -> Response {
+    let gw = &gateway.inner;
+    let mut response = (StatusCode::OK, gw.metrics.render()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+    gw.reply().apply(headers);
+    response
+}
