@@ -4,7 +4,9 @@
 //! changes nothing else. These tests run the scripts in `tests/python/` (non-streaming,
 //! streaming and tool calls) through routes whose primary fails and whose fallback
 //! speaks the *other* wire format, so that translation both ways is held to what the
-//! real clients parse. Without python3 or the packages they pass with a loud
+//! real clients parse. One more holds mid-stream recovery to what the `openai` client
+//! reads: a stream cut after a few chunks and continued on an Anthropic target (which
+//! takes an assistant prefill) must read as the one scripted answer. Without python3 or the packages they pass with a loud
 //! `SKIPPED:` line; `scripts/setup-test-deps` installs the packages.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -14,6 +16,7 @@ mod support;
 use std::path::PathBuf;
 use std::process::Command;
 
+use holdfast_mock::DEFAULT_ANSWER;
 use support::{ConfigBuilder, Gateway, Mock, serial};
 
 const KEY_ENV: &str = "HOLDFAST_E2E_PY_KEY";
@@ -72,9 +75,13 @@ fn crossed() -> Crossed {
 }
 
 fn run_script(name: &str, base: &str) {
+    run_script_with(name, &[base, KEY, "oa-to-an=an-up", "an-to-oa=oa-up"]);
+}
+
+fn run_script_with(name: &str, args: &[&str]) {
     let output = Command::new("python3")
         .arg(script(name))
-        .args([base, KEY, "oa-to-an=an-up", "an-to-oa=oa-up"])
+        .args(args)
         .env("NO_PROXY", "127.0.0.1,localhost")
         .env_remove("HTTP_PROXY")
         .env_remove("HTTPS_PROXY")
@@ -148,5 +155,34 @@ async fn anthropic_sdk_works_through_cross_format_fallback() {
     assert!(
         crossed.openai_up.total().await >= 3,
         "the OpenAI fallback served the Anthropic client"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_sdk_reads_one_answer_from_a_stream_cut_and_continued() {
+    if skip_without_python("openai", "openai_sdk_recovery")
+        || support::skip_without_gateway("openai_sdk_recovery")
+    {
+        return;
+    }
+    let _serial = serial().await;
+    let cutting = Mock::start("openai", &["--cut-stream", "1:3"]);
+    // Anthropic targets take an assistant prefill: the cut is continued there.
+    let continuing = Mock::start("anthropic", &[]);
+    let config = ConfigBuilder::new()
+        .target("oa-cut", &cutting, "")
+        .target("an-cont", &continuing, "")
+        .route("cut", &["oa-cut", "an-cont"], "mid_stream = \"continue\"")
+        .client_key("python", KEY_ENV);
+    let gateway = Gateway::start_with_env(&config, &[(KEY_ENV, KEY)]);
+    run_script_with(
+        "openai_client.py",
+        &[&gateway.base, KEY, "--recovery", "cut", DEFAULT_ANSWER],
+    );
+    assert_eq!(cutting.total().await, 1, "the primary served the start");
+    assert_eq!(
+        continuing.stats().await["prefill_continuations"].as_u64(),
+        Some(1),
+        "the rest came from one continuation, not a restart"
     );
 }

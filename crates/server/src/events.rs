@@ -8,6 +8,11 @@
 //! same events in the same pass, plus each request's final result as the ledger records
 //! it ([`finished`]), so a number on a graph and a line in the ledger cannot disagree.
 //!
+//! Stream breaks and recovery calls happen after a call's events were read (the relay
+//! owns the stream then); the relay and `recovery.rs` report them here
+//! ([`stream_broke`], [`recovery_tried`]) as they happen, so this module stays the one
+//! writer of the metrics.
+//!
 //! One exception to "events only": a breaker transition event triggers a read of that
 //! breaker's current state for the `holdfast_breaker_state` gauge. Events reach this
 //! module when their call ends, not when they happened, so setting the gauge to the
@@ -24,7 +29,7 @@ use serde::Serialize;
 
 use crate::gateway::Inner;
 use crate::ledger::Entry;
-use crate::metrics::{Metrics, SKIP_REASONS, skip_index};
+use crate::metrics::{Metrics, RECOVERY_PATHS, SKIP_REASONS, skip_index};
 use crate::transport::AttemptNote;
 
 /// What one call did, attempt by attempt.
@@ -194,6 +199,21 @@ impl CallTrace {
 pub(crate) fn finished(metrics: &Metrics, entry: &Entry) {
     if let Some(route) = metrics.route(&entry.route) {
         metrics.request(route, entry.result, entry.latency_ms / 1000.0);
+    }
+}
+
+/// Counts a stream served by `target` that broke with `outcome` after its first byte.
+/// The break is the relay's event, not the pipeline's: its call had already ended.
+pub(crate) fn stream_broke(gateway: &Inner, target: TargetId, outcome: Outcome) {
+    gateway.metrics.stream_break(index(target), outcome);
+}
+
+/// Counts a recovery call on `route` by `path` (`continuation` or `splice`) that
+/// finished the answer (`ok`) or could not.
+pub(crate) fn recovery_tried(gateway: &Inner, route: &str, path: &'static str, ok: bool) {
+    let path = RECOVERY_PATHS.iter().position(|p| *p == path);
+    if let (Some(route), Some(path)) = (gateway.metrics.route(route), path) {
+        gateway.metrics.recovery(route, path, ok);
     }
 }
 

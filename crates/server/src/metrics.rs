@@ -5,7 +5,8 @@
 //!
 //! The decision: metrics are fed by one writer, `events.rs`, from the policy's
 //! [`PolicyEvent`](holdfast_policy::pipeline::PolicyEvent)s and, through the ledger,
-//! each request's final result; no handler counts anything. Every label set is known
+//! each request's final result, plus the stream breaks and recovery calls the relay
+//! reports through it; no handler counts anything. Every label set is known
 //! at startup (routes and targets are resolved once, the rest are closed enums), so
 //! each family is a pre-registered flat array of atomics indexed by position: recording
 //! an event is an index computation and an atomic add, with no lock, hash or
@@ -68,6 +69,11 @@ const STATES: [State; 3] = [State::Closed, State::HalfOpen, State::Open];
 
 const TOKEN_KINDS: [&str; 2] = ["input", "output"];
 
+/// How a broken stream was finished, by [`Metrics::recovery`]'s `path`.
+pub(crate) const RECOVERY_PATHS: [&str; 2] = ["continuation", "splice"];
+
+const RECOVERY_RESULTS: [&str; 2] = ["ok", "failed"];
+
 /// Every metric of one gateway.
 pub(crate) struct Metrics {
     /// Route names as label values (escaped), sorted.
@@ -93,6 +99,10 @@ pub(crate) struct Metrics {
     tokens: Counters,
     /// USD as `f64` bits, by `[route][target]`.
     cost: Counters,
+    /// Streams broken after their first byte, by `[target][outcome]`.
+    stream_breaks: Counters,
+    /// Recovery calls, by `[route][path][result]`.
+    stream_recoveries: Counters,
 }
 
 impl Metrics {
@@ -131,6 +141,8 @@ impl Metrics {
             gave_up: Counters::new(r * GIVE_UPS.len()),
             tokens: Counters::new(t * TOKEN_KINDS.len()),
             cost: Counters::new(r * t),
+            stream_breaks: Counters::new(t * outcomes),
+            stream_recoveries: Counters::new(r * RECOVERY_PATHS.len() * RECOVERY_RESULTS.len()),
             targets,
         }
     }
@@ -234,6 +246,20 @@ impl Metrics {
         if target < self.targets.len() && usd != 0.0 {
             self.cost.add_f64(route * self.targets.len() + target, usd);
         }
+    }
+
+    /// A stream served by `target` broke with `outcome` after its first byte.
+    pub(crate) fn stream_break(&self, target: usize, outcome: Outcome) {
+        self.stream_breaks
+            .add(target * Outcome::ALL.len() + outcome_index(outcome), 1);
+    }
+
+    /// A recovery call on `route` by [`RECOVERY_PATHS`]`[path]` finished the answer
+    /// (`ok`) or could not.
+    pub(crate) fn recovery(&self, route: usize, path: usize, ok: bool) {
+        let result = usize::from(!ok);
+        let index = (route * RECOVERY_PATHS.len() + path) * RECOVERY_RESULTS.len() + result;
+        self.stream_recoveries.add(index, 1);
     }
 
     /// The exposition of every metric.
@@ -442,6 +468,38 @@ impl Metrics {
                         "holdfast_cost_usd_total",
                         &[("route", route), ("target", target)],
                         usd,
+                    );
+                }
+            }
+        }
+
+        out.family(
+            "holdfast_stream_breaks_total",
+            "counter",
+            "Streams that broke after their first byte, by serving target and outcome class.",
+        );
+        for (t, target) in targets.iter().enumerate() {
+            for (o, outcome) in Outcome::ALL.iter().enumerate() {
+                out.nonzero(
+                    "holdfast_stream_breaks_total",
+                    &[("target", target), ("outcome", outcome.class())],
+                    self.stream_breaks.get(t * outcomes + o),
+                );
+            }
+        }
+        out.family(
+            "holdfast_stream_recoveries_total",
+            "counter",
+            "Recovery calls for broken streams, by route, path and whether they finished the answer.",
+        );
+        for (r, route) in routes.iter().enumerate() {
+            for (p, path) in RECOVERY_PATHS.iter().enumerate() {
+                for (s, result) in RECOVERY_RESULTS.iter().enumerate() {
+                    let index = (r * RECOVERY_PATHS.len() + p) * RECOVERY_RESULTS.len() + s;
+                    out.nonzero(
+                        "holdfast_stream_recoveries_total",
+                        &[("route", route), ("path", path), ("result", result)],
+                        self.stream_recoveries.get(index),
                     );
                 }
             }

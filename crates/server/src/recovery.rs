@@ -22,7 +22,7 @@ use holdfast_llm::{ChunkStream, Usage};
 use holdfast_policy::fallback::{Chain, Link, TargetId};
 
 use crate::call::{self, Job};
-use crate::events::CallTrace;
+use crate::events::{self, CallTrace};
 use crate::gateway::{Gateway, RouteRuntime};
 use crate::meta::RequestMeta;
 use crate::output::OutputCheck;
@@ -75,6 +75,8 @@ pub(crate) struct Recovery {
     /// The ledger number of the recovery attempt now serving, if one is.
     number: Option<u32>,
     calls_left: u32,
+    /// `calls_left` when the last recovery try was counted in the metrics.
+    reported: u32,
 }
 
 impl Recovery {
@@ -106,6 +108,7 @@ impl Recovery {
             serving,
             number: None,
             calls_left: MAX_RECOVERY_CALLS,
+            reported: MAX_RECOVERY_CALLS,
         })
     }
 
@@ -132,17 +135,35 @@ impl Recovery {
             .iter()
             .filter(|link| gw.target(link.target).is_some_and(|t| t.supports_prefill));
         for link in takes_prefill {
-            if let Some(resumed) = self.continue_on(link, delivered).await {
-                return Some(resumed);
+            let resumed = self.continue_on(link, delivered).await;
+            self.report("continuation", resumed.is_some());
+            if resumed.is_some() {
+                return resumed;
             }
         }
         // Any target can restart, including one that refused the prefill after all.
         for link in &candidates {
-            if let Some(resumed) = self.splice_on(link, delivered).await {
-                return Some(resumed);
+            let resumed = self.splice_on(link, delivered).await;
+            self.report("splice", resumed.is_some());
+            if resumed.is_some() {
+                return resumed;
             }
         }
         None
+    }
+
+    /// The target now serving the stream.
+    pub(crate) fn serving(&self) -> TargetId {
+        self.serving
+    }
+
+    /// Counts one recovery try in the metrics, when it made a call: a try the call
+    /// limit refused never reached a target, so it is neither an `ok` nor a `failed`.
+    fn report(&mut self, path: &'static str, ok: bool) {
+        if self.calls_left < self.reported {
+            self.reported = self.calls_left;
+            events::recovery_tried(&self.gateway.inner, &self.route, path, ok);
+        }
     }
 
     /// Records the usage of ledger attempt `number` (a recovery attempt).
@@ -231,7 +252,7 @@ impl Recovery {
         if let Some(number) = self.number.take() {
             let usage = stream
                 .usage()
-                .unwrap_or_else(|| estimate(&self.request.model, self.tokens, &seen));
+                .unwrap_or_else(|| estimate(self.tokens, &seen));
             self.settle(number, usage);
         }
         None
@@ -295,12 +316,12 @@ impl Recovery {
     }
 }
 
-/// Usage of an attempt that sent `text` for a prompt of `tokens` before it broke.
-pub(crate) fn estimate(model: &str, tokens: u64, text: &str) -> Usage {
-    Usage::new(
-        tokens,
-        holdfast_llm::tokens::count_completion_tokens(model, text),
-    )
+/// Usage of an attempt that sent `text` for a prompt of `tokens` before it broke: a
+/// broken stream reports no usage, so it is estimated, a quarter of the text's bytes
+/// as for prompts (`prompt.rs`). An exact count would load the tokenizer's tables
+/// (some 45 MB, and about a second) in the middle of a stream being recovered.
+pub(crate) fn estimate(tokens: u64, text: &str) -> Usage {
+    Usage::new(tokens, (text.len() as u64).div_ceil(4))
 }
 
 /// The text content of the first choice's delta, if it has one.

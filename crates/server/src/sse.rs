@@ -27,6 +27,10 @@ use holdfast_llm::{ChunkStream, ProviderError, Usage};
 use holdfast_policy::Outcome;
 use serde_json::json;
 
+use holdfast_policy::fallback::TargetId;
+
+use crate::events;
+use crate::gateway::Gateway;
 use crate::recovery::{Recovery, Resumed, estimate};
 
 /// Where chunks come from.
@@ -99,6 +103,8 @@ pub(crate) struct Relay {
     broken: Option<ProviderError>,
     earlier: Option<Usage>,
     first_usage: Option<Usage>,
+    /// The gateway and the target that served the stream first, for counting breaks.
+    origin: Option<(Gateway, TargetId)>,
 }
 
 impl Relay {
@@ -120,7 +126,15 @@ impl Relay {
             broken: None,
             earlier: None,
             first_usage: None,
+            origin: None,
         }
+    }
+
+    /// This relay, counting its breaks in the metrics of `gateway` against the target
+    /// serving at the time (`target` until a recovery moves it).
+    pub(crate) fn counting_breaks(mut self, gateway: &Gateway, target: TargetId) -> Relay {
+        self.origin = Some((gateway.clone(), target));
+        self
     }
 
     /// This relay, finishing a broken stream with `recovery` when it can.
@@ -145,6 +159,10 @@ impl Relay {
             match self.source.next().await {
                 Some(Ok(chunk)) => self.encode_chunk(chunk, &mut out),
                 Some(Err(err)) => {
+                    if let Some((gateway, first)) = &self.origin {
+                        let target = self.recovery.as_ref().map_or(*first, Recovery::serving);
+                        events::stream_broke(&gateway.inner, target, err.outcome);
+                    }
                     if let Some(source) = self.recover(&err).await {
                         self.source = source;
                         continue;
@@ -178,12 +196,11 @@ impl Relay {
     /// target that takes an assistant prefill, or restart and splice).
     async fn recover(&mut self, error: &ProviderError) -> Option<Source> {
         let recovery = self.recovery.as_mut().filter(|_| !self.tool_call)?;
-        let model = self.identity.as_ref().map_or("", |c| c.model.as_str());
         let tokens = recovery.tokens();
         let used = self
             .usage
             .take()
-            .unwrap_or_else(|| estimate(model, tokens, &self.delivered[self.since..]));
+            .unwrap_or_else(|| estimate(tokens, &self.delivered[self.since..]));
         if self.broken.is_none() {
             self.broken = Some(error.clone());
             self.first_usage = Some(used);

@@ -71,7 +71,8 @@ pub(crate) async fn serve(
         record,
         settle.into_finisher(),
     )
-    .with_recovery(recovery);
+    .with_recovery(recovery)
+    .counting_breaks(&door.gateway, served.target);
     respond::sse(relay.into_body(), &reply)
 }
 

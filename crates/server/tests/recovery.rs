@@ -7,6 +7,7 @@
 mod support;
 
 use holdfast_mock::DEFAULT_ANSWER;
+use holdfast_policy::{Clock, SystemClock};
 use serde_json::{Value, json};
 use support::{Event, Gw, Mock, openai_provider, request, sse_events, streamed_text, target};
 
@@ -238,4 +239,193 @@ async fn a_stall_past_the_idle_timeout_is_continued() {
     let ledger = gw.ledger(&headers).await;
     assert_eq!(ledger["result"], "ok", "{ledger}");
     assert_eq!(ledger["attempts"][1]["target"], "b", "{ledger}");
+}
+
+/// The value of the sample `name{labels}` in a scrape, 0 when it is absent (the
+/// exposition leaves zero counters out).
+fn sample(text: &str, name: &str, labels: &str) -> u64 {
+    let prefix = format!("{name}{{{labels}}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+async fn scrape(gw: &Gw) -> String {
+    let response = gw.client.get(gw.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn breaks_and_recoveries_are_counted_by_outcome_and_path() {
+    // A continuation that finishes the answer.
+    let (gw, _a, _b) = gateway(CUT, "", "supports_prefill = true", "").await;
+    let events = sse_events(&gw.chat(&request(true)).await.text().await.unwrap());
+    assert_eq!(streamed_text(&events), DEFAULT_ANSWER);
+    let text = scrape(&gw).await;
+    let breaks = "holdfast_stream_breaks_total";
+    let recoveries = "holdfast_stream_recoveries_total";
+    assert_eq!(
+        sample(&text, breaks, "target=\"a\",outcome=\"stream_interrupted\""),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            recoveries,
+            "route=\"smart\",path=\"continuation\",result=\"ok\""
+        ),
+        1,
+        "{text}"
+    );
+    for labels in [
+        "route=\"smart\",path=\"continuation\",result=\"failed\"",
+        "route=\"smart\",path=\"splice\",result=\"ok\"",
+        "route=\"smart\",path=\"splice\",result=\"failed\"",
+    ] {
+        assert_eq!(sample(&text, recoveries, labels), 0, "{labels}: {text}");
+    }
+
+    // A continuation refused and restarts that diverge: every try failed, and the
+    // one break is still one break.
+    let b_faults =
+        "supports_prefill = false\nanswer = \"Something else entirely, said differently.\"";
+    let (gw, _a, _b) = gateway(CUT, b_faults, "supports_prefill = true", "").await;
+    let events = sse_events(&gw.chat(&request(true)).await.text().await.unwrap());
+    assert_explicit_error(&events);
+    let text = scrape(&gw).await;
+    assert_eq!(
+        sample(&text, breaks, "target=\"a\",outcome=\"stream_interrupted\""),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            recoveries,
+            "route=\"smart\",path=\"continuation\",result=\"failed\""
+        ),
+        1,
+        "{text}"
+    );
+    assert!(
+        sample(
+            &text,
+            recoveries,
+            "route=\"smart\",path=\"splice\",result=\"failed\""
+        ) >= 1,
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            recoveries,
+            "route=\"smart\",path=\"splice\",result=\"ok\""
+        ),
+        0,
+        "{text}"
+    );
+
+    // A break on a route that does not recover is counted too, with no recovery.
+    let (gw, _a, _b) = gateway(CUT, "", "supports_prefill = true", "mid_stream = \"error\"").await;
+    let events = sse_events(&gw.chat(&request(true)).await.text().await.unwrap());
+    assert_explicit_error(&events);
+    let text = scrape(&gw).await;
+    assert_eq!(
+        sample(&text, breaks, "target=\"a\",outcome=\"stream_interrupted\""),
+        1,
+        "{text}"
+    );
+    assert!(
+        !text.contains("holdfast_stream_recoveries_total{"),
+        "{text}"
+    );
+}
+
+/// A raw upstream on 127.0.0.1 that answers every request with `body` as one chunked
+/// event stream, ends the body cleanly, and then holds the connection open, as a
+/// provider that never sends `[DONE]` but does not hang up either.
+async fn raw_upstream(body: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let body = body.clone();
+            tokio::spawn(async move {
+                // The request itself does not matter: read its head and some body.
+                let mut buf = vec![0u8; 65536];
+                let _ = socket.read(&mut buf).await;
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
+                            transfer-encoding: chunked\r\n\r\n";
+                let reply = format!("{head}{:x}\r\n{body}\r\n0\r\n\r\n", body.len());
+                let _ = socket.write_all(reply.as_bytes()).await;
+                let _ = socket.flush().await;
+                let clock = SystemClock::new();
+                clock
+                    .sleep_until(clock.now() + std::time::Duration::from_secs(30))
+                    .await;
+            });
+        }
+    });
+    base
+}
+
+#[tokio::test]
+async fn a_stream_that_ends_after_its_finish_reason_without_done_is_finalised_at_once() {
+    let chunk = |delta: Value, finish: Value| {
+        json!({"id": "chatcmpl-raw", "object": "chat.completion.chunk", "created": 1,
+            "model": "raw", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    };
+    let events = [
+        chunk(
+            json!({"role": "assistant", "content": "Hello"}),
+            Value::Null,
+        ),
+        chunk(json!({"content": " there."}), Value::Null),
+        chunk(json!({}), json!("stop")),
+        json!({"id": "chatcmpl-raw", "object": "chat.completion.chunk", "created": 1,
+            "model": "raw", "choices": [],
+            "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}}),
+    ];
+    let body: String = events.iter().map(|e| format!("data: {e}\n\n")).collect();
+    let base = raw_upstream(body).await;
+    // An idle timeout far above the bound asserted below: "at once" is not "at the
+    // idle timeout".
+    let toml = format!(
+        "[providers.raw]\nformat = \"openai\"\nbase_url = \"{base}\"\n{}\
+         [routes.smart]\ntargets = [\"a\"]\n",
+        target("a", "raw", 100_000),
+    );
+    let gw = Gw::start(&toml).await;
+    let mut body = request(true);
+    body["stream_options"] = json!({"include_usage": true});
+    let clock = SystemClock::new();
+    let started = clock.now();
+    let response = gw.chat(&body).await;
+    assert_eq!(response.status(), 200);
+    let headers = response.headers().clone();
+    let events = sse_events(&response.text().await.unwrap());
+    let took = clock.now().saturating_duration_since(started);
+    assert!(
+        took < std::time::Duration::from_secs(2),
+        "finalised at once, not at the 5 s idle timeout: {took:?}"
+    );
+    assert_eq!(streamed_text(&events), "Hello there.", "{events:?}");
+    assert_eq!(finishes(&events), ["stop"]);
+    assert_eq!(events.last().unwrap().data, "[DONE]", "{events:?}");
+    assert!(error_event(&events).is_none(), "{events:?}");
+    let usage = events
+        .iter()
+        .filter(|e| e.data != "[DONE]")
+        .rev()
+        .find_map(|e| e.json().get("usage").cloned().filter(|u| !u.is_null()))
+        .expect("a usage chunk");
+    assert_eq!(usage["completion_tokens"], 3, "{usage}");
+    assert_eq!(usage["prompt_tokens"], 7, "{usage}");
+    let ledger = gw.ledger(&headers).await;
+    assert_eq!(ledger["result"], "ok", "{ledger}");
+    assert_eq!(ledger["output_tokens"], 3, "{ledger}");
+    assert_eq!(ledger["attempts"][0]["output_tokens"], 3, "{ledger}");
 }

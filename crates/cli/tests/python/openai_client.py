@@ -4,7 +4,12 @@ Why: holdfast's promise is that a user points their SDK at it and changes nothin
 Each ROUTE=TARGET argument names a route whose first target fails and the target that
 must serve it (a fallback, possibly in the other wire format).
 
+With `--recovery ROUTE ANSWER`, one streamed request on ROUTE, whose first target cuts
+its stream after a few chunks, must read as one coherent answer: the deltas joined are
+exactly ANSWER (the mocks' scripted text), under one chunk id, with a single `stop`.
+
 usage: python3 openai_client.py BASE_URL API_KEY ROUTE=TARGET [ROUTE=TARGET ...]
+       python3 openai_client.py BASE_URL API_KEY --recovery ROUTE ANSWER
 Exits 0 when every check passes; otherwise prints what failed and exits 1.
 """
 
@@ -116,12 +121,49 @@ def streaming_tool_call(client, route, target):
     check(finishes == ["tool_calls"], f"{route}: streamed tool finish reasons {finishes}")
 
 
+def recovered_stream(client, route, answer):
+    stream = client.chat.completions.create(
+        model=route,
+        messages=MESSAGES,
+        max_tokens=200,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    text, finishes, ids, usage = [], [], set(), None
+    for chunk in stream:
+        ids.add(chunk.id)
+        if chunk.usage is not None:
+            usage = chunk.usage
+        for choice in chunk.choices:
+            if choice.delta.content:
+                text.append(choice.delta.content)
+            if choice.finish_reason:
+                finishes.append(choice.finish_reason)
+    joined = "".join(text)
+    check(joined == answer, f"{route}: recovered stream {joined!r} != scripted {answer!r}")
+    check(finishes == ["stop"], f"{route}: recovered stream finish reasons {finishes}")
+    check(len(ids) == 1, f"{route}: chunk ids {ids}")
+    check(usage is not None and usage.completion_tokens > 0, f"{route}: recovered stream usage {usage}")
+
+
 def main():
     if len(sys.argv) < 4:
         print(__doc__)
         return 2
     base_url, api_key = sys.argv[1], sys.argv[2]
     client = openai.OpenAI(base_url=base_url + "/v1", api_key=api_key, max_retries=0, timeout=20)
+    if sys.argv[3] == "--recovery":
+        if len(sys.argv) != 6:
+            print(__doc__)
+            return 2
+        route, answer = sys.argv[4], sys.argv[5]
+        try:
+            recovered_stream(client, route, answer)
+            print(f"ok: openai streaming recovered via {route}")
+            return 0
+        except Exception as e:  # reported, not raised: the test reads stdout
+            print(f"FAIL: openai streaming recovered via {route}: {type(e).__name__}: {e}")
+            return 1
     failures = 0
     for spec in sys.argv[3:]:
         route, target = spec.split("=", 1)
