@@ -65,6 +65,9 @@ pub(crate) struct AttemptRecord {
     /// The provider's (redacted) message, for failed attempts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) error: Option<String>,
+    /// For an attempt made to finish a broken stream: `continuation` or `splice`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) recovery: Option<&'static str>,
 }
 
 /// What the pipeline did after an attempt.
@@ -257,7 +260,7 @@ fn record(
     match event.next {
         Next::Retry { after } => metrics.retry_delay(target, after),
         Next::FallBack { to, because } => metrics.fallback(target, index(to), because),
-        _ => {}
+        Next::Done | Next::AwaitOther | Next::GaveUp(_) | Next::Cancelled => {}
     }
     AttemptRecord {
         number: event.number,
@@ -275,6 +278,7 @@ fn record(
         } else {
             note.and_then(|n| n.error.clone())
         },
+        recovery: None,
     }
 }
 

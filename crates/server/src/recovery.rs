@@ -198,7 +198,7 @@ impl Recovery {
                 extra: serde_json::Map::new(),
             }));
         }
-        let stream = self.call(link, &request).await?;
+        let stream = self.call(link, &request, "continuation").await?;
         Some(Resumed {
             queue: VecDeque::new(),
             stream,
@@ -208,7 +208,7 @@ impl Recovery {
 
     async fn splice_on(&mut self, link: &Link, delivered: &str) -> Option<Resumed> {
         let request = self.request.clone();
-        let mut stream = self.call(link, &request).await?;
+        let mut stream = self.call(link, &request, "splice").await?;
         let mut seen = String::new();
         loop {
             let mut chunk = match stream.next().await {
@@ -259,8 +259,13 @@ impl Recovery {
     }
 
     /// One pipeline call of `request` on `link` alone, up to its commit point; its
-    /// attempts join the ledger entry.
-    async fn call(&mut self, link: &Link, request: &ChatRequest) -> Option<Box<ChunkStream>> {
+    /// attempts join the ledger entry, marked with the recovery `path`.
+    async fn call(
+        &mut self,
+        link: &Link,
+        request: &ChatRequest,
+        path: &'static str,
+    ) -> Option<Box<ChunkStream>> {
         if self.calls_left == 0 {
             return None;
         }
@@ -287,7 +292,7 @@ impl Recovery {
             seed: self.seed.wrapping_add(u64::from(self.calls_left)),
         };
         let ran = call::stream(&job).await;
-        let base = self.join(ran.trace);
+        let base = self.join(ran.trace, path);
         let served = ran.result.ok()?;
         self.serving = served.target;
         self.number = ran.served_number.map(|n| n + base);
@@ -295,8 +300,9 @@ impl Recovery {
     }
 
     /// Adds a recovery call's attempts to the ledger entry, numbered after the ones
-    /// there; returns the offset added to their numbers.
-    fn join(&self, trace: CallTrace) -> u32 {
+    /// there and marked with the recovery `path`; returns the offset added to their
+    /// numbers.
+    fn join(&self, trace: CallTrace, path: &'static str) -> u32 {
         let mut base = 0;
         self.gateway.inner.ledger.update(&self.id, |entry| {
             base = entry
@@ -308,6 +314,7 @@ impl Recovery {
                 .unwrap_or(0);
             for mut attempt in trace.attempts {
                 attempt.number += base;
+                attempt.recovery = Some(path);
                 entry.trace.attempts.push(attempt);
             }
             entry.trace.skipped.extend(trace.skipped);

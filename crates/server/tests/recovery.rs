@@ -102,6 +102,8 @@ async fn a_cut_stream_is_continued_on_a_target_that_takes_a_prefill() {
     );
     assert_eq!(attempts[0]["target"], "a");
     assert_eq!(attempts[1]["target"], "b");
+    assert!(attempts[0].get("recovery").is_none(), "{ledger}");
+    assert_eq!(attempts[1]["recovery"], "continuation", "{ledger}");
     let continued = attempts[1]["output_tokens"].as_u64().unwrap();
     assert!(
         attempts[0]["output_tokens"].as_u64().unwrap() > 0,
@@ -149,10 +151,14 @@ async fn without_a_prefill_target_a_restart_is_spliced_on() {
     assert_eq!(b.provider.stats().prefill_continuations, 0);
     let ledger = gw.ledger(&headers).await;
     assert_eq!(ledger["result"], "ok", "{ledger}");
-    assert_eq!(
-        ledger["attempts"].as_array().unwrap().last().unwrap()["target"],
-        "b"
-    );
+    let last = ledger["attempts"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["target"], "b", "{ledger}");
+    assert_eq!(last["recovery"], "splice", "{ledger}");
 }
 
 #[tokio::test]
