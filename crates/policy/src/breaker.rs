@@ -388,6 +388,23 @@ impl Breaker {
         if slow {
             self.window.add(now, SLOW, 1);
         }
+        self.judge(now)
+    }
+
+    /// Records that a call already recorded as a success failed afterwards: a stream
+    /// that broke after its first byte reached the client, long after the attempt
+    /// ended as far as the pipeline knew. Counted while closed only, where the success
+    /// it corrects was counted; a probe's verdict is not reopened.
+    pub fn record_late_failure(&mut self, now: Instant, outcome: Outcome) -> Option<Transition> {
+        if !matches!(self.phase, Phase::Closed) || outcome.health() != Health::Failure {
+            return None;
+        }
+        self.window.add(now, FAILURES, 1);
+        self.judge(now)
+    }
+
+    /// Opens the breaker if the window's rates reach a threshold.
+    fn judge(&mut self, now: Instant) -> Option<Transition> {
         let [calls, failures, slow_calls, started, neutral] = self.window.totals(now);
         if calls < u64::from(self.config.min_calls) {
             return None;
@@ -400,8 +417,8 @@ impl Breaker {
         } else {
             calls
         } as f64;
-        let failure_rate = failures as f64 / judged;
-        let slow_rate = slow_calls as f64 / judged;
+        let failure_rate = (failures as f64 / judged).min(1.0);
+        let slow_rate = (slow_calls as f64 / judged).min(1.0);
         let reason = if failure_rate >= self.config.failure_rate {
             Reason::FailureRate(failure_rate)
         } else if slow_rate >= self.config.slow_call_rate {

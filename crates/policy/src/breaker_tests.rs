@@ -221,3 +221,20 @@ fn fast_failures_do_not_outvote_slow_successes_still_running() {
         assert_eq!(b.record(at(900), *permit, Outcome::Ok, ms(900)), None);
     }
 }
+
+#[test]
+fn successes_that_failed_later_open_the_breaker() {
+    let mut b = Breaker::new(config()).unwrap();
+    let mut opened = None;
+    for _ in 0..4 {
+        opened = opened.or(call(&mut b, at(0), Outcome::Ok));
+        opened = opened.or(b.record_late_failure(at(10), Outcome::StreamInterrupted));
+    }
+    let t = opened.expect("streams that all broke after their first byte");
+    assert_eq!((t.from, t.to), (State::Closed, State::Open));
+    assert_eq!(
+        b.record_late_failure(at(20), Outcome::StreamInterrupted),
+        None,
+        "open: nothing to correct"
+    );
+}

@@ -205,10 +205,23 @@ pub(crate) fn finished(metrics: &Metrics, entry: &Entry) {
     }
 }
 
-/// Counts a stream served by `target` that broke with `outcome` after its first byte.
-/// The break is the relay's event, not the pipeline's: its call had already ended.
+/// Counts a stream served by `target` that broke with `outcome` after its first byte,
+/// and tells the target's breaker: the pipeline recorded the attempt as a success at
+/// its commit point, and a target whose streams keep breaking must still trip. The
+/// break is the relay's event, not the pipeline's: its call had already ended.
 pub(crate) fn stream_broke(gateway: &Inner, target: TargetId, outcome: Outcome) {
     gateway.metrics.stream_break(index(target), outcome);
+    let mut registry = gateway.registry.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(transition) = registry.record_late_failure(target, gateway.clock.now(), outcome) {
+        gateway
+            .metrics
+            .breaker_transition(index(target), transition.from, transition.to);
+        gateway.metrics.breaker_state(index(target), transition.to);
+        tracing::warn!(
+            target = %gateway.target_name(target),
+            "breaker opened by streams breaking after their first byte"
+        );
+    }
 }
 
 /// Counts a recovery call on `route` by `path` (`continuation` or `splice`) that

@@ -161,3 +161,35 @@ async fn a_broken_anthropic_stream_ends_with_an_error_event() {
             .all(|e| e.event.as_deref() != Some("message_stop"))
     );
 }
+
+/// Regression: the pipeline records a stream's attempt as a success at its commit
+/// point, so a target whose every stream broke after the first byte kept its breaker
+/// closed and kept receiving traffic.
+#[tokio::test]
+async fn a_target_whose_streams_keep_breaking_trips_its_breaker() {
+    let (gw, _a, b) = pair(
+        "cut_stream = { rate = 1.0, after_chunks = 2 }",
+        "",
+        "mid_stream = \"error\"\n[policies.default]\nbreaker = { min_calls = 4 }\n",
+    )
+    .await;
+    for _ in 0..4 {
+        let response = gw.chat(&request(true)).await;
+        let events = sse_events(&response.text().await.unwrap());
+        assert!(events.iter().all(|e| e.data != "[DONE]"));
+    }
+    let targets = gw.get_json("/v1/holdfast/targets").await;
+    let a = targets["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "a")
+        .unwrap()
+        .clone();
+    assert_eq!(a["breaker"], "open", "{targets}");
+    let response = gw.chat(&request(true)).await;
+    assert_eq!(response.headers()["x-holdfast-target"], "b");
+    let events = sse_events(&response.text().await.unwrap());
+    assert_eq!(events.last().unwrap().data, "[DONE]");
+    assert_eq!(b.calls(), 1);
+}

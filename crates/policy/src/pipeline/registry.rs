@@ -10,11 +10,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::breaker::{self, Breaker};
+use crate::breaker::{self, Breaker, Transition};
 use crate::budget::{self, RetryBudget};
 use crate::clock::Instant;
 use crate::fallback::TargetId;
 use crate::hedge::{HedgeBudget, LatencyTracker};
+use crate::outcome::Outcome;
 use crate::rate_limit::{self, RateLimiter};
 use crate::setting::InvalidSetting;
 
@@ -171,6 +172,21 @@ impl Registry {
     /// Every agent breaker, by agent key.
     pub fn agents(&self) -> impl Iterator<Item = (&Arc<str>, &Breaker)> {
         self.agents.iter()
+    }
+
+    /// A call that succeeded on `target` failed afterwards with `outcome` (a stream that
+    /// broke after its first byte): its breaker counts the failure. Returns the
+    /// breaker's change of state, if any, for the caller to publish.
+    pub fn record_late_failure(
+        &mut self,
+        target: TargetId,
+        now: Instant,
+        outcome: Outcome,
+    ) -> Option<Transition> {
+        self.target_mut(target)?
+            .breaker
+            .as_mut()?
+            .record_late_failure(now, outcome)
     }
 
     /// Whether a retry to `target` would be allowed by its budget and the global one.
