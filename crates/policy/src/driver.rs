@@ -5,12 +5,10 @@
 //! hedges by dropping their futures, and feeds every result back. The shared
 //! [`Registry`] is locked only while the pipeline decides, never across an await.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
 
 use futures_util::StreamExt;
-use futures_util::future::{AbortHandle, Abortable, Aborted};
 use futures_util::stream::FuturesUnordered;
 
 use crate::clock::{Clock, Sleep};
@@ -84,7 +82,10 @@ pub async fn run<T: Transport>(
 ) -> Run<T::Response, T::Error> {
     let mut events = Vec::new();
     let mut running = FuturesUnordered::new();
-    let mut aborts: HashMap<AttemptId, AbortHandle> = HashMap::new();
+    // The pipeline cancels attempts only as it ends a call (a lost hedge, or a call
+    // that gave up): their futures are dropped with `running` when `run` returns, and
+    // until then their results are ignored.
+    let mut cancelled: Vec<AttemptId> = Vec::new();
     let mut wake: Option<Sleep> = None;
     let mut won: Option<(StartAttempt, T::Response)> = None;
     let mut last_error: Option<T::Error> = None;
@@ -92,25 +93,11 @@ pub async fn run<T: Transport>(
     loop {
         for action in actions.drain(..) {
             match action {
-                Action::Start(start) => {
-                    let (handle, registration) = AbortHandle::new_pair();
-                    aborts.insert(start.attempt, handle);
-                    running.push(Abortable::new(
-                        attempt(transport, clock, start),
-                        registration,
-                    ));
-                }
+                Action::Start(start) => running.push(attempt(transport, clock, start)),
                 Action::WakeAt(at) => wake = Some(clock.sleep_until(at)),
-                Action::Cancel(id) => {
-                    if let Some(handle) = aborts.remove(&id) {
-                        handle.abort();
-                    }
-                }
+                Action::Cancel(id) => cancelled.push(id),
                 Action::Emit(event) => events.push(event),
                 Action::Done(verdict) => {
-                    for handle in aborts.values() {
-                        handle.abort();
-                    }
                     return Run {
                         result: conclude(verdict, won, call.last_outcome(), last_error),
                         events,
@@ -119,10 +106,12 @@ pub async fn run<T: Transport>(
             }
         }
         let event = tokio::select! {
-            Some(finished) = running.next() => match finished {
-                Ok((start, result)) => record(start, result, &mut won, &mut last_error),
-                Err(Aborted) => continue,
-            },
+            Some((start, result)) = running.next() => {
+                if cancelled.contains(&start.attempt) {
+                    continue;
+                }
+                record(start, result, &mut won, &mut last_error)
+            }
             () = async { if let Some(sleep) = wake.as_mut() { sleep.await } }, if wake.is_some() => {
                 wake = None;
                 Event::Timer
@@ -133,9 +122,6 @@ pub async fn run<T: Transport>(
                 return Run { result: Err(Failure { reason: GiveUp::Unavailable, outcome: call.last_outcome(), error: last_error }), events };
             }
         };
-        if let Event::Finished { attempt, .. } = event {
-            aborts.remove(&attempt);
-        }
         actions = decide(&mut call, registry, clock, event);
     }
 }
