@@ -51,6 +51,29 @@ struct Crossed {
     anthropic_up: Mock,
 }
 
+impl Crossed {
+    /// Both primaries were tried and each fallback served the `client`'s calls across
+    /// formats at least `calls` times.
+    async fn assert_served(&self, client: &str, calls: u64) {
+        assert!(
+            self.openai_down.total().await >= 1,
+            "the OpenAI primary was tried"
+        );
+        assert!(
+            self.anthropic_down.total().await >= 1,
+            "the Anthropic primary was tried"
+        );
+        assert!(
+            self.anthropic_up.total().await >= calls,
+            "the Anthropic fallback served the {client} client"
+        );
+        assert!(
+            self.openai_up.total().await >= calls,
+            "the OpenAI fallback served the {client} client"
+        );
+    }
+}
+
 fn crossed() -> Crossed {
     let openai_down = Mock::start("openai", &["--rate-503", "1"]);
     let anthropic_down = Mock::start("anthropic", &["--rate-529", "1"]);
@@ -112,22 +135,7 @@ async fn openai_sdk_works_through_cross_format_fallback() {
     let _serial = serial().await;
     let crossed = crossed();
     run_script("openai_client.py", &crossed.gateway.base);
-    assert!(
-        crossed.openai_down.total().await >= 1,
-        "the OpenAI primary was tried"
-    );
-    assert!(
-        crossed.anthropic_down.total().await >= 1,
-        "the Anthropic primary was tried"
-    );
-    assert!(
-        crossed.anthropic_up.total().await >= 4,
-        "the Anthropic fallback served the OpenAI client"
-    );
-    assert!(
-        crossed.openai_up.total().await >= 4,
-        "the OpenAI fallback served the OpenAI client"
-    );
+    crossed.assert_served("OpenAI", 4).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,22 +148,7 @@ async fn anthropic_sdk_works_through_cross_format_fallback() {
     let _serial = serial().await;
     let crossed = crossed();
     run_script("anthropic_client.py", &crossed.gateway.base);
-    assert!(
-        crossed.openai_down.total().await >= 1,
-        "the OpenAI primary was tried"
-    );
-    assert!(
-        crossed.anthropic_down.total().await >= 1,
-        "the Anthropic primary was tried"
-    );
-    assert!(
-        crossed.anthropic_up.total().await >= 3,
-        "the Anthropic fallback served the Anthropic client"
-    );
-    assert!(
-        crossed.openai_up.total().await >= 3,
-        "the OpenAI fallback served the Anthropic client"
-    );
+    crossed.assert_served("Anthropic", 3).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
