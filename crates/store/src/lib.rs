@@ -17,6 +17,7 @@
 
 pub mod coordination;
 pub mod error;
+mod fenced;
 mod migrate;
 mod plan;
 mod postgres;

@@ -9,6 +9,7 @@ use sqlx::PgConnection;
 
 use super::coord;
 use super::writes::{insert_events, stale_or_missing};
+use crate::fenced::TASK;
 use crate::plan::AdvancePlan;
 use crate::task::{Advance, StepUpdate};
 use crate::{Result, StoreError};
@@ -34,7 +35,7 @@ pub(super) async fn advance(c: &mut PgConnection, a: &Advance, p: &AdvancePlan) 
         .fetch_optional(&mut *c)
         .await?;
     let Some(last_seq) = last_seq else {
-        return Err(stale_or_missing(c, "task", "tasks", "task_id", &a.task_id, a.token).await);
+        return Err(stale_or_missing(c, TASK, &a.task_id, a.token).await);
     };
     if let Some(step) = &a.step {
         upsert_step(c, &a.task_id, step, p).await?;

@@ -7,11 +7,12 @@
 use sqlx::{PgConnection, Row};
 
 use super::reads::{self, JOB_COLS, job_row};
-use super::writes::{append_events, stale_or_missing};
+use super::writes::{append_events, extend_lease, stale_or_missing};
 use crate::coordination::{
     ConfigVersion, Escalation, Job, JobResult, LockAcquire, LockLease, NewEscalation, NewJob,
     Resolution,
 };
+use crate::fenced::{JOB, LOCK};
 use crate::rows;
 use crate::validate::sha256_hex;
 use crate::{FencingToken, Result, StoreError};
@@ -137,21 +138,17 @@ pub(super) async fn heartbeat_job(
     expires: i64,
     now: i64,
 ) -> Result<u64> {
-    let changed = sqlx::query(
+    extend_lease(
+        c,
+        JOB,
         "UPDATE jobs SET lease_expires_at = hf_ts($3), updated_at = hf_ts($4) WHERE job_id = $1 \
          AND status = 'claimed' AND token = $2 AND lease_expires_at > hf_ts($4)",
+        job_id,
+        token,
+        expires,
+        now,
     )
-    .bind(job_id)
-    .bind(token.0 as i64)
-    .bind(expires)
-    .bind(now)
-    .execute(&mut *c)
-    .await?
-    .rows_affected();
-    if changed == 0 {
-        return Err(stale_or_missing(c, "job", "jobs", "job_id", job_id, token).await);
-    }
-    Ok(expires as u64)
+    .await
 }
 
 pub(super) async fn complete_job(
@@ -180,7 +177,7 @@ pub(super) async fn complete_job(
     .fetch_optional(&mut *c)
     .await?;
     let Some(row) = row else {
-        return Err(stale_or_missing(c, "job", "jobs", "job_id", job_id, token).await);
+        return Err(stale_or_missing(c, JOB, job_id, token).await);
     };
     let (task_id, step): (String, String) = (row.try_get(0)?, row.try_get(1)?);
     let data =
@@ -236,21 +233,17 @@ pub(super) async fn renew_lock(
     expires: i64,
     now: i64,
 ) -> Result<u64> {
-    let changed = sqlx::query(
+    extend_lease(
+        c,
+        LOCK,
         "UPDATE locks SET expires_at = hf_ts($3) WHERE name = $1 AND token = $2 \
          AND holder IS NOT NULL AND expires_at > hf_ts($4)",
+        name,
+        token,
+        expires,
+        now,
     )
-    .bind(name)
-    .bind(token.0 as i64)
-    .bind(expires)
-    .bind(now)
-    .execute(&mut *c)
-    .await?
-    .rows_affected();
-    if changed == 0 {
-        return Err(stale_or_missing(c, "lock", "locks", "name", name, token).await);
-    }
-    Ok(expires as u64)
+    .await
 }
 
 pub(super) async fn release_lock(
@@ -267,7 +260,7 @@ pub(super) async fn release_lock(
     .await?
     .rows_affected();
     if changed == 0 {
-        return Err(stale_or_missing(c, "lock", "locks", "name", name, token).await);
+        return Err(stale_or_missing(c, LOCK, name, token).await);
     }
     Ok(())
 }

@@ -7,6 +7,7 @@
 use sqlx::{PgConnection, Row};
 
 use super::reads::{self, TASK_COLS, task_row};
+use crate::fenced::{Fenced, TASK};
 use crate::task::{Cancelled, NewTask, NewWorkflow, Submitted, TaskClaim, WorkflowDef};
 use crate::validate::millis;
 use crate::{FencingToken, Result, StoreError};
@@ -187,18 +188,41 @@ pub(super) async fn claim(
 /// Why a lease-guarded update matched no row: the thing is missing, or the lease stale.
 pub(super) async fn stale_or_missing(
     c: &mut PgConnection,
-    kind: &'static str,
-    table: &str,
-    key: &str,
+    fenced: Fenced,
     id: &str,
     token: FencingToken,
 ) -> StoreError {
-    let sql = format!("SELECT 1 FROM {table} WHERE {key} = $1");
+    let sql = format!("SELECT 1 FROM {} WHERE {} = $1", fenced.table, fenced.key);
     match sqlx::query(&sql).bind(id).fetch_optional(c).await {
-        Ok(Some(_)) => StoreError::stale(kind, id, token.0),
-        Ok(None) => StoreError::not_found(kind, id),
+        Ok(Some(_)) => StoreError::stale(fenced.kind, id, token.0),
+        Ok(None) => StoreError::not_found(fenced.kind, id),
         Err(e) => e.into(),
     }
+}
+
+/// Runs `sql`, a lease extension bound as (id, token, expires, now), and returns the
+/// new expiry; a stale token or a missing row is an error.
+pub(super) async fn extend_lease(
+    c: &mut PgConnection,
+    fenced: Fenced,
+    sql: &str,
+    id: &str,
+    token: FencingToken,
+    expires: i64,
+    now: i64,
+) -> Result<u64> {
+    let changed = sqlx::query(sql)
+        .bind(id)
+        .bind(token.0 as i64)
+        .bind(expires)
+        .bind(now)
+        .execute(&mut *c)
+        .await?
+        .rows_affected();
+    if changed == 0 {
+        return Err(stale_or_missing(c, fenced, id, token).await);
+    }
+    Ok(expires as u64)
 }
 
 pub(super) async fn heartbeat(
@@ -208,21 +232,17 @@ pub(super) async fn heartbeat(
     expires: i64,
     now: i64,
 ) -> Result<u64> {
-    let changed = sqlx::query(
+    extend_lease(
+        c,
+        TASK,
         "UPDATE tasks SET lease_expires_at = hf_ts($3) WHERE task_id = $1 AND status = 'running' \
          AND lease_token = $2 AND lease_expires_at > hf_ts($4)",
+        task_id,
+        token,
+        expires,
+        now,
     )
-    .bind(task_id)
-    .bind(token.0 as i64)
-    .bind(expires)
-    .bind(now)
-    .execute(&mut *c)
-    .await?
-    .rows_affected();
-    if changed == 0 {
-        return Err(stale_or_missing(c, "task", "tasks", "task_id", task_id, token).await);
-    }
-    Ok(expires as u64)
+    .await
 }
 
 pub(super) async fn release(
@@ -243,7 +263,7 @@ pub(super) async fn release(
     .await?
     .rows_affected();
     if changed == 0 {
-        return Err(stale_or_missing(c, "task", "tasks", "task_id", task_id, token).await);
+        return Err(stale_or_missing(c, TASK, task_id, token).await);
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::coord;
 use super::writes::{insert_events, stale_or_missing};
+use crate::fenced::TASK;
 use crate::plan::AdvancePlan;
 use crate::task::{Advance, StepUpdate};
 use crate::{Result, StoreError};
@@ -40,9 +41,7 @@ pub(super) fn advance(conn: &Connection, a: &Advance, p: &AdvancePlan) -> Result
         )
         .optional()?;
     let Some(last_seq) = last_seq else {
-        return Err(stale_or_missing(
-            conn, "task", "tasks", "task_id", &a.task_id, a.token,
-        ));
+        return Err(stale_or_missing(conn, TASK, &a.task_id, a.token));
     };
     if let Some(step) = &a.step {
         upsert_step(conn, &a.task_id, step, p)?;

@@ -7,11 +7,12 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::reads;
-use super::writes::{append_events, stale_or_missing};
+use super::writes::{append_events, extend_lease, stale_or_missing};
 use crate::coordination::{
     ConfigVersion, Escalation, Job, JobResult, LockAcquire, LockLease, NewEscalation, NewJob,
     Resolution,
 };
+use crate::fenced::{JOB, LOCK};
 use crate::rows;
 use crate::validate::sha256_hex;
 use crate::{FencingToken, Result, StoreError};
@@ -111,18 +112,16 @@ pub(super) fn heartbeat_job(
     expires: i64,
     now: i64,
 ) -> Result<u64> {
-    let changed = conn
-        .prepare_cached(
-            "UPDATE jobs SET lease_expires_at = ?3, updated_at = ?4 WHERE job_id = ?1 \
+    extend_lease(
+        conn,
+        JOB,
+        "UPDATE jobs SET lease_expires_at = ?3, updated_at = ?4 WHERE job_id = ?1 \
              AND status = 'claimed' AND token = ?2 AND lease_expires_at > ?4",
-        )?
-        .execute(params![job_id, token.0 as i64, expires, now])?;
-    if changed == 0 {
-        return Err(stale_or_missing(
-            conn, "job", "jobs", "job_id", job_id, token,
-        ));
-    }
-    Ok(expires as u64)
+        job_id,
+        token,
+        expires,
+        now,
+    )
 }
 
 pub(super) fn complete_job(
@@ -149,9 +148,7 @@ pub(super) fn complete_job(
         )
         .optional()?;
     let Some((task_id, step)) = done else {
-        return Err(stale_or_missing(
-            conn, "job", "jobs", "job_id", job_id, token,
-        ));
+        return Err(stale_or_missing(conn, JOB, job_id, token));
     };
     let data =
         serde_json::json!({ "job_id": job_id, "step": step, "status": status, "error": error });
@@ -202,16 +199,16 @@ pub(super) fn renew_lock(
     expires: i64,
     now: i64,
 ) -> Result<u64> {
-    let changed = conn
-        .prepare_cached(
-            "UPDATE locks SET expires_at = ?3 WHERE name = ?1 AND token = ?2 \
+    extend_lease(
+        conn,
+        LOCK,
+        "UPDATE locks SET expires_at = ?3 WHERE name = ?1 AND token = ?2 \
              AND holder IS NOT NULL AND expires_at > ?4",
-        )?
-        .execute(params![name, token.0 as i64, expires, now])?;
-    if changed == 0 {
-        return Err(stale_or_missing(conn, "lock", "locks", "name", name, token));
-    }
-    Ok(expires as u64)
+        name,
+        token,
+        expires,
+        now,
+    )
 }
 
 pub(super) fn release_lock(conn: &Connection, name: &str, token: FencingToken) -> Result<()> {
@@ -219,7 +216,7 @@ pub(super) fn release_lock(conn: &Connection, name: &str, token: FencingToken) -
         .prepare_cached("UPDATE locks SET holder = NULL, expires_at = 0 WHERE name = ?1 AND token = ?2 AND holder IS NOT NULL")?
         .execute(params![name, token.0 as i64])?;
     if changed == 0 {
-        return Err(stale_or_missing(conn, "lock", "locks", "name", name, token));
+        return Err(stale_or_missing(conn, LOCK, name, token));
     }
     Ok(())
 }

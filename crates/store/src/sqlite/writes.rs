@@ -8,6 +8,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::reads;
+use crate::fenced::{Fenced, TASK};
 use crate::task::{Cancelled, NewTask, NewWorkflow, Submitted, TaskClaim, WorkflowDef};
 use crate::validate::millis;
 use crate::{FencingToken, Result, StoreError};
@@ -160,21 +161,39 @@ pub(super) fn claim(
 /// Why a lease-guarded update matched no row: the thing is missing, or the lease stale.
 pub(super) fn stale_or_missing(
     conn: &Connection,
-    kind: &'static str,
-    table: &str,
-    key: &str,
+    fenced: Fenced,
     id: &str,
     token: FencingToken,
 ) -> StoreError {
-    let sql = format!("SELECT 1 FROM {table} WHERE {key} = ?1");
+    let sql = format!("SELECT 1 FROM {} WHERE {} = ?1", fenced.table, fenced.key);
     let exists = conn
         .prepare_cached(&sql)
         .and_then(|mut s| s.query_row([id], |_| Ok(())).optional());
     match exists {
-        Ok(Some(())) => StoreError::stale(kind, id, token.0),
-        Ok(None) => StoreError::not_found(kind, id),
+        Ok(Some(())) => StoreError::stale(fenced.kind, id, token.0),
+        Ok(None) => StoreError::not_found(fenced.kind, id),
         Err(e) => e.into(),
     }
+}
+
+/// Runs `sql`, a lease extension bound as (id, token, expires, now), and returns the
+/// new expiry; a stale token or a missing row is an error.
+pub(super) fn extend_lease(
+    conn: &Connection,
+    fenced: Fenced,
+    sql: &str,
+    id: &str,
+    token: FencingToken,
+    expires: i64,
+    now: i64,
+) -> Result<u64> {
+    let changed = conn
+        .prepare_cached(sql)?
+        .execute(params![id, token.0 as i64, expires, now])?;
+    if changed == 0 {
+        return Err(stale_or_missing(conn, fenced, id, token));
+    }
+    Ok(expires as u64)
 }
 
 pub(super) fn heartbeat(
@@ -184,18 +203,16 @@ pub(super) fn heartbeat(
     expires: i64,
     now: i64,
 ) -> Result<u64> {
-    let changed = conn
-        .prepare_cached(
-            "UPDATE tasks SET lease_expires_at = ?3 WHERE task_id = ?1 AND status = 'running' \
+    extend_lease(
+        conn,
+        TASK,
+        "UPDATE tasks SET lease_expires_at = ?3 WHERE task_id = ?1 AND status = 'running' \
              AND lease_token = ?2 AND lease_expires_at > ?4",
-        )?
-        .execute(params![task_id, token.0 as i64, expires, now])?;
-    if changed == 0 {
-        return Err(stale_or_missing(
-            conn, "task", "tasks", "task_id", task_id, token,
-        ));
-    }
-    Ok(expires as u64)
+        task_id,
+        token,
+        expires,
+        now,
+    )
 }
 
 pub(super) fn release(
@@ -212,9 +229,7 @@ pub(super) fn release(
         )?
         .execute(params![task_id, token.0 as i64, now])?;
     if changed == 0 {
-        return Err(stale_or_missing(
-            conn, "task", "tasks", "task_id", task_id, token,
-        ));
+        return Err(stale_or_missing(conn, TASK, task_id, token));
     }
     Ok(())
 }
