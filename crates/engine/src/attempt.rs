@@ -1,0 +1,365 @@
+//! One attempt of a step that holdfast runs itself (`llm`, `http`), and what its result
+//! means for the step: committed, back to the retry queue, or exhausted.
+//!
+//! Failures are classified into the policy crate's [`Outcome`] classes, exactly as the
+//! gateway classifies a provider's answers, so a tool answering 429 with Retry-After is
+//! retried like a model would be and a 400 is not retried at all. Every attempt carries
+//! the step's idempotency key (task id + step name), the same on every attempt, so the
+//! tool or provider can drop a duplicate that a crash made us send again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use holdfast_llm::classify::{classify_http, parse_retry_after};
+use holdfast_policy::backoff::Backoff;
+use holdfast_policy::{Clock, Outcome, Rng, TimeoutKind};
+use serde_json::Value;
+
+use crate::definition::{HttpAction, LlmAction};
+use crate::template;
+
+/// The header that carries a step's idempotency key to tools and providers.
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+/// The header that carries the task's lock fencing token to tools.
+pub const FENCING_HEADER: &str = "x-holdfast-fencing-token";
+/// The most bytes of a tool's answer kept as the step's output.
+pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
+
+/// Why an attempt failed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    /// Its class.
+    pub outcome: Outcome,
+    /// What happened, for the step's `last_error` (never a secret).
+    pub message: String,
+    /// What the attempt cost anyway, in US dollars.
+    pub cost_usd: f64,
+}
+
+impl Failure {
+    /// A failure of class `outcome`.
+    pub fn new(outcome: Outcome, message: impl Into<String>) -> Self {
+        Failure {
+            outcome,
+            message: message.into(),
+            cost_usd: 0.0,
+        }
+    }
+}
+
+/// A successful attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Success {
+    /// The step's output.
+    pub output: Value,
+    /// What it cost, in US dollars.
+    pub cost_usd: f64,
+}
+
+/// What the step does after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Back to the retry queue, due after `delay`.
+    Retry {
+        /// How long from now.
+        delay: Duration,
+    },
+    /// No attempt is left or the class cannot succeed on retry: `on_exhausted` decides.
+    Exhausted,
+}
+
+/// Decides between retrying and giving up after attempt `attempt` failed with `outcome`.
+pub fn verdict(retry: &Backoff, attempt: u32, outcome: Outcome, rng: &mut Rng) -> Verdict {
+    if !outcome.is_retryable() || attempt >= retry.max_attempts() {
+        return Verdict::Exhausted;
+    }
+    let delay = retry.delay(attempt, Duration::ZERO, rng);
+    Verdict::Retry {
+        delay: retry.wait(delay, outcome.retry_after()),
+    }
+}
+
+/// A model call for an `llm` step, rendered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlmRequest {
+    /// The route alias.
+    pub route: String,
+    /// The system prompt.
+    pub system: Option<String>,
+    /// The user message.
+    pub prompt: String,
+    /// The most tokens to generate.
+    pub max_tokens: Option<u32>,
+    /// Sampling temperature.
+    pub temperature: Option<f64>,
+    /// The JSON schema the answer must satisfy, if any.
+    pub output_schema: Option<Value>,
+    /// The step's idempotency key.
+    pub idempotency_key: String,
+    /// How long the whole call may take (the step's timeout).
+    pub timeout: Duration,
+}
+
+/// A model's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlmAnswer {
+    /// The answer's text.
+    pub text: String,
+    /// What the call cost over all its attempts, in US dollars.
+    pub cost_usd: f64,
+}
+
+/// Runs model calls: the server implements it with the gateway's own pipeline, in
+/// process, so a step's call gets the same retries, breakers, fallback and budget as a
+/// client's.
+#[async_trait]
+pub trait Llm: Send + Sync + 'static {
+    /// Runs `request` to an answer or a classified failure.
+    async fn complete(&self, request: LlmRequest) -> Result<LlmAnswer, Failure>;
+}
+
+/// The step kinds holdfast runs itself.
+#[derive(Clone)]
+pub struct Runners {
+    http: reqwest::Client,
+    llm: Option<Arc<dyn Llm>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Runners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runners")
+            .field("llm", &self.llm.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What identifies one attempt to the outside.
+#[derive(Debug, Clone, Copy)]
+pub struct Identity<'a> {
+    /// The step's idempotency key, the same on every attempt.
+    pub idempotency_key: &'a str,
+    /// The task's lock fencing token, when it holds a lock.
+    pub fencing_token: Option<u64>,
+    /// How long the attempt may take.
+    pub timeout: Duration,
+}
+
+impl Runners {
+    /// Runners with an HTTP client for tools and, if given, the gateway for models.
+    pub fn new(llm: Option<Arc<dyn Llm>>, clock: Arc<dyn Clock>) -> Self {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Runners { http, llm, clock }
+    }
+
+    /// Runs an `llm` step's attempt.
+    pub async fn llm(
+        &self,
+        action: &LlmAction,
+        context: &Value,
+        id: Identity<'_>,
+    ) -> Result<Success, Failure> {
+        let Some(llm) = &self.llm else {
+            return Err(Failure::new(
+                Outcome::BadRequest,
+                "llm steps need the gateway, which is not configured",
+            ));
+        };
+        let bad = |e: String| Failure::new(Outcome::BadRequest, e);
+        let request = LlmRequest {
+            route: action.route.clone(),
+            system: action
+                .system
+                .as_deref()
+                .map(|s| template::render(s, context))
+                .transpose()
+                .map_err(bad)?,
+            prompt: template::render(&action.prompt, context).map_err(bad)?,
+            max_tokens: action.max_tokens,
+            temperature: action.temperature,
+            output_schema: action.output_schema.clone(),
+            idempotency_key: id.idempotency_key.to_string(),
+            timeout: id.timeout,
+        };
+        let answer = llm.complete(request).await?;
+        let output = match &action.output_schema {
+            None => Value::String(answer.text),
+            Some(schema) => match parse_structured(&answer.text, schema) {
+                Ok(v) => v,
+                Err(message) => {
+                    return Err(Failure {
+                        outcome: Outcome::InvalidOutput,
+                        message,
+                        cost_usd: answer.cost_usd,
+                    });
+                }
+            },
+        };
+        Ok(Success {
+            output,
+            cost_usd: answer.cost_usd,
+        })
+    }
+
+    /// Runs an `http` step's attempt.
+    pub async fn http(
+        &self,
+        action: &HttpAction,
+        context: &Value,
+        id: Identity<'_>,
+    ) -> Result<Success, Failure> {
+        let bad = |e: String| Failure::new(Outcome::BadRequest, e);
+        let url = template::render(&action.url, context).map_err(bad)?;
+        let url = reqwest::Url::parse(&url).map_err(|e| bad(format!("url {url:?}: {e}")))?;
+        let method = reqwest::Method::from_bytes(action.method.as_bytes())
+            .map_err(|_| bad(format!("method {:?}", action.method)))?;
+        let mut request = self
+            .http
+            .request(method, url)
+            .timeout(id.timeout)
+            .header(IDEMPOTENCY_HEADER, id.idempotency_key);
+        if let Some(token) = id.fencing_token {
+            request = request.header(FENCING_HEADER, token.to_string());
+        }
+        for (name, value) in &action.headers {
+            let value = template::render(value, context).map_err(bad)?;
+            request = request.header(name.as_str(), value);
+        }
+        if let Some(body) = &action.body {
+            request = request.json(&template::render_json(body, context).map_err(bad)?);
+        }
+        let response = request.send().await.map_err(transport_failure)?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, self.clock.unix_millis()));
+        let body = read_limited(response).await?;
+        let outcome = classify_http(status, retry_after, &body);
+        if !outcome.is_ok() {
+            let snippet: String = String::from_utf8_lossy(&body).chars().take(300).collect();
+            return Err(Failure::new(outcome, format!("HTTP {status}: {snippet}")));
+        }
+        let output = serde_json::from_slice(&body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+        Ok(Success {
+            output,
+            cost_usd: 0.0,
+        })
+    }
+}
+
+async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, Failure> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(transport_failure)? {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(Failure::new(
+                Outcome::InvalidOutput,
+                format!("the answer is larger than {MAX_RESPONSE_BYTES} bytes"),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn transport_failure(e: reqwest::Error) -> Failure {
+    let outcome = if e.is_timeout() {
+        Outcome::Timeout(TimeoutKind::Total)
+    } else if e.is_builder() {
+        Outcome::BadRequest
+    } else {
+        Outcome::Connection
+    };
+    // Without the URL: a query string may hold a secret.
+    Failure::new(outcome, e.without_url().to_string())
+}
+
+/// The answer as JSON satisfying `schema`, or why not.
+fn parse_structured(text: &str, schema: &Value) -> Result<Value, String> {
+    let trimmed = text.trim();
+    let trimmed = trimmed
+        .strip_prefix("```json")
+        .or_else(|| trimmed.strip_prefix("```"))
+        .and_then(|t| t.strip_suffix("```"))
+        .unwrap_or(trimmed);
+    let value: Value =
+        serde_json::from_str(trimmed.trim()).map_err(|e| format!("the answer is not JSON: {e}"))?;
+    let validator = jsonschema::validator_for(schema).map_err(|e| format!("output_schema: {e}"))?;
+    if let Some(error) = validator.iter_errors(&value).next() {
+        return Err(format!(
+            "the answer does not match output_schema at {:?}: {error}",
+            error.instance_path().to_string()
+        ));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use holdfast_policy::backoff::{Config, Jitter};
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn retryable_classes_go_back_to_the_queue_until_attempts_run_out() {
+        let retry = Backoff::new(Config {
+            base: Duration::from_millis(100),
+            cap: Duration::from_secs(1),
+            max_attempts: 3,
+            jitter: Jitter::None,
+        })
+        .unwrap();
+        let mut rng = Rng::seeded(1);
+        assert_eq!(
+            verdict(&retry, 1, Outcome::ServerError, &mut rng),
+            Verdict::Retry {
+                delay: Duration::from_millis(100)
+            }
+        );
+        assert_eq!(
+            verdict(&retry, 2, Outcome::ServerError, &mut rng),
+            Verdict::Retry {
+                delay: Duration::from_millis(200)
+            }
+        );
+        assert_eq!(
+            verdict(&retry, 3, Outcome::ServerError, &mut rng),
+            Verdict::Exhausted
+        );
+        assert_eq!(
+            verdict(&retry, 1, Outcome::BadRequest, &mut rng),
+            Verdict::Exhausted
+        );
+        let limited = Outcome::RateLimited {
+            retry_after: Some(Duration::from_secs(5)),
+        };
+        assert_eq!(
+            verdict(&retry, 1, limited, &mut rng),
+            Verdict::Retry {
+                delay: Duration::from_secs(5)
+            }
+        );
+    }
+
+    #[test]
+    fn structured_answers_are_checked_against_their_schema() {
+        let schema = json!({"type": "object", "required": ["title"], "properties": {"title": {"type": "string"}}});
+        assert_eq!(
+            parse_structured("```json\n{\"title\": \"x\"}\n```", &schema).unwrap(),
+            json!({"title": "x"})
+        );
+        assert!(
+            parse_structured("{\"title\": 3}", &schema)
+                .unwrap_err()
+                .contains("/title")
+        );
+        assert!(parse_structured("sure! here it is", &schema).is_err());
+    }
+}

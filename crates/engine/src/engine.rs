@@ -1,0 +1,591 @@
+//! [`Engine`]: the API the server and the CLI use, and the scheduler that runs tasks.
+//!
+//! The decision that shapes it: the store is the only shared state. The scheduler
+//! claims due tasks from the store with a lease (any number of nodes can do the same
+//! against one PostgreSQL database), runs each to its next rest point, and polls again;
+//! an API call on this node (a submission, a worker's result, a person's answer) only
+//! nudges the local scheduler so that work starts without waiting for the next poll.
+//! A node that dies simply stops renewing its leases; another node claims its tasks
+//! once they expire and resumes them from their last checkpoint.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use holdfast_policy::{Clock, Rng};
+use holdfast_store::{
+    Cancelled, Escalation, EscalationFilter, FencingToken, Job, JobResult, JournalEntry, NewTask,
+    NewWorkflow, Resolution, Step, Store, Submitted, Task, TaskFilter, TaskPage, WorkflowDef,
+};
+use serde_json::Value;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+use crate::attempt::{Llm, Runners};
+use crate::definition::{self, Workflow};
+use crate::error::{EngineError, Problem};
+use crate::event::{EventSink, TaskEvent, TaskEventKind};
+use crate::run;
+
+/// How the engine runs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// This node's name in leases: stable across restarts, so that a restarted node
+    /// takes its own unfinished tasks back at once instead of waiting for their leases.
+    pub node_id: String,
+    /// How long a task lease lasts without renewal; a dead node's tasks are taken over
+    /// this long after its last renewal.
+    pub lease: Duration,
+    /// How often an idle scheduler looks for due work.
+    pub poll_interval: Duration,
+    /// The most tasks this node runs at once.
+    pub max_concurrent_tasks: usize,
+    /// The largest task input, in bytes of JSON.
+    pub max_input_bytes: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            node_id: "node-1".to_string(),
+            lease: Duration::from_secs(10),
+            poll_interval: Duration::from_millis(50),
+            max_concurrent_tasks: 256,
+            max_input_bytes: 256 * 1024,
+        }
+    }
+}
+
+/// A task to submit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Submission {
+    /// The workflow's name.
+    pub workflow: String,
+    /// Its version; the latest when `None`. The task keeps it for its whole life.
+    pub version: Option<u32>,
+    /// The input.
+    pub input: Value,
+    /// A second submission with the same key returns the first task.
+    pub idempotency_key: Option<String>,
+}
+
+/// The workflow engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("node_id", &self.inner.node_id)
+            .field("backend", &self.inner.store.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) node_id: String,
+    pub(crate) settings: Settings,
+    pub(crate) runners: Runners,
+    pub(crate) events: EventSink,
+    workflows: RwLock<HashMap<(String, u32), Arc<Workflow>>>,
+    wake: Notify,
+    seed: AtomicU64,
+    ids: AtomicU64,
+}
+
+impl Engine {
+    /// An engine over `store`. `llm` runs `llm` steps (the gateway); without it they fail
+    /// with a clear error. `events` receives every [`TaskEvent`].
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        settings: Settings,
+        llm: Option<Arc<dyn Llm>>,
+        events: EventSink,
+    ) -> Self {
+        let seed = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        Engine {
+            inner: Arc::new(Inner {
+                runners: Runners::new(llm, clock.clone()),
+                store,
+                clock,
+                node_id: settings.node_id.clone(),
+                settings,
+                events,
+                workflows: RwLock::new(HashMap::new()),
+                wake: Notify::new(),
+                seed: AtomicU64::new(seed),
+                ids: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// Checks a definition and registers it. The same definition again is a no-op; a
+    /// different one under a registered version is a conflict.
+    pub async fn register(&self, source: Value) -> Result<WorkflowDef, EngineError> {
+        let workflow = definition::parse(source)?;
+        let now = self.inner.clock.unix_millis();
+        let def = self
+            .inner
+            .store
+            .put_workflow(
+                NewWorkflow {
+                    name: workflow.name.clone(),
+                    version: workflow.version,
+                    definition: workflow.source.clone(),
+                },
+                now,
+            )
+            .await?;
+        Ok(def)
+    }
+
+    /// A registered workflow, its latest version when `version` is `None`.
+    pub async fn workflow(
+        &self,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<WorkflowDef, EngineError> {
+        self.inner
+            .store
+            .get_workflow(name, version)
+            .await?
+            .ok_or_else(|| not_found("workflow", name, version))
+    }
+
+    /// Every registered workflow version.
+    pub async fn workflows(&self) -> Result<Vec<WorkflowDef>, EngineError> {
+        Ok(self.inner.store.list_workflows().await?)
+    }
+
+    /// Accepts a task: checks its input against the workflow, stores it and wakes the
+    /// scheduler. Once this returns, the task is durable (invariant 2).
+    pub async fn submit(&self, submission: Submission) -> Result<Submitted, EngineError> {
+        let def = self
+            .workflow(&submission.workflow, submission.version)
+            .await?;
+        let workflow = self.inner.workflow(&def.name, def.version).await?;
+        check_input(
+            &workflow,
+            &submission.input,
+            self.inner.settings.max_input_bytes,
+        )?;
+        if let Some(key) = &submission.idempotency_key
+            && (key.is_empty() || key.len() > 255 || key.chars().any(char::is_control))
+        {
+            return Err(EngineError::invalid_at(
+                "idempotency_key",
+                "must be 1..=255 bytes without control characters",
+            ));
+        }
+        let now = self.inner.clock.unix_millis();
+        let task = NewTask {
+            task_id: self.inner.new_task_id(now),
+            workflow: def.name.clone(),
+            workflow_version: def.version,
+            input: submission.input,
+            idempotency_key: submission.idempotency_key,
+            pending_steps: workflow.steps.iter().map(|s| s.name.clone()).collect(),
+            run_at_ms: now,
+        };
+        let submitted = self.inner.store.submit_task(task, now).await?;
+        if let Submitted::Created(task) = &submitted {
+            (self.inner.events)(&TaskEvent {
+                task_id: task.task_id.clone(),
+                workflow: Arc::from(task.workflow.as_str()),
+                kind: TaskEventKind::Submitted,
+            });
+            self.inner.wake.notify_one();
+        }
+        Ok(submitted)
+    }
+
+    /// A task.
+    pub async fn task(&self, task_id: &str) -> Result<Task, EngineError> {
+        self.inner
+            .store
+            .get_task(task_id)
+            .await?
+            .ok_or_else(|| not_found("task", task_id, None))
+    }
+
+    /// Tasks, newest first.
+    pub async fn tasks(&self, filter: &TaskFilter) -> Result<TaskPage, EngineError> {
+        Ok(self.inner.store.list_tasks(filter).await?)
+    }
+
+    /// A task's step records.
+    pub async fn steps(&self, task_id: &str) -> Result<Vec<Step>, EngineError> {
+        self.task(task_id).await?;
+        Ok(self.inner.store.list_steps(task_id).await?)
+    }
+
+    /// A task's journal after `after_seq`.
+    pub async fn journal(
+        &self,
+        task_id: &str,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<JournalEntry>, EngineError> {
+        self.task(task_id).await?;
+        Ok(self.inner.store.journal(task_id, after_seq, limit).await?)
+    }
+
+    /// The retry queue: steps waiting to be retried, soonest first.
+    pub async fn retry_queue(&self, limit: u32) -> Result<Vec<Step>, EngineError> {
+        Ok(self.inner.store.retry_queue(limit).await?)
+    }
+
+    /// Cancels a task that has not finished.
+    pub async fn cancel(&self, task_id: &str, reason: &str) -> Result<Cancelled, EngineError> {
+        let now = self.inner.clock.unix_millis();
+        match self.inner.store.cancel_task(task_id, reason, now).await {
+            Ok(cancelled) => {
+                if let Cancelled::Cancelled(task) = &cancelled {
+                    (self.inner.events)(&TaskEvent {
+                        task_id: task.task_id.clone(),
+                        workflow: Arc::from(task.workflow.as_str()),
+                        kind: TaskEventKind::Cancelled,
+                    });
+                }
+                Ok(cancelled)
+            }
+            Err(holdfast_store::StoreError::NotFound { .. }) => {
+                Err(not_found("task", task_id, None))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Claims up to `limit` jobs of `queue` for `worker`, leased for `lease`.
+    pub async fn claim_jobs(
+        &self,
+        queue: &str,
+        worker: &str,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<Job>, EngineError> {
+        let now = self.inner.clock.unix_millis();
+        Ok(self
+            .inner
+            .store
+            .claim_jobs(queue, worker, lease, limit, now)
+            .await?)
+    }
+
+    /// Extends a job lease; a stale token is refused.
+    pub async fn heartbeat_job(
+        &self,
+        job_id: &str,
+        token: FencingToken,
+        lease: Duration,
+    ) -> Result<u64, EngineError> {
+        let now = self.inner.clock.unix_millis();
+        Ok(self
+            .inner
+            .store
+            .heartbeat_job(job_id, token, lease, now)
+            .await?)
+    }
+
+    /// A worker's result; a stale token is refused (the job was taken over).
+    pub async fn complete_job(
+        &self,
+        job_id: &str,
+        token: FencingToken,
+        result: JobResult,
+    ) -> Result<(), EngineError> {
+        let now = self.inner.clock.unix_millis();
+        self.inner
+            .store
+            .complete_job(job_id, token, result, now)
+            .await?;
+        self.inner.wake.notify_one();
+        Ok(())
+    }
+
+    /// A job.
+    pub async fn job(&self, job_id: &str) -> Result<Job, EngineError> {
+        self.inner
+            .store
+            .get_job(job_id)
+            .await?
+            .ok_or_else(|| not_found("job", job_id, None))
+    }
+
+    /// Escalations matching `filter`.
+    pub async fn escalations(
+        &self,
+        filter: &EscalationFilter,
+    ) -> Result<Vec<Escalation>, EngineError> {
+        Ok(self.inner.store.list_escalations(filter).await?)
+    }
+
+    /// An escalation.
+    pub async fn escalation(&self, id: &str) -> Result<Escalation, EngineError> {
+        self.inner
+            .store
+            .get_escalation(id)
+            .await?
+            .ok_or_else(|| not_found("escalation", id, None))
+    }
+
+    /// Records a person's decision and wakes the task.
+    pub async fn resolve(
+        &self,
+        id: &str,
+        resolution: Resolution,
+        by: &str,
+    ) -> Result<Escalation, EngineError> {
+        let now = self.inner.clock.unix_millis();
+        let esc = self
+            .inner
+            .store
+            .resolve_escalation(id, resolution, by, now)
+            .await?;
+        self.inner.wake.notify_one();
+        Ok(esc)
+    }
+
+    /// Runs the scheduler until `shutdown` completes; tasks in flight then finish their
+    /// current step (their leases would otherwise hold them for `lease`).
+    pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) {
+        let inner = self.inner.clone();
+        let mut running = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            while let Some(joined) = running.try_join_next() {
+                if let Err(e) = joined {
+                    tracing::error!(error = %e, "a task runner panicked");
+                }
+            }
+            let free = inner
+                .settings
+                .max_concurrent_tasks
+                .saturating_sub(running.len());
+            let mut claimed = 0;
+            if free > 0 {
+                let now = inner.clock.unix_millis();
+                let limit = free.min(64) as u32;
+                match inner
+                    .store
+                    .claim_tasks(&inner.node_id, inner.settings.lease, limit, now)
+                    .await
+                {
+                    Ok(claims) => {
+                        claimed = claims.len();
+                        for claim in claims {
+                            let inner = inner.clone();
+                            running.spawn(async move {
+                                let task_id = claim.task.task_id.clone();
+                                if let Err(e) = run::run(&inner, claim).await {
+                                    log_stop(&task_id, &e);
+                                }
+                            });
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "claiming tasks failed; retrying"),
+                }
+            }
+            if claimed > 0 && claimed as u32 >= free.min(64) as u32 {
+                // A full batch: there may be more due now.
+                continue;
+            }
+            let wake = inner.clock.now() + inner.settings.poll_interval;
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = inner.wake.notified() => {}
+                () = inner.clock.sleep_until(wake) => {}
+                Some(_) = running.join_next(), if !running.is_empty() => {}
+            }
+        }
+        while running.join_next().await.is_some() {}
+    }
+}
+
+fn log_stop(task_id: &str, e: &run::Stop) {
+    match e {
+        run::Stop::Store(holdfast_store::StoreError::StaleLease { .. }) => {
+            tracing::info!(task_id, "lease lost; another node runs the task now");
+        }
+        other => {
+            tracing::warn!(task_id, error = %other, "task run stopped; it resumes when its lease expires")
+        }
+    }
+}
+
+fn not_found(what: &'static str, id: &str, version: Option<u32>) -> EngineError {
+    let id = match version {
+        Some(v) => format!("{id} v{v}"),
+        None => id.to_string(),
+    };
+    EngineError::NotFound { what, id }
+}
+
+/// Checks a task's input: its size, then the workflow's input schema (every error, each
+/// at its path under `input`).
+fn check_input(workflow: &Workflow, input: &Value, max_bytes: usize) -> Result<(), EngineError> {
+    let size = serde_json::to_vec(input)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
+    if size > max_bytes {
+        return Err(EngineError::invalid_at(
+            "input",
+            format!("{size} bytes; at most {max_bytes}"),
+        ));
+    }
+    let Some(schema) = &workflow.input_schema else {
+        return Ok(());
+    };
+    let validator = jsonschema::validator_for(schema)
+        .map_err(|e| EngineError::invalid_at("input_schema", e.to_string()))?;
+    let problems: Vec<Problem> = validator
+        .iter_errors(input)
+        .map(|e| {
+            let pointer = e.instance_path().to_string();
+            let path: String = pointer
+                .split('/')
+                .skip(1)
+                .map(|p| {
+                    if p.chars().all(|c| c.is_ascii_digit()) {
+                        format!("[{p}]")
+                    } else {
+                        format!(".{p}")
+                    }
+                })
+                .collect();
+            Problem::new(format!("input{path}"), e.to_string())
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(EngineError::invalid(problems))
+    }
+}
+
+impl Inner {
+    /// A checked workflow version, parsed once per process.
+    pub(crate) async fn workflow(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> Result<Arc<Workflow>, EngineError> {
+        let key = (name.to_string(), version);
+        if let Ok(cache) = self.workflows.read()
+            && let Some(w) = cache.get(&key)
+        {
+            return Ok(w.clone());
+        }
+        let def = self
+            .store
+            .get_workflow(name, Some(version))
+            .await?
+            .ok_or_else(|| not_found("workflow", name, Some(version)))?;
+        let workflow = Arc::new(definition::parse(def.definition)?);
+        if let Ok(mut cache) = self.workflows.write() {
+            cache.insert(key, workflow.clone());
+        }
+        Ok(workflow)
+    }
+
+    /// A generator for jitter, fresh per decision.
+    pub(crate) fn rng(&self) -> Rng {
+        Rng::seeded(
+            self.seed
+                .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed),
+        )
+    }
+
+    /// A new task id: time first (ids sort by submission), then randomness.
+    fn new_task_id(&self, now_ms: u64) -> String {
+        let n = self.ids.fetch_add(1, Ordering::Relaxed);
+        let mut rng = Rng::seeded(self.seed.load(Ordering::Relaxed) ^ n.rotate_left(17));
+        format!("t-{now_ms:012x}-{:016x}", rng.next_u64())
+    }
+
+    /// Starts renewing a task's lease (and, once taken, its lock) until stopped.
+    pub(crate) fn keep_lease(self: &Inner, task_id: &str, token: FencingToken) -> LeaseKeeper {
+        LeaseKeeper::start(self, task_id, token)
+    }
+}
+
+/// Renews a task's lease, and its lock, in the background while the task runs.
+pub(crate) struct LeaseKeeper {
+    stop: Arc<Notify>,
+    stopped: Arc<AtomicBool>,
+    lock: Arc<Mutex<Option<(String, FencingToken)>>>,
+}
+
+impl LeaseKeeper {
+    fn start(inner: &Inner, task_id: &str, token: FencingToken) -> Self {
+        let stop = Arc::new(Notify::new());
+        let stopped = Arc::new(AtomicBool::new(false));
+        let lock: Arc<Mutex<Option<(String, FencingToken)>>> = Arc::new(Mutex::new(None));
+        let (store, clock, lease) = (
+            inner.store.clone(),
+            inner.clock.clone(),
+            inner.settings.lease,
+        );
+        let (task_id, stop2, stopped2, lock2) = (
+            task_id.to_string(),
+            stop.clone(),
+            stopped.clone(),
+            lock.clone(),
+        );
+        tokio::spawn(async move {
+            let every = lease / 3;
+            loop {
+                let wake = clock.now() + every;
+                tokio::select! {
+                    () = stop2.notified() => return,
+                    () = clock.sleep_until(wake) => {}
+                }
+                if stopped2.load(Ordering::Acquire) {
+                    return;
+                }
+                let now = clock.unix_millis();
+                if let Err(e) = store.heartbeat_task(&task_id, token, lease, now).await {
+                    tracing::debug!(task_id, error = %e, "task lease not renewed");
+                    return;
+                }
+                let held = lock2.lock().ok().and_then(|l| l.clone());
+                if let Some((name, lock_token)) = held
+                    && let Err(e) = store.renew_lock(&name, lock_token, lease, now).await
+                {
+                    tracing::debug!(task_id, lock = %name, error = %e, "lock lease not renewed");
+                }
+            }
+        });
+        LeaseKeeper {
+            stop,
+            stopped,
+            lock,
+        }
+    }
+
+    /// Renews this lock too from now on.
+    pub(crate) fn hold_lock(&self, name: &str, token: FencingToken) {
+        if let Ok(mut l) = self.lock.lock() {
+            *l = Some((name.to_string(), token));
+        }
+    }
+
+    pub(crate) fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.stop.notify_one();
+    }
+}
