@@ -363,6 +363,11 @@ impl Engine {
     /// Runs the scheduler until `shutdown` completes; tasks in flight then finish their
     /// current step (their leases would otherwise hold them for `lease`).
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) {
+        match self.recover().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(tasks = n, "took back the tasks this node held before it stopped"),
+            Err(e) => tracing::warn!(error = %e, "could not take back this node's tasks; they resume when their leases expire"),
+        }
         let inner = self.inner.clone();
         let mut running = JoinSet::new();
         tokio::pin!(shutdown);
@@ -413,6 +418,43 @@ impl Engine {
             }
         }
         while running.join_next().await.is_some() {}
+    }
+}
+
+impl Engine {
+    /// Gives up the leases this node's previous run held (it was killed), with their own
+    /// tokens, so that its tasks resume now instead of when the leases expire. Safe
+    /// because a node id names one running process: the process that held these leases
+    /// is gone. Returns how many tasks were released.
+    pub async fn recover(&self) -> Result<usize, EngineError> {
+        let inner = &self.inner;
+        let mut released = 0;
+        let mut cursor = None;
+        loop {
+            let filter = TaskFilter {
+                status: Some(holdfast_store::TaskStatus::Running),
+                workflow: None,
+                cursor,
+                limit: 1000,
+            };
+            let page = inner.store.list_tasks(&filter).await?;
+            for task in &page.tasks {
+                let Some(lease) = &task.lease else { continue };
+                if lease.owner != inner.node_id {
+                    continue;
+                }
+                let now = inner.clock.unix_millis();
+                match inner.store.release_task(&task.task_id, lease.token, now).await {
+                    Ok(()) => released += 1,
+                    Err(e) => tracing::debug!(task_id = %task.task_id, error = %e, "lease already gone"),
+                }
+            }
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        Ok(released)
     }
 }
 

@@ -128,6 +128,10 @@ impl Drop for TempDir {
 }
 
 async fn harness(name: &str) -> Harness {
+    harness_with(name, "test-node", true).await
+}
+
+async fn harness_with(name: &str, node: &str, start: bool) -> Harness {
     let dir = std::env::temp_dir().join(format!("holdfast-engine-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let url = format!("sqlite://{}/h.db", dir.display());
@@ -135,8 +139,8 @@ async fn harness(name: &str) -> Harness {
     let events: Arc<Mutex<Vec<TaskEvent>>> = Arc::default();
     let sink = events.clone();
     let settings = Settings {
-        node_id: "test-node".into(),
-        lease: Duration::from_secs(5),
+        node_id: node.into(),
+        lease: Duration::from_millis(600),
         poll_interval: Duration::from_millis(20),
         ..Settings::default()
     };
@@ -147,8 +151,10 @@ async fn harness(name: &str) -> Harness {
         Some(Arc::new(EchoLlm)),
         Arc::new(move |e: &TaskEvent| sink.lock().unwrap().push(e.clone())),
     );
-    let runner = engine.clone();
-    tokio::spawn(async move { runner.run(std::future::pending()).await });
+    if start {
+        let runner = engine.clone();
+        tokio::spawn(async move { runner.run(std::future::pending()).await });
+    }
     let (tool, url) = start_tool().await;
     Harness {
         engine,
@@ -651,4 +657,58 @@ async fn tasks_holding_a_lock_carry_its_growing_fencing_token() {
     assert!(tokens[1] > tokens[0], "{tokens:?}");
     let events = h.events.lock().unwrap().clone();
     assert!(events.iter().any(|e| e.task_id == a.task_id));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_takes_its_own_tasks_back_at_once_and_others_after_the_lease() {
+    let h = harness_with("restart", "node-a", false).await;
+    h.engine
+        .register(json!({"name": "one", "steps": [{"name": "a", "kind": "http", "url": format!("{}/a", h.url)}]}))
+        .await
+        .unwrap();
+    let mine = h.submit("one", json!({})).await;
+    let theirs = h.submit("one", json!({})).await;
+    let store = h.engine.store().clone();
+    let now = SystemClock::new();
+    use holdfast_policy::Clock;
+    // Two nodes claimed a task each, then died: leases of 60 s and 0.6 s.
+    let a = store.claim_tasks("node-a", Duration::from_secs(60), 1, now.unix_millis()).await.unwrap();
+    let b = store.claim_tasks("node-b", Duration::from_millis(600), 1, now.unix_millis()).await.unwrap();
+    assert_eq!(a[0].task.task_id, mine.task_id);
+    assert_eq!(b[0].task.task_id, theirs.task_id);
+    let started = std::time::Instant::now();
+    let runner = h.engine.clone();
+    tokio::spawn(async move { runner.run(std::future::pending()).await });
+    h.finished(&mine.task_id).await;
+    assert!(started.elapsed() < Duration::from_millis(400), "{:?}", started.elapsed());
+    let done = h.finished(&theirs.task_id).await;
+    assert_eq!(done.status, TaskStatus::Succeeded);
+    let kinds = h.journal_kinds(&theirs.task_id).await;
+    assert!(kinds.contains(&"taken_over".to_string()), "{kinds:?}");
+    assert_eq!(h.tool.calls().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_sleeps_and_unanswered_escalations_fire_their_timers() {
+    let h = harness("timers").await;
+    h.engine
+        .register(json!({"name": "timed", "steps": [
+            {"name": "nap", "kind": "sleep", "duration": "300ms"},
+            {"name": "ask", "kind": "human", "prompt": "ok?", "payload": {"go": true}, "timeout": "300ms", "on_timeout": "approve"},
+            {"name": "ask2", "kind": "human", "prompt": "still ok?", "timeout": "300ms", "on_timeout": "skip"},
+        ]}))
+        .await
+        .unwrap();
+    let task = h.submit("timed", json!({})).await;
+    let napping = h.until(&task.task_id, |t| t.status == TaskStatus::Waiting).await;
+    assert!(napping.next_run_at_ms.is_some(), "{napping:#?}");
+    let done = h.finished(&task.task_id).await;
+    assert_eq!(done.status, TaskStatus::Succeeded, "{done:#?}");
+    let steps = h.engine.steps(&task.task_id).await.unwrap();
+    let ask = steps.iter().find(|s| s.name == "ask").unwrap();
+    assert_eq!(ask.output, Some(json!({"go": true})));
+    let ask2 = steps.iter().find(|s| s.name == "ask2").unwrap();
+    assert_eq!(ask2.status, holdfast_store::StepStatus::Skipped);
+    let escs = h.engine.escalations(&EscalationFilter { open_only: false, task_id: Some(task.task_id.clone()), limit: 10 }).await.unwrap();
+    assert!(escs.iter().all(|e| e.resolved_by.as_deref() == Some("holdfast:timeout")), "{escs:#?}");
 }
