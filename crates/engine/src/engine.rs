@@ -365,8 +365,13 @@ impl Engine {
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) {
         match self.recover().await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(tasks = n, "took back the tasks this node held before it stopped"),
-            Err(e) => tracing::warn!(error = %e, "could not take back this node's tasks; they resume when their leases expire"),
+            Ok(n) => tracing::info!(
+                tasks = n,
+                "took back the tasks this node held before it stopped"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not take back this node's tasks; they resume when their leases expire")
+            }
         }
         let inner = self.inner.clone();
         let mut running = JoinSet::new();
@@ -444,9 +449,15 @@ impl Engine {
                     continue;
                 }
                 let now = inner.clock.unix_millis();
-                match inner.store.release_task(&task.task_id, lease.token, now).await {
+                match inner
+                    .store
+                    .release_task(&task.task_id, lease.token, now)
+                    .await
+                {
                     Ok(()) => released += 1,
-                    Err(e) => tracing::debug!(task_id = %task.task_id, error = %e, "lease already gone"),
+                    Err(e) => {
+                        tracing::debug!(task_id = %task.task_id, error = %e, "lease already gone")
+                    }
                 }
             }
             match page.next_cursor {

@@ -110,6 +110,27 @@ impl Done {
     }
 }
 
+/// The task's state after a result, when it can be committed with the result.
+enum After {
+    /// More work follows in this run.
+    Busy,
+    /// Every step is committed.
+    Succeed(Value),
+    /// Nothing to do until a wait ends or a timer comes.
+    Rest(TaskStatus, Option<u64>),
+}
+
+/// The earliest retry due among `steps`.
+fn retry_timer(workflow: &Workflow, steps: &HashMap<String, Step>) -> Option<u64> {
+    workflow
+        .steps
+        .iter()
+        .filter_map(|s| steps.get(&s.name))
+        .filter(|r| r.status == StepStatus::Retrying)
+        .filter_map(|r| r.next_attempt_at_ms)
+        .min()
+}
+
 fn event(kind: &str, data: Value) -> NewEvent {
     NewEvent {
         kind: kind.to_string(),
@@ -278,25 +299,16 @@ impl Run<'_> {
                 .filter(|w| !matches!(w, Work::Check { step } if self.waiting.contains_key(step)))
                 .collect();
             if work.is_empty() {
-                let until = self.retry_timer();
+                let until = retry_timer(&self.workflow, &self.steps);
                 if self.rest(until).await? {
                     return Ok(());
                 }
                 continue;
             }
-            self.run_all(work).await?;
+            if self.run_all(work).await? {
+                return Ok(());
+            }
         }
-    }
-
-    /// The earliest retry due for this task, if any.
-    fn retry_timer(&self) -> Option<u64> {
-        self.workflow
-            .steps
-            .iter()
-            .filter_map(|s| self.steps.get(&s.name))
-            .filter(|r| r.status == StepStatus::Retrying)
-            .filter_map(|r| r.next_attempt_at_ms)
-            .min()
     }
 
     /// Nothing can run now. Sleeps through a short wait (`false`: go on) or commits the
@@ -351,10 +363,14 @@ impl Run<'_> {
         a.pending_steps = Some(vec![]);
         a.events.push(event("task_succeeded", json!({})));
         self.commit(a).await?;
-        let cost_usd = self.task_cost();
+        self.emit_succeeded();
+        Ok(())
+    }
+
+    fn emit_succeeded(&self) {
+        let cost_usd = self.task.cost_usd;
         let duration = Duration::from_millis(self.now().saturating_sub(self.task.created_at_ms));
         self.emit(TaskEventKind::Succeeded { duration, cost_usd });
-        Ok(())
     }
 
     async fn finish_failed(&mut self, error: String) -> Result<(), Stop> {
@@ -362,17 +378,14 @@ impl Run<'_> {
         a.events.push(event("task_failed", json!({"error": error})));
         a.last_error = Some(error);
         self.commit(a).await?;
-        let cost_usd = self.task_cost();
-        self.emit(TaskEventKind::Failed { cost_usd });
+        self.emit(TaskEventKind::Failed {
+            cost_usd: self.task.cost_usd,
+        });
         Ok(())
     }
 
-    fn task_cost(&self) -> f64 {
-        self.task.cost_usd
-    }
-
     /// Runs `work` at once and commits each result as it comes.
-    async fn run_all(&mut self, work: Vec<Work>) -> Result<(), Stop> {
+    async fn run_all(&mut self, work: Vec<Work>) -> Result<bool, Stop> {
         let context = self.context();
         let mut running = FuturesUnordered::new();
         for w in work {
@@ -401,20 +414,25 @@ impl Run<'_> {
             results.push((done?, took));
         }
         drop(running);
-        for (done, took) in results {
-            self.apply(done, took).await?;
+        let n = results.len();
+        for (i, (done, took)) in results.into_iter().enumerate() {
+            if self.apply(done, took, i + 1 == n).await? {
+                return Ok(true);
+            }
         }
-        Ok(())
+        Ok(false)
     }
 
-    /// Commits one result and updates what this run knows.
-    async fn apply(&mut self, done: Done, took: Duration) -> Result<(), Stop> {
+    /// Commits one result and updates what this run knows. The last result of a batch
+    /// also carries the task's next state when that needs no more work (done, or resting
+    /// on a wait or a timer), saving a commit; `true` then: this run is over.
+    async fn apply(&mut self, done: Done, took: Duration, last: bool) -> Result<bool, Stop> {
         if let Some(until) = done.still_waiting {
             self.waiting.insert(done.step, until);
-            return Ok(());
+            return Ok(false);
         }
         let Some(update) = done.update else {
-            return Ok(());
+            return Ok(false);
         };
         let mut a = self.advance(TaskStatus::Running);
         a.events.extend(done.events);
@@ -437,30 +455,96 @@ impl Run<'_> {
             updated_at_ms: self.now(),
         };
         a.step = Some(update);
-        let mut after = self.steps.clone();
-        after.insert(name.clone(), record.clone());
-        a.pending_steps = Some(machine::pending(&self.workflow, &after));
+        let mut steps = self.steps.clone();
+        steps.insert(name.clone(), record.clone());
+        let mut completed = self.task.completed_steps.clone();
+        if matches!(status, StepStatus::Succeeded | StepStatus::Skipped)
+            && !completed.contains(&name)
+        {
+            completed.push(name.clone());
+        }
+        let mut waiting = self.waiting.clone();
+        if status == StepStatus::Waiting {
+            waiting.insert(done.step, record.next_attempt_at_ms);
+        } else {
+            waiting.remove(&done.step);
+        }
+        a.pending_steps = Some(machine::pending(&self.workflow, &steps));
+        let fold = if last {
+            self.after(&steps, &completed, &waiting)
+        } else {
+            After::Busy
+        };
+        let mut finished = None;
+        match fold {
+            After::Busy => {}
+            After::Succeed(output) => {
+                a.status = TaskStatus::Succeeded;
+                a.output = Some(output);
+                a.events.push(event("task_succeeded", json!({})));
+                finished = Some(true);
+            }
+            After::Rest(rest, until) => {
+                a.status = rest;
+                a.next_run_at_ms = until;
+                finished = Some(false);
+            }
+        }
         self.commit(a).await?;
         record.updated_at_ms = self.now();
-        if matches!(status, StepStatus::Succeeded | StepStatus::Skipped)
-            && !self.task.completed_steps.contains(&name)
-        {
-            self.task.completed_steps.push(name.clone());
-        }
+        self.task.completed_steps = completed;
         self.task.cost_usd += cost;
-        if status == StepStatus::Waiting {
-            self.waiting.insert(done.step, record.next_attempt_at_ms);
-        } else {
-            self.waiting.remove(&done.step);
-        }
-        self.steps.insert(name, record);
+        self.waiting = waiting;
+        self.steps = steps;
         for mut kind in done.live {
             if let TaskEventKind::StepSucceeded { duration, .. } = &mut kind {
                 *duration = took;
             }
             self.emit(kind);
         }
-        Ok(())
+        if finished == Some(true) {
+            self.emit_succeeded();
+        }
+        Ok(finished.is_some())
+    }
+
+    /// What the task would do after `steps`, if it needs no more work now.
+    fn after(
+        &self,
+        steps: &HashMap<String, Step>,
+        completed: &[String],
+        waiting: &HashMap<usize, Option<u64>>,
+    ) -> After {
+        let now = self.now();
+        let next = machine::next(View {
+            workflow: &self.workflow,
+            steps,
+            completed,
+            now_ms: now,
+        });
+        let retry_at = match next {
+            Next::Succeed { output } => return After::Succeed(output),
+            Next::Fail { .. } => return After::Busy,
+            Next::Idle { until } => until,
+            Next::Work(work) => {
+                let only_waits = work
+                    .iter()
+                    .all(|w| matches!(w, Work::Check { step } if waiting.contains_key(step)));
+                if !only_waits {
+                    return After::Busy;
+                }
+                retry_timer(&self.workflow, steps)
+            }
+        };
+        let until = waiting.values().flatten().copied().chain(retry_at).min();
+        if until.is_some_and(|at| at.saturating_sub(now) <= SHORT_WAIT.as_millis() as u64) {
+            return After::Busy;
+        }
+        match (waiting.is_empty(), until) {
+            (true, None) => After::Busy,
+            (true, Some(_)) => After::Rest(TaskStatus::Queued, until),
+            (false, _) => After::Rest(TaskStatus::Waiting, until),
+        }
     }
 
     /// Runs attempt `attempt` of step `i`.

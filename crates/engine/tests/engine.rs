@@ -672,15 +672,25 @@ async fn a_restarted_node_takes_its_own_tasks_back_at_once_and_others_after_the_
     let now = SystemClock::new();
     use holdfast_policy::Clock;
     // Two nodes claimed a task each, then died: leases of 60 s and 0.6 s.
-    let a = store.claim_tasks("node-a", Duration::from_secs(60), 1, now.unix_millis()).await.unwrap();
-    let b = store.claim_tasks("node-b", Duration::from_millis(600), 1, now.unix_millis()).await.unwrap();
+    let a = store
+        .claim_tasks("node-a", Duration::from_secs(60), 1, now.unix_millis())
+        .await
+        .unwrap();
+    let b = store
+        .claim_tasks("node-b", Duration::from_millis(600), 1, now.unix_millis())
+        .await
+        .unwrap();
     assert_eq!(a[0].task.task_id, mine.task_id);
     assert_eq!(b[0].task.task_id, theirs.task_id);
     let started = std::time::Instant::now();
     let runner = h.engine.clone();
     tokio::spawn(async move { runner.run(std::future::pending()).await });
     h.finished(&mine.task_id).await;
-    assert!(started.elapsed() < Duration::from_millis(400), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
     let done = h.finished(&theirs.task_id).await;
     assert_eq!(done.status, TaskStatus::Succeeded);
     let kinds = h.journal_kinds(&theirs.task_id).await;
@@ -700,7 +710,9 @@ async fn durable_sleeps_and_unanswered_escalations_fire_their_timers() {
         .await
         .unwrap();
     let task = h.submit("timed", json!({})).await;
-    let napping = h.until(&task.task_id, |t| t.status == TaskStatus::Waiting).await;
+    let napping = h
+        .until(&task.task_id, |t| t.status == TaskStatus::Waiting)
+        .await;
     assert!(napping.next_run_at_ms.is_some(), "{napping:#?}");
     let done = h.finished(&task.task_id).await;
     assert_eq!(done.status, TaskStatus::Succeeded, "{done:#?}");
@@ -709,6 +721,18 @@ async fn durable_sleeps_and_unanswered_escalations_fire_their_timers() {
     assert_eq!(ask.output, Some(json!({"go": true})));
     let ask2 = steps.iter().find(|s| s.name == "ask2").unwrap();
     assert_eq!(ask2.status, holdfast_store::StepStatus::Skipped);
-    let escs = h.engine.escalations(&EscalationFilter { open_only: false, task_id: Some(task.task_id.clone()), limit: 10 }).await.unwrap();
-    assert!(escs.iter().all(|e| e.resolved_by.as_deref() == Some("holdfast:timeout")), "{escs:#?}");
+    let escs = h
+        .engine
+        .escalations(&EscalationFilter {
+            open_only: false,
+            task_id: Some(task.task_id.clone()),
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert!(
+        escs.iter()
+            .all(|e| e.resolved_by.as_deref() == Some("holdfast:timeout")),
+        "{escs:#?}"
+    );
 }
