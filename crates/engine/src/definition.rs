@@ -830,13 +830,14 @@ fn parse_timeout(path: &str, text: Option<&str>, problems: &mut Vec<Problem>) ->
     }
 }
 
-/// A workflow name or a queue: what the store accepts as a name.
+/// A workflow name or a queue: what the store accepts as a name, without `/` so that
+/// it is one segment of a URL path (`/v1/workflows/{name}`).
 fn check_name(path: &str, name: &str, problems: &mut Vec<Problem>) {
-    let ok = |c: char| c.is_ascii_alphanumeric() || "_.:/@-".contains(c);
+    let ok = |c: char| c.is_ascii_alphanumeric() || "_.:@-".contains(c);
     if name.is_empty() || name.len() > 200 || !name.chars().all(ok) {
         problems.push(Problem::new(
             path,
-            format!("{name:?} must be 1..=200 of letters, digits and _ . : / @ -"),
+            format!("{name:?} must be 1..=200 of letters, digits and _ . : @ -"),
         ));
     }
 }

@@ -54,8 +54,6 @@ pub fn escalation_id(task_id: &str, step: &str, attempt: u32) -> String {
 pub(crate) enum Stop {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("workflow {0} is not registered")]
-    Unknown(String),
 }
 
 /// One claimed task being run.
@@ -142,13 +140,21 @@ fn event(kind: &str, data: Value) -> NewEvent {
 /// left for its lease to expire and be claimed again.
 pub(crate) async fn run(engine: &Inner, claim: TaskClaim) -> Result<(), Stop> {
     let task = claim.task;
-    let workflow = engine
-        .workflow(&task.workflow, task.workflow_version)
-        .await
-        .map_err(|e| match e {
-            crate::EngineError::Store(s) => Stop::Store(s),
-            _ => Stop::Unknown(format!("{} v{}", task.workflow, task.workflow_version)),
-        })?;
+    let workflow = match engine.workflow(&task.workflow, task.workflow_version).await {
+        Ok(w) => w,
+        Err(crate::EngineError::Store(s)) => return Err(Stop::Store(s)),
+        // The stored definition no longer loads (it was stored by a version of holdfast
+        // with other rules): fail the task with the reason instead of claiming it again
+        // at every lease expiry.
+        Err(e) => {
+            let mut a = Advance::new(&task.task_id, claim.token, TaskStatus::Failed);
+            let error = format!("workflow {} v{}: {e}", task.workflow, task.workflow_version);
+            a.events = vec![event("task_failed", json!({"error": error}))];
+            a.last_error = Some(error);
+            engine.store.advance(a, engine.clock.unix_millis()).await?;
+            return Ok(());
+        }
+    };
     let steps = engine
         .store
         .list_steps(&task.task_id)
