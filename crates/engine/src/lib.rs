@@ -26,6 +26,7 @@ pub mod error;
 pub mod event;
 pub mod machine;
 mod run;
+mod step;
 pub mod template;
 
 pub use attempt::{FENCING_HEADER, Failure, IDEMPOTENCY_HEADER, Llm, LlmAnswer, LlmRequest};
@@ -33,4 +34,4 @@ pub use definition::{Workflow, parse, parse_toml};
 pub use engine::{Engine, Settings, Submission};
 pub use error::{EngineError, Problem};
 pub use event::{EventSink, TaskEvent, TaskEventKind};
-pub use run::{escalation_id, idempotency_key, job_id};
+pub use step::{escalation_id, idempotency_key, job_id};

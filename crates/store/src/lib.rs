@@ -111,13 +111,49 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
 
 /// Opens the store at `url`: `sqlite://relative/path.db`, `sqlite:///absolute/path.db`
 /// (the directory is created), or `postgres://user@host:port/db` (`postgresql://` too).
+/// A PostgreSQL URL may name the schema to use with a `schema=NAME` query parameter
+/// (created if missing), so that several deployments or tests share one database.
 /// Applies pending migrations.
-pub async fn open_with(url: &str, options: Options) -> Result<Arc<dyn Store>> {
-    options.validate()?;
+pub async fn open_with(url: &str, mut options: Options) -> Result<Arc<dyn Store>> {
     match Backend::parse(url)? {
-        Backend::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path, options).await?)),
-        Backend::Postgres => Ok(Arc::new(PostgresStore::connect(url, options).await?)),
+        Backend::Sqlite(path) => {
+            options.validate()?;
+            Ok(Arc::new(SqliteStore::open(path, options).await?))
+        }
+        Backend::Postgres => {
+            let (url, schema) = take_schema(url);
+            if schema.is_some() {
+                options.postgres_schema = schema;
+            }
+            options.validate()?;
+            Ok(Arc::new(PostgresStore::connect(&url, options).await?))
+        }
     }
+}
+
+/// Splits a `schema=NAME` query parameter off a PostgreSQL URL (the driver would refuse
+/// it); the other parameters stay.
+fn take_schema(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_string(), None);
+    };
+    let mut schema = None;
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|pair| match pair.strip_prefix("schema=") {
+            Some(name) => {
+                schema = Some(name.to_string());
+                false
+            }
+            None => !pair.is_empty(),
+        })
+        .collect();
+    let url = if rest.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    (url, schema)
 }
 
 /// Which backend a URL names.
@@ -201,6 +237,22 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_schema_parameter_is_taken_off_the_postgres_url() {
+        assert_eq!(
+            take_schema("postgres://u@h/db?schema=t1"),
+            ("postgres://u@h/db".to_string(), Some("t1".to_string()))
+        );
+        assert_eq!(
+            take_schema("postgres://u@h/db?sslmode=disable&schema=t2&x=1"),
+            (
+                "postgres://u@h/db?sslmode=disable&x=1".to_string(),
+                Some("t2".to_string())
+            )
+        );
+        assert_eq!(take_schema("postgres://u@h/db"), ("postgres://u@h/db".to_string(), None));
     }
 
     #[test]

@@ -1,0 +1,702 @@
+//! One piece of a task's work: an attempt of a step, a look at a waiting step, a
+//! compensation. Each produces a [`Done`]: the step result to commit and what to journal
+//! with it, or the news that the step still waits.
+//!
+//! Nothing here writes the task's state: [`crate::run`] commits every `Done` under the
+//! claim's fencing token. The only writes here are to things outside the task that a
+//! person or a timer owns (resolving an escalation whose timeout passed). That split is
+//! what lets several steps of one task run at once while their results are committed
+//! one by one, in the order they finish.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use holdfast_policy::Outcome;
+use holdfast_store::{
+    EscalationStatus, Fence, JobStatus, NewEscalation, NewEvent, NewJob, Resolution, Step,
+    StepStatus, StepUpdate, StoreError,
+};
+use serde_json::{Value, json};
+
+use crate::attempt::{Failure, Identity, Success, Verdict, verdict};
+use crate::definition::{Action, OnExhausted, OnTimeout, StepDef, Workflow};
+use crate::engine::Inner;
+use crate::event::{TaskEvent, TaskEventKind};
+use crate::machine::COMPENSATE_PREFIX;
+use crate::run::Stop;
+use crate::template;
+
+/// Waits shorter than this are slept through while holding the lease, instead of being
+/// written to the store and claimed again: a round trip costs more than the wait.
+pub(crate) const SHORT_WAIT: Duration = Duration::from_millis(200);
+
+/// The step's idempotency key: the same on every attempt (invariant 1).
+pub fn idempotency_key(task_id: &str, step: &str) -> String {
+    format!("{task_id}/{step}")
+}
+
+/// The id of the worker job of a step's attempt.
+pub fn job_id(task_id: &str, step: &str, attempt: u32) -> String {
+    format!("{task_id}:{step}:{attempt}")
+}
+
+/// The id of the escalation opened by a step's attempt.
+pub fn escalation_id(task_id: &str, step: &str, attempt: u32) -> String {
+    format!("{task_id}:{step}:{attempt}")
+}
+
+/// What one piece of work produced.
+pub(crate) struct Done {
+    pub(crate) step: usize,
+    pub(crate) update: Option<StepUpdate>,
+    pub(crate) events: Vec<NewEvent>,
+    pub(crate) jobs: Vec<NewJob>,
+    pub(crate) escalation: Option<NewEscalation>,
+    pub(crate) live: Vec<TaskEventKind>,
+    /// The step still waits (until the timer, if any); nothing to commit.
+    pub(crate) still_waiting: Option<Option<u64>>,
+}
+
+impl Done {
+    fn commit(step: usize, update: StepUpdate, event: NewEvent) -> Self {
+        Done {
+            step,
+            update: Some(update),
+            events: vec![event],
+            jobs: vec![],
+            escalation: None,
+            live: vec![],
+            still_waiting: None,
+        }
+    }
+
+    fn waiting(step: usize, until: Option<u64>) -> Self {
+        Done {
+            step,
+            update: None,
+            events: vec![],
+            jobs: vec![],
+            escalation: None,
+            live: vec![],
+            still_waiting: Some(until),
+        }
+    }
+}
+
+pub(crate) fn event(kind: &str, data: Value) -> NewEvent {
+    NewEvent {
+        kind: kind.to_string(),
+        data,
+    }
+}
+
+/// What a piece of work needs to know about its task; shared by pieces running at once.
+pub(crate) struct Cx<'a> {
+    pub(crate) engine: &'a Inner,
+    pub(crate) task_id: String,
+    pub(crate) workflow_name: Arc<str>,
+    pub(crate) input: Value,
+    pub(crate) workflow: Arc<Workflow>,
+    /// The task's lock, once taken: its token goes with every write and tool call.
+    pub(crate) fence: Option<Fence>,
+}
+
+impl Cx<'_> {
+    pub(crate) fn now(&self) -> u64 {
+        self.engine.clock.unix_millis()
+    }
+
+    pub(crate) fn emit(&self, kind: TaskEventKind) {
+        (self.engine.events)(&TaskEvent {
+            task_id: self.task_id.clone(),
+            workflow: self.workflow_name.clone(),
+            kind,
+        });
+    }
+
+    /// Runs attempt `attempt` of step `i`.
+    pub(crate) async fn attempt(&self, i: usize, attempt: u32, ctx: &Value) -> Result<Done, Stop> {
+        let step = &self.workflow.steps[i];
+        let key = idempotency_key(&self.task_id, &step.name);
+        let now = self.now();
+        let id = Identity {
+            idempotency_key: &key,
+            fencing_token: self.fence.as_ref().map(|f| f.token.0),
+            timeout: step.timeout,
+        };
+        let result = match &step.action {
+            Action::Llm(a) => self.engine.runners.llm(a, ctx, id).await,
+            Action::Http(a) => self.engine.runners.http(a, ctx, id).await,
+            Action::Worker(w) => {
+                let payload = match &w.payload {
+                    Some(p) => template::render_json(p, ctx),
+                    None => Ok(self.input.clone()),
+                };
+                return Ok(match payload {
+                    Ok(payload) => self.enqueue(i, attempt, &w.queue, payload, &key),
+                    Err(e) => self.failed(i, attempt, Failure::new(Outcome::BadRequest, e)),
+                });
+            }
+            Action::Human(h) => {
+                let asked = template::render(&h.prompt, ctx).and_then(|prompt| {
+                    let payload = match &h.payload {
+                        Some(p) => template::render_json(p, ctx)?,
+                        None => Value::Null,
+                    };
+                    Ok((prompt, payload))
+                });
+                return Ok(match asked {
+                    Ok((prompt, payload)) => {
+                        let timer = (h.on_timeout != OnTimeout::Wait)
+                            .then(|| now + step.timeout.as_millis() as u64);
+                        self.escalate(i, attempt, prompt, payload, timer)
+                    }
+                    Err(e) => self.failed(i, attempt, Failure::new(Outcome::BadRequest, e)),
+                });
+            }
+            Action::Sleep(s) => {
+                if s.duration <= SHORT_WAIT {
+                    let wake = self.engine.clock.now() + s.duration;
+                    self.engine.clock.sleep_until(wake).await;
+                    Ok(Success {
+                        output: Value::Null,
+                        cost_usd: 0.0,
+                    })
+                } else {
+                    let until = now + s.duration.as_millis() as u64;
+                    let update = StepUpdate {
+                        name: step.name.clone(),
+                        status: StepStatus::Waiting,
+                        attempt,
+                        output: None,
+                        error: None,
+                        next_attempt_at_ms: Some(until),
+                        cost_usd: 0.0,
+                    };
+                    return Ok(Done::commit(
+                        i,
+                        update,
+                        event("sleeping", json!({"step": step.name, "until_ms": until})),
+                    ));
+                }
+            }
+        };
+        Ok(match result {
+            Ok(success) => self.succeeded(i, attempt, success),
+            Err(failure) => self.failed(i, attempt, failure),
+        })
+    }
+
+    fn succeeded(&self, i: usize, attempt: u32, success: Success) -> Done {
+        let step = &self.workflow.steps[i];
+        let update = StepUpdate {
+            name: step.name.clone(),
+            status: StepStatus::Succeeded,
+            attempt,
+            output: Some(success.output),
+            error: None,
+            next_attempt_at_ms: None,
+            cost_usd: success.cost_usd,
+        };
+        let mut done = Done::commit(
+            i,
+            update,
+            event(
+                "step_succeeded",
+                json!({"step": step.name, "attempt": attempt, "cost_usd": success.cost_usd}),
+            ),
+        );
+        done.live.push(TaskEventKind::StepSucceeded {
+            step: step.name.clone(),
+            kind: step.action.kind(),
+            attempt,
+            duration: Duration::ZERO,
+            cost_usd: success.cost_usd,
+        });
+        done
+    }
+
+    /// A failed attempt: back to the retry queue, or `on_exhausted`.
+    fn failed(&self, i: usize, attempt: u32, failure: Failure) -> Done {
+        let step = &self.workflow.steps[i];
+        let class = failure.outcome.class();
+        let kind = step.action.kind();
+        let mut rng = self.engine.rng();
+        match verdict(&step.retry, attempt, failure.outcome, &mut rng) {
+            Verdict::Retry { delay } => {
+                let at = self.now() + delay.as_millis() as u64;
+                let update = StepUpdate {
+                    name: step.name.clone(),
+                    status: StepStatus::Retrying,
+                    attempt,
+                    output: None,
+                    error: Some(failure.message.clone()),
+                    next_attempt_at_ms: Some(at),
+                    cost_usd: failure.cost_usd,
+                };
+                let mut done = Done::commit(
+                    i,
+                    update,
+                    event(
+                        "step_retrying",
+                        json!({"step": step.name, "attempt": attempt, "class": class,
+                               "error": failure.message, "next_attempt_at_ms": at}),
+                    ),
+                );
+                done.live.push(TaskEventKind::StepRetrying {
+                    step: step.name.clone(),
+                    kind,
+                    attempt,
+                    class,
+                    delay,
+                });
+                done
+            }
+            Verdict::Exhausted => self.exhausted(i, attempt, failure),
+        }
+    }
+
+    fn exhausted(&self, i: usize, attempt: u32, failure: Failure) -> Done {
+        let step = &self.workflow.steps[i];
+        let class = failure.outcome.class();
+        let then = match step.on_exhausted {
+            OnExhausted::Fail => "fail",
+            OnExhausted::Skip => "skip",
+            OnExhausted::Escalate => "escalate",
+        };
+        let live = TaskEventKind::StepExhausted {
+            step: step.name.clone(),
+            kind: step.action.kind(),
+            class,
+            then,
+        };
+        let mut done = match step.on_exhausted {
+            OnExhausted::Escalate => {
+                let reason = format!(
+                    "step {:?} failed after {attempt} attempt(s): {}",
+                    step.name, failure.message
+                );
+                let payload = json!({"error": failure.message, "class": class, "attempt": attempt});
+                self.escalate(i, attempt, reason, payload, None)
+            }
+            OnExhausted::Fail | OnExhausted::Skip => {
+                let status = if step.on_exhausted == OnExhausted::Skip {
+                    StepStatus::Skipped
+                } else {
+                    StepStatus::Failed
+                };
+                let update = StepUpdate {
+                    name: step.name.clone(),
+                    status,
+                    attempt,
+                    output: None,
+                    error: Some(failure.message.clone()),
+                    next_attempt_at_ms: None,
+                    cost_usd: failure.cost_usd,
+                };
+                Done::commit(
+                    i,
+                    update,
+                    event(
+                        &format!("step_{status}"),
+                        json!({"step": step.name, "attempt": attempt, "class": class, "error": failure.message}),
+                    ),
+                )
+            }
+        };
+        done.live.insert(0, live);
+        if let Some(u) = &mut done.update {
+            u.cost_usd = failure.cost_usd;
+        }
+        done
+    }
+
+    /// Opens an escalation for step `i`; the step waits for a person.
+    fn escalate(
+        &self,
+        i: usize,
+        attempt: u32,
+        reason: String,
+        payload: Value,
+        timer: Option<u64>,
+    ) -> Done {
+        let step = &self.workflow.steps[i];
+        let id = escalation_id(&self.task_id, &step.name, attempt);
+        let update = StepUpdate {
+            name: step.name.clone(),
+            status: StepStatus::Waiting,
+            attempt,
+            output: None,
+            error: None,
+            next_attempt_at_ms: timer,
+            cost_usd: 0.0,
+        };
+        let mut done = Done::commit(
+            i,
+            update,
+            event(
+                "escalated",
+                json!({"step": step.name, "escalation_id": id, "reason": reason}),
+            ),
+        );
+        done.escalation = Some(NewEscalation {
+            escalation_id: id,
+            step: step.name.clone(),
+            reason,
+            payload,
+        });
+        done.live.push(TaskEventKind::Escalated {
+            step: step.name.clone(),
+        });
+        done
+    }
+
+    /// Enqueues a worker job for step `i`; the step waits for a worker.
+    fn enqueue(&self, i: usize, attempt: u32, queue: &str, input: Value, key: &str) -> Done {
+        let step = &self.workflow.steps[i];
+        let id = job_id(&self.task_id, &step.name, attempt);
+        let update = StepUpdate {
+            name: step.name.clone(),
+            status: StepStatus::Waiting,
+            attempt,
+            output: None,
+            error: None,
+            next_attempt_at_ms: None,
+            cost_usd: 0.0,
+        };
+        let mut done = Done::commit(
+            i,
+            update,
+            event(
+                "job_enqueued",
+                json!({"step": step.name, "job_id": id, "queue": queue}),
+            ),
+        );
+        done.jobs.push(NewJob {
+            job_id: id,
+            queue: queue.to_string(),
+            step: step.name.clone(),
+            payload: json!({
+                "task_id": self.task_id,
+                "step": step.name,
+                "attempt": attempt,
+                "idempotency_key": key,
+                "input": input,
+            }),
+        });
+        done
+    }
+
+    /// Looks at a waiting step again: its timer, its job, its escalation.
+    pub(crate) async fn check(
+        &self,
+        i: usize,
+        record: Option<&Step>,
+        ctx: &Value,
+    ) -> Result<Done, Stop> {
+        let step = &self.workflow.steps[i];
+        let Some(record) = record else {
+            return Ok(Done::waiting(i, None));
+        };
+        let attempt = record.attempt;
+        let store = &self.engine.store;
+        let now = self.now();
+        let esc_id = escalation_id(&self.task_id, &step.name, attempt);
+        if matches!(step.action, Action::Human(_)) || step.on_exhausted == OnExhausted::Escalate {
+            if let Some(esc) = store.get_escalation(&esc_id).await? {
+                return self.answered(i, step, record, esc, now).await;
+            }
+        }
+        match &step.action {
+            Action::Sleep(_) => {
+                let until = record.next_attempt_at_ms.unwrap_or(0);
+                if until <= now {
+                    Ok(self.succeeded(
+                        i,
+                        attempt,
+                        Success {
+                            output: Value::Null,
+                            cost_usd: 0.0,
+                        },
+                    ))
+                } else {
+                    Ok(Done::waiting(i, Some(until)))
+                }
+            }
+            Action::Worker(w) => {
+                let id = job_id(&self.task_id, &step.name, attempt);
+                match store.get_job(&id).await? {
+                    None => {
+                        // The wait was committed without its job (it cannot be): ask again.
+                        let key = idempotency_key(&self.task_id, &step.name);
+                        Ok(self.enqueue(i, attempt + 1, &w.queue, self.input.clone(), &key))
+                    }
+                    Some(job) => {
+                        match job.status {
+                            JobStatus::Pending | JobStatus::Claimed => Ok(Done::waiting(i, None)),
+                            JobStatus::Succeeded => Ok(self.succeeded(
+                                i,
+                                attempt,
+                                Success {
+                                    output: job.result.unwrap_or(Value::Null),
+                                    cost_usd: 0.0,
+                                },
+                            )),
+                            JobStatus::Failed => {
+                                let message =
+                                    format!("worker failed: {}", job.error.unwrap_or_default());
+                                Ok(self.failed(
+                                    i,
+                                    attempt,
+                                    Failure::new(Outcome::ServerError, message),
+                                ))
+                            }
+                            JobStatus::Cancelled => Ok(self.exhausted(
+                                i,
+                                attempt,
+                                Failure::new(Outcome::Cancelled, "the job was cancelled"),
+                            )),
+                        }
+                    }
+                }
+            }
+            Action::Human(_) => {
+                // The escalation is missing though the wait was committed with it: ask again.
+                Ok(Box::pin(self.attempt(i, attempt + 1, ctx)).await?)
+            }
+            Action::Llm(_) | Action::Http(_) => Ok(Done::waiting(i, None)),
+        }
+    }
+
+    /// A person's answer (or the lack of one) to a step's escalation.
+    async fn answered(
+        &self,
+        i: usize,
+        step: &StepDef,
+        record: &Step,
+        mut esc: holdfast_store::Escalation,
+        now: u64,
+    ) -> Result<Done, Stop> {
+        let attempt = record.attempt;
+        if esc.status == EscalationStatus::Open {
+            let on_timeout = match &step.action {
+                Action::Human(h) => h.on_timeout,
+                _ => OnTimeout::Wait,
+            };
+            let due = record
+                .next_attempt_at_ms
+                .filter(|_| on_timeout != OnTimeout::Wait);
+            match due {
+                Some(at) if at <= now => {
+                    let resolution = match on_timeout {
+                        OnTimeout::Reject => {
+                            Resolution::Reject("no answer before the timeout".into())
+                        }
+                        OnTimeout::Approve | OnTimeout::Skip | OnTimeout::Wait => {
+                            Resolution::Approve
+                        }
+                    };
+                    match self
+                        .engine
+                        .store
+                        .resolve_escalation(&esc.escalation_id, resolution, "holdfast:timeout", now)
+                        .await
+                    {
+                        Ok(resolved) => esc = resolved,
+                        // Someone answered first: use their answer.
+                        Err(StoreError::Conflict { .. }) => {
+                            match self.engine.store.get_escalation(&esc.escalation_id).await? {
+                                Some(e) => esc = e,
+                                None => return Ok(Done::waiting(i, None)),
+                            }
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                    if on_timeout == OnTimeout::Skip
+                        && esc.resolved_by.as_deref() == Some("holdfast:timeout")
+                    {
+                        let update = StepUpdate {
+                            name: step.name.clone(),
+                            status: StepStatus::Skipped,
+                            attempt,
+                            output: None,
+                            error: Some("no answer before the timeout".into()),
+                            next_attempt_at_ms: None,
+                            cost_usd: 0.0,
+                        };
+                        return Ok(Done::commit(
+                            i,
+                            update,
+                            event(
+                                "step_skipped",
+                                json!({"step": step.name, "reason": "timeout"}),
+                            ),
+                        ));
+                    }
+                }
+                _ => return Ok(Done::waiting(i, due)),
+            }
+        }
+        let by = esc.resolved_by.clone().unwrap_or_default();
+        let human = matches!(step.action, Action::Human(_));
+        Ok(match esc.resolution {
+            Some(Resolution::Approve) if human => self.succeeded(
+                i,
+                attempt,
+                Success {
+                    output: esc.payload,
+                    cost_usd: 0.0,
+                },
+            ),
+            Some(Resolution::Approve) => {
+                // Approval of a failed step: one more attempt, due now.
+                let update = StepUpdate {
+                    name: step.name.clone(),
+                    status: StepStatus::Retrying,
+                    attempt,
+                    output: None,
+                    error: record.error.clone(),
+                    next_attempt_at_ms: Some(now),
+                    cost_usd: 0.0,
+                };
+                Done::commit(
+                    i,
+                    update,
+                    event("escalation_approved", json!({"step": step.name, "by": by})),
+                )
+            }
+            Some(Resolution::Edit(value)) => {
+                let mut done = self.succeeded(
+                    i,
+                    attempt,
+                    Success {
+                        output: value,
+                        cost_usd: 0.0,
+                    },
+                );
+                done.events.insert(
+                    0,
+                    event("escalation_edited", json!({"step": step.name, "by": by})),
+                );
+                done
+            }
+            Some(Resolution::Reject(reason)) => {
+                let update = StepUpdate {
+                    name: step.name.clone(),
+                    status: StepStatus::Failed,
+                    attempt,
+                    output: None,
+                    error: Some(format!("rejected by {by}: {reason}")),
+                    next_attempt_at_ms: None,
+                    cost_usd: 0.0,
+                };
+                Done::commit(
+                    i,
+                    update,
+                    event(
+                        "escalation_rejected",
+                        json!({"step": step.name, "by": by, "reason": reason}),
+                    ),
+                )
+            }
+            None => {
+                let update = StepUpdate {
+                    name: step.name.clone(),
+                    status: StepStatus::Failed,
+                    attempt,
+                    output: None,
+                    error: Some(format!("escalation {}", esc.status)),
+                    next_attempt_at_ms: None,
+                    cost_usd: 0.0,
+                };
+                Done::commit(
+                    i,
+                    update,
+                    event(
+                        "step_failed",
+                        json!({"step": step.name, "error": "escalation closed"}),
+                    ),
+                )
+            }
+        })
+    }
+
+    /// Undoes step `i`, retrying in place; a compensation that keeps failing fails the
+    /// task with both errors.
+    pub(crate) async fn compensate(
+        &self,
+        i: usize,
+        record: Option<&Step>,
+        ctx: &Value,
+    ) -> Result<Done, Stop> {
+        let step = &self.workflow.steps[i];
+        let attempt = record.map_or(1, |r| r.attempt);
+        let Some(comp) = &step.compensate else {
+            return Ok(Done::waiting(i, None));
+        };
+        let key = format!("{}/compensate", idempotency_key(&self.task_id, &step.name));
+        let id = Identity {
+            idempotency_key: &key,
+            fencing_token: self.fence.as_ref().map(|f| f.token.0),
+            timeout: comp.timeout,
+        };
+        let mut try_no = 1;
+        let failure = loop {
+            let result = match &comp.action {
+                Action::Llm(a) => self.engine.runners.llm(a, ctx, id).await,
+                Action::Http(a) => self.engine.runners.http(a, ctx, id).await,
+                other => Err(Failure::new(
+                    Outcome::BadRequest,
+                    format!("a {} step cannot compensate", other.kind()),
+                )),
+            };
+            match result {
+                Ok(_) => {
+                    let update = StepUpdate {
+                        name: step.name.clone(),
+                        status: StepStatus::Compensated,
+                        attempt,
+                        output: None,
+                        error: None,
+                        next_attempt_at_ms: None,
+                        cost_usd: 0.0,
+                    };
+                    let mut done =
+                        Done::commit(i, update, event("compensated", json!({"step": step.name})));
+                    done.live.push(TaskEventKind::Compensated {
+                        step: step.name.clone(),
+                    });
+                    return Ok(done);
+                }
+                Err(failure) => {
+                    let mut rng = self.engine.rng();
+                    match verdict(&comp.retry, try_no, failure.outcome, &mut rng) {
+                        Verdict::Retry { delay } => {
+                            let wake = self.engine.clock.now() + delay;
+                            self.engine.clock.sleep_until(wake).await;
+                            try_no += 1;
+                        }
+                        Verdict::Exhausted => break failure,
+                    }
+                }
+            }
+        };
+        let update = StepUpdate {
+            name: format!("{COMPENSATE_PREFIX}{}", step.name),
+            status: StepStatus::Failed,
+            attempt: try_no,
+            output: None,
+            error: Some(failure.message.clone()),
+            next_attempt_at_ms: None,
+            cost_usd: failure.cost_usd,
+        };
+        Ok(Done::commit(
+            i,
+            update,
+            event(
+                "compensation_failed",
+                json!({"step": step.name, "error": failure.message}),
+            ),
+        ))
+    }
+}
