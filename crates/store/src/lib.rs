@@ -252,7 +252,10 @@ mod tests {
                 Some("t2".to_string())
             )
         );
-        assert_eq!(take_schema("postgres://u@h/db"), ("postgres://u@h/db".to_string(), None));
+        assert_eq!(
+            take_schema("postgres://u@h/db"),
+            ("postgres://u@h/db".to_string(), None)
+        );
     }
 
     #[test]

@@ -15,8 +15,12 @@ pub(crate) struct AdvancePlan {
     pub(crate) now: i64,
     /// The new status's stored spelling.
     pub(crate) status: &'static str,
-    /// `next_run_at` for a `Queued` task; `None` otherwise (kept when `Running`).
+    /// `next_run_at` for a `Queued` task (due now by default) or a `Waiting` one with a
+    /// timer; `None` otherwise (kept when `Running`: it is the lease's expiry).
     pub(crate) next_run: Option<i64>,
+    /// Whether the task is to wait: the store then queues it instead if what it waits
+    /// for has already finished (a wake that came before the wait must not be lost).
+    pub(crate) waits: bool,
     pub(crate) pending: Option<String>,
     pub(crate) output: Option<String>,
     pub(crate) last_error: Option<String>,
@@ -54,8 +58,11 @@ pub(crate) fn plan(a: &Advance, max: usize, now_ms: u64) -> Result<AdvancePlan> 
             "advance.next_run_at_ms",
             a.next_run_at_ms.unwrap_or(now_ms),
         )?),
+        TaskStatus::Waiting => a
+            .next_run_at_ms
+            .map(|at| millis("advance.next_run_at_ms", at))
+            .transpose()?,
         TaskStatus::Running
-        | TaskStatus::Waiting
         | TaskStatus::Succeeded
         | TaskStatus::Failed
         | TaskStatus::Cancelled => None,
@@ -66,6 +73,7 @@ pub(crate) fn plan(a: &Advance, max: usize, now_ms: u64) -> Result<AdvancePlan> 
         now,
         status: a.status.as_str(),
         next_run,
+        waits: a.status == TaskStatus::Waiting,
         pending: a.pending_steps.as_deref().map(names_json),
         output: opt_json("advance.output", a.output.as_ref(), max)?,
         last_error: a

@@ -47,10 +47,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// refused), cancels its pending jobs and open escalations, journals `cancelled`.
     async fn cancel_task(&self, task_id: &str, reason: &str, now_ms: u64) -> Result<Cancelled>;
 
-    /// Claims up to `limit` tasks that are due (`Queued` or `Running`, `next_run_at` has
-    /// come) and whose lease is free or expired, for `lease` from `now_ms`. Each claim
-    /// gets a fencing token larger than any before for that task. Concurrent claimers
-    /// never get the same task.
+    /// Claims up to `limit` tasks whose `next_run_at` has come (`Queued` ones, `Waiting`
+    /// ones whose timer is due, `Running` ones whose lease expired), soonest first, for
+    /// `lease` from `now_ms`. Each claim gets a fencing token larger than any before for
+    /// that task. Concurrent claimers never get the same task. Cheap when nothing is
+    /// due (one index probe), so a scheduler may poll it often.
     async fn claim_tasks(
         &self,
         node_id: &str,
@@ -99,8 +100,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         lease: Duration,
         now_ms: u64,
     ) -> Result<u64>;
-    /// Stores a job's result, wakes its waiting task and journals it. Refused with
-    /// `StaleLease` unless `token` is the job's current, unexpired lease.
+    /// Stores a job's result, wakes its waiting task (queued, due now, whatever its
+    /// timer) and journals it. A task that is not waiting yet is not changed; its
+    /// advance to `Waiting` will find the finished job (see [`Advance::next_run_at_ms`]).
+    /// Refused with `StaleLease` unless `token` is the job's current, unexpired lease.
     async fn complete_job(
         &self,
         job_id: &str,
@@ -135,8 +138,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn list_escalations(&self, filter: &EscalationFilter) -> Result<Vec<Escalation>>;
     /// An escalation by id.
     async fn get_escalation(&self, escalation_id: &str) -> Result<Option<Escalation>>;
-    /// Records a person's decision, wakes the task and journals it. Resolving twice is
-    /// a `Conflict`.
+    /// Records a person's decision, wakes the task (as [`Store::complete_job`] does)
+    /// and journals it. Resolving twice is a `Conflict`.
     async fn resolve_escalation(
         &self,
         escalation_id: &str,

@@ -47,14 +47,18 @@ macro_rules! string_enum {
 pub(crate) use string_enum;
 
 string_enum! {
-    /// Where a task is in its life. Only `Queued` and `Running` tasks are claimed, and a
-    /// `Running` one only once its lease has expired (its node died).
+    /// Where a task is in its life. A task is claimed once its `next_run_at` has come:
+    /// a `Queued` one, a `Waiting` one whose timer is due (a waiting task without a
+    /// timer is never claimed; a wake queues it), and a `Running` one whose lease has
+    /// expired (its node died; a running task's `next_run_at` is its lease's expiry).
     TaskStatus {
         /// Waiting for its `next_run_at` (new, or a step scheduled for retry).
         Queued = "queued",
         /// Claimed by a node holding a lease.
         Running = "running",
-        /// Paused on something outside: a worker job or a human escalation.
+        /// Paused on something outside (a worker job, a human escalation) or on a timer
+        /// (a durable sleep, a human step's timeout). A job finishing or an escalation
+        /// being resolved queues it at once; so does its `next_run_at` coming, if set.
         Waiting = "waiting",
         /// Finished successfully.
         Succeeded = "succeeded",
@@ -86,7 +90,9 @@ string_enum! {
         Failed = "failed",
         /// Skipped (`on_exhausted = "skip"`); never runs again.
         Skipped = "skipped",
-        /// Handed to a worker job or an escalation; waiting for it.
+        /// Handed to a worker job or an escalation, or sleeping; waiting for it. While a
+        /// step is `Waiting`, a job or escalation of it that finishes wakes its task, even
+        /// one that finished before the task's advance to `Waiting` committed.
         Waiting = "waiting",
         /// Its compensation ran after the task failed.
         Compensated = "compensated",
@@ -215,7 +221,8 @@ pub struct Task {
     pub last_checkpoint: Option<Checkpoint>,
     /// Money spent so far, in US dollars.
     pub cost_usd: f64,
-    /// When the task may next be claimed, in Unix milliseconds.
+    /// When the task may next be claimed, in Unix milliseconds: when it is due
+    /// (`Queued`), its timer (`Waiting`, if it has one), its lease's expiry (`Running`).
     pub next_run_at_ms: Option<u64>,
     /// The lease of the node running it, if any.
     pub lease: Option<Lease>,
@@ -291,7 +298,11 @@ pub struct StepUpdate {
     pub output: Option<Value>,
     /// Its error, when it failed.
     pub error: Option<String>,
-    /// When it runs again; required when `status` is `Retrying`.
+    /// When it runs again; required when `status` is `Retrying` (the retry queue's
+    /// order). On a `Waiting` step it is an optional timer, kept for the engine to read
+    /// back: when the step's sleep ends or its escalation times out. The store does not
+    /// act on a step's timer; the task's `next_run_at_ms` (see [`Advance`]) is what
+    /// makes it claimable then. `retry_queue` lists only `Retrying` steps.
     pub next_attempt_at_ms: Option<u64>,
     /// What the attempt cost, in US dollars; added to the task's cost.
     pub cost_usd: f64,
@@ -365,7 +376,15 @@ pub struct Advance {
     pub step: Option<StepUpdate>,
     /// The steps still to run, if changed.
     pub pending_steps: Option<Vec<String>>,
-    /// When the task may next be claimed (for `Queued`; defaults to `now`).
+    /// When the task may next be claimed. For `Queued`: when it is due (defaults to
+    /// `now`). For `Waiting`: an optional timer (a durable sleep's end, a human step's
+    /// timeout); the task is claimed when it comes unless a job or escalation wakes it
+    /// first, and without one it waits until woken. Ignored for other statuses.
+    ///
+    /// An advance to `Waiting` is stored as `Queued`, due `now`, when the task already has
+    /// a finished job or a resolved escalation for a step that is (after this advance)
+    /// still `Waiting`: it finished while the task was running, and its wake found
+    /// nothing to wake. The events are journalled as given.
     pub next_run_at_ms: Option<u64>,
     /// A task-level error to show (a step's error is recorded on its own).
     pub last_error: Option<String>,

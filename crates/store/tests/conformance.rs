@@ -9,6 +9,7 @@ mod conformance {
     pub(crate) mod leases;
     pub(crate) mod steps;
     pub(crate) mod tasks;
+    pub(crate) mod wakes;
 }
 
 use conformance::harness;
@@ -58,4 +59,11 @@ conformance! {
     coordination::lock_tokens_only_grow_and_fence_writes,
     coordination::escalation_lifecycle,
     coordination::config_history,
+    wakes::waiting_task_with_a_timer_is_claimed_when_due,
+    wakes::job_finished_before_the_advance_to_waiting_queues_the_task,
+    wakes::job_finished_after_the_advance_to_waiting_wakes_the_task,
+    wakes::escalation_resolved_before_the_advance_to_waiting_queues_the_task,
+    wakes::escalation_resolved_after_the_advance_to_waiting_wakes_the_task,
+    wakes::an_old_finished_job_does_not_wake_a_step_waiting_on_a_new_one,
+    wakes::completion_racing_the_advance_to_waiting_never_loses_the_wake,
 }

@@ -26,7 +26,7 @@ async fn sqlite_refuses_a_schema_newer_than_the_binary() {
             err,
             StoreError::SchemaTooNew {
                 found: 999,
-                supported: 1
+                supported: 2
             }
         ),
         "{err}"
@@ -92,7 +92,7 @@ async fn postgres_refuses_a_schema_newer_than_the_binary() {
             err,
             StoreError::SchemaTooNew {
                 found: 999,
-                supported: 1
+                supported: 3
             }
         ),
         "{err}"

@@ -1,24 +1,34 @@
-//! The atomic advance on PostgreSQL: fence, task, step, journal, jobs, escalation.
+//! The atomic advance on PostgreSQL: one call of `hf_advance` (migration 0003), one
+//! round trip.
 //!
-//! One transaction; the lease check is the `WHERE` clause of the task's `UPDATE`
-//! (which also row-locks the task, serialising its journal numbering), the step upsert
-//! refuses to overwrite a committed step, and any error drops the transaction
-//! (invariant 1). The statements mirror the SQLite twin, `sqlite/advance.rs`.
+//! The function runs fence, task, step, journal, jobs, escalation and the wake check
+//! in order, inside the single statement's own transaction: the lease check is the
+//! `WHERE` clause of the task's `UPDATE` (which also row-locks the task, serialising
+//! its journal numbering and ordering it against `complete_job`), the step upsert
+//! refuses to overwrite a committed step by raising `HF409`, and any error undoes the
+//! whole statement (invariant 1). Five round trips per advance (BEGIN, task, step,
+//! events, COMMIT) made the network, not the disk, the limit; the statements mirror
+//! the SQLite twin, `sqlite/advance.rs`.
 
-use sqlx::PgConnection;
+use sqlx::PgPool;
 
-use super::coord;
-use super::writes::{insert_events, stale_or_missing};
-use crate::fenced::TASK;
 use crate::plan::AdvancePlan;
-use crate::task::{Advance, StepUpdate};
+use crate::task::Advance;
 use crate::{Result, StoreError};
 
-pub(super) async fn advance(c: &mut PgConnection, a: &Advance, p: &AdvancePlan) -> Result<()> {
-    if let Some(fence) = &a.fence {
-        coord::check_fence(c, &fence.lock, fence.token, p.now).await?;
-    }
-    let last_seq: Option<i64> = sqlx::query_scalar(ADVANCE_TASK)
+/// The SQLSTATE `hf_advance` raises when the step is already committed.
+const STEP_COMMITTED: &str = "HF409";
+
+pub(super) async fn advance(pool: &PgPool, a: &Advance, p: &AdvancePlan) -> Result<()> {
+    let step = a.step.as_ref();
+    let kinds: Vec<&str> = a.events.iter().map(|e| e.kind.as_str()).collect();
+    let data: Vec<&str> = p.events.iter().map(String::as_str).collect();
+    let job_ids: Vec<&str> = a.jobs.iter().map(|j| j.job_id.as_str()).collect();
+    let job_queues: Vec<&str> = a.jobs.iter().map(|j| j.queue.as_str()).collect();
+    let job_steps: Vec<&str> = a.jobs.iter().map(|j| j.step.as_str()).collect();
+    let job_payloads: Vec<&str> = p.job_payloads.iter().map(String::as_str).collect();
+    let escalation = a.escalation.as_ref();
+    let outcome: std::result::Result<i32, sqlx::Error> = sqlx::query_scalar(ADVANCE)
         .bind(&a.task_id)
         .bind(a.token.0 as i64)
         .bind(p.now)
@@ -31,86 +41,48 @@ pub(super) async fn advance(c: &mut PgConnection, a: &Advance, p: &AdvancePlan) 
         .bind(p.cost)
         .bind(p.completed.as_deref())
         .bind(p.checkpoint.as_deref())
-        .bind(p.n_events())
-        .fetch_optional(&mut *c)
-        .await?;
-    let Some(last_seq) = last_seq else {
-        return Err(stale_or_missing(c, TASK, &a.task_id, a.token).await);
-    };
-    if let Some(step) = &a.step {
-        upsert_step(c, &a.task_id, step, p).await?;
-    }
-    let kinds: Vec<&str> = a.events.iter().map(|e| e.kind.as_str()).collect();
-    let data: Vec<&str> = p.events.iter().map(String::as_str).collect();
-    insert_events(
-        c,
-        &a.task_id,
-        last_seq - p.n_events() + 1,
-        &kinds,
-        &data,
-        p.now,
-    )
-    .await?;
-    coord::insert_jobs(c, &a.task_id, &a.jobs, &p.job_payloads, p.now).await?;
-    if let (Some(e), Some(payload)) = (&a.escalation, &p.escalation_payload) {
-        coord::insert_escalation(c, &a.task_id, e, payload, p.now).await?;
-    }
-    Ok(())
-}
-
-async fn upsert_step(
-    c: &mut PgConnection,
-    task_id: &str,
-    s: &StepUpdate,
-    p: &AdvancePlan,
-) -> Result<()> {
-    let changed = sqlx::query(UPSERT_STEP)
-        .bind(task_id)
-        .bind(&s.name)
-        .bind(s.status.as_str())
-        .bind(i64::from(s.attempt))
+        .bind(step.map(|s| s.status.as_str()))
+        .bind(step.map(|s| i64::from(s.attempt)))
         .bind(p.step_output.as_deref())
-        .bind(s.error.as_deref())
-        .bind(s.next_attempt_at_ms.map(|t| t as i64))
-        .bind(p.now)
-        .execute(c)
-        .await?
-        .rows_affected();
-    if changed == 0 {
-        let id = format!("{task_id}/{}", s.name);
-        return Err(StoreError::conflict("step", id, "already committed"));
+        .bind(step.and_then(|s| s.error.as_deref()))
+        .bind(step.and_then(|s| s.next_attempt_at_ms).map(|t| t as i64))
+        .bind(&kinds)
+        .bind(&data)
+        .bind(&job_ids)
+        .bind(&job_queues)
+        .bind(&job_steps)
+        .bind(&job_payloads)
+        .bind(escalation.map(|e| e.escalation_id.as_str()))
+        .bind(escalation.map(|e| e.step.as_str()))
+        .bind(escalation.map(|e| e.reason.as_str()))
+        .bind(p.escalation_payload.as_deref())
+        .bind(a.fence.as_ref().map(|f| f.lock.as_str()))
+        .bind(a.fence.as_ref().map(|f| f.token.0 as i64))
+        .bind(p.waits)
+        .fetch_one(pool)
+        .await;
+    let fence = || a.fence.as_ref().map_or("", |f| f.lock.as_str());
+    match outcome {
+        Ok(0) => Ok(()),
+        Ok(1) => Err(StoreError::stale("task", &a.task_id, a.token.0)),
+        Ok(4) => Err(StoreError::not_found("task", &a.task_id)),
+        Ok(2) => Err(StoreError::not_found("lock", fence())),
+        Ok(3) => Err(StoreError::stale(
+            "lock",
+            fence(),
+            a.fence.as_ref().map_or(0, |f| f.token.0),
+        )),
+        Ok(other) => Err(StoreError::corrupt(
+            "hf_advance",
+            format!("returned {other}"),
+        )),
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(STEP_COMMITTED) => {
+            let id = format!("{}/{}", a.task_id, p.checkpoint.as_deref().unwrap_or(""));
+            Err(StoreError::conflict("step", id, "already committed"))
+        }
+        Err(e) => Err(e.into()),
     }
-    Ok(())
 }
 
-/// The lease check and the task's new state, in one statement.
-const ADVANCE_TASK: &str = "UPDATE tasks SET \
-    status = $4, \
-    lease_owner = CASE WHEN $4 = 'running' THEN lease_owner END, \
-    lease_expires_at = CASE WHEN $4 = 'running' THEN lease_expires_at END, \
-    next_run_at = CASE WHEN $4 = 'running' THEN next_run_at ELSE hf_ts($5) END, \
-    pending_steps = COALESCE($6::jsonb, pending_steps), \
-    output = COALESCE($7::json, output), \
-    last_error = COALESCE($8, last_error), \
-    retry_count = retry_count + $9, \
-    cost_usd = cost_usd + $10, \
-    completed_steps = CASE WHEN $11::text IS NOT NULL \
-        AND NOT completed_steps @> jsonb_build_array($11::text) \
-        THEN completed_steps || jsonb_build_array($11::text) ELSE completed_steps END, \
-    checkpoint_step = COALESCE($12, checkpoint_step), \
-    checkpoint_at = CASE WHEN $12::text IS NULL THEN checkpoint_at ELSE hf_ts($3) END, \
-    event_seq = event_seq + $13, \
-    updated_at = hf_ts($3) \
-    WHERE task_id = $1 AND status = 'running' AND lease_token = $2 AND lease_expires_at > hf_ts($3) \
-    RETURNING event_seq";
-
-/// See the SQLite twin: a committed step may only become compensated.
-const UPSERT_STEP: &str = "INSERT INTO steps \
-    (task_id, name, status, attempt, output, error, next_attempt_at, updated_at) \
-    VALUES ($1, $2, $3, $4, $5::json, $6, hf_ts($7), hf_ts($8)) \
-    ON CONFLICT (task_id, name) DO UPDATE SET status = excluded.status, \
-    attempt = excluded.attempt, output = COALESCE(excluded.output, steps.output), \
-    error = excluded.error, next_attempt_at = excluded.next_attempt_at, \
-    updated_at = excluded.updated_at \
-    WHERE steps.status NOT IN ('skipped', 'compensated') \
-    AND (steps.status <> 'succeeded' OR excluded.status = 'compensated')";
+const ADVANCE: &str = "SELECT hf_advance($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+    $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)";

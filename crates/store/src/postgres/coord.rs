@@ -1,91 +1,35 @@
 //! PostgreSQL writes on coordination records: worker jobs, locks, escalations, config.
 //!
-//! A fence check takes the lock row `FOR SHARE`, so no new holder can commit a larger
-//! token until the fenced write has committed: the write is ordered before the lock
-//! changes hands, never after. Job claims use `SKIP LOCKED` like task claims.
+//! A fence check (in `hf_advance`) takes the lock row `FOR SHARE`, so no new holder can
+//! commit a larger token until the fenced write has committed: the write is ordered
+//! before the lock changes hands, never after. Job claims use `SKIP LOCKED` like task
+//! claims. Completing a job and resolving an escalation lock their task's row first,
+//! as an advance does: whichever comes second sees the other, so a wake is never lost
+//! between a task's read of its job and its advance to `Waiting`.
 
 use sqlx::{PgConnection, Row};
 
 use super::reads::{self, JOB_COLS, job_row};
 use super::writes::{append_events, extend_lease, stale_or_missing};
 use crate::coordination::{
-    ConfigVersion, Escalation, Job, JobResult, LockAcquire, LockLease, NewEscalation, NewJob,
-    Resolution,
+    ConfigVersion, Escalation, Job, JobResult, LockAcquire, LockLease, Resolution,
 };
 use crate::fenced::{JOB, LOCK};
 use crate::rows;
 use crate::validate::sha256_hex;
 use crate::{FencingToken, Result, StoreError};
 
-pub(super) async fn check_fence(
-    c: &mut PgConnection,
-    lock: &str,
-    token: FencingToken,
-    now: i64,
-) -> Result<()> {
-    let row = sqlx::query("SELECT token, holder IS NOT NULL AND expires_at > hf_ts($2) FROM locks WHERE name = $1 FOR SHARE")
-        .bind(lock)
-        .bind(now)
-        .fetch_optional(c)
-        .await?;
-    let Some(row) = row else {
-        return Err(StoreError::not_found("lock", lock));
-    };
-    let (current, live): (i64, bool) = (row.try_get(0)?, row.try_get(1)?);
-    if current == token.0 as i64 && live {
-        Ok(())
-    } else {
-        Err(StoreError::stale("lock", lock, token.0))
-    }
+/// Locks the row of the task that `sql` (bound to `id`) names, before the caller reads
+/// or writes what decides a wake. `None` when `id` names nothing.
+async fn lock_task(c: &mut PgConnection, sql: &str, id: &str) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar(sql)
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await?)
 }
 
-pub(super) async fn insert_jobs(
-    c: &mut PgConnection,
-    task_id: &str,
-    jobs: &[NewJob],
-    payloads: &[String],
-    now: i64,
-) -> Result<()> {
-    for (job, payload) in jobs.iter().zip(payloads) {
-        sqlx::query(
-            "INSERT INTO jobs (job_id, task_id, step, queue, payload, status, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5::json, 'pending', hf_ts($6), hf_ts($6))",
-        )
-        .bind(&job.job_id)
-        .bind(task_id)
-        .bind(&job.step)
-        .bind(&job.queue)
-        .bind(payload)
-        .bind(now)
-        .execute(&mut *c)
-        .await?;
-    }
-    Ok(())
-}
-
-pub(super) async fn insert_escalation(
-    c: &mut PgConnection,
-    task_id: &str,
-    e: &NewEscalation,
-    payload: &str,
-    now: i64,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO escalations (escalation_id, task_id, step, reason, payload, status, created_at) \
-         VALUES ($1, $2, $3, $4, $5::json, 'open', hf_ts($6))",
-    )
-    .bind(&e.escalation_id)
-    .bind(task_id)
-    .bind(&e.step)
-    .bind(&e.reason)
-    .bind(payload)
-    .bind(now)
-    .execute(c)
-    .await?;
-    Ok(())
-}
-
-/// Wakes a task waiting on a job or an escalation and journals why.
+/// Wakes a task waiting on a job or an escalation (queued, due now, whatever its timer)
+/// and journals why. The caller holds the task's row lock.
 async fn wake(
     c: &mut PgConnection,
     task_id: &str,
@@ -163,6 +107,13 @@ pub(super) async fn complete_job(
         JobResult::Succeeded(_) => ("succeeded", None),
         JobResult::Failed(e) => ("failed", Some(e.as_str())),
     };
+    lock_task(
+        c,
+        "SELECT t.task_id FROM jobs j JOIN tasks t ON t.task_id = j.task_id \
+         WHERE j.job_id = $1 FOR UPDATE OF t",
+        job_id,
+    )
+    .await?;
     let row = sqlx::query(
         "UPDATE jobs SET status = $3, result = $4::json, error = $5, lease_expires_at = NULL, \
          updated_at = hf_ts($6) WHERE job_id = $1 AND status = 'claimed' AND token = $2 \
@@ -273,6 +224,13 @@ pub(super) async fn resolve(
     now: i64,
 ) -> Result<Escalation> {
     let (status, data) = rows::resolution_columns(resolution);
+    lock_task(
+        c,
+        "SELECT t.task_id FROM escalations e JOIN tasks t ON t.task_id = e.task_id \
+         WHERE e.escalation_id = $1 FOR UPDATE OF t",
+        id,
+    )
+    .await?;
     let task_id: Option<String> = sqlx::query_scalar(
         "UPDATE escalations SET status = $2, resolution = $3::json, resolved_by = $4, resolved_at = hf_ts($5) \
          WHERE escalation_id = $1 AND status = 'open' RETURNING task_id",

@@ -1,4 +1,5 @@
-//! `Store` for [`PostgresStore`]: validate, then one transaction per call.
+//! `Store` for [`PostgresStore`]: validate, then one transaction per call (a write of
+//! one statement, such as a claim or an advance, is its own transaction).
 //!
 //! Validation is the same code the SQLite backend runs, before a connection is taken;
 //! a write function that fails drops its transaction, which rolls it back whole.
@@ -40,7 +41,10 @@ macro_rules! in_tx {
     }};
 }
 
-/// Runs `$body` on a pooled connection, outside a transaction.
+/// Runs `$body` on a pooled connection, outside a transaction: for reads, and for
+/// writes that are one statement (a claim, a lease extension), which is atomic on its
+/// own and saves the BEGIN and COMMIT round trips. A refusal's follow-up lookup (stale
+/// or missing?) only reads.
 macro_rules! on_conn {
     ($self:ident, |$c:ident| $body:expr) => {{
         let mut conn = $self.pool.acquire().await?;
@@ -104,7 +108,7 @@ impl Store for PostgresStore {
             limit("limit", lim)?,
             millis("now", now_ms)?,
         );
-        in_tx!(self, |c| writes::claim(c, node_id, expires, lim, now).await)
+        on_conn!(self, |c| writes::claim(c, node_id, expires, lim, now).await)
     }
 
     async fn heartbeat_task(
@@ -115,18 +119,18 @@ impl Store for PostgresStore {
         now_ms: u64,
     ) -> Result<u64> {
         let (expires, now) = (expiry(now_ms, lease)?, millis("now", now_ms)?);
-        in_tx!(self, |c| writes::heartbeat(c, task_id, token, expires, now)
+        on_conn!(self, |c| writes::heartbeat(c, task_id, token, expires, now)
             .await)
     }
 
     async fn release_task(&self, task_id: &str, token: FencingToken, now_ms: u64) -> Result<()> {
         let now = millis("now", now_ms)?;
-        in_tx!(self, |c| writes::release(c, task_id, token, now).await)
+        on_conn!(self, |c| writes::release(c, task_id, token, now).await)
     }
 
     async fn advance(&self, a: Advance, now_ms: u64) -> Result<()> {
         let plan = plan::plan(&a, self.max_doc, now_ms)?;
-        in_tx!(self, |c| advance::advance(c, &a, &plan).await)
+        advance::advance(&self.pool, &a, &plan).await
     }
 
     async fn list_steps(&self, task_id: &str) -> Result<Vec<Step>> {
@@ -170,7 +174,7 @@ impl Store for PostgresStore {
             limit("limit", lim)?,
             millis("now", now_ms)?,
         );
-        in_tx!(self, |c| coord::claim_jobs(
+        on_conn!(self, |c| coord::claim_jobs(
             c, queue, worker_id, expires, lim, now
         )
         .await)
@@ -184,7 +188,7 @@ impl Store for PostgresStore {
         now_ms: u64,
     ) -> Result<u64> {
         let (expires, now) = (expiry(now_ms, lease)?, millis("now", now_ms)?);
-        in_tx!(self, |c| coord::heartbeat_job(
+        on_conn!(self, |c| coord::heartbeat_job(
             c, job_id, token, expires, now
         )
         .await)
@@ -239,12 +243,12 @@ impl Store for PostgresStore {
         now_ms: u64,
     ) -> Result<u64> {
         let (expires, now) = (expiry(now_ms, lease)?, millis("now", now_ms)?);
-        in_tx!(self, |c| coord::renew_lock(c, lock, token, expires, now)
+        on_conn!(self, |c| coord::renew_lock(c, lock, token, expires, now)
             .await)
     }
 
     async fn release_lock(&self, lock: &str, token: FencingToken, _now_ms: u64) -> Result<()> {
-        in_tx!(self, |c| coord::release_lock(c, lock, token).await)
+        on_conn!(self, |c| coord::release_lock(c, lock, token).await)
     }
 
     async fn list_escalations(&self, filter: &EscalationFilter) -> Result<Vec<Escalation>> {

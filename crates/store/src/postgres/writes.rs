@@ -148,6 +148,9 @@ pub(super) async fn insert_events(
     Ok(())
 }
 
+/// A running task's `next_run_at` is its lease's expiry, so the partial index's range
+/// scan (`next_run_at <= now`) stops at the first task not yet due and never wades
+/// through live leases: an idle scheduler's poll is one index probe.
 pub(super) async fn claim(
     c: &mut PgConnection,
     node: &str,
@@ -157,11 +160,11 @@ pub(super) async fn claim(
 ) -> Result<Vec<TaskClaim>> {
     let sql = format!(
         "WITH due AS (SELECT task_id, lease_owner, lease_expires_at FROM tasks \
-           WHERE status IN ('queued', 'running') AND next_run_at <= hf_ts($1) \
+           WHERE status IN ('queued', 'running', 'waiting') AND next_run_at <= hf_ts($1) \
            AND (lease_expires_at IS NULL OR lease_expires_at <= hf_ts($1)) \
            ORDER BY next_run_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED) \
          UPDATE tasks t SET status = 'running', lease_owner = $3, lease_token = t.lease_token + 1, \
-           lease_expires_at = hf_ts($4), updated_at = hf_ts($1) \
+           lease_expires_at = hf_ts($4), next_run_at = hf_ts($4), updated_at = hf_ts($1) \
          FROM due WHERE t.task_id = due.task_id \
          RETURNING {TASK_COLS}, CASE WHEN due.lease_expires_at IS NOT NULL THEN due.lease_owner END"
     );
@@ -235,8 +238,9 @@ pub(super) async fn heartbeat(
     extend_lease(
         c,
         TASK,
-        "UPDATE tasks SET lease_expires_at = hf_ts($3) WHERE task_id = $1 AND status = 'running' \
-         AND lease_token = $2 AND lease_expires_at > hf_ts($4)",
+        "UPDATE tasks SET lease_expires_at = hf_ts($3), next_run_at = hf_ts($3) \
+         WHERE task_id = $1 AND status = 'running' AND lease_token = $2 \
+         AND lease_expires_at > hf_ts($4)",
         task_id,
         token,
         expires,

@@ -3,8 +3,10 @@
 //! Everything runs in the writer's batch transaction inside this write's savepoint;
 //! the lease check is the `WHERE` clause of the task's `UPDATE`, and the step upsert
 //! refuses to overwrite a committed step, so a failure anywhere rolls back all of it
-//! (invariant 1). The order matters only for readability: nothing is visible until
-//! the batch commits.
+//! (invariant 1). Nothing is visible until the batch commits; the one order that
+//! matters is that the wake check runs last, once the step record says whether the
+//! step still waits. On SQLite that check cannot race a job's completion: the writer
+//! thread runs one write at a time.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -56,6 +58,10 @@ pub(super) fn advance(conn: &Connection, a: &Advance, p: &AdvancePlan) -> Result
     if let (Some(e), Some(payload)) = (&a.escalation, &p.escalation_payload) {
         coord::insert_escalation(conn, &a.task_id, e, payload, p.now)?;
     }
+    if p.waits {
+        conn.prepare_cached(QUEUE_IF_WOKEN)?
+            .execute(params![a.task_id, p.now])?;
+    }
     Ok(())
 }
 
@@ -77,7 +83,9 @@ fn upsert_step(conn: &Connection, task_id: &str, s: &StepUpdate, p: &AdvancePlan
     Ok(())
 }
 
-/// The lease check and the task's new state, in one statement.
+/// The lease check and the task's new state, in one statement. `completed_steps` needs
+/// no duplicate check: a step reaches `succeeded` or `skipped` once (the step upsert,
+/// in the same savepoint, refuses a second time and undoes this update with it).
 const ADVANCE_TASK: &str = "UPDATE tasks SET \
     status = ?4, \
     lease_owner = CASE WHEN ?4 = 'running' THEN lease_owner END, \
@@ -88,9 +96,8 @@ const ADVANCE_TASK: &str = "UPDATE tasks SET \
     last_error = COALESCE(?8, last_error), \
     retry_count = retry_count + ?9, \
     cost_usd = cost_usd + ?10, \
-    completed_steps = CASE WHEN ?11 IS NOT NULL AND NOT EXISTS \
-        (SELECT 1 FROM json_each(completed_steps) WHERE value = ?11) \
-        THEN json_insert(completed_steps, '$[#]', ?11) ELSE completed_steps END, \
+    completed_steps = CASE WHEN ?11 IS NULL THEN completed_steps \
+        ELSE json_insert(completed_steps, '$[#]', ?11) END, \
     checkpoint_step = COALESCE(?12, checkpoint_step), \
     checkpoint_at = CASE WHEN ?12 IS NULL THEN checkpoint_at ELSE ?3 END, \
     event_seq = event_seq + ?13, \
@@ -109,3 +116,21 @@ const UPSERT_STEP: &str = "INSERT INTO steps \
     updated_at = excluded.updated_at \
     WHERE steps.status NOT IN ('skipped', 'compensated') \
     AND (steps.status <> 'succeeded' OR excluded.status = 'compensated')";
+
+/// Turns an advance to `waiting` into `queued`, due now, when a step of the task is
+/// `waiting`, has a finished job or a resolved escalation, and waits on nothing else
+/// (no job of it pending or claimed, no escalation of it open): the wake for it came
+/// while the task was running and changed nothing, so waiting now would be for ever.
+/// The last condition keeps an old finished job of a step that waits on a newer one
+/// from waking the task again and again.
+pub(crate) const QUEUE_IF_WOKEN: &str = "UPDATE tasks SET status = 'queued', next_run_at = ?2 \
+    WHERE task_id = ?1 AND status = 'waiting' AND EXISTS (SELECT 1 FROM steps s \
+    WHERE s.task_id = ?1 AND s.status = 'waiting' \
+    AND (EXISTS (SELECT 1 FROM jobs j WHERE j.task_id = ?1 AND j.step = s.name \
+            AND j.status IN ('succeeded', 'failed')) \
+        OR EXISTS (SELECT 1 FROM escalations e WHERE e.task_id = ?1 AND e.step = s.name \
+            AND e.status IN ('approved', 'edited', 'rejected'))) \
+    AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.task_id = ?1 AND j.step = s.name \
+        AND j.status IN ('pending', 'claimed')) \
+    AND NOT EXISTS (SELECT 1 FROM escalations e WHERE e.task_id = ?1 AND e.step = s.name \
+        AND e.status = 'open'))";

@@ -83,6 +83,14 @@ pub(crate) fn connect(path: &Path, read_only: bool) -> Result<Connection> {
     conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
     if read_only {
         conn.execute_batch("PRAGMA query_only = ON;")?;
+    } else {
+        // Checkpoints run on the writer, between commits. A step rewrites the same few
+        // hot pages (its task's row, the ends of its steps and journal) again and again,
+        // and a checkpoint copies each page once however often it changed, so checkpointing
+        // every 8000 pages (a WAL of ~32 MB) instead of 1000 copies far fewer pages and
+        // stalls the writer an eighth as often. Durability is untouched: every commit
+        // still fsyncs the WAL.
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 8000;")?;
     }
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)

@@ -16,7 +16,7 @@ pub(super) const TASK_COLS: &str = "task_id, workflow, workflow_version, status,
     checkpoint_at, cost_usd, next_run_at, lease_owner, lease_token, lease_expires_at, created_at, \
     updated_at";
 
-fn task_row(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
+pub(super) fn task_row(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
     Ok(TaskRow {
         task_id: r.get(0)?,
         workflow: r.get(1)?,

@@ -4,10 +4,15 @@
 //! holds one row or a thousand, so throughput comes from sharing fsyncs, not from
 //! weakening them. Every write is a closure sent to one thread that owns the write
 //! connection (`journal_mode=WAL`, `synchronous=FULL`). The thread takes the first
-//! waiting write, then drains every other write already queued (they arrived while the
-//! previous commit was in flight: no timer, so a lone writer pays no added latency),
-//! runs each inside its own `SAVEPOINT` in one `BEGIN IMMEDIATE` transaction, commits,
-//! and only then answers each caller. A write that fails rolls back to its savepoint
+//! waiting write and every other write that arrives (most arrived while the previous
+//! commit was in flight), runs each inside its own `SAVEPOINT` in one `BEGIN IMMEDIATE`
+//! transaction as it comes, commits, and only then answers each caller. The batch is
+//! sized by what came back: the callers a commit answers mostly return at once with
+//! their next write, so the next batch keeps taking writes until it is as large as the
+//! last, yielding the CPU a bounded number of times while the queue is momentarily
+//! empty. Without that, the first caller back got a commit of its own, the rest waited
+//! for the next one, and half the fsyncs carried a handful of writes. A lone writer's
+//! last batch was 1, so it never waits. A write that fails rolls back to its savepoint
 //! and fails alone; a commit that fails fails every write in the batch. Nobody is told
 //! "done" before the fsync of the transaction holding their write.
 //!
@@ -101,31 +106,62 @@ impl Writer {
 
 fn run(conn: Connection, mut rx: mpsc::Receiver<Box<dyn WriteOp>>, max_batch: usize) {
     let mut batch: Vec<Box<dyn WriteOp>> = Vec::with_capacity(max_batch);
+    // How many callers the last commit answered: most of them come straight back with
+    // their next write, so the next batch waits (briefly) for about as many.
+    let mut expected = 1;
     while let Some(first) = rx.blocking_recv() {
-        batch.push(first);
-        while batch.len() < max_batch {
-            match rx.try_recv() {
-                Ok(op) => batch.push(op),
-                Err(_) => break,
-            }
-        }
-        let commit = commit_batch(&conn, &mut batch);
+        let commit = fill_and_commit(&conn, &mut rx, &mut batch, first, expected, max_batch);
+        expected = batch.len();
         for op in batch.drain(..) {
             op.finish(&commit);
         }
     }
 }
 
-fn commit_batch(
+/// How many times in a row the writer yields its CPU to callers on their way back
+/// before it commits a batch smaller than the last one. A lone writer never waits (its
+/// last batch was 1); a burst that ends costs one short wait, after which `expected`
+/// has dropped to what really came.
+const PATIENCE: u32 = 64;
+
+/// Opens the transaction, applies `first` and every write that arrives until the batch
+/// is as large as the last one (or `max_batch`, or nobody came for [`PATIENCE`] yields),
+/// then commits. Writes are applied as they arrive, so the SQL work overlaps the
+/// callers' trips back instead of waiting for them; nobody is answered before COMMIT.
+fn fill_and_commit(
     conn: &Connection,
-    batch: &mut [Box<dyn WriteOp>],
+    rx: &mut mpsc::Receiver<Box<dyn WriteOp>>,
+    batch: &mut Vec<Box<dyn WriteOp>>,
+    first: Box<dyn WriteOp>,
+    expected: usize,
+    max_batch: usize,
 ) -> std::result::Result<(), String> {
+    batch.push(first);
     conn.execute_batch("BEGIN IMMEDIATE")
         .map_err(|e| e.to_string())?;
-    for op in batch.iter_mut() {
-        if let Err(e) = savepoint(conn, op.as_mut()) {
-            let _ = conn.execute_batch("ROLLBACK");
-            return Err(e.to_string());
+    let mut applied = 0;
+    let mut idle = 0;
+    loop {
+        while applied < batch.len() {
+            if let Err(e) = savepoint(conn, batch[applied].as_mut()) {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e.to_string());
+            }
+            applied += 1;
+        }
+        if batch.len() >= max_batch {
+            break;
+        }
+        match rx.try_recv() {
+            Ok(op) => {
+                batch.push(op);
+                idle = 0;
+            }
+            Err(mpsc::error::TryRecvError::Empty) if batch.len() < expected && idle < PATIENCE => {
+                idle += 1;
+                std::thread::yield_now();
+            }
+            Err(_) => break,
         }
     }
     conn.execute_batch("COMMIT").map_err(|e| {

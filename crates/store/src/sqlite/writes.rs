@@ -131,28 +131,36 @@ pub(super) fn claim(
     lim: i64,
     now: i64,
 ) -> Result<Vec<TaskClaim>> {
-    let due: Vec<(String, Option<String>, Option<i64>)> = conn
+    // The partial index holds only claimable statuses, ordered by when they are due; a
+    // running task's `next_run_at` is its lease's expiry, so the range scan stops at
+    // the first task not yet due and never wades through live leases. `INDEXED BY`
+    // because, without statistics, the planner prefers `tasks_by_status` and sorts
+    // every queued, running and waiting task on each poll.
+    let due: Vec<(i64, Option<String>)> = conn
         .prepare_cached(
-            "SELECT task_id, lease_owner, lease_expires_at FROM tasks \
-             WHERE status IN ('queued', 'running') AND next_run_at <= ?1 \
+            "SELECT seq, CASE WHEN lease_expires_at IS NOT NULL THEN lease_owner END \
+             FROM tasks INDEXED BY tasks_ready WHERE status IN ('queued', 'running', 'waiting') AND next_run_at <= ?1 \
              AND (lease_expires_at IS NULL OR lease_expires_at <= ?1) \
              ORDER BY next_run_at, seq LIMIT ?2",
         )?
-        .query_map(params![now, lim], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .query_map(params![now, lim], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let mut claims = Vec::with_capacity(due.len());
-    let mut stmt = conn.prepare_cached(
+    let sql = format!(
         "UPDATE tasks SET status = 'running', lease_owner = ?2, lease_token = lease_token + 1, \
-         lease_expires_at = ?3, updated_at = ?4 WHERE task_id = ?1 RETURNING lease_token",
-    )?;
-    for (task_id, previous, previous_expiry) in due {
-        let token: i64 = stmt.query_row(params![task_id, node, expires, now], |r| r.get(0))?;
-        let task =
-            reads::task(conn, &task_id)?.ok_or_else(|| StoreError::not_found("task", &task_id))?;
+         lease_expires_at = ?3, next_run_at = ?3, updated_at = ?4 WHERE seq = ?1 \
+         RETURNING {}",
+        reads::TASK_COLS
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    for (seq, previous) in due {
+        let row = stmt.query_row(params![seq, node, expires, now], reads::task_row)?;
+        let task = row.into_task()?;
+        let token = task.lease.as_ref().map_or(FencingToken(0), |l| l.token);
         claims.push(TaskClaim {
             task,
-            token: FencingToken(token as u64),
-            taken_over_from: previous.filter(|_| previous_expiry.is_some()),
+            token,
+            taken_over_from: previous,
         });
     }
     Ok(claims)
@@ -206,8 +214,8 @@ pub(super) fn heartbeat(
     extend_lease(
         conn,
         TASK,
-        "UPDATE tasks SET lease_expires_at = ?3 WHERE task_id = ?1 AND status = 'running' \
-             AND lease_token = ?2 AND lease_expires_at > ?4",
+        "UPDATE tasks SET lease_expires_at = ?3, next_run_at = ?3 WHERE task_id = ?1 \
+             AND status = 'running' AND lease_token = ?2 AND lease_expires_at > ?4",
         task_id,
         token,
         expires,
