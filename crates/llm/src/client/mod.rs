@@ -64,8 +64,18 @@ const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 #[derive(Clone)]
 pub struct ProviderClient {
     clock: Arc<dyn Clock>,
+    cache: Arc<Mutex<Cache>>,
+}
+
+/// What every call to the same place would otherwise build again, behind one lock.
+#[derive(Default)]
+struct Cache {
     /// One pool per connect timeout (reqwest sets it per client, not per request).
-    clients: Arc<Mutex<HashMap<Duration, reqwest::Client>>>,
+    clients: HashMap<Duration, reqwest::Client>,
+    /// Each base URL's call URL, by format (`Format as usize`). Parsing a URL (IDNA
+    /// host checks included) costs more per request than the rest of building one, and
+    /// a gateway calls the same few URLs for ever.
+    urls: HashMap<String, [Option<reqwest::Url>; 2]>,
 }
 
 impl fmt::Debug for ProviderClient {
@@ -79,14 +89,21 @@ impl ProviderClient {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
         ProviderClient {
             clock,
-            clients: Arc::new(Mutex::new(HashMap::new())),
+            cache: Arc::new(Mutex::new(Cache::default())),
         }
     }
 
-    fn http(&self, connect: Duration) -> Result<reqwest::Client, ProviderError> {
-        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(client) = clients.get(&connect) {
-            return Ok(client.clone());
+    /// The pooled client for `endpoint`'s connect timeout and its call URL, if that
+    /// parses (one that does not is left to fail as reqwest fails it).
+    fn http(
+        &self,
+        endpoint: &Endpoint,
+    ) -> Result<(reqwest::Client, Option<reqwest::Url>), ProviderError> {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let url = cache.url(endpoint);
+        let connect = endpoint.timeouts.connect;
+        if let Some(client) = cache.clients.get(&connect) {
+            return Ok((client.clone(), url));
         }
         let client = reqwest::Client::builder()
             .connect_timeout(connect)
@@ -97,8 +114,8 @@ impl ProviderClient {
             .user_agent(concat!("holdfast/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ProviderError::from_reqwest(&e, "building the HTTP client", None))?;
-        clients.insert(connect, client.clone());
-        Ok(client)
+        cache.clients.insert(connect, client.clone());
+        Ok((client, url))
     }
 
     /// Sends `request` to `endpoint` and waits for the whole answer.
@@ -216,9 +233,13 @@ impl ProviderClient {
         options: &CallOptions,
         stream: bool,
     ) -> Result<reqwest::RequestBuilder, ProviderError> {
-        let client = self.http(endpoint.timeouts.connect)?;
+        let (client, url) = self.http(endpoint)?;
         let headers = request::headers(endpoint, options, stream)?;
-        Ok(client.post(endpoint.url()).headers(headers).body(body))
+        let builder = match url {
+            Some(url) => client.post(url),
+            None => client.post(endpoint.url()),
+        };
+        Ok(builder.headers(headers).body(body))
     }
 
     /// Reads a whole body, each read racing the idle and total deadlines.
@@ -289,6 +310,23 @@ impl ProviderClient {
             ));
         }
         Ok(response)
+    }
+}
+
+impl Cache {
+    /// `endpoint`'s call URL, parsed once per base URL and format.
+    fn url(&mut self, endpoint: &Endpoint) -> Option<reqwest::Url> {
+        let slot = endpoint.format as usize;
+        if let Some(url) = self
+            .urls
+            .get(&endpoint.base_url)
+            .and_then(|urls| urls[slot].as_ref())
+        {
+            return Some(url.clone());
+        }
+        let url = reqwest::Url::parse(&endpoint.url()).ok()?;
+        self.urls.entry(endpoint.base_url.clone()).or_default()[slot] = Some(url.clone());
+        Some(url)
     }
 }
 
