@@ -15,8 +15,10 @@
 //!
 //! Environment variables read: `HOLDFAST_CONFIG` (the file, when no path is given),
 //! `HOLDFAST_LISTEN` (overrides `server.listen`), `HOLDFAST_STORE_URL` (overrides
-//! `store.url`), and every variable a `key_env` field names.
+//! `store.url`), `HOSTNAME` (the default `engine.node_id`), and every variable a `key_env`
+//! field names.
 
+mod alerts;
 mod error;
 mod load;
 mod locate;
@@ -27,13 +29,14 @@ mod secret;
 mod units;
 mod validate;
 
+pub use alerts::{AlertKind, AlertRule, Alerts, Severity, Shape, Webhook};
 pub use error::{ConfigError, ConfigErrors, Origin};
 pub use load::{
     ENV_CONFIG, ENV_LISTEN, ENV_STORE_URL, LoadOptions, Overrides, check, load, process_env,
 };
 pub use resolved::{
-    ClientKey, Config, Degraded, Idempotency, Logging, MidStream, Provider, Route, Server, Source,
-    Store, Summary, Target,
+    ClientKey, Config, Degraded, Engine, Idempotency, Logging, MidStream, Provider, Route, Server,
+    Source, Store, Summary, Target,
 };
 pub use secret::Secret;
 pub use units::{ByteSize, HumanDuration};

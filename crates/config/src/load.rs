@@ -26,6 +26,9 @@ pub const ENV_LISTEN: &str = "HOLDFAST_LISTEN";
 /// The environment variable that overrides `store.url`.
 pub const ENV_STORE_URL: &str = "HOLDFAST_STORE_URL";
 
+/// The source name of a configuration loaded without a file.
+pub(crate) const NO_FILE: &str = "<defaults>";
+
 /// Values given as command-line flags; they win over the file and the environment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Overrides {
@@ -81,7 +84,7 @@ pub fn load(options: LoadOptions<'_>) -> Result<Config, ConfigErrors> {
             Ok(text) => (path.display().to_string(), text),
             Err(source) => return Err(ConfigError::Read { path, source }.into()),
         },
-        None => ("<defaults>".to_owned(), String::new()),
+        None => (NO_FILE.to_owned(), String::new()),
     };
     build(
         &text,

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,6 +45,10 @@ pub struct Config {
     pub idempotency: Idempotency,
     /// What the server logs.
     pub logging: Logging,
+    /// How this node runs workflows.
+    pub engine: Engine,
+    /// The alert rules and where their notices go.
+    pub alerts: crate::alerts::Alerts,
     /// Environment variables named by `key_env` that were not set. Empty unless the
     /// configuration was loaded with `allow_missing_secrets`; a server must refuse to
     /// start when it is not empty.
@@ -196,6 +201,24 @@ pub struct Idempotency {
     pub ttl: Duration,
     /// How many answers are kept at most; ≥ 1.
     pub capacity: u64,
+}
+
+/// How this node runs workflows: the engine's settings and the definitions to register.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Engine {
+    /// This node's name in leases: a valid store name (1..=200 of `[A-Za-z0-9_.:/@-]`).
+    pub node_id: String,
+    /// How long a task lease lasts without renewal; ≥ 100 ms.
+    pub lease: Duration,
+    /// How often an idle node looks for due work; > 0 and ≤ `lease`.
+    pub poll_interval: Duration,
+    /// The most tasks this node runs at once; 1..=100000.
+    pub max_concurrent_tasks: usize,
+    /// The largest task input, in bytes of JSON; 1..=1 MiB.
+    pub max_input_bytes: usize,
+    /// Workflow definition files to register at startup, resolved against the
+    /// configuration file's directory, in file order; each ends in `.json` or `.toml`.
+    pub workflows: Vec<PathBuf>,
 }
 
 /// What the server logs.

@@ -363,3 +363,45 @@ fn every_semantic_error_is_reported_in_file_order() {
         "{all:#?}"
     );
 }
+
+#[test]
+fn engine_settings_name_their_line_and_field() {
+    // The first line after `[engine]`.
+    let line = BASE.lines().count() + 2;
+    one(
+        &with("[engine]\nnode_id = \"has space\"\n"),
+        line,
+        "engine.node_id",
+        "not allowed",
+    );
+    one(
+        &with("[engine]\nlease = \"10ms\"\npoll_interval = \"5ms\"\n"),
+        line,
+        "engine.lease",
+        "at least",
+    );
+    one(
+        &with("[engine]\nmax_concurrent_tasks = 0\n"),
+        line,
+        "engine.max_concurrent_tasks",
+        "1..=",
+    );
+    one(
+        &with("[engine]\nmax_input_bytes = \"2MiB\"\n"),
+        line,
+        "engine.max_input_bytes",
+        "1MiB",
+    );
+    one(
+        &with("[engine]\nworkflows = [\"a.json\", \"b.yaml\"]\n"),
+        line,
+        "engine.workflows[1]",
+        ".json or .toml",
+    );
+    one(
+        &with("[engine]\nlease = 10\n"),
+        line,
+        "engine.lease",
+        "no unit",
+    );
+}

@@ -197,3 +197,33 @@ budget = { enabled = false }
     );
     assert_eq!(settings.budget, None);
 }
+
+#[test]
+fn the_engine_section_resolves_with_its_defaults() {
+    let config = load(&example(), SECRETS).unwrap();
+    let engine = &config.engine;
+    assert_eq!(engine.node_id, "node-1");
+    assert_eq!(engine.lease, Duration::from_secs(10));
+    assert_eq!(engine.poll_interval, Duration::from_millis(50));
+    assert_eq!(engine.max_concurrent_tasks, 256);
+    assert_eq!(engine.max_input_bytes, 262_144);
+    assert!(engine.workflows.is_empty());
+
+    let defaults = load("", &[]).unwrap().engine;
+    assert_eq!(defaults.lease, Duration::from_secs(10));
+    assert_eq!(defaults.max_input_bytes, 262_144);
+}
+
+#[test]
+fn workflow_files_are_relative_to_the_config_file() {
+    let text = "[engine]\nworkflows = [\"flows/a.json\", \"/abs/b.toml\"]\n";
+    let config =
+        holdfast_config::Config::from_toml_str(text, "conf/holdfast.toml", &|_| None).unwrap();
+    assert_eq!(
+        config.engine.workflows,
+        [
+            std::path::PathBuf::from("conf/flows/a.json"),
+            std::path::PathBuf::from("/abs/b.toml")
+        ]
+    );
+}

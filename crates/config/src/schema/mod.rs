@@ -23,6 +23,7 @@
 //! targets = ["gpt-4o"]
 //! ```
 
+mod alerts;
 mod policy;
 mod route;
 mod target;
@@ -31,6 +32,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+pub use alerts::{Alerts, RuleOverride, Severity, Threshold, Webhook};
 pub use policy::{Breaker, Budget, Hedge, Jitter, Policy, Retry};
 pub use route::{Degraded, MidStream, Route};
 pub use target::{Price, Provider, Target, Timeouts};
@@ -65,6 +67,10 @@ pub struct Document {
     pub idempotency: Idempotency,
     /// `[logging]`: what the server logs.
     pub logging: Logging,
+    /// `[engine]`: how this node runs workflows.
+    pub engine: Engine,
+    /// `[alerts]`: the alert rules over the server's own metrics, and where notices go.
+    pub alerts: Alerts,
 }
 
 /// `[server]`
@@ -152,6 +158,50 @@ impl Default for Idempotency {
         Idempotency {
             ttl: HumanDuration::secs(600),
             capacity: 10_000,
+        }
+    }
+}
+
+/// `[engine]`: the workflow engine. Tasks and their state live in `[store]`; these
+/// settings say how this node takes part in running them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Engine {
+    /// This node's name in task leases: 1 to 200 characters of letters, digits and
+    /// `_ . : / @ -`. Keep it stable across restarts, so that a restarted node takes
+    /// its own unfinished tasks back at once instead of waiting for their leases to
+    /// expire, and unique among the nodes sharing one database. Default: the
+    /// environment variable `HOSTNAME` (other characters replaced by `-`), else
+    /// `"node-1"`.
+    pub node_id: Option<String>,
+    /// How long a task lease lasts without renewal; a dead node's tasks are taken over
+    /// this long after its last renewal. At least `"100ms"`. Default `"10s"`.
+    pub lease: HumanDuration,
+    /// How often an idle node looks for due work; > 0 and at most `lease`. Default
+    /// `"50ms"`.
+    pub poll_interval: HumanDuration,
+    /// The most tasks this node runs at once; 1..=100000. Default 256.
+    pub max_concurrent_tasks: u64,
+    /// The largest task input accepted, in bytes of JSON: bytes, or a size like
+    /// `"256KiB"`; 1 byte to `"1MiB"` (the store's document limit). Default 262144.
+    pub max_input_bytes: ByteSize,
+    /// Workflow definition files (`.json` or `.toml`) registered when the server
+    /// starts; a relative path is relative to this configuration file's directory. A
+    /// file that does not parse stops the server with its name and the field at fault.
+    /// Registering the same definition again is a no-op; a changed definition needs a
+    /// new `version`. Default: none.
+    pub workflows: Vec<String>,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine {
+            node_id: None,
+            lease: HumanDuration::secs(10),
+            poll_interval: HumanDuration::millis(50),
+            max_concurrent_tasks: 256,
+            max_input_bytes: ByteSize(256 * 1024),
+            workflows: Vec::new(),
         }
     }
 }

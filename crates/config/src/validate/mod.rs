@@ -6,6 +6,8 @@
 //! going, so one run reports every mistake; a value that failed is left out, and
 //! anything that depends on it stays quiet instead of reporting the same mistake twice.
 
+mod alerts;
+mod engine;
 mod policy;
 mod route;
 mod target;
@@ -147,11 +149,18 @@ pub(crate) fn run(
     let client_keys = client_keys(&mut c, &doc.client_keys);
     let idempotency = idempotency(&mut c, &doc.idempotency);
     let logging = logging(&mut c, &doc.logging);
+    let engine = engine::engine(&mut c, &doc.engine, inputs.env, &source.name);
     let pipeline = policy::settings(&policies, agent_breaker);
-    match (server, store, idempotency, logging, pipeline) {
-        (Some(server), Some(store), Some(idempotency), Some(logging), Some(pipeline))
-            if c.problems.is_empty() =>
-        {
+    let alerts = alerts::alerts(&mut c, &doc.alerts);
+    match (server, store, idempotency, logging, engine, pipeline) {
+        (
+            Some(server),
+            Some(store),
+            Some(idempotency),
+            Some(logging),
+            Some(engine),
+            Some(pipeline),
+        ) if c.problems.is_empty() => {
             Ok(Config {
                 source,
                 server,
@@ -163,6 +172,9 @@ pub(crate) fn run(
                 pipeline,
                 idempotency,
                 logging,
+                engine,
+                // `None` left a problem behind, so this arm is not taken then.
+                alerts: alerts.unwrap_or_default(),
                 missing_secrets: c.missing_secrets,
             })
         }
