@@ -117,6 +117,10 @@ pub(crate) fn may_degrade(error: &ApiError) -> bool {
         | ApiError::ContextLengthExceeded(_)
         | ApiError::ContentFilter(_)
         | ApiError::PromptTooLarge
+        | ApiError::InvalidInput { .. }
+        | ApiError::Conflict(_)
+        | ApiError::StaleLease(_)
+        | ApiError::EngineUnavailable
         | ApiError::Internal(_) => false,
     }
 }

@@ -144,6 +144,24 @@ pub enum ApiError {
     /// The calling agent's (`x-holdfast-agent`) breaker is open.
     #[error("the breaker of this agent is open; retry later")]
     AgentBreakerOpen,
+    /// A workflow definition or a task input is invalid: every problem, at its path.
+    #[error("{message}")]
+    InvalidInput {
+        /// A summary of the problems.
+        message: String,
+        /// Each problem: the field path and what is wrong there.
+        problems: Vec<(String, String)>,
+    },
+    /// The write contradicts what is stored (a workflow version registered with another
+    /// definition, an escalation resolved twice).
+    #[error("{0}")]
+    Conflict(String),
+    /// A worker's (or node's) lease token is no longer current; nothing was written.
+    #[error("{0}")]
+    StaleLease(String),
+    /// The workflow endpoints were called on a server built without an engine.
+    #[error("the workflow engine is not running on this server")]
+    EngineUnavailable,
     /// A bug or an unexpected failure inside holdfast; the details are logged only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -160,7 +178,9 @@ impl ApiError {
             | ApiError::UpstreamBadRequest(_)
             | ApiError::ContextLengthExceeded(_)
             | ApiError::ContentFilter(_)
-            | ApiError::PromptTooLarge => StatusCode::BAD_REQUEST,
+            | ApiError::PromptTooLarge
+            | ApiError::InvalidInput { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Conflict(_) | ApiError::StaleLease(_) => StatusCode::CONFLICT,
             ApiError::MissingApiKey | ApiError::InvalidApiKey => StatusCode::UNAUTHORIZED,
             ApiError::ModelNotFound(_) | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -177,7 +197,8 @@ impl ApiError {
             ApiError::UpstreamOverloaded { .. }
             | ApiError::RetryBudgetExhausted
             | ApiError::TargetsUnavailable { .. }
-            | ApiError::AgentBreakerOpen => StatusCode::SERVICE_UNAVAILABLE,
+            | ApiError::AgentBreakerOpen
+            | ApiError::EngineUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::UpstreamTimeout(_) | ApiError::DeadlineExceeded => {
                 StatusCode::GATEWAY_TIMEOUT
             }
@@ -217,6 +238,10 @@ impl ApiError {
             ApiError::RetryBudgetExhausted => "retry_budget_exhausted",
             ApiError::TargetsUnavailable { .. } => "targets_unavailable",
             ApiError::AgentBreakerOpen => "agent_breaker_open",
+            ApiError::InvalidInput { .. } => "invalid_input",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::StaleLease(_) => "stale_lease",
+            ApiError::EngineUnavailable => "engine_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -225,6 +250,10 @@ impl ApiError {
     fn param(&self) -> Option<&str> {
         match self {
             ApiError::InvalidRequest { param, .. } => param.as_deref(),
+            ApiError::InvalidInput { problems, .. } => match problems.as_slice() {
+                [(path, _)] if !path.is_empty() => Some(path),
+                _ => None,
+            },
             ApiError::InvalidHeader { header, .. } => Some(header),
             ApiError::InvalidResponseFormat(_) => Some("response_format"),
             ApiError::ModelNotFound(_) | ApiError::PromptTooLarge => Some("model"),
@@ -284,12 +313,22 @@ impl ApiError {
     /// The error's JSON body in `flavor`.
     pub fn body(&self, flavor: Flavor) -> Value {
         match flavor {
-            Flavor::OpenAi => json!({"error": {
-                "message": self.public_message(),
-                "type": self.openai_type(),
-                "param": self.param(),
-                "code": self.code(),
-            }}),
+            Flavor::OpenAi => {
+                let mut body = json!({"error": {
+                    "message": self.public_message(),
+                    "type": self.openai_type(),
+                    "param": self.param(),
+                    "code": self.code(),
+                }});
+                if let ApiError::InvalidInput { problems, .. } = self {
+                    let list: Vec<Value> = problems
+                        .iter()
+                        .map(|(path, message)| json!({"path": path, "message": message}))
+                        .collect();
+                    body["error"]["problems"] = Value::Array(list);
+                }
+                body
+            }
             Flavor::Anthropic => json!({"type": "error", "error": {
                 "type": self.anthropic_type(),
                 "message": self.public_message(),

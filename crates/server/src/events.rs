@@ -330,3 +330,37 @@ fn skip(gateway: &Inner, target: TargetId, reason: Skip, now: Instant) -> SkipRe
 pub(crate) fn millis(d: std::time::Duration) -> f64 {
     (d.as_micros() as f64) / 1000.0
 }
+
+/// Counts one of the workflow engine's task events (the engine's event sink, set up by
+/// `Gateway::task_events`).
+pub(crate) fn task_event(metrics: &Metrics, event: &holdfast_engine::TaskEvent) {
+    use crate::metrics::{
+        CANCELLED, FAILED, STEP_EXHAUSTED, STEP_RETRYING, STEP_SUCCEEDED, SUBMITTED, SUCCEEDED,
+    };
+    use holdfast_engine::TaskEventKind;
+
+    metrics.observe_retrying(event);
+    let tasks = &metrics.tasks;
+    let slot = tasks.slot(&event.workflow);
+    match &event.kind {
+        TaskEventKind::Submitted => tasks.task(slot, SUBMITTED),
+        TaskEventKind::StepSucceeded { kind, duration, .. } => {
+            tasks.step(slot, kind, STEP_SUCCEEDED);
+            tasks.step_duration(kind, *duration);
+        }
+        TaskEventKind::StepRetrying { kind, .. } => tasks.step(slot, kind, STEP_RETRYING),
+        TaskEventKind::StepExhausted { kind, .. } => tasks.step(slot, kind, STEP_EXHAUSTED),
+        TaskEventKind::Escalated { .. } => tasks.escalated(slot),
+        TaskEventKind::Compensated { .. } => tasks.compensated(slot),
+        TaskEventKind::TakenOver { .. } => tasks.taken_over(),
+        TaskEventKind::Succeeded { cost_usd, .. } => {
+            tasks.task(slot, SUCCEEDED);
+            tasks.cost(slot, *cost_usd);
+        }
+        TaskEventKind::Failed { cost_usd } => {
+            tasks.task(slot, FAILED);
+            tasks.cost(slot, *cost_usd);
+        }
+        TaskEventKind::Cancelled => tasks.task(slot, CANCELLED),
+    }
+}

@@ -65,6 +65,11 @@ pub(crate) struct Inner {
     pub(crate) degraded: DegradedCache,
     /// `GET /v1/models`, serialised once.
     pub(crate) models: Bytes,
+    /// The workflow engine behind `/v1/workflows`, `/v1/tasks`…, once attached
+    /// (`engine_api.rs`).
+    pub(crate) engine: std::sync::OnceLock<holdfast_engine::Engine>,
+    /// The alert rules and their states (`alerts/`).
+    pub(crate) alerts: crate::alerts::Alerting,
     ids: RequestIds,
 }
 
@@ -129,6 +134,8 @@ impl Gateway {
                 ),
                 degraded: DegradedCache::new(DEGRADED_CACHE_CAPACITY),
                 models,
+                engine: std::sync::OnceLock::new(),
+                alerts: crate::alerts::Alerting::new(config.alerts.clone()),
                 ids: RequestIds::new(unix),
                 clock,
             }),

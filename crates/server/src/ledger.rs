@@ -94,16 +94,22 @@ impl Ledger {
         if entry.result != STREAMING {
             events::finished(&self.metrics, &entry);
         }
-        let mut ring = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let id = Arc::clone(&entry.request_id);
-        if ring.entries.insert(Arc::clone(&id), entry).is_none() {
+        // What leaves the ring is freed after the lock is released: every request
+        // passes through this lock, and freeing an entry's trace is most of the work.
+        let mut ring = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let replaced = ring.entries.insert(Arc::clone(&id), entry);
+        if replaced.is_none() {
             ring.order.push_back(id);
         }
+        let mut evicted = None;
         while ring.order.len() > self.capacity {
             if let Some(old) = ring.order.pop_front() {
-                ring.entries.remove(&old);
+                evicted = ring.entries.remove(&old);
             }
         }
+        drop(ring);
+        drop((replaced, evicted));
     }
 
     /// Changes the entry of `id`, if it is still kept.

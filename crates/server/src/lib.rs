@@ -23,9 +23,13 @@
 //! # }
 //! ```
 
+mod alerts;
 mod auth;
 mod call;
+mod dashboard;
 mod degraded;
+mod engine_api;
+mod engine_json;
 mod error;
 mod events;
 mod exchange;
@@ -35,6 +39,7 @@ mod handlers;
 mod idempotency;
 mod intake;
 mod ledger;
+mod llm_step;
 mod meta;
 mod metrics;
 mod output;
@@ -49,6 +54,7 @@ use std::future::Future;
 
 use axum::serve::ListenerExt;
 
+pub use alerts::promql::rule_file as prometheus_rules;
 pub use error::{ApiError, Flavor, ServerError};
 pub use gateway::{DEGRADED_CACHE_CAPACITY, Gateway, LEDGER_CAPACITY};
 pub use handlers::router;
@@ -70,6 +76,7 @@ pub async fn serve(
         // Small SSE chunks must not wait for Nagle.
         let _ = tcp.set_nodelay(true);
     });
+    let _alerts = alerts::start(&gateway);
     axum::serve(listener, router(gateway))
         .with_graceful_shutdown(shutdown)
         .await?;

@@ -139,7 +139,7 @@ impl Reply {
             headers.insert(TARGET, target);
         }
         headers.insert(ATTEMPTS, HeaderValue::from(self.attempts));
-        if let Ok(cost) = HeaderValue::from_str(&format_cost(self.cost_usd)) {
+        if let Ok(cost) = HeaderValue::try_from(format_cost(self.cost_usd)) {
             headers.insert(COST, cost);
         }
         if let Some(how) = self.degraded {
@@ -155,13 +155,15 @@ pub(crate) fn format_cost(cost: f64) -> String {
     } else {
         0.0
     };
-    let text = format!("{cost:.9}");
-    let trimmed = text.trim_end_matches('0').trim_end_matches('.');
-    if trimmed.is_empty() {
-        "0".to_owned()
-    } else {
-        trimmed.to_owned()
+    // Trimmed in place: this runs for every response, and a second string per
+    // response was as much work as the formatting.
+    let mut text = format!("{cost:.9}");
+    let kept = text.trim_end_matches('0').trim_end_matches('.').len();
+    text.truncate(kept);
+    if text.is_empty() {
+        text.push('0');
     }
+    text
 }
 
 #[cfg(test)]

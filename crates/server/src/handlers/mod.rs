@@ -5,14 +5,20 @@
 //! no policy, provider or ledger logic lives here, so the two chat dialects cannot
 //! drift apart.
 
+mod alerts;
 mod chat;
+mod escalations;
 mod fallback;
 mod health;
 mod messages;
 mod metrics;
 mod models;
 mod requests;
+mod summary;
 mod targets;
+mod tasks;
+mod workers;
+mod workflows;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -29,6 +35,32 @@ pub fn router(gateway: Gateway) -> Router {
         .route("/metrics", get(metrics::metrics))
         .route("/v1/holdfast/requests/{id}", get(requests::request))
         .route("/v1/holdfast/targets", get(targets::targets))
+        .route("/v1/holdfast/alerts", get(alerts::alerts))
+        .route("/v1/holdfast/summary", get(summary::summary))
+        .route("/dashboard", get(crate::dashboard::page))
+        .route("/dashboard/", get(crate::dashboard::page))
+        .route("/dashboard/{file}", get(crate::dashboard::asset))
+        .route(
+            "/v1/workflows",
+            post(workflows::register).get(workflows::list),
+        )
+        .route("/v1/workflows/{name}", get(workflows::latest))
+        .route(
+            "/v1/workflows/{name}/versions/{version}",
+            get(workflows::version),
+        )
+        .route("/v1/tasks", post(tasks::submit).get(tasks::list))
+        .route("/v1/tasks/{id}", get(tasks::get))
+        .route("/v1/tasks/{id}/steps", get(tasks::steps))
+        .route("/v1/tasks/{id}/journal", get(tasks::journal))
+        .route("/v1/tasks/{id}/cancel", post(tasks::cancel))
+        .route("/v1/retry-queue", get(tasks::retry_queue))
+        .route("/v1/workers/claim", post(workers::claim))
+        .route("/v1/workers/jobs/{id}/heartbeat", post(workers::heartbeat))
+        .route("/v1/workers/jobs/{id}/complete", post(workers::complete))
+        .route("/v1/escalations", get(escalations::list))
+        .route("/v1/escalations/{id}", get(escalations::get))
+        .route("/v1/escalations/{id}/resolve", post(escalations::resolve))
         .fallback(fallback::not_found)
         .method_not_allowed_fallback(fallback::method_not_allowed)
         .with_state(gateway)

@@ -28,9 +28,12 @@ use holdfast_policy::Outcome;
 use holdfast_policy::breaker::State;
 use holdfast_policy::pipeline::{FallBackReason, GiveUp};
 
+mod alerting;
 mod cells;
 mod labels;
 mod render;
+mod tasks;
+mod totals;
 
 use cells::{Counters, Histogram, escape};
 use labels::{
@@ -38,6 +41,10 @@ use labels::{
     TOKEN_KINDS, fallback_index, give_up_index, outcome_index, state_index,
 };
 pub(crate) use labels::{RECOVERY_PATHS, SKIP_REASONS, skip_index};
+pub(crate) use tasks::TaskMetrics;
+pub(crate) use tasks::{
+    CANCELLED, FAILED, STEP_EXHAUSTED, STEP_RETRYING, STEP_SUCCEEDED, SUBMITTED, SUCCEEDED,
+};
 
 /// The `Content-Type` of a scrape.
 pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -71,6 +78,13 @@ pub(crate) struct Metrics {
     stream_breaks: Counters,
     /// Recovery calls, by `[route][path][result]`.
     stream_recoveries: Counters,
+    /// The workflow engine's metrics (`tasks.rs`).
+    pub(crate) tasks: TaskMetrics,
+    /// The global retry budget's balance (`alerting.rs`).
+    retry_budget: alerting::Gauge,
+    /// Tasks retrying a step, and the oldest one's age (`alerting.rs`).
+    retrying: alerting::Retrying,
+    oldest_retry: alerting::Gauge,
 }
 
 impl Metrics {
@@ -111,6 +125,10 @@ impl Metrics {
             cost: Counters::new(r * t),
             stream_breaks: Counters::new(t * outcomes),
             stream_recoveries: Counters::new(r * RECOVERY_PATHS.len() * RECOVERY_RESULTS.len()),
+            tasks: TaskMetrics::default(),
+            retry_budget: alerting::Gauge::default(),
+            retrying: alerting::Retrying::default(),
+            oldest_retry: alerting::Gauge::default(),
             targets,
         }
     }

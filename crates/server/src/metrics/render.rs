@@ -18,6 +18,8 @@ impl Metrics {
         self.render_give_ups(&mut out);
         self.render_usage(&mut out);
         self.render_streams(&mut out);
+        self.tasks.render(&mut out);
+        self.render_alert_gauges(&mut out);
         out.0
     }
 

@@ -1,0 +1,176 @@
+//! One reading of every signal, taken from the text `/metrics` serves.
+//!
+//! The decision: sample the exposition, not the counters behind it. Parsing a few
+//! kilobytes every `eval_interval` costs nothing next to a request, and it means the
+//! alerts read exactly the series a Prometheus server scraping us reads, by the same
+//! names, so the in-process rules and the exported Prometheus rules agree by
+//! construction, and the metrics module needs no second, alerts-shaped API.
+
+use std::collections::HashSet;
+
+use holdfast_policy::Instant;
+
+use super::rules::{Fold, Signal};
+
+/// Every signal at one instant; `None` when its metric is not exposed at all.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Sample {
+    pub(crate) at: Instant,
+    pub(crate) values: [Option<f64>; Signal::ALL.len()],
+}
+
+impl Sample {
+    /// A sample with every signal missing.
+    pub(crate) fn empty(at: Instant) -> Sample {
+        Sample {
+            at,
+            values: [None; Signal::ALL.len()],
+        }
+    }
+
+    /// The value of `signal`.
+    pub(crate) fn get(&self, signal: Signal) -> Option<f64> {
+        self.values[signal.index()]
+    }
+
+    /// Sets `signal` (for tests and synthetic series).
+    #[cfg(test)]
+    pub(crate) fn with(mut self, signal: Signal, value: f64) -> Sample {
+        self.values[signal.index()] = Some(value);
+        self
+    }
+
+    /// Reads every signal from a Prometheus text exposition.
+    pub(crate) fn from_exposition(at: Instant, text: &str) -> Sample {
+        // A declared family with no samples yet is zero; an undeclared one is missing.
+        let mut declared: HashSet<String> = HashSet::new();
+        let mut series = Vec::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let mut parts = rest.split_whitespace();
+                if let (Some(name), Some(kind)) = (parts.next(), parts.next()) {
+                    if kind == "histogram" || kind == "summary" {
+                        declared.insert(format!("{name}_sum"));
+                        declared.insert(format!("{name}_count"));
+                    }
+                    declared.insert(name.to_owned());
+                }
+            } else if !line.starts_with('#') && !line.trim().is_empty() {
+                if let Some(parsed) = Series::parse(line) {
+                    series.push(parsed);
+                }
+            }
+        }
+        let mut sample = Sample::empty(at);
+        for signal in Signal::ALL {
+            let selector = signal.selector();
+            if !declared.contains(selector.metric) {
+                continue;
+            }
+            let matching = series.iter().filter(|s| {
+                s.name == selector.metric
+                    && selector.label.is_none_or(|(label, values)| {
+                        s.labels
+                            .iter()
+                            .any(|(l, v)| l == label && values.contains(&v.as_str()))
+                    })
+            });
+            let value = match selector.fold {
+                Fold::Sum => matching.map(|s| s.value).sum(),
+                Fold::CountPositive => matching.filter(|s| s.value > 0.0).count() as f64,
+            };
+            sample.values[signal.index()] = Some(value);
+        }
+        sample
+    }
+}
+
+/// One line of the exposition.
+struct Series {
+    name: String,
+    labels: Vec<(String, String)>,
+    value: f64,
+}
+
+impl Series {
+    /// `name{a="x",b="y"} 1.5`, or `name 1.5`; `None` for a line that is neither.
+    fn parse(line: &str) -> Option<Series> {
+        let (head, value) = line.trim().rsplit_once(' ')?;
+        let value: f64 = value.parse().ok()?;
+        let (name, labels) = match head.find('{') {
+            Some(open) => (&head[..open], parse_labels(&head[open + 1..])?),
+            None => (head, Vec::new()),
+        };
+        Some(Series {
+            name: name.to_owned(),
+            labels,
+            value,
+        })
+    }
+}
+
+/// `a="x",b="y\"z"}` → pairs, unescaping values.
+fn parse_labels(text: &str) -> Option<Vec<(String, String)>> {
+    let mut labels = Vec::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        let mut name = String::new();
+        loop {
+            match chars.next()? {
+                '=' => break,
+                '}' if name.is_empty() => return Some(labels),
+                ',' if name.is_empty() => {}
+                c => name.push(c),
+            }
+        }
+        if chars.next()? != '"' {
+            return None;
+        }
+        let mut value = String::new();
+        loop {
+            match chars.next()? {
+                '\\' => match chars.next()? {
+                    'n' => value.push('\n'),
+                    c => value.push(c),
+                },
+                '"' => break,
+                c => value.push(c),
+            }
+        }
+        labels.push((name, value));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = r#"# HELP holdfast_attempts_total Attempts.
+# TYPE holdfast_attempts_total counter
+holdfast_attempts_total{target="a",outcome="ok"} 90
+holdfast_attempts_total{target="b\"x",outcome="server_error"} 10
+# TYPE holdfast_retries_total counter
+# TYPE holdfast_retry_delay_seconds histogram
+# TYPE holdfast_gave_up_total counter
+holdfast_gave_up_total{route="r",reason="exhausted"} 3
+holdfast_gave_up_total{route="r",reason="budget_exhausted"} 4
+# TYPE holdfast_breaker_state gauge
+holdfast_breaker_state{target="a"} 2
+holdfast_breaker_state{target="b"} 0
+holdfast_breaker_state{target="c"} 1
+"#;
+
+    #[test]
+    fn reads_sums_filters_and_counts_from_the_exposition() {
+        let s = Sample::from_exposition(Instant::ZERO, TEXT);
+        assert_eq!(s.get(Signal::Attempts), Some(100.0));
+        // Declared without samples: zero, not missing.
+        assert_eq!(s.get(Signal::Retries), Some(0.0));
+        assert_eq!(s.get(Signal::RetryDelayCount), Some(0.0));
+        assert_eq!(s.get(Signal::Exhausted), Some(3.0));
+        assert_eq!(s.get(Signal::BreakersNotClosed), Some(2.0));
+        // Not exposed at all: missing.
+        assert_eq!(s.get(Signal::BudgetRemaining), None);
+        assert_eq!(s.get(Signal::OldestRetryingTask), None);
+    }
+}

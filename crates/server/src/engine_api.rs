@@ -1,0 +1,217 @@
+//! What the workflow endpoints share: attaching the engine to the gateway, the door
+//! every workflow request passes (client key, the key's request limit, an engine to
+//! talk to, a bounded body), and the one mapping from [`EngineError`] to [`ApiError`].
+//!
+//! The decision that shapes it: the engine is optional and attached after the gateway
+//! is built ([`Gateway::with_engine`]), because the engine needs the gateway first (its
+//! `llm` steps run through the gateway's own pipeline, [`Gateway::llm`]). The gateway
+//! holds the engine; the engine holds the gateway only weakly, so dropping the last
+//! `Gateway` frees both. Without an engine every workflow endpoint answers 503
+//! `engine_unavailable`, after authentication, so an unauthenticated caller learns
+//! nothing about the server's setup.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::Query;
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use holdfast_engine::{Engine, EngineError, EventSink, Llm};
+use holdfast_store::StoreError;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::gateway::Gateway;
+
+impl Gateway {
+    /// This gateway with `engine` behind its workflow endpoints (`/v1/workflows`,
+    /// `/v1/tasks`, `/v1/workers`, `/v1/escalations`, `/v1/retry-queue`). Attaching a
+    /// second engine keeps the first.
+    pub fn with_engine(self, engine: Engine) -> Gateway {
+        if self.inner.engine.set(engine).is_err() {
+            tracing::warn!("an engine is already attached to this gateway; keeping the first");
+        }
+        self
+    }
+
+    /// The attached engine, if any.
+    pub fn engine(&self) -> Option<&Engine> {
+        self.inner.engine.get()
+    }
+
+    /// The engine's model caller for `llm` steps: this gateway's own pipeline, in
+    /// process (`llm_step.rs`).
+    pub fn llm(&self) -> Arc<dyn Llm> {
+        Arc::new(crate::llm_step::GatewayLlm::new(Arc::downgrade(
+            &self.inner,
+        )))
+    }
+
+    /// Where the engine sends its task events: this gateway's metrics.
+    pub fn task_events(&self) -> EventSink {
+        let metrics = Arc::clone(&self.inner.metrics);
+        Arc::new(move |event| crate::events::task_event(&metrics, event))
+    }
+}
+
+/// A workflow request that passed the door.
+pub(crate) struct Admitted {
+    /// The engine to ask.
+    pub(crate) engine: Engine,
+    /// The caller's key name (`api` when the gateway is open), never the key.
+    pub(crate) caller: String,
+}
+
+/// Checks the client key and its request limit, then that an engine is attached.
+pub(crate) fn admit(gateway: &Gateway, headers: &HeaderMap) -> Result<Admitted, ApiError> {
+    let gw = &gateway.inner;
+    let caller = gw.keys.authenticate(headers)?;
+    gw.keys.admit_request(caller, gw.clock.now())?;
+    let engine = gw
+        .engine
+        .get()
+        .cloned()
+        .ok_or(ApiError::EngineUnavailable)?;
+    let name = match gw.keys.scope(caller) {
+        "" => "api".to_owned(),
+        name => name.to_owned(),
+    };
+    Ok(Admitted {
+        engine,
+        caller: name,
+    })
+}
+
+/// The body, read through `server.body_limit`.
+pub(crate) async fn read_body(
+    gateway: &Gateway,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, ApiError> {
+    let limit = gateway.inner.body_limit;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(ApiError::BodyTooLarge { limit });
+    }
+    let cap = usize::try_from(limit).unwrap_or(usize::MAX);
+    match Limited::new(body, cap).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(ApiError::BodyTooLarge { limit })
+        }
+        Err(e) => Err(ApiError::InvalidJson(format!(
+            "the body could not be read: {e}"
+        ))),
+    }
+}
+
+/// `body` parsed as `T`; an error names the field at fault. An empty body is `{}`
+/// when `empty_is_object`, so that optional bodies (`cancel`) may be left out.
+pub(crate) fn parse<T: DeserializeOwned>(
+    body: &[u8],
+    empty_is_object: bool,
+) -> Result<T, ApiError> {
+    let body: &[u8] = if empty_is_object && body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
+    let mut json = serde_json::Deserializer::from_slice(body);
+    let value: T = serde_path_to_error::deserialize(&mut json).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path.is_empty() || path == "." {
+            ApiError::InvalidJson(inner.to_string())
+        } else {
+            ApiError::InvalidJson(format!("{path}: {inner}"))
+        }
+    })?;
+    json.end()
+        .map_err(|e| ApiError::InvalidJson(format!("trailing data after the JSON: {e}")))?;
+    Ok(value)
+}
+
+/// The query string parsed as `T`; unknown parameters are refused when `T` says so.
+pub(crate) fn query<T: DeserializeOwned>(uri: &Uri) -> Result<T, ApiError> {
+    Query::<T>::try_from_uri(uri)
+        .map(|Query(q)| q)
+        .map_err(|e| ApiError::InvalidRequest {
+            message: format!("invalid query string: {}", e.body_text()),
+            param: None,
+        })
+}
+
+/// Checks that `value` is within `range`, naming `field` if not.
+pub(crate) fn bounded(
+    field: &str,
+    value: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, ApiError> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(ApiError::InvalidRequest {
+            message: format!(
+                "invalid `{field}`: {value} is not in {}..={}",
+                range.start(),
+                range.end()
+            ),
+            param: Some(field.to_owned()),
+        })
+    }
+}
+
+/// A JSON answer.
+pub(crate) fn reply(status: StatusCode, value: &impl Serialize) -> Response {
+    (status, Json(value)).into_response()
+}
+
+/// The client's error for an engine refusal.
+pub(crate) fn engine_error(err: EngineError) -> ApiError {
+    match err {
+        EngineError::Invalid { problems } => {
+            let message = match problems.as_slice() {
+                [one] => one.to_string(),
+                many => format!(
+                    "{} problems: {}",
+                    many.len(),
+                    many.iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            };
+            ApiError::InvalidInput {
+                message,
+                problems: problems.into_iter().map(|p| (p.path, p.message)).collect(),
+            }
+        }
+        EngineError::NotFound { .. } => ApiError::NotFound(err.to_string()),
+        EngineError::Store(store) => store_error(store),
+    }
+}
+
+fn store_error(err: StoreError) -> ApiError {
+    match err {
+        StoreError::InvalidInput { field, reason } => ApiError::InvalidInput {
+            message: format!("{field}: {reason}"),
+            problems: vec![(field.to_owned(), reason)],
+        },
+        StoreError::NotFound { kind, id } => ApiError::NotFound(format!("{kind} {id:?} not found")),
+        StoreError::StaleLease { kind, id, token } => ApiError::StaleLease(format!(
+            "stale lease: token {token} no longer holds {kind} {id:?} (its lease expired and it \
+             was claimed again, or its task was cancelled); nothing was recorded"
+        )),
+        StoreError::Conflict { kind, id, reason } => {
+            ApiError::Conflict(format!("conflict on {kind} {id:?}: {reason}"))
+        }
+        other => ApiError::Internal(format!("store: {other}")),
+    }
+}

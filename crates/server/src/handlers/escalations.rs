@@ -1,0 +1,142 @@
+//! `/v1/escalations`: the human inbox. A `human` step, or a step whose retries ran out
+//! with `on_exhausted = "escalate"`, waits here until a person approves, edits or
+//! rejects it.
+//!
+//! An escalation is resolved once: a second answer is a 409 `conflict`, whoever gives
+//! it, so two people clicking at once cannot both move the task. Who decided is
+//! recorded: `by` when given, else the name of the client key used (never the key).
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
+use holdfast_store::{EscalationFilter, Resolution};
+use serde::{Deserialize, Deserializer};
+use serde_json::{Value, json};
+
+use crate::engine_api::{admit, bounded, engine_error, parse, query, read_body, reply};
+use crate::engine_json;
+use crate::error::ApiError;
+use crate::gateway::Gateway;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    task_id: Option<String>,
+    #[serde(default)]
+    limit: Option<u64>,
+}
+
+/// Lists escalations, oldest first: open ones by default, `status=all` for every one.
+pub(crate) async fn list(
+    State(gateway): State<Gateway>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let api = admit(&gateway, &headers)?;
+    let q: ListQuery = query(&uri)?;
+    let open_only = match q.status.as_deref() {
+        None | Some("" | "open") => true,
+        Some("all") => false,
+        Some(other) => {
+            return Err(ApiError::InvalidRequest {
+                message: format!("invalid `status` {other:?}: `open` or `all`"),
+                param: Some("status".to_owned()),
+            });
+        }
+    };
+    let limit = bounded("limit", q.limit.unwrap_or(100), 1..=1000)?;
+    let filter = EscalationFilter {
+        open_only,
+        task_id: q.task_id.filter(|t| !t.is_empty()),
+        limit: limit as u32,
+    };
+    let list = api
+        .engine
+        .escalations(&filter)
+        .await
+        .map_err(engine_error)?;
+    let list: Vec<Value> = list.iter().map(engine_json::escalation).collect();
+    Ok(reply(StatusCode::OK, &json!({ "escalations": list })))
+}
+
+/// One escalation.
+pub(crate) async fn get(
+    State(gateway): State<Gateway>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let api = admit(&gateway, &headers)?;
+    let esc = api.engine.escalation(&id).await.map_err(engine_error)?;
+    Ok(reply(StatusCode::OK, &engine_json::escalation(&esc)))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Action {
+    Approve,
+    Edit,
+    Reject,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResolveBody {
+    action: Action,
+    /// Present (even as `null`) for an edit.
+    #[serde(default, deserialize_with = "present")]
+    value: Option<Value>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    by: Option<String>,
+}
+
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
+}
+
+/// Records a person's decision and wakes the task.
+pub(crate) async fn resolve(
+    State(gateway): State<Gateway>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let api = admit(&gateway, &headers)?;
+    let body = read_body(&gateway, &headers, body).await?;
+    let request: ResolveBody = parse(&body, false)?;
+    let refuse = |message: &str, param: &str| ApiError::InvalidRequest {
+        message: message.to_owned(),
+        param: Some(param.to_owned()),
+    };
+    let resolution = match (request.action, request.value, request.reason) {
+        (Action::Approve, None, None) => Resolution::Approve,
+        (Action::Edit, Some(value), None) => Resolution::Edit(value),
+        (Action::Edit, None, _) => return Err(refuse("`edit` needs a `value`", "value")),
+        (Action::Reject, None, reason) => Resolution::Reject(
+            reason
+                .filter(|r| !r.trim().is_empty())
+                .unwrap_or_else(|| "rejected without a reason".to_owned()),
+        ),
+        (Action::Approve | Action::Reject, Some(_), _) => {
+            return Err(refuse("only `edit` takes a `value`", "value"));
+        }
+        (Action::Approve | Action::Edit, _, Some(_)) => {
+            return Err(refuse("only `reject` takes a `reason`", "reason"));
+        }
+    };
+    let by = request
+        .by
+        .filter(|b| !b.trim().is_empty())
+        .unwrap_or(api.caller);
+    let esc = api
+        .engine
+        .resolve(&id, resolution, &by)
+        .await
+        .map_err(engine_error)?;
+    Ok(reply(StatusCode::OK, &engine_json::escalation(&esc)))
+}

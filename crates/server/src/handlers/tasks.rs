@@ -1,0 +1,244 @@
+//! `/v1/tasks` and `/v1/retry-queue`: submitting tasks and reading how they are doing.
+//!
+//! Submission is idempotent when the client gives a key (in the body's
+//! `idempotency_key` or the `Idempotency-Key` header): the first submission answers
+//! 201 with the new task, every later one 200 with that same task, and nothing runs
+//! twice. Once the answer is 2xx the task is durable (invariant 2).
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
+use holdfast_engine::Submission;
+use holdfast_store::{Cancelled, Submitted, TaskFilter};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::engine_api::{admit, bounded, engine_error, parse, query, read_body, reply};
+use crate::engine_json;
+use crate::error::ApiError;
+use crate::gateway::Gateway;
+
+/// The most items one list answer holds.
+const MAX_LIMIT: u64 = 1000;
+/// Items in a list answer when the client does not say.
+const DEFAULT_LIMIT: u64 = 100;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitBody {
+    workflow: String,
+    #[serde(default)]
+    version: Option<u32>,
+    input: Value,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+}
+
+/// Submits a task.
+pub(crate) async fn submit(
+    State(gateway): State<Gateway>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let api = admit(&gateway, &headers)?;
+    let body = read_body(&gateway, &headers, body).await?;
+    let request: SubmitBody = parse(&body, false)?;
+    let header_key = match headers.get(crate::meta::IDEMPOTENCY_KEY) {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| ApiError::InvalidHeader {
+                    header: crate::meta::IDEMPOTENCY_KEY,
+                    reason: "must be visible ASCII".to_owned(),
+                })?
+                .trim()
+                .to_owned(),
+        ),
+    };
+    let key = match (request.idempotency_key, header_key) {
+        (Some(body), Some(header)) if body != header => {
+            return Err(ApiError::InvalidRequest {
+                message: "the Idempotency-Key header and the body's `idempotency_key` differ"
+                    .to_owned(),
+                param: Some("idempotency_key".to_owned()),
+            });
+        }
+        (Some(key), _) | (None, Some(key)) => Some(key),
+        (None, None) => None,
+    };
+    let submitted = api
+        .engine
+        .submit(Submission {
+            workflow: request.workflow,
+            version: request.version,
+            input: request.input,
+            idempotency_key: key,
+        })
+        .await
+        .map_err(engine_error)?;
+    Ok(match submitted {
+        Submitted::Created(task) => reply(StatusCode::CREATED, &engine_json::task(&task)),
+        Submitted::Existing(task) => reply(StatusCode::OK, &engine_json::task(&task)),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    workflow: Option<String>,
+    #[serde(default)]
+    cursor: Option<u64>,
+    #[serde(default)]
+    limit: Option<u64>,
+}
+
+/// Lists tasks, newest first, a page at a time.
+pub(crate) async fn list(
+    State(gateway): State<Gateway>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let api = admit(&gateway, &headers)?;
+    let q: ListQuery = query(&uri)?;
+    let status = q
+        .status
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(engine_json::task_status)
+        .transpose()
+        .map_err(|message| ApiError::InvalidRequest {
+            message,
+            param: Some("status".to_owned()),
+        })?;
+    let limit = bounded("limit", q.limit.unwrap_or(DEFAULT_LIMIT), 1..=MAX_LIMIT)?;
+    let filter = TaskFilter {
+        status,
+        workflow: q.workflow.filter(|w| !w.is_empty()),
+        cursor: q.cursor,
+        limit: limit as u32,
+    };
+    let page = api.engine.tasks(&filter).await.map_err(engine_error)?;
+    let tasks: Vec<Value> = page.tasks.iter().map(engine_json::task).collect();
+    Ok(reply(
+        StatusCode::OK,
+        &json!({ "tasks": tasks, "next_cursor": page.next_cursor }),
+    ))
+}
+
+/// One task.
+pub(crate) async fn get(
+    State(gateway): State<Gateway>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let api = admit(&gateway, &headers)?;
+    let task = api.engine.task(&id).await.map_err(engine_error)?;
+    Ok(reply(StatusCode::OK, &engine_json::task(&task)))
+}
+
+/// A task's step records.
+pub(crate) async fn steps(
+    State(gateway): State<Gateway>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let api = admit(&gateway, &headers)?;
+    let steps = api.engine.steps(&id).await.map_err(engine_error)?;
+    let steps: Vec<Value> = steps.iter().map(engine_json::step).collect();
+    Ok(reply(StatusCode::OK, &json!({ "steps": steps })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JournalQuery {
+    #[serde(default)]
+    after: Option<u64>,
+    #[serde(default)]
+    limit: Option<u64>,
+}
+
+/// A task's journal after a sequence number.
+pub(crate) async fn journal(
+    State(gateway): State<Gateway>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let api = admit(&gateway, &headers)?;
+    let q: JournalQuery = query(&uri)?;
+    let limit = bounded("limit", q.limit.unwrap_or(DEFAULT_LIMIT), 1..=MAX_LIMIT)?;
+    let entries = api
+        .engine
+        .journal(&id, q.after.unwrap_or(0), limit as u32)
+        .await
+        .map_err(engine_error)?;
+    let entries: Vec<Value> = entries.iter().map(engine_json::journal_entry).collect();
+    Ok(reply(StatusCode::OK, &json!({ "entries": entries })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CancelBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// Cancels a task that has not finished; a finished one is answered as it is, with
+/// `cancelled: false`.
+pub(crate) async fn cancel(
+    State(gateway): State<Gateway>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let api = admit(&gateway, &headers)?;
+    let body = read_body(&gateway, &headers, body).await?;
+    let request: CancelBody = parse(&body, true)?;
+    let reason = request
+        .reason
+        .filter(|r| !r.trim().is_empty())
+        .unwrap_or_else(|| format!("cancelled by {}", api.caller));
+    let cancelled = api
+        .engine
+        .cancel(&id, &reason)
+        .await
+        .map_err(engine_error)?;
+    let (cancelled, task) = match &cancelled {
+        Cancelled::Cancelled(task) => (true, task),
+        Cancelled::AlreadyFinished(task) => (false, task),
+    };
+    Ok(reply(
+        StatusCode::OK,
+        &json!({ "cancelled": cancelled, "task": engine_json::task(task) }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitQuery {
+    #[serde(default)]
+    limit: Option<u64>,
+}
+
+/// Steps waiting to be retried, soonest first.
+pub(crate) async fn retry_queue(
+    State(gateway): State<Gateway>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let api = admit(&gateway, &headers)?;
+    let q: LimitQuery = query(&uri)?;
+    let limit = bounded("limit", q.limit.unwrap_or(DEFAULT_LIMIT), 1..=MAX_LIMIT)?;
+    let steps = api
+        .engine
+        .retry_queue(limit as u32)
+        .await
+        .map_err(engine_error)?;
+    let steps: Vec<Value> = steps.iter().map(engine_json::step).collect();
+    Ok(reply(StatusCode::OK, &json!({ "steps": steps })))
+}

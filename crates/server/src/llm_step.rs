@@ -1,0 +1,252 @@
+//! The engine's `llm` steps, run through the gateway's own pipeline in process.
+//!
+//! The decision: a step's model call is a gateway call like a client's, without the
+//! HTTP in between. It is built as the OpenAI-format request a client would send (a
+//! system and a user message, `max_tokens`, `temperature`, and a `json_schema`
+//! `response_format` when the step has an output schema) and handed to the same
+//! [`call::complete`] that `POST /v1/chat/completions` uses: route lookup by alias, the
+//! output check, the policy driver with its retries, fallback, breakers and budget,
+//! costs, metrics and the attempt ledger (endpoint `workflow.llm`). The step's
+//! idempotency key (`task_id/step`) is sent upstream as `Idempotency-Key` on every
+//! attempt, so a step run again after a crash can be deduplicated by the provider.
+//!
+//! What a client call has and a step call does not: the client key's rate limits (the
+//! engine is not a client), the in-memory idempotent replay (the engine commits a
+//! step's result itself; a committed step never runs again) and degraded answers (a
+//! canned answer must not become a committed step output). The step's timeout becomes
+//! the call's deadline.
+
+use std::sync::{Arc, Weak};
+
+use async_trait::async_trait;
+use holdfast_engine::{Failure, Llm, LlmAnswer, LlmRequest};
+use holdfast_llm::openai::ChatRequest;
+use holdfast_policy::{Deadline, Outcome, TimeoutKind};
+use serde_json::{Value, json};
+
+use crate::call::{self, Job};
+use crate::error::ApiError;
+use crate::events::millis;
+use crate::gateway::Inner;
+use crate::ledger::Entry;
+use crate::meta::RequestMeta;
+use crate::output::OutputCheck;
+use crate::prompt;
+
+/// The gateway as the engine's model caller. Holds the gateway weakly: the gateway
+/// holds the engine, which holds this.
+pub(crate) struct GatewayLlm {
+    gateway: Weak<Inner>,
+}
+
+impl GatewayLlm {
+    pub(crate) fn new(gateway: Weak<Inner>) -> Self {
+        GatewayLlm { gateway }
+    }
+}
+
+#[async_trait]
+impl Llm for GatewayLlm {
+    async fn complete(&self, request: LlmRequest) -> Result<LlmAnswer, Failure> {
+        let Some(gateway) = self.gateway.upgrade() else {
+            return Err(Failure::new(
+                Outcome::Cancelled,
+                "the gateway is shutting down",
+            ));
+        };
+        run(&gateway, request).await
+    }
+}
+
+/// The OpenAI-format body of a step's call.
+fn body(request: &LlmRequest) -> Value {
+    let mut messages = Vec::with_capacity(2);
+    if let Some(system) = &request.system {
+        messages.push(json!({"role": "system", "content": system}));
+    }
+    messages.push(json!({"role": "user", "content": request.prompt}));
+    let mut body = json!({"model": request.route, "messages": messages, "stream": false});
+    if let Some(max_tokens) = request.max_tokens {
+        body["max_tokens"] = json!(max_tokens);
+    }
+    if let Some(temperature) = request.temperature {
+        body["temperature"] = json!(temperature);
+    }
+    if let Some(schema) = &request.output_schema {
+        body["response_format"] = json!({
+            "type": "json_schema",
+            "json_schema": {"name": "output", "schema": schema},
+        });
+    }
+    body
+}
+
+async fn run(gw: &Inner, step: LlmRequest) -> Result<LlmAnswer, Failure> {
+    let bytes = serde_json::to_vec(&body(&step))
+        .map_err(|e| Failure::new(Outcome::BadRequest, format!("building the request: {e}")))?;
+    let request = ChatRequest::from_json(&bytes)
+        .map_err(|e| Failure::new(Outcome::BadRequest, format!("the llm step's request: {e}")))?;
+    let Some(route) = gw.routes.get(&request.model) else {
+        return Err(Failure::new(
+            Outcome::BadRequest,
+            format!("route {:?} is not configured", request.model),
+        ));
+    };
+    let check = OutputCheck::for_request(&request)
+        .map_err(|e| Failure::new(Outcome::BadRequest, e.to_string()))?;
+    let request = Arc::new(request);
+    let tokens = prompt::tokens(&request, bytes.len(), route.smallest_window).await;
+    let started = gw.clock.now();
+    let started_ms = gw.clock.unix_millis();
+    let meta = RequestMeta {
+        deadline: Deadline::after(started, step.timeout),
+        agent: None,
+        idempotency_key: Some(step.idempotency_key.clone()),
+    };
+    let (id, seed) = gw.next_request();
+    let job = Job {
+        gateway: gw,
+        route,
+        request: &request,
+        meta: &meta,
+        check: &check,
+        id: &id,
+        tokens,
+        seed,
+    };
+    let ran = call::complete(&job).await;
+    let cost_usd = ran.trace.cost_usd();
+    let mut entry = Entry {
+        request_id: Arc::clone(&id),
+        route: Arc::clone(&route.name),
+        endpoint: "workflow.llm",
+        stream: false,
+        status: 200,
+        result: "ok",
+        error_code: None,
+        stream_error: None,
+        target: ran.reply.target.clone(),
+        degraded: None,
+        started_at_ms: started_ms,
+        latency_ms: millis(gw.clock.now().saturating_duration_since(started)),
+        input_tokens: 0,
+        output_tokens: 0,
+        cost_usd: 0.0,
+        trace: ran.trace,
+    };
+    let answer = match ran.result {
+        Ok(served) => {
+            let text = served
+                .response
+                .response
+                .choices
+                .first()
+                .and_then(|c| c.message.content.clone())
+                .unwrap_or_default();
+            Ok(LlmAnswer { text, cost_usd })
+        }
+        Err(err) => {
+            entry.status = err.status().as_u16();
+            entry.result = "error";
+            entry.error_code = Some(err.code());
+            Err(Failure {
+                outcome: outcome(&err),
+                message: err.to_string(),
+                cost_usd,
+            })
+        }
+    };
+    gw.ledger.insert(entry);
+    answer
+}
+
+/// The outcome class the engine retries by, for the error a client would have got.
+fn outcome(err: &ApiError) -> Outcome {
+    match err {
+        ApiError::UpstreamRateLimited { retry_after, .. } => Outcome::RateLimited {
+            retry_after: *retry_after,
+        },
+        ApiError::UpstreamOverloaded { retry_after, .. }
+        | ApiError::TargetsUnavailable { retry_after } => Outcome::Overloaded {
+            retry_after: *retry_after,
+        },
+        ApiError::RetryBudgetExhausted | ApiError::AgentBreakerOpen => {
+            Outcome::Overloaded { retry_after: None }
+        }
+        ApiError::UpstreamError(_) | ApiError::Internal(_) => Outcome::ServerError,
+        ApiError::UpstreamTimeout(_) | ApiError::DeadlineExceeded => {
+            Outcome::Timeout(TimeoutKind::Total)
+        }
+        ApiError::UpstreamAuthFailed => Outcome::Auth,
+        ApiError::UpstreamQuotaExhausted => Outcome::QuotaExhausted,
+        ApiError::UpstreamModelNotFound => Outcome::NotFound,
+        ApiError::ContextLengthExceeded(_) | ApiError::PromptTooLarge => Outcome::ContextOverflow,
+        ApiError::ContentFilter(_) => Outcome::ContentFiltered,
+        ApiError::InvalidOutput(_) => Outcome::InvalidOutput,
+        ApiError::InvalidJson(_)
+        | ApiError::InvalidRequest { .. }
+        | ApiError::InvalidHeader { .. }
+        | ApiError::InvalidResponseFormat(_)
+        | ApiError::MissingApiKey
+        | ApiError::InvalidApiKey
+        | ApiError::ModelNotFound(_)
+        | ApiError::NotFound(_)
+        | ApiError::MethodNotAllowed
+        | ApiError::BodyTooLarge { .. }
+        | ApiError::IdempotencyKeyReused
+        | ApiError::RateLimited { .. }
+        | ApiError::PromptExceedsKeyLimit
+        | ApiError::UpstreamBadRequest(_)
+        | ApiError::InvalidInput { .. }
+        | ApiError::Conflict(_)
+        | ApiError::StaleLease(_)
+        | ApiError::EngineUnavailable => Outcome::BadRequest,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_step_becomes_an_openai_request_with_its_schema() {
+        let request = LlmRequest {
+            route: "smart".into(),
+            system: Some("be brief".into()),
+            prompt: "hello".into(),
+            max_tokens: Some(50),
+            temperature: Some(0.2),
+            output_schema: Some(json!({"type": "object"})),
+            idempotency_key: "t-1/draft".into(),
+            timeout: Duration::from_secs(5),
+        };
+        let body = body(&request);
+        assert_eq!(body["messages"][0]["role"], "system");
+        assert_eq!(body["messages"][1]["content"], "hello");
+        assert_eq!(body["max_tokens"], 50);
+        assert_eq!(body["response_format"]["json_schema"]["name"], "output");
+        let parsed = ChatRequest::from_json(&serde_json::to_vec(&body).unwrap()).unwrap();
+        assert!(OutputCheck::for_request(&parsed).is_ok());
+    }
+
+    #[test]
+    fn failures_keep_their_class() {
+        let limited = ApiError::UpstreamRateLimited {
+            message: "slow down".into(),
+            retry_after: Some(Duration::from_secs(3)),
+        };
+        assert_eq!(
+            outcome(&limited),
+            Outcome::RateLimited {
+                retry_after: Some(Duration::from_secs(3))
+            }
+        );
+        assert_eq!(
+            outcome(&ApiError::ModelNotFound("x".into())),
+            Outcome::BadRequest
+        );
+        assert!(outcome(&ApiError::UpstreamError("boom".into())).is_retryable());
+    }
+}
