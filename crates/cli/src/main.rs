@@ -25,22 +25,47 @@ enum Command {
     Simulate(cmd::simulate::Args),
     /// Run a fault-injecting mock LLM provider (OpenAI or Anthropic wire format).
     MockProvider(Box<cmd::mock_provider::Args>),
-    /// Run the gateway: OpenAI- and Anthropic-compatible endpoints in front of the
-    /// configured providers, every call under its route's policy.
+    /// Run the gateway (OpenAI- and Anthropic-compatible endpoints in front of the
+    /// configured providers, every call under its route's policy) and the workflow
+    /// engine.
     Serve(cmd::serve::Args),
+    /// Run the whole product on this machine under injected failures: mock providers,
+    /// the gateway, the engine and a sample workflow, with a live view and a report.
+    Demo(cmd::demo::Args),
     /// Check a configuration file.
     #[command(subcommand)]
     Config(cmd::config::Command),
+    /// Work with the alert rules (export them for Prometheus).
+    #[command(subcommand)]
+    Alerts(cmd::alerts::Command),
+    /// Register and list workflow definitions on a running server.
+    #[command(subcommand)]
+    Workflow(cmd::workflow::Command),
+    /// Submit, inspect and cancel tasks on a running server.
+    #[command(subcommand)]
+    Task(cmd::task::Command),
+    /// List and resolve human escalations on a running server.
+    #[command(subcommand)]
+    Escalations(cmd::escalations::Command),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // The demo logs to a file in its data directory: on the terminal, log lines would
+    // tear through its live view.
+    if !matches!(cli.command, Command::Demo(_)) {
+        init_logging();
+    }
     let result = match cli.command {
         Command::Simulate(args) => cmd::simulate::run(args),
         Command::MockProvider(args) => cmd::mock_provider::run(*args),
         Command::Serve(args) => cmd::serve::run(args),
+        Command::Demo(args) => cmd::demo::run(args),
         Command::Config(command) => cmd::config::run(command),
+        Command::Alerts(command) => cmd::alerts::run(command),
+        Command::Workflow(command) => cmd::workflow::run(command),
+        Command::Task(command) => cmd::task::run(command),
+        Command::Escalations(command) => cmd::escalations::run(command),
     };
     match result {
         Ok(code) => code,

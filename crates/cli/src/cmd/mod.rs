@@ -1,10 +1,16 @@
 //! One module per subcommand, and what they share: the exit-code convention and the
 //! runtime they run on.
 
+pub(crate) mod alerts;
 pub(crate) mod config;
+pub(crate) mod demo;
+pub(crate) mod escalations;
 pub(crate) mod mock_provider;
+pub(crate) mod remote;
 pub(crate) mod serve;
 pub(crate) mod simulate;
+pub(crate) mod task;
+pub(crate) mod workflow;
 
 use std::fmt;
 

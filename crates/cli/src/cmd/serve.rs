@@ -1,18 +1,24 @@
-//! `holdfast serve --config FILE`: the gateway.
+//! `holdfast serve --config FILE`: the gateway and the workflow engine, in one process.
 //!
 //! Loads and validates the configuration (every error printed with its file, line and
-//! field, exit code 2), binds, prints `listening on ADDR` on stdout once the socket is
-//! bound (so a test can start it on port 0 and read the port), and serves until Ctrl-C
-//! or SIGTERM, letting requests in flight finish.
+//! field, exit code 2), opens the store (`store.url`, the embedded SQLite file by
+//! default), registers the configuration's workflow files (a bad one stops the start
+//! with its file name and field path, exit code 2), binds, prints `listening on ADDR`
+//! on stdout once the socket is bound (so a test can start it on port 0 and read the
+//! port), and serves until Ctrl-C or SIGTERM. Then the HTTP server lets requests in
+//! flight finish and the engine lets the tasks it runs finish their current step.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use holdfast_config::{LoadOptions, Overrides, process_env};
-use holdfast_policy::SystemClock;
+use holdfast_config::{Config, LoadOptions, Overrides, process_env};
+use holdfast_engine::{Engine, EngineError, Settings};
+use holdfast_policy::{Clock, SystemClock};
 use holdfast_server::Gateway;
+use serde_json::Value;
+use tokio::sync::watch;
 
 use super::usage;
 
@@ -26,9 +32,12 @@ pub(crate) struct Args {
     /// picks a free port.
     #[arg(long)]
     listen: Option<String>,
+    /// The store's URL, overriding `store.url` and `HOLDFAST_STORE_URL`.
+    #[arg(long)]
+    store_url: Option<String>,
 }
 
-/// Serves the gateway until Ctrl-C or SIGTERM.
+/// Serves the gateway and runs the engine until Ctrl-C or SIGTERM.
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.config.is_none()
         && process_env(holdfast_config::ENV_CONFIG).is_none_or(|v| v.is_empty())
@@ -42,26 +51,128 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         env: &process_env,
         overrides: Overrides {
             listen: args.listen,
-            store_url: None,
+            store_url: args.store_url,
         },
         allow_missing_secrets: false,
     };
     let config = holdfast_config::load(options).map_err(|errors| usage(errors.to_string()))?;
-    super::runtime()?.block_on(async move {
-        let gateway = Gateway::new(&config, Arc::new(SystemClock::new()))
-            .map_err(|e| usage(e.to_string()))?;
-        let listen = config.server.listen;
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("binding {listen}"))?;
-        println!("listening on {}", listener.local_addr()?);
-        tracing::info!(
-            routes = config.routes.len(),
-            targets = config.targets.len(),
-            version = %config.source.version,
-            "holdfast gateway serving"
-        );
-        holdfast_server::serve(listener, gateway, super::shutdown_signal()).await?;
-        anyhow::Ok(ExitCode::SUCCESS)
-    })
+    super::runtime()?.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+    let gateway = Gateway::new(&config, Arc::clone(&clock)).map_err(|e| usage(e.to_string()))?;
+    // The URL is not in the message: a postgres URL may hold a password (the store's
+    // own errors redact it).
+    let store = holdfast_store::open(&config.store.url)
+        .await
+        .context("opening the store (store.url)")?;
+    let settings = Settings {
+        node_id: config.engine.node_id.clone(),
+        lease: config.engine.lease,
+        poll_interval: config.engine.poll_interval,
+        max_concurrent_tasks: config.engine.max_concurrent_tasks,
+        max_input_bytes: config.engine.max_input_bytes,
+    };
+    let engine = Engine::new(
+        store,
+        clock,
+        settings,
+        Some(gateway.llm()),
+        gateway.task_events(),
+    );
+    for file in &config.engine.workflows {
+        register(&engine, file).await?;
+    }
+    let gateway = gateway.with_engine(engine.clone());
+    let listen = config.server.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    println!("listening on {}", listener.local_addr()?);
+    tracing::info!(
+        routes = config.routes.len(),
+        targets = config.targets.len(),
+        workflows = config.engine.workflows.len(),
+        node_id = %config.engine.node_id,
+        version = %config.source.version,
+        "holdfast serving"
+    );
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        super::shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let scheduler = tokio::spawn({
+        let stopped = stopped.clone();
+        async move { engine.run(until(stopped)).await }
+    });
+    let served = holdfast_server::serve(listener, gateway, until(stopped)).await;
+    if let Err(e) = scheduler.await {
+        tracing::error!(error = %e, "the engine's scheduler stopped abnormally");
+    }
+    served?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes once `stopped` turns true (or its sender is gone).
+async fn until(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+/// Registers the workflow definition in `file`; a bad one is a usage error naming the
+/// file and each field at fault.
+async fn register(engine: &Engine, file: &Path) -> anyhow::Result<()> {
+    let shown = file.display();
+    let source = read_definition(file)?;
+    match engine.register(source).await {
+        Ok(def) => {
+            tracing::info!(workflow = %def.name, version = def.version, file = %shown, "workflow registered");
+            Ok(())
+        }
+        Err(EngineError::Invalid { problems }) => {
+            let lines: Vec<String> = problems.iter().map(|p| format!("{shown}: {p}")).collect();
+            Err(usage(lines.join("\n")))
+        }
+        Err(EngineError::Store(holdfast_store::StoreError::Conflict { id, reason, .. })) => {
+            Err(usage(format!(
+                "{shown}: workflow {id} is already registered with another definition ({reason}); \
+                 give the changed definition a new `version`"
+            )))
+        }
+        Err(e) => Err(anyhow::Error::new(e).context(format!("registering {shown}"))),
+    }
+}
+
+/// A definition file as JSON: TOML files are converted (and checked) by the engine.
+pub(crate) fn read_definition(file: &Path) -> anyhow::Result<Value> {
+    let shown = file.display();
+    let text =
+        std::fs::read_to_string(file).map_err(|e| usage(format!("{shown}: cannot read: {e}")))?;
+    let is_toml = file
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("toml"));
+    if is_toml {
+        holdfast_engine::parse_toml(&text)
+            .map(|workflow| workflow.source)
+            .map_err(|e| match e {
+                EngineError::Invalid { problems } => usage(
+                    problems
+                        .iter()
+                        .map(|p| format!("{shown}: {p}"))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                ),
+                other => usage(format!("{shown}: {other}")),
+            })
+    } else {
+        serde_json::from_str(&text).map_err(|e| {
+            usage(format!(
+                "{shown}:{}:{}: not valid JSON: {e}",
+                e.line(),
+                e.column()
+            ))
+        })
+    }
 }

@@ -32,6 +32,8 @@ const SCRUBBED_ENV: &[&str] = &[
     "HOLDFAST_CONFIG",
     "HOLDFAST_LISTEN",
     "HOLDFAST_STORE_URL",
+    "HOLDFAST_SERVER",
+    "HOLDFAST_CLIENT_KEY",
     "HOLDFAST_LOG",
     "RUST_LOG",
     "HTTP_PROXY",
@@ -52,6 +54,9 @@ pub struct Process {
     /// Where it listens.
     pub addr: SocketAddr,
     output: Arc<Mutex<String>>,
+    /// Its own store directory (`HOLDFAST_STORE_URL`), removed on drop, so that no
+    /// test writes `holdfast-data/` into the source tree or shares a database.
+    store_dir: PathBuf,
 }
 
 impl Process {
@@ -67,6 +72,11 @@ impl Process {
             command.env_remove(var);
         }
         command.env("NO_PROXY", "127.0.0.1,localhost");
+        let store_dir = scratch_path("store");
+        command.env(
+            "HOLDFAST_STORE_URL",
+            format!("sqlite://{}/holdfast.db", store_dir.display()),
+        );
         for (key, value) in envs {
             command.env(key, value);
         }
@@ -84,6 +94,7 @@ impl Process {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             output,
+            store_dir,
         };
         match announced.recv_timeout(STARTUP) {
             Ok(addr) => process.addr = addr,
@@ -124,6 +135,7 @@ impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.store_dir);
     }
 }
 
@@ -202,13 +214,17 @@ pub fn skip_without_gateway(test: &str) -> bool {
 /// A directory under the system's temp dir, removed on drop.
 pub struct TempDir(PathBuf);
 
+/// A fresh path under the system's temp dir, unique in this test process.
+fn scratch_path(label: &str) -> PathBuf {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("holdfast-e2e-{label}-{}-{n}", std::process::id()))
+}
+
 impl TempDir {
     /// A fresh, empty directory.
     pub fn new(label: &str) -> TempDir {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("holdfast-e2e-{label}-{}-{n}", std::process::id()));
+        let path = scratch_path(label);
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).unwrap();
         TempDir(path)
