@@ -29,6 +29,10 @@ use crate::error::{EngineError, Problem};
 use crate::event::{EventSink, TaskEvent, TaskEventKind};
 use crate::run;
 
+/// The longest an idle node waits between polls for due work (timers, retries, expired
+/// leases of dead nodes); never shorter than `Settings::poll_interval`.
+pub(crate) const IDLE_POLL: Duration = Duration::from_millis(200);
+
 /// How the engine runs.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -38,7 +42,8 @@ pub struct Settings {
     /// How long a task lease lasts without renewal; a dead node's tasks are taken over
     /// this long after its last renewal.
     pub lease: Duration,
-    /// How often an idle scheduler looks for due work.
+    /// How often a busy scheduler looks for due work; an idle one backs off to
+    /// 200 ms.
     pub poll_interval: Duration,
     /// The most tasks this node runs at once.
     pub max_concurrent_tasks: usize,
@@ -375,6 +380,7 @@ impl Engine {
         }
         let inner = self.inner.clone();
         let mut running = JoinSet::new();
+        let mut idle: u32 = 0;
         tokio::pin!(shutdown);
         loop {
             while let Some(joined) = running.try_join_next() {
@@ -414,12 +420,21 @@ impl Engine {
                 // A full batch: there may be more due now.
                 continue;
             }
-            let wake = inner.clock.now() + inner.settings.poll_interval;
+            // An idle node polls less and less often, down to IDLE_POLL: a claim that
+            // finds nothing still costs the store a transaction. Work found, a local
+            // submission or answer, or a finished run brings it back to full speed.
+            idle = if claimed > 0 { 0 } else { (idle + 1).min(16) };
+            let every = inner
+                .settings
+                .poll_interval
+                .saturating_mul(1 << idle.min(4))
+                .min(IDLE_POLL.max(inner.settings.poll_interval));
+            let wake = inner.clock.now() + every;
             tokio::select! {
                 () = &mut shutdown => break,
-                () = inner.wake.notified() => {}
+                () = inner.wake.notified() => idle = 0,
                 () = inner.clock.sleep_until(wake) => {}
-                Some(_) = running.join_next(), if !running.is_empty() => {}
+                Some(_) = running.join_next(), if !running.is_empty() => idle = 0,
             }
         }
         while running.join_next().await.is_some() {}
