@@ -99,6 +99,8 @@ pub(crate) struct Inner {
     pub(crate) runners: Runners,
     pub(crate) events: EventSink,
     workflows: RwLock<HashMap<(String, u32), Arc<Workflow>>>,
+    /// The latest version of each workflow, as last read, and when (Unix ms).
+    latest: RwLock<HashMap<String, (u32, u64)>>,
     wake: Notify,
     seed: AtomicU64,
     ids: AtomicU64,
@@ -126,6 +128,7 @@ impl Engine {
                 settings,
                 events,
                 workflows: RwLock::new(HashMap::new()),
+                latest: RwLock::new(HashMap::new()),
                 wake: Notify::new(),
                 seed: AtomicU64::new(seed),
                 ids: AtomicU64::new(0),
@@ -155,6 +158,9 @@ impl Engine {
                 now,
             )
             .await?;
+        if let Ok(mut latest) = self.inner.latest.write() {
+            latest.remove(&def.name);
+        }
         Ok(def)
     }
 
@@ -179,10 +185,11 @@ impl Engine {
     /// Accepts a task: checks its input against the workflow, stores it and wakes the
     /// scheduler. Once this returns, the task is durable (invariant 2).
     pub async fn submit(&self, submission: Submission) -> Result<Submitted, EngineError> {
-        let def = self
-            .workflow(&submission.workflow, submission.version)
-            .await?;
-        let workflow = self.inner.workflow(&def.name, def.version).await?;
+        let version = match submission.version {
+            Some(v) => v,
+            None => self.inner.latest_version(&submission.workflow).await?,
+        };
+        let workflow = self.inner.workflow(&submission.workflow, version).await?;
         check_input(
             &workflow,
             &submission.input,
@@ -199,8 +206,8 @@ impl Engine {
         let now = self.inner.clock.unix_millis();
         let task = NewTask {
             task_id: self.inner.new_task_id(now),
-            workflow: def.name.clone(),
-            workflow_version: def.version,
+            workflow: workflow.name.clone(),
+            workflow_version: workflow.version,
             input: submission.input,
             idempotency_key: submission.idempotency_key,
             pending_steps: workflow.steps.iter().map(|s| s.name.clone()).collect(),
@@ -442,45 +449,17 @@ impl Engine {
 }
 
 impl Engine {
-    /// Gives up the leases this node's previous run held (it was killed), with their own
-    /// tokens, so that its tasks resume now instead of when the leases expire. Safe
-    /// because a node id names one running process: the process that held these leases
-    /// is gone. Returns how many tasks were released.
-    pub async fn recover(&self) -> Result<usize, EngineError> {
-        let inner = &self.inner;
-        let mut released = 0;
-        let mut cursor = None;
-        loop {
-            let filter = TaskFilter {
-                status: Some(holdfast_store::TaskStatus::Running),
-                workflow: None,
-                cursor,
-                limit: 1000,
-            };
-            let page = inner.store.list_tasks(&filter).await?;
-            for task in &page.tasks {
-                let Some(lease) = &task.lease else { continue };
-                if lease.owner != inner.node_id {
-                    continue;
-                }
-                let now = inner.clock.unix_millis();
-                match inner
-                    .store
-                    .release_task(&task.task_id, lease.token, now)
-                    .await
-                {
-                    Ok(()) => released += 1,
-                    Err(e) => {
-                        tracing::debug!(task_id = %task.task_id, error = %e, "lease already gone")
-                    }
-                }
-            }
-            match page.next_cursor {
-                Some(next) => cursor = Some(next),
-                None => break,
-            }
-        }
-        Ok(released)
+    /// Gives up the leases this node's previous run held (it was killed), in one write,
+    /// so that its tasks resume now instead of when the leases expire. Safe because a
+    /// node id names one running process: the process that held these leases is gone,
+    /// and its tokens are stale from now on. Returns how many tasks were released.
+    pub async fn recover(&self) -> Result<u64, EngineError> {
+        let now = self.inner.clock.unix_millis();
+        Ok(self
+            .inner
+            .store
+            .release_node_tasks(&self.inner.node_id, now)
+            .await?)
     }
 }
 
@@ -545,7 +524,38 @@ fn check_input(workflow: &Workflow, input: &Value, max_bytes: usize) -> Result<(
     }
 }
 
+/// How long the latest version of a workflow, as read, is trusted for submissions. A
+/// version registered on this node is seen at once; one registered on another node
+/// sharing the database, within this long.
+const LATEST_TTL_MS: u64 = 1_000;
+
 impl Inner {
+    /// The latest registered version of `name`, read from the store at most once per
+    /// [`LATEST_TTL_MS`]: submissions are the hottest path and the answer rarely changes.
+    async fn latest_version(&self, name: &str) -> Result<u32, EngineError> {
+        let now = self.clock.unix_millis();
+        if let Ok(latest) = self.latest.read()
+            && let Some(&(version, read_at)) = latest.get(name)
+            && now.saturating_sub(read_at) < LATEST_TTL_MS
+        {
+            return Ok(version);
+        }
+        let def = self
+            .store
+            .get_workflow(name, None)
+            .await?
+            .ok_or_else(|| not_found("workflow", name, None))?;
+        self.remember_latest(name, def.version, now);
+        Ok(def.version)
+    }
+
+    fn remember_latest(&self, name: &str, version: u32, now: u64) {
+        if let Ok(mut latest) = self.latest.write() {
+            // Bounded like the definitions: one entry per registered workflow name.
+            latest.insert(name.to_string(), (version, now));
+        }
+    }
+
     /// A checked workflow version, parsed once per process.
     pub(crate) async fn workflow(
         &self,

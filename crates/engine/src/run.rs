@@ -92,13 +92,18 @@ pub(crate) async fn run(engine: &Inner, claim: TaskClaim) -> Result<(), Stop> {
             return Ok(());
         }
     };
-    let steps = engine
-        .store
-        .list_steps(&task.task_id)
-        .await?
-        .into_iter()
-        .map(|s| (s.name.clone(), s))
-        .collect();
+    // A task with no checkpoint has no step record yet: skip the read.
+    let steps = if task.last_checkpoint.is_none() {
+        HashMap::new()
+    } else {
+        engine
+            .store
+            .list_steps(&task.task_id)
+            .await?
+            .into_iter()
+            .map(|s| (s.name.clone(), s))
+            .collect()
+    };
     let mut run = Run {
         cx: Cx {
             engine,

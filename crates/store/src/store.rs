@@ -69,6 +69,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<u64>;
     /// Gives a task lease up early so that another node may claim the task at once.
     async fn release_task(&self, task_id: &str, token: FencingToken, now_ms: u64) -> Result<()>;
+    /// Gives up every task lease `node_id` holds, in one write: a restarted node calls
+    /// it for the leases of its killed predecessor (same node id), whose later writes
+    /// are then refused as stale. Returns how many tasks were released.
+    async fn release_node_tasks(&self, node_id: &str, now_ms: u64) -> Result<u64>;
     /// Commits one move of a task atomically (see [`Advance`]). Refused with
     /// `StaleLease` unless `advance.token` is the task's current, unexpired lease.
     async fn advance(&self, advance: Advance, now_ms: u64) -> Result<()>;

@@ -53,6 +53,7 @@ conformance! {
     tasks::bad_input_is_refused_with_nothing_stored,
     leases::expired_lease_is_taken_over_and_the_old_token_is_stale,
     leases::heartbeat_keeps_a_lease_and_release_frees_it,
+    leases::a_restarted_node_releases_its_predecessors_leases_at_once,
     leases::concurrent_claimers_never_share_a_task,
     leases::failed_writes_in_a_batch_do_not_disturb_the_others,
     coordination::worker_job_tokens_fence_stale_workers,

@@ -128,6 +128,12 @@ impl Store for PostgresStore {
         on_conn!(self, |c| writes::release(c, task_id, token, now).await)
     }
 
+    async fn release_node_tasks(&self, node_id: &str, now_ms: u64) -> Result<u64> {
+        name("node_id", node_id)?;
+        let now = millis("now", now_ms)?;
+        on_conn!(self, |c| writes::release_node(c, node_id, now).await)
+    }
+
     async fn advance(&self, a: Advance, now_ms: u64) -> Result<()> {
         let plan = plan::plan(&a, self.max_doc, now_ms)?;
         advance::advance(&self.pool, &a, &plan).await

@@ -272,6 +272,20 @@ pub(super) async fn release(
     Ok(())
 }
 
+pub(super) async fn release_node(c: &mut PgConnection, node: &str, now: i64) -> Result<u64> {
+    let changed = sqlx::query(
+        "UPDATE tasks SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, \
+         next_run_at = hf_ts($2), updated_at = hf_ts($2) \
+         WHERE status = 'running' AND lease_owner = $1",
+    )
+    .bind(node)
+    .bind(now)
+    .execute(&mut *c)
+    .await?
+    .rows_affected();
+    Ok(changed)
+}
+
 pub(super) async fn cancel(
     c: &mut PgConnection,
     task_id: &str,

@@ -120,6 +120,14 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn release_node_tasks(&self, node_id: &str, now_ms: u64) -> Result<u64> {
+        name("node_id", node_id)?;
+        let (node, now) = (node_id.to_string(), millis("now", now_ms)?);
+        self.writer
+            .write(move |c| writes::release_node(c, &node, now))
+            .await
+    }
+
     async fn advance(&self, a: Advance, now_ms: u64) -> Result<()> {
         let plan = plan::plan(&a, self.max_doc, now_ms)?;
         self.writer

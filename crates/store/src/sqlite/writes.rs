@@ -242,6 +242,16 @@ pub(super) fn release(
     Ok(())
 }
 
+pub(super) fn release_node(conn: &Connection, node: &str, now: i64) -> Result<u64> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE tasks SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, \
+             next_run_at = ?2, updated_at = ?2 WHERE status = 'running' AND lease_owner = ?1",
+        )?
+        .execute(params![node, now])?;
+    Ok(changed as u64)
+}
+
 pub(super) fn cancel(
     conn: &Connection,
     task_id: &str,

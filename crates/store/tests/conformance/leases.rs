@@ -8,6 +8,28 @@ use holdfast_store::{Advance, StepStatus, Store, StoreError, TaskStatus};
 
 use super::tasks::{LEASE, T0, event, new_task, running, step, workflow};
 
+pub(crate) async fn a_restarted_node_releases_its_predecessors_leases_at_once(
+    s: Arc<dyn Store>,
+) {
+    let mine = running(&s, "t1").await;
+    s.submit_task(new_task("t2", None), T0).await.unwrap();
+    let theirs = s.claim_tasks("node-b", LEASE, 10, T0).await.unwrap();
+    assert_eq!(theirs.len(), 1);
+    // node-a was killed and restarts under the same id, long before its lease expires.
+    assert_eq!(s.release_node_tasks("node-a", T0 + 10).await.unwrap(), 1);
+    assert_eq!(s.release_node_tasks("node-a", T0 + 10).await.unwrap(), 0);
+    let again = s.claim_tasks("node-a", LEASE, 10, T0 + 10).await.unwrap();
+    assert_eq!(again.len(), 1, "only node-a's task is free");
+    assert_eq!(again[0].task.task_id, "t1");
+    assert!(again[0].token > mine.token);
+    // The killed incarnation's token is stale.
+    let late = Advance::new("t1", mine.token, TaskStatus::Running);
+    let err = s.advance(late, T0 + 11).await.unwrap_err();
+    assert!(matches!(err, StoreError::StaleLease { .. }), "{err}");
+    let err = s.release_node_tasks("node a", T0).await.unwrap_err();
+    assert!(matches!(err, StoreError::InvalidInput { .. }), "{err}");
+}
+
 pub(crate) async fn expired_lease_is_taken_over_and_the_old_token_is_stale(s: Arc<dyn Store>) {
     let a = running(&s, "t1").await;
     assert_eq!(a.taken_over_from, None);
