@@ -4,7 +4,12 @@
 //! and prints the ratio: absolute times on a shared 2-core machine mean little, ratios
 //! measured side by side do.
 
+pub mod counted;
+pub mod cpu;
 pub mod load;
 pub mod loopback;
 pub mod measure;
 pub mod process;
+pub mod raw;
+pub mod recovery;
+pub mod workflows;

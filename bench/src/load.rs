@@ -105,6 +105,16 @@ pub async fn latencies(
     Ok(samples)
 }
 
+/// What one throughput round did.
+#[derive(Debug, Clone, Copy)]
+pub struct Throughput {
+    /// Requests answered within the span, per second of it.
+    pub per_second: f64,
+    /// Every request answered, those in flight when the span ended included: the
+    /// count to divide a server's CPU time by.
+    pub completed: u64,
+}
+
 /// Requests per second with `concurrency` workers each sending back to back for `span`.
 /// Fails if any request fails.
 pub async fn throughput(
@@ -112,7 +122,7 @@ pub async fn throughput(
     endpoint: &Endpoint,
     concurrency: usize,
     span: Duration,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<Throughput> {
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let mut workers = tokio::task::JoinSet::new();
@@ -135,7 +145,10 @@ pub async fn throughput(
     while let Some(result) = workers.join_next().await {
         result??;
     }
-    Ok(counted as f64 / elapsed.as_secs_f64())
+    Ok(Throughput {
+        per_second: counted as f64 / elapsed.as_secs_f64(),
+        completed: done.load(Ordering::Relaxed),
+    })
 }
 
 /// Opens `n` streaming requests at once and returns their bodies once each has

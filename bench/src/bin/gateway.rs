@@ -8,7 +8,9 @@
 //!
 //! Measures: added latency (p50, p99) at concurrency 1; throughput at concurrency 32 and
 //! 256 as a ratio to direct; the gateway's resident memory idle and with 1,000 streams
-//! open. Loopback only, about 40 s.
+//! open. Loopback only, about 40 s. Beside them, the CPU time per request of the mock
+//! (direct and through) and of holdfast, from the kernel's per-thread counters: a
+//! steadier figure than the ratios, by which a change to the hot path can be judged.
 //!
 //! Run: `cargo build --release -p holdfast && cargo run --release -p holdfast-bench --bin gateway`
 
@@ -59,6 +61,34 @@ struct Report {
     rss_idle: u64,
     rss_streams: u64,
     streams_opened_in: Duration,
+    /// CPU per request, by phase: (phase, mock going direct, mock through, holdfast).
+    cpu: Vec<(String, Duration, Duration, Duration)>,
+}
+
+/// CPU time spent by the mock and by holdfast over a number of requests.
+#[derive(Default, Clone, Copy)]
+struct Cpu {
+    mock: Duration,
+    gateway: Duration,
+    requests: u64,
+}
+
+impl Cpu {
+    /// Runs `f`, which answers some requests, adding the CPU the two servers spent.
+    async fn count<F>(&mut self, mock: &Server, gateway: &Server, f: F) -> anyhow::Result<()>
+    where
+        F: std::future::Future<Output = anyhow::Result<u64>>,
+    {
+        let (m0, g0) = (mock.cpu_time()?, gateway.cpu_time()?);
+        self.requests += f.await?;
+        self.mock += mock.cpu_time()?.saturating_sub(m0);
+        self.gateway += gateway.cpu_time()?.saturating_sub(g0);
+        Ok(())
+    }
+
+    fn per_request(total: Duration, requests: u64) -> Duration {
+        total / u32::try_from(requests.max(1)).unwrap_or(u32::MAX)
+    }
 }
 
 /// A scratch directory for the gateway's config and store, removed on drop.
@@ -152,21 +182,54 @@ async fn run(binary: &Path) -> anyhow::Result<Report> {
 
     eprintln!("latency at concurrency 1…");
     let (mut direct_c1, mut through_c1) = (Vec::new(), Vec::new());
+    let (mut cpu_direct, mut cpu_through) = (Cpu::default(), Cpu::default());
+    let mut cpu = Vec::new();
     for _ in 0..LATENCY_ROUNDS {
-        direct_c1.extend(load::latencies(&client, &direct, LATENCY_ROUND).await?);
-        through_c1.extend(load::latencies(&client, &through, LATENCY_ROUND).await?);
+        cpu_direct
+            .count(&mock, &gateway, async {
+                direct_c1.extend(load::latencies(&client, &direct, LATENCY_ROUND).await?);
+                Ok(LATENCY_ROUND as u64)
+            })
+            .await?;
+        cpu_through
+            .count(&mock, &gateway, async {
+                through_c1.extend(load::latencies(&client, &through, LATENCY_ROUND).await?);
+                Ok(LATENCY_ROUND as u64)
+            })
+            .await?;
     }
     direct_c1.sort_unstable();
     through_c1.sort_unstable();
+    cpu.push(cpu_row("concurrency 1", cpu_direct, cpu_through));
 
     let mut throughput = Vec::new();
     for concurrency in [32, 256] {
         eprintln!("throughput at concurrency {concurrency}…");
         let (mut d, mut t) = (0.0, 0.0);
+        let (mut cpu_direct, mut cpu_through) = (Cpu::default(), Cpu::default());
         for _ in 0..THROUGHPUT_ROUNDS {
-            d += load::throughput(&client, &direct, concurrency, THROUGHPUT_SPAN).await?;
-            t += load::throughput(&client, &through, concurrency, THROUGHPUT_SPAN).await?;
+            cpu_direct
+                .count(&mock, &gateway, async {
+                    let run =
+                        load::throughput(&client, &direct, concurrency, THROUGHPUT_SPAN).await?;
+                    d += run.per_second;
+                    Ok(run.completed)
+                })
+                .await?;
+            cpu_through
+                .count(&mock, &gateway, async {
+                    let run =
+                        load::throughput(&client, &through, concurrency, THROUGHPUT_SPAN).await?;
+                    t += run.per_second;
+                    Ok(run.completed)
+                })
+                .await?;
         }
+        cpu.push(cpu_row(
+            &format!("concurrency {concurrency}"),
+            cpu_direct,
+            cpu_through,
+        ));
         throughput.push((
             concurrency,
             d / THROUGHPUT_ROUNDS as f64,
@@ -182,7 +245,17 @@ async fn run(binary: &Path) -> anyhow::Result<Report> {
         rss_idle,
         rss_streams,
         streams_opened_in,
+        cpu,
     })
+}
+
+fn cpu_row(phase: &str, direct: Cpu, through: Cpu) -> (String, Duration, Duration, Duration) {
+    (
+        phase.to_owned(),
+        Cpu::per_request(direct.mock, direct.requests),
+        Cpu::per_request(through.mock, through.requests),
+        Cpu::per_request(through.gateway, through.requests),
+    )
 }
 
 /// Opens `STREAMS` streams through the gateway (the mock sends a chunk every 500 ms so
@@ -305,6 +378,19 @@ impl Report {
             format!("≤ {}", mib(MAX_RSS_STREAMS)),
             self.rss_streams <= MAX_RSS_STREAMS,
         );
+        println!();
+        println!(
+            "{:<34} {:>12} {:>12} {:>14}",
+            "CPU per request", "mock direct", "mock through", "holdfast"
+        );
+        for (phase, direct, mock, gateway) in &self.cpu {
+            println!(
+                "{phase:<34} {:>12} {:>12} {:>14}",
+                human(*direct),
+                human(*mock),
+                human(*gateway)
+            );
+        }
         println!(
             "({STREAMS} streams opened in {}; whole run {:.1} s)",
             human(self.streams_opened_in),
