@@ -149,6 +149,14 @@ impl Store for CountedStore {
         .await
     }
 
+    async fn release_node_tasks(&self, node_id: &str, now_ms: u64) -> Result<u64> {
+        self.timed(
+            "release_node_tasks",
+            self.inner.release_node_tasks(node_id, now_ms),
+        )
+        .await
+    }
+
     async fn advance(&self, advance: Advance, now_ms: u64) -> Result<()> {
         self.timed("advance", self.inner.advance(advance, now_ms))
             .await

@@ -8,9 +8,7 @@ use holdfast_store::{Advance, StepStatus, Store, StoreError, TaskStatus};
 
 use super::tasks::{LEASE, T0, event, new_task, running, step, workflow};
 
-pub(crate) async fn a_restarted_node_releases_its_predecessors_leases_at_once(
-    s: Arc<dyn Store>,
-) {
+pub(crate) async fn a_restarted_node_releases_its_predecessors_leases_at_once(s: Arc<dyn Store>) {
     let mine = running(&s, "t1").await;
     s.submit_task(new_task("t2", None), T0).await.unwrap();
     let theirs = s.claim_tasks("node-b", LEASE, 10, T0).await.unwrap();
