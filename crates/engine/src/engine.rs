@@ -10,8 +10,8 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use holdfast_policy::{Clock, Rng};
@@ -21,13 +21,12 @@ use holdfast_store::{
 };
 use serde_json::Value;
 use tokio::sync::Notify;
-use tokio::task::JoinSet;
 
 use crate::attempt::{Llm, Runners};
 use crate::definition::{self, Workflow};
 use crate::error::{EngineError, Problem};
 use crate::event::{EventSink, TaskEvent, TaskEventKind};
-use crate::run;
+use crate::lease::LeaseKeeper;
 
 /// The longest an idle node waits between polls for due work (timers, retries, expired
 /// leases of dead nodes); never shorter than `Settings::poll_interval`.
@@ -79,7 +78,7 @@ pub struct Submission {
 /// The workflow engine. Cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -101,7 +100,7 @@ pub(crate) struct Inner {
     workflows: RwLock<HashMap<(String, u32), Arc<Workflow>>>,
     /// The latest version of each workflow, as last read, and when (Unix ms).
     latest: RwLock<HashMap<String, (u32, u64)>>,
-    wake: Notify,
+    pub(crate) wake: Notify,
     seed: AtomicU64,
     ids: AtomicU64,
 }
@@ -371,81 +370,6 @@ impl Engine {
         self.inner.wake.notify_one();
         Ok(esc)
     }
-
-    /// Runs the scheduler until `shutdown` completes; tasks in flight then finish their
-    /// current step (their leases would otherwise hold them for `lease`).
-    pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) {
-        match self.recover().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                tasks = n,
-                "took back the tasks this node held before it stopped"
-            ),
-            Err(e) => {
-                tracing::warn!(error = %e, "could not take back this node's tasks; they resume when their leases expire")
-            }
-        }
-        let inner = self.inner.clone();
-        let mut running = JoinSet::new();
-        let mut idle: u32 = 0;
-        tokio::pin!(shutdown);
-        loop {
-            while let Some(joined) = running.try_join_next() {
-                if let Err(e) = joined {
-                    tracing::error!(error = %e, "a task runner panicked");
-                }
-            }
-            let free = inner
-                .settings
-                .max_concurrent_tasks
-                .saturating_sub(running.len());
-            let mut claimed = 0;
-            if free > 0 {
-                let now = inner.clock.unix_millis();
-                let limit = free.min(64) as u32;
-                match inner
-                    .store
-                    .claim_tasks(&inner.node_id, inner.settings.lease, limit, now)
-                    .await
-                {
-                    Ok(claims) => {
-                        claimed = claims.len();
-                        for claim in claims {
-                            let inner = inner.clone();
-                            running.spawn(async move {
-                                let task_id = claim.task.task_id.clone();
-                                if let Err(e) = run::run(&inner, claim).await {
-                                    log_stop(&task_id, &e);
-                                }
-                            });
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "claiming tasks failed; retrying"),
-                }
-            }
-            if claimed > 0 && claimed as u32 >= free.min(64) as u32 {
-                // A full batch: there may be more due now.
-                continue;
-            }
-            // An idle node polls less and less often, down to IDLE_POLL: a claim that
-            // finds nothing still costs the store a transaction. Work found, a local
-            // submission or answer, or a finished run brings it back to full speed.
-            idle = if claimed > 0 { 0 } else { (idle + 1).min(16) };
-            let every = inner
-                .settings
-                .poll_interval
-                .saturating_mul(1 << idle.min(4))
-                .min(IDLE_POLL.max(inner.settings.poll_interval));
-            let wake = inner.clock.now() + every;
-            tokio::select! {
-                () = &mut shutdown => break,
-                () = inner.wake.notified() => idle = 0,
-                () = inner.clock.sleep_until(wake) => {}
-                Some(_) = running.join_next(), if !running.is_empty() => idle = 0,
-            }
-        }
-        while running.join_next().await.is_some() {}
-    }
 }
 
 impl Engine {
@@ -460,17 +384,6 @@ impl Engine {
             .store
             .release_node_tasks(&self.inner.node_id, now)
             .await?)
-    }
-}
-
-fn log_stop(task_id: &str, e: &run::Stop) {
-    match e {
-        run::Stop::Store(holdfast_store::StoreError::StaleLease { .. }) => {
-            tracing::info!(task_id, "lease lost; another node runs the task now");
-        }
-        other => {
-            tracing::warn!(task_id, error = %other, "task run stopped; it resumes when its lease expires")
-        }
     }
 }
 
@@ -598,72 +511,5 @@ impl Inner {
     /// Starts renewing a task's lease (and, once taken, its lock) until stopped.
     pub(crate) fn keep_lease(self: &Inner, task_id: &str, token: FencingToken) -> LeaseKeeper {
         LeaseKeeper::start(self, task_id, token)
-    }
-}
-
-/// Renews a task's lease, and its lock, in the background while the task runs.
-pub(crate) struct LeaseKeeper {
-    stop: Arc<Notify>,
-    stopped: Arc<AtomicBool>,
-    lock: Arc<Mutex<Option<(String, FencingToken)>>>,
-}
-
-impl LeaseKeeper {
-    fn start(inner: &Inner, task_id: &str, token: FencingToken) -> Self {
-        let stop = Arc::new(Notify::new());
-        let stopped = Arc::new(AtomicBool::new(false));
-        let lock: Arc<Mutex<Option<(String, FencingToken)>>> = Arc::new(Mutex::new(None));
-        let (store, clock, lease) = (
-            inner.store.clone(),
-            inner.clock.clone(),
-            inner.settings.lease,
-        );
-        let (task_id, stop2, stopped2, lock2) = (
-            task_id.to_string(),
-            stop.clone(),
-            stopped.clone(),
-            lock.clone(),
-        );
-        tokio::spawn(async move {
-            let every = lease / 3;
-            loop {
-                let wake = clock.now() + every;
-                tokio::select! {
-                    () = stop2.notified() => return,
-                    () = clock.sleep_until(wake) => {}
-                }
-                if stopped2.load(Ordering::Acquire) {
-                    return;
-                }
-                let now = clock.unix_millis();
-                if let Err(e) = store.heartbeat_task(&task_id, token, lease, now).await {
-                    tracing::debug!(task_id, error = %e, "task lease not renewed");
-                    return;
-                }
-                let held = lock2.lock().ok().and_then(|l| l.clone());
-                if let Some((name, lock_token)) = held
-                    && let Err(e) = store.renew_lock(&name, lock_token, lease, now).await
-                {
-                    tracing::debug!(task_id, lock = %name, error = %e, "lock lease not renewed");
-                }
-            }
-        });
-        LeaseKeeper {
-            stop,
-            stopped,
-            lock,
-        }
-    }
-
-    /// Renews this lock too from now on.
-    pub(crate) fn hold_lock(&self, name: &str, token: FencingToken) {
-        if let Ok(mut l) = self.lock.lock() {
-            *l = Some((name.to_string(), token));
-        }
-    }
-
-    pub(crate) fn stop(&self) {
-        self.stopped.store(true, Ordering::Release);
-        self.stop.notify_one();
     }
 }

@@ -24,8 +24,10 @@ pub mod definition;
 mod engine;
 pub mod error;
 pub mod event;
+mod lease;
 pub mod machine;
 mod run;
+mod scheduler;
 mod step;
 pub mod template;
 

@@ -152,7 +152,7 @@ pub(crate) async fn run(engine: &Inner, claim: TaskClaim) -> Result<(), Stop> {
 
 impl Run<'_> {
     /// Takes the workflow's lock, if it has one. `false`: busy, the task was requeued.
-    async fn take_lock(&mut self, keeper: &crate::engine::LeaseKeeper) -> Result<bool, Stop> {
+    async fn take_lock(&mut self, keeper: &crate::lease::LeaseKeeper) -> Result<bool, Stop> {
         let Some(lock) = &self.cx.workflow.lock else {
             return Ok(true);
         };
