@@ -375,6 +375,19 @@ async fn wait_all(base: &str, ids: &[String], limit: Duration) -> Vec<String> {
     unfinished
 }
 
+/// A task's journal entries, through the API.
+async fn journal(http: &reqwest::Client, base: &str, id: &str) -> Vec<Value> {
+    let journal: Value = http
+        .get(format!("{base}/v1/tasks/{id}/journal?limit=1000"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    journal["entries"].as_array().cloned().unwrap_or_default()
+}
+
 /// Reads every task's journal, asserts each of `steps` was committed exactly once, and
 /// returns when: (task, step) → Unix ms.
 async fn committed_once(
@@ -385,19 +398,7 @@ async fn committed_once(
     let http = client();
     let mut committed = HashMap::new();
     for id in ids {
-        let journal: Value = http
-            .get(format!("{base}/v1/tasks/{id}/journal?limit=1000"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let entries = journal["entries"]
-            .as_array()
-            .or_else(|| journal.as_array())
-            .cloned()
-            .unwrap_or_default();
+        let entries = journal(&http, base, id).await;
         let mut succeeded: HashMap<String, u32> = HashMap::new();
         for e in entries.iter().filter(|e| e["kind"] == "step_succeeded") {
             let step = e["data"]["step"].as_str().unwrap().to_string();
@@ -542,19 +543,7 @@ async fn two_nodes_share_one_postgres_and_the_survivor_resumes_the_dead_nodes_wo
     let repeats = check_effects(&effects, &committed);
     let mut taken_over = 0;
     for id in &ids {
-        let journal: Value = http
-            .get(format!("{base_b}/v1/tasks/{id}/journal?limit=1000"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let entries = journal["entries"]
-            .as_array()
-            .or_else(|| journal.as_array())
-            .cloned()
-            .unwrap_or_default();
+        let entries = journal(&http, &base_b, id).await;
         if entries
             .iter()
             .any(|e| e["kind"] == "taken_over" && e["data"]["from"] == "node-a")

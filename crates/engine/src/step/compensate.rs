@@ -5,7 +5,7 @@ use holdfast_policy::Outcome;
 use holdfast_store::{Step, StepStatus, StepUpdate};
 use serde_json::{Value, json};
 
-use super::{Cx, Done, event, idempotency_key};
+use super::{Cx, Done, event, idempotency_key, step_result};
 use crate::attempt::{Failure, Identity, Verdict, verdict};
 use crate::definition::Action;
 use crate::event::TaskEventKind;
@@ -44,15 +44,7 @@ impl Cx<'_> {
             };
             match result {
                 Ok(_) => {
-                    let update = StepUpdate {
-                        name: step.name.clone(),
-                        status: StepStatus::Compensated,
-                        attempt,
-                        output: None,
-                        error: None,
-                        next_attempt_at_ms: None,
-                        cost_usd: 0.0,
-                    };
+                    let update = step_result(&step.name, StepStatus::Compensated, attempt);
                     let mut done =
                         Done::commit(i, update, event("compensated", json!({"step": step.name})));
                     done.live.push(TaskEventKind::Compensated {
@@ -74,13 +66,13 @@ impl Cx<'_> {
             }
         };
         let update = StepUpdate {
-            name: format!("{COMPENSATE_PREFIX}{}", step.name),
-            status: StepStatus::Failed,
-            attempt: try_no,
-            output: None,
             error: Some(failure.message.clone()),
-            next_attempt_at_ms: None,
             cost_usd: failure.cost_usd,
+            ..step_result(
+                &format!("{COMPENSATE_PREFIX}{}", step.name),
+                StepStatus::Failed,
+                try_no,
+            )
         };
         Ok(Done::commit(
             i,

@@ -82,6 +82,19 @@ impl Done {
     }
 }
 
+/// A step result with only its name, status and attempt; the rest by struct update.
+pub(crate) fn step_result(name: &str, status: StepStatus, attempt: u32) -> StepUpdate {
+    StepUpdate {
+        name: name.to_string(),
+        status,
+        attempt,
+        output: None,
+        error: None,
+        next_attempt_at_ms: None,
+        cost_usd: 0.0,
+    }
+}
+
 pub(crate) fn event(kind: &str, data: Value) -> NewEvent {
     NewEvent {
         kind: kind.to_string(),
@@ -164,13 +177,8 @@ impl Cx<'_> {
                 } else {
                     let until = now + s.duration.as_millis() as u64;
                     let update = StepUpdate {
-                        name: step.name.clone(),
-                        status: StepStatus::Waiting,
-                        attempt,
-                        output: None,
-                        error: None,
                         next_attempt_at_ms: Some(until),
-                        cost_usd: 0.0,
+                        ..step_result(&step.name, StepStatus::Waiting, attempt)
                     };
                     return Ok(Done::commit(
                         i,
@@ -189,13 +197,9 @@ impl Cx<'_> {
     fn succeeded(&self, i: usize, attempt: u32, success: Success) -> Done {
         let step = &self.workflow.steps[i];
         let update = StepUpdate {
-            name: step.name.clone(),
-            status: StepStatus::Succeeded,
-            attempt,
             output: Some(success.output),
-            error: None,
-            next_attempt_at_ms: None,
             cost_usd: success.cost_usd,
+            ..step_result(&step.name, StepStatus::Succeeded, attempt)
         };
         let mut done = Done::commit(
             i,
@@ -225,13 +229,10 @@ impl Cx<'_> {
             Verdict::Retry { delay } => {
                 let at = self.now() + delay.as_millis() as u64;
                 let update = StepUpdate {
-                    name: step.name.clone(),
-                    status: StepStatus::Retrying,
-                    attempt,
-                    output: None,
                     error: Some(failure.message.clone()),
                     next_attempt_at_ms: Some(at),
                     cost_usd: failure.cost_usd,
+                    ..step_result(&step.name, StepStatus::Retrying, attempt)
                 };
                 let mut done = Done::commit(
                     i,
@@ -322,13 +323,8 @@ impl Cx<'_> {
         let step = &self.workflow.steps[i];
         let id = escalation_id(&self.task_id, &step.name, attempt);
         let update = StepUpdate {
-            name: step.name.clone(),
-            status: StepStatus::Waiting,
-            attempt,
-            output: None,
-            error: None,
             next_attempt_at_ms: timer,
-            cost_usd: 0.0,
+            ..step_result(&step.name, StepStatus::Waiting, attempt)
         };
         let mut done = Done::commit(
             i,
@@ -354,15 +350,7 @@ impl Cx<'_> {
     fn enqueue(&self, i: usize, attempt: u32, queue: &str, input: Value, key: &str) -> Done {
         let step = &self.workflow.steps[i];
         let id = job_id(&self.task_id, &step.name, attempt);
-        let update = StepUpdate {
-            name: step.name.clone(),
-            status: StepStatus::Waiting,
-            attempt,
-            output: None,
-            error: None,
-            next_attempt_at_ms: None,
-            cost_usd: 0.0,
-        };
+        let update = step_result(&step.name, StepStatus::Waiting, attempt);
         let mut done = Done::commit(
             i,
             update,

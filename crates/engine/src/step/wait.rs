@@ -7,7 +7,7 @@ use holdfast_store::{
 };
 use serde_json::{Value, json};
 
-use super::{Cx, Done, escalation_id, event, idempotency_key, job_id};
+use super::{Cx, Done, escalation_id, event, idempotency_key, job_id, step_result};
 use crate::attempt::{Failure, Success};
 use crate::definition::{Action, OnExhausted, OnTimeout, StepDef};
 use crate::run::Stop;
@@ -142,13 +142,8 @@ impl Cx<'_> {
                         && esc.resolved_by.as_deref() == Some("holdfast:timeout")
                     {
                         let update = StepUpdate {
-                            name: step.name.clone(),
-                            status: StepStatus::Skipped,
-                            attempt,
-                            output: None,
                             error: Some("no answer before the timeout".into()),
-                            next_attempt_at_ms: None,
-                            cost_usd: 0.0,
+                            ..step_result(&step.name, StepStatus::Skipped, attempt)
                         };
                         return Ok(Done::commit(
                             i,
@@ -177,13 +172,9 @@ impl Cx<'_> {
             Some(Resolution::Approve) => {
                 // Approval of a failed step: one more attempt, due now.
                 let update = StepUpdate {
-                    name: step.name.clone(),
-                    status: StepStatus::Retrying,
-                    attempt,
-                    output: None,
                     error: record.error.clone(),
                     next_attempt_at_ms: Some(now),
-                    cost_usd: 0.0,
+                    ..step_result(&step.name, StepStatus::Retrying, attempt)
                 };
                 Done::commit(
                     i,
@@ -208,13 +199,8 @@ impl Cx<'_> {
             }
             Some(Resolution::Reject(reason)) => {
                 let update = StepUpdate {
-                    name: step.name.clone(),
-                    status: StepStatus::Failed,
-                    attempt,
-                    output: None,
                     error: Some(format!("rejected by {by}: {reason}")),
-                    next_attempt_at_ms: None,
-                    cost_usd: 0.0,
+                    ..step_result(&step.name, StepStatus::Failed, attempt)
                 };
                 Done::commit(
                     i,
@@ -227,13 +213,8 @@ impl Cx<'_> {
             }
             None => {
                 let update = StepUpdate {
-                    name: step.name.clone(),
-                    status: StepStatus::Failed,
-                    attempt,
-                    output: None,
                     error: Some(format!("escalation {}", esc.status)),
-                    next_attempt_at_ms: None,
-                    cost_usd: 0.0,
+                    ..step_result(&step.name, StepStatus::Failed, attempt)
                 };
                 Done::commit(
                     i,
