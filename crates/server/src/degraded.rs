@@ -118,6 +118,8 @@ pub(crate) fn may_degrade(error: &ApiError) -> bool {
         | ApiError::ContentFilter(_)
         | ApiError::PromptTooLarge
         | ApiError::InvalidInput { .. }
+        | ApiError::InvalidConfig { .. }
+        | ApiError::HistoryUnavailable(_)
         | ApiError::Conflict(_)
         | ApiError::StaleLease(_)
         | ApiError::EngineUnavailable

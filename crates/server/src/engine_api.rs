@@ -46,9 +46,7 @@ impl Gateway {
     /// The engine's model caller for `llm` steps: this gateway's own pipeline, in
     /// process (`llm_step.rs`).
     pub fn llm(&self) -> Arc<dyn Llm> {
-        Arc::new(crate::llm_step::GatewayLlm::new(Arc::downgrade(
-            &self.inner,
-        )))
+        Arc::new(crate::llm_step::GatewayLlm::new(Arc::downgrade(&self.live)))
     }
 
     /// Where the engine sends its task events: this gateway's metrics.

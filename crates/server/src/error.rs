@@ -152,6 +152,18 @@ pub enum ApiError {
         /// Each problem: the field path and what is wrong there.
         problems: Vec<(String, String)>,
     },
+    /// A configuration sent for reload (or stored for rollback) does not load, or
+    /// changes a setting that needs a restart: every problem, located. Nothing changed.
+    #[error("{message}")]
+    InvalidConfig {
+        /// A summary of the problems.
+        message: String,
+        /// Each problem with its line, column and field when known.
+        problems: Vec<ConfigProblem>,
+    },
+    /// The configuration history cannot be read or written (no store, a store error).
+    #[error("{0}")]
+    HistoryUnavailable(String),
     /// The write contradicts what is stored (a workflow version registered with another
     /// definition, an escalation resolved twice).
     #[error("{0}")]
@@ -179,7 +191,8 @@ impl ApiError {
             | ApiError::ContextLengthExceeded(_)
             | ApiError::ContentFilter(_)
             | ApiError::PromptTooLarge
-            | ApiError::InvalidInput { .. } => StatusCode::BAD_REQUEST,
+            | ApiError::InvalidInput { .. }
+            | ApiError::InvalidConfig { .. } => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) | ApiError::StaleLease(_) => StatusCode::CONFLICT,
             ApiError::MissingApiKey | ApiError::InvalidApiKey => StatusCode::UNAUTHORIZED,
             ApiError::ModelNotFound(_) | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -198,7 +211,8 @@ impl ApiError {
             | ApiError::RetryBudgetExhausted
             | ApiError::TargetsUnavailable { .. }
             | ApiError::AgentBreakerOpen
-            | ApiError::EngineUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            | ApiError::EngineUnavailable
+            | ApiError::HistoryUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::UpstreamTimeout(_) | ApiError::DeadlineExceeded => {
                 StatusCode::GATEWAY_TIMEOUT
             }
@@ -239,6 +253,8 @@ impl ApiError {
             ApiError::TargetsUnavailable { .. } => "targets_unavailable",
             ApiError::AgentBreakerOpen => "agent_breaker_open",
             ApiError::InvalidInput { .. } => "invalid_input",
+            ApiError::InvalidConfig { .. } => "invalid_config",
+            ApiError::HistoryUnavailable(_) => "history_unavailable",
             ApiError::Conflict(_) => "conflict",
             ApiError::StaleLease(_) => "stale_lease",
             ApiError::EngineUnavailable => "engine_unavailable",
@@ -327,6 +343,16 @@ impl ApiError {
                         .collect();
                     body["error"]["problems"] = Value::Array(list);
                 }
+                if let ApiError::InvalidConfig { problems, .. } = self {
+                    let list: Vec<Value> = problems
+                        .iter()
+                        .map(|p| {
+                            json!({"line": p.line, "column": p.column, "field": p.field,
+                                   "message": p.message})
+                        })
+                        .collect();
+                    body["error"]["problems"] = Value::Array(list);
+                }
                 body
             }
             Flavor::Anthropic => json!({"type": "error", "error": {
@@ -361,6 +387,19 @@ impl ApiError {
         }
         response
     }
+}
+
+/// One problem of a refused configuration, where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// 1-based line in the text, when the problem is in it.
+    pub line: Option<usize>,
+    /// 1-based column, in characters.
+    pub column: Option<usize>,
+    /// The field's path, such as `routes.smart.targets[0]`.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
 }
 
 /// Whole seconds to wait, rounded up, at least 1.

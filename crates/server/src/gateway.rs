@@ -5,6 +5,12 @@
 //! order is the order they were added to the one shared [`Registry`], so a
 //! [`TargetId`] from the pipeline finds its endpoint, price and name without a lookup
 //! by string on the hot path. Nothing here is re-parsed or re-validated per request.
+//!
+//! A reload (`live.rs`) builds a new [`Inner`] from the new configuration with
+//! [`Inner::build`], handing over what must outlive a configuration: the ledger, the
+//! idempotency and degraded caches, the request ids, the alert board, the attached
+//! engine and the metrics' totals (`metrics/carry.rs`). Target health (breakers,
+//! Retry-After, rate limits, the retry budget) starts afresh with the new registry.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,10 +38,14 @@ pub const LEDGER_CAPACITY: usize = 4096;
 pub const DEGRADED_CACHE_CAPACITY: usize = 1024;
 
 /// The gateway: routes, targets, the shared health registry, the provider client and
-/// the in-memory stores. Cheap to clone (one `Arc`).
+/// the in-memory stores. Cheap to clone (two `Arc`s).
+///
+/// `inner` is the configuration state one request runs on from start to end; `live`
+/// holds the current one, which a reload replaces (`live.rs`).
 #[derive(Clone)]
 pub struct Gateway {
     pub(crate) inner: Arc<Inner>,
+    pub(crate) live: Arc<crate::live::Live>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -58,19 +68,21 @@ pub(crate) struct Inner {
     pub(crate) routes: HashMap<String, RouteRuntime>,
     pub(crate) keys: ClientKeys,
     pub(crate) body_limit: u64,
-    pub(crate) ledger: Ledger,
+    pub(crate) ledger: Arc<Ledger>,
     /// What `GET /metrics` shows; written only by `events.rs`.
     pub(crate) metrics: Arc<Metrics>,
-    pub(crate) idempotency: IdempotencyStore,
-    pub(crate) degraded: DegradedCache,
+    pub(crate) idempotency: Arc<IdempotencyStore>,
+    /// The idempotency settings the store above was built with.
+    idempotency_settings: holdfast_config::Idempotency,
+    pub(crate) degraded: Arc<DegradedCache>,
     /// `GET /v1/models`, serialised once.
     pub(crate) models: Bytes,
     /// The workflow engine behind `/v1/workflows`, `/v1/tasks`…, once attached
     /// (`engine_api.rs`).
     pub(crate) engine: std::sync::OnceLock<holdfast_engine::Engine>,
     /// The alert rules and their states (`alerts/`).
-    pub(crate) alerts: crate::alerts::Alerting,
-    ids: RequestIds,
+    pub(crate) alerts: Arc<crate::alerts::Alerting>,
+    ids: Arc<RequestIds>,
 }
 
 /// A target, resolved.
@@ -102,6 +114,25 @@ impl Gateway {
     ///
     /// Refuses a configuration whose secrets were allowed to be missing.
     pub fn new(config: &Config, clock: Arc<dyn Clock>) -> Result<Gateway, ServerError> {
+        let inner = Arc::new(Inner::build(config, clock, None)?);
+        let live = Arc::new(crate::live::Live::new(Arc::clone(&inner), config.clone()));
+        Ok(Gateway { inner, live })
+    }
+
+    /// Whether requests need no key (the configuration has no client keys).
+    pub fn is_open(&self) -> bool {
+        self.inner.keys.is_empty()
+    }
+}
+
+impl Inner {
+    /// The state for `config`; `previous`, on a reload, hands over what outlives a
+    /// configuration (see the module docs).
+    pub(crate) fn build(
+        config: &Config,
+        clock: Arc<dyn Clock>,
+        previous: Option<&Inner>,
+    ) -> Result<Inner, ServerError> {
         if !config.missing_secrets.is_empty() {
             return Err(ServerError::Config(format!(
                 "environment variables not set: {}",
@@ -113,42 +144,68 @@ impl Gateway {
         let (targets, ids) = build_targets(config, &mut registry, now)?;
         let routes = build_routes(config, &ids)?;
         let models = models_body(config);
-        let unix = clock.unix_millis();
-        let metrics = Arc::new(Metrics::new(
-            routes.keys().map(String::as_str),
-            targets.iter().map(|t| &*t.name),
-        ));
-        Ok(Gateway {
-            inner: Arc::new(Inner {
-                client: ProviderClient::new(Arc::clone(&clock)),
-                registry: Mutex::new(registry),
-                targets,
-                routes,
-                keys: ClientKeys::new(&config.client_keys, now).map_err(invalid)?,
-                body_limit: config.server.body_limit,
-                ledger: Ledger::new(LEDGER_CAPACITY, Arc::clone(&metrics)),
-                metrics,
-                idempotency: IdempotencyStore::new(
-                    config.idempotency.ttl,
-                    config.idempotency.capacity,
-                ),
-                degraded: DegradedCache::new(DEGRADED_CACHE_CAPACITY),
-                models,
-                engine: std::sync::OnceLock::new(),
-                alerts: crate::alerts::Alerting::new(config.alerts.clone()),
-                ids: RequestIds::new(unix),
-                clock,
-            }),
+        let route_names = || routes.keys().map(String::as_str);
+        let target_names = || targets.iter().map(|t| &*t.name);
+        let metrics = match previous {
+            None => Arc::new(Metrics::new(route_names(), target_names())),
+            Some(old) if old.metrics.has_labels(route_names(), target_names()) => {
+                old.metrics.reset_breaker_states();
+                Arc::clone(&old.metrics)
+            }
+            Some(old) => Arc::new(Metrics::succeeding(
+                &old.metrics,
+                route_names(),
+                target_names(),
+            )),
+        };
+        let idempotency = match previous {
+            Some(old) if old.idempotency_settings == config.idempotency => {
+                Arc::clone(&old.idempotency)
+            }
+            _ => Arc::new(IdempotencyStore::new(
+                config.idempotency.ttl,
+                config.idempotency.capacity,
+            )),
+        };
+        let engine = std::sync::OnceLock::new();
+        if let Some(attached) = previous.and_then(|old| old.engine.get()) {
+            let _ = engine.set(attached.clone());
+        }
+        // On a reload the shared ledger is pointed at the new metrics when the new
+        // state is swapped in (`live.rs`), not here: this build may still be dropped.
+        let ledger = match previous {
+            Some(old) => Arc::clone(&old.ledger),
+            None => Arc::new(Ledger::new(LEDGER_CAPACITY, Arc::clone(&metrics))),
+        };
+        Ok(Inner {
+            client: ProviderClient::new(Arc::clone(&clock)),
+            registry: Mutex::new(registry),
+            targets,
+            routes,
+            keys: ClientKeys::new(&config.client_keys, now).map_err(invalid)?,
+            body_limit: config.server.body_limit,
+            ledger,
+            metrics,
+            idempotency,
+            idempotency_settings: config.idempotency,
+            degraded: previous.map_or_else(
+                || Arc::new(DegradedCache::new(DEGRADED_CACHE_CAPACITY)),
+                |old| Arc::clone(&old.degraded),
+            ),
+            models,
+            engine,
+            alerts: previous.map_or_else(
+                || Arc::new(crate::alerts::Alerting::new(config.alerts.clone())),
+                |old| Arc::clone(&old.alerts),
+            ),
+            ids: previous.map_or_else(
+                || Arc::new(RequestIds::new(clock.unix_millis())),
+                |old| Arc::clone(&old.ids),
+            ),
+            clock,
         })
     }
 
-    /// Whether requests need no key (the configuration has no client keys).
-    pub fn is_open(&self) -> bool {
-        self.inner.keys.is_empty()
-    }
-}
-
-impl Inner {
     /// The target behind a pipeline id.
     pub(crate) fn target(&self, id: TargetId) -> Option<&TargetRuntime> {
         self.targets.get(id.0 as usize)

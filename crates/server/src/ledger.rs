@@ -9,6 +9,7 @@
 //! refused at the door has nothing to trace. The moment an entry first holds a final
 //! result (anything but `streaming`) is the request's end for the metrics too.
 
+use arc_swap::ArcSwap;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
@@ -66,7 +67,10 @@ impl Entry {
 pub(crate) struct Ledger {
     capacity: usize,
     inner: Mutex<Ring>,
-    metrics: Arc<Metrics>,
+    /// The current configuration's metrics: the ledger outlives a reload
+    /// (`live.rs`), and a request that ends after one is counted under its route in
+    /// the new metrics.
+    metrics: ArcSwap<Metrics>,
 }
 
 /// The result of a stream that has not ended yet.
@@ -84,7 +88,7 @@ impl Ledger {
         Ledger {
             capacity: capacity.max(1),
             inner: Mutex::new(Ring::default()),
-            metrics,
+            metrics: ArcSwap::new(metrics),
         }
     }
 
@@ -92,7 +96,7 @@ impl Ledger {
     pub(crate) fn insert(&self, mut entry: Entry) {
         entry.total();
         if entry.result != STREAMING {
-            events::finished(&self.metrics, &entry);
+            events::finished(&self.metrics.load(), &entry);
         }
         let id = Arc::clone(&entry.request_id);
         // What leaves the ring is freed after the lock is released: every request
@@ -112,6 +116,11 @@ impl Ledger {
         drop((replaced, evicted));
     }
 
+    /// Counts final results in `metrics` from now on (a reload changed them).
+    pub(crate) fn count_in(&self, metrics: Arc<Metrics>) {
+        self.metrics.store(metrics);
+    }
+
     /// Changes the entry of `id`, if it is still kept.
     pub(crate) fn update(&self, id: &str, change: impl FnOnce(&mut Entry)) {
         let mut ring = self.inner.lock().unwrap_or_else(|e| e.into_inner());
@@ -120,7 +129,7 @@ impl Ledger {
             change(entry);
             entry.total();
             if !was_final && entry.result != STREAMING {
-                events::finished(&self.metrics, entry);
+                events::finished(&self.metrics.load(), entry);
             }
         }
     }

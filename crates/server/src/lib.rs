@@ -39,6 +39,7 @@ mod handlers;
 mod idempotency;
 mod intake;
 mod ledger;
+mod live;
 mod llm_step;
 mod meta;
 mod metrics;
@@ -55,9 +56,10 @@ use std::future::Future;
 use axum::serve::ListenerExt;
 
 pub use alerts::promql::rule_file as prometheus_rules;
-pub use error::{ApiError, Flavor, ServerError};
+pub use error::{ApiError, ConfigProblem, Flavor, ServerError};
 pub use gateway::{DEGRADED_CACHE_CAPACITY, Gateway, LEDGER_CAPACITY};
 pub use handlers::router;
+pub use live::{Applied, ConfigFile, ReloadError};
 pub use meta::{
     AGENT, ATTEMPTS, COST, DEADLINE_MS, DEGRADED, IDEMPOTENCY_KEY, REPLAYED, REQUEST_ID, TARGET,
 };

@@ -15,6 +15,9 @@
 //! step's result itself; a committed step never runs again) and degraded answers (a
 //! canned answer must not become a committed step output). The step's timeout becomes
 //! the call's deadline.
+//!
+//! The step reaches the gateway through the live configuration (`live.rs`), read once
+//! per call: after a reload, the next step runs on the new routes and targets.
 
 use std::sync::{Arc, Weak};
 
@@ -29,18 +32,19 @@ use crate::error::ApiError;
 use crate::events::millis;
 use crate::gateway::Inner;
 use crate::ledger::Entry;
+use crate::live::Live;
 use crate::meta::RequestMeta;
 use crate::output::OutputCheck;
 use crate::prompt;
 
-/// The gateway as the engine's model caller. Holds the gateway weakly: the gateway
-/// holds the engine, which holds this.
+/// The gateway as the engine's model caller. Holds the live configuration weakly: the
+/// gateway holds the engine, which holds this.
 pub(crate) struct GatewayLlm {
-    gateway: Weak<Inner>,
+    gateway: Weak<Live>,
 }
 
 impl GatewayLlm {
-    pub(crate) fn new(gateway: Weak<Inner>) -> Self {
+    pub(crate) fn new(gateway: Weak<Live>) -> Self {
         GatewayLlm { gateway }
     }
 }
@@ -48,7 +52,7 @@ impl GatewayLlm {
 #[async_trait]
 impl Llm for GatewayLlm {
     async fn complete(&self, request: LlmRequest) -> Result<LlmAnswer, Failure> {
-        let Some(gateway) = self.gateway.upgrade() else {
+        let Some(gateway) = self.gateway.upgrade().map(|live| live.current()) else {
             return Err(Failure::new(
                 Outcome::Cancelled,
                 "the gateway is shutting down",
@@ -198,6 +202,8 @@ fn outcome(err: &ApiError) -> Outcome {
         | ApiError::PromptExceedsKeyLimit
         | ApiError::UpstreamBadRequest(_)
         | ApiError::InvalidInput { .. }
+        | ApiError::InvalidConfig { .. }
+        | ApiError::HistoryUnavailable(_)
         | ApiError::Conflict(_)
         | ApiError::StaleLease(_)
         | ApiError::EngineUnavailable => Outcome::BadRequest,

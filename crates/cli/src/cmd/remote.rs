@@ -37,6 +37,8 @@ pub(crate) struct Request<'a> {
     pub(crate) path: &'a str,
     pub(crate) query: Vec<(&'static str, String)>,
     pub(crate) body: Option<Value>,
+    /// A text body and its content type, sent instead of `body` (a configuration).
+    pub(crate) text: Option<(&'static str, String)>,
     pub(crate) headers: Vec<(&'static str, String)>,
 }
 
@@ -48,7 +50,17 @@ impl<'a> Request<'a> {
             path,
             query: Vec::new(),
             body: None,
+            text: None,
             headers: Vec::new(),
+        }
+    }
+
+    /// A `POST path` with a text body of `content_type`.
+    pub(crate) fn post_text(path: &'a str, content_type: &'static str, text: String) -> Self {
+        Request {
+            method: reqwest::Method::POST,
+            text: Some((content_type, text)),
+            ..Request::get(path)
         }
     }
 
@@ -90,6 +102,11 @@ impl Remote {
             if let Some(body) = &request.body {
                 builder = builder.json(body);
             }
+            if let Some((content_type, text)) = request.text {
+                builder = builder
+                    .header(reqwest::header::CONTENT_TYPE, content_type)
+                    .body(text);
+            }
             let response = builder
                 .send()
                 .await
@@ -125,7 +142,21 @@ fn refusal(status: u16, body: &Value) -> String {
     };
     if let Some(problems) = error["problems"].as_array().filter(|p| p.len() > 1) {
         for p in problems {
-            let path = p["path"].as_str().unwrap_or_default();
+            if let Some(line) = p["line"].as_u64() {
+                // A configuration problem: `line:column: field: message`.
+                let column = p["column"].as_u64().unwrap_or(0);
+                let field = p["field"]
+                    .as_str()
+                    .map(|f| format!("{f}: "))
+                    .unwrap_or_default();
+                let message = p["message"].as_str().unwrap_or_default();
+                text.push_str(&format!("\n  {line}:{column}: {field}{message}"));
+                continue;
+            }
+            let path = p["path"]
+                .as_str()
+                .or(p["field"].as_str())
+                .unwrap_or_default();
             let message = p["message"].as_str().unwrap_or_default();
             text.push_str(&format!("\n  {path}: {message}"));
         }

@@ -7,6 +7,12 @@
 //! on stdout once the socket is bound (so a test can start it on port 0 and read the
 //! port), and serves until Ctrl-C or SIGTERM. Then the HTTP server lets requests in
 //! flight finish and the engine lets the tasks it runs finish their current step.
+//!
+//! At start the configuration's text is recorded in the store's configuration history
+//! (the same text as the newest version is not a new version) and its version logged.
+//! SIGHUP reads the file again and applies it if it is valid, as
+//! `POST /admin/config/reload` does; a refused file is logged with every problem and
+//! the running configuration keeps serving.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -16,7 +22,7 @@ use anyhow::Context;
 use holdfast_config::{Config, LoadOptions, Overrides, process_env};
 use holdfast_engine::{Engine, EngineError, Settings};
 use holdfast_policy::{Clock, SystemClock};
-use holdfast_server::Gateway;
+use holdfast_server::{ConfigFile, Gateway};
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -46,20 +52,24 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             "no configuration: pass --config FILE or set HOLDFAST_CONFIG",
         ));
     }
-    let options = LoadOptions {
+    let file = ConfigFile {
         path: args.config,
-        env: &process_env,
         overrides: Overrides {
             listen: args.listen,
             store_url: args.store_url,
         },
+    };
+    let options = LoadOptions {
+        path: file.path.clone(),
+        env: &process_env,
+        overrides: file.overrides.clone(),
         allow_missing_secrets: false,
     };
     let config = holdfast_config::load(options).map_err(|errors| usage(errors.to_string()))?;
-    super::runtime()?.block_on(serve(config))
+    super::runtime()?.block_on(serve(config, file))
 }
 
-async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+async fn serve(config: Config, file: ConfigFile) -> anyhow::Result<ExitCode> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
     let gateway = Gateway::new(&config, Arc::clone(&clock)).map_err(|e| usage(e.to_string()))?;
     // The URL is not in the message: a postgres URL may hold a password (the store's
@@ -75,7 +85,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         max_input_bytes: config.engine.max_input_bytes,
     };
     let engine = Engine::new(
-        store,
+        Arc::clone(&store),
         clock,
         settings,
         Some(gateway.llm()),
@@ -85,6 +95,11 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         register(&engine, file).await?;
     }
     let gateway = gateway.with_engine(engine.clone());
+    let version = gateway
+        .record_history(store, file)
+        .await
+        .context("recording the configuration in the store's history")?;
+    reload_on_hangup(&gateway)?;
     let listen = config.server.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -95,7 +110,7 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         targets = config.targets.len(),
         workflows = config.engine.workflows.len(),
         node_id = %config.engine.node_id,
-        version = %config.source.version,
+        config_version = version,
         "holdfast serving"
     );
     let (stop, stopped) = watch::channel(false);
@@ -113,6 +128,37 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     }
     served?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reads the configuration file again on every SIGHUP. The handler is installed
+/// before the server says it listens: SIGHUP's default action ends the process.
+#[cfg(unix)]
+fn reload_on_hangup(gateway: &Gateway) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let gateway = gateway.clone();
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            match gateway.reload_file().await {
+                Ok(applied) => tracing::info!(
+                    version = applied.version.unwrap_or(0),
+                    changed = applied.changed,
+                    "SIGHUP: configuration file read again"
+                ),
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "SIGHUP: the configuration file was refused; the running one keeps serving"
+                ),
+            }
+        }
+    });
+    Ok(())
+}
+
+/// SIGHUP does not exist here: reload with `POST /admin/config/reload`.
+#[cfg(not(unix))]
+fn reload_on_hangup(_gateway: &Gateway) -> anyhow::Result<()> {
+    Ok(())
 }
 
 /// Completes once `stopped` turns true (or its sender is gone).

@@ -51,6 +51,7 @@ use self::eval::{evaluate, history_needed};
 use self::sample::Sample;
 use self::state::{AlertState, Change, Phase};
 use crate::gateway::{Gateway, Inner};
+use crate::live::Live;
 
 /// Transitions the dashboard keeps.
 const RECENT: usize = 200;
@@ -192,7 +193,7 @@ impl Drop for Running {
 /// Starts evaluating `gateway`'s alert rules on the current runtime, unless alerts
 /// are disabled.
 pub(crate) fn start(gateway: &Gateway) -> Option<Running> {
-    let inner = Arc::clone(&gateway.inner);
+    let inner = &gateway.inner;
     let config = &inner.alerts.config;
     if !config.enabled {
         return None;
@@ -204,31 +205,38 @@ pub(crate) fn start(gateway: &Gateway) -> Option<Running> {
         interval_ms = config.eval_interval.as_millis() as u64,
         "alert rules evaluating"
     );
-    Some(Running(tokio::spawn(run(inner, webhooks))))
+    Some(Running(tokio::spawn(run(
+        Arc::clone(&gateway.live),
+        webhooks,
+    ))))
 }
 
-async fn run(inner: Arc<Inner>, webhooks: deliver::Webhooks) {
-    let config = &inner.alerts.config;
+/// Evaluates every interval on the configuration current at that tick: a reload
+/// (`live.rs`) swaps the registry and maybe the metrics, while the alert board and its
+/// rules are shared by every configuration (`[alerts]` changes need a restart).
+async fn run(live: Arc<Live>, webhooks: deliver::Webhooks) {
+    let (alerts, clock) = {
+        let first = live.current();
+        (Arc::clone(&first.alerts), Arc::clone(&first.clock))
+    };
+    let config = &alerts.config;
     let interval = config.eval_interval;
     let keep = history_needed(&config.rules, interval);
     let mut history: VecDeque<Sample> = VecDeque::new();
-    let mut next = inner.clock.now();
+    let mut next = clock.now();
     loop {
         next = next + interval;
-        inner.clock.sleep_until(next).await;
-        let now = inner.clock.now();
+        clock.sleep_until(next).await;
+        let now = clock.now();
         if now > next + interval {
             // Fell behind (a stalled runtime): evaluate once, not once per missed tick.
             next = now;
         }
-        history.push_back(take_sample(&inner, now));
+        history.push_back(take_sample(&live.current(), now));
         while history.len() > 2 && history[1].at + keep <= now {
             history.pop_front();
         }
-        let notices =
-            inner
-                .alerts
-                .evaluate(history.make_contiguous(), now, inner.clock.unix_millis());
+        let notices = alerts.evaluate(history.make_contiguous(), now, clock.unix_millis());
         for notice in notices {
             deliver::log(&notice);
             webhooks.send(&Arc::new(notice));

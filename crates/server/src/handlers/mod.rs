@@ -5,6 +5,7 @@
 //! no policy, provider or ledger logic lives here, so the two chat dialects cannot
 //! drift apart.
 
+mod admin_config;
 mod alerts;
 mod chat;
 mod escalations;
@@ -25,7 +26,8 @@ use axum::routing::{get, post};
 
 use crate::gateway::Gateway;
 
-/// The gateway's routes.
+/// The gateway's routes. The router's state is the live configuration; each handler
+/// takes the [`Gateway`] current when its request arrived (`live.rs`).
 pub fn router(gateway: Gateway) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
@@ -61,7 +63,15 @@ pub fn router(gateway: Gateway) -> Router {
         .route("/v1/escalations", get(escalations::list))
         .route("/v1/escalations/{id}", get(escalations::get))
         .route("/v1/escalations/{id}/resolve", post(escalations::resolve))
+        .route("/admin/config", post(admin_config::reload_body))
+        .route("/admin/config/reload", post(admin_config::reload_file))
+        .route("/admin/config/rollback", post(admin_config::rollback))
+        .route("/admin/config/history", get(admin_config::history))
+        .route(
+            "/admin/config/versions/{version}",
+            get(admin_config::version),
+        )
         .fallback(fallback::not_found)
         .method_not_allowed_fallback(fallback::method_not_allowed)
-        .with_state(gateway)
+        .with_state(gateway.live)
 }

@@ -91,6 +91,17 @@ impl Histogram {
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Takes `old`'s observations (into a histogram that has none yet).
+    pub(super) fn carry_from(&self, old: &Histogram) {
+        for i in 0..=self.bounds.len().min(old.bounds.len()) {
+            self.buckets.set(i, old.buckets.get(i));
+        }
+        self.count
+            .store(old.count.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.sum
+            .store(old.sum.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
     /// Writes the histogram's series, if it observed anything.
     pub(super) fn render(&self, out: &mut Exposition, name: &str, label: (&str, &str)) {
         let count = self.count.load(Ordering::Relaxed);

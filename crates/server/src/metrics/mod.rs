@@ -21,7 +21,7 @@
 //! (4096 newer requests during one stream) is not counted there.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use holdfast_policy::Outcome;
@@ -29,6 +29,7 @@ use holdfast_policy::breaker::State;
 use holdfast_policy::pipeline::{FallBackReason, GiveUp};
 
 mod alerting;
+mod carry;
 mod cells;
 mod labels;
 mod render;
@@ -78,12 +79,14 @@ pub(crate) struct Metrics {
     stream_breaks: Counters,
     /// Recovery calls, by `[route][path][result]`.
     stream_recoveries: Counters,
-    /// The workflow engine's metrics (`tasks.rs`).
-    pub(crate) tasks: TaskMetrics,
+    /// The workflow engine's metrics (`tasks.rs`). Shared with the metrics of the
+    /// configurations that follow on reload (`carry.rs`): the engine's event sink
+    /// holds the first one.
+    pub(crate) tasks: Arc<TaskMetrics>,
     /// The global retry budget's balance (`alerting.rs`).
     retry_budget: alerting::Gauge,
     /// Tasks retrying a step, and the oldest one's age (`alerting.rs`).
-    retrying: alerting::Retrying,
+    retrying: Arc<alerting::Retrying>,
     oldest_retry: alerting::Gauge,
 }
 
@@ -125,9 +128,9 @@ impl Metrics {
             cost: Counters::new(r * t),
             stream_breaks: Counters::new(t * outcomes),
             stream_recoveries: Counters::new(r * RECOVERY_PATHS.len() * RECOVERY_RESULTS.len()),
-            tasks: TaskMetrics::default(),
+            tasks: Arc::default(),
             retry_budget: alerting::Gauge::default(),
-            retrying: alerting::Retrying::default(),
+            retrying: Arc::default(),
             oldest_retry: alerting::Gauge::default(),
             targets,
         }

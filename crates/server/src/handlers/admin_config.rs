@@ -1,0 +1,336 @@
+//! `/admin/config…`: reload the configuration, read its history, roll it back.
+//!
+//! Behind the client keys like every other API (a configuration decides where all
+//! traffic goes). The decision: these handlers only translate HTTP; loading,
+//! validating, building, recording and swapping are `live.rs`'s, shared with SIGHUP.
+//! A refused configuration answers 400 `invalid_config` with every problem's `line`,
+//! `column`, `field` and `message`, and the running configuration keeps serving.
+//!
+//! - `POST /admin/config`: the body is the new TOML text (`Content-Type:
+//!   application/toml`, or `text/plain`, or none), UTF-8, not empty, at most 1 MiB.
+//! - `POST /admin/config/reload`: read the file the server started with again.
+//! - `POST /admin/config/rollback` `{"version"?: N}`: apply stored version N again
+//!   (default: the one before the running one), recorded as a new version.
+//! - `GET /admin/config/history?limit=N` (1..=1000, default 20): newest first.
+//! - `GET /admin/config/versions/{v}`: the stored text (TOML), with the password of
+//!   any URL in it (`postgres://user:PASSWORD@host`) shown as `**REDACTED**`: keys
+//!   come from the environment, but a `store.url` may carry a password in the file.
+//!   The store keeps the text verbatim, so a rollback applies the real one.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use holdfast_config::ConfigError;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde_json::{Value, json};
+
+use crate::engine_api::{read_body, reply};
+use crate::error::{ApiError, ConfigProblem};
+use crate::gateway::Gateway;
+use crate::live::{Applied, ReloadError};
+
+/// The largest configuration text accepted: far above any real file, far below
+/// `server.body_limit`'s range.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// The default and the largest `limit` of the history.
+const DEFAULT_LIMIT: u32 = 20;
+const MAX_LIMIT: u32 = 1000;
+
+/// `POST /admin/config`: applies the TOML text in the body.
+pub(crate) async fn reload_body(
+    State(gateway): State<Gateway>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    gateway.inner.keys.authenticate(&headers)?;
+    check_content_type(&headers)?;
+    let body = read_config(&headers, body).await?;
+    let text = std::str::from_utf8(&body).map_err(|e| {
+        invalid_body(format!(
+            "the body is not UTF-8 text (invalid byte at offset {})",
+            e.valid_up_to()
+        ))
+    })?;
+    if text.trim().is_empty() {
+        return Err(invalid_body(
+            "the body is empty: send the configuration's TOML text".to_owned(),
+        ));
+    }
+    let applied = gateway.reload_text(text).await.map_err(refusal)?;
+    Ok(applied_reply(&applied))
+}
+
+/// `POST /admin/config/reload`: reads the configuration file again.
+pub(crate) async fn reload_file(
+    State(gateway): State<Gateway>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    gateway.inner.keys.authenticate(&headers)?;
+    let applied = gateway.reload_file().await.map_err(refusal)?;
+    Ok(applied_reply(&applied))
+}
+
+/// The body of `POST /admin/config/rollback`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RollbackBody {
+    version: Option<u64>,
+}
+
+/// `POST /admin/config/rollback`: applies a stored version again.
+pub(crate) async fn rollback(
+    State(gateway): State<Gateway>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    gateway.inner.keys.authenticate(&headers)?;
+    let body = read_body(&gateway, &headers, body).await?;
+    let to = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        let parsed: RollbackBody = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::InvalidJson(format!("expected {{\"version\": N}}: {e}")))?;
+        parsed.version
+    };
+    let applied = gateway.rollback(to).await.map_err(refusal)?;
+    Ok(applied_reply(&applied))
+}
+
+/// `GET /admin/config/history`: the versions, newest first.
+pub(crate) async fn history(
+    State(gateway): State<Gateway>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    gateway.inner.keys.authenticate(&headers)?;
+    let mut limit = DEFAULT_LIMIT;
+    for (name, value) in &query {
+        match name.as_str() {
+            "limit" => {
+                limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| ApiError::InvalidRequest {
+                        message: format!("invalid `limit` {value:?}: expected 1 to {MAX_LIMIT}"),
+                        param: Some("limit".to_owned()),
+                    })?;
+            }
+            other => {
+                return Err(ApiError::InvalidRequest {
+                    message: format!("unknown query parameter `{other}`"),
+                    param: Some(other.to_owned()),
+                });
+            }
+        }
+    }
+    let rows = gateway.history(limit).await.map_err(refusal)?;
+    let data: Vec<Value> = rows
+        .iter()
+        .map(|row| {
+            let mut v = json!({
+                "version": row.version.version,
+                "sha256": row.version.sha256,
+                "created_at_ms": row.version.created_at_ms,
+                "applied": row.applied,
+            });
+            if let Some(from) = row.restored_from {
+                v["restored_from"] = json!(from);
+            }
+            v
+        })
+        .collect();
+    Ok(reply(
+        StatusCode::OK,
+        &json!({"object": "list", "data": data}),
+    ))
+}
+
+/// `GET /admin/config/versions/{v}`: the stored text.
+pub(crate) async fn version(
+    State(gateway): State<Gateway>,
+    headers: HeaderMap,
+    Path(version): Path<String>,
+) -> Result<Response, ApiError> {
+    gateway.inner.keys.authenticate(&headers)?;
+    let v: u64 = version.parse().map_err(|_| ApiError::InvalidRequest {
+        message: format!("invalid version {version:?}: expected a whole number"),
+        param: Some("version".to_owned()),
+    })?;
+    let text = gateway.version_text(v).await.map_err(refusal)?;
+    let mut response = (StatusCode::OK, redact_passwords(&text)).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/toml; charset=utf-8"),
+    );
+    Ok(response)
+}
+
+/// The body, refused with 413 above [`MAX_CONFIG_BYTES`].
+async fn read_config(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, ApiError> {
+    let limit = MAX_CONFIG_BYTES;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(ApiError::BodyTooLarge { limit });
+    }
+    match Limited::new(body, limit as usize).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(ApiError::BodyTooLarge { limit })
+        }
+        Err(e) => Err(invalid_body(format!("the body could not be read: {e}"))),
+    }
+}
+
+/// `text` with the password of every `scheme://user:password@host` replaced.
+fn redact_passwords(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (before, after) = rest.split_at(at + 3);
+        out.push_str(before);
+        let end = after
+            .find(|c: char| c == '/' || c == '"' || c == '\'' || c.is_whitespace())
+            .unwrap_or(after.len());
+        let authority = &after[..end];
+        match authority
+            .rfind('@')
+            .and_then(|a| authority[..a].find(':').map(|c| (c, a)))
+        {
+            Some((colon, at_sign)) => {
+                out.push_str(&authority[..=colon]);
+                out.push_str("**REDACTED**");
+                out.push_str(&authority[at_sign..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn applied_reply(applied: &Applied) -> Response {
+    reply(
+        StatusCode::OK,
+        &json!({"version": applied.version, "changed": applied.changed}),
+    )
+}
+
+/// A TOML body only: a JSON body is almost surely a client sending the wrong thing.
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let value = value.to_str().unwrap_or_default().to_ascii_lowercase();
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    match essence {
+        "application/toml" | "text/toml" | "text/x-toml" | "text/plain" => Ok(()),
+        _ => Err(ApiError::InvalidHeader {
+            header: "content-type",
+            reason: format!("expected application/toml, got {essence:?}"),
+        }),
+    }
+}
+
+fn invalid_body(message: String) -> ApiError {
+    ApiError::InvalidConfig {
+        problems: vec![ConfigProblem {
+            line: None,
+            column: None,
+            field: None,
+            message: message.clone(),
+        }],
+        message,
+    }
+}
+
+/// The client's error for a refused reload or history request.
+fn refusal(err: ReloadError) -> ApiError {
+    match err {
+        ReloadError::Invalid(errors) => {
+            let problems: Vec<ConfigProblem> = errors.errors().iter().map(problem).collect();
+            let message = match problems.len() {
+                1 => format!("the configuration is invalid: {}", errors.errors()[0]),
+                n => format!(
+                    "the configuration is invalid ({n} problems): {}",
+                    errors
+                        .errors()
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            };
+            ApiError::InvalidConfig { message, problems }
+        }
+        ReloadError::NeedsRestart(fields) => ApiError::InvalidConfig {
+            message: format!(
+                "the configuration cannot be reloaded: {}",
+                ReloadError::NeedsRestart(fields.clone())
+            ),
+            problems: fields
+                .into_iter()
+                .map(|(field, message)| ConfigProblem {
+                    line: None,
+                    column: None,
+                    field: Some(field),
+                    message,
+                })
+                .collect(),
+        },
+        ReloadError::Unservable(message) => invalid_body(message),
+        ReloadError::NoSuchVersion(_) => ApiError::NotFound(err.to_string()),
+        ReloadError::NoPrevious => ApiError::Conflict(err.to_string()),
+        ReloadError::NoHistory | ReloadError::Store(_) => {
+            ApiError::HistoryUnavailable(err.to_string())
+        }
+    }
+}
+
+/// One located problem, its message without the location the other fields carry.
+fn problem(error: &ConfigError) -> ConfigProblem {
+    let (line, column) = error
+        .line_column()
+        .map_or((None, None), |(l, c)| (Some(l), Some(c)));
+    let message = match error {
+        ConfigError::Syntax { message, .. }
+        | ConfigError::Field { message, .. }
+        | ConfigError::Override { message, .. } => message.clone(),
+        ConfigError::MissingSecret { var, .. } => {
+            format!("environment variable {var} is not set")
+        }
+        ConfigError::Read { .. } => error.to_string(),
+    };
+    ConfigProblem {
+        line,
+        column,
+        field: error.field().map(str::to_owned),
+        message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_passwords_are_redacted_and_the_rest_kept() {
+        let text = "[store]\nurl = \"postgres://app:s3cret@db:5432/h\"\nb = \"http://x/v1\"\n";
+        let shown = redact_passwords(text);
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(
+            shown.contains("postgres://app:**REDACTED**@db:5432/h"),
+            "{shown}"
+        );
+        assert!(shown.contains("http://x/v1"), "{shown}");
+        assert_eq!(redact_passwords("no urls"), "no urls");
+    }
+}
