@@ -38,6 +38,14 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 3,
         sql: include_str!("../migrations/postgres/0003_advance_function.sql"),
     },
+    Migration {
+        version: 4,
+        sql: include_str!("../migrations/postgres/0004_advance_many.sql"),
+    },
+    Migration {
+        version: 5,
+        sql: include_str!("../migrations/postgres/0005_submit_function.sql"),
+    },
 ];
 
 /// The newest version in `migrations`.

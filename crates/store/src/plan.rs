@@ -42,6 +42,19 @@ impl AdvancePlan {
     pub(crate) fn n_events(&self) -> i64 {
         self.events.len() as i64
     }
+
+    /// The bytes of its documents and texts: what a write of it costs in transit.
+    pub(crate) fn doc_bytes(&self) -> usize {
+        let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        let all = |v: &[String]| v.iter().map(String::len).sum::<usize>();
+        opt(&self.pending)
+            + opt(&self.output)
+            + opt(&self.last_error)
+            + opt(&self.step_output)
+            + opt(&self.escalation_payload)
+            + all(&self.events)
+            + all(&self.job_payloads)
+    }
 }
 
 /// Checks `a` completely and plans its write at `now_ms`.

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod conformance {
+    pub(crate) mod batches;
     pub(crate) mod coordination;
     pub(crate) mod harness;
     pub(crate) mod leases;
@@ -67,4 +68,9 @@ conformance! {
     wakes::escalation_resolved_after_the_advance_to_waiting_wakes_the_task,
     wakes::an_old_finished_job_does_not_wake_a_step_waiting_on_a_new_one,
     wakes::completion_racing_the_advance_to_waiting_never_loses_the_wake,
+    batches::concurrent_advances_of_many_tasks_all_commit,
+    batches::a_stale_advance_among_many_is_refused_alone,
+    batches::a_step_committed_twice_among_many_is_a_conflict_alone,
+    batches::a_duplicate_job_among_many_fails_alone,
+    batches::concurrent_submissions_are_each_answered_alone,
 }

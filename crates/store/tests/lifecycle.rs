@@ -92,7 +92,7 @@ async fn postgres_refuses_a_schema_newer_than_the_binary() {
             err,
             StoreError::SchemaTooNew {
                 found: 999,
-                supported: 3
+                supported: 5
             }
         ),
         "{err}"

@@ -1,5 +1,6 @@
 //! The atomic advance on PostgreSQL: one call of `hf_advance` (migration 0003), one
-//! round trip.
+//! round trip; and what the batched path (`batch`, `hf_advance_many`) shares with it:
+//! the values sent and the meaning of the codes returned.
 //!
 //! The function runs fence, task, step, journal, jobs, escalation and the wake check
 //! in order, inside the single statement's own transaction: the lease check is the
@@ -61,27 +62,82 @@ pub(super) async fn advance(pool: &PgPool, a: &Advance, p: &AdvancePlan) -> Resu
         .bind(p.waits)
         .fetch_one(pool)
         .await;
-    let fence = || a.fence.as_ref().map_or("", |f| f.lock.as_str());
     match outcome {
-        Ok(0) => Ok(()),
-        Ok(1) => Err(StoreError::stale("task", &a.task_id, a.token.0)),
-        Ok(4) => Err(StoreError::not_found("task", &a.task_id)),
-        Ok(2) => Err(StoreError::not_found("lock", fence())),
-        Ok(3) => Err(StoreError::stale(
+        Ok(code) => answer(code, a, p),
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(STEP_COMMITTED) => {
+            answer(STEP_COMMITTED_CODE, a, p)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The code `hf_advance_many` reports for an advance whose step was already committed
+/// (`hf_advance` raises `HF409` for it instead, to undo its task update).
+pub(super) const STEP_COMMITTED_CODE: i32 = 5;
+
+/// Turns `hf_advance`'s result code (or [`STEP_COMMITTED_CODE`]) into the caller's
+/// answer; the single and the batched paths share it so that they refuse alike.
+pub(super) fn answer(code: i32, a: &Advance, p: &AdvancePlan) -> Result<()> {
+    let fence = || a.fence.as_ref().map_or("", |f| f.lock.as_str());
+    match code {
+        0 => Ok(()),
+        1 => Err(StoreError::stale("task", &a.task_id, a.token.0)),
+        4 => Err(StoreError::not_found("task", &a.task_id)),
+        2 => Err(StoreError::not_found("lock", fence())),
+        3 => Err(StoreError::stale(
             "lock",
             fence(),
             a.fence.as_ref().map_or(0, |f| f.token.0),
         )),
-        Ok(other) => Err(StoreError::corrupt(
-            "hf_advance",
-            format!("returned {other}"),
-        )),
-        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(STEP_COMMITTED) => {
+        STEP_COMMITTED_CODE => {
             let id = format!("{}/{}", a.task_id, p.checkpoint.as_deref().unwrap_or(""));
             Err(StoreError::conflict("step", id, "already committed"))
         }
-        Err(e) => Err(e.into()),
+        other => Err(StoreError::corrupt(
+            "hf_advance",
+            format!("returned {other}"),
+        )),
     }
+}
+
+/// Advance number `i` (from 1) of a batch, as an element of `hf_advance_many`'s JSON
+/// array: the values bound to `hf_advance`'s parameters above, under the same names,
+/// fence excepted (fenced advances are not batched). Documents travel as JSON strings
+/// of their text, so that they are stored byte for byte as the single path stores them.
+pub(super) fn to_json(i: usize, a: &Advance, p: &AdvancePlan) -> serde_json::Value {
+    let step = a.step.as_ref();
+    let escalation = a.escalation.as_ref();
+    serde_json::json!({
+        "i": i,
+        "task": a.task_id,
+        "token": a.token.0 as i64,
+        "now": p.now,
+        "status": p.status,
+        "next_run": p.next_run,
+        "pending": p.pending,
+        "output": p.output,
+        "last_error": p.last_error,
+        "retried": p.retried,
+        "cost": p.cost,
+        "completed": p.completed,
+        "checkpoint": p.checkpoint,
+        "step_status": step.map(|s| s.status.as_str()),
+        "step_attempt": step.map(|s| i64::from(s.attempt)),
+        "step_output": p.step_output,
+        "step_error": step.and_then(|s| s.error.as_deref()),
+        "step_next": step.and_then(|s| s.next_attempt_at_ms).map(|t| t as i64),
+        "kinds": a.events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+        "data": p.events,
+        "job_ids": a.jobs.iter().map(|j| j.job_id.as_str()).collect::<Vec<_>>(),
+        "job_queues": a.jobs.iter().map(|j| j.queue.as_str()).collect::<Vec<_>>(),
+        "job_steps": a.jobs.iter().map(|j| j.step.as_str()).collect::<Vec<_>>(),
+        "job_payloads": p.job_payloads,
+        "esc_id": escalation.map(|e| e.escalation_id.as_str()),
+        "esc_step": escalation.map(|e| e.step.as_str()),
+        "esc_reason": escalation.map(|e| e.reason.as_str()),
+        "esc_payload": p.escalation_payload,
+        "waits": p.waits,
+    })
 }
 
 const ADVANCE: &str = "SELECT hf_advance($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \

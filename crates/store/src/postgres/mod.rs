@@ -4,11 +4,13 @@
 //! tasks and jobs are claimed with `FOR UPDATE SKIP LOCKED` (concurrent claimers skip
 //! each other's rows instead of queueing on them, and never get the same row), leases
 //! are `timestamptz` columns, and a dead node's leases simply expire and its work
-//! becomes claimable. Every call is one transaction; durability is PostgreSQL's own
-//! (`synchronous_commit` as the server is configured, `on` by default), and its WAL
-//! writer batches concurrent commits into shared fsyncs (group commit).
+//! becomes claimable. Every call is one transaction, except that concurrent advances
+//! and submissions share them (`batch`); durability is PostgreSQL's own (`synchronous_commit` as the
+//! server is configured, `on` by default), and its WAL writer batches concurrent
+//! commits into shared fsyncs (group commit).
 
 mod advance;
+mod batch;
 mod coord;
 mod reads;
 mod store_impl;
@@ -24,6 +26,7 @@ use crate::{Options, Result, StoreError};
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    batches: batch::Batcher,
     max_doc: usize,
 }
 
@@ -70,6 +73,7 @@ impl PostgresStore {
             .await?;
         apply_migrations(&pool, migrate::POSTGRES).await?;
         Ok(PostgresStore {
+            batches: batch::Batcher::start(&pool, options.postgres_write_batches),
             pool,
             max_doc: options.max_document_bytes,
         })

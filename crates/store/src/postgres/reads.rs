@@ -19,6 +19,9 @@ pub(super) const TASK_COLS: &str = "t.task_id, t.workflow, t.workflow_version, t
     t.cost_usd, hf_ms(t.next_run_at), t.lease_owner, t.lease_token, hf_ms(t.lease_expires_at), \
     hf_ms(t.created_at), hf_ms(t.updated_at)";
 
+/// How many columns [`TASK_COLS`] selects: a query's own columns come after them.
+pub(super) const TASK_COL_COUNT: usize = 20;
+
 pub(super) fn task_row(r: &PgRow) -> Result<TaskRow> {
     Ok(TaskRow {
         task_id: r.try_get(0)?,
@@ -47,12 +50,6 @@ pub(super) fn task_row(r: &PgRow) -> Result<TaskRow> {
 pub(super) async fn task(conn: &mut PgConnection, task_id: &str) -> Result<Option<Task>> {
     let sql = format!("SELECT {TASK_COLS} FROM tasks t WHERE t.task_id = $1");
     let row = sqlx::query(&sql).bind(task_id).fetch_optional(conn).await?;
-    row.map(|r| task_row(&r)?.into_task()).transpose()
-}
-
-pub(super) async fn task_by_key(conn: &mut PgConnection, key: &str) -> Result<Option<Task>> {
-    let sql = format!("SELECT {TASK_COLS} FROM tasks t WHERE t.idempotency_key = $1");
-    let row = sqlx::query(&sql).bind(key).fetch_optional(conn).await?;
     row.map(|r| task_row(&r)?.into_task()).transpose()
 }
 

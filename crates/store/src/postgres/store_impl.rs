@@ -1,5 +1,6 @@
 //! `Store` for [`PostgresStore`]: validate, then one transaction per call (a write of
-//! one statement, such as a claim or an advance, is its own transaction).
+//! one statement, such as a claim, is its own transaction), except advances and
+//! submissions, whose concurrent callers share transactions (`batch`).
 //!
 //! Validation is the same code the SQLite backend runs, before a connection is taken;
 //! a write function that fails drops its transaction, which rolls it back whole.
@@ -9,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::PgConnection;
 
-use super::{PostgresStore, advance, coord, reads, writes};
+use super::{PostgresStore, coord, reads, writes};
 use crate::coordination::{
     ConfigVersion, Escalation, EscalationFilter, Job, JobResult, LockAcquire, Resolution,
     StoredConfig,
@@ -77,7 +78,7 @@ impl Store for PostgresStore {
     async fn submit_task(&self, t: NewTask, now_ms: u64) -> Result<Submitted> {
         let (input, pending) = validate::new_task(&t, self.max_doc)?;
         let now = millis("now", now_ms)?;
-        in_tx!(self, |c| writes::submit(c, &t, &input, &pending, now).await)
+        self.batches.submit(t, input, pending, now).await
     }
 
     async fn get_task(&self, task_id: &str) -> Result<Option<Task>> {
@@ -136,7 +137,7 @@ impl Store for PostgresStore {
 
     async fn advance(&self, a: Advance, now_ms: u64) -> Result<()> {
         let plan = plan::plan(&a, self.max_doc, now_ms)?;
-        advance::advance(&self.pool, &a, &plan).await
+        self.batches.advance(a, plan).await
     }
 
     async fn list_steps(&self, task_id: &str) -> Result<Vec<Step>> {

@@ -1,12 +1,14 @@
 //! PostgreSQL writes on tasks: submit, claim, lease upkeep, cancel, journal appends.
 //!
-//! Each runs inside one transaction that the caller commits; an error drops the
-//! transaction, which rolls everything back. Claims lock their rows with
-//! `FOR UPDATE SKIP LOCKED`, so concurrent nodes partition the ready work between them.
+//! Each runs inside one transaction that the caller commits, or is one statement and
+//! so a transaction of its own (submit, claims); an error drops the transaction, which
+//! rolls everything back. Claims lock their rows with `FOR UPDATE SKIP LOCKED`, so
+//! concurrent nodes partition the ready work between them.
 
+use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
-use super::reads::{self, TASK_COLS, task_row};
+use super::reads::{self, TASK_COL_COUNT, TASK_COLS, task_row};
 use crate::fenced::{Fenced, TASK};
 use crate::task::{Cancelled, NewTask, NewWorkflow, Submitted, TaskClaim, WorkflowDef};
 use crate::validate::millis;
@@ -42,6 +44,8 @@ pub(super) async fn put_workflow(
     Ok(stored)
 }
 
+/// Submits a task with one call of `hf_submit` (migration 0005): one round trip, one
+/// statement, so one transaction of its own.
 pub(super) async fn submit(
     c: &mut PgConnection,
     t: &NewTask,
@@ -49,56 +53,75 @@ pub(super) async fn submit(
     pending: &str,
     now: i64,
 ) -> Result<Submitted> {
-    if let Some(key) = &t.idempotency_key {
-        if let Some(existing) = reads::task_by_key(c, key).await? {
-            return Ok(Submitted::Existing(existing));
-        }
-    }
-    if reads::workflow(c, &t.workflow, Some(t.workflow_version))
-        .await?
-        .is_none()
-    {
-        return Err(StoreError::not_found(
+    // The composite the function returns, spread back into a `tasks` row named `t`, so
+    // that the usual column list and decoder apply; its code comes after them.
+    let sql = format!(
+        "SELECT {} FROM hf_submit($1, $2, $3, $4, $5, $6, $7, $8) s \
+         CROSS JOIN LATERAL (SELECT (s.task).*) t",
+        submit_cols()
+    );
+    let row = sqlx::query(&sql)
+        .bind(&t.task_id)
+        .bind(&t.workflow)
+        .bind(i64::from(t.workflow_version))
+        .bind(input)
+        .bind(t.idempotency_key.as_deref())
+        .bind(pending)
+        .bind(millis("task.run_at_ms", t.run_at_ms)?)
+        .bind(now)
+        .fetch_one(&mut *c)
+        .await?;
+    submitted(&row, t)
+}
+
+/// The columns that `hf_submit` and `hf_submit_many` are read with: the task as
+/// [`TASK_COLS`] reads it, then the code.
+pub(super) fn submit_cols() -> String {
+    format!("{TASK_COLS}, s.code")
+}
+
+/// A row of `hf_submit`'s (or `hf_submit_many`'s) result as the caller's answer.
+pub(super) fn submitted(row: &PgRow, t: &NewTask) -> Result<Submitted> {
+    let code: i32 = row.try_get(TASK_COL_COUNT)?;
+    match code {
+        0 => Ok(Submitted::Created(task_row(row)?.into_task()?)),
+        1 => Ok(Submitted::Existing(task_row(row)?.into_task()?)),
+        2 => Err(StoreError::not_found(
             "workflow",
             format!("{}@{}", t.workflow, t.workflow_version),
-        ));
-    }
-    // A concurrent duplicate makes this insert wait for the other transaction, then do
-    // nothing; the existing task is then visible to the lookup below.
-    let inserted = sqlx::query(
-        "INSERT INTO tasks (task_id, workflow, workflow_version, status, input, idempotency_key, \
-         pending_steps, next_run_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, 'queued', $4::json, $5, $6::jsonb, hf_ts($7), hf_ts($8), hf_ts($8)) \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(&t.task_id)
-    .bind(&t.workflow)
-    .bind(i64::from(t.workflow_version))
-    .bind(input)
-    .bind(t.idempotency_key.as_deref())
-    .bind(pending)
-    .bind(millis("task.run_at_ms", t.run_at_ms)?)
-    .bind(now)
-    .execute(&mut *c)
-    .await?
-    .rows_affected();
-    if inserted == 0 {
-        if let Some(key) = &t.idempotency_key {
-            if let Some(existing) = reads::task_by_key(c, key).await? {
-                return Ok(Submitted::Existing(existing));
-            }
-        }
-        return Err(StoreError::conflict(
+        )),
+        3 => Err(StoreError::conflict(
             "task",
             &t.task_id,
             "a task with this id exists",
-        ));
+        )),
+        other => Err(StoreError::corrupt(
+            "hf_submit",
+            format!("returned {other}"),
+        )),
     }
-    append_events(c, &t.task_id, &[("submitted", "{}".to_string())], now).await?;
-    let task = reads::task(c, &t.task_id)
-        .await?
-        .ok_or_else(|| StoreError::not_found("task", &t.task_id))?;
-    Ok(Submitted::Created(task))
+}
+
+/// Submission number `n` (from 1) of a batch, as an element of `hf_submit_many`'s JSON
+/// array: the values [`submit`] binds, under the names the function reads.
+pub(super) fn submit_json(
+    n: usize,
+    t: &NewTask,
+    input: &str,
+    pending: &str,
+    now: i64,
+) -> Result<serde_json::Value> {
+    Ok(serde_json::json!({
+        "n": n,
+        "task_id": t.task_id,
+        "workflow": t.workflow,
+        "version": i64::from(t.workflow_version),
+        "input": input,
+        "key": t.idempotency_key,
+        "pending": pending,
+        "run_at": millis("task.run_at_ms", t.run_at_ms)?,
+        "now": now,
+    }))
 }
 
 /// Appends events to a task's journal, numbering them from its `event_seq`.
