@@ -368,6 +368,7 @@ impl Engine {
             .resolve_escalation(id, resolution, by, now)
             .await?;
         self.inner.wake.notify_one();
+        self.inner.resolved(&esc).await;
         Ok(esc)
     }
 }
@@ -460,6 +461,31 @@ impl Inner {
             .ok_or_else(|| not_found("workflow", name, None))?;
         self.remember_latest(name, def.version, now);
         Ok(def.version)
+    }
+
+    /// Tells the event sink that `esc` was answered; the workflow's name comes from its
+    /// task (one read: answers are rare).
+    pub(crate) async fn resolved(&self, esc: &holdfast_store::Escalation) {
+        let Ok(Some(task)) = self.store.get_task(&esc.task_id).await else {
+            return;
+        };
+        let resolution = match esc.status {
+            holdfast_store::EscalationStatus::Approved => "approved",
+            holdfast_store::EscalationStatus::Edited => "edited",
+            holdfast_store::EscalationStatus::Rejected => "rejected",
+            holdfast_store::EscalationStatus::Open
+            | holdfast_store::EscalationStatus::Cancelled => {
+                return;
+            }
+        };
+        (self.events)(&TaskEvent {
+            task_id: esc.task_id.clone(),
+            workflow: Arc::from(task.workflow.as_str()),
+            kind: TaskEventKind::EscalationResolved {
+                step: esc.step.clone(),
+                resolution,
+            },
+        });
     }
 
     fn remember_latest(&self, name: &str, version: u32, now: u64) {

@@ -66,6 +66,13 @@ pub enum TaskEventKind {
         /// The step.
         step: String,
     },
+    /// A person's answer (or an answer at the step's timeout) was recorded.
+    EscalationResolved {
+        /// The step that asked.
+        step: String,
+        /// `approved`, `edited` or `rejected`.
+        resolution: &'static str,
+    },
     /// A committed step was undone after the task failed.
     Compensated {
         /// The step.

@@ -351,6 +351,7 @@ pub(crate) fn task_event(metrics: &Metrics, event: &holdfast_engine::TaskEvent) 
         TaskEventKind::StepRetrying { kind, .. } => tasks.step(slot, kind, STEP_RETRYING),
         TaskEventKind::StepExhausted { kind, .. } => tasks.step(slot, kind, STEP_EXHAUSTED),
         TaskEventKind::Escalated { .. } => tasks.escalated(slot),
+        TaskEventKind::EscalationResolved { .. } => tasks.escalation_resolved(slot),
         TaskEventKind::Compensated { .. } => tasks.compensated(slot),
         TaskEventKind::TakenOver { .. } => tasks.taken_over(),
         TaskEventKind::Succeeded { cost_usd, .. } => {

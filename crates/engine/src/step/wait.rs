@@ -128,7 +128,10 @@ impl Cx<'_> {
                         .resolve_escalation(&esc.escalation_id, resolution, "holdfast:timeout", now)
                         .await
                     {
-                        Ok(resolved) => esc = resolved,
+                        Ok(resolved) => {
+                            self.engine.resolved(&resolved).await;
+                            esc = resolved;
+                        }
                         // Someone answered first: use their answer.
                         Err(StoreError::Conflict { .. }) => {
                             match self.engine.store.get_escalation(&esc.escalation_id).await? {

@@ -63,6 +63,7 @@ impl Metrics {
             }
             TaskEventKind::Submitted
             | TaskEventKind::Escalated { .. }
+            | TaskEventKind::EscalationResolved { .. }
             | TaskEventKind::Compensated { .. }
             | TaskEventKind::TakenOver { .. } => {}
         }

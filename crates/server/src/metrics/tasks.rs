@@ -54,6 +54,8 @@ pub(crate) struct TaskMetrics {
     steps: Counters,
     step_seconds: Vec<Histogram>,
     escalations: Counters,
+    /// Escalations answered (by a person, or by a step's timeout), by slot.
+    resolved: Counters,
     compensations: Counters,
     /// USD as `f64` bits, by slot.
     cost: Counters,
@@ -73,6 +75,7 @@ impl Default for TaskMetrics {
                 .map(|_| Histogram::new(STEP_BUCKETS))
                 .collect(),
             escalations: Counters::new(w),
+            resolved: Counters::new(w),
             compensations: Counters::new(w),
             cost: Counters::new(w),
             takeovers: Counters::new(1),
@@ -119,6 +122,11 @@ impl TaskMetrics {
     /// A person was asked, in `slot`.
     pub(crate) fn escalated(&self, slot: usize) {
         self.escalations.add(slot, 1);
+    }
+
+    /// An escalation was answered, in `slot`.
+    pub(crate) fn escalation_resolved(&self, slot: usize) {
+        self.resolved.add(slot, 1);
     }
 
     /// A committed step was undone, in `slot`.
@@ -218,6 +226,15 @@ impl TaskMetrics {
         self.per_workflow(
             out,
             &names,
+            "holdfast_escalations_resolved_total",
+            "Escalations answered: approved, edited or rejected by a person, or at a human \
+             step's timeout.",
+            &self.resolved,
+        );
+        self.gauges(out, &names);
+        self.per_workflow(
+            out,
+            &names,
             "holdfast_compensations_total",
             "Committed steps undone by their compensation after their task failed.",
             &self.compensations,
@@ -246,6 +263,45 @@ impl TaskMetrics {
             "Tasks this node took over from a node whose lease expired.",
         );
         out.sample("holdfast_task_takeovers_total", &[], self.takeovers.get(0));
+    }
+
+    /// What is open now, from the counters since this process started: tasks accepted
+    /// and not finished (the work queue's depth: queued, running or waiting) and
+    /// escalations waiting for a person. Work accepted before a restart is not counted.
+    fn gauges(&self, out: &mut Exposition, names: &[String]) {
+        out.family(
+            "holdfast_tasks_in_flight",
+            "gauge",
+            "Tasks submitted to this node and not finished yet (queued, running or waiting), \
+             since it started.",
+        );
+        let n = TASK_STATUSES.len();
+        for (slot, workflow) in names.iter().enumerate().filter(|(_, w)| !w.is_empty()) {
+            let count = |s: usize| self.tasks.get(slot * n + s);
+            let open = count(SUBMITTED)
+                .saturating_sub(count(SUCCEEDED) + count(FAILED) + count(CANCELLED));
+            out.sample(
+                "holdfast_tasks_in_flight",
+                &[("workflow", workflow)],
+                open as f64,
+            );
+        }
+        out.family(
+            "holdfast_escalations_open",
+            "gauge",
+            "Escalations opened and not answered yet, since this node started.",
+        );
+        for (slot, workflow) in names.iter().enumerate().filter(|(_, w)| !w.is_empty()) {
+            let open = self
+                .escalations
+                .get(slot)
+                .saturating_sub(self.resolved.get(slot));
+            out.sample(
+                "holdfast_escalations_open",
+                &[("workflow", workflow)],
+                open as f64,
+            );
+        }
     }
 
     fn per_workflow(
