@@ -111,6 +111,9 @@ impl ProviderClient {
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
             .tcp_keepalive(Duration::from_secs(30))
+            // A provider API does not redirect; following one would carry the request
+            // (and, on the same host, its key) somewhere the configuration never named.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("holdfast/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ProviderError::from_reqwest(&e, "building the HTTP client", None))?;
