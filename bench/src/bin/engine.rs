@@ -44,7 +44,7 @@ USAGE: engine [OPTIONS]
   --tasks N          tasks per engine run (3 steps each)            [default 9000]
   --engines N        engines (schedulers) on one store, 1..=4      [default 1]
   --submitters N     concurrent submitters                          [default 64]
-  --max-concurrent N each engine's max_concurrent_tasks             [default 256]
+  --max-concurrent N each engine's max_concurrent_tasks             [default 1024]
   --runs N           engine runs per backend (fresh store each)     [default 2]
   --only BACKEND     sqlite or postgres
   --no-raw           skip the raw commit rates
@@ -75,7 +75,7 @@ fn parse_args() -> anyhow::Result<Option<Args>> {
             tasks: 9000,
             engines: 1,
             submitters: 64,
-            max_concurrent: 256,
+            max_concurrent: 1024,
         },
         runs: 2,
         only: None,

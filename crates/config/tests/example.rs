@@ -205,7 +205,7 @@ fn the_engine_section_resolves_with_its_defaults() {
     assert_eq!(engine.node_id, "node-1");
     assert_eq!(engine.lease, Duration::from_secs(10));
     assert_eq!(engine.poll_interval, Duration::from_millis(50));
-    assert_eq!(engine.max_concurrent_tasks, 256);
+    assert_eq!(engine.max_concurrent_tasks, 1024);
     assert_eq!(engine.max_input_bytes, 262_144);
     assert!(engine.workflows.is_empty());
 

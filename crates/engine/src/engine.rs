@@ -56,7 +56,7 @@ impl Default for Settings {
             node_id: "node-1".to_string(),
             lease: Duration::from_secs(10),
             poll_interval: Duration::from_millis(50),
-            max_concurrent_tasks: 256,
+            max_concurrent_tasks: 1024,
             max_input_bytes: 256 * 1024,
         }
     }

@@ -180,7 +180,8 @@ pub struct Engine {
     /// How often an idle node looks for due work; > 0 and at most `lease`. Default
     /// `"50ms"`.
     pub poll_interval: HumanDuration,
-    /// The most tasks this node runs at once; 1..=100000. Default 256.
+    /// The most tasks this node runs at once; 1..=100000. Default 1024: a task mostly
+    /// waits (on a model, a tool, a worker), so a node runs many at once.
     pub max_concurrent_tasks: u64,
     /// The largest task input accepted, in bytes of JSON: bytes, or a size like
     /// `"256KiB"`; 1 byte to `"1MiB"` (the store's document limit). Default 262144.
@@ -199,7 +200,7 @@ impl Default for Engine {
             node_id: None,
             lease: HumanDuration::secs(10),
             poll_interval: HumanDuration::millis(50),
-            max_concurrent_tasks: 256,
+            max_concurrent_tasks: 1024,
             max_input_bytes: ByteSize(256 * 1024),
             workflows: Vec::new(),
         }
