@@ -136,6 +136,27 @@ pub(crate) fn parse<T: DeserializeOwned>(
     Ok(value)
 }
 
+/// A JSON request through the door: the key checked, the body read within the limit
+/// and parsed as `T` (see [`parse`] for `empty_is_object`).
+pub(crate) async fn admit_json<T: DeserializeOwned>(
+    gateway: &Gateway,
+    headers: &HeaderMap,
+    body: Body,
+    empty_is_object: bool,
+) -> Result<(Admitted, T), ApiError> {
+    let api = admit(gateway, headers)?;
+    let body = read_body(gateway, headers, body).await?;
+    Ok((api, parse(&body, empty_is_object)?))
+}
+
+/// `Some` for a field that is present, `null` included (`#[serde(deserialize_with)]`),
+/// so that `{"output": null}` is an answer and a missing `output` is not.
+pub(crate) fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<serde_json::Value>, D::Error> {
+    <serde_json::Value as serde::Deserialize>::deserialize(deserializer).map(Some)
+}
+
 /// The query string parsed as `T`; unknown parameters are refused when `T` says so.
 pub(crate) fn query<T: DeserializeOwned>(uri: &Uri) -> Result<T, ApiError> {
     Query::<T>::try_from_uri(uri)

@@ -11,10 +11,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use holdfast_store::{EscalationFilter, Resolution};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::engine_api::{admit, bounded, engine_error, parse, query, read_body, reply};
+use crate::engine_api::{admit, admit_json, bounded, engine_error, query, reply};
 use crate::engine_json;
 use crate::error::ApiError;
 use crate::gateway::Gateway;
@@ -87,16 +87,12 @@ enum Action {
 struct ResolveBody {
     action: Action,
     /// Present (even as `null`) for an edit.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::engine_api::present")]
     value: Option<Value>,
     #[serde(default)]
     reason: Option<String>,
     #[serde(default)]
     by: Option<String>,
-}
-
-fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
-    Value::deserialize(deserializer).map(Some)
 }
 
 /// Records a person's decision and wakes the task.
@@ -106,9 +102,7 @@ pub(crate) async fn resolve(
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let api = admit(&gateway, &headers)?;
-    let body = read_body(&gateway, &headers, body).await?;
-    let request: ResolveBody = parse(&body, false)?;
+    let (api, request): (_, ResolveBody) = admit_json(&gateway, &headers, body, false).await?;
     let refuse = |message: &str, param: &str| ApiError::InvalidRequest {
         message: message.to_owned(),
         param: Some(param.to_owned()),

@@ -14,7 +14,7 @@ use holdfast_store::{Cancelled, Submitted, TaskFilter};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::engine_api::{admit, bounded, engine_error, parse, query, read_body, reply};
+use crate::engine_api::{admit, admit_json, bounded, engine_error, query, reply};
 use crate::engine_json;
 use crate::error::ApiError;
 use crate::gateway::Gateway;
@@ -41,9 +41,7 @@ pub(crate) async fn submit(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let api = admit(&gateway, &headers)?;
-    let body = read_body(&gateway, &headers, body).await?;
-    let request: SubmitBody = parse(&body, false)?;
+    let (api, request): (_, SubmitBody) = admit_json(&gateway, &headers, body, false).await?;
     let header_key = match headers.get(crate::meta::IDEMPOTENCY_KEY) {
         None => None,
         Some(value) => Some(
@@ -196,9 +194,7 @@ pub(crate) async fn cancel(
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let api = admit(&gateway, &headers)?;
-    let body = read_body(&gateway, &headers, body).await?;
-    let request: CancelBody = parse(&body, true)?;
+    let (api, request): (_, CancelBody) = admit_json(&gateway, &headers, body, true).await?;
     let reason = request
         .reason
         .filter(|r| !r.trim().is_empty())

@@ -15,10 +15,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use holdfast_store::{FencingToken, JobResult};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::engine_api::{admit, bounded, engine_error, parse, read_body, reply};
+use crate::engine_api::{admit_json, bounded, engine_error, reply};
 use crate::engine_json;
 use crate::error::ApiError;
 use crate::gateway::Gateway;
@@ -47,9 +47,7 @@ pub(crate) async fn claim(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let api = admit(&gateway, &headers)?;
-    let body = read_body(&gateway, &headers, body).await?;
-    let request: ClaimBody = parse(&body, false)?;
+    let (api, request): (_, ClaimBody) = admit_json(&gateway, &headers, body, false).await?;
     let lease = bounded(
         "lease_ms",
         request.lease_ms.unwrap_or(DEFAULT_LEASE_MS),
@@ -85,9 +83,7 @@ pub(crate) async fn heartbeat(
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let api = admit(&gateway, &headers)?;
-    let body = read_body(&gateway, &headers, body).await?;
-    let request: HeartbeatBody = parse(&body, false)?;
+    let (api, request): (_, HeartbeatBody) = admit_json(&gateway, &headers, body, false).await?;
     let lease = bounded(
         "lease_ms",
         request.lease_ms.unwrap_or(DEFAULT_LEASE_MS),
@@ -113,15 +109,10 @@ pub(crate) async fn heartbeat(
 struct CompleteBody {
     token: u64,
     /// Present (even as `null`) when the job succeeded.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::engine_api::present")]
     output: Option<Value>,
     #[serde(default)]
     error: Option<String>,
-}
-
-/// `Some` for a field that is present, `null` included.
-fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
-    Value::deserialize(deserializer).map(Some)
 }
 
 /// Records a job's result.
@@ -131,9 +122,7 @@ pub(crate) async fn complete(
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let api = admit(&gateway, &headers)?;
-    let body = read_body(&gateway, &headers, body).await?;
-    let request: CompleteBody = parse(&body, false)?;
+    let (api, request): (_, CompleteBody) = admit_json(&gateway, &headers, body, false).await?;
     let result = match (request.output, request.error) {
         (Some(output), None) => JobResult::Succeeded(output),
         (None, Some(error)) if !error.trim().is_empty() => JobResult::Failed(error),
