@@ -33,6 +33,7 @@ mod engine_json;
 mod error;
 mod events;
 mod exchange;
+pub mod exposition;
 mod failure;
 mod gateway;
 mod handlers;

@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use holdfast_policy::Instant;
 
 use super::rules::{Fold, Signal};
+use crate::exposition::Series;
 
 /// Every signal at one instant; `None` when its metric is not exposed at all.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,62 +83,6 @@ impl Sample {
             sample.values[signal.index()] = Some(value);
         }
         sample
-    }
-}
-
-/// One line of the exposition.
-struct Series {
-    name: String,
-    labels: Vec<(String, String)>,
-    value: f64,
-}
-
-impl Series {
-    /// `name{a="x",b="y"} 1.5`, or `name 1.5`; `None` for a line that is neither.
-    fn parse(line: &str) -> Option<Series> {
-        let (head, value) = line.trim().rsplit_once(' ')?;
-        let value: f64 = value.parse().ok()?;
-        let (name, labels) = match head.find('{') {
-            Some(open) => (&head[..open], parse_labels(&head[open + 1..])?),
-            None => (head, Vec::new()),
-        };
-        Some(Series {
-            name: name.to_owned(),
-            labels,
-            value,
-        })
-    }
-}
-
-/// `a="x",b="y\"z"}` → pairs, unescaping values.
-fn parse_labels(text: &str) -> Option<Vec<(String, String)>> {
-    let mut labels = Vec::new();
-    let mut chars = text.chars().peekable();
-    loop {
-        let mut name = String::new();
-        loop {
-            match chars.next()? {
-                '=' => break,
-                '}' if name.is_empty() => return Some(labels),
-                ',' if name.is_empty() => {}
-                c => name.push(c),
-            }
-        }
-        if chars.next()? != '"' {
-            return None;
-        }
-        let mut value = String::new();
-        loop {
-            match chars.next()? {
-                '\\' => match chars.next()? {
-                    'n' => value.push('\n'),
-                    c => value.push(c),
-                },
-                '"' => break,
-                c => value.push(c),
-            }
-        }
-        labels.push((name, value));
     }
 }
 

@@ -12,26 +12,14 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
+use holdfast_server::exposition::Series;
 
 /// One sample line.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Sample {
-    pub(crate) name: String,
-    pub(crate) labels: Vec<(String, String)>,
-    pub(crate) value: f64,
-}
+pub(crate) type Sample = Series;
 
-impl Sample {
-    fn label(&self, name: &str) -> Option<&str> {
-        self.labels
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn matches(&self, name: &str, filter: &[(&str, &str)]) -> bool {
-        self.name == name && filter.iter().all(|(k, v)| self.label(k) == Some(*v))
-    }
+/// Whether `sample` is of `name` with every label of `filter`.
+fn matches(sample: &Sample, name: &str, filter: &[(&str, &str)]) -> bool {
+    sample.name == name && filter.iter().all(|(k, v)| sample.label(k) == Some(*v))
 }
 
 /// A parsed scrape.
@@ -47,7 +35,7 @@ impl Scrape {
         let samples = text
             .lines()
             .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
-            .filter_map(parse_line)
+            .filter_map(Series::parse)
             .collect();
         Scrape { samples }
     }
@@ -56,7 +44,7 @@ impl Scrape {
     pub(crate) fn sum(&self, name: &str, filter: &[(&str, &str)]) -> f64 {
         self.samples
             .iter()
-            .filter(|s| s.matches(name, filter))
+            .filter(|s| matches(s, name, filter))
             .fold(0.0, |sum, s| sum + s.value)
     }
 
@@ -73,57 +61,12 @@ impl Scrape {
         filter: &[(&str, &str)],
     ) -> BTreeMap<String, f64> {
         let mut out = BTreeMap::new();
-        for sample in self.samples.iter().filter(|s| s.matches(name, filter)) {
+        for sample in self.samples.iter().filter(|s| matches(s, name, filter)) {
             if let Some(value) = sample.label(label) {
                 *out.entry(value.to_owned()).or_insert(0.0) += sample.value;
             }
         }
         out
-    }
-}
-
-/// `name{a="x",b="y"} 1.5` or `name 1.5`.
-fn parse_line(line: &str) -> Option<Sample> {
-    let (head, value) = line.trim().rsplit_once(' ')?;
-    let value: f64 = value.parse().ok()?;
-    let (name, labels) = match head.split_once('{') {
-        Some((name, rest)) => (name, parse_labels(rest.strip_suffix('}')?)?),
-        None => (head, Vec::new()),
-    };
-    Some(Sample {
-        name: name.to_owned(),
-        labels,
-        value,
-    })
-}
-
-/// `a="x",b="y\"z"`, with the format's escapes (`\\`, `\"`, `\n`).
-fn parse_labels(text: &str) -> Option<Vec<(String, String)>> {
-    let mut labels = Vec::new();
-    let mut chars = text.chars().peekable();
-    loop {
-        while chars.peek() == Some(&',') {
-            chars.next();
-        }
-        if chars.peek().is_none() {
-            return Some(labels);
-        }
-        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
-        if chars.next() != Some('"') {
-            return None;
-        }
-        let mut value = String::new();
-        loop {
-            match chars.next()? {
-                '"' => break,
-                '\\' => match chars.next()? {
-                    'n' => value.push('\n'),
-                    other => value.push(other),
-                },
-                c => value.push(c),
-            }
-        }
-        labels.push((key, value));
     }
 }
 
