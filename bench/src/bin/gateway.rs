@@ -59,6 +59,9 @@ struct Report {
     /// (concurrency, direct req/s, through req/s)
     throughput: Vec<(usize, f64, f64)>,
     rss_idle: u64,
+    /// After the latency and throughput phases, before the streams open: what the
+    /// streams figure starts from.
+    rss_loaded: u64,
     rss_streams: u64,
     streams_opened_in: Duration,
     /// CPU per request, by phase: (phase, mock going direct, mock through, holdfast).
@@ -237,12 +240,14 @@ async fn run(binary: &Path) -> anyhow::Result<Report> {
         ));
     }
 
+    let rss_loaded = gateway.rss_bytes()?;
     let (rss_streams, streams_opened_in) = streams(&client, &mock, &gateway).await?;
     Ok(Report {
         direct_c1,
         through_c1,
         throughput,
         rss_idle,
+        rss_loaded,
         rss_streams,
         streams_opened_in,
         cpu,
@@ -369,6 +374,14 @@ impl Report {
             "-".into(),
             format!("≤ {}", mib(MAX_RSS_IDLE)),
             self.rss_idle <= MAX_RSS_IDLE,
+        );
+        row(
+            "RSS after the load phases",
+            "-".into(),
+            mib(self.rss_loaded),
+            "-".into(),
+            "(reported)".into(),
+            true,
         );
         row(
             &format!("RSS with {STREAMS} open streams"),

@@ -53,7 +53,8 @@ pub async fn serve(
         shutdown.await;
         provider.shut_down();
     };
-    axum::serve(listener, app)
+    // Routes resolved once, not rebuilt per connection (see `holdfast_server::serve`).
+    axum::serve(listener, app.into_make_service())
         .with_graceful_shutdown(signal)
         .await
 }
