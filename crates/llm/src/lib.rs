@@ -13,6 +13,7 @@
 pub mod anthropic;
 pub mod classify;
 pub mod client;
+mod extra;
 pub mod openai;
 pub mod price;
 pub mod sse;

@@ -1,38 +1,45 @@
 //! OpenAI answers: a whole [`ChatResponse`], the [`ChatChunk`]s of a stream, and the
 //! [`ErrorBody`] of a failed call.
 //!
-//! Unknown fields are kept in `extra` maps (cheap, and an OpenAI target's answer then
-//! reaches an OpenAI client exactly as sent); `finish_reason` is a closed enum with an
-//! `unknown` catch-all so that a new reason does not make a good answer unreadable.
+//! Unknown fields are kept in `extra` maps, read without serde's `flatten` (see
+//! `extra.rs`); `finish_reason` is a closed enum with an `unknown` catch-all so that a
+//! new reason does not make a good answer unreadable.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::ToolCall;
+use crate::extra::deserialize_with_extra;
 
 /// A `chat.completion` object.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChatResponse {
     /// The completion's id (`chatcmpl-...`).
     pub id: String,
     /// Always `"chat.completion"`.
-    #[serde(default = "completion_object")]
     pub object: String,
     /// Unix seconds when it was created.
-    #[serde(default)]
     pub created: u64,
     /// The model that answered.
-    #[serde(default)]
     pub model: String,
     /// The generated choices (one unless `n` > 1).
     pub choices: Vec<Choice>,
     /// Token usage, when the provider reports it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
     /// Other fields (`system_fingerprint`, `service_tier`, ...), passed through.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+deserialize_with_extra!(ChatResponse, "a chat.completion object", {
+    id: required,
+    object: default(completion_object),
+    created: default,
+    model: default,
+    choices: required,
+    usage: default,
+});
 
 /// One choice of a [`ChatResponse`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,24 +58,30 @@ pub struct Choice {
 }
 
 /// The assistant message of a [`Choice`].
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ResponseMessage {
     /// Always `"assistant"`.
-    #[serde(default = "assistant_role")]
     pub role: String,
     /// The text; `null` when the model only called tools.
-    #[serde(default)]
     pub content: Option<String>,
-    /// The model's refusal, if it refused.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The model's refusal, if it refused; written as `null` otherwise, as OpenAI
+    /// writes it (so a served answer reads the same whether it is the provider's own
+    /// bytes or written again, from the degraded cache or a translation).
     pub refusal: Option<String>,
     /// The tools the model called.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<Vec<ToolCall>>,
     /// Other fields (`annotations`, `audio`, ...), passed through.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+deserialize_with_extra!(ResponseMessage, "an assistant message", {
+    role: default(assistant_role),
+    content: default,
+    refusal: default,
+    tool_calls: default,
+});
 
 /// Why generation stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,16 +103,13 @@ pub enum FinishReason {
 }
 
 /// Token counts of one request, as OpenAI reports them.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Usage {
     /// Tokens of the prompt.
-    #[serde(default)]
     pub prompt_tokens: u64,
     /// Tokens generated.
-    #[serde(default)]
     pub completion_tokens: u64,
     /// Their sum.
-    #[serde(default)]
     pub total_tokens: u64,
     /// Details (`prompt_tokens_details`, ...), passed through.
     #[serde(flatten)]
@@ -118,26 +128,27 @@ impl Usage {
     }
 }
 
+deserialize_with_extra!(Usage, "token usage", {
+    prompt_tokens: default,
+    completion_tokens: default,
+    total_tokens: default,
+});
+
 /// A `chat.completion.chunk` object: one event of a stream.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChatChunk {
     /// The completion's id, the same on every chunk.
-    #[serde(default)]
     pub id: String,
     /// Always `"chat.completion.chunk"`.
-    #[serde(default = "chunk_object")]
     pub object: String,
     /// Unix seconds when the completion was created.
-    #[serde(default)]
     pub created: u64,
     /// The model that answers.
-    #[serde(default)]
     pub model: String,
     /// The choices' increments; empty on the final usage chunk.
-    #[serde(default)]
     pub choices: Vec<ChunkChoice>,
     /// Usage of the whole request, on the last chunk when `include_usage` was asked.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
     /// Other fields, passed through.
     #[serde(flatten)]
@@ -164,6 +175,15 @@ impl ChatChunk {
     }
 }
 
+deserialize_with_extra!(ChatChunk, "a chat.completion.chunk object", {
+    id: default,
+    object: default(chunk_object),
+    created: default,
+    model: default,
+    choices: default,
+    usage: default,
+});
+
 /// One choice's increment in a [`ChatChunk`].
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ChunkChoice {
@@ -182,24 +202,31 @@ pub struct ChunkChoice {
 }
 
 /// The increment of a streamed message.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Delta {
     /// `"assistant"`, on the first chunk.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
     /// More text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
     /// More refusal text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub refusal: Option<String>,
     /// Tool calls begun or continued.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<Vec<ToolCallDelta>>,
     /// Other fields, passed through.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+deserialize_with_extra!(Delta, "a message increment", {
+    role: default,
+    content: default,
+    refusal: default,
+    tool_calls: default,
+});
 
 /// A tool call's increment: the first carries `id`, `type` and the name; later ones
 /// carry argument text, all keyed by `index`.

@@ -152,3 +152,54 @@ fn a_response_and_its_chunks_parse_as_openai_sends_them() {
     let odd: FinishReason = serde_json::from_value(json!("something_new")).unwrap();
     assert_eq!(odd, FinishReason::Unknown);
 }
+
+/// The answer types are read by `extra.rs`'s visitor, not serde's derive: it must keep
+/// the derive's behaviour, from bytes (borrowed keys) as from a `Value` (owned keys).
+#[test]
+fn answers_read_like_the_derive_would_read_them() {
+    let text = r#"{"id":"c1","choices":[{"message":{"content":"Hi","annotations":[1]}}],
+        "usage":{"prompt_tokens":2,"completion_tokens":3,"total_tokens":5,"x\"y":true},
+        "service_tier":"default"}"#;
+    let from_bytes: ChatResponse = serde_json::from_str(text).unwrap();
+    let value: serde_json::Value = serde_json::from_str(text).unwrap();
+    let from_value: ChatResponse = serde_json::from_value(value.clone()).unwrap();
+    assert_eq!(from_bytes, from_value);
+    // Defaults for what was left out, extras kept, escaped keys unescaped.
+    assert_eq!(from_bytes.object, "chat.completion");
+    assert_eq!(from_bytes.created, 0);
+    assert_eq!(from_bytes.choices[0].message.role, "assistant");
+    assert_eq!(
+        from_bytes.choices[0].message.extra["annotations"],
+        json!([1])
+    );
+    let usage = from_bytes.usage.as_ref().unwrap();
+    assert_eq!((usage.prompt_tokens, usage.total_tokens), (2, 5));
+    assert_eq!(usage.extra["x\"y"], json!(true));
+    assert_eq!(from_bytes.extra["service_tier"], json!("default"));
+    // Written back, every field is there again.
+    let written = serde_json::to_value(&from_bytes).unwrap();
+    assert_eq!(written["service_tier"], value["service_tier"]);
+    assert_eq!(written["usage"], value["usage"]);
+
+    let error = |text: &str| {
+        serde_json::from_str::<ChatResponse>(text)
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(error(r#"{"choices":[]}"#).contains("missing field `id`"));
+    assert!(error(r#"{"id":"a"}"#).contains("missing field `choices`"));
+    assert!(error(r#"{"id":"a","id":"b","choices":[]}"#).contains("duplicate field `id`"));
+    assert!(error(r#"{"id":7,"choices":[]}"#).contains("invalid type: integer `7`"));
+    assert!(error(r#"[]"#).contains("a chat.completion object"));
+    // `null` is `None` for an option, an error for a number.
+    let nulls: ChatResponse =
+        serde_json::from_str(r#"{"id":"a","choices":[],"usage":null}"#).unwrap();
+    assert_eq!(nulls.usage, None);
+    assert!(error(r#"{"id":"a","choices":[],"created":null}"#).contains("invalid type: null"));
+    // A path to the field at fault, through serde_path_to_error.
+    let deserializer = &mut serde_json::Deserializer::from_str(
+        r#"{"id":"a","choices":[{"message":{"content":5}}]}"#,
+    );
+    let err = serde_path_to_error::deserialize::<_, ChatResponse>(deserializer).unwrap_err();
+    assert_eq!(err.path().to_string(), "choices[0].message.content");
+}

@@ -125,7 +125,7 @@ fn an_anthropic_answer_with_tool_use_becomes_an_openai_answer() {
             "id": "msg_01", "object": "chat.completion", "created": 1_700_000_000u64,
             "model": "claude-sonnet-4-5",
             "choices": [{"index": 0, "logprobs": null, "finish_reason": "tool_calls",
-                "message": {"role": "assistant", "content": "Checking.", "tool_calls": [
+                "message": {"role": "assistant", "content": "Checking.", "refusal": null, "tool_calls": [
                     {"id": "toolu_01", "type": "function",
                      "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}}]}}],
             "usage": {"prompt_tokens": 150, "completion_tokens": 20, "total_tokens": 170,
