@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use axum::response::Response;
+use bytes::Bytes;
 use holdfast_llm::openai::{ChatRequest, ChatResponse};
 use holdfast_llm::translate::{OpenAiStreamTranslator, to_anthropic_response};
 
@@ -99,7 +100,7 @@ async fn whole(door: &Door, job: &Job<'_>, dialect: Dialect, leader: Option<Lead
     };
     let response = &served.response.response;
     remember(door, job.route, job.request, response);
-    let body = match encode(response, dialect) {
+    let body = match encode(response, served.response.body.as_ref(), dialect) {
         Ok(body) => body,
         Err(err) => {
             reply.target = None;
@@ -107,7 +108,6 @@ async fn whole(door: &Door, job: &Job<'_>, dialect: Dialect, leader: Option<Lead
             return respond::error(&err, dialect.flavor(), &reply);
         }
     };
-    let body = bytes::Bytes::from(body);
     if let Some(leader) = leader {
         let stored = Stored {
             status: StatusCode::OK,
@@ -123,17 +123,24 @@ async fn whole(door: &Door, job: &Job<'_>, dialect: Dialect, leader: Option<Lead
     respond::json(StatusCode::OK, body, &reply)
 }
 
-/// A whole answer in the client's dialect, serialised once.
-fn encode(response: &ChatResponse, dialect: Dialect) -> Result<Vec<u8>, ApiError> {
-    let json = match dialect {
-        Dialect::OpenAi => serde_json::to_vec(response),
-        Dialect::Anthropic => {
+/// A whole answer in the client's dialect: an OpenAI target's own bytes for an OpenAI
+/// client, else serialised once.
+fn encode(
+    response: &ChatResponse,
+    provider_body: Option<&Bytes>,
+    dialect: Dialect,
+) -> Result<Bytes, ApiError> {
+    let json = match (dialect, provider_body) {
+        (Dialect::OpenAi, Some(body)) => return Ok(body.clone()),
+        (Dialect::OpenAi, None) => serde_json::to_vec(response),
+        (Dialect::Anthropic, _) => {
             let message = to_anthropic_response(response)
                 .map_err(|e| ApiError::InvalidOutput(e.to_string()))?;
             serde_json::to_vec(&message)
         }
     };
-    json.map_err(|e| ApiError::Internal(format!("serialising the answer: {e}")))
+    json.map(Bytes::from)
+        .map_err(|e| ApiError::Internal(format!("serialising the answer: {e}")))
 }
 
 /// Keeps a successful answer for degraded mode, when the route caches.
@@ -179,7 +186,7 @@ pub(crate) fn failed(
         let relay = Relay::new(source, encoder, false, Box::new(|_, _| {}));
         return respond::sse(relay.into_body(), &reply);
     }
-    match encode(&response, dialect) {
+    match encode(&response, None, dialect) {
         Ok(body) => respond::json(StatusCode::OK, body, &reply),
         Err(err) => respond::error(&err, dialect.flavor(), &reply),
     }

@@ -7,6 +7,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use crate::openai::ChatResponse;
 use crate::{Format, Usage};
 
@@ -105,6 +107,10 @@ pub struct CallOptions {
 pub struct Completion {
     /// The answer, OpenAI-shaped.
     pub response: ChatResponse,
+    /// The provider's body as sent, when the target speaks OpenAI: `response`'s own
+    /// bytes, so that an OpenAI client can be answered without serialising it again
+    /// (and with every field exactly as the provider wrote it).
+    pub body: Option<Bytes>,
     /// Tokens used, when the provider reported them.
     pub usage: Option<Usage>,
     /// The HTTP status.

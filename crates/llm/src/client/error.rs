@@ -8,10 +8,11 @@
 use std::time::Duration;
 
 use holdfast_policy::{Outcome, TimeoutKind};
-use reqwest::header::HeaderMap;
+use http::HeaderMap;
 use serde_json::Value;
 
 use super::ApiKey;
+use super::transport::TransportError;
 use crate::classify::{self, ErrorInfo};
 
 /// A provider call that did not produce a usable answer.
@@ -95,44 +96,21 @@ impl ProviderError {
         }
     }
 
-    /// A transport failure reported by the HTTP client.
-    pub(crate) fn from_reqwest(
-        error: &reqwest::Error,
+    /// A failure below HTTP, reported by the transport.
+    pub(crate) fn from_transport(
+        error: &TransportError,
         context: &str,
         key: Option<&ApiKey>,
     ) -> Self {
-        let outcome = if error.is_connect() && error.is_timeout() {
+        let outcome = if error.connect && error.timeout {
             Outcome::Timeout(TimeoutKind::Connect)
-        } else if error.is_timeout() {
+        } else if error.timeout {
             Outcome::Timeout(TimeoutKind::Total)
         } else {
             Outcome::Connection
         };
-        let mut message = format!("{context}: {}", describe(error));
-        message = redact(&message, key);
-        ProviderError::new(outcome, message)
+        ProviderError::new(outcome, redact(&format!("{context}: {error}"), key))
     }
-}
-
-/// The error and its causes on one line, without the URL.
-fn describe(error: &reqwest::Error) -> String {
-    let mut text = String::from(if error.is_connect() {
-        "could not connect"
-    } else if error.is_body() || error.is_decode() {
-        "the response body broke off"
-    } else {
-        "the request failed"
-    });
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// The wait the provider asked for: `retry-after-ms` if sent, else `Retry-After`.

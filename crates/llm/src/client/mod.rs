@@ -12,6 +12,7 @@ mod endpoint;
 mod error;
 mod request;
 mod stream;
+mod transport;
 
 pub use endpoint::{ApiKey, CallOptions, Completion, Endpoint, Timeouts};
 pub use error::ProviderError;
@@ -23,11 +24,14 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
+use futures_util::StreamExt;
 use holdfast_policy::{Clock, Instant, Outcome, TimeoutKind};
 
 use crate::openai::{ChatRequest, ChatResponse};
 use crate::translate::to_openai_response;
 use crate::{Format, Usage, anthropic, classify};
+use transport::{Received, Transport};
 
 /// A deadline and the kind of timeout its passing means.
 #[derive(Debug, Clone, Copy)]
@@ -70,12 +74,20 @@ pub struct ProviderClient {
 /// What every call to the same place would otherwise build again, behind one lock.
 #[derive(Default)]
 struct Cache {
-    /// One pool per connect timeout (reqwest sets it per client, not per request).
-    clients: HashMap<Duration, reqwest::Client>,
-    /// Each base URL's call URL, by format (`Format as usize`). Parsing a URL (IDNA
-    /// host checks included) costs more per request than the rest of building one, and
-    /// a gateway calls the same few URLs for ever.
-    urls: HashMap<String, [Option<reqwest::Url>; 2]>,
+    /// One pool per connect timeout (set per client, not per request) and per way out
+    /// (direct or through the environment's proxy).
+    clients: HashMap<(Duration, bool), Arc<Transport>>,
+    /// Each base URL's call URI and way out, by format (`Format as usize`): parsing a
+    /// URL and matching it against the proxy settings cost more than the rest of
+    /// building a request, and a gateway calls the same few URLs for ever.
+    routes: HashMap<String, [Option<Route>; 2]>,
+}
+
+/// Where a base URL's calls go.
+#[derive(Clone)]
+struct Route {
+    uri: http::Uri,
+    proxied: bool,
 }
 
 impl fmt::Debug for ProviderClient {
@@ -93,32 +105,19 @@ impl ProviderClient {
         }
     }
 
-    /// The pooled client for `endpoint`'s connect timeout and its call URL, if that
-    /// parses (one that does not is left to fail as reqwest fails it).
-    fn http(
-        &self,
-        endpoint: &Endpoint,
-    ) -> Result<(reqwest::Client, Option<reqwest::Url>), ProviderError> {
+    /// The pooled client for `endpoint` and its call URI.
+    fn transport(&self, endpoint: &Endpoint) -> Result<(Arc<Transport>, http::Uri), ProviderError> {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        let url = cache.url(endpoint);
-        let connect = endpoint.timeouts.connect;
-        if let Some(client) = cache.clients.get(&connect) {
-            return Ok((client.clone(), url));
+        let route = cache.route(endpoint)?;
+        let slot = (endpoint.timeouts.connect, route.proxied);
+        if let Some(client) = cache.clients.get(&slot) {
+            return Ok((Arc::clone(client), route.uri));
         }
-        let client = reqwest::Client::builder()
-            .connect_timeout(connect)
-            .pool_max_idle_per_host(256)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .tcp_keepalive(Duration::from_secs(30))
-            // A provider API does not redirect; following one would carry the request
-            // (and, on the same host, its key) somewhere the configuration never named.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("holdfast/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ProviderError::from_reqwest(&e, "building the HTTP client", None))?;
-        cache.clients.insert(connect, client.clone());
-        Ok((client, url))
+        let client = Transport::new(slot.0, slot.1)
+            .map_err(|e| ProviderError::from_transport(&e, "building the HTTP client", None))?;
+        let client = Arc::new(client);
+        cache.clients.insert(slot, Arc::clone(&client));
+        Ok((client, route.uri))
     }
 
     /// Sends `request` to `endpoint` and waits for the whole answer.
@@ -136,16 +135,10 @@ impl ProviderClient {
         let start = self.clock.now();
         let total = total_deadline(start, endpoint, options);
         let body = request::request_body(endpoint, request, false)?;
-        let response = total
-            .run(
-                &*self.clock,
-                self.post(endpoint, body, options, false)?.send(),
-            )
-            .await?
-            .map_err(|e| ProviderError::from_reqwest(&e, "sending the request", key(endpoint)))?;
-        let status = response.status().as_u16();
-        let retry_after = error::retry_after(response.headers(), self.clock.unix_millis());
-        let bytes = self.read_body(response, endpoint, total).await?;
+        let response = self.send(endpoint, body, options, false, total).await?;
+        let status = response.status.as_u16();
+        let retry_after = error::retry_after(&response.headers, self.clock.unix_millis());
+        let bytes = self.read_body(response.body, endpoint, total).await?;
         if !(200..300).contains(&status) {
             return Err(ProviderError::from_http(
                 status,
@@ -155,6 +148,7 @@ impl ProviderClient {
             ));
         }
         let response = self.parse_answer(endpoint, &bytes)?;
+        let body = (endpoint.format == Format::OpenAi).then(|| Bytes::from(bytes));
         if let Some(outcome) = response
             .choices
             .first()
@@ -170,6 +164,7 @@ impl ProviderClient {
         Ok(Completion {
             usage: response.usage.as_ref().map(Usage::from),
             response,
+            body,
             status,
             latency: self.clock.now().saturating_duration_since(start),
         })
@@ -194,17 +189,11 @@ impl ProviderClient {
         }
         .min(total);
         let body = request::request_body(endpoint, request, true)?;
-        let response = first
-            .run(
-                &*self.clock,
-                self.post(endpoint, body, options, true)?.send(),
-            )
-            .await?
-            .map_err(|e| ProviderError::from_reqwest(&e, "sending the request", key(endpoint)))?;
-        let status = response.status().as_u16();
+        let response = self.send(endpoint, body, options, true, first).await?;
+        let status = response.status.as_u16();
         if !(200..300).contains(&status) {
-            let retry_after = error::retry_after(response.headers(), self.clock.unix_millis());
-            let bytes = self.read_body(response, endpoint, total).await?;
+            let retry_after = error::retry_after(&response.headers, self.clock.unix_millis());
+            let bytes = self.read_body(response.body, endpoint, total).await?;
             return Err(ProviderError::from_http(
                 status,
                 retry_after,
@@ -229,30 +218,34 @@ impl ProviderClient {
         Ok(stream)
     }
 
-    fn post(
+    /// Sends the request and waits for the response head, racing `deadline`.
+    async fn send(
         &self,
         endpoint: &Endpoint,
         body: Vec<u8>,
         options: &CallOptions,
         stream: bool,
-    ) -> Result<reqwest::RequestBuilder, ProviderError> {
-        let (client, url) = self.http(endpoint)?;
-        let headers = request::headers(endpoint, options, stream)?;
-        let builder = match url {
-            Some(url) => client.post(url),
-            None => client.post(endpoint.url()),
-        };
-        Ok(builder.headers(headers).body(body))
+        deadline: Deadline,
+    ) -> Result<Received, ProviderError> {
+        let (client, uri) = self.transport(endpoint)?;
+        let mut request = http::Request::post(uri)
+            .body(Bytes::from(body))
+            .map_err(|e| ProviderError::new(Outcome::BadRequest, e.to_string()))?;
+        *request.headers_mut() = request::headers(endpoint, options, stream)?;
+        deadline
+            .run(&*self.clock, client.send(request))
+            .await?
+            .map_err(|e| ProviderError::from_transport(&e, "sending the request", key(endpoint)))
     }
 
     /// Reads a whole body, each read racing the idle and total deadlines.
     async fn read_body(
         &self,
-        mut response: reqwest::Response,
+        mut body: transport::BodyStream,
         endpoint: &Endpoint,
         total: Deadline,
     ) -> Result<Vec<u8>, ProviderError> {
-        let mut body = Vec::new();
+        let mut whole = Vec::new();
         loop {
             let now = self.clock.now();
             let idle = Deadline {
@@ -260,20 +253,19 @@ impl ProviderClient {
                 kind: TimeoutKind::Idle,
                 started: now,
             };
-            let chunk = idle.min(total).run(&*self.clock, response.chunk()).await?;
-            match chunk {
-                Ok(Some(bytes)) => {
-                    if body.len() + bytes.len() > MAX_BODY_BYTES {
+            match idle.min(total).run(&*self.clock, body.next()).await? {
+                Some(Ok(bytes)) => {
+                    if whole.len() + bytes.len() > MAX_BODY_BYTES {
                         return Err(ProviderError::new(
                             Outcome::InvalidOutput,
                             format!("the answer is larger than {MAX_BODY_BYTES} bytes"),
                         ));
                     }
-                    body.extend_from_slice(&bytes);
+                    whole.extend_from_slice(&bytes);
                 }
-                Ok(None) => return Ok(body),
-                Err(e) => {
-                    return Err(ProviderError::from_reqwest(
+                None => return Ok(whole),
+                Some(Err(e)) => {
+                    return Err(ProviderError::from_transport(
                         &e,
                         "reading the answer",
                         key(endpoint),
@@ -317,19 +309,28 @@ impl ProviderClient {
 }
 
 impl Cache {
-    /// `endpoint`'s call URL, parsed once per base URL and format.
-    fn url(&mut self, endpoint: &Endpoint) -> Option<reqwest::Url> {
+    /// `endpoint`'s call URI and way out, worked out once per base URL and format.
+    fn route(&mut self, endpoint: &Endpoint) -> Result<Route, ProviderError> {
         let slot = endpoint.format as usize;
-        if let Some(url) = self
-            .urls
+        if let Some(route) = self
+            .routes
             .get(&endpoint.base_url)
-            .and_then(|urls| urls[slot].as_ref())
+            .and_then(|routes| routes[slot].as_ref())
         {
-            return Some(url.clone());
+            return Ok(route.clone());
         }
-        let url = reqwest::Url::parse(&endpoint.url()).ok()?;
-        self.urls.entry(endpoint.base_url.clone()).or_default()[slot] = Some(url.clone());
-        Some(url)
+        let uri: http::Uri = endpoint.url().parse().map_err(|e| {
+            ProviderError::new(
+                Outcome::Connection,
+                format!("the target's URL is not a valid URL: {e}"),
+            )
+        })?;
+        let route = Route {
+            proxied: transport::proxied(&uri),
+            uri,
+        };
+        self.routes.entry(endpoint.base_url.clone()).or_default()[slot] = Some(route.clone());
+        Ok(route)
     }
 }
 

@@ -7,7 +7,7 @@
 //! copied every message's text once per attempt only to serialise it.
 
 use holdfast_policy::Outcome;
-use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use super::{CallOptions, Endpoint, ProviderError};
 use serde::Serialize;

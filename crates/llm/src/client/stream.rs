@@ -8,15 +8,14 @@
 //! silently truncated. A lone malformed event is skipped and counted.
 
 use std::collections::VecDeque;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use holdfast_policy::{Clock, Instant, Outcome, TimeoutKind};
 use serde_json::Value;
 
+use super::transport::{BodyStream, Received};
 use super::{ApiKey, Deadline, ProviderError};
 use crate::anthropic::StreamEvent;
 use crate::openai::{ChatChunk, FinishReason};
@@ -26,8 +25,6 @@ use crate::{Format, Usage};
 
 /// How many malformed events in a row break a stream.
 const MALFORMED_RUN_LIMIT: u32 = 3;
-
-type Body = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
 /// What a [`ChunkStream`] needs besides the response.
 pub(crate) struct Settings {
@@ -56,7 +53,7 @@ enum State {
 /// speaks Anthropic). Pull with [`ChunkStream::next`] or turn it into a
 /// [`Stream`] with [`ChunkStream::into_stream`]. After an error item it ends.
 pub struct ChunkStream {
-    body: Body,
+    body: BodyStream,
     parser: SseParser,
     decoder: Decoder,
     queue: VecDeque<ChatChunk>,
@@ -84,7 +81,7 @@ impl std::fmt::Debug for ChunkStream {
 }
 
 impl ChunkStream {
-    pub(crate) fn new(response: reqwest::Response, settings: Settings) -> Self {
+    pub(crate) fn new(response: Received, settings: Settings) -> Self {
         let decoder = match settings.format {
             Format::OpenAi => Decoder::OpenAi,
             Format::Anthropic => {
@@ -92,8 +89,8 @@ impl ChunkStream {
             }
         };
         ChunkStream {
-            status: response.status().as_u16(),
-            body: Box::pin(response.bytes_stream()),
+            status: response.status.as_u16(),
+            body: response.body,
             parser: SseParser::default(),
             decoder,
             queue: VecDeque::new(),
@@ -173,7 +170,7 @@ impl ChunkStream {
                 Err(e) => self.fail(ProviderError::new(Outcome::InvalidOutput, e.to_string())),
             },
             Some(Err(e)) => {
-                let mut err = ProviderError::from_reqwest(
+                let mut err = ProviderError::from_transport(
                     &e,
                     "reading the stream",
                     self.settings.key.as_ref(),

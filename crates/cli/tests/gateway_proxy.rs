@@ -1,0 +1,179 @@
+//! Providers behind the environment's proxy: `HTTP_PROXY` (and its family) sends a
+//! target's calls through the proxy, `NO_PROXY` exempts it, as curl and most HTTP
+//! clients read them.
+//!
+//! The target's host does not resolve (`.invalid`), so an answer can only have come
+//! through the proxy, and a call that bypasses it can only fail; the proxy here is a
+//! recording stand-in that answers as an OpenAI provider would.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+use support::{ConfigBuilder, Gateway, chat_body, header};
+
+const PROVIDER_KEY: &str = "sk-proxytest0123456789abcdefghijkl";
+
+/// A plain-HTTP forward proxy that answers every request itself and keeps each
+/// request line (absolute-form for a proxied request: `POST http://host/path HTTP/1.1`).
+struct RecordingProxy {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl RecordingProxy {
+    fn start() -> RecordingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let log = Arc::clone(&log);
+                std::thread::spawn(move || serve(stream, &log));
+            }
+        });
+        RecordingProxy { addr, seen }
+    }
+
+    fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn serve(stream: TcpStream, log: &Mutex<Vec<String>>) {
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut length = 0usize;
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                return;
+            }
+            if header == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        log.lock().unwrap().push(line.trim_end().to_owned());
+        let answer = json!({
+            "id": "chatcmpl-proxied", "object": "chat.completion", "created": 1,
+            "model": "upstream-model",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "via the proxy"},
+                "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}
+        })
+        .to_string();
+        let response = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
+            answer.len()
+        );
+        if writer.write_all(response.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+fn config() -> ConfigBuilder {
+    ConfigBuilder::new()
+        .provider(
+            "far",
+            "format = \"openai\"\nbase_url = \"http://provider.invalid/v1\"\nkey_env = \"FAR_KEY\"\n",
+        )
+        .raw(
+            "[targets.far]\nprovider = \"far\"\nmodel = \"upstream-model\"\ncontext_window = 100000\n\
+             timeouts = { connect = \"2s\", first_byte = \"5s\", idle = \"5s\", total = \"5s\" }\n",
+        )
+        .route("chat", &["far"], "policy = \"once\"")
+        .policy(
+            "once",
+            r#"retry = { max_attempts = 1, base = "10ms", cap = "50ms" }"#,
+        )
+}
+
+#[tokio::test]
+async fn a_provider_the_environment_proxies_is_called_through_the_proxy() {
+    if support::skip_without_gateway("proxied_provider") {
+        return;
+    }
+    let proxy = RecordingProxy::start();
+    let proxy_url = format!("http://{}", proxy.addr);
+    let gateway = Gateway::start_with_env(
+        &config(),
+        &[
+            ("HTTP_PROXY", &proxy_url),
+            ("NO_PROXY", "127.0.0.1,localhost"),
+            ("FAR_KEY", PROVIDER_KEY),
+        ],
+    );
+    let response = gateway
+        .chat(&chat_body("chat", "hello", false))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let target = header(response.headers(), "x-holdfast-target");
+    let text = response.text().await.unwrap();
+    assert!(status.is_success(), "{status}: {text}");
+    assert_eq!(target.as_deref(), Some("far"));
+    let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(answer["choices"][0]["message"]["content"], "via the proxy");
+    assert_eq!(
+        proxy.seen(),
+        ["POST http://provider.invalid/v1/chat/completions HTTP/1.1"],
+        "the call went to the proxy, in absolute form"
+    );
+    assert!(!gateway.process.output().contains(PROVIDER_KEY));
+}
+
+#[tokio::test]
+async fn no_proxy_exempts_a_provider_from_the_proxy() {
+    if support::skip_without_gateway("no_proxy_provider") {
+        return;
+    }
+    let proxy = RecordingProxy::start();
+    let proxy_url = format!("http://{}", proxy.addr);
+    let gateway = Gateway::start_with_env(
+        &config(),
+        &[
+            ("HTTP_PROXY", &proxy_url),
+            ("NO_PROXY", "127.0.0.1,localhost,provider.invalid"),
+            ("FAR_KEY", PROVIDER_KEY),
+        ],
+    );
+    let response = gateway
+        .chat(&chat_body("chat", "hello", false))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    // Direct, the host does not resolve: a connection error, and the proxy saw nothing.
+    assert!(status.is_server_error(), "{status}: {text}");
+    let error = support::assert_openai_error(&text, "a call that could not connect");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("connect")),
+        "{text}"
+    );
+    assert!(proxy.seen().is_empty(), "{:?}", proxy.seen());
+}
