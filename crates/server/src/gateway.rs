@@ -9,8 +9,10 @@
 //! A reload (`live.rs`) builds a new [`Inner`] from the new configuration with
 //! [`Inner::build`], handing over what must outlive a configuration: the ledger, the
 //! idempotency and degraded caches, the request ids, the alert board, the attached
-//! engine and the metrics' totals (`metrics/carry.rs`). Target health (breakers,
-//! Retry-After, rate limits, the retry budget) starts afresh with the new registry.
+//! engine, the provider client's connection pools and the metrics' totals
+//! (`metrics/carry.rs`). Target health (breakers, Retry-After, rate limits, budgets,
+//! latencies) is handed to the new registry for every target that is still the same
+//! deployment with the same settings (`inherit_health`); a changed one starts afresh.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +22,7 @@ use bytes::Bytes;
 use holdfast_config::{Config, Degraded, MidStream};
 use holdfast_llm::{Endpoint, Price, ProviderClient};
 use holdfast_policy::Clock;
+use holdfast_policy::breaker::State;
 use holdfast_policy::fallback::{Chain, Link, TargetId};
 use holdfast_policy::pipeline::{Policy, Registry};
 use serde_json::json;
@@ -142,6 +145,9 @@ impl Inner {
         let now = clock.now();
         let mut registry = Registry::new(config.pipeline.clone()).map_err(invalid)?;
         let (targets, ids) = build_targets(config, &mut registry, now)?;
+        if let Some(old) = previous {
+            inherit_health(&mut registry, &targets, old);
+        }
         let routes = build_routes(config, &ids)?;
         let models = models_body(config);
         let route_names = || routes.keys().map(String::as_str);
@@ -149,7 +155,6 @@ impl Inner {
         let metrics = match previous {
             None => Arc::new(Metrics::new(route_names(), target_names())),
             Some(old) if old.metrics.has_labels(route_names(), target_names()) => {
-                old.metrics.reset_breaker_states();
                 Arc::clone(&old.metrics)
             }
             Some(old) => Arc::new(Metrics::succeeding(
@@ -177,8 +182,16 @@ impl Inner {
             Some(old) => Arc::clone(&old.ledger),
             None => Arc::new(Ledger::new(LEDGER_CAPACITY, Arc::clone(&metrics))),
         };
+        for (index, health) in registry.targets().iter().enumerate() {
+            let state = health.breaker.as_ref().map_or(State::Closed, |b| b.state());
+            metrics.breaker_state(index, state);
+        }
         Ok(Inner {
-            client: ProviderClient::new(Arc::clone(&clock)),
+            // The provider client (its connection pools) outlives a configuration.
+            client: previous.map_or_else(
+                || ProviderClient::new(Arc::clone(&clock)),
+                |old| old.client.clone(),
+            ),
             registry: Mutex::new(registry),
             targets,
             routes,
@@ -226,6 +239,30 @@ impl Inner {
     pub(crate) fn next_request(&self) -> (Arc<str>, u64) {
         self.ids.next()
     }
+}
+
+/// Hands the running registry's knowledge to `registry` (see
+/// [`Registry::inherit_health`]): a target keeps its health when it is still the same
+/// deployment (format, base URL, model and key) with the same settings. What calls
+/// learn between this copy and the swap is learned by the old registry only; the
+/// window is one build.
+fn inherit_health(registry: &mut Registry, targets: &[TargetRuntime], old: &Inner) {
+    let same_place = |name: &str| {
+        let new = targets.iter().find(|t| &*t.name == name);
+        let was = old.targets.iter().find(|t| &*t.name == name);
+        match (new, was) {
+            (Some(new), Some(was)) => {
+                let (a, b) = (&new.endpoint, &was.endpoint);
+                a.format == b.format
+                    && a.base_url == b.base_url
+                    && a.model == b.model
+                    && a.api_key == b.api_key
+            }
+            _ => false,
+        }
+    };
+    let old_registry = old.registry.lock().unwrap_or_else(|e| e.into_inner());
+    registry.inherit_health(&old_registry, same_place);
 }
 
 fn invalid(e: holdfast_policy::InvalidSetting) -> ServerError {

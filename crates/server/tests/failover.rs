@@ -173,3 +173,71 @@ async fn a_failing_target_opens_its_breaker_and_the_targets_endpoint_shows_it() 
         json!({"target": "a", "reason": "breaker_open"})
     );
 }
+
+#[tokio::test]
+async fn an_open_breaker_stays_open_across_a_configuration_reload() {
+    let a = Mock::openai("error_rates = { \"500\" = 1.0 }").await;
+    let b = Mock::openai("").await;
+    let toml = |a_model: &str, extra: &str| {
+        format!(
+            "{}{}{}{}[routes.smart]\ntargets = [\"a\", \"b\"]\n\
+             [policies.default]\nretry = {{ max_attempts = 1 }}\n\
+             breaker = {{ min_calls = 2, failure_rate = 0.5, open_for = \"30s\" }}\n{extra}",
+            openai_provider("pa", &a),
+            openai_provider("pb", &b),
+            target("a", "pa", 100_000).replace("a-model", a_model),
+            target("b", "pb", 100_000),
+        )
+    };
+    let gw = Gw::start(&toml("a-model", "")).await;
+    for _ in 0..4 {
+        assert_eq!(gw.chat(&request(false)).await.status(), 200);
+    }
+    let breaker_of_a = |targets: &Value| targets["data"][0]["breaker"].clone();
+    assert_eq!(
+        breaker_of_a(&gw.get_json("/v1/holdfast/targets").await),
+        "open"
+    );
+
+    // A reload that leaves `a` as it was (a route added): the breaker stays open, the
+    // gauge says so, and the next call still skips `a`.
+    let applied = gw
+        .gateway
+        .reload_text(&toml("a-model", "[routes.other]\ntargets = [\"b\"]\n"))
+        .await
+        .unwrap();
+    assert!(applied.changed);
+    assert_eq!(
+        breaker_of_a(&gw.get_json("/v1/holdfast/targets").await),
+        "open"
+    );
+    let metrics = gw
+        .client
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("holdfast_breaker_state{target=\"a\"} 2"),
+        "{metrics}"
+    );
+    let calls = a.calls();
+    let response = gw.chat(&request(false)).await;
+    assert_eq!(response.headers()["x-holdfast-target"], "b");
+    assert_eq!(a.calls(), calls, "the reload did not reopen the way to `a`");
+
+    // `a` now names another model: another deployment, whose health is unknown.
+    gw.gateway
+        .reload_text(&toml("a-model-2", ""))
+        .await
+        .unwrap();
+    assert_eq!(
+        breaker_of_a(&gw.get_json("/v1/holdfast/targets").await),
+        "closed"
+    );
+    gw.chat(&request(false)).await;
+    assert_eq!(a.calls(), calls + 1);
+}

@@ -27,7 +27,7 @@ pub const MAX_AGENTS: usize = 10_000;
 const LATENCY_ROTATION: Duration = Duration::from_secs(60);
 
 /// Per-target settings.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TargetSettings {
     /// The target's breaker; `None` disables it.
     pub breaker: Option<breaker::Config>,
@@ -56,6 +56,8 @@ pub struct TargetHealth {
     pub latency: LatencyTracker,
     /// Nothing is sent before this instant: the target's last Retry-After.
     pub not_before: Instant,
+    /// What it was built with: health is only handed over between equal settings.
+    pub settings: TargetSettings,
 }
 
 /// Shared settings that are not per target.
@@ -118,6 +120,7 @@ impl Registry {
             .map_err(|_| InvalidSetting::new("targets", "too many targets"))?;
         self.targets.push(TargetHealth {
             name: Arc::from(name),
+            settings: settings.clone(),
             breaker: settings.breaker.map(Breaker::new).transpose()?,
             budget: settings.budget.map(RetryBudget::new).transpose()?,
             requests: settings
@@ -187,6 +190,38 @@ impl Registry {
             .breaker
             .as_mut()?
             .record_late_failure(now, outcome)
+    }
+
+    /// Takes over what `old` learned (a registry being replaced by this one, on a
+    /// configuration reload): each target of the same name whose settings are equal
+    /// and for which `same_place` holds keeps its breaker, budget, rate limits,
+    /// latencies and Retry-After; the agent breakers and the global retry budget carry
+    /// over when their settings are equal. A reload must not close a breaker that an
+    /// outage opened, nor forget a Retry-After, and send the next burst to a target
+    /// known to be down. Returns the targets that kept their health.
+    pub fn inherit_health(
+        &mut self,
+        old: &Registry,
+        same_place: impl Fn(&str) -> bool,
+    ) -> Vec<TargetId> {
+        let mut kept = Vec::new();
+        for (index, target) in self.targets.iter_mut().enumerate() {
+            let previous = old.targets.iter().find(|t| {
+                t.name == target.name && t.settings == target.settings && same_place(&t.name)
+            });
+            if let Some(previous) = previous {
+                *target = previous.clone();
+                kept.push(TargetId(index as u32));
+            }
+        }
+        if self.agent_breaker == old.agent_breaker {
+            self.agents.clone_from(&old.agents);
+        }
+        let config = |b: &Option<RetryBudget>| b.as_ref().map(|b| *b.config());
+        if config(&self.global_budget) == config(&old.global_budget) {
+            self.global_budget.clone_from(&old.global_budget);
+        }
+        kept
     }
 
     /// Whether a retry to `target` would be allowed by its budget and the global one.

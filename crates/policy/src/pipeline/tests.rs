@@ -368,19 +368,7 @@ fn known_prompt_size_skips_targets_that_cannot_fit_it() {
 #[test]
 fn an_open_breaker_sends_nothing_until_it_half_opens() {
     let mut f = fixture(2);
-    for i in 0..4 {
-        let mut call = f.call(Deadline::NONE);
-        let s = started(&call.handle(&mut f.registry, at(i), Event::Start))[0];
-        assert_eq!(s.target, TargetId(0));
-        call.handle(
-            &mut f.registry,
-            at(i),
-            Event::Finished {
-                attempt: s.attempt,
-                outcome: Outcome::Connection,
-            },
-        );
-    }
+    trip_first_target(&mut f);
     let mut call = f.call(Deadline::NONE);
     let a = call.handle(&mut f.registry, at(10), Event::Start);
     assert!(a.contains(&Action::Emit(PolicyEvent::Skipped {
@@ -533,4 +521,87 @@ fn agent_breakers_are_bounded_however_many_keys_clients_send() {
         assert!(f.registry.agent_breaker(&agent).is_some());
     }
     assert_eq!(f.registry.agents().count(), registry::MAX_AGENTS);
+}
+
+/// Trips target 0's breaker in `f` with failed calls.
+fn trip_first_target(f: &mut Fixture) {
+    for i in 0..4 {
+        let mut call = f.call(Deadline::NONE);
+        let s = started(&call.handle(&mut f.registry, at(i), Event::Start))[0];
+        assert_eq!(s.target, TargetId(0));
+        call.handle(
+            &mut f.registry,
+            at(i),
+            Event::Finished {
+                attempt: s.attempt,
+                outcome: Outcome::Connection,
+            },
+        );
+    }
+}
+
+#[test]
+fn a_replacement_registry_inherits_health_only_where_nothing_changed() {
+    let mut old = fixture(2);
+    trip_first_target(&mut old);
+    old.registry.target_mut(TargetId(1)).unwrap().not_before = at(5_000);
+    let agent: Arc<str> = Arc::from("planner");
+    let _ = old.registry.agent_breaker(&agent);
+
+    // Same names, settings and place: the open breaker and the Retry-After carry over,
+    // and the next call skips target 0 as the old registry would have.
+    let mut new = fixture(2);
+    let kept = new.registry.inherit_health(&old.registry, |_| true);
+    assert_eq!(kept, [TargetId(0), TargetId(1)]);
+    let breaker_state = |r: &Registry, id| {
+        r.target(id)
+            .and_then(|t| t.breaker.as_ref())
+            .map(|b| b.state())
+    };
+    assert_eq!(
+        breaker_state(&new.registry, TargetId(0)),
+        Some(breaker::State::Open)
+    );
+    assert_eq!(
+        new.registry.target(TargetId(1)).unwrap().not_before,
+        at(5_000)
+    );
+    assert_eq!(new.registry.agents().count(), 1);
+    let mut call = new.call(Deadline::NONE);
+    let a = call.handle(&mut new.registry, at(10), Event::Start);
+    assert!(a.contains(&Action::Emit(PolicyEvent::Skipped {
+        target: TargetId(0),
+        reason: Skip::BreakerOpen
+    })));
+
+    // A target that moved (another endpoint) starts afresh.
+    let mut moved = fixture(2);
+    let kept = moved
+        .registry
+        .inherit_health(&old.registry, |name| name != "t0");
+    assert_eq!(kept, [TargetId(1)]);
+    assert_eq!(
+        breaker_state(&moved.registry, TargetId(0)),
+        Some(breaker::State::Closed)
+    );
+
+    // New breaker settings: a new breaker, closed.
+    let mut retuned = fixture(2);
+    let mut settings = old.registry.target(TargetId(0)).unwrap().settings.clone();
+    if let Some(config) = settings.breaker.as_mut() {
+        config.min_calls = 10;
+    }
+    let mut registry = Registry::new(Settings::default()).unwrap();
+    registry.add_target("t0", settings, at(0)).unwrap();
+    retuned.registry = registry;
+    assert!(
+        retuned
+            .registry
+            .inherit_health(&old.registry, |_| true)
+            .is_empty()
+    );
+    assert_eq!(
+        breaker_state(&retuned.registry, TargetId(0)),
+        Some(breaker::State::Closed)
+    );
 }

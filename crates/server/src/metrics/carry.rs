@@ -18,11 +18,11 @@ use std::sync::Arc;
 
 use holdfast_policy::Outcome;
 
+use super::Metrics;
 use super::cells::{Counters, Histogram, escape};
 use super::labels::{
     FALLBACK_REASONS, GIVE_UPS, RECOVERY_PATHS, RECOVERY_RESULTS, SKIP_REASONS, STATES, TOKEN_KINDS,
 };
-use super::{Metrics, state_index};
 
 /// One axis of a flat counter array.
 #[derive(Clone, Copy)]
@@ -202,7 +202,8 @@ impl Metrics {
                 ],
             ),
         ];
-        // Breaker states are gauges of a registry that starts afresh: not carried.
+        // Breaker states are gauges, set from the registry the new state is built with
+        // (`gateway.rs`): not carried.
         for (from, to, dims) in families {
             moves.counters(from, to, dims);
         }
@@ -215,17 +216,6 @@ impl Metrics {
         }
         drop(carried);
         new
-    }
-
-    /// Every target's breaker gauge back to closed: the registry starts afresh on a
-    /// reload that keeps these metrics.
-    pub(crate) fn reset_breaker_states(&self) {
-        for target in 0..self.targets.len() {
-            self.breaker_state.set(
-                target,
-                state_index(holdfast_policy::breaker::State::Closed) as u64,
-            );
-        }
     }
 }
 
