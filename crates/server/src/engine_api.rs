@@ -64,11 +64,25 @@ pub(crate) struct Admitted {
     pub(crate) caller: String,
 }
 
-/// Checks the client key and its request limit, then that an engine is attached.
+/// A read through the door: the client key checked, then that an engine is attached.
+/// Reads do not spend the key's request limit, as the gateway's other views
+/// (`/v1/holdfast/*`) do not: the limit meters work (model calls, submissions,
+/// answers), and a dashboard polling its views must not starve the key's calls.
 pub(crate) fn admit(gateway: &Gateway, headers: &HeaderMap) -> Result<Admitted, ApiError> {
+    admitted(gateway, gateway.inner.keys.authenticate(headers)?)
+}
+
+/// A write through the door: the client key checked and its request limit spent,
+/// then that an engine is attached.
+pub(crate) fn admit_write(gateway: &Gateway, headers: &HeaderMap) -> Result<Admitted, ApiError> {
     let gw = &gateway.inner;
     let caller = gw.keys.authenticate(headers)?;
     gw.keys.admit_request(caller, gw.clock.now())?;
+    admitted(gateway, caller)
+}
+
+fn admitted(gateway: &Gateway, caller: crate::auth::Caller) -> Result<Admitted, ApiError> {
+    let gw = &gateway.inner;
     let engine = gw
         .engine
         .get()
@@ -136,7 +150,7 @@ pub(crate) fn parse<T: DeserializeOwned>(
     Ok(value)
 }
 
-/// A JSON request through the door: the key checked, the body read within the limit
+/// A JSON write through the door ([`admit_write`]), the body read within the limit
 /// and parsed as `T` (see [`parse`] for `empty_is_object`).
 pub(crate) async fn admit_json<T: DeserializeOwned>(
     gateway: &Gateway,
@@ -144,7 +158,7 @@ pub(crate) async fn admit_json<T: DeserializeOwned>(
     body: Body,
     empty_is_object: bool,
 ) -> Result<(Admitted, T), ApiError> {
-    let api = admit(gateway, headers)?;
+    let api = admit_write(gateway, headers)?;
     let body = read_body(gateway, headers, body).await?;
     Ok((api, parse(&body, empty_is_object)?))
 }

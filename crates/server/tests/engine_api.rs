@@ -91,13 +91,14 @@ fn temp_dir() -> TempDir {
 
 impl Server {
     async fn start() -> Server {
-        Server::start_with(true).await
+        Server::start_with(true, "").await
     }
 
-    async fn start_with(engine: bool) -> Server {
+    /// A server with an engine or not; `key_extra` adds lines to the client key.
+    async fn start_with(engine: bool, key_extra: &str) -> Server {
         let mock = Mock::openai("").await;
         let toml = format!(
-            "[server]\nbody_limit = \"64KiB\"\n[[client_keys]]\nname = \"ops\"\nkey_env = \"K\"\n{}{}[routes.smart]\ntargets = [\"a\"]\n",
+            "[server]\nbody_limit = \"64KiB\"\n[[client_keys]]\nname = \"ops\"\nkey_env = \"K\"\n{key_extra}\n{}{}[routes.smart]\ntargets = [\"a\"]\n",
             openai_provider("p", &mock),
             target("a", "p", 100_000)
         );
@@ -476,7 +477,7 @@ async fn bad_definitions_and_bodies_are_refused_and_store_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_are_required_and_no_engine_is_a_503() {
-    let s = Server::start_with(false).await;
+    let s = Server::start_with(false, "").await;
     let response = s.client.get(s.url("/v1/tasks")).send().await.unwrap();
     assert_eq!(response.status(), 401);
     let response = s
@@ -880,4 +881,34 @@ async fn llm_steps_run_through_the_gateway_pipeline() {
     );
     assert_eq!(task["retry_count"], 0, "an unknown route is not retried");
     assert_eq!(s.mock.calls(), 1);
+}
+
+#[tokio::test]
+async fn reads_do_not_spend_the_keys_request_limit_and_writes_do() {
+    let s = Server::start_with(true, "requests_per_minute = 2").await;
+    // A dashboard polling its views: many reads, none refused.
+    for _ in 0..10 {
+        let (status, body) = s.get("/v1/tasks?limit=5").await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = s.get("/v1/escalations").await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // Writes spend it: a registration and a submission, then a 429.
+    let definition = s.review_workflow("review");
+    s.register(&definition).await;
+    let (status, body) = s
+        .post(
+            "/v1/tasks",
+            &json!({"workflow": "review", "input": {"topic": "x"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = s
+        .post(
+            "/v1/tasks",
+            &json!({"workflow": "review", "input": {"topic": "y"}}),
+        )
+        .await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(code(&body), "rate_limited");
 }

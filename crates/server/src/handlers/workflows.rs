@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use crate::engine_api::{admit, engine_error, parse, read_body, reply};
+use crate::engine_api::{admit, admit_write, engine_error, parse, read_body, reply};
 use crate::engine_json;
 use crate::error::ApiError;
 use crate::gateway::Gateway;
@@ -25,7 +25,7 @@ pub(crate) async fn register(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let api = admit(&gateway, &headers)?;
+    let api = admit_write(&gateway, &headers)?;
     let body = read_body(&gateway, &headers, body).await?;
     let is_toml = headers
         .get(header::CONTENT_TYPE)
