@@ -9,8 +9,8 @@
 //! its step's result was committed (no committed step ran again), and every call of a
 //! step must carry that step's key (repeats can be deduplicated downstream).
 //!
-//! CI runs 20 kills; `HOLDFAST_CRASH_KILLS=200 cargo test -p holdfast --test engine_crash
-//! -- --nocapture` runs 200.
+//! CI runs 20 kills on SQLite and 10 on PostgreSQL; `HOLDFAST_CRASH_KILLS=200 cargo test
+//! -p holdfast --test engine_crash killed -- --nocapture` runs 200 on each.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
@@ -193,10 +193,45 @@ async fn killed_at_random_moments_the_engine_loses_nothing_and_repeats_no_commit
     if support::skip_without(&["workflow", "register"], "engine crash test") {
         return;
     }
-    let kills: u32 = std::env::var("HOLDFAST_CRASH_KILLS")
+    let dir = TempDir::new("engine-crash");
+    let store = format!("sqlite://{}/holdfast.db", dir.path().display());
+    crash_run(&dir, &store, kills_from_env(20)).await;
+}
+
+/// The same on PostgreSQL: every commit a server acknowledged survives its SIGKILL
+/// (CI runs 10 kills here, each test in its own schema).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killed_at_random_moments_on_postgresql_the_engine_loses_nothing() {
+    let Ok(pg) = std::env::var("HOLDFAST_TEST_POSTGRES_URL") else {
+        eprintln!("SKIPPED: PostgreSQL crash test: HOLDFAST_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    if support::skip_without(&["workflow", "register"], "PostgreSQL crash test") {
+        return;
+    }
+    let schema = format!("crash_{}_{}", std::process::id(), now_ms());
+    let sep = if pg.contains('?') { '&' } else { '?' };
+    let dir = TempDir::new("engine-crash-pg");
+    crash_run(
+        &dir,
+        &format!("{pg}{sep}schema={schema}"),
+        kills_from_env(10),
+    )
+    .await;
+    drop_schema(&pg, &schema);
+}
+
+/// `HOLDFAST_CRASH_KILLS`, or `default`.
+fn kills_from_env(default: u32) -> u32 {
+    std::env::var("HOLDFAST_CRASH_KILLS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
+        .unwrap_or(default)
+}
+
+/// Submits workflows to a server on `store` while killing it `kills` times, then
+/// checks that every accepted task succeeded and no committed step ran again.
+async fn crash_run(dir: &TempDir, store: &str, kills: u32) {
     let seed: u64 = std::env::var("HOLDFAST_CRASH_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -204,13 +239,12 @@ async fn killed_at_random_moments_the_engine_loses_nothing_and_repeats_no_commit
     let mut rng = Rng(seed);
     let mock = Mock::start("openai", &["--rate-503", "0.1", "--latency", "5ms..40ms"]);
     let (tool, tool_url) = start_tool().await;
-    let dir = TempDir::new("engine-crash");
     let config = format!(
         r#"[server]
 listen = "127.0.0.1:0"
 
 [store]
-url = "sqlite://{data}/holdfast.db"
+url = "{store}"
 
 [engine]
 node_id = "crash-node"
@@ -229,13 +263,12 @@ context_window = 100000
 [routes.smart]
 targets = ["mock"]
 "#,
-        data = dir.path().display(),
         mock = mock.base_url(),
     );
     let config_path = dir.write("holdfast.toml", &config);
     let mut server = Server {
         config: config_path.display().to_string(),
-        store: format!("sqlite://{}/holdfast.db", dir.path().display()),
+        store: store.to_owned(),
         process: None,
         base: Arc::new(Mutex::new(String::new())),
     };
