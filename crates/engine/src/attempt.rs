@@ -97,6 +97,10 @@ pub struct LlmRequest {
     pub output_schema: Option<Value>,
     /// The step's idempotency key.
     pub idempotency_key: String,
+    /// Who calls, for the gateway's per-agent breaker: `workflow/step`, so that a step
+    /// whose prompts keep failing (overflowing the context, answering off-schema) is
+    /// cut off on its own instead of counting against the targets every step shares.
+    pub agent: String,
     /// How long the whole call may take (the step's timeout).
     pub timeout: Duration,
 }
@@ -140,6 +144,8 @@ impl std::fmt::Debug for Runners {
 pub struct Identity<'a> {
     /// The step's idempotency key, the same on every attempt.
     pub idempotency_key: &'a str,
+    /// The step as an agent of the gateway (`workflow/step`).
+    pub agent: &'a str,
     /// The task's lock fencing token, when it holds a lock.
     pub fencing_token: Option<u64>,
     /// How long the attempt may take.
@@ -183,6 +189,7 @@ impl Runners {
             temperature: action.temperature,
             output_schema: action.output_schema.clone(),
             idempotency_key: id.idempotency_key.to_string(),
+            agent: id.agent.to_string(),
             timeout: id.timeout,
         };
         let answer = llm.complete(request).await?;

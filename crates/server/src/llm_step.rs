@@ -104,7 +104,7 @@ async fn run(gw: &Inner, step: LlmRequest) -> Result<LlmAnswer, Failure> {
     let started_ms = gw.clock.unix_millis();
     let meta = RequestMeta {
         deadline: Deadline::after(started, step.timeout),
-        agent: None,
+        agent: (!step.agent.is_empty()).then(|| Arc::from(step.agent.as_str())),
         idempotency_key: Some(step.idempotency_key.clone()),
     };
     let (id, seed) = gw.next_request();
@@ -226,6 +226,7 @@ mod tests {
             temperature: Some(0.2),
             output_schema: Some(json!({"type": "object"})),
             idempotency_key: "t-1/draft".into(),
+            agent: "article/draft".into(),
             timeout: Duration::from_secs(5),
         };
         let body = body(&request);
@@ -235,6 +236,55 @@ mod tests {
         assert_eq!(body["response_format"]["json_schema"]["name"], "output");
         let parsed = ChatRequest::from_json(&serde_json::to_vec(&body).unwrap()).unwrap();
         assert!(OutputCheck::for_request(&parsed).is_ok());
+    }
+
+    /// A step calls as its own agent (`workflow/step`), so the gateway's per-agent
+    /// breaker sees each step apart.
+    #[tokio::test]
+    async fn a_step_calls_as_its_own_agent() {
+        let clock = Arc::new(holdfast_policy::SystemClock::new());
+        let faults = holdfast_mock::Faults::from_toml_str("").unwrap();
+        let provider = holdfast_mock::MockProvider::new(
+            holdfast_mock::Format::OpenAi,
+            faults,
+            7,
+            clock.clone(),
+        )
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}/v1", listener.local_addr().unwrap());
+        tokio::spawn(holdfast_mock::serve(
+            listener,
+            provider,
+            std::future::pending(),
+        ));
+        let text = format!(
+            "[providers.p]\nformat = \"openai\"\nbase_url = \"{base}\"\n\n\
+             [targets.a]\nprovider = \"p\"\nmodel = \"m\"\ncontext_window = 100000\n\n\
+             [routes.smart]\ntargets = [\"a\"]\n"
+        );
+        let config = holdfast_config::Config::from_toml_str(&text, "test.toml", &|_| None).unwrap();
+        let gateway = crate::Gateway::new(&config, clock).unwrap();
+        let answer = gateway
+            .llm()
+            .complete(LlmRequest {
+                route: "smart".into(),
+                system: None,
+                prompt: "hello".into(),
+                max_tokens: Some(16),
+                temperature: None,
+                output_schema: None,
+                idempotency_key: "t-1/draft".into(),
+                agent: "article/draft".into(),
+                timeout: Duration::from_secs(5),
+            })
+            .await
+            .unwrap();
+        assert!(!answer.text.is_empty());
+        let inner = gateway.live.current();
+        let registry = inner.registry.lock().unwrap();
+        let agents: Vec<&str> = registry.agents().map(|(agent, _)| &**agent).collect();
+        assert_eq!(agents, ["article/draft"]);
     }
 
     #[test]

@@ -27,8 +27,10 @@ impl Cx<'_> {
             return Ok(Done::waiting(i, None));
         };
         let key = format!("{}/compensate", idempotency_key(&self.task_id, &step.name));
+        let agent = format!("{}/{}", self.workflow_name, step.name);
         let id = Identity {
             idempotency_key: &key,
+            agent: &agent,
             fencing_token: self.fence.as_ref().map(|f| f.token.0),
             timeout: comp.timeout,
         };

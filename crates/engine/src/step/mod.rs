@@ -130,9 +130,11 @@ impl Cx<'_> {
     pub(crate) async fn attempt(&self, i: usize, attempt: u32, ctx: &Value) -> Result<Done, Stop> {
         let step = &self.workflow.steps[i];
         let key = idempotency_key(&self.task_id, &step.name);
+        let agent = format!("{}/{}", self.workflow_name, step.name);
         let now = self.now();
         let id = Identity {
             idempotency_key: &key,
+            agent: &agent,
             fencing_token: self.fence.as_ref().map(|f| f.token.0),
             timeout: step.timeout,
         };
