@@ -109,18 +109,17 @@ fn config() -> ConfigBuilder {
         )
 }
 
-#[tokio::test]
-async fn a_provider_the_environment_proxies_is_called_through_the_proxy() {
-    if support::skip_without_gateway("proxied_provider") {
-        return;
-    }
+/// A gateway whose environment sets `HTTP_PROXY` to a recording proxy and `NO_PROXY`
+/// to `no_proxy`, asked once: the proxy, the gateway, and the answer's status, target
+/// and body.
+async fn ask_through(no_proxy: &str) -> (RecordingProxy, Gateway, u16, Option<String>, String) {
     let proxy = RecordingProxy::start();
     let proxy_url = format!("http://{}", proxy.addr);
     let gateway = Gateway::start_with_env(
         &config(),
         &[
             ("HTTP_PROXY", &proxy_url),
-            ("NO_PROXY", "127.0.0.1,localhost"),
+            ("NO_PROXY", no_proxy),
             ("FAR_KEY", PROVIDER_KEY),
         ],
     );
@@ -129,10 +128,19 @@ async fn a_provider_the_environment_proxies_is_called_through_the_proxy() {
         .send()
         .await
         .unwrap();
-    let status = response.status();
+    let status = response.status().as_u16();
     let target = header(response.headers(), "x-holdfast-target");
     let text = response.text().await.unwrap();
-    assert!(status.is_success(), "{status}: {text}");
+    (proxy, gateway, status, target, text)
+}
+
+#[tokio::test]
+async fn a_provider_the_environment_proxies_is_called_through_the_proxy() {
+    if support::skip_without_gateway("proxied_provider") {
+        return;
+    }
+    let (proxy, gateway, status, target, text) = ask_through("127.0.0.1,localhost").await;
+    assert_eq!(status, 200, "{text}");
     assert_eq!(target.as_deref(), Some("far"));
     let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(answer["choices"][0]["message"]["content"], "via the proxy");
@@ -149,25 +157,10 @@ async fn no_proxy_exempts_a_provider_from_the_proxy() {
     if support::skip_without_gateway("no_proxy_provider") {
         return;
     }
-    let proxy = RecordingProxy::start();
-    let proxy_url = format!("http://{}", proxy.addr);
-    let gateway = Gateway::start_with_env(
-        &config(),
-        &[
-            ("HTTP_PROXY", &proxy_url),
-            ("NO_PROXY", "127.0.0.1,localhost,provider.invalid"),
-            ("FAR_KEY", PROVIDER_KEY),
-        ],
-    );
-    let response = gateway
-        .chat(&chat_body("chat", "hello", false))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
+    let (proxy, _gateway, status, _, text) =
+        ask_through("127.0.0.1,localhost,provider.invalid").await;
     // Direct, the host does not resolve: a connection error, and the proxy saw nothing.
-    assert!(status.is_server_error(), "{status}: {text}");
+    assert!(status >= 500, "{status}: {text}");
     let error = support::assert_openai_error(&text, "a call that could not connect");
     assert!(
         error["error"]["message"]

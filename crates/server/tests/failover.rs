@@ -211,15 +211,7 @@ async fn an_open_breaker_stays_open_across_a_configuration_reload() {
         breaker_of_a(&gw.get_json("/v1/holdfast/targets").await),
         "open"
     );
-    let metrics = gw
-        .client
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.get_text("/metrics").await;
     assert!(
         metrics.contains("holdfast_breaker_state{target=\"a\"} 2"),
         "{metrics}"

@@ -148,6 +148,17 @@ impl Gw {
             .unwrap()
     }
 
+    /// The body of `GET path` as text (`/metrics`).
+    pub async fn get_text(&self, path: &str) -> String {
+        let response = self.client.get(self.url(path)).send().await.unwrap();
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+        response.text().await.unwrap()
+    }
+
     /// The ledger entry of the response's request.
     pub async fn ledger(&self, response_headers: &reqwest::header::HeaderMap) -> Value {
         let id = response_headers["x-holdfast-request-id"].to_str().unwrap();
