@@ -202,23 +202,47 @@ async fn killed_at_random_moments_the_engine_loses_nothing_and_repeats_no_commit
 /// (CI runs 10 kills here, each test in its own schema).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_at_random_moments_on_postgresql_the_engine_loses_nothing() {
-    let Ok(pg) = std::env::var("HOLDFAST_TEST_POSTGRES_URL") else {
-        eprintln!("SKIPPED: PostgreSQL crash test: HOLDFAST_TEST_POSTGRES_URL is not set");
+    let Some(pg) = PgSchema::for_test("crash", "PostgreSQL crash test") else {
         return;
     };
-    if support::skip_without(&["workflow", "register"], "PostgreSQL crash test") {
-        return;
-    }
-    let schema = format!("crash_{}_{}", std::process::id(), now_ms());
-    let sep = if pg.contains('?') { '&' } else { '?' };
     let dir = TempDir::new("engine-crash-pg");
-    crash_run(
-        &dir,
-        &format!("{pg}{sep}schema={schema}"),
-        kills_from_env(10),
-    )
-    .await;
-    drop_schema(&pg, &schema);
+    crash_run(&dir, &pg.url, kills_from_env(10)).await;
+}
+
+/// A schema of its own on the test PostgreSQL, dropped at the end.
+struct PgSchema {
+    server: String,
+    schema: String,
+    /// The server's URL with `schema=` set.
+    url: String,
+}
+
+impl PgSchema {
+    /// `None`, after a loud `SKIPPED`, without `HOLDFAST_TEST_POSTGRES_URL` or without
+    /// the engine's commands in the binary.
+    fn for_test(prefix: &str, test: &str) -> Option<PgSchema> {
+        let Ok(server) = std::env::var("HOLDFAST_TEST_POSTGRES_URL") else {
+            eprintln!("SKIPPED: {test}: HOLDFAST_TEST_POSTGRES_URL is not set");
+            return None;
+        };
+        if support::skip_without(&["workflow", "register"], test) {
+            return None;
+        }
+        let schema = format!("{prefix}_{}_{}", std::process::id(), now_ms());
+        let sep = if server.contains('?') { '&' } else { '?' };
+        let url = format!("{server}{sep}schema={schema}");
+        Some(PgSchema {
+            server,
+            schema,
+            url,
+        })
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        drop_schema(&self.server, &self.schema);
+    }
 }
 
 /// `HOLDFAST_CRASH_KILLS`, or `default`.
@@ -482,16 +506,10 @@ fn check_effects(effects: &[Effect], committed: &HashMap<(String, String), u64>)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_nodes_share_one_postgres_and_the_survivor_resumes_the_dead_nodes_work() {
-    let Ok(pg) = std::env::var("HOLDFAST_TEST_POSTGRES_URL") else {
-        eprintln!("SKIPPED: two-node PostgreSQL test: HOLDFAST_TEST_POSTGRES_URL is not set");
+    let Some(pg) = PgSchema::for_test("two_nodes", "two-node PostgreSQL test") else {
         return;
     };
-    if support::skip_without(&["workflow", "register"], "two-node PostgreSQL test") {
-        return;
-    }
-    let schema = format!("two_nodes_{}_{}", std::process::id(), now_ms());
-    let sep = if pg.contains('?') { '&' } else { '?' };
-    let url = format!("{pg}{sep}schema={schema}");
+    let url = pg.url.clone();
     let (tool, tool_url) = start_tool().await;
     let dir = TempDir::new("two-nodes");
     let lease = Duration::from_secs(2);
@@ -599,7 +617,6 @@ async fn two_nodes_share_one_postgres_and_the_survivor_resumes_the_dead_nodes_wo
         "the survivor took {took:?}"
     );
     drop(b);
-    drop_schema(&pg, &schema);
 }
 
 /// Drops a test's schema with `psql`, when it is installed (the schema is harmless
