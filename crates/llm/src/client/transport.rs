@@ -12,6 +12,12 @@
 //! called. Neither follows redirects: a provider API does not redirect, and following
 //! one would carry the request (and, on the same host, its key) somewhere the
 //! configuration never named.
+//!
+//! Certificates are checked against Mozilla's roots (webpki-roots, so no system
+//! OpenSSL is needed) plus those in the PEM file `SSL_CERT_FILE` names, as OpenSSL and
+//! curl read it: a self-hosted model behind a private CA works without a flag. A file
+//! that cannot be read, or holds no certificate, fails every call with its name in the
+//! message rather than silently trusting less than was asked.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -77,15 +83,24 @@ pub(crate) enum Transport {
 impl Transport {
     /// A client whose connections must open within `connect`.
     pub(crate) fn new(connect: Duration, proxied: bool) -> Result<Transport, TransportError> {
+        let extra_roots = ssl_cert_file()?;
         if proxied {
-            return reqwest::Client::builder()
+            let mut builder = reqwest::Client::builder()
                 .connect_timeout(connect)
                 .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
                 .pool_idle_timeout(POOL_IDLE)
                 .tcp_nodelay(true)
                 .tcp_keepalive(TCP_KEEPALIVE)
                 .redirect(reqwest::redirect::Policy::none())
-                .user_agent(USER_AGENT)
+                .user_agent(USER_AGENT);
+            if let Some(file) = &extra_roots {
+                let certificates = reqwest::Certificate::from_pem_bundle(&file.pem)
+                    .map_err(|e| file.error(&e.to_string()))?;
+                for certificate in certificates {
+                    builder = builder.add_root_certificate(certificate);
+                }
+            }
+            return builder
                 .build()
                 .map(Transport::Proxied)
                 .map_err(|e| TransportError::from_reqwest(&e));
@@ -96,8 +111,7 @@ impl Transport {
         http.set_nodelay(true);
         http.set_keepalive(Some(TCP_KEEPALIVE));
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-            .map_err(|e| TransportError::other(format!("setting up TLS: {e}")))?
+            .with_tls_config(tls_config(extra_roots.as_ref())?)
             .https_or_http()
             .enable_all_versions()
             .wrap_connector(http);
@@ -151,6 +165,57 @@ impl Transport {
             }
         }
     }
+}
+
+/// The PEM file `SSL_CERT_FILE` names, read.
+struct CertFile {
+    path: String,
+    pem: Vec<u8>,
+}
+
+impl CertFile {
+    fn error(&self, problem: &str) -> TransportError {
+        TransportError::other(format!("SSL_CERT_FILE {}: {problem}", self.path))
+    }
+}
+
+/// The file `SSL_CERT_FILE` names, if it names one.
+fn ssl_cert_file() -> Result<Option<CertFile>, TransportError> {
+    let Some(path) = std::env::var_os("SSL_CERT_FILE").filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    let path = path.to_string_lossy().into_owned();
+    match std::fs::read(&path) {
+        Ok(pem) => Ok(Some(CertFile { path, pem })),
+        Err(e) => Err(TransportError::other(format!(
+            "SSL_CERT_FILE {path}: cannot be read: {e}"
+        ))),
+    }
+}
+
+/// TLS as the direct client speaks it: ring's primitives, TLS 1.2 and 1.3, Mozilla's
+/// roots and `extra`'s certificates.
+fn tls_config(extra: Option<&CertFile>) -> Result<rustls::ClientConfig, TransportError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(file) = extra {
+        let certificates = CertificateDer::pem_slice_iter(&file.pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| file.error(&format!("not a PEM file of certificates: {e}")))?;
+        let (added, _unusable) = roots.add_parsable_certificates(certificates);
+        if added == 0 {
+            return Err(file.error("holds no usable certificate"));
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TransportError::other(format!("setting up TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 /// Whether the environment's proxy variables send `uri` through a proxy.

@@ -1,0 +1,178 @@
+//! HTTPS to providers: certificates are checked, against Mozilla's roots plus those in
+//! `SSL_CERT_FILE`, as a self-hosted model behind a private CA needs.
+//!
+//! A provider stand-in here speaks TLS with a certificate from a CA made for the test
+//! (by the `openssl` command, skipped loudly without it). Trusted through
+//! `SSL_CERT_FILE`, the call goes through; without it the handshake is refused before
+//! any request is sent; a `SSL_CERT_FILE` that cannot be read fails the call with its
+//! name, never trusting less than was asked.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde_json::json;
+use support::{ConfigBuilder, Gateway, TempDir, chat_body, header};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio_rustls::rustls;
+
+/// A CA and a certificate it issued for 127.0.0.1, as PEM files in `dir`.
+fn make_certificates(dir: &Path) -> bool {
+    let run = |command: &str| {
+        Command::new("openssl")
+            .args(command.split_whitespace())
+            .current_dir(dir)
+            .output()
+            .is_ok_and(|out| out.status.success())
+    };
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    run(&format!(
+        "req -x509 {ec} -keyout ca.key -out ca.pem -days 2 -subj /CN=holdfast-test-CA"
+    )) && run(&format!(
+        "req {ec} -keyout leaf.key -out leaf.csr -subj /CN=127.0.0.1"
+    )) && run(
+        "x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out leaf.pem -days 2 -extfile leaf.ext",
+    )
+}
+
+/// An OpenAI-speaking provider over TLS that answers every request itself and counts
+/// the requests that got through the handshake.
+async fn tls_provider(dir: &Path) -> (String, Arc<AtomicU32>) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(dir.join("leaf.pem"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(dir.join("leaf.key")).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("https://{}/v1", listener.local_addr().unwrap());
+    let served = Arc::new(AtomicU32::new(0));
+    let count = Arc::clone(&served);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, count) = (acceptor.clone(), Arc::clone(&count));
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut reader = BufReader::new(tls);
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                    if let Some((name, value)) = line.split_once(':') {
+                        if name.eq_ignore_ascii_case("content-length") {
+                            length = value.trim().parse().unwrap_or(0);
+                        }
+                    }
+                }
+                let mut body = vec![0; length];
+                if reader.read_exact(&mut body).await.is_err() {
+                    return;
+                }
+                count.fetch_add(1, Ordering::Relaxed);
+                let answer = json!({
+                    "id": "chatcmpl-tls", "object": "chat.completion", "created": 1,
+                    "model": "private-model",
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": "over TLS"},
+                        "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+                })
+                .to_string();
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+                let mut tls = reader.into_inner();
+                let _ = tls.write_all(response.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    (base, served)
+}
+
+/// A gateway whose one route goes to `base`, started with `SSL_CERT_FILE` set to
+/// `cert_file` (empty: unset), asked once: status, target and body.
+async fn ask(base: &str, cert_file: &str) -> (u16, Option<String>, String) {
+    let config = ConfigBuilder::new()
+        .provider("private", &format!("format = \"openai\"\nbase_url = \"{base}\"\n"))
+        .raw(
+            "[targets.private]\nprovider = \"private\"\nmodel = \"private-model\"\ncontext_window = 100000\n",
+        )
+        .route("chat", &["private"], "policy = \"once\"")
+        .policy("once", r#"retry = { max_attempts = 1, base = "10ms", cap = "50ms" }"#);
+    let gateway = Gateway::start_with_env(&config, &[("SSL_CERT_FILE", cert_file)]);
+    let response = gateway
+        .chat(&chat_body("chat", "hello", false))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let target = header(response.headers(), "x-holdfast-target");
+    (status, target, response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_provider_behind_a_private_ca_is_trusted_only_through_ssl_cert_file() {
+    if support::skip_without_gateway("private CA provider") {
+        return;
+    }
+    let dir = TempDir::new("tls");
+    if !make_certificates(dir.path()) {
+        eprintln!("SKIPPED: private CA provider: the `openssl` command is not available");
+        return;
+    }
+    let (base, served) = tls_provider(dir.path()).await;
+
+    // Trusted: the call goes through over TLS.
+    let ca = dir.path().join("ca.pem").display().to_string();
+    let (status, target, text) = ask(&base, &ca).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(target.as_deref(), Some("private"));
+    let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(answer["choices"][0]["message"]["content"], "over TLS");
+    assert_eq!(served.load(Ordering::Relaxed), 1);
+
+    // Not trusted: refused at the handshake, as a connection error; nothing was sent.
+    let (status, _, text) = ask(&base, "").await;
+    assert!(status >= 500, "{status}: {text}");
+    let error = support::assert_openai_error(&text, "an untrusted certificate");
+    let message = error["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("certificate"), "{text}");
+    assert_eq!(
+        served.load(Ordering::Relaxed),
+        1,
+        "no request passed an untrusted handshake"
+    );
+
+    // A file that cannot be read fails the call and says which.
+    let (status, _, text) = ask(&base, "/nonexistent/ca.pem").await;
+    assert!(status >= 500, "{status}: {text}");
+    assert!(text.contains("SSL_CERT_FILE /nonexistent/ca.pem"), "{text}");
+    assert_eq!(served.load(Ordering::Relaxed), 1);
+}
