@@ -5,7 +5,8 @@
 //! (by the `openssl` command, skipped loudly without it). Trusted through
 //! `SSL_CERT_FILE`, the call goes through; without it the handshake is refused before
 //! any request is sent; a `SSL_CERT_FILE` that cannot be read fails the call with its
-//! name, never trusting less than was asked.
+//! name, never trusting less than was asked. A workflow's `http` step to a tool behind
+//! the same CA is held to the same rule.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -175,4 +176,87 @@ async fn a_provider_behind_a_private_ca_is_trusted_only_through_ssl_cert_file() 
     assert!(status >= 500, "{status}: {text}");
     assert!(text.contains("SSL_CERT_FILE /nonexistent/ca.pem"), "{text}");
     assert_eq!(served.load(Ordering::Relaxed), 1);
+}
+
+/// Runs a one-step workflow whose `http` step calls `tool`, on a server started with
+/// `SSL_CERT_FILE` set to `cert_file`; returns the task once it ended.
+async fn run_tool_step(tool: &str, cert_file: &str) -> serde_json::Value {
+    let config = ConfigBuilder::new();
+    let gateway = Gateway::start_with_env(&config, &[("SSL_CERT_FILE", cert_file)]);
+    let workflow = json!({"name": "fetch", "steps": [
+        {"name": "get", "kind": "http", "url": tool, "retry": {"max_attempts": 1}}
+    ]});
+    let response = gateway
+        .client
+        .post(gateway.url("/v1/workflows"))
+        .json(&workflow)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "{}",
+        response.text().await.unwrap()
+    );
+    let response = gateway
+        .client
+        .post(gateway.url("/v1/tasks"))
+        .json(&json!({"workflow": "fetch", "input": {}}))
+        .send()
+        .await
+        .unwrap();
+    let task: serde_json::Value = response.json().await.unwrap();
+    let id = task["task_id"].as_str().unwrap().to_owned();
+    for _ in 0..200 {
+        let task: serde_json::Value = gateway
+            .client
+            .get(gateway.url(&format!("/v1/tasks/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if task["status"] == "succeeded" || task["status"] == "failed" {
+            return task;
+        }
+        support::pause(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("task {id} did not end");
+}
+
+#[tokio::test]
+async fn a_tool_behind_a_private_ca_is_trusted_only_through_ssl_cert_file() {
+    if support::skip_without(&["workflow", "register"], "private CA tool") {
+        return;
+    }
+    let dir = TempDir::new("tls-tool");
+    if !make_certificates(dir.path()) {
+        eprintln!("SKIPPED: private CA tool: the `openssl` command is not available");
+        return;
+    }
+    let (base, served) = tls_provider(dir.path()).await;
+    let tool = format!("{base}/tool");
+    let ca = dir.path().join("ca.pem").display().to_string();
+    let task = run_tool_step(&tool, &ca).await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    assert_eq!(
+        task["output"]["choices"][0]["message"]["content"], "over TLS",
+        "{task}"
+    );
+    assert_eq!(served.load(Ordering::Relaxed), 1);
+
+    let task = run_tool_step(&tool, "").await;
+    assert_eq!(task["status"], "failed", "{task}");
+    assert!(
+        task["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("certificate")),
+        "{task}"
+    );
+    assert_eq!(
+        served.load(Ordering::Relaxed),
+        1,
+        "no request passed an untrusted handshake"
+    );
 }

@@ -126,7 +126,9 @@ pub trait Llm: Send + Sync + 'static {
 /// The step kinds holdfast runs itself.
 #[derive(Clone)]
 pub struct Runners {
-    http: reqwest::Client,
+    /// The tool client, or why it could not be built (a bad `SSL_CERT_FILE`): then
+    /// every `http` attempt fails with that reason rather than trusting less.
+    http: Result<reqwest::Client, String>,
     llm: Option<Arc<dyn Llm>>,
     clock: Arc<dyn Clock>,
 }
@@ -155,11 +157,11 @@ pub struct Identity<'a> {
 impl Runners {
     /// Runners with an HTTP client for tools and, if given, the gateway for models.
     pub fn new(llm: Option<Arc<dyn Llm>>, clock: Arc<dyn Clock>) -> Self {
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
-        Runners { http, llm, clock }
+        Runners {
+            http: tool_client(),
+            llm,
+            clock,
+        }
     }
 
     /// Runs an `llm` step's attempt.
@@ -224,8 +226,11 @@ impl Runners {
         let url = reqwest::Url::parse(&url).map_err(|e| bad(format!("url {url:?}: {e}")))?;
         let method = reqwest::Method::from_bytes(action.method.as_bytes())
             .map_err(|_| bad(format!("method {:?}", action.method)))?;
-        let mut request = self
+        let client = self
             .http
+            .as_ref()
+            .map_err(|e| Failure::new(Outcome::Connection, e.clone()))?;
+        let mut request = client
             .request(method, url)
             .timeout(id.timeout)
             .header(IDEMPOTENCY_HEADER, id.idempotency_key);
@@ -275,6 +280,23 @@ async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, Failur
     Ok(body)
 }
 
+/// The client for `http` steps. Like the gateway's provider client it honours the
+/// environment's proxy variables (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`,
+/// `NO_PROXY`) and trusts Mozilla's roots plus `SSL_CERT_FILE`'s certificates.
+fn tool_client() -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder();
+    if let Some(file) = holdfast_llm::tls::ssl_cert_file()? {
+        let certificates = reqwest::Certificate::from_pem_bundle(&file.pem)
+            .map_err(|e| file.problem(&e.to_string()))?;
+        for certificate in certificates {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| format!("building the tool client: {e}"))
+}
+
 fn transport_failure(e: reqwest::Error) -> Failure {
     let outcome = if e.is_timeout() {
         Outcome::Timeout(TimeoutKind::Total)
@@ -283,8 +305,13 @@ fn transport_failure(e: reqwest::Error) -> Failure {
     } else {
         Outcome::Connection
     };
-    // Without the URL: a query string may hold a secret.
-    Failure::new(outcome, e.without_url().to_string())
+    // Without the URL: a query string may hold a secret. The causes say what failed.
+    let e = e.without_url();
+    let lead = e.to_string();
+    Failure::new(
+        outcome,
+        holdfast_llm::client::describe_causes(&lead, std::error::Error::source(&e)),
+    )
 }
 
 /// The answer as JSON satisfying `schema`, or why not.

@@ -17,6 +17,7 @@ mod extra;
 pub mod openai;
 pub mod price;
 pub mod sse;
+pub mod tls;
 pub mod tokens;
 pub mod translate;
 

@@ -17,6 +17,7 @@ mod transport;
 pub use endpoint::{ApiKey, CallOptions, Completion, Endpoint, Timeouts};
 pub use error::ProviderError;
 pub use stream::ChunkStream;
+pub use transport::describe_causes;
 
 use std::collections::HashMap;
 use std::fmt;

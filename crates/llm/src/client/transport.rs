@@ -14,10 +14,10 @@
 //! configuration never named.
 //!
 //! Certificates are checked against Mozilla's roots (webpki-roots, so no system
-//! OpenSSL is needed) plus those in the PEM file `SSL_CERT_FILE` names, as OpenSSL and
-//! curl read it: a self-hosted model behind a private CA works without a flag. A file
-//! that cannot be read, or holds no certificate, fails every call with its name in the
-//! message rather than silently trusting less than was asked.
+//! OpenSSL is needed) plus those in the PEM file `SSL_CERT_FILE` names (`tls.rs`): a
+//! self-hosted model behind a private CA works without a flag. A file that cannot be
+//! read, or holds no certificate, fails every call with its name in the message rather
+//! than silently trusting less than was asked.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -32,6 +32,8 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::tls::{CertFile, ssl_cert_file};
 
 /// How long an idle pooled connection is kept.
 const POOL_IDLE: Duration = Duration::from_secs(90);
@@ -83,7 +85,7 @@ pub(crate) enum Transport {
 impl Transport {
     /// A client whose connections must open within `connect`.
     pub(crate) fn new(connect: Duration, proxied: bool) -> Result<Transport, TransportError> {
-        let extra_roots = ssl_cert_file()?;
+        let extra_roots = ssl_cert_file().map_err(TransportError::other)?;
         if proxied {
             let mut builder = reqwest::Client::builder()
                 .connect_timeout(connect)
@@ -95,7 +97,7 @@ impl Transport {
                 .user_agent(USER_AGENT);
             if let Some(file) = &extra_roots {
                 let certificates = reqwest::Certificate::from_pem_bundle(&file.pem)
-                    .map_err(|e| file.error(&e.to_string()))?;
+                    .map_err(|e| TransportError::other(file.problem(&e.to_string())))?;
                 for certificate in certificates {
                     builder = builder.add_root_certificate(certificate);
                 }
@@ -167,32 +169,6 @@ impl Transport {
     }
 }
 
-/// The PEM file `SSL_CERT_FILE` names, read.
-struct CertFile {
-    path: String,
-    pem: Vec<u8>,
-}
-
-impl CertFile {
-    fn error(&self, problem: &str) -> TransportError {
-        TransportError::other(format!("SSL_CERT_FILE {}: {problem}", self.path))
-    }
-}
-
-/// The file `SSL_CERT_FILE` names, if it names one.
-fn ssl_cert_file() -> Result<Option<CertFile>, TransportError> {
-    let Some(path) = std::env::var_os("SSL_CERT_FILE").filter(|p| !p.is_empty()) else {
-        return Ok(None);
-    };
-    let path = path.to_string_lossy().into_owned();
-    match std::fs::read(&path) {
-        Ok(pem) => Ok(Some(CertFile { path, pem })),
-        Err(e) => Err(TransportError::other(format!(
-            "SSL_CERT_FILE {path}: cannot be read: {e}"
-        ))),
-    }
-}
-
 /// TLS as the direct client speaks it: ring's primitives, TLS 1.2 and 1.3, Mozilla's
 /// roots and `extra`'s certificates.
 fn tls_config(extra: Option<&CertFile>) -> Result<rustls::ClientConfig, TransportError> {
@@ -204,10 +180,14 @@ fn tls_config(extra: Option<&CertFile>) -> Result<rustls::ClientConfig, Transpor
     if let Some(file) = extra {
         let certificates = CertificateDer::pem_slice_iter(&file.pem)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| file.error(&format!("not a PEM file of certificates: {e}")))?;
+            .map_err(|e| {
+                TransportError::other(file.problem(&format!("not a PEM file of certificates: {e}")))
+            })?;
         let (added, _unusable) = roots.add_parsable_certificates(certificates);
         if added == 0 {
-            return Err(file.error("holds no usable certificate"));
+            return Err(TransportError::other(
+                file.problem("holds no usable certificate"),
+            ));
         }
     }
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
@@ -226,7 +206,7 @@ pub(crate) fn proxied(uri: &http::Uri) -> bool {
 }
 
 impl TransportError {
-    fn other(detail: String) -> Self {
+    pub(crate) fn other(detail: String) -> Self {
         TransportError {
             connect: false,
             timeout: false,
@@ -292,7 +272,10 @@ fn describe(lead: &str, error: &(dyn StdError + 'static)) -> String {
     describe_causes(lead, Some(error))
 }
 
-fn describe_causes(lead: &str, first: Option<&(dyn StdError + 'static)>) -> String {
+/// `lead`, then `first` and the causes below it, each said once, on one line: what an
+/// HTTP client's error says is mostly in its causes ("error sending request" alone
+/// tells nobody that a certificate was refused).
+pub fn describe_causes(lead: &str, first: Option<&(dyn StdError + 'static)>) -> String {
     let mut text = lead.to_owned();
     let mut source = first;
     while let Some(cause) = source {
