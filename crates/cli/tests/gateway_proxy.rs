@@ -15,7 +15,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
 use serde_json::json;
-use support::{ConfigBuilder, Gateway, chat_body, header};
+use support::{ConfigBuilder, Gateway, Mock, chat_body, header};
 
 const PROVIDER_KEY: &str = "sk-proxytest0123456789abcdefghijkl";
 
@@ -168,5 +168,31 @@ async fn no_proxy_exempts_a_provider_from_the_proxy() {
             .is_some_and(|m| m.contains("connect")),
         "{text}"
     );
+    assert!(proxy.seen().is_empty(), "{:?}", proxy.seen());
+}
+
+#[tokio::test]
+async fn a_provider_on_loopback_is_called_directly_whatever_the_proxy_settings() {
+    if support::skip_without_gateway("loopback_provider") {
+        return;
+    }
+    let proxy = RecordingProxy::start();
+    let mock = Mock::start("openai", &[]);
+    let config = ConfigBuilder::new()
+        .target("local", &mock, "")
+        .route("chat", &["local"], "");
+    let gateway = Gateway::start_with_env(
+        &config,
+        &[
+            ("HTTP_PROXY", &format!("http://{}", proxy.addr)),
+            ("NO_PROXY", ""),
+        ],
+    );
+    let response = gateway
+        .chat(&chat_body("chat", "hello", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
     assert!(proxy.seen().is_empty(), "{:?}", proxy.seen());
 }

@@ -280,11 +280,11 @@ async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, Failur
     Ok(body)
 }
 
-/// The client for `http` steps. Like the gateway's provider client it honours the
-/// environment's proxy variables (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`,
-/// `NO_PROXY`) and trusts Mozilla's roots plus `SSL_CERT_FILE`'s certificates.
+/// The client for `http` steps. Tools are the user's own services, mostly inside their
+/// network, so they are called directly, not through the environment's proxy; like the
+/// provider client it trusts Mozilla's roots plus `SSL_CERT_FILE`'s certificates.
 fn tool_client() -> Result<reqwest::Client, String> {
-    let mut builder = reqwest::Client::builder();
+    let mut builder = reqwest::Client::builder().no_proxy();
     if let Some(file) = holdfast_llm::tls::ssl_cert_file()? {
         let certificates = reqwest::Certificate::from_pem_bundle(&file.pem)
             .map_err(|e| file.problem(&e.to_string()))?;

@@ -7,8 +7,8 @@
 //! URL again, proxy matching, a retry layer, header merging) was a fifth of the
 //! gateway's instructions per call. reqwest keeps one job: a provider that the
 //! environment sends through a proxy (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, minus
-//! `NO_PROXY`, read as curl reads them), since it speaks to proxies and the direct
-//! client does not. Which one serves a base URL is decided once, when the URL is first
+//! `NO_PROXY` and loopback hosts), since it speaks to proxies and the direct client
+//! does not. Which one serves a base URL is decided once, when the URL is first
 //! called. Neither follows redirects: a provider API does not redirect, and following
 //! one would carry the request (and, on the same host, its key) somewhere the
 //! configuration never named.
@@ -198,11 +198,20 @@ fn tls_config(extra: Option<&CertFile>) -> Result<rustls::ClientConfig, Transpor
         .with_no_client_auth())
 }
 
-/// Whether the environment's proxy variables send `uri` through a proxy.
+/// Whether the environment's proxy variables send `uri` through a proxy. A loopback
+/// host never is (as in Go's HTTP client): a proxy's loopback is its own, not this
+/// machine's, so a local model server is reached directly whatever `NO_PROXY` says.
 pub(crate) fn proxied(uri: &http::Uri) -> bool {
-    hyper_util::client::proxy::matcher::Matcher::from_env()
-        .intercept(uri)
-        .is_some()
+    let host = uri.host().unwrap_or_default();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    !loopback
+        && hyper_util::client::proxy::matcher::Matcher::from_env()
+            .intercept(uri)
+            .is_some()
 }
 
 impl TransportError {
@@ -287,4 +296,22 @@ pub fn describe_causes(lead: &str, first: Option<&(dyn StdError + 'static)>) -> 
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts_are_never_proxied() {
+        for url in [
+            "http://127.0.0.1:9/v1/chat/completions",
+            "http://127.8.9.10/v1",
+            "https://[::1]:8443/v1/messages",
+            "http://LOCALHOST:11434/v1",
+        ] {
+            let uri: http::Uri = url.parse().unwrap_or_default();
+            assert!(!proxied(&uri), "{url}");
+        }
+    }
 }
