@@ -12,7 +12,7 @@
 //! engine, the provider client's connection pools and the metrics' totals
 //! (`metrics/carry.rs`). Target health (breakers, Retry-After, rate limits, budgets,
 //! latencies) is handed to the new registry for every target that is still the same
-//! deployment with the same settings (`inherit_health`); a changed one starts afresh.
+//! deployment with the same settings (`take_over_health`); a changed one starts afresh.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -145,9 +145,6 @@ impl Inner {
         let now = clock.now();
         let mut registry = Registry::new(config.pipeline.clone()).map_err(invalid)?;
         let (targets, ids) = build_targets(config, &mut registry, now)?;
-        if let Some(old) = previous {
-            inherit_health(&mut registry, &targets, old);
-        }
         let routes = build_routes(config, &ids)?;
         let models = models_body(config);
         let route_names = || routes.keys().map(String::as_str);
@@ -182,10 +179,6 @@ impl Inner {
             Some(old) => Arc::clone(&old.ledger),
             None => Arc::new(Ledger::new(LEDGER_CAPACITY, Arc::clone(&metrics))),
         };
-        for (index, health) in registry.targets().iter().enumerate() {
-            let state = health.breaker.as_ref().map_or(State::Closed, |b| b.state());
-            metrics.breaker_state(index, state);
-        }
         Ok(Inner {
             // The provider client (its connection pools) outlives a configuration.
             client: previous.map_or_else(
@@ -239,30 +232,38 @@ impl Inner {
     pub(crate) fn next_request(&self) -> (Arc<str>, u64) {
         self.ids.next()
     }
-}
 
-/// Hands the running registry's knowledge to `registry` (see
-/// [`Registry::inherit_health`]): a target keeps its health when it is still the same
-/// deployment (format, base URL, model and key) with the same settings. What calls
-/// learn between this copy and the swap is learned by the old registry only; the
-/// window is one build.
-fn inherit_health(registry: &mut Registry, targets: &[TargetRuntime], old: &Inner) {
-    let same_place = |name: &str| {
-        let new = targets.iter().find(|t| &*t.name == name);
-        let was = old.targets.iter().find(|t| &*t.name == name);
-        match (new, was) {
-            (Some(new), Some(was)) => {
-                let (a, b) = (&new.endpoint, &was.endpoint);
-                a.format == b.format
-                    && a.base_url == b.base_url
-                    && a.model == b.model
-                    && a.api_key == b.api_key
+    /// Takes over what the running state's registry learned (see
+    /// [`Registry::inherit_health`]), as the last thing before this state replaces
+    /// `old` (`live.rs`), so that little is learned in between and a build that is
+    /// dropped changes nothing: a target keeps its health when it is still the same
+    /// deployment (format, base URL, model and key) with the same settings. The
+    /// breaker gauges then show the states taken over.
+    pub(crate) fn take_over_health(&self, old: &Inner) {
+        let same_place = |name: &str| {
+            let new = self.targets.iter().find(|t| &*t.name == name);
+            let was = old.targets.iter().find(|t| &*t.name == name);
+            match (new, was) {
+                (Some(new), Some(was)) => {
+                    let (a, b) = (&new.endpoint, &was.endpoint);
+                    a.format == b.format
+                        && a.base_url == b.base_url
+                        && a.model == b.model
+                        && a.api_key == b.api_key
+                }
+                _ => false,
             }
-            _ => false,
+        };
+        let mut registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        {
+            let old_registry = old.registry.lock().unwrap_or_else(|e| e.into_inner());
+            registry.inherit_health(&old_registry, same_place);
         }
-    };
-    let old_registry = old.registry.lock().unwrap_or_else(|e| e.into_inner());
-    registry.inherit_health(&old_registry, same_place);
+        for (index, health) in registry.targets().iter().enumerate() {
+            let state = health.breaker.as_ref().map_or(State::Closed, |b| b.state());
+            self.metrics.breaker_state(index, state);
+        }
+    }
 }
 
 fn invalid(e: holdfast_policy::InvalidSetting) -> ServerError {

@@ -191,6 +191,7 @@ impl Live {
             None => None,
         };
         let inner = Arc::new(inner);
+        inner.take_over_health(&old);
         inner.ledger.count_in(Arc::clone(&inner.metrics));
         self.current.store(inner);
         tracing::info!(
