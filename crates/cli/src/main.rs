@@ -47,6 +47,9 @@ enum Command {
     /// List and resolve human escalations on a running server.
     #[command(subcommand)]
     Escalations(cmd::escalations::Command),
+    /// Show the targets' health on a running server; drain a target and restore it.
+    #[command(subcommand)]
+    Targets(cmd::targets::Command),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         Command::Workflow(command) => cmd::workflow::run(command),
         Command::Task(command) => cmd::task::run(command),
         Command::Escalations(command) => cmd::escalations::run(command),
+        Command::Targets(command) => cmd::targets::run(command),
     };
     match result {
         Ok(code) => code,

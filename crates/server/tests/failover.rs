@@ -233,3 +233,78 @@ async fn an_open_breaker_stays_open_across_a_configuration_reload() {
     gw.chat(&request(false)).await;
     assert_eq!(a.calls(), calls + 1);
 }
+
+#[tokio::test]
+async fn a_drained_target_is_passed_over_until_it_is_restored() {
+    let (gw, a, b) = pair("", "", "").await;
+    let drain = |name: &'static str, body: Value| {
+        gw.client
+            .post(gw.url(&format!("/admin/targets/{name}/drain")))
+            .json(&body)
+            .send()
+    };
+    let drained = drain("a", json!({"for": "30s"})).await.unwrap();
+    assert_eq!(drained.status(), 200);
+    let drained: Value = drained.json().await.unwrap();
+    assert_eq!(drained["name"], "a");
+    assert!(drained["drained_until_ms"].is_u64(), "{drained}");
+    assert!(drained["drained_remaining_ms"].as_f64().unwrap() > 29_000.0);
+
+    for _ in 0..3 {
+        let response = gw.chat(&request(false)).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["x-holdfast-target"], "b");
+        let ledger = gw.ledger(response.headers()).await;
+        assert_eq!(
+            ledger["skipped"][0],
+            json!({"target": "a", "reason": "drained"})
+        );
+    }
+    assert_eq!((a.calls(), b.calls()), (0, 3));
+    let targets = gw.get_json("/v1/holdfast/targets").await;
+    assert!(targets["data"][0]["drained_until"].is_u64(), "{targets}");
+    assert_eq!(
+        targets["data"][0]["breaker"], "closed",
+        "a drain leaves the breaker be"
+    );
+    let metrics = gw.get_text("/metrics").await;
+    assert!(
+        metrics.contains("holdfast_skipped_total{target=\"a\",reason=\"drained\"} 3"),
+        "{metrics}"
+    );
+
+    // Back in rotation: the first target serves again.
+    let restored: Value = gw
+        .client
+        .post(gw.url("/admin/targets/a/restore"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(restored["drained_until_ms"], Value::Null);
+    let response = gw.chat(&request(false)).await;
+    assert_eq!(response.headers()["x-holdfast-target"], "a");
+
+    // Refused, with the field named: nothing is drained.
+    for (name, body, status, param) in [
+        ("nope", json!({"for": "30s"}), 404, Value::Null),
+        ("a", json!({"for": "0s"}), 400, json!("for")),
+        ("a", json!({"for": "25h"}), 400, json!("for")),
+        ("a", json!({"for": "soon"}), 400, json!("for")),
+        ("a", json!({"for": 30}), 400, Value::Null),
+        ("a", json!({"for": "30s", "why": "x"}), 400, Value::Null),
+        ("a", json!({}), 400, Value::Null),
+    ] {
+        let response = drain(name, body.clone()).await.unwrap();
+        assert_eq!(response.status(), status, "{name} {body}");
+        let error: Value = response.json().await.unwrap();
+        assert!(error["error"]["message"].is_string(), "{error}");
+        if !param.is_null() {
+            assert_eq!(error["error"]["param"], param, "{error}");
+        }
+    }
+    let response = gw.chat(&request(false)).await;
+    assert_eq!(response.headers()["x-holdfast-target"], "a");
+}

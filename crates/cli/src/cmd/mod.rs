@@ -9,6 +9,7 @@ pub(crate) mod mock_provider;
 pub(crate) mod remote;
 pub(crate) mod serve;
 pub(crate) mod simulate;
+pub(crate) mod targets;
 pub(crate) mod task;
 pub(crate) mod workflow;
 

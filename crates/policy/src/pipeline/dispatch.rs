@@ -91,6 +91,9 @@ impl Call {
             return Some(Blocked::Skip(Skip::TooLarge));
         }
         let health = registry.target_mut(link.target)?;
+        if now < health.drained_until {
+            return Some(Blocked::Skip(Skip::Drained));
+        }
         if now < health.not_before {
             return Some(Blocked::Until(
                 health.not_before,

@@ -112,6 +112,8 @@ pub enum Skip {
     RateLimited(Duration),
     /// The request does not fit its context window or token limit.
     TooLarge,
+    /// An operator took it out of rotation ([`Registry::drain`](super::Registry::drain)).
+    Drained,
 }
 
 /// What the pipeline did after an attempt ended: why it moved on.

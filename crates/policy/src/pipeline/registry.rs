@@ -56,6 +56,9 @@ pub struct TargetHealth {
     pub latency: LatencyTracker,
     /// Nothing is sent before this instant: the target's last Retry-After.
     pub not_before: Instant,
+    /// Out of rotation until this instant: an operator's drain (maintenance, a
+    /// failover drill). `Instant::ZERO`: in rotation.
+    pub drained_until: Instant,
     /// What it was built with: health is only handed over between equal settings.
     pub settings: TargetSettings,
 }
@@ -133,6 +136,7 @@ impl Registry {
                 .transpose()?,
             latency: LatencyTracker::new(LATENCY_ROTATION, now),
             not_before: Instant::ZERO,
+            drained_until: Instant::ZERO,
         });
         Ok(TargetId(id))
     }
@@ -192,10 +196,29 @@ impl Registry {
             .record_late_failure(now, outcome)
     }
 
+    /// Takes `target` out of rotation until `until`: calls pass it over without trying
+    /// it, as they pass over an open breaker, and go on along their chain; its breaker,
+    /// budgets and Retry-After are left as they are. For maintenance, a provider's
+    /// announced incident, or a failover drill. False if there is no such target.
+    pub fn drain(&mut self, target: TargetId, until: Instant) -> bool {
+        match self.target_mut(target) {
+            Some(health) => {
+                health.drained_until = until;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Puts a drained `target` back in rotation now. False if there is no such target.
+    pub fn restore(&mut self, target: TargetId) -> bool {
+        self.drain(target, Instant::ZERO)
+    }
+
     /// Takes over what `old` learned (a registry being replaced by this one, on a
     /// configuration reload): each target of the same name whose settings are equal
     /// and for which `same_place` holds keeps its breaker, budget, rate limits,
-    /// latencies and Retry-After; the agent breakers and the global retry budget carry
+    /// latencies, Retry-After and drain; the agent breakers and the global retry budget carry
     /// over when their settings are equal. A reload must not close a breaker that an
     /// outage opened, nor forget a Retry-After, and send the next burst to a target
     /// known to be down. Returns the targets that kept their health.

@@ -605,3 +605,27 @@ fn a_replacement_registry_inherits_health_only_where_nothing_changed() {
         Some(breaker::State::Closed)
     );
 }
+
+#[test]
+fn a_drained_target_is_passed_over_until_the_drain_ends_or_it_is_restored() {
+    let mut f = fixture(2);
+    assert!(f.registry.drain(TargetId(0), at(1_000)));
+    let mut call = f.call(Deadline::NONE);
+    let a = call.handle(&mut f.registry, at(10), Event::Start);
+    assert!(a.contains(&Action::Emit(PolicyEvent::Skipped {
+        target: TargetId(0),
+        reason: Skip::Drained
+    })));
+    assert_eq!(started(&a)[0].target, TargetId(1));
+    // The drain ends by itself.
+    let mut call = f.call(Deadline::NONE);
+    let a = call.handle(&mut f.registry, at(1_000), Event::Start);
+    assert_eq!(started(&a)[0].target, TargetId(0));
+    // Or an operator ends it.
+    f.registry.drain(TargetId(0), at(60_000));
+    assert!(f.registry.restore(TargetId(0)));
+    let mut call = f.call(Deadline::NONE);
+    let a = call.handle(&mut f.registry, at(1_100), Event::Start);
+    assert_eq!(started(&a)[0].target, TargetId(0));
+    assert!(!f.registry.drain(TargetId(7), at(5_000)), "no such target");
+}

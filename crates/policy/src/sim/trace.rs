@@ -155,6 +155,7 @@ fn encode_event(fnv: &mut Fnv, event: &PolicyEvent) {
                 Skip::RetryAfter(until) => ("retry_after", until.as_nanos()),
                 Skip::RateLimited(wait) => ("rate_limited", nanos(*wait)),
                 Skip::TooLarge => ("too_large", 0),
+                Skip::Drained => ("drained", 0),
             };
             fnv.str(name);
             fnv.u64(value);

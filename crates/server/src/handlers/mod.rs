@@ -6,6 +6,7 @@
 //! drift apart.
 
 mod admin_config;
+mod admin_targets;
 mod alerts;
 mod chat;
 mod escalations;
@@ -70,6 +71,11 @@ pub fn router(gateway: Gateway) -> Router {
         .route(
             "/admin/config/versions/{version}",
             get(admin_config::version),
+        )
+        .route("/admin/targets/{name}/drain", post(admin_targets::drain))
+        .route(
+            "/admin/targets/{name}/restore",
+            post(admin_targets::restore),
         )
         .fallback(fallback::not_found)
         .method_not_allowed_fallback(fallback::method_not_allowed)

@@ -1,7 +1,7 @@
 //! `GET /v1/holdfast/targets`: each target's health as the pipeline sees it now.
 //!
 //! A snapshot of the shared registry (breaker state, when an open breaker may admit
-//! again, a pending Retry-After), taken under the registry lock and serialised after
+//! again, a pending Retry-After, an operator's drain), taken under the registry lock and serialised after
 //! it is released. Instants on the injected clock are shown as Unix milliseconds and
 //! as time remaining.
 
@@ -53,6 +53,8 @@ pub(crate) async fn targets(State(gateway): State<Gateway>, headers: HeaderMap) 
                     "open_remaining_ms": remaining(open_until),
                     "not_before": at(health.not_before),
                     "retry_after_ms": remaining(health.not_before),
+                    "drained_until": at(health.drained_until),
+                    "drained_remaining_ms": remaining(health.drained_until),
                 })
             })
             .collect()

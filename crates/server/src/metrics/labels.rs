@@ -34,8 +34,13 @@ pub(super) const GIVE_UPS: [GiveUp; 7] = [
 ];
 
 /// Skip reasons, by [`skip_index`]; the names the ledger uses.
-pub(crate) const SKIP_REASONS: [&str; 4] =
-    ["breaker_open", "retry_after", "rate_limited", "too_large"];
+pub(crate) const SKIP_REASONS: [&str; 5] = [
+    "breaker_open",
+    "retry_after",
+    "rate_limited",
+    "too_large",
+    "drained",
+];
 
 /// Breaker states, by their gauge value.
 pub(super) const STATES: [State; 3] = [State::Closed, State::HalfOpen, State::Open];
@@ -100,6 +105,7 @@ pub(crate) fn skip_index(skip: Skip) -> usize {
         Skip::RetryAfter(_) => 1,
         Skip::RateLimited(_) => 2,
         Skip::TooLarge => 3,
+        Skip::Drained => 4,
     }
 }
 
