@@ -50,6 +50,10 @@ enum Command {
     /// Show the targets' health on a running server; drain a target and restore it.
     #[command(subcommand)]
     Targets(cmd::targets::Command),
+    /// Run a failover drill against a running server: drain one target of a route under
+    /// a trickle of requests, check that the route keeps answering and that the target
+    /// takes its traffic back once restored.
+    Drill(cmd::drill::Args),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +74,7 @@ fn main() -> ExitCode {
         Command::Task(command) => cmd::task::run(command),
         Command::Escalations(command) => cmd::escalations::run(command),
         Command::Targets(command) => cmd::targets::run(command),
+        Command::Drill(args) => cmd::drill::run(args),
     };
     match result {
         Ok(code) => code,

@@ -4,6 +4,7 @@
 pub(crate) mod alerts;
 pub(crate) mod config;
 pub(crate) mod demo;
+pub(crate) mod drill;
 pub(crate) mod escalations;
 pub(crate) mod mock_provider;
 pub(crate) mod remote;

@@ -75,15 +75,26 @@ impl<'a> Request<'a> {
 }
 
 impl Remote {
-    /// Sends `request`; answers the status and JSON body of a 2xx, else an error with
-    /// the server's message.
-    pub(crate) fn send(&self, request: Request<'_>) -> anyhow::Result<(u16, Value)> {
+    /// The server's base URL, checked to be one.
+    pub(crate) fn server(&self) -> anyhow::Result<&str> {
         let base = self.server.trim_end_matches('/');
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(usage(format!(
                 "--server {base:?}: expected a URL like {DEFAULT_SERVER}"
             )));
         }
+        Ok(base)
+    }
+
+    /// The client key to present, if any.
+    pub(crate) fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
+    /// Sends `request`; answers the status and JSON body of a 2xx, else an error with
+    /// the server's message.
+    pub(crate) fn send(&self, request: Request<'_>) -> anyhow::Result<(u16, Value)> {
+        let base = self.server()?;
         let url = format!("{base}{}", request.path);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
