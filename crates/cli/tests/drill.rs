@@ -40,15 +40,7 @@ fn drill(gateway: &Gateway, extra: &[&str]) -> (Option<i32>, String, String) {
 }
 
 async fn drained_remaining_ms(gateway: &Gateway) -> f64 {
-    let targets: Value = gateway
-        .client
-        .get(gateway.url("/v1/holdfast/targets"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let targets = gateway.get_json("/v1/holdfast/targets").await;
     targets["data"][0]["drained_remaining_ms"].as_f64().unwrap()
 }
 

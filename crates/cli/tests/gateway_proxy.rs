@@ -10,12 +10,10 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use serde_json::json;
-use support::{ConfigBuilder, Gateway, Mock, chat_body, header};
+use support::{ConfigBuilder, Gateway, Mock, answer_canned, chat_body, header};
 
 const PROVIDER_KEY: &str = "sk-proxytest0123456789abcdefghijkl";
 
@@ -27,15 +25,15 @@ struct RecordingProxy {
 }
 
 impl RecordingProxy {
-    fn start() -> RecordingProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    async fn start() -> RecordingProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = Arc::clone(&seen);
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
                 let log = Arc::clone(&log);
-                std::thread::spawn(move || serve(stream, &log));
+                tokio::spawn(async move { answer_canned(stream, "via the proxy", &log).await });
             }
         });
         RecordingProxy { addr, seen }
@@ -43,52 +41,6 @@ impl RecordingProxy {
 
     fn seen(&self) -> Vec<String> {
         self.seen.lock().unwrap().clone()
-    }
-}
-
-fn serve(stream: TcpStream, log: &Mutex<Vec<String>>) {
-    let mut writer = stream.try_clone().unwrap();
-    let mut reader = BufReader::new(stream);
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut length = 0usize;
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header).unwrap_or(0) == 0 {
-                return;
-            }
-            if header == "\r\n" {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse().unwrap_or(0);
-                }
-            }
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        log.lock().unwrap().push(line.trim_end().to_owned());
-        let answer = json!({
-            "id": "chatcmpl-proxied", "object": "chat.completion", "created": 1,
-            "model": "upstream-model",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "via the proxy"},
-                "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}
-        })
-        .to_string();
-        let response = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
-            answer.len()
-        );
-        if writer.write_all(response.as_bytes()).is_err() {
-            return;
-        }
     }
 }
 
@@ -113,7 +65,7 @@ fn config() -> ConfigBuilder {
 /// to `no_proxy`, asked once: the proxy, the gateway, and the answer's status, target
 /// and body.
 async fn ask_through(no_proxy: &str) -> (RecordingProxy, Gateway, u16, Option<String>, String) {
-    let proxy = RecordingProxy::start();
+    let proxy = RecordingProxy::start().await;
     let proxy_url = format!("http://{}", proxy.addr);
     let gateway = Gateway::start_with_env(
         &config(),
@@ -176,7 +128,7 @@ async fn a_provider_on_loopback_is_called_directly_whatever_the_proxy_settings()
     if support::skip_without_gateway("loopback_provider") {
         return;
     }
-    let proxy = RecordingProxy::start();
+    let proxy = RecordingProxy::start().await;
     let mock = Mock::start("openai", &[]);
     let config = ConfigBuilder::new()
         .target("local", &mock, "")

@@ -14,12 +14,10 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde_json::json;
-use support::{ConfigBuilder, Gateway, TempDir, chat_body, header};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use support::{ConfigBuilder, Gateway, TempDir, answer_canned, chat_body, header};
 use tokio_rustls::rustls;
 
 /// A CA and a certificate it issued for 127.0.0.1, as PEM files in `dir`.
@@ -46,9 +44,9 @@ fn make_certificates(dir: &Path) -> bool {
     )
 }
 
-/// An OpenAI-speaking provider over TLS that answers every request itself and counts
-/// the requests that got through the handshake.
-async fn tls_provider(dir: &Path) -> (String, Arc<AtomicU32>) {
+/// An OpenAI-speaking provider over TLS that answers every request itself; `seen`
+/// holds the requests that got through the handshake.
+async fn tls_provider(dir: &Path) -> (String, Arc<Mutex<Vec<String>>>) {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let chain = CertificateDer::pem_file_iter(dir.join("leaf.pem"))
@@ -66,55 +64,19 @@ async fn tls_provider(dir: &Path) -> (String, Arc<AtomicU32>) {
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("https://{}/v1", listener.local_addr().unwrap());
-    let served = Arc::new(AtomicU32::new(0));
-    let count = Arc::clone(&served);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
-            let (acceptor, count) = (acceptor.clone(), Arc::clone(&count));
+            let (acceptor, log) = (acceptor.clone(), Arc::clone(&log));
             tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let mut reader = BufReader::new(tls);
-                let mut length = 0usize;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    if line == "\r\n" {
-                        break;
-                    }
-                    if let Some((name, value)) = line.split_once(':') {
-                        if name.eq_ignore_ascii_case("content-length") {
-                            length = value.trim().parse().unwrap_or(0);
-                        }
-                    }
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    answer_canned(tls, "over TLS", &log).await;
                 }
-                let mut body = vec![0; length];
-                if reader.read_exact(&mut body).await.is_err() {
-                    return;
-                }
-                count.fetch_add(1, Ordering::Relaxed);
-                let answer = json!({
-                    "id": "chatcmpl-tls", "object": "chat.completion", "created": 1,
-                    "model": "private-model",
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": "over TLS"},
-                        "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
-                })
-                .to_string();
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
-                    answer.len()
-                );
-                let mut tls = reader.into_inner();
-                let _ = tls.write_all(response.as_bytes()).await;
-                let _ = tls.shutdown().await;
             });
         }
     });
-    (base, served)
+    (base, seen)
 }
 
 /// A gateway whose one route goes to `base`, started with `SSL_CERT_FILE` set to
@@ -157,7 +119,7 @@ async fn a_provider_behind_a_private_ca_is_trusted_only_through_ssl_cert_file() 
     assert_eq!(target.as_deref(), Some("private"));
     let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(answer["choices"][0]["message"]["content"], "over TLS");
-    assert_eq!(served.load(Ordering::Relaxed), 1);
+    assert_eq!(served.lock().unwrap().len(), 1);
 
     // Not trusted: refused at the handshake, as a connection error; nothing was sent.
     let (status, _, text) = ask(&base, "").await;
@@ -166,7 +128,7 @@ async fn a_provider_behind_a_private_ca_is_trusted_only_through_ssl_cert_file() 
     let message = error["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("certificate"), "{text}");
     assert_eq!(
-        served.load(Ordering::Relaxed),
+        served.lock().unwrap().len(),
         1,
         "no request passed an untrusted handshake"
     );
@@ -175,7 +137,7 @@ async fn a_provider_behind_a_private_ca_is_trusted_only_through_ssl_cert_file() 
     let (status, _, text) = ask(&base, "/nonexistent/ca.pem").await;
     assert!(status >= 500, "{status}: {text}");
     assert!(text.contains("SSL_CERT_FILE /nonexistent/ca.pem"), "{text}");
-    assert_eq!(served.load(Ordering::Relaxed), 1);
+    assert_eq!(served.lock().unwrap().len(), 1);
 }
 
 /// Runs a one-step workflow whose `http` step calls `tool`, on a server started with
@@ -186,37 +148,15 @@ async fn run_tool_step(tool: &str, cert_file: &str) -> serde_json::Value {
     let workflow = json!({"name": "fetch", "steps": [
         {"name": "get", "kind": "http", "url": tool, "retry": {"max_attempts": 1}}
     ]});
-    let response = gateway
-        .client
-        .post(gateway.url("/v1/workflows"))
-        .json(&workflow)
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        response.status().is_success(),
-        "{}",
-        response.text().await.unwrap()
-    );
-    let response = gateway
-        .client
-        .post(gateway.url("/v1/tasks"))
-        .json(&json!({"workflow": "fetch", "input": {}}))
-        .send()
-        .await
-        .unwrap();
-    let task: serde_json::Value = response.json().await.unwrap();
+    let (status, body) = gateway.post_json("/v1/workflows", &workflow).await;
+    assert!((200..300).contains(&status), "{status} {body}");
+    let (status, task) = gateway
+        .post_json("/v1/tasks", &json!({"workflow": "fetch", "input": {}}))
+        .await;
+    assert_eq!(status, 201, "{task}");
     let id = task["task_id"].as_str().unwrap().to_owned();
     for _ in 0..200 {
-        let task: serde_json::Value = gateway
-            .client
-            .get(gateway.url(&format!("/v1/tasks/{id}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let task = gateway.get_json(&format!("/v1/tasks/{id}")).await;
         if task["status"] == "succeeded" || task["status"] == "failed" {
             return task;
         }
@@ -244,7 +184,7 @@ async fn a_tool_behind_a_private_ca_is_trusted_only_through_ssl_cert_file() {
         task["output"]["choices"][0]["message"]["content"], "over TLS",
         "{task}"
     );
-    assert_eq!(served.load(Ordering::Relaxed), 1);
+    assert_eq!(served.lock().unwrap().len(), 1);
 
     let task = run_tool_step(&tool, "").await;
     assert_eq!(task["status"], "failed", "{task}");
@@ -255,7 +195,7 @@ async fn a_tool_behind_a_private_ca_is_trusted_only_through_ssl_cert_file() {
         "{task}"
     );
     assert_eq!(
-        served.load(Ordering::Relaxed),
+        served.lock().unwrap().len(),
         1,
         "no request passed an untrusted handshake"
     );

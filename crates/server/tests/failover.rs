@@ -234,16 +234,14 @@ async fn an_open_breaker_stays_open_across_a_configuration_reload() {
     assert_eq!(a.calls(), calls + 1);
 }
 
+async fn drain(gw: &Gw, name: &str, body: &Value) -> reqwest::Response {
+    gw.post(&format!("/admin/targets/{name}/drain"), body).await
+}
+
 #[tokio::test]
 async fn a_drained_target_is_passed_over_until_it_is_restored() {
     let (gw, a, b) = pair("", "", "").await;
-    let drain = |name: &'static str, body: Value| {
-        gw.client
-            .post(gw.url(&format!("/admin/targets/{name}/drain")))
-            .json(&body)
-            .send()
-    };
-    let drained = drain("a", json!({"for": "30s"})).await.unwrap();
+    let drained = drain(&gw, "a", &json!({"for": "30s"})).await;
     assert_eq!(drained.status(), 200);
     let drained: Value = drained.json().await.unwrap();
     assert_eq!(drained["name"], "a");
@@ -275,11 +273,8 @@ async fn a_drained_target_is_passed_over_until_it_is_restored() {
 
     // Back in rotation: the first target serves again.
     let restored: Value = gw
-        .client
-        .post(gw.url("/admin/targets/a/restore"))
-        .send()
+        .post("/admin/targets/a/restore", &json!({}))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -297,7 +292,7 @@ async fn a_drained_target_is_passed_over_until_it_is_restored() {
         ("a", json!({"for": "30s", "why": "x"}), 400, Value::Null),
         ("a", json!({}), 400, Value::Null),
     ] {
-        let response = drain(name, body.clone()).await.unwrap();
+        let response = drain(&gw, name, &body).await;
         assert_eq!(response.status(), status, "{name} {body}");
         let error: Value = response.json().await.unwrap();
         assert!(error["error"]["message"].is_string(), "{error}");

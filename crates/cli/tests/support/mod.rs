@@ -582,6 +582,25 @@ impl Gateway {
         format!("{}{path}", self.base)
     }
 
+    /// `GET path` as JSON, whatever the status.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self.client.get(self.url(path)).send().await.unwrap();
+        response.json().await.unwrap_or(Value::Null)
+    }
+
+    /// `POST path` with a JSON body: the status and the JSON answer.
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response = self
+            .client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     /// A `POST /v1/chat/completions` of `body`, ready for headers.
     pub fn chat(&self, body: &Value) -> reqwest::RequestBuilder {
         self.client
@@ -850,4 +869,60 @@ pub fn finish_reasons(events: &[Event]) -> Vec<String> {
         .filter_map(Event::json)
         .filter_map(|v| v["choices"][0]["finish_reason"].as_str().map(str::to_owned))
         .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// A canned OpenAI provider over any stream (plain TCP for a proxy, TLS for a private CA)
+
+/// Answers every HTTP/1.1 request on `stream` with a chat completion whose text is
+/// `content`, until the peer closes; `seen` gets each request line
+/// (`POST /v1/chat/completions HTTP/1.1`, absolute-form through a proxy).
+pub async fn answer_canned<S>(stream: S, content: &str, seen: &Mutex<Vec<String>>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    let mut reader = tokio::io::BufReader::new(stream);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
+            return;
+        }
+        let mut length = 0usize;
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header).await.unwrap_or(0) == 0 {
+                return;
+            }
+            if header == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).await.is_err() {
+            return;
+        }
+        lock(seen).push(line.trim_end().to_owned());
+        let answer = json!({
+            "id": "chatcmpl-canned", "object": "chat.completion", "created": 1,
+            "model": "canned-model",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+        })
+        .to_string();
+        let response = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
+            answer.len()
+        );
+        let stream = reader.get_mut();
+        if stream.write_all(response.as_bytes()).await.is_err() || stream.flush().await.is_err() {
+            return;
+        }
+    }
 }
