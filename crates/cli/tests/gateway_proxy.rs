@@ -13,7 +13,7 @@ mod support;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use support::{ConfigBuilder, Gateway, Mock, answer_canned, chat_body, header};
+use support::{ConfigBuilder, Gateway, Mock, answer_canned, chat_body};
 
 const PROVIDER_KEY: &str = "sk-proxytest0123456789abcdefghijkl";
 
@@ -75,14 +75,7 @@ async fn ask_through(no_proxy: &str) -> (RecordingProxy, Gateway, u16, Option<St
             ("FAR_KEY", PROVIDER_KEY),
         ],
     );
-    let response = gateway
-        .chat(&chat_body("chat", "hello", false))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let target = header(response.headers(), "x-holdfast-target");
-    let text = response.text().await.unwrap();
+    let (status, target, text) = gateway.ask("chat").await;
     (proxy, gateway, status, target, text)
 }
 

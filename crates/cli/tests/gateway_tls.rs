@@ -17,7 +17,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use serde_json::json;
-use support::{ConfigBuilder, Gateway, TempDir, answer_canned, chat_body, header};
+use support::{ConfigBuilder, Gateway, TempDir, answer_canned};
 use tokio_rustls::rustls;
 
 /// A CA and a certificate it issued for 127.0.0.1, as PEM files in `dir`.
@@ -89,15 +89,9 @@ async fn ask(base: &str, cert_file: &str) -> (u16, Option<String>, String) {
         )
         .route("chat", &["private"], "policy = \"once\"")
         .policy("once", r#"retry = { max_attempts = 1, base = "10ms", cap = "50ms" }"#);
-    let gateway = Gateway::start_with_env(&config, &[("SSL_CERT_FILE", cert_file)]);
-    let response = gateway
-        .chat(&chat_body("chat", "hello", false))
-        .send()
+    Gateway::start_with_env(&config, &[("SSL_CERT_FILE", cert_file)])
+        .ask("chat")
         .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let target = header(response.headers(), "x-holdfast-target");
-    (status, target, response.text().await.unwrap())
 }
 
 #[tokio::test]

@@ -601,6 +601,19 @@ impl Gateway {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// One short chat to `route`: the status, the `x-holdfast-target` that served it
+    /// and the body's text.
+    pub async fn ask(&self, route: &str) -> (u16, Option<String>, String) {
+        let response = self
+            .chat(&chat_body(route, "hello", false))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let target = header(response.headers(), "x-holdfast-target");
+        (status, target, response.text().await.unwrap())
+    }
+
     /// A `POST /v1/chat/completions` of `body`, ready for headers.
     pub fn chat(&self, body: &Value) -> reqwest::RequestBuilder {
         self.client

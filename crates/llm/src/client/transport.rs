@@ -202,16 +202,20 @@ fn tls_config(extra: Option<&CertFile>) -> Result<rustls::ClientConfig, Transpor
 /// host never is (as in Go's HTTP client): a proxy's loopback is its own, not this
 /// machine's, so a local model server is reached directly whatever `NO_PROXY` says.
 pub(crate) fn proxied(uri: &http::Uri) -> bool {
-    let host = uri.host().unwrap_or_default();
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let loopback = host.eq_ignore_ascii_case("localhost")
-        || bare
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    !loopback
+    !is_loopback(uri)
         && hyper_util::client::proxy::matcher::Matcher::from_env()
             .intercept(uri)
             .is_some()
+}
+
+/// Whether `uri`'s host is this machine's loopback (`localhost`, 127/8, `::1`).
+fn is_loopback(uri: &http::Uri) -> bool {
+    let host = uri.host().unwrap_or_default();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl TransportError {
@@ -302,16 +306,27 @@ pub fn describe_causes(lead: &str, first: Option<&(dyn StdError + 'static)>) -> 
 mod tests {
     use super::*;
 
+    /// Which hosts count as loopback; that `proxied` never proxies them is shown with
+    /// a real proxy in `crates/cli/tests/gateway_proxy.rs`.
     #[test]
-    fn loopback_hosts_are_never_proxied() {
+    fn loopback_hosts_are_told_from_the_rest() {
+        let loopback = |url: &str| is_loopback(&url.parse().unwrap_or_default());
         for url in [
             "http://127.0.0.1:9/v1/chat/completions",
             "http://127.8.9.10/v1",
             "https://[::1]:8443/v1/messages",
             "http://LOCALHOST:11434/v1",
         ] {
-            let uri: http::Uri = url.parse().unwrap_or_default();
-            assert!(!proxied(&uri), "{url}");
+            assert!(loopback(url), "{url}");
+        }
+        for url in [
+            "https://api.openai.com/v1",
+            "http://10.0.0.7:8000/v1",
+            "http://[2001:db8::1]/v1",
+            "http://localhost.example.com/v1",
+            "http://128.0.0.1/v1",
+        ] {
+            assert!(!loopback(url), "{url}");
         }
     }
 }
