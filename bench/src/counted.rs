@@ -167,8 +167,8 @@ impl Store for CountedStore {
             .await
     }
 
-    async fn retry_queue(&self, limit: u32) -> Result<Vec<Step>> {
-        self.timed("retry_queue", self.inner.retry_queue(limit))
+    async fn retry_queue(&self, tenant: Option<&str>, limit: u32) -> Result<Vec<Step>> {
+        self.timed("retry_queue", self.inner.retry_queue(tenant, limit))
             .await
     }
 
@@ -193,6 +193,7 @@ impl Store for CountedStore {
     async fn claim_jobs(
         &self,
         queue: &str,
+        tenant: Option<&str>,
         worker_id: &str,
         lease: Duration,
         limit: u32,
@@ -201,7 +202,7 @@ impl Store for CountedStore {
         self.timed(
             "claim_jobs",
             self.inner
-                .claim_jobs(queue, worker_id, lease, limit, now_ms),
+                .claim_jobs(queue, tenant, worker_id, lease, limit, now_ms),
         )
         .await
     }

@@ -217,6 +217,7 @@ async fn submit_all(engines: &[Engine], plan: Plan) -> anyhow::Result<()> {
                 for i in mine {
                     engine
                         .submit(Submission {
+                            tenant: "bench".into(),
                             workflow: WORKFLOW.to_string(),
                             version: None,
                             input: json!({"n": i}),

@@ -147,6 +147,7 @@ async fn workflows_per_second(
                     let steps: Vec<String> = ["plan", "call", "answer"].map(String::from).into();
                     let task = NewTask {
                         task_id: format!("wf-{d}-{i}"),
+                        tenant: "bench".into(),
                         workflow: "bench".into(),
                         workflow_version: 1,
                         input: json!({"question": "what is the answer?", "d": d}),
@@ -219,6 +220,7 @@ async fn steps_per_second(
     for w in 0..writers {
         let task = NewTask {
             task_id: format!("task-{w}"),
+            tenant: "bench".into(),
             workflow: "bench".into(),
             workflow_version: 1,
             input: json!({"w": w}),

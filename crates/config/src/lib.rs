@@ -32,12 +32,14 @@ mod validate;
 pub use alerts::{AlertKind, AlertRule, Alerts, Severity, Shape, Webhook};
 pub use error::{ConfigError, ConfigErrors, Origin};
 pub use load::{
-    ENV_CONFIG, ENV_LISTEN, ENV_STORE_URL, LoadOptions, Overrides, check, load, process_env,
+    DEFAULT_KEY_ENV_PREFIXES, ENV_CONFIG, ENV_KEY_ENV_PREFIXES, ENV_LISTEN, ENV_STORE_URL,
+    LoadOptions, Overrides, check, load, parse_key_env_prefixes, process_env,
 };
 pub use resolved::{
     ClientKey, Config, Degraded, Engine, Idempotency, Logging, MidStream, Provider, Route, Server,
     Source, Store, Summary, Target,
 };
+pub use schema::Role;
 pub use secret::Secret;
 pub use units::{ByteSize, HumanDuration};
 

@@ -92,6 +92,7 @@ pub fn load(options: LoadOptions<'_>) -> Result<Config, ConfigErrors> {
         env,
         &options.overrides,
         options.allow_missing_secrets,
+        None,
     )
 }
 
@@ -115,8 +116,54 @@ impl Config {
         source_name: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigErrors> {
-        build(text, source_name, env, &Overrides::default(), false)
+        build(text, source_name, env, &Overrides::default(), false, None)
     }
+
+    /// A configuration sent through the API, as [`Config::from_toml_str`] reads one,
+    /// except that every `key_env` must start with one of `key_env_prefixes` (see
+    /// [`DEFAULT_KEY_ENV_PREFIXES`]); a variable without one is refused at its line and
+    /// field, and never read.
+    pub fn from_posted_text(
+        text: &str,
+        source_name: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+        key_env_prefixes: &[String],
+    ) -> Result<Config, ConfigErrors> {
+        let prefixes = Some(key_env_prefixes);
+        build(
+            text,
+            source_name,
+            env,
+            &Overrides::default(),
+            false,
+            prefixes,
+        )
+    }
+}
+
+/// The prefixes a `key_env` of a configuration sent through the API may start with,
+/// unless `holdfast serve --key-env-prefixes` (or [`ENV_KEY_ENV_PREFIXES`]) says
+/// otherwise: holdfast's own variables and the usual names of model providers' keys.
+pub const DEFAULT_KEY_ENV_PREFIXES: &[&str] = &[
+    "HOLDFAST_",
+    "OPENAI_",
+    "ANTHROPIC_",
+    "AZURE_OPENAI_",
+    "GEMINI_",
+    "MISTRAL_",
+];
+
+/// The environment variable that replaces [`DEFAULT_KEY_ENV_PREFIXES`]: a
+/// comma-separated list.
+pub const ENV_KEY_ENV_PREFIXES: &str = "HOLDFAST_KEY_ENV_PREFIXES";
+
+/// A comma-separated list of prefixes, trimmed, empty entries dropped.
+pub fn parse_key_env_prefixes(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 fn build(
@@ -125,6 +172,7 @@ fn build(
     env: Env<'_>,
     overrides: &Overrides,
     allow_missing_secrets: bool,
+    key_env_prefixes: Option<&[String]>,
 ) -> Result<Config, ConfigErrors> {
     let locator = Locator::new(text);
     let doc = parse(text, name, &locator)?;
@@ -145,6 +193,7 @@ fn build(
     let inputs = Inputs {
         env,
         allow_missing_secrets,
+        key_env_prefixes,
         listen,
         store_url,
         locator: &locator,

@@ -99,6 +99,10 @@ pub struct Store {
 pub struct ClientKey {
     /// The key's name, for metrics and logs; unique.
     pub name: String,
+    /// What the key may do.
+    pub role: crate::schema::Role,
+    /// The tenant it acts for (a valid store name).
+    pub tenant: String,
     /// The key; `None` only when its variable was missing and the configuration was
     /// loaded with `allow_missing_secrets`.
     pub key: Option<Secret>,

@@ -405,3 +405,76 @@ fn engine_settings_name_their_line_and_field() {
         "no unit",
     );
 }
+
+#[test]
+fn a_client_key_names_a_known_role_and_a_valid_tenant() {
+    let key = |extra: &str| {
+        with(&format!(
+            "\n[[client_keys]]\nname = \"ops team\"\nkey_env = \"K\"\n{extra}\n"
+        ))
+    };
+    let vars = [("K", "secret-value")];
+    let role = key("role = \"root\"\ntenant = \"ops\"");
+    let all = errors(&role, &vars);
+    assert_eq!(all.len(), 1, "{all:#?}");
+    let shown = all[0].to_string();
+    assert!(shown.contains("unknown variant `root`"), "{shown}");
+    assert!(
+        shown.contains("agent"),
+        "the message lists the roles: {shown}"
+    );
+
+    let tenant = key("tenant = \"ops team\"");
+    let all = errors(&tenant, &vars);
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_eq!(all[0].field(), Some("client_keys[0].tenant"));
+    assert_eq!(all[0].line_column().map(|(l, _)| l), Some(21));
+
+    // The name is the default tenant: a name that is no valid tenant asks for one.
+    let defaulted = errors(&key(""), &vars);
+    assert_eq!(defaulted.len(), 1, "{defaulted:#?}");
+    assert!(
+        defaulted[0].to_string().contains("set `tenant`"),
+        "{}",
+        defaulted[0]
+    );
+
+    let config = common::load(&key("role = \"reviewer\"\ntenant = \"ops\""), &vars).unwrap();
+    let key = &config.client_keys[0];
+    assert_eq!(
+        (key.role, key.tenant.as_str()),
+        (holdfast_config::Role::Reviewer, "ops")
+    );
+}
+
+#[test]
+fn a_posted_configuration_may_read_only_allowed_key_variables() {
+    let text = with(
+        "\n[providers.stolen]\nformat = \"openai\"\nbase_url = \"https://evil.example/v1\"\n\
+         key_env = \"AWS_SECRET_ACCESS_KEY\"\n",
+    );
+    let read = std::cell::Cell::new(false);
+    let env = |name: &str| {
+        if name != "AWS_SECRET_ACCESS_KEY" {
+            return None;
+        }
+        read.set(true);
+        Some("AKIA-SECRET".to_owned())
+    };
+    let prefixes: Vec<String> = holdfast_config::DEFAULT_KEY_ENV_PREFIXES
+        .iter()
+        .map(|p| (*p).to_owned())
+        .collect();
+    let errors = holdfast_config::Config::from_posted_text(&text, "posted", &env, &prefixes)
+        .unwrap_err()
+        .into_vec();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0].field(), Some("providers.stolen.key_env"));
+    assert_eq!(errors[0].line_column().map(|(l, _)| l), Some(21));
+    let shown = errors[0].to_string();
+    assert!(shown.contains("OPENAI_"), "{shown}");
+    assert!(!shown.contains("AKIA-SECRET"), "{shown}");
+    assert!(!read.get(), "a refused variable is never read");
+    // The same text from a file (the machine's own) may name it.
+    common::load(&text, &[("AWS_SECRET_ACCESS_KEY", "x")]).unwrap();
+}

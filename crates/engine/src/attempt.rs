@@ -97,6 +97,9 @@ pub struct LlmRequest {
     pub output_schema: Option<Value>,
     /// The step's idempotency key.
     pub idempotency_key: String,
+    /// The task's tenant: the call is made as that tenant's (its ledger entry, its
+    /// agent breaker).
+    pub tenant: String,
     /// Who calls, for the gateway's per-agent breaker: `workflow/step`, so that a step
     /// whose prompts keep failing (overflowing the context, answering off-schema) is
     /// cut off on its own instead of counting against the targets every step shares.
@@ -144,6 +147,8 @@ impl std::fmt::Debug for Runners {
 /// What identifies one attempt to the outside.
 #[derive(Debug, Clone, Copy)]
 pub struct Identity<'a> {
+    /// The task's tenant.
+    pub tenant: &'a str,
     /// The step's idempotency key, the same on every attempt.
     pub idempotency_key: &'a str,
     /// The step as an agent of the gateway (`workflow/step`).
@@ -191,6 +196,7 @@ impl Runners {
             temperature: action.temperature,
             output_schema: action.output_schema.clone(),
             idempotency_key: id.idempotency_key.to_string(),
+            tenant: id.tenant.to_string(),
             agent: id.agent.to_string(),
             timeout: id.timeout,
         };

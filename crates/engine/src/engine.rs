@@ -15,10 +15,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use holdfast_policy::{Clock, Rng};
-use holdfast_store::{
-    Cancelled, Escalation, EscalationFilter, FencingToken, Job, JobResult, JournalEntry, NewTask,
-    NewWorkflow, Resolution, Step, Store, Submitted, Task, TaskFilter, TaskPage, WorkflowDef,
-};
+use holdfast_store::{FencingToken, NewTask, NewWorkflow, Store, Submitted, Task, WorkflowDef};
 use serde_json::Value;
 use tokio::sync::Notify;
 
@@ -65,13 +62,16 @@ impl Default for Settings {
 /// A task to submit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Submission {
+    /// The tenant the task belongs to (a valid store name).
+    pub tenant: String,
     /// The workflow's name.
     pub workflow: String,
     /// Its version; the latest when `None`. The task keeps it for its whole life.
     pub version: Option<u32>,
     /// The input.
     pub input: Value,
-    /// A second submission with the same key returns the first task.
+    /// A second submission of the same tenant with the same key returns the first
+    /// task; with another workflow or input it is refused as a conflict.
     pub idempotency_key: Option<String>,
 }
 
@@ -182,7 +182,10 @@ impl Engine {
     }
 
     /// Accepts a task: checks its input against the workflow, stores it and wakes the
-    /// scheduler. Once this returns, the task is durable (invariant 2).
+    /// scheduler. Once this returns, the task is durable (invariant 2). The same
+    /// idempotency key again returns the tenant's existing task, unless the submission
+    /// differs from it (another workflow, version or input): that is a `Conflict`, not
+    /// a silent answer with some other task's outputs.
     pub async fn submit(&self, submission: Submission) -> Result<Submitted, EngineError> {
         let version = match submission.version {
             Some(v) => v,
@@ -205,6 +208,7 @@ impl Engine {
         let now = self.inner.clock.unix_millis();
         let task = NewTask {
             task_id: self.inner.new_task_id(now),
+            tenant: submission.tenant,
             workflow: workflow.name.clone(),
             workflow_version: workflow.version,
             input: submission.input,
@@ -212,7 +216,11 @@ impl Engine {
             pending_steps: workflow.steps.iter().map(|s| s.name.clone()).collect(),
             run_at_ms: now,
         };
+        let asked = (task.input.clone(), submission.version);
         let submitted = self.inner.store.submit_task(task, now).await?;
+        if let Submitted::Existing(existing) = &submitted {
+            same_submission(existing, &workflow.name, asked.1, &asked.0)?;
+        }
         if let Submitted::Created(task) = &submitted {
             (self.inner.events)(&TaskEvent {
                 task_id: task.task_id.clone(),
@@ -222,154 +230,6 @@ impl Engine {
             self.inner.wake.notify_one();
         }
         Ok(submitted)
-    }
-
-    /// A task.
-    pub async fn task(&self, task_id: &str) -> Result<Task, EngineError> {
-        self.inner
-            .store
-            .get_task(task_id)
-            .await?
-            .ok_or_else(|| not_found("task", task_id, None))
-    }
-
-    /// Tasks, newest first.
-    pub async fn tasks(&self, filter: &TaskFilter) -> Result<TaskPage, EngineError> {
-        Ok(self.inner.store.list_tasks(filter).await?)
-    }
-
-    /// A task's step records.
-    pub async fn steps(&self, task_id: &str) -> Result<Vec<Step>, EngineError> {
-        self.task(task_id).await?;
-        Ok(self.inner.store.list_steps(task_id).await?)
-    }
-
-    /// A task's journal after `after_seq`.
-    pub async fn journal(
-        &self,
-        task_id: &str,
-        after_seq: u64,
-        limit: u32,
-    ) -> Result<Vec<JournalEntry>, EngineError> {
-        self.task(task_id).await?;
-        Ok(self.inner.store.journal(task_id, after_seq, limit).await?)
-    }
-
-    /// The retry queue: steps waiting to be retried, soonest first.
-    pub async fn retry_queue(&self, limit: u32) -> Result<Vec<Step>, EngineError> {
-        Ok(self.inner.store.retry_queue(limit).await?)
-    }
-
-    /// Cancels a task that has not finished.
-    pub async fn cancel(&self, task_id: &str, reason: &str) -> Result<Cancelled, EngineError> {
-        let now = self.inner.clock.unix_millis();
-        match self.inner.store.cancel_task(task_id, reason, now).await {
-            Ok(cancelled) => {
-                if let Cancelled::Cancelled(task) = &cancelled {
-                    (self.inner.events)(&TaskEvent {
-                        task_id: task.task_id.clone(),
-                        workflow: Arc::from(task.workflow.as_str()),
-                        kind: TaskEventKind::Cancelled,
-                    });
-                }
-                Ok(cancelled)
-            }
-            Err(holdfast_store::StoreError::NotFound { .. }) => {
-                Err(not_found("task", task_id, None))
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Claims up to `limit` jobs of `queue` for `worker`, leased for `lease`.
-    pub async fn claim_jobs(
-        &self,
-        queue: &str,
-        worker: &str,
-        lease: Duration,
-        limit: u32,
-    ) -> Result<Vec<Job>, EngineError> {
-        let now = self.inner.clock.unix_millis();
-        Ok(self
-            .inner
-            .store
-            .claim_jobs(queue, worker, lease, limit, now)
-            .await?)
-    }
-
-    /// Extends a job lease; a stale token is refused.
-    pub async fn heartbeat_job(
-        &self,
-        job_id: &str,
-        token: FencingToken,
-        lease: Duration,
-    ) -> Result<u64, EngineError> {
-        let now = self.inner.clock.unix_millis();
-        Ok(self
-            .inner
-            .store
-            .heartbeat_job(job_id, token, lease, now)
-            .await?)
-    }
-
-    /// A worker's result; a stale token is refused (the job was taken over).
-    pub async fn complete_job(
-        &self,
-        job_id: &str,
-        token: FencingToken,
-        result: JobResult,
-    ) -> Result<(), EngineError> {
-        let now = self.inner.clock.unix_millis();
-        self.inner
-            .store
-            .complete_job(job_id, token, result, now)
-            .await?;
-        self.inner.wake.notify_one();
-        Ok(())
-    }
-
-    /// A job.
-    pub async fn job(&self, job_id: &str) -> Result<Job, EngineError> {
-        self.inner
-            .store
-            .get_job(job_id)
-            .await?
-            .ok_or_else(|| not_found("job", job_id, None))
-    }
-
-    /// Escalations matching `filter`.
-    pub async fn escalations(
-        &self,
-        filter: &EscalationFilter,
-    ) -> Result<Vec<Escalation>, EngineError> {
-        Ok(self.inner.store.list_escalations(filter).await?)
-    }
-
-    /// An escalation.
-    pub async fn escalation(&self, id: &str) -> Result<Escalation, EngineError> {
-        self.inner
-            .store
-            .get_escalation(id)
-            .await?
-            .ok_or_else(|| not_found("escalation", id, None))
-    }
-
-    /// Records a person's decision and wakes the task.
-    pub async fn resolve(
-        &self,
-        id: &str,
-        resolution: Resolution,
-        by: &str,
-    ) -> Result<Escalation, EngineError> {
-        let now = self.inner.clock.unix_millis();
-        let esc = self
-            .inner
-            .store
-            .resolve_escalation(id, resolution, by, now)
-            .await?;
-        self.inner.wake.notify_one();
-        self.inner.resolved(&esc).await;
-        Ok(esc)
     }
 }
 
@@ -388,7 +248,33 @@ impl Engine {
     }
 }
 
-fn not_found(what: &'static str, id: &str, version: Option<u32>) -> EngineError {
+/// Refuses a repeated idempotency key whose submission is not the one it first named.
+fn same_submission(
+    existing: &Task,
+    workflow: &str,
+    version: Option<u32>,
+    input: &Value,
+) -> Result<(), EngineError> {
+    let differs = if existing.workflow != workflow {
+        "another workflow"
+    } else if version.is_some_and(|v| v != existing.workflow_version) {
+        "another workflow version"
+    } else if &existing.input != input {
+        "another input"
+    } else {
+        return Ok(());
+    };
+    Err(EngineError::Conflict {
+        what: "idempotency key",
+        id: existing.idempotency_key.clone().unwrap_or_default(),
+        reason: format!(
+            "already used for task {} with {differs}; use a new key for a new task",
+            existing.task_id
+        ),
+    })
+}
+
+pub(crate) fn not_found(what: &'static str, id: &str, version: Option<u32>) -> EngineError {
     let id = match version {
         Some(v) => format!("{id} v{v}"),
         None => id.to_string(),

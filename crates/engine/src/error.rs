@@ -52,6 +52,17 @@ pub enum EngineError {
         /// Its name or id.
         id: String,
     },
+    /// The request contradicts what is stored (an idempotency key reused for another
+    /// submission); nothing was written.
+    #[error("{what} {id:?}: {reason}")]
+    Conflict {
+        /// What kind of thing.
+        what: &'static str,
+        /// Its name or id.
+        id: String,
+        /// What contradicts what.
+        reason: String,
+    },
     /// The store refused or failed.
     #[error(transparent)]
     Store(#[from] StoreError),

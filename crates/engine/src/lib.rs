@@ -28,6 +28,7 @@ mod lease;
 pub mod machine;
 mod run;
 mod scheduler;
+mod scope;
 mod step;
 pub mod template;
 
@@ -36,4 +37,5 @@ pub use definition::{Workflow, parse, parse_toml};
 pub use engine::{Engine, Settings, Submission};
 pub use error::{EngineError, Problem};
 pub use event::{EventSink, TaskEvent, TaskEventKind};
+pub use scope::Scope;
 pub use step::{escalation_id, idempotency_key, job_id};

@@ -108,6 +108,7 @@ pub(crate) async fn run(engine: &Inner, claim: TaskClaim) -> Result<(), Stop> {
         cx: Cx {
             engine,
             task_id: task.task_id.clone(),
+            tenant: Arc::from(task.tenant.as_str()),
             workflow_name: Arc::from(task.workflow.as_str()),
             input: task.input.clone(),
             workflow,

@@ -13,7 +13,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::routing::any;
 use holdfast_engine::{
-    Engine, EngineError, Failure, Llm, LlmAnswer, LlmRequest, Settings, Submission, TaskEvent,
+    Engine, EngineError, Failure, Llm, LlmAnswer, LlmRequest, Scope, Settings, Submission,
+    TaskEvent,
 };
 use holdfast_policy::{Outcome, SystemClock};
 use holdfast_store::{
@@ -169,6 +170,7 @@ impl Harness {
     async fn submit(&self, workflow: &str, input: Value) -> Task {
         self.engine
             .submit(Submission {
+                tenant: "acme".into(),
                 workflow: workflow.into(),
                 version: None,
                 input,
@@ -182,14 +184,14 @@ impl Harness {
 
     async fn until(&self, id: &str, done: impl Fn(&Task) -> bool) -> Task {
         for _ in 0..500 {
-            let task = self.engine.task(id).await.unwrap();
+            let task = self.engine.task(id, &Scope::All).await.unwrap();
             if done(&task) {
                 return task;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let task = self.engine.task(id).await.unwrap();
-        let journal = self.engine.journal(id, 0, 100).await.unwrap();
+        let task = self.engine.task(id, &Scope::All).await.unwrap();
+        let journal = self.engine.journal(id, &Scope::All, 0, 100).await.unwrap();
         panic!("task never got there: {task:#?}\n{journal:#?}");
     }
 
@@ -199,7 +201,7 @@ impl Harness {
 
     async fn journal_kinds(&self, id: &str) -> Vec<String> {
         self.engine
-            .journal(id, 0, 1000)
+            .journal(id, &Scope::All, 0, 1000)
             .await
             .unwrap()
             .into_iter()
@@ -235,7 +237,7 @@ async fn a_workflow_runs_its_steps_in_order_with_one_idempotency_key_per_step() 
     );
     assert!(done.pending_steps.is_empty());
     assert!((done.cost_usd - 0.02).abs() < 1e-9, "{}", done.cost_usd);
-    let steps = h.engine.steps(&task.task_id).await.unwrap();
+    let steps = h.engine.steps(&task.task_id, &Scope::All).await.unwrap();
     let summary = steps.iter().find(|s| s.name == "summarise").unwrap();
     assert_eq!(summary.output, Some(json!("ABOUT RUST: FETCH/RUST")));
     let calls = h.tool.calls();
@@ -264,7 +266,7 @@ async fn a_failing_tool_goes_through_the_retry_queue_with_the_same_key() {
     // The first failure puts the step in the retry queue, visible with its time.
     let waiting = h.until(&task.task_id, |t| t.retry_count >= 1).await;
     assert_eq!(waiting.status, TaskStatus::Queued);
-    let queue = h.engine.retry_queue(10).await.unwrap();
+    let queue = h.engine.retry_queue(&Scope::All, 10).await.unwrap();
     assert!(
         queue
             .iter()
@@ -341,7 +343,7 @@ async fn a_worker_step_is_claimed_with_a_lease_and_a_stale_token_cannot_complete
     assert_eq!(waiting.pending_steps, ["draw"]);
     let first = h
         .engine
-        .claim_jobs("gpu", "w1", Duration::from_millis(50), 1)
+        .claim_jobs("gpu", &Scope::All, "w1", Duration::from_millis(50), 1)
         .await
         .unwrap();
     assert_eq!(first.len(), 1);
@@ -355,14 +357,19 @@ async fn a_worker_step_is_claimed_with_a_lease_and_a_stale_token_cannot_complete
     // w1 stalled past its lease; w2 takes the job over with a larger token.
     let second = h
         .engine
-        .claim_jobs("gpu", "w2", Duration::from_secs(5), 1)
+        .claim_jobs("gpu", &Scope::All, "w2", Duration::from_secs(5), 1)
         .await
         .unwrap();
     assert_eq!(second.len(), 1);
     assert!(second[0].token > job.token);
     let stale = h
         .engine
-        .complete_job(&job.job_id, job.token, JobResult::Succeeded(json!("late")))
+        .complete_job(
+            &job.job_id,
+            &Scope::All,
+            job.token,
+            JobResult::Succeeded(json!("late")),
+        )
         .await;
     assert!(
         matches!(
@@ -374,6 +381,7 @@ async fn a_worker_step_is_claimed_with_a_lease_and_a_stale_token_cannot_complete
     h.engine
         .complete_job(
             &second[0].job_id,
+            &Scope::All,
             second[0].token,
             JobResult::Succeeded(json!({"image": "ok"})),
         )
@@ -386,6 +394,7 @@ async fn a_worker_step_is_claimed_with_a_lease_and_a_stale_token_cannot_complete
         .engine
         .complete_job(
             &job.job_id,
+            &Scope::All,
             FencingToken(999),
             JobResult::Failed("x".into()),
         )
@@ -411,10 +420,13 @@ async fn an_escalated_task_resumes_with_the_edited_output_and_a_rejected_one_com
         .await;
     let open = h
         .engine
-        .escalations(&EscalationFilter {
-            task_id: Some(edited.task_id.clone()),
-            ..Default::default()
-        })
+        .escalations(
+            &EscalationFilter {
+                task_id: Some(edited.task_id.clone()),
+                ..Default::default()
+            },
+            &Scope::All,
+        )
         .await
         .unwrap();
     assert_eq!(open.len(), 1);
@@ -422,6 +434,7 @@ async fn an_escalated_task_resumes_with_the_edited_output_and_a_rejected_one_com
     h.engine
         .resolve(
             &open[0].escalation_id,
+            &Scope::All,
             Resolution::Edit(json!({"text": "Tides, edited"})),
             "ana",
         )
@@ -429,7 +442,7 @@ async fn an_escalated_task_resumes_with_the_edited_output_and_a_rejected_one_com
         .unwrap();
     let done = h.finished(&edited.task_id).await;
     assert_eq!(done.status, TaskStatus::Succeeded, "{done:#?}");
-    let steps = h.engine.steps(&edited.task_id).await.unwrap();
+    let steps = h.engine.steps(&edited.task_id, &Scope::All).await.unwrap();
     assert_eq!(
         steps.iter().find(|s| s.name == "review").unwrap().output,
         Some(json!({"text": "Tides, edited"}))
@@ -440,15 +453,19 @@ async fn an_escalated_task_resumes_with_the_edited_output_and_a_rejected_one_com
         .await;
     let open = h
         .engine
-        .escalations(&EscalationFilter {
-            task_id: Some(rejected.task_id.clone()),
-            ..Default::default()
-        })
+        .escalations(
+            &EscalationFilter {
+                task_id: Some(rejected.task_id.clone()),
+                ..Default::default()
+            },
+            &Scope::All,
+        )
         .await
         .unwrap();
     h.engine
         .resolve(
             &open[0].escalation_id,
+            &Scope::All,
             Resolution::Reject("off-topic".into()),
             "ana",
         )
@@ -490,7 +507,7 @@ async fn an_exhausted_step_escalates_and_approval_retries_it() {
     assert_eq!(waiting.retry_count, 2);
     let open = h
         .engine
-        .escalations(&EscalationFilter::default())
+        .escalations(&EscalationFilter::default(), &Scope::All)
         .await
         .unwrap();
     let mine: Vec<_> = open.iter().filter(|e| e.task_id == task.task_id).collect();
@@ -501,7 +518,12 @@ async fn an_exhausted_step_escalates_and_approval_retries_it() {
         mine[0].reason
     );
     h.engine
-        .resolve(&mine[0].escalation_id, Resolution::Approve, "ops")
+        .resolve(
+            &mine[0].escalation_id,
+            &Scope::All,
+            Resolution::Approve,
+            "ops",
+        )
         .await
         .unwrap();
     let done = h.finished(&task.task_id).await;
@@ -541,6 +563,7 @@ async fn bad_input_is_refused_with_its_path_and_nothing_is_stored() {
     let refused = h
         .engine
         .submit(Submission {
+            tenant: "acme".into(),
             workflow: "typed".into(),
             version: None,
             input: json!({"topic": 3, "tags": ["x", 4]}),
@@ -559,6 +582,7 @@ async fn bad_input_is_refused_with_its_path_and_nothing_is_stored() {
     let refused = h
         .engine
         .submit(Submission {
+            tenant: "acme".into(),
             workflow: "typed".into(),
             version: None,
             input: big,
@@ -572,6 +596,7 @@ async fn bad_input_is_refused_with_its_path_and_nothing_is_stored() {
     let missing = h
         .engine
         .submit(Submission {
+            tenant: "acme".into(),
             workflow: "nope".into(),
             version: None,
             input: json!({}),
@@ -589,7 +614,7 @@ async fn bad_input_is_refused_with_its_path_and_nothing_is_stored() {
     assert!(matches!(bad_def, Err(EngineError::Invalid { .. })));
     assert!(
         h.engine
-            .tasks(&TaskFilter::default())
+            .tasks(&TaskFilter::default(), &Scope::All)
             .await
             .unwrap()
             .tasks
@@ -604,6 +629,7 @@ async fn a_duplicate_submission_returns_the_same_task_and_versions_stick() {
     let v1 = json!({"name": "v", "version": 1, "steps": [{"name": "a", "kind": "worker", "queue": "q"}]});
     h.engine.register(v1.clone()).await.unwrap();
     let sub = Submission {
+        tenant: "acme".into(),
         workflow: "v".into(),
         version: None,
         input: json!({}),
@@ -630,6 +656,73 @@ async fn a_duplicate_submission_returns_the_same_task_and_versions_stick() {
         ),
         "{changed:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_is_its_tenants_own_and_cannot_name_another_submission() {
+    let h = harness("tenant-keys").await;
+    let wf = json!({"name": "v", "version": 1, "steps": [{"name": "a", "kind": "worker", "queue": "q"}]});
+    h.engine.register(wf).await.unwrap();
+    let sub = |tenant: &str, input: Value| Submission {
+        tenant: tenant.into(),
+        workflow: "v".into(),
+        version: None,
+        input,
+        idempotency_key: Some("order-1".into()),
+    };
+    let acme = h.engine.submit(sub("acme", json!({"n": 1}))).await.unwrap();
+    let globex = h
+        .engine
+        .submit(sub("globex", json!({"n": 1})))
+        .await
+        .unwrap();
+    assert!(
+        matches!(globex, holdfast_store::Submitted::Created(_)),
+        "{globex:?}"
+    );
+    assert_ne!(acme.task().task_id, globex.task().task_id);
+    let other_input = h.engine.submit(sub("acme", json!({"n": 2}))).await;
+    let Err(EngineError::Conflict { reason, .. }) = other_input else {
+        panic!("expected a conflict, got {other_input:?}")
+    };
+    assert!(reason.contains(&acme.task().task_id), "{reason}");
+    assert!(!reason.contains(&globex.task().task_id), "{reason}");
+
+    // Another tenant's task is absent, whatever is asked of it.
+    let acme_id = acme.task().task_id.clone();
+    let globex_only = Scope::Tenant("globex".into());
+    let absent = |r: Result<_, EngineError>| matches!(r, Err(EngineError::NotFound { .. }));
+    assert!(absent(
+        h.engine.task(&acme_id, &globex_only).await.map(|_| ())
+    ));
+    assert!(absent(
+        h.engine.steps(&acme_id, &globex_only).await.map(|_| ())
+    ));
+    assert!(absent(
+        h.engine
+            .journal(&acme_id, &globex_only, 0, 10)
+            .await
+            .map(|_| ())
+    ));
+    assert!(absent(
+        h.engine
+            .cancel(&acme_id, &globex_only, "x")
+            .await
+            .map(|_| ())
+    ));
+    let acme_task = h
+        .engine
+        .task(&acme_id, &Scope::Tenant("acme".into()))
+        .await
+        .unwrap();
+    assert_ne!(acme_task.status, TaskStatus::Cancelled);
+    let listed = h
+        .engine
+        .tasks(&TaskFilter::default(), &globex_only)
+        .await
+        .unwrap();
+    assert_eq!(listed.tasks.len(), 1);
+    assert_eq!(listed.tasks[0].tenant, "globex");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -716,18 +809,22 @@ async fn durable_sleeps_and_unanswered_escalations_fire_their_timers() {
     assert!(napping.next_run_at_ms.is_some(), "{napping:#?}");
     let done = h.finished(&task.task_id).await;
     assert_eq!(done.status, TaskStatus::Succeeded, "{done:#?}");
-    let steps = h.engine.steps(&task.task_id).await.unwrap();
+    let steps = h.engine.steps(&task.task_id, &Scope::All).await.unwrap();
     let ask = steps.iter().find(|s| s.name == "ask").unwrap();
     assert_eq!(ask.output, Some(json!({"go": true})));
     let ask2 = steps.iter().find(|s| s.name == "ask2").unwrap();
     assert_eq!(ask2.status, holdfast_store::StepStatus::Skipped);
     let escs = h
         .engine
-        .escalations(&EscalationFilter {
-            open_only: false,
-            task_id: Some(task.task_id.clone()),
-            limit: 10,
-        })
+        .escalations(
+            &EscalationFilter {
+                open_only: false,
+                task_id: Some(task.task_id.clone()),
+                limit: 10,
+                ..EscalationFilter::default()
+            },
+            &Scope::All,
+        )
         .await
         .unwrap();
     assert!(

@@ -4,16 +4,18 @@
 //! (Anthropic SDKs) and is compared with every configured key in constant time
 //! ([`Secret::matches`]), all of them, so timing tells neither the key nor which one
 //! matched. Each key has its own request and token rate limiters (the policy crate's
-//! token buckets), answered with 429 and a Retry-After. With no keys configured the
-//! gateway is open; `serve` warns about that at start.
+//! token buckets), answered with 429 and a Retry-After, and a role and a tenant, which
+//! `access.rs` turns into what the caller may do and see. With no keys configured the
+//! gateway is open to local callers only (`access.rs`).
 
 use std::sync::{Arc, Mutex};
 
 use axum::http::{HeaderMap, header};
-use holdfast_config::{ClientKey, Secret};
+use holdfast_config::{ClientKey, Role, Secret};
 use holdfast_policy::rate_limit::{Decision, RateLimiter};
 use holdfast_policy::{Instant, InvalidSetting};
 
+use crate::access::Principal;
 use crate::error::ApiError;
 
 /// The configured client keys with their limiters.
@@ -23,6 +25,8 @@ pub(crate) struct ClientKeys {
 
 struct KeyState {
     name: Arc<str>,
+    role: Role,
+    tenant: Arc<str>,
     secret: Option<Secret>,
     limits: Mutex<Limits>,
 }
@@ -49,6 +53,8 @@ impl ClientKeys {
             .map(|key| {
                 Ok(KeyState {
                     name: Arc::from(key.name.as_str()),
+                    role: key.role,
+                    tenant: Arc::from(key.tenant.as_str()),
                     secret: key.key.clone(),
                     limits: Mutex::new(Limits {
                         requests: key.requests.map(|c| RateLimiter::new(c, now)).transpose()?,
@@ -81,11 +87,26 @@ impl ClientKeys {
         found.map(Caller::Key).ok_or(ApiError::InvalidApiKey)
     }
 
-    /// The caller's name for scoping idempotency keys (never the key itself).
-    pub(crate) fn scope(&self, caller: Caller) -> &str {
-        match caller {
-            Caller::Anyone => "",
-            Caller::Key(i) => self.keys.get(i).map_or("", |k| &k.name),
+    /// Who `caller` is: its key's name, role and tenant. Anyone (no keys) is an admin
+    /// of the tenant `default`; `access.rs` keeps such callers local.
+    pub(crate) fn principal(&self, caller: Caller) -> Principal {
+        let key = match caller {
+            Caller::Key(i) => self.keys.get(i),
+            Caller::Anyone => None,
+        };
+        match key {
+            Some(key) => Principal {
+                caller,
+                name: Arc::clone(&key.name),
+                role: key.role,
+                tenant: Arc::clone(&key.tenant),
+            },
+            None => Principal {
+                caller: Caller::Anyone,
+                name: Arc::from(crate::access::OPEN_NAME),
+                role: Role::Admin,
+                tenant: Arc::from(crate::access::OPEN_TENANT),
+            },
         }
     }
 
@@ -169,6 +190,8 @@ mod tests {
     fn keys() -> ClientKeys {
         let key = |name: &str, value: &str, rpm: Option<u64>| ClientKey {
             name: name.into(),
+            role: Role::Agent,
+            tenant: name.into(),
             key: Some(Secret::new(value)),
             requests: rpm.map(Config::per_minute),
             tokens: None,

@@ -4,14 +4,16 @@
 //! The decision: degrade only on failures that are not the client's doing (an outage,
 //! a timeout, an open breaker), never on a bad request, a context overflow or a filter
 //! refusal, where an old answer to another question would be wrong. The cache is keyed
-//! by route and a hash of the request in canonical form (parsed and re-serialised, with
-//! the stream flags removed, so key order and whitespace do not matter and a streamed
-//! request can be answered from a non-streamed one), bounded, and aged on the injected
-//! clock; the answer says how it was made in `x-holdfast-degraded`.
+//! by tenant, route and a hash of the request in canonical form (parsed and
+//! re-serialised, with the stream flags removed, so key order and whitespace do not
+//! matter and a streamed request can be answered from a non-streamed one), bounded, and
+//! aged on the injected clock; the answer says how it was made in `x-holdfast-degraded`.
+//! The hash is keyed with a secret drawn at start, so that no tenant can craft a
+//! request whose key collides with another tenant's and plant an answer for it.
 
-use std::collections::hash_map::DefaultHasher;
+use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 use holdfast_config::Degraded;
@@ -27,6 +29,8 @@ use crate::error::ApiError;
 pub(crate) struct DegradedCache {
     capacity: usize,
     inner: Mutex<Entries>,
+    /// The secret key of [`DegradedCache::key`].
+    hasher: RandomState,
 }
 
 #[derive(Default)]
@@ -35,26 +39,28 @@ struct Entries {
     order: VecDeque<u64>,
 }
 
-/// The key of `request` on `route`: a hash of its canonical form.
-pub(crate) fn cache_key(route: &str, request: &ChatRequest) -> u64 {
-    let mut canonical = request.clone();
-    canonical.stream = None;
-    canonical.stream_options = None;
-    let mut hasher = DefaultHasher::new();
-    route.hash(&mut hasher);
-    serde_json::to_vec(&canonical)
-        .unwrap_or_default()
-        .hash(&mut hasher);
-    hasher.finish()
-}
-
 impl DegradedCache {
     /// A cache keeping at most `capacity` answers.
     pub(crate) fn new(capacity: usize) -> Self {
         DegradedCache {
             capacity: capacity.max(1),
             inner: Mutex::new(Entries::default()),
+            hasher: RandomState::new(),
         }
+    }
+
+    /// The key of `tenant`'s `request` on `route`: a keyed hash of its canonical form.
+    pub(crate) fn key(&self, tenant: &str, route: &str, request: &ChatRequest) -> u64 {
+        let mut canonical = request.clone();
+        canonical.stream = None;
+        canonical.stream_options = None;
+        let mut hasher = self.hasher.build_hasher();
+        tenant.hash(&mut hasher);
+        route.hash(&mut hasher);
+        serde_json::to_vec(&canonical)
+            .unwrap_or_default()
+            .hash(&mut hasher);
+        hasher.finish()
     }
 
     /// Keeps `response` as the answer to `key` until `expires`.
@@ -106,6 +112,9 @@ pub(crate) fn may_degrade(error: &ApiError) -> bool {
         | ApiError::InvalidResponseFormat(_)
         | ApiError::MissingApiKey
         | ApiError::InvalidApiKey
+        | ApiError::Forbidden { .. }
+        | ApiError::CrossOrigin(_)
+        | ApiError::UnsupportedMediaType(_)
         | ApiError::ModelNotFound(_)
         | ApiError::NotFound(_)
         | ApiError::MethodNotAllowed
@@ -179,18 +188,18 @@ mod tests {
     }
 
     #[test]
-    fn the_key_ignores_streaming_but_not_content() {
-        assert_eq!(
-            cache_key("r", &request("a", true)),
-            cache_key("r", &request("a", false))
-        );
+    fn the_key_ignores_streaming_but_not_content_route_or_tenant() {
+        let cache = DegradedCache::new(4);
+        let key = |tenant, route, text, stream| cache.key(tenant, route, &request(text, stream));
+        assert_eq!(key("t", "r", "a", true), key("t", "r", "a", false));
+        assert_ne!(key("t", "r", "a", false), key("t", "r", "b", false));
+        assert_ne!(key("t", "r", "a", false), key("t", "s", "a", false));
+        assert_ne!(key("t", "r", "a", false), key("u", "r", "a", false));
+        // The hash is keyed per cache: another process cannot predict it.
+        let other = DegradedCache::new(4);
         assert_ne!(
-            cache_key("r", &request("a", false)),
-            cache_key("r", &request("b", false))
-        );
-        assert_ne!(
-            cache_key("r", &request("a", false)),
-            cache_key("s", &request("a", false))
+            key("t", "r", "a", false),
+            other.key("t", "r", &request("a", false))
         );
     }
 

@@ -1,6 +1,7 @@
 //! What the workflow endpoints share: attaching the engine to the gateway, the door
-//! every workflow request passes (client key, the key's request limit, an engine to
-//! talk to, a bounded body), and the one mapping from [`EngineError`] to [`ApiError`].
+//! every workflow request passes after its role's extractor (the key's request limit,
+//! an engine to talk to, a bounded body), and the one mapping from [`EngineError`] to
+//! [`ApiError`].
 //!
 //! The decision that shapes it: the engine is optional and attached after the gateway
 //! is built ([`Gateway::with_engine`]), because the engine needs the gateway first (its
@@ -24,6 +25,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::access::{Authorized, Principal};
 use crate::error::ApiError;
 use crate::gateway::Gateway;
 
@@ -60,42 +62,35 @@ impl Gateway {
 pub(crate) struct Admitted {
     /// The engine to ask.
     pub(crate) engine: Engine,
-    /// The caller's key name (`api` when the gateway is open), never the key.
-    pub(crate) caller: String,
+    /// Who is calling (checked by the route's extractor, `access.rs`).
+    pub(crate) principal: Principal,
 }
 
-/// A read through the door: the client key checked, then that an engine is attached.
-/// Reads do not spend the key's request limit, as the gateway's other views
-/// (`/v1/holdfast/*`) do not: the limit meters work (model calls, submissions,
-/// answers), and a dashboard polling its views must not starve the key's calls.
-pub(crate) fn admit(gateway: &Gateway, headers: &HeaderMap) -> Result<Admitted, ApiError> {
-    admitted(gateway, gateway.inner.keys.authenticate(headers)?)
-}
-
-/// A write through the door: the client key checked and its request limit spent,
-/// then that an engine is attached.
-pub(crate) fn admit_write(gateway: &Gateway, headers: &HeaderMap) -> Result<Admitted, ApiError> {
-    let gw = &gateway.inner;
-    let caller = gw.keys.authenticate(headers)?;
-    gw.keys.admit_request(caller, gw.clock.now())?;
-    admitted(gateway, caller)
-}
-
-fn admitted(gateway: &Gateway, caller: crate::auth::Caller) -> Result<Admitted, ApiError> {
-    let gw = &gateway.inner;
-    let engine = gw
+/// A read through the door: an engine is attached. Reads do not spend the key's
+/// request limit, as the gateway's other views (`/v1/holdfast/*`) do not: the limit
+/// meters work (model calls, submissions, answers), and a dashboard polling its views
+/// must not starve the key's calls.
+pub(crate) fn admit<N>(caller: &Authorized<N>) -> Result<Admitted, ApiError> {
+    let engine = caller
+        .gateway
+        .inner
         .engine
         .get()
         .cloned()
         .ok_or(ApiError::EngineUnavailable)?;
-    let name = match gw.keys.scope(caller) {
-        "" => "api".to_owned(),
-        name => name.to_owned(),
-    };
     Ok(Admitted {
         engine,
-        caller: name,
+        principal: caller.principal.clone(),
     })
+}
+
+/// A write through the door: the key's request limit spent, then that an engine is
+/// attached.
+pub(crate) fn admit_write<N>(caller: &Authorized<N>) -> Result<Admitted, ApiError> {
+    let gw = &caller.gateway.inner;
+    gw.keys
+        .admit_request(caller.principal.caller, gw.clock.now())?;
+    admit(caller)
 }
 
 /// The body, read through `server.body_limit`.
@@ -152,14 +147,14 @@ pub(crate) fn parse<T: DeserializeOwned>(
 
 /// A JSON write through the door ([`admit_write`]), the body read within the limit
 /// and parsed as `T` (see [`parse`] for `empty_is_object`).
-pub(crate) async fn admit_json<T: DeserializeOwned>(
-    gateway: &Gateway,
+pub(crate) async fn admit_json<T: DeserializeOwned, N>(
+    caller: &Authorized<N>,
     headers: &HeaderMap,
     body: Body,
     empty_is_object: bool,
 ) -> Result<(Admitted, T), ApiError> {
-    let api = admit_write(gateway, headers)?;
-    let body = read_body(gateway, headers, body).await?;
+    let api = admit_write(caller)?;
+    let body = read_body(&caller.gateway, headers, body).await?;
     Ok((api, parse(&body, empty_is_object)?))
 }
 
@@ -227,6 +222,7 @@ pub(crate) fn engine_error(err: EngineError) -> ApiError {
             }
         }
         EngineError::NotFound { .. } => ApiError::NotFound(err.to_string()),
+        EngineError::Conflict { .. } => ApiError::Conflict(err.to_string()),
         EngineError::Store(store) => store_error(store),
     }
 }

@@ -54,6 +54,24 @@ pub enum ApiError {
     /// The presented key is not one of the configured client keys.
     #[error("invalid API key")]
     InvalidApiKey,
+    /// The key's role is below what the endpoint needs.
+    #[error("this endpoint needs the `{needed}` role; the key `{key}` has the `{has}` role")]
+    Forbidden {
+        /// The least role the endpoint needs.
+        needed: holdfast_config::Role,
+        /// The key's role.
+        has: holdfast_config::Role,
+        /// The key's name (never the key).
+        key: String,
+    },
+    /// Without client keys, a request from another origin than holdfast's own: a web
+    /// page the user visits, or a name rebound to this machine (DNS rebinding).
+    #[error("{0}")]
+    CrossOrigin(String),
+    /// Without client keys, a write whose body is not of the type the endpoint takes
+    /// (a type a browser could send from any page without asking).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// The requested model is not a configured route.
     #[error("the model `{0}` does not exist")]
     ModelNotFound(String),
@@ -195,6 +213,8 @@ impl ApiError {
             | ApiError::InvalidConfig { .. } => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) | ApiError::StaleLease(_) => StatusCode::CONFLICT,
             ApiError::MissingApiKey | ApiError::InvalidApiKey => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } | ApiError::CrossOrigin(_) => StatusCode::FORBIDDEN,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::ModelNotFound(_) | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -229,6 +249,9 @@ impl ApiError {
             ApiError::InvalidResponseFormat(_) => "invalid_response_format",
             ApiError::MissingApiKey => "missing_api_key",
             ApiError::InvalidApiKey => "invalid_api_key",
+            ApiError::Forbidden { .. } => "forbidden",
+            ApiError::CrossOrigin(_) => "cross_origin_refused",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::ModelNotFound(_) => "model_not_found",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
@@ -306,6 +329,7 @@ impl ApiError {
     fn openai_type(&self) -> &'static str {
         match self.status().as_u16() {
             401 => "authentication_error",
+            403 => "permission_error",
             429 => "rate_limit_error",
             500 => "server_error",
             s if s >= 500 => "upstream_error",
@@ -317,6 +341,7 @@ impl ApiError {
     fn anthropic_type(&self) -> &'static str {
         match self.status().as_u16() {
             401 => "authentication_error",
+            403 => "permission_error",
             404 => "not_found_error",
             413 => "request_too_large",
             429 => "rate_limit_error",

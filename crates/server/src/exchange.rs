@@ -15,7 +15,7 @@ use holdfast_llm::openai::{ChatRequest, ChatResponse};
 use holdfast_llm::translate::{OpenAiStreamTranslator, to_anthropic_response};
 
 use crate::call::{self, Job, Ran};
-use crate::degraded::{self, cache_key, may_degrade};
+use crate::degraded::{self, may_degrade};
 use crate::error::{ApiError, Flavor};
 use crate::events::{CallTrace, millis};
 use crate::gateway::RouteRuntime;
@@ -60,7 +60,10 @@ pub(crate) async fn serve(door: Door, request: ChatRequest, dialect: Dialect) ->
     };
     let request = Arc::new(request);
     let tokens = prompt::tokens(&request, door.body.len(), route.smallest_window).await;
-    if let Err(err) = gw.keys.admit_tokens(door.caller, gw.clock.now(), tokens) {
+    if let Err(err) = gw
+        .keys
+        .admit_tokens(door.principal.caller, gw.clock.now(), tokens)
+    {
         return door.refuse(&err);
     }
     let leader = match door.claim().await {
@@ -150,8 +153,10 @@ fn remember(door: &Door, route: &RouteRuntime, request: &ChatRequest, response: 
     };
     let gw = &door.gateway.inner;
     let expires = gw.clock.now() + config.ttl;
-    gw.degraded
-        .remember(cache_key(&route.name, request), response, expires);
+    let key = gw
+        .degraded
+        .key(&door.principal.tenant, &route.name, request);
+    gw.degraded.remember(key, response, expires);
 }
 
 /// A call that gave up: a degraded answer if the route has one, else the error.
@@ -200,9 +205,10 @@ fn degraded_answer(
 ) -> Option<(Arc<ChatResponse>, &'static str)> {
     let gw = &door.gateway.inner;
     let config = job.route.degraded.as_ref().filter(|_| may_degrade(err))?;
-    let key = config
-        .cache
-        .then(|| cache_key(&job.route.name, job.request));
+    let key = config.cache.then(|| {
+        gw.degraded
+            .key(&door.principal.tenant, &job.route.name, job.request)
+    });
     let now = gw.clock.now();
     let created = gw.clock.unix_millis() / 1000;
     degraded::answer(&gw.degraded, config, key, &job.route.name, now, created)
@@ -265,6 +271,7 @@ pub(crate) fn entry(
     let gw = &door.gateway.inner;
     Entry {
         request_id: Arc::clone(&door.id),
+        tenant: Arc::clone(&door.principal.tenant),
         route: Arc::clone(&route.name),
         endpoint: door.endpoint,
         stream,

@@ -204,10 +204,7 @@ impl Inner {
                 || Arc::new(crate::alerts::Alerting::new(config.alerts.clone())),
                 |old| Arc::clone(&old.alerts),
             ),
-            ids: previous.map_or_else(
-                || Arc::new(RequestIds::new(clock.unix_millis())),
-                |old| Arc::clone(&old.ids),
-            ),
+            ids: previous.map_or_else(|| Arc::new(RequestIds::new()), |old| Arc::clone(&old.ids)),
             clock,
         })
     }
@@ -350,26 +347,69 @@ fn models_body(config: &Config) -> Bytes {
     Bytes::from(serde_json::to_vec(&json!({"object": "list", "data": data})).unwrap_or_default())
 }
 
-/// Request ids: unique per process and, through the start time, across restarts, so
-/// that they also serve as idempotency keys sent to providers.
+/// Request ids: 128 random bits each, so that an id tells nothing of another (a caller
+/// cannot guess its way to someone's ledger entry), and unique however many processes
+/// run, so that they also serve as idempotency keys sent to providers.
 struct RequestIds {
-    prefix: String,
+    /// Mixes a counter into ids when the operating system's randomness fails (it
+    /// practically never does), with a key drawn at start: unpredictable still.
+    fallback: std::collections::hash_map::RandomState,
     counter: AtomicU64,
 }
 
 impl RequestIds {
-    fn new(unix_millis: u64) -> Self {
+    fn new() -> Self {
         RequestIds {
-            prefix: format!("req_{unix_millis:x}"),
+            fallback: std::collections::hash_map::RandomState::new(),
             counter: AtomicU64::new(0),
         }
     }
 
     fn next(&self) -> (Arc<str>, u64) {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
-        let id = format!("{}_{n:x}", self.prefix);
-        // Mix the counter so that neighbouring calls get unrelated jitter.
-        let seed = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ self.prefix.len() as u64;
-        (Arc::from(id), seed)
+        let mut bytes = [0u8; 16];
+        if getrandom::fill(&mut bytes).is_err() {
+            use std::hash::BuildHasher;
+            let n = self.counter.fetch_add(1, Ordering::Relaxed);
+            let high = self.fallback.hash_one((n, 0u8));
+            let low = self.fallback.hash_one((n, 1u8));
+            bytes[..8].copy_from_slice(&high.to_le_bytes());
+            bytes[8..].copy_from_slice(&low.to_le_bytes());
+        }
+        let bits = u128::from_le_bytes(bytes);
+        let id = format!("req_{bits:032x}");
+        // The jitter of this request's call: drawn from the same bits.
+        (Arc::from(id), bits as u64 ^ (bits >> 64) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_128_random_bits_and_never_repeat() {
+        let ids = RequestIds::new();
+        let drawn: std::collections::HashSet<Arc<str>> =
+            (0..10_000).map(|_| ids.next().0).collect();
+        assert_eq!(drawn.len(), 10_000);
+        for id in drawn.iter().take(100) {
+            let hex = id.strip_prefix("req_").unwrap();
+            assert_eq!(hex.len(), 32, "{id}");
+            assert!(hex.chars().all(|c| c.is_ascii_hexdigit()), "{id}");
+        }
+        // Random bits: each of the 128 positions is set in about half the ids.
+        let ones = |bit: u32| {
+            drawn
+                .iter()
+                .filter(|id| {
+                    let v = u128::from_str_radix(&id[4..], 16).unwrap();
+                    v >> bit & 1 == 1
+                })
+                .count()
+        };
+        for bit in [0, 31, 63, 64, 100, 127] {
+            let share = ones(bit) as f64 / drawn.len() as f64;
+            assert!((0.45..0.55).contains(&share), "bit {bit}: {share}");
+        }
     }
 }

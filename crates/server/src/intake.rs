@@ -1,5 +1,6 @@
-//! The door every chat request passes: a request id, the client key, the key's request
-//! limit, the holdfast headers, and the body within its size limit.
+//! The door every chat request passes after its role's extractor (`access.rs`): a
+//! request id, the key's request limit, the holdfast headers, and the body within its
+//! size limit.
 //!
 //! The decision: checks run cheapest first and before the body is read, so that a
 //! request without a valid key or over its rate costs no body read and no parse, and
@@ -17,7 +18,7 @@ use holdfast_llm::openai::RequestError;
 use holdfast_policy::Instant;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
-use crate::auth::Caller;
+use crate::access::{Agent, Principal};
 use crate::error::{ApiError, Flavor};
 use crate::gateway::Gateway;
 use crate::idempotency::{Claim, request_hash};
@@ -31,7 +32,9 @@ pub(crate) struct Door {
     pub(crate) seed: u64,
     pub(crate) started: Instant,
     pub(crate) started_ms: u64,
-    pub(crate) caller: Caller,
+    /// Who is calling: its tenant scopes the ledger entry, the idempotency key, the
+    /// degraded cache and the agent's breaker.
+    pub(crate) principal: Principal,
     pub(crate) meta: RequestMeta,
     pub(crate) body: Bytes,
     pub(crate) flavor: Flavor,
@@ -42,31 +45,38 @@ pub(crate) struct Door {
 impl Door {
     /// Lets a request in, or answers it with the reason it may not enter.
     pub(crate) async fn open(
-        gateway: &Gateway,
+        caller: Agent,
         headers: &HeaderMap,
         body: Body,
         flavor: Flavor,
         endpoint: &'static str,
     ) -> Result<Door, Response> {
+        let Agent {
+            gateway, principal, ..
+        } = caller;
         let gw = &gateway.inner;
         let (id, seed) = gw.next_request();
         let started = gw.clock.now();
         let started_ms = gw.clock.unix_millis();
         let checked = async {
-            let caller = gw.keys.authenticate(headers)?;
-            let meta = RequestMeta::from_headers(headers, started)?;
-            gw.keys.admit_request(caller, started)?;
+            let mut meta = RequestMeta::from_headers(headers, started)?;
+            // One tenant's runaway agent must not open the breaker of another
+            // tenant's agent of the same name.
+            meta.agent = meta
+                .agent
+                .map(|agent| Arc::from(format!("{}/{agent}", principal.tenant)));
+            gw.keys.admit_request(principal.caller, started)?;
             let body = read_body(body, headers, gw.body_limit).await?;
-            Ok::<_, ApiError>((caller, meta, body))
+            Ok::<_, ApiError>((meta, body))
         };
         match checked.await {
-            Ok((caller, meta, body)) => Ok(Door {
+            Ok((meta, body)) => Ok(Door {
                 gateway: gateway.clone(),
                 id,
                 seed,
                 started,
                 started_ms,
-                caller,
+                principal,
                 meta,
                 body,
                 flavor,
@@ -90,7 +100,7 @@ impl Door {
         let hash = request_hash(self.endpoint, &self.body);
         let clock = &gw.clock;
         gw.idempotency
-            .claim(gw.keys.scope(self.caller), key, hash, || clock.now())
+            .claim(&self.principal.tenant, key, hash, || clock.now())
             .await
             .map(Some)
     }

@@ -22,6 +22,9 @@ use crate::metrics::Metrics;
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Entry {
     pub(crate) request_id: Arc<str>,
+    /// The tenant of the key that made the request: only it (and operators) may read
+    /// the entry.
+    pub(crate) tenant: Arc<str>,
     pub(crate) route: Arc<str>,
     /// `chat.completions` or `messages`.
     pub(crate) endpoint: &'static str,
@@ -135,10 +138,13 @@ impl Ledger {
     }
 
     /// The entry of `id` as JSON, if it is still kept.
-    pub(crate) fn get_json(&self, id: &str) -> Option<Vec<u8>> {
+    /// The entry of request `id` as JSON, if `scope` reaches its tenant; another
+    /// tenant's entry is as absent as one that was never written.
+    pub(crate) fn get_json(&self, id: &str, scope: &holdfast_engine::Scope) -> Option<Vec<u8>> {
         let ring = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         ring.entries
             .get(id)
+            .filter(|e| scope.admits(&e.tenant))
             .and_then(|e| serde_json::to_vec(e).ok())
     }
 }
@@ -146,10 +152,12 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use holdfast_engine::Scope;
 
     fn entry(id: &str) -> Entry {
         Entry {
             request_id: Arc::from(id),
+            tenant: Arc::from("t"),
             route: Arc::from("r"),
             endpoint: "chat.completions",
             stream: false,
@@ -174,12 +182,21 @@ mod tests {
         for id in ["a", "b", "c"] {
             ledger.insert(entry(id));
         }
-        assert!(ledger.get_json("a").is_none());
-        assert!(ledger.get_json("b").is_some() && ledger.get_json("c").is_some());
+        let all = &Scope::All;
+        assert!(ledger.get_json("a", all).is_none());
+        assert!(ledger.get_json("b", all).is_some() && ledger.get_json("c", all).is_some());
         ledger.update("c", |e| e.status = 502);
         let json: serde_json::Value =
-            serde_json::from_slice(&ledger.get_json("c").unwrap()).unwrap();
+            serde_json::from_slice(&ledger.get_json("c", all).unwrap()).unwrap();
         assert_eq!(json["status"], 502);
         assert!(json["attempts"].is_array());
+    }
+
+    #[test]
+    fn another_tenants_entry_is_absent() {
+        let ledger = Ledger::new(2, Arc::new(Metrics::new(["r"], [])));
+        ledger.insert(entry("a"));
+        assert!(ledger.get_json("a", &Scope::Tenant("t".into())).is_some());
+        assert!(ledger.get_json("a", &Scope::Tenant("u".into())).is_none());
     }
 }

@@ -23,6 +23,7 @@
 //! # }
 //! ```
 
+mod access;
 mod alerts;
 mod auth;
 mod call;
@@ -56,10 +57,11 @@ use std::future::Future;
 
 use axum::serve::ListenerExt;
 
+pub use access::OPEN_TENANT;
 pub use alerts::promql::rule_file as prometheus_rules;
 pub use error::{ApiError, ConfigProblem, Flavor, ServerError};
 pub use gateway::{DEGRADED_CACHE_CAPACITY, Gateway, LEDGER_CAPACITY};
-pub use handlers::router;
+pub use handlers::{Rule, router, rules};
 pub use live::{Applied, ConfigFile, ReloadError};
 pub use meta::{
     AGENT, ATTEMPTS, COST, DEADLINE_MS, DEGRADED, IDEMPOTENCY_KEY, REPLAYED, REQUEST_ID, TARGET,
@@ -73,7 +75,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     if gateway.is_open() {
-        tracing::warn!("no client keys are configured: the gateway accepts requests without a key");
+        tracing::warn!(
+            "no client keys are configured: the gateway accepts requests without a key, \
+             addressed to its loopback address only"
+        );
+    }
+    if let Ok(addr) = listener.local_addr() {
+        gateway.live.bind(addr);
     }
     let listener = listener.tap_io(|tcp| {
         // Small SSE chunks must not wait for Nagle.

@@ -36,6 +36,7 @@ use axum::extract::FromRef;
 use holdfast_config::{Config, ConfigErrors, Overrides};
 use holdfast_store::{ConfigVersion, Store, StoreError};
 
+use crate::access::Bound;
 use crate::error::ServerError;
 use crate::gateway::{Gateway, Inner};
 
@@ -47,6 +48,11 @@ pub(crate) struct Live {
     current: ArcSwap<Inner>,
     running: tokio::sync::Mutex<Running>,
     history: OnceLock<History>,
+    /// Where the server listens, for open mode's `Host` check (`access.rs`).
+    bound: std::sync::Mutex<Bound>,
+    /// The prefixes a `key_env` of a configuration sent through the API (or restored
+    /// by a rollback) may start with; the defaults when not set.
+    key_env_prefixes: OnceLock<Vec<String>>,
 }
 
 /// The configuration being served, as loaded.
@@ -137,6 +143,21 @@ impl Live {
                 version: None,
             }),
             history: OnceLock::new(),
+            bound: std::sync::Mutex::new(Bound::Unknown),
+            key_env_prefixes: OnceLock::new(),
+        }
+    }
+
+    /// Where the server listens, as open mode's `Host` check knows it.
+    pub(crate) fn bound(&self) -> Bound {
+        *self.bound.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records the address `serve` bound, unless any host was allowed.
+    pub(crate) fn bind(&self, addr: std::net::SocketAddr) {
+        let mut bound = self.bound.lock().unwrap_or_else(|e| e.into_inner());
+        if *bound != Bound::AnyHost {
+            *bound = Bound::At(addr);
         }
     }
 
@@ -149,7 +170,9 @@ impl Live {
         self.history.get().ok_or(ReloadError::NoHistory)
     }
 
-    /// Loads `text` like a start would, naming it `name` in errors.
+    /// Loads `text`, which came through the API (or from the history), like a start
+    /// would, naming it `name` in errors; its `key_env` fields may only name variables
+    /// with an allowed prefix.
     fn load_text(
         &self,
         text: &str,
@@ -157,7 +180,14 @@ impl Live {
         overrides: &Overrides,
     ) -> Result<Config, ReloadError> {
         let env = with_flags(overrides);
-        Config::from_toml_str(text, name, &env).map_err(ReloadError::Invalid)
+        let defaults = || {
+            holdfast_config::DEFAULT_KEY_ENV_PREFIXES
+                .iter()
+                .map(|p| (*p).to_owned())
+                .collect()
+        };
+        let prefixes = self.key_env_prefixes.get_or_init(defaults);
+        Config::from_posted_text(text, name, &env, prefixes).map_err(ReloadError::Invalid)
     }
 
     /// Applies `config` unless it is the running text: checks what needs a restart,
@@ -246,6 +276,24 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<(String, String)> {
 }
 
 impl Gateway {
+    /// Lets a configuration sent through the API (or restored by a rollback) name
+    /// only `key_env` variables that start with one of `prefixes` (instead of
+    /// [`holdfast_config::DEFAULT_KEY_ENV_PREFIXES`]). Set before serving; a second
+    /// call keeps the first.
+    pub fn with_key_env_prefixes(self, prefixes: Vec<String>) -> Gateway {
+        if self.live.key_env_prefixes.set(prefixes).is_err() {
+            tracing::warn!("key_env prefixes are already set; keeping the first");
+        }
+        self
+    }
+
+    /// Accepts any `Host` without client keys: for `serve --insecure-no-auth` on a
+    /// public address, where the loopback-only `Host` check cannot hold.
+    pub fn allow_any_host(self) -> Gateway {
+        *self.live.bound.lock().unwrap_or_else(|e| e.into_inner()) = Bound::AnyHost;
+        self
+    }
+
     /// Attaches the configuration history: records the running configuration's text
     /// in `store` (the same text as the newest version is not a new version) and
     /// remembers how to read `file` again. Answers the running version.

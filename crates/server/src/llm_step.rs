@@ -104,7 +104,9 @@ async fn run(gw: &Inner, step: LlmRequest) -> Result<LlmAnswer, Failure> {
     let started_ms = gw.clock.unix_millis();
     let meta = RequestMeta {
         deadline: Deadline::after(started, step.timeout),
-        agent: (!step.agent.is_empty()).then(|| Arc::from(step.agent.as_str())),
+        // As the gateway's door does: a tenant's step trips only that tenant's breaker.
+        agent: (!step.agent.is_empty())
+            .then(|| Arc::from(format!("{}/{}", step.tenant, step.agent))),
         idempotency_key: Some(step.idempotency_key.clone()),
     };
     let (id, seed) = gw.next_request();
@@ -122,6 +124,7 @@ async fn run(gw: &Inner, step: LlmRequest) -> Result<LlmAnswer, Failure> {
     let cost_usd = ran.trace.cost_usd();
     let mut entry = Entry {
         request_id: Arc::clone(&id),
+        tenant: Arc::from(step.tenant.as_str()),
         route: Arc::clone(&route.name),
         endpoint: "workflow.llm",
         stream: false,
@@ -193,6 +196,9 @@ fn outcome(err: &ApiError) -> Outcome {
         | ApiError::InvalidResponseFormat(_)
         | ApiError::MissingApiKey
         | ApiError::InvalidApiKey
+        | ApiError::Forbidden { .. }
+        | ApiError::CrossOrigin(_)
+        | ApiError::UnsupportedMediaType(_)
         | ApiError::ModelNotFound(_)
         | ApiError::NotFound(_)
         | ApiError::MethodNotAllowed
@@ -226,6 +232,7 @@ mod tests {
             temperature: Some(0.2),
             output_schema: Some(json!({"type": "object"})),
             idempotency_key: "t-1/draft".into(),
+            tenant: "acme".into(),
             agent: "article/draft".into(),
             timeout: Duration::from_secs(5),
         };
@@ -238,8 +245,8 @@ mod tests {
         assert!(OutputCheck::for_request(&parsed).is_ok());
     }
 
-    /// A step calls as its own agent (`workflow/step`), so the gateway's per-agent
-    /// breaker sees each step apart.
+    /// A step calls as its own agent (`workflow/step`, of its task's tenant), so the
+    /// gateway's per-agent breaker sees each step, and each tenant, apart.
     #[tokio::test]
     async fn a_step_calls_as_its_own_agent() {
         let clock = Arc::new(holdfast_policy::SystemClock::new());
@@ -275,6 +282,7 @@ mod tests {
                 temperature: None,
                 output_schema: None,
                 idempotency_key: "t-1/draft".into(),
+                tenant: "acme".into(),
                 agent: "article/draft".into(),
                 timeout: Duration::from_secs(5),
             })
@@ -284,7 +292,7 @@ mod tests {
         let inner = gateway.live.current();
         let registry = inner.registry.lock().unwrap();
         let agents: Vec<&str> = registry.agents().map(|(agent, _)| &**agent).collect();
-        assert_eq!(agents, ["article/draft"]);
+        assert_eq!(agents, ["acme/article/draft"]);
     }
 
     #[test]

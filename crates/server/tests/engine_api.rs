@@ -98,7 +98,7 @@ impl Server {
     async fn start_with(engine: bool, key_extra: &str) -> Server {
         let mock = Mock::openai("").await;
         let toml = format!(
-            "[server]\nbody_limit = \"64KiB\"\n[[client_keys]]\nname = \"ops\"\nkey_env = \"K\"\n{key_extra}\n{}{}[routes.smart]\ntargets = [\"a\"]\n",
+            "[server]\nbody_limit = \"64KiB\"\n[[client_keys]]\nname = \"ops\"\nkey_env = \"K\"\nrole = \"admin\"\n{key_extra}\n{}{}[routes.smart]\ntargets = [\"a\"]\n",
             openai_provider("p", &mock),
             target("a", "p", 100_000)
         );
@@ -517,10 +517,18 @@ async fn approve_runs_the_workflow_to_the_end() {
     assert_eq!(waiting["last_checkpoint"]["step"], "review", "{waiting}");
     assert!(waiting["last_checkpoint"]["at_ms"].as_u64().unwrap() > 0);
 
-    let (status, resolved) = s
+    // Who decided is the key's name: a name in the body is refused, not recorded.
+    let (status, named) = s
         .post(
             &format!("/v1/escalations/{id}/resolve"),
             &json!({"action": "approve", "by": "ana"}),
+        )
+        .await;
+    assert_eq!((status, code(&named)), (400, "invalid_request"), "{named}");
+    let (status, resolved) = s
+        .post(
+            &format!("/v1/escalations/{id}/resolve"),
+            &json!({"action": "approve"}),
         )
         .await;
     assert_eq!(status, 200, "{resolved}");
@@ -529,7 +537,7 @@ async fn approve_runs_the_workflow_to_the_end() {
             resolved["status"].as_str(),
             resolved["resolved_by"].as_str()
         ),
-        (Some("approved"), Some("ana"))
+        (Some("approved"), Some("ops"))
     );
     let (status, again) = s
         .post(

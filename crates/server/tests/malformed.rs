@@ -184,6 +184,7 @@ async fn anthropic_errors_have_the_anthropic_shape() {
     let response = gw
         .client
         .post(gw.url("/v1/messages"))
+        .header("content-type", "application/json")
         .body("{")
         .send()
         .await
@@ -195,6 +196,7 @@ async fn anthropic_errors_have_the_anthropic_shape() {
     let response = gw
         .client
         .post(gw.url("/v1/messages"))
+        .header("content-type", "application/json")
         .body(r#"{"model":"x","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}"#)
         .send()
         .await

@@ -57,6 +57,8 @@ pub struct Job {
     pub job_id: String,
     /// Its task.
     pub task_id: String,
+    /// Its task's tenant.
+    pub tenant: String,
     /// The step it runs.
     pub step: String,
     /// Its queue.
@@ -160,6 +162,8 @@ pub struct Escalation {
     pub escalation_id: String,
     /// Its task.
     pub task_id: String,
+    /// Its task's tenant.
+    pub tenant: String,
     /// The step that asked.
     pub step: String,
     /// Why.
@@ -181,6 +185,8 @@ pub struct Escalation {
 /// Which escalations to list, oldest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EscalationFilter {
+    /// Only those of this tenant's tasks; `None` for every tenant.
+    pub tenant: Option<String>,
     /// Only open ones.
     pub open_only: bool,
     /// Only this task's.
@@ -192,6 +198,7 @@ pub struct EscalationFilter {
 impl Default for EscalationFilter {
     fn default() -> Self {
         EscalationFilter {
+            tenant: None,
             open_only: true,
             task_id: None,
             limit: 100,

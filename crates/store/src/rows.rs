@@ -18,6 +18,7 @@ use crate::{Result, StoreError};
 /// The task columns, in the order every `SELECT` of a task lists them.
 pub(crate) struct TaskRow {
     pub(crate) task_id: String,
+    pub(crate) tenant: String,
     pub(crate) workflow: String,
     pub(crate) workflow_version: i64,
     pub(crate) status: String,
@@ -74,6 +75,7 @@ impl TaskRow {
         };
         Ok(Task {
             task_id: self.task_id,
+            tenant: self.tenant,
             workflow: self.workflow,
             workflow_version: version("task.workflow_version", self.workflow_version)?,
             status: TaskStatus::parse(&self.status)?,
@@ -157,6 +159,7 @@ pub(crate) fn journal(
 pub(crate) struct JobRow {
     pub(crate) job_id: String,
     pub(crate) task_id: String,
+    pub(crate) tenant: String,
     pub(crate) step: String,
     pub(crate) queue: String,
     pub(crate) payload: String,
@@ -173,6 +176,7 @@ impl JobRow {
         Ok(Job {
             job_id: self.job_id,
             task_id: self.task_id,
+            tenant: self.tenant,
             step: self.step,
             queue: self.queue,
             payload: parse_json("job.payload", &self.payload)?,
@@ -190,6 +194,7 @@ impl JobRow {
 pub(crate) struct EscalationRow {
     pub(crate) escalation_id: String,
     pub(crate) task_id: String,
+    pub(crate) tenant: String,
     pub(crate) step: String,
     pub(crate) reason: String,
     pub(crate) payload: String,
@@ -221,6 +226,7 @@ impl EscalationRow {
         Ok(Escalation {
             escalation_id: self.escalation_id,
             task_id: self.task_id,
+            tenant: self.tenant,
             step: self.step,
             reason: self.reason,
             payload: parse_json("escalation.payload", &self.payload)?,

@@ -78,8 +78,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn advance(&self, advance: Advance, now_ms: u64) -> Result<()>;
     /// A task's steps, by name.
     async fn list_steps(&self, task_id: &str) -> Result<Vec<Step>>;
-    /// The retry queue: steps waiting to be retried, soonest first.
-    async fn retry_queue(&self, limit: u32) -> Result<Vec<Step>>;
+    /// The retry queue: steps waiting to be retried, soonest first; only those of
+    /// `tenant`'s tasks when it is given.
+    async fn retry_queue(&self, tenant: Option<&str>, limit: u32) -> Result<Vec<Step>>;
 
     /// Appends events to a task's journal outside an advance (notes, observations).
     async fn append_events(&self, task_id: &str, events: Vec<NewEvent>, now_ms: u64) -> Result<()>;
@@ -87,10 +88,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn journal(&self, task_id: &str, after_seq: u64, limit: u32)
     -> Result<Vec<JournalEntry>>;
 
-    /// Claims up to `limit` jobs of `queue` that are pending or whose lease expired.
+    /// Claims up to `limit` jobs of `queue` that are pending or whose lease expired;
+    /// only jobs of `tenant`'s tasks when it is given.
     async fn claim_jobs(
         &self,
         queue: &str,
+        tenant: Option<&str>,
         worker_id: &str,
         lease: Duration,
         limit: u32,

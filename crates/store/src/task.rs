@@ -139,14 +139,17 @@ pub struct WorkflowDef {
 pub struct NewTask {
     /// The new task's id (the caller generates it): a valid name.
     pub task_id: String,
+    /// The tenant it belongs to: a valid name. Idempotency keys are the tenant's own:
+    /// another tenant's task with the same key is another task.
+    pub tenant: String,
     /// The workflow it runs; must be registered.
     pub workflow: String,
     /// The workflow version it runs; must be registered.
     pub workflow_version: u32,
     /// The task's input, at most the store's `max_document_bytes` when serialised.
     pub input: Value,
-    /// A client's idempotency key: a second submission with the same key returns the
-    /// first task. 1–255 bytes, no control characters.
+    /// A client's idempotency key: a second submission of the same tenant with the same
+    /// key returns the first task. 1–255 bytes, no control characters.
     pub idempotency_key: Option<String>,
     /// The steps the task will run, in order (shown as `pending_steps`).
     pub pending_steps: Vec<String>,
@@ -197,6 +200,8 @@ pub struct Checkpoint {
 pub struct Task {
     /// Its id.
     pub task_id: String,
+    /// The tenant it belongs to.
+    pub tenant: String,
     /// The workflow it runs.
     pub workflow: String,
     /// The workflow version it runs.
@@ -235,6 +240,8 @@ pub struct Task {
 /// Which tasks to list, newest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskFilter {
+    /// Only tasks of this tenant; `None` for every tenant.
+    pub tenant: Option<String>,
     /// Only tasks in this status.
     pub status: Option<TaskStatus>,
     /// Only tasks of this workflow (any version).
@@ -248,6 +255,7 @@ pub struct TaskFilter {
 impl Default for TaskFilter {
     fn default() -> Self {
         TaskFilter {
+            tenant: None,
             status: None,
             workflow: None,
             cursor: None,

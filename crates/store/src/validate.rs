@@ -124,6 +124,7 @@ pub(crate) fn workflow(w: &NewWorkflow, max: usize) -> Result<String> {
 /// Checks a submission; returns the serialised input and pending steps.
 pub(crate) fn new_task(t: &NewTask, max: usize) -> Result<(String, String)> {
     name("task.task_id", &t.task_id)?;
+    name("task.tenant", &t.tenant)?;
     name("task.workflow", &t.workflow)?;
     if let Some(key) = &t.idempotency_key {
         if key.is_empty() {

@@ -10,6 +10,7 @@ mod conformance {
     pub(crate) mod leases;
     pub(crate) mod steps;
     pub(crate) mod tasks;
+    pub(crate) mod tenants;
     pub(crate) mod wakes;
 }
 
@@ -73,4 +74,6 @@ conformance! {
     batches::a_step_committed_twice_among_many_is_a_conflict_alone,
     batches::a_duplicate_job_among_many_fails_alone,
     batches::concurrent_submissions_are_each_answered_alone,
+    tenants::idempotency_keys_are_each_tenants_own,
+    tenants::lists_queues_and_claims_see_only_their_tenant,
 }

@@ -134,6 +134,7 @@ async fn write_forever(store: Arc<dyn Store>, writer: usize) {
         let id = format!("w{writer}-{i}");
         let task = NewTask {
             task_id: id.clone(),
+            tenant: "default".into(),
             workflow: "wf".into(),
             workflow_version: 1,
             input: json!({"i": i}),

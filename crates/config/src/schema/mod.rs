@@ -116,12 +116,30 @@ impl Default for Store {
 }
 
 /// `[[client_keys]]`: one key clients may present (`Authorization: Bearer KEY`).
+///
+/// Each key has a role, which bounds what it may do (`docs/security.md` has the table of
+/// every endpoint and the least role it needs), and a tenant, which bounds whose data it
+/// sees: tasks, worker jobs, escalations, the attempt ledger, idempotent answers and
+/// cached answers belong to the tenant of the key that made them, and another tenant's
+/// are answered 404.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientKey {
-    /// A name for the key, shown in metrics and logs instead of the key; unique among
-    /// client keys. Required.
+    /// A name for the key, shown in metrics and logs instead of the key, and recorded
+    /// as who answered an escalation; unique among client keys. Required.
     pub name: String,
+    /// What the key may do, each role adding to the one before: `"agent"` (model calls;
+    /// its tenant's tasks, worker jobs and ledger), `"reviewer"` (also its tenant's
+    /// escalation inbox), `"operator"` (also reading every tenant's data, the alerts and
+    /// the configuration history, draining and restoring targets, drills), `"admin"`
+    /// (also configuration writes, reloads and rollbacks, and workflow registration).
+    /// Default `"agent"`.
+    #[serde(default)]
+    pub role: Role,
+    /// The tenant the key acts for: 1 to 200 characters of letters, digits and
+    /// `_ . : / @ -`. Keys of one tenant share its data. Default: the key's `name`
+    /// (which must then follow the same rule).
+    pub tenant: Option<String>,
     /// The environment variable holding the key. The key itself never goes in the file.
     /// Required; the variable must be set and not empty.
     pub key_env: String,
@@ -129,6 +147,43 @@ pub struct ClientKey {
     pub requests_per_minute: Option<u64>,
     /// Prompt tokens per minute allowed with this key; at least 1. Default: unlimited.
     pub tokens_per_minute: Option<u64>,
+}
+
+/// What a client key may do (see [`ClientKey::role`]); each role includes the ones
+/// before it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Model calls, and its tenant's tasks, worker jobs and ledger.
+    #[default]
+    Agent,
+    /// Also its tenant's escalation inbox.
+    Reviewer,
+    /// Also every tenant's data, alerts and history (read), drains and drills.
+    Operator,
+    /// Also configuration writes, reloads, rollbacks and workflow registration.
+    Admin,
+}
+
+impl Role {
+    /// Every role, least first.
+    pub const ALL: [Role; 4] = [Role::Agent, Role::Reviewer, Role::Operator, Role::Admin];
+
+    /// How the file (and `docs/security.md`) spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Reviewer => "reviewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// `[agents]`: calls that carry an `x-holdfast-agent` header are also protected per

@@ -113,7 +113,7 @@ pub(super) fn engine(
 }
 
 /// Why `id` is not a valid store name, if it is not.
-fn name_problem(id: &str) -> Option<String> {
+pub(crate) fn name_problem(id: &str) -> Option<String> {
     if id.is_empty() || id.len() > MAX_NAME_LEN {
         return Some(format!("must be 1 to {MAX_NAME_LEN} bytes"));
     }

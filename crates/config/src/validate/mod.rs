@@ -41,6 +41,9 @@ pub(crate) struct Layered {
 pub(crate) struct Inputs<'a> {
     pub(crate) env: Env<'a>,
     pub(crate) allow_missing_secrets: bool,
+    /// The prefixes a `key_env` must start with, when the text came from outside the
+    /// machine (the API); `None` for files.
+    pub(crate) key_env_prefixes: Option<&'a [String]>,
     pub(crate) listen: Layered,
     pub(crate) store_url: Layered,
     pub(crate) locator: &'a Locator<'a>,
@@ -50,6 +53,7 @@ pub(crate) struct Inputs<'a> {
 pub(crate) struct Checker<'a> {
     env: Env<'a>,
     allow_missing_secrets: bool,
+    key_env_prefixes: Option<&'a [String]>,
     problems: Vec<Problem>,
     missing_secrets: Vec<String>,
     /// Secret values seen so far, with the field that named them, to spot reuse.
@@ -67,10 +71,24 @@ impl Checker<'_> {
         self.invalid(prefix.dotted(error.field), error.problem);
     }
 
-    /// Reads the secret in `var`, named by the field at `path`.
+    /// Reads the secret in `var`, named by the field at `path`. A text from the API
+    /// may only name variables with an allowed prefix: otherwise a configuration
+    /// posted from afar could send any secret of the process (a cloud key, a database
+    /// password) to a `base_url` of its choosing. Such a variable is not even read.
     pub(crate) fn secret(&mut self, path: FieldPath, var: &str) -> Option<Secret> {
         if var.is_empty() {
             self.invalid(path, "names no environment variable");
+            return None;
+        }
+        if let Some(prefixes) = self.key_env_prefixes
+            && !prefixes.iter().any(|p| var.starts_with(p.as_str()))
+        {
+            let message = format!(
+                "{var} may not be read by a configuration sent through the API: its name \
+                 must start with one of {} (`holdfast serve --key-env-prefixes`)",
+                prefixes.join(", ")
+            );
+            self.invalid(path, message);
             return None;
         }
         match (self.env)(var) {
@@ -134,6 +152,7 @@ pub(crate) fn run(
     let mut c = Checker {
         env: inputs.env,
         allow_missing_secrets: inputs.allow_missing_secrets,
+        key_env_prefixes: inputs.key_env_prefixes,
         problems: Vec::new(),
         missing_secrets: Vec::new(),
         client_secrets: HashMap::new(),
@@ -266,8 +285,23 @@ fn client_keys(c: &mut Checker<'_>, raw: &[schema::ClientKey]) -> Vec<ClientKey>
                 c.invalid(path.key("key_env"), message);
             }
         }
+        let tenant = key.tenant.clone().unwrap_or_else(|| key.name.clone());
+        if let Some(problem) = engine::name_problem(&tenant) {
+            match key.tenant {
+                Some(_) => c.invalid(path.key("tenant"), problem),
+                None => c.invalid(
+                    path.key("tenant"),
+                    format!(
+                        "the key's name {:?} is not a valid tenant ({problem}): set `tenant`",
+                        key.name
+                    ),
+                ),
+            }
+        }
         keys.push(ClientKey {
             name: key.name.clone(),
+            role: key.role,
+            tenant,
             key: secret,
             requests: c.per_minute(path.key("requests_per_minute"), key.requests_per_minute),
             tokens: c.per_minute(path.key("tokens_per_minute"), key.tokens_per_minute),

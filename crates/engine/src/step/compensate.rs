@@ -29,6 +29,7 @@ impl Cx<'_> {
         let key = format!("{}/compensate", idempotency_key(&self.task_id, &step.name));
         let agent = format!("{}/{}", self.workflow_name, step.name);
         let id = Identity {
+            tenant: &self.tenant,
             idempotency_key: &key,
             agent: &agent,
             fencing_token: self.fence.as_ref().map(|f| f.token.0),

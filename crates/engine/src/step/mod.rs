@@ -106,6 +106,8 @@ pub(crate) fn event(kind: &str, data: Value) -> NewEvent {
 pub(crate) struct Cx<'a> {
     pub(crate) engine: &'a Inner,
     pub(crate) task_id: String,
+    /// The task's tenant: its model calls are made (and accounted) as that tenant's.
+    pub(crate) tenant: Arc<str>,
     pub(crate) workflow_name: Arc<str>,
     pub(crate) input: Value,
     pub(crate) workflow: Arc<Workflow>,
@@ -133,6 +135,7 @@ impl Cx<'_> {
         let agent = format!("{}/{}", self.workflow_name, step.name);
         let now = self.now();
         let id = Identity {
+            tenant: &self.tenant,
             idempotency_key: &key,
             agent: &agent,
             fencing_token: self.fence.as_ref().map(|f| f.token.0),

@@ -20,16 +20,16 @@
 use std::collections::HashMap;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use holdfast_config::ConfigError;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{Value, json};
 
+use crate::access::{Admin, Operator};
 use crate::engine_api::{read_body, reply};
 use crate::error::{ApiError, ConfigProblem};
-use crate::gateway::Gateway;
 use crate::live::{Applied, ReloadError};
 
 /// The largest configuration text accepted: far above any real file, far below
@@ -42,11 +42,11 @@ const MAX_LIMIT: u32 = 1000;
 
 /// `POST /admin/config`: applies the TOML text in the body.
 pub(crate) async fn reload_body(
-    State(gateway): State<Gateway>,
+    caller: Admin,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    gateway.inner.keys.authenticate(&headers)?;
+    let gateway = caller.gateway;
     check_content_type(&headers)?;
     let body = read_config(&headers, body).await?;
     let text = std::str::from_utf8(&body).map_err(|e| {
@@ -65,11 +65,8 @@ pub(crate) async fn reload_body(
 }
 
 /// `POST /admin/config/reload`: reads the configuration file again.
-pub(crate) async fn reload_file(
-    State(gateway): State<Gateway>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    gateway.inner.keys.authenticate(&headers)?;
+pub(crate) async fn reload_file(caller: Admin) -> Result<Response, ApiError> {
+    let gateway = caller.gateway;
     let applied = gateway.reload_file().await.map_err(refusal)?;
     Ok(applied_reply(&applied))
 }
@@ -83,11 +80,11 @@ struct RollbackBody {
 
 /// `POST /admin/config/rollback`: applies a stored version again.
 pub(crate) async fn rollback(
-    State(gateway): State<Gateway>,
+    caller: Admin,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    gateway.inner.keys.authenticate(&headers)?;
+    let gateway = caller.gateway;
     let body = read_body(&gateway, &headers, body).await?;
     let to = if body.iter().all(u8::is_ascii_whitespace) {
         None
@@ -102,11 +99,10 @@ pub(crate) async fn rollback(
 
 /// `GET /admin/config/history`: the versions, newest first.
 pub(crate) async fn history(
-    State(gateway): State<Gateway>,
-    headers: HeaderMap,
+    caller: Operator,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    gateway.inner.keys.authenticate(&headers)?;
+    let gateway = caller.gateway;
     let mut limit = DEFAULT_LIMIT;
     for (name, value) in &query {
         match name.as_str() {
@@ -152,11 +148,10 @@ pub(crate) async fn history(
 
 /// `GET /admin/config/versions/{v}`: the stored text.
 pub(crate) async fn version(
-    State(gateway): State<Gateway>,
-    headers: HeaderMap,
+    caller: Operator,
     Path(version): Path<String>,
 ) -> Result<Response, ApiError> {
-    gateway.inner.keys.authenticate(&headers)?;
+    let gateway = caller.gateway;
     let v: u64 = version.parse().map_err(|_| ApiError::InvalidRequest {
         message: format!("invalid version {version:?}: expected a whole number"),
         param: Some("version".to_owned()),

@@ -17,7 +17,7 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use holdfast_policy::Instant;
@@ -25,10 +25,11 @@ use holdfast_policy::fallback::TargetId;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::access::Operator;
 use crate::engine_api::{parse, read_body, reply};
 use crate::error::ApiError;
 use crate::events::millis;
-use crate::gateway::{Gateway, Inner};
+use crate::gateway::Inner;
 
 /// The longest drain: a day.
 pub(crate) const MAX_DRAIN: Duration = Duration::from_secs(24 * 3600);
@@ -43,13 +44,13 @@ struct DrainBody {
 
 /// `POST /admin/targets/{name}/drain`.
 pub(crate) async fn drain(
-    State(gateway): State<Gateway>,
+    caller: Operator,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let gateway = caller.gateway;
     let gw = &gateway.inner;
-    gw.keys.authenticate(&headers)?;
     let target = target_id(gw, &name)?;
     let body = read_body(&gateway, &headers, body).await?;
     let request: DrainBody = parse(&body, false)?;
@@ -72,12 +73,11 @@ pub(crate) async fn drain(
 
 /// `POST /admin/targets/{name}/restore`.
 pub(crate) async fn restore(
-    State(gateway): State<Gateway>,
+    caller: Operator,
     Path(name): Path<String>,
-    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let gateway = caller.gateway;
     let gw = &gateway.inner;
-    gw.keys.authenticate(&headers)?;
     let target = target_id(gw, &name)?;
     gw.registry
         .lock()

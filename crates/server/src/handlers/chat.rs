@@ -5,24 +5,18 @@
 //! path; only a refused one pays for the path-tracking parser that names the field.
 
 use axum::body::Body;
-use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use holdfast_llm::openai::ChatRequest;
 
+use crate::access::Agent;
 use crate::error::{ApiError, Flavor};
 use crate::exchange::{self, Dialect};
-use crate::gateway::Gateway;
 use crate::intake::{Door, request_error};
 
 /// Handles one chat completion.
-pub(crate) async fn chat_completions(
-    State(gateway): State<Gateway>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let door = match Door::open(&gateway, &headers, body, Flavor::OpenAi, "chat.completions").await
-    {
+pub(crate) async fn chat_completions(caller: Agent, headers: HeaderMap, body: Body) -> Response {
+    let door = match Door::open(caller, &headers, body, Flavor::OpenAi, "chat.completions").await {
         Ok(door) => door,
         Err(refused) => return refused,
     };

@@ -4,20 +4,23 @@
 //!
 //! An escalation is resolved once: a second answer is a 409 `conflict`, whoever gives
 //! it, so two people clicking at once cannot both move the task. Who decided is
-//! recorded: `by` when given, else the name of the client key used (never the key).
+//! recorded as the name of the client key that answered (never the key, and never a
+//! name written in the body: the audit record names who authenticated). The inbox is
+//! for reviewers and up, each seeing its own tenant's escalations (operators and
+//! admins read every tenant's, and answer only their own).
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use holdfast_store::{EscalationFilter, Resolution};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::access::Reviewer;
 use crate::engine_api::{admit, admit_json, bounded, engine_error, query, reply};
 use crate::engine_json;
 use crate::error::ApiError;
-use crate::gateway::Gateway;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,12 +34,8 @@ struct ListQuery {
 }
 
 /// Lists escalations, oldest first: open ones by default, `status=all` for every one.
-pub(crate) async fn list(
-    State(gateway): State<Gateway>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Result<Response, ApiError> {
-    let api = admit(&gateway, &headers)?;
+pub(crate) async fn list(caller: Reviewer, uri: Uri) -> Result<Response, ApiError> {
+    let api = admit(&caller)?;
     let q: ListQuery = query(&uri)?;
     let open_only = match q.status.as_deref() {
         None | Some("" | "open") => true,
@@ -50,13 +49,14 @@ pub(crate) async fn list(
     };
     let limit = bounded("limit", q.limit.unwrap_or(100), 1..=1000)?;
     let filter = EscalationFilter {
+        tenant: None,
         open_only,
         task_id: q.task_id.filter(|t| !t.is_empty()),
         limit: limit as u32,
     };
     let list = api
         .engine
-        .escalations(&filter)
+        .escalations(&filter, &api.principal.reads())
         .await
         .map_err(engine_error)?;
     let list: Vec<Value> = list.iter().map(engine_json::escalation).collect();
@@ -64,13 +64,13 @@ pub(crate) async fn list(
 }
 
 /// One escalation.
-pub(crate) async fn get(
-    State(gateway): State<Gateway>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let api = admit(&gateway, &headers)?;
-    let esc = api.engine.escalation(&id).await.map_err(engine_error)?;
+pub(crate) async fn get(caller: Reviewer, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let api = admit(&caller)?;
+    let esc = api
+        .engine
+        .escalation(&id, &api.principal.reads())
+        .await
+        .map_err(engine_error)?;
     Ok(reply(StatusCode::OK, &engine_json::escalation(&esc)))
 }
 
@@ -91,22 +91,30 @@ struct ResolveBody {
     value: Option<Value>,
     #[serde(default)]
     reason: Option<String>,
+    /// Refused with a clear message: who decided is the key's name.
     #[serde(default)]
-    by: Option<String>,
+    by: Option<Value>,
 }
 
 /// Records a person's decision and wakes the task.
 pub(crate) async fn resolve(
-    State(gateway): State<Gateway>,
+    caller: Reviewer,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (api, request): (_, ResolveBody) = admit_json(&gateway, &headers, body, false).await?;
+    let (api, request): (_, ResolveBody) = admit_json(&caller, &headers, body, false).await?;
     let refuse = |message: &str, param: &str| ApiError::InvalidRequest {
         message: message.to_owned(),
         param: Some(param.to_owned()),
     };
+    if request.by.is_some() {
+        return Err(refuse(
+            "`by` is not accepted: the decision is recorded under the name of the client \
+             key that sends it",
+            "by",
+        ));
+    }
     let resolution = match (request.action, request.value, request.reason) {
         (Action::Approve, None, None) => Resolution::Approve,
         (Action::Edit, Some(value), None) => Resolution::Edit(value),
@@ -123,13 +131,14 @@ pub(crate) async fn resolve(
             return Err(refuse("only `reject` takes a `reason`", "reason"));
         }
     };
-    let by = request
-        .by
-        .filter(|b| !b.trim().is_empty())
-        .unwrap_or(api.caller);
     let esc = api
         .engine
-        .resolve(&id, resolution, &by)
+        .resolve(
+            &id,
+            &api.principal.writes(),
+            resolution,
+            &api.principal.name,
+        )
         .await
         .map_err(engine_error)?;
     Ok(reply(StatusCode::OK, &engine_json::escalation(&esc)))

@@ -6,25 +6,20 @@
 //! errors keep the Anthropic shape throughout.
 
 use axum::body::Body;
-use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use holdfast_llm::anthropic::MessagesRequest;
 use holdfast_llm::openai::ChatRequest;
 use holdfast_llm::translate::to_openai_request;
 
+use crate::access::Agent;
 use crate::error::{ApiError, Flavor};
 use crate::exchange::{self, Dialect};
-use crate::gateway::Gateway;
 use crate::intake::{Door, request_error};
 
 /// Handles one Anthropic message request.
-pub(crate) async fn messages(
-    State(gateway): State<Gateway>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let door = match Door::open(&gateway, &headers, body, Flavor::Anthropic, "messages").await {
+pub(crate) async fn messages(caller: Agent, headers: HeaderMap, body: Body) -> Response {
+    let door = match Door::open(caller, &headers, body, Flavor::Anthropic, "messages").await {
         Ok(door) => door,
         Err(refused) => return refused,
     };

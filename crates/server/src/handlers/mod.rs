@@ -3,7 +3,8 @@
 //! The decision: a handler is a thin adapter between HTTP and the gateway. It reads
 //! what its endpoint needs and hands over to the shared flow (`exchange` for chats);
 //! no policy, provider or ledger logic lives here, so the two chat dialects cannot
-//! drift apart.
+//! drift apart. Who may call a route is said once, in the table below, and held by the
+//! extractor each handler takes (`access.rs`).
 
 mod admin_config;
 mod admin_targets;
@@ -22,61 +23,108 @@ mod tasks;
 mod workers;
 mod workflows;
 
+use std::sync::Arc;
+
 use axum::Router;
-use axum::routing::{get, post};
+use holdfast_config::Role;
 
 use crate::gateway::Gateway;
+use crate::live::Live;
+
+/// One route and the least role it needs: what `docs/security.md` tabulates and the
+/// access test checks route by route, role by role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    /// `GET` or `POST`.
+    pub method: &'static str,
+    /// The path as the router matches it (`/v1/tasks/{id}`).
+    pub path: &'static str,
+    /// The least role; `None` for a route open to anyone (health, metrics, the
+    /// dashboard's static files).
+    pub role: Option<Role>,
+}
+
+macro_rules! role {
+    (public) => {
+        None
+    };
+    (agent) => {
+        Some(Role::Agent)
+    };
+    (reviewer) => {
+        Some(Role::Reviewer)
+    };
+    (operator) => {
+        Some(Role::Operator)
+    };
+    (admin) => {
+        Some(Role::Admin)
+    };
+}
+
+/// The route table, written once: it builds the router and lists the rules, so that a
+/// route cannot be served without a rule.
+macro_rules! routes {
+    ($($method:ident $path:literal $role:ident => $handler:path;)*) => {
+        /// Every route the router serves, with the least role it needs.
+        pub fn rules() -> Vec<Rule> {
+            vec![$(Rule {
+                method: stringify!($method),
+                path: $path,
+                role: role!($role),
+            }),*]
+        }
+
+        fn table(router: Router<Arc<Live>>) -> Router<Arc<Live>> {
+            router $(.route($path, axum::routing::$method($handler)))*
+        }
+    };
+}
+
+routes! {
+    post "/v1/chat/completions" agent => chat::chat_completions;
+    post "/v1/messages" agent => messages::messages;
+    get "/v1/models" agent => models::models;
+    get "/health" public => health::health;
+    get "/metrics" public => metrics::metrics;
+    get "/v1/holdfast/requests/{id}" agent => requests::request;
+    get "/v1/holdfast/targets" agent => targets::targets;
+    get "/v1/holdfast/alerts" operator => alerts::alerts;
+    get "/v1/holdfast/summary" operator => summary::summary;
+    get "/dashboard" public => crate::dashboard::page;
+    get "/dashboard/" public => crate::dashboard::page;
+    get "/dashboard/{file}" public => crate::dashboard::asset;
+    post "/v1/workflows" admin => workflows::register;
+    get "/v1/workflows" agent => workflows::list;
+    get "/v1/workflows/{name}" agent => workflows::latest;
+    get "/v1/workflows/{name}/versions/{version}" agent => workflows::version;
+    post "/v1/tasks" agent => tasks::submit;
+    get "/v1/tasks" agent => tasks::list;
+    get "/v1/tasks/{id}" agent => tasks::get;
+    get "/v1/tasks/{id}/steps" agent => tasks::steps;
+    get "/v1/tasks/{id}/journal" agent => tasks::journal;
+    post "/v1/tasks/{id}/cancel" agent => tasks::cancel;
+    get "/v1/retry-queue" agent => tasks::retry_queue;
+    post "/v1/workers/claim" agent => workers::claim;
+    post "/v1/workers/jobs/{id}/heartbeat" agent => workers::heartbeat;
+    post "/v1/workers/jobs/{id}/complete" agent => workers::complete;
+    get "/v1/escalations" reviewer => escalations::list;
+    get "/v1/escalations/{id}" reviewer => escalations::get;
+    post "/v1/escalations/{id}/resolve" reviewer => escalations::resolve;
+    post "/admin/config" admin => admin_config::reload_body;
+    post "/admin/config/reload" admin => admin_config::reload_file;
+    post "/admin/config/rollback" admin => admin_config::rollback;
+    get "/admin/config/history" operator => admin_config::history;
+    get "/admin/config/versions/{version}" operator => admin_config::version;
+    post "/admin/targets/{name}/drain" operator => admin_targets::drain;
+    post "/admin/targets/{name}/restore" operator => admin_targets::restore;
+}
 
 /// The gateway's routes. The router's state is the live configuration; each handler
-/// takes the [`Gateway`] current when its request arrived (`live.rs`).
+/// takes the [`Gateway`] current when its request arrived (`live.rs`), through the
+/// extractor of its role (`access.rs`).
 pub fn router(gateway: Gateway) -> Router {
-    Router::new()
-        .route("/v1/chat/completions", post(chat::chat_completions))
-        .route("/v1/messages", post(messages::messages))
-        .route("/v1/models", get(models::models))
-        .route("/health", get(health::health))
-        .route("/metrics", get(metrics::metrics))
-        .route("/v1/holdfast/requests/{id}", get(requests::request))
-        .route("/v1/holdfast/targets", get(targets::targets))
-        .route("/v1/holdfast/alerts", get(alerts::alerts))
-        .route("/v1/holdfast/summary", get(summary::summary))
-        .route("/dashboard", get(crate::dashboard::page))
-        .route("/dashboard/", get(crate::dashboard::page))
-        .route("/dashboard/{file}", get(crate::dashboard::asset))
-        .route(
-            "/v1/workflows",
-            post(workflows::register).get(workflows::list),
-        )
-        .route("/v1/workflows/{name}", get(workflows::latest))
-        .route(
-            "/v1/workflows/{name}/versions/{version}",
-            get(workflows::version),
-        )
-        .route("/v1/tasks", post(tasks::submit).get(tasks::list))
-        .route("/v1/tasks/{id}", get(tasks::get))
-        .route("/v1/tasks/{id}/steps", get(tasks::steps))
-        .route("/v1/tasks/{id}/journal", get(tasks::journal))
-        .route("/v1/tasks/{id}/cancel", post(tasks::cancel))
-        .route("/v1/retry-queue", get(tasks::retry_queue))
-        .route("/v1/workers/claim", post(workers::claim))
-        .route("/v1/workers/jobs/{id}/heartbeat", post(workers::heartbeat))
-        .route("/v1/workers/jobs/{id}/complete", post(workers::complete))
-        .route("/v1/escalations", get(escalations::list))
-        .route("/v1/escalations/{id}", get(escalations::get))
-        .route("/v1/escalations/{id}/resolve", post(escalations::resolve))
-        .route("/admin/config", post(admin_config::reload_body))
-        .route("/admin/config/reload", post(admin_config::reload_file))
-        .route("/admin/config/rollback", post(admin_config::rollback))
-        .route("/admin/config/history", get(admin_config::history))
-        .route(
-            "/admin/config/versions/{version}",
-            get(admin_config::version),
-        )
-        .route("/admin/targets/{name}/drain", post(admin_targets::drain))
-        .route(
-            "/admin/targets/{name}/restore",
-            post(admin_targets::restore),
-        )
+    table(Router::new())
         .fallback(fallback::not_found)
         .method_not_allowed_fallback(fallback::method_not_allowed)
         .with_state(gateway.live)

@@ -4,20 +4,14 @@
 //! hidden, so they can change without client changes). The list is serialised once at
 //! startup.
 
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 
-use crate::error::Flavor;
-use crate::gateway::Gateway;
+use crate::access::Agent;
 use crate::respond;
 
 /// Lists the routes.
-pub(crate) async fn models(State(gateway): State<Gateway>, headers: HeaderMap) -> Response {
-    let gw = &gateway.inner;
-    let reply = gw.reply();
-    match gw.keys.authenticate(&headers) {
-        Ok(_) => respond::json(StatusCode::OK, gw.models.clone(), &reply),
-        Err(err) => respond::error(&err, Flavor::OpenAi, &reply),
-    }
+pub(crate) async fn models(caller: Agent) -> Response {
+    let gw = &caller.gateway.inner;
+    respond::json(StatusCode::OK, gw.models.clone(), &gw.reply())
 }

@@ -9,30 +9,23 @@
 //! It takes no query parameters, and says so when given one, rather than ignoring a
 //! filter the caller thinks it applied.
 
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use holdfast_store::EscalationFilter;
 use serde_json::{Value, json};
 
+use crate::access::Operator;
 use crate::error::{ApiError, Flavor};
-use crate::gateway::Gateway;
 use crate::respond;
 
 /// Open escalations counted at most: past this the count says `open_capped: true`.
 const MAX_OPEN_COUNTED: u32 = 1000;
 
 /// The totals.
-pub(crate) async fn summary(
-    State(gateway): State<Gateway>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Response {
+pub(crate) async fn summary(caller: Operator, uri: Uri) -> Response {
+    let gateway = caller.gateway;
     let gw = &gateway.inner;
     let reply = gw.reply();
-    if let Err(err) = gw.keys.authenticate(&headers) {
-        return respond::error(&err, Flavor::OpenAi, &reply);
-    }
     if let Err(err) = no_query(&uri) {
         return respond::error(&err, Flavor::OpenAi, &reply);
     }
@@ -64,11 +57,12 @@ pub(crate) async fn summary(
         None => Value::Null,
         Some(engine) => {
             let filter = EscalationFilter {
+                tenant: None,
                 open_only: true,
                 task_id: None,
                 limit: MAX_OPEN_COUNTED,
             };
-            match engine.escalations(&filter).await {
+            match engine.escalations(&filter, &caller.principal.reads()).await {
                 Ok(open) => json!({
                     "open": open.len(),
                     "open_capped": open.len() >= MAX_OPEN_COUNTED as usize,

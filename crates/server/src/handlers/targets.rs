@@ -5,24 +5,20 @@
 //! it is released. Instants on the injected clock are shown as Unix milliseconds and
 //! as time remaining.
 
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use holdfast_policy::Instant;
 use serde_json::{Value, json};
 
-use crate::error::Flavor;
+use crate::access::Agent;
 use crate::events::millis;
-use crate::gateway::Gateway;
 use crate::respond;
 
 /// The targets' health.
-pub(crate) async fn targets(State(gateway): State<Gateway>, headers: HeaderMap) -> Response {
+pub(crate) async fn targets(caller: Agent) -> Response {
+    let gateway = caller.gateway;
     let gw = &gateway.inner;
     let reply = gw.reply();
-    if let Err(err) = gw.keys.authenticate(&headers) {
-        return respond::error(&err, Flavor::OpenAi, &reply);
-    }
     let now = gw.clock.now();
     let unix = gw.clock.unix_millis();
     let at = |instant: Instant| -> Value {

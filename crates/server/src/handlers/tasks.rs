@@ -6,7 +6,7 @@
 //! twice. Once the answer is 2xx the task is durable (invariant 2).
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use holdfast_engine::Submission;
@@ -14,10 +14,10 @@ use holdfast_store::{Cancelled, Submitted, TaskFilter};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::access::Agent;
 use crate::engine_api::{admit, admit_json, bounded, engine_error, query, reply};
 use crate::engine_json;
 use crate::error::ApiError;
-use crate::gateway::Gateway;
 
 /// The most items one list answer holds.
 const MAX_LIMIT: u64 = 1000;
@@ -37,11 +37,11 @@ struct SubmitBody {
 
 /// Submits a task.
 pub(crate) async fn submit(
-    State(gateway): State<Gateway>,
+    caller: Agent,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (api, request): (_, SubmitBody) = admit_json(&gateway, &headers, body, false).await?;
+    let (api, request): (_, SubmitBody) = admit_json(&caller, &headers, body, false).await?;
     let header_key = match headers.get(crate::meta::IDEMPOTENCY_KEY) {
         None => None,
         Some(value) => Some(
@@ -69,6 +69,7 @@ pub(crate) async fn submit(
     let submitted = api
         .engine
         .submit(Submission {
+            tenant: api.principal.tenant.to_string(),
             workflow: request.workflow,
             version: request.version,
             input: request.input,
@@ -96,12 +97,8 @@ struct ListQuery {
 }
 
 /// Lists tasks, newest first, a page at a time.
-pub(crate) async fn list(
-    State(gateway): State<Gateway>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Result<Response, ApiError> {
-    let api = admit(&gateway, &headers)?;
+pub(crate) async fn list(caller: Agent, uri: Uri) -> Result<Response, ApiError> {
+    let api = admit(&caller)?;
     let q: ListQuery = query(&uri)?;
     let status = q
         .status
@@ -115,12 +112,17 @@ pub(crate) async fn list(
         })?;
     let limit = bounded("limit", q.limit.unwrap_or(DEFAULT_LIMIT), 1..=MAX_LIMIT)?;
     let filter = TaskFilter {
+        tenant: None,
         status,
         workflow: q.workflow.filter(|w| !w.is_empty()),
         cursor: q.cursor,
         limit: limit as u32,
     };
-    let page = api.engine.tasks(&filter).await.map_err(engine_error)?;
+    let page = api
+        .engine
+        .tasks(&filter, &api.principal.reads())
+        .await
+        .map_err(engine_error)?;
     let tasks: Vec<Value> = page.tasks.iter().map(engine_json::task).collect();
     Ok(reply(
         StatusCode::OK,
@@ -129,24 +131,24 @@ pub(crate) async fn list(
 }
 
 /// One task.
-pub(crate) async fn get(
-    State(gateway): State<Gateway>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let api = admit(&gateway, &headers)?;
-    let task = api.engine.task(&id).await.map_err(engine_error)?;
+pub(crate) async fn get(caller: Agent, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let api = admit(&caller)?;
+    let task = api
+        .engine
+        .task(&id, &api.principal.reads())
+        .await
+        .map_err(engine_error)?;
     Ok(reply(StatusCode::OK, &engine_json::task(&task)))
 }
 
 /// A task's step records.
-pub(crate) async fn steps(
-    State(gateway): State<Gateway>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let api = admit(&gateway, &headers)?;
-    let steps = api.engine.steps(&id).await.map_err(engine_error)?;
+pub(crate) async fn steps(caller: Agent, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let api = admit(&caller)?;
+    let steps = api
+        .engine
+        .steps(&id, &api.principal.reads())
+        .await
+        .map_err(engine_error)?;
     let steps: Vec<Value> = steps.iter().map(engine_json::step).collect();
     Ok(reply(StatusCode::OK, &json!({ "steps": steps })))
 }
@@ -162,17 +164,21 @@ struct JournalQuery {
 
 /// A task's journal after a sequence number.
 pub(crate) async fn journal(
-    State(gateway): State<Gateway>,
-    headers: HeaderMap,
+    caller: Agent,
     Path(id): Path<String>,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    let api = admit(&gateway, &headers)?;
+    let api = admit(&caller)?;
     let q: JournalQuery = query(&uri)?;
     let limit = bounded("limit", q.limit.unwrap_or(DEFAULT_LIMIT), 1..=MAX_LIMIT)?;
     let entries = api
         .engine
-        .journal(&id, q.after.unwrap_or(0), limit as u32)
+        .journal(
+            &id,
+            &api.principal.reads(),
+            q.after.unwrap_or(0),
+            limit as u32,
+        )
         .await
         .map_err(engine_error)?;
     let entries: Vec<Value> = entries.iter().map(engine_json::journal_entry).collect();
@@ -189,19 +195,19 @@ struct CancelBody {
 /// Cancels a task that has not finished; a finished one is answered as it is, with
 /// `cancelled: false`.
 pub(crate) async fn cancel(
-    State(gateway): State<Gateway>,
+    caller: Agent,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (api, request): (_, CancelBody) = admit_json(&gateway, &headers, body, true).await?;
+    let (api, request): (_, CancelBody) = admit_json(&caller, &headers, body, true).await?;
     let reason = request
         .reason
         .filter(|r| !r.trim().is_empty())
-        .unwrap_or_else(|| format!("cancelled by {}", api.caller));
+        .unwrap_or_else(|| format!("cancelled by {}", api.principal.name));
     let cancelled = api
         .engine
-        .cancel(&id, &reason)
+        .cancel(&id, &api.principal.writes(), &reason)
         .await
         .map_err(engine_error)?;
     let (cancelled, task) = match &cancelled {
@@ -222,17 +228,13 @@ struct LimitQuery {
 }
 
 /// Steps waiting to be retried, soonest first.
-pub(crate) async fn retry_queue(
-    State(gateway): State<Gateway>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Result<Response, ApiError> {
-    let api = admit(&gateway, &headers)?;
+pub(crate) async fn retry_queue(caller: Agent, uri: Uri) -> Result<Response, ApiError> {
+    let api = admit(&caller)?;
     let q: LimitQuery = query(&uri)?;
     let limit = bounded("limit", q.limit.unwrap_or(DEFAULT_LIMIT), 1..=MAX_LIMIT)?;
     let steps = api
         .engine
-        .retry_queue(limit as u32)
+        .retry_queue(&api.principal.reads(), limit as u32)
         .await
         .map_err(engine_error)?;
     let steps: Vec<Value> = steps.iter().map(engine_json::step).collect();

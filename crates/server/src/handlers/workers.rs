@@ -11,17 +11,17 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use holdfast_store::{FencingToken, JobResult};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::access::Agent;
 use crate::engine_api::{admit_json, bounded, engine_error, reply};
 use crate::engine_json;
 use crate::error::ApiError;
-use crate::gateway::Gateway;
 
 /// A job lease when the worker does not ask for one.
 const DEFAULT_LEASE_MS: u64 = 30_000;
@@ -43,11 +43,11 @@ struct ClaimBody {
 
 /// Claims up to `limit` jobs of a queue.
 pub(crate) async fn claim(
-    State(gateway): State<Gateway>,
+    caller: Agent,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (api, request): (_, ClaimBody) = admit_json(&gateway, &headers, body, false).await?;
+    let (api, request): (_, ClaimBody) = admit_json(&caller, &headers, body, false).await?;
     let lease = bounded(
         "lease_ms",
         request.lease_ms.unwrap_or(DEFAULT_LEASE_MS),
@@ -58,6 +58,7 @@ pub(crate) async fn claim(
         .engine
         .claim_jobs(
             &request.queue,
+            &api.principal.writes(),
             &request.worker_id,
             Duration::from_millis(lease),
             limit as u32,
@@ -78,12 +79,12 @@ struct HeartbeatBody {
 
 /// Extends a job's lease.
 pub(crate) async fn heartbeat(
-    State(gateway): State<Gateway>,
+    caller: Agent,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (api, request): (_, HeartbeatBody) = admit_json(&gateway, &headers, body, false).await?;
+    let (api, request): (_, HeartbeatBody) = admit_json(&caller, &headers, body, false).await?;
     let lease = bounded(
         "lease_ms",
         request.lease_ms.unwrap_or(DEFAULT_LEASE_MS),
@@ -93,6 +94,7 @@ pub(crate) async fn heartbeat(
         .engine
         .heartbeat_job(
             &id,
+            &api.principal.writes(),
             FencingToken(request.token),
             Duration::from_millis(lease),
         )
@@ -117,12 +119,12 @@ struct CompleteBody {
 
 /// Records a job's result.
 pub(crate) async fn complete(
-    State(gateway): State<Gateway>,
+    caller: Agent,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (api, request): (_, CompleteBody) = admit_json(&gateway, &headers, body, false).await?;
+    let (api, request): (_, CompleteBody) = admit_json(&caller, &headers, body, false).await?;
     let result = match (request.output, request.error) {
         (Some(output), None) => JobResult::Succeeded(output),
         (None, Some(error)) if !error.trim().is_empty() => JobResult::Failed(error),
@@ -142,7 +144,12 @@ pub(crate) async fn complete(
     };
     let succeeded = matches!(result, JobResult::Succeeded(_));
     api.engine
-        .complete_job(&id, FencingToken(request.token), result)
+        .complete_job(
+            &id,
+            &api.principal.writes(),
+            FencingToken(request.token),
+            result,
+        )
         .await
         .map_err(engine_error)?;
     let status = if succeeded { "succeeded" } else { "failed" };

@@ -9,24 +9,24 @@
 //! run; a changed definition under a registered version is a 409.
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Value, json};
 
+use crate::access::{Admin, Agent};
 use crate::engine_api::{admit, admit_write, engine_error, parse, read_body, reply};
 use crate::engine_json;
 use crate::error::ApiError;
-use crate::gateway::Gateway;
 
 /// Registers a definition.
 pub(crate) async fn register(
-    State(gateway): State<Gateway>,
+    caller: Admin,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let api = admit_write(&gateway, &headers)?;
-    let body = read_body(&gateway, &headers, body).await?;
+    let api = admit_write(&caller)?;
+    let body = read_body(&caller.gateway, &headers, body).await?;
     let is_toml = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -62,23 +62,16 @@ pub(crate) async fn register(
 }
 
 /// Every registered workflow version.
-pub(crate) async fn list(
-    State(gateway): State<Gateway>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let api = admit(&gateway, &headers)?;
+pub(crate) async fn list(caller: Agent) -> Result<Response, ApiError> {
+    let api = admit(&caller)?;
     let defs = api.engine.workflows().await.map_err(engine_error)?;
     let list: Vec<Value> = defs.iter().map(engine_json::workflow).collect();
     Ok(reply(StatusCode::OK, &json!({ "workflows": list })))
 }
 
 /// A workflow's latest version.
-pub(crate) async fn latest(
-    State(gateway): State<Gateway>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Result<Response, ApiError> {
-    let api = admit(&gateway, &headers)?;
+pub(crate) async fn latest(caller: Agent, Path(name): Path<String>) -> Result<Response, ApiError> {
+    let api = admit(&caller)?;
     let def = api
         .engine
         .workflow(&name, None)
@@ -89,11 +82,10 @@ pub(crate) async fn latest(
 
 /// One version of a workflow.
 pub(crate) async fn version(
-    State(gateway): State<Gateway>,
-    headers: HeaderMap,
+    caller: Agent,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let api = admit(&gateway, &headers)?;
+    let api = admit(&caller)?;
     let version: u32 =
         version
             .parse()

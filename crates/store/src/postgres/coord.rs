@@ -48,28 +48,38 @@ async fn wake(
     append_events(c, task_id, &[(kind, data)], now).await
 }
 
+/// Where a worker claims from: a queue, only its tenant's jobs when it names one.
+pub(super) struct JobSource<'a> {
+    pub(super) queue: &'a str,
+    pub(super) tenant: Option<&'a str>,
+}
+
 pub(super) async fn claim_jobs(
     c: &mut PgConnection,
-    queue: &str,
+    from: &JobSource<'_>,
     worker: &str,
     expires: i64,
     lim: i64,
     now: i64,
 ) -> Result<Vec<Job>> {
+    // The task's tenant comes back through `t` (JOB_COLS reads it).
     let sql = format!(
-        "WITH due AS (SELECT job_id FROM jobs WHERE queue = $1 AND (status = 'pending' OR \
-           (status = 'claimed' AND lease_expires_at <= hf_ts($2))) \
-           ORDER BY created_at, job_id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+        "WITH due AS (SELECT j.job_id FROM jobs j WHERE j.queue = $1 AND (j.status = 'pending' OR \
+           (j.status = 'claimed' AND j.lease_expires_at <= hf_ts($2))) AND ($6::text IS NULL OR \
+           EXISTS (SELECT 1 FROM tasks t WHERE t.task_id = j.task_id AND t.tenant = $6)) \
+           ORDER BY j.created_at, j.job_id LIMIT $3 FOR UPDATE OF j SKIP LOCKED) \
          UPDATE jobs j SET status = 'claimed', token = j.token + 1, worker = $4, \
            lease_expires_at = hf_ts($5), updated_at = hf_ts($2) \
-         FROM due WHERE j.job_id = due.job_id RETURNING {JOB_COLS}"
+         FROM due, tasks t WHERE j.job_id = due.job_id AND t.task_id = j.task_id \
+         RETURNING {JOB_COLS}"
     );
     let rows = sqlx::query(&sql)
-        .bind(queue)
+        .bind(from.queue)
         .bind(now)
         .bind(lim)
         .bind(worker)
         .bind(expires)
+        .bind(from.tenant)
         .fetch_all(c)
         .await?;
     rows.iter().map(job_row).collect()

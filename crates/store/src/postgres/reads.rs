@@ -17,10 +17,10 @@ pub(super) const TASK_COLS: &str = "t.task_id, t.workflow, t.workflow_version, t
     t.input::text, t.output::text, t.idempotency_key, t.completed_steps::text, \
     t.pending_steps::text, t.retry_count, t.last_error, t.checkpoint_step, hf_ms(t.checkpoint_at), \
     t.cost_usd, hf_ms(t.next_run_at), t.lease_owner, t.lease_token, hf_ms(t.lease_expires_at), \
-    hf_ms(t.created_at), hf_ms(t.updated_at)";
+    hf_ms(t.created_at), hf_ms(t.updated_at), t.tenant";
 
 /// How many columns [`TASK_COLS`] selects: a query's own columns come after them.
-pub(super) const TASK_COL_COUNT: usize = 20;
+pub(super) const TASK_COL_COUNT: usize = 21;
 
 pub(super) fn task_row(r: &PgRow) -> Result<TaskRow> {
     Ok(TaskRow {
@@ -44,6 +44,7 @@ pub(super) fn task_row(r: &PgRow) -> Result<TaskRow> {
         lease_expires_at: r.try_get(17)?,
         created_at: r.try_get(18)?,
         updated_at: r.try_get(19)?,
+        tenant: r.try_get(20)?,
     })
 }
 
@@ -58,13 +59,15 @@ pub(super) async fn tasks(conn: &mut PgConnection, f: &TaskFilter) -> Result<Tas
     let cursor = millis("filter.cursor", f.cursor.unwrap_or(i64::MAX as u64))?;
     let sql = format!(
         "SELECT {TASK_COLS}, t.seq FROM tasks t WHERE t.seq < $1 AND ($2::text IS NULL OR t.status = $2) \
-         AND ($3::text IS NULL OR t.workflow = $3) ORDER BY t.seq DESC LIMIT $4"
+         AND ($3::text IS NULL OR t.workflow = $3) AND ($5::text IS NULL OR t.tenant = $5) \
+         ORDER BY t.seq DESC LIMIT $4"
     );
     let found = sqlx::query(&sql)
         .bind(cursor)
         .bind(f.status.map(|s| s.as_str()))
         .bind(f.workflow.as_deref())
         .bind(lim + 1)
+        .bind(f.tenant.as_deref())
         .fetch_all(conn)
         .await?;
     let more = found.len() > f.limit as usize;
@@ -72,7 +75,7 @@ pub(super) async fn tasks(conn: &mut PgConnection, f: &TaskFilter) -> Result<Tas
     let mut next_cursor = None;
     for r in found.iter().take(f.limit as usize) {
         tasks.push(task_row(r)?.into_task()?);
-        next_cursor = Some(unsigned("task.seq", r.try_get(20)?)?);
+        next_cursor = Some(unsigned("task.seq", r.try_get(TASK_COL_COUNT)?)?);
     }
     Ok(TaskPage {
         tasks,
@@ -110,7 +113,8 @@ pub(super) async fn workflows(conn: &mut PgConnection) -> Result<Vec<WorkflowDef
     rows.iter().map(workflow_row).collect()
 }
 
-const STEP_COLS: &str = "task_id, name, status, attempt, output::text, error, hf_ms(next_attempt_at), hf_ms(updated_at)";
+const STEP_COLS: &str = "s.task_id, s.name, s.status, s.attempt, s.output::text, s.error, \
+    hf_ms(s.next_attempt_at), hf_ms(s.updated_at)";
 
 fn step_row(r: &PgRow) -> Result<Step> {
     StepRow {
@@ -127,18 +131,27 @@ fn step_row(r: &PgRow) -> Result<Step> {
 }
 
 pub(super) async fn steps(conn: &mut PgConnection, task_id: &str) -> Result<Vec<Step>> {
-    let sql = format!("SELECT {STEP_COLS} FROM steps WHERE task_id = $1 ORDER BY name");
+    let sql = format!("SELECT {STEP_COLS} FROM steps s WHERE s.task_id = $1 ORDER BY s.name");
     let rows = sqlx::query(&sql).bind(task_id).fetch_all(conn).await?;
     rows.iter().map(step_row).collect()
 }
 
-pub(super) async fn retry_queue(conn: &mut PgConnection, lim: u32) -> Result<Vec<Step>> {
+pub(super) async fn retry_queue(
+    conn: &mut PgConnection,
+    tenant: Option<&str>,
+    lim: u32,
+) -> Result<Vec<Step>> {
     let lim = limit("limit", lim)?;
     let sql = format!(
-        "SELECT {STEP_COLS} FROM steps WHERE status = 'retrying' \
-         ORDER BY next_attempt_at, task_id, name LIMIT $1"
+        "SELECT {STEP_COLS} FROM steps s WHERE s.status = 'retrying' AND ($2::text IS NULL OR \
+         EXISTS (SELECT 1 FROM tasks t WHERE t.task_id = s.task_id AND t.tenant = $2)) \
+         ORDER BY s.next_attempt_at, s.task_id, s.name LIMIT $1"
     );
-    let rows = sqlx::query(&sql).bind(lim).fetch_all(conn).await?;
+    let rows = sqlx::query(&sql)
+        .bind(lim)
+        .bind(tenant)
+        .fetch_all(conn)
+        .await?;
     rows.iter().map(step_row).collect()
 }
 
@@ -172,9 +185,9 @@ pub(super) async fn journal(
         .collect()
 }
 
-/// Job columns of `jobs j`.
+/// Job columns of `jobs j`, then its task's tenant: a query joins `tasks t`.
 pub(super) const JOB_COLS: &str = "j.job_id, j.task_id, j.step, j.queue, j.payload::text, j.status, \
-    j.token, j.worker, hf_ms(j.lease_expires_at), j.result::text, j.error";
+    j.token, j.worker, hf_ms(j.lease_expires_at), j.result::text, j.error, t.tenant";
 
 pub(super) fn job_row(r: &PgRow) -> Result<Job> {
     JobRow {
@@ -189,18 +202,24 @@ pub(super) fn job_row(r: &PgRow) -> Result<Job> {
         lease_expires_at: r.try_get(8)?,
         result: r.try_get(9)?,
         error: r.try_get(10)?,
+        tenant: r.try_get(11)?,
     }
     .into_job()
 }
 
 pub(super) async fn job(conn: &mut PgConnection, job_id: &str) -> Result<Option<Job>> {
-    let sql = format!("SELECT {JOB_COLS} FROM jobs j WHERE j.job_id = $1");
+    let sql = format!(
+        "SELECT {JOB_COLS} FROM jobs j JOIN tasks t ON t.task_id = j.task_id WHERE j.job_id = $1"
+    );
     let row = sqlx::query(&sql).bind(job_id).fetch_optional(conn).await?;
     row.map(|r| job_row(&r)).transpose()
 }
 
-const ESCALATION_COLS: &str = "escalation_id, task_id, step, reason, payload::text, status, \
-    resolution::text, resolved_by, hf_ms(created_at), hf_ms(resolved_at)";
+/// Escalation columns of `escalations e`, then its task's tenant: a query joins
+/// `tasks t`.
+const ESCALATION_COLS: &str = "e.escalation_id, e.task_id, e.step, e.reason, e.payload::text, \
+    e.status, e.resolution::text, e.resolved_by, hf_ms(e.created_at), hf_ms(e.resolved_at), \
+    t.tenant";
 
 fn escalation_row(r: &PgRow) -> Result<Escalation> {
     EscalationRow {
@@ -214,12 +233,16 @@ fn escalation_row(r: &PgRow) -> Result<Escalation> {
         resolved_by: r.try_get(7)?,
         created_at: r.try_get(8)?,
         resolved_at: r.try_get(9)?,
+        tenant: r.try_get(10)?,
     }
     .into_escalation()
 }
 
 pub(super) async fn escalation(conn: &mut PgConnection, id: &str) -> Result<Option<Escalation>> {
-    let sql = format!("SELECT {ESCALATION_COLS} FROM escalations WHERE escalation_id = $1");
+    let sql = format!(
+        "SELECT {ESCALATION_COLS} FROM escalations e JOIN tasks t ON t.task_id = e.task_id \
+         WHERE e.escalation_id = $1"
+    );
     let row = sqlx::query(&sql).bind(id).fetch_optional(conn).await?;
     row.map(|r| escalation_row(&r)).transpose()
 }
@@ -230,13 +253,15 @@ pub(super) async fn escalations(
 ) -> Result<Vec<Escalation>> {
     let lim = limit("filter.limit", f.limit)?;
     let sql = format!(
-        "SELECT {ESCALATION_COLS} FROM escalations WHERE (NOT $1 OR status = 'open') \
-         AND ($2::text IS NULL OR task_id = $2) ORDER BY created_at, escalation_id LIMIT $3"
+        "SELECT {ESCALATION_COLS} FROM escalations e JOIN tasks t ON t.task_id = e.task_id \
+         WHERE (NOT $1 OR e.status = 'open') AND ($2::text IS NULL OR e.task_id = $2) \
+         AND ($4::text IS NULL OR t.tenant = $4) ORDER BY e.created_at, e.escalation_id LIMIT $3"
     );
     let rows = sqlx::query(&sql)
         .bind(f.open_only)
         .bind(f.task_id.as_deref())
         .bind(lim)
+        .bind(f.tenant.as_deref())
         .fetch_all(conn)
         .await?;
     rows.iter().map(escalation_row).collect()

@@ -144,8 +144,8 @@ impl Store for PostgresStore {
         on_conn!(self, |c| reads::steps(c, task_id).await)
     }
 
-    async fn retry_queue(&self, lim: u32) -> Result<Vec<Step>> {
-        on_conn!(self, |c| reads::retry_queue(c, lim).await)
+    async fn retry_queue(&self, tenant: Option<&str>, lim: u32) -> Result<Vec<Step>> {
+        on_conn!(self, |c| reads::retry_queue(c, tenant, lim).await)
     }
 
     async fn append_events(&self, task_id: &str, events: Vec<NewEvent>, now_ms: u64) -> Result<()> {
@@ -169,6 +169,7 @@ impl Store for PostgresStore {
     async fn claim_jobs(
         &self,
         queue: &str,
+        tenant: Option<&str>,
         worker_id: &str,
         lease: Duration,
         lim: u32,
@@ -181,8 +182,9 @@ impl Store for PostgresStore {
             limit("limit", lim)?,
             millis("now", now_ms)?,
         );
+        let from = coord::JobSource { queue, tenant };
         on_conn!(self, |c| coord::claim_jobs(
-            c, queue, worker_id, expires, lim, now
+            c, &from, worker_id, expires, lim, now
         )
         .await)
     }

@@ -56,12 +56,13 @@ pub(super) async fn submit(
     // The composite the function returns, spread back into a `tasks` row named `t`, so
     // that the usual column list and decoder apply; its code comes after them.
     let sql = format!(
-        "SELECT {} FROM hf_submit($1, $2, $3, $4, $5, $6, $7, $8) s \
+        "SELECT {} FROM hf_submit($1, $2, $3, $4, $5, $6, $7, $8, $9) s \
          CROSS JOIN LATERAL (SELECT (s.task).*) t",
         submit_cols()
     );
     let row = sqlx::query(&sql)
         .bind(&t.task_id)
+        .bind(&t.tenant)
         .bind(&t.workflow)
         .bind(i64::from(t.workflow_version))
         .bind(input)
@@ -114,6 +115,7 @@ pub(super) fn submit_json(
     Ok(serde_json::json!({
         "n": n,
         "task_id": t.task_id,
+        "tenant": t.tenant,
         "workflow": t.workflow,
         "version": i64::from(t.workflow_version),
         "input": input,
@@ -205,7 +207,7 @@ pub(super) async fn claim(
             Ok(TaskClaim {
                 task,
                 token,
-                taken_over_from: r.try_get(20)?,
+                taken_over_from: r.try_get(TASK_COL_COUNT)?,
             })
         })
         .collect()

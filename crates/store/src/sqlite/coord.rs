@@ -78,9 +78,15 @@ fn wake(conn: &Connection, task_id: &str, kind: &str, data: String, now: i64) ->
     append_events(conn, task_id, &[(kind, data)], now)
 }
 
+/// Where a worker claims from: a queue, only its tenant's jobs when it names one.
+pub(super) struct JobSource<'a> {
+    pub(super) queue: &'a str,
+    pub(super) tenant: Option<&'a str>,
+}
+
 pub(super) fn claim_jobs(
     conn: &Connection,
-    queue: &str,
+    from: &JobSource<'_>,
     worker: &str,
     expires: i64,
     lim: i64,
@@ -88,10 +94,12 @@ pub(super) fn claim_jobs(
 ) -> Result<Vec<Job>> {
     let due: Vec<String> = conn
         .prepare_cached(
-            "SELECT job_id FROM jobs WHERE queue = ?1 AND (status = 'pending' OR \
-             (status = 'claimed' AND lease_expires_at <= ?2)) ORDER BY created_at, job_id LIMIT ?3",
+            "SELECT job_id FROM jobs j WHERE queue = ?1 AND (status = 'pending' OR \
+             (status = 'claimed' AND lease_expires_at <= ?2)) AND (?4 IS NULL OR EXISTS \
+             (SELECT 1 FROM tasks t WHERE t.task_id = j.task_id AND t.tenant = ?4)) \
+             ORDER BY created_at, job_id LIMIT ?3",
         )?
-        .query_map(params![queue, now, lim], |r| r.get(0))?
+        .query_map(params![from.queue, now, lim, from.tenant], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     let mut stmt = conn.prepare_cached(
         "UPDATE jobs SET status = 'claimed', token = token + 1, worker = ?2, lease_expires_at = ?3, \

@@ -16,7 +16,7 @@ mod writes;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use crate::migrate::{self, Migration};
 use crate::{Options, Result, StoreError};
@@ -109,11 +109,16 @@ fn apply_migrations(conn: &Connection, migrations: &[Migration]) -> Result<()> {
         )?)
     };
     migrate::check_not_newer(current(conn)?, migrations)?;
-    for m in migrations {
+    // SQLite's way to change a table's shape (create, copy, drop, rename) drops a table
+    // that others reference, so foreign keys are off while a migration runs (the pragma
+    // is a no-op inside a transaction) and checked whole before it commits.
+    conn.execute_batch("PRAGMA foreign_keys = OFF")?;
+    let applied = migrations.iter().try_for_each(|m| {
         conn.execute_batch("BEGIN IMMEDIATE")?;
         let step = (|| -> Result<()> {
             if current(conn)? < m.version {
                 conn.execute_batch(m.sql)?;
+                check_foreign_keys(conn, m.version)?;
                 conn.execute(
                     "INSERT INTO hf_schema_version (version) VALUES (?1)",
                     [m.version],
@@ -122,12 +127,27 @@ fn apply_migrations(conn: &Connection, migrations: &[Migration]) -> Result<()> {
             Ok(())
         })();
         match step {
-            Ok(()) => conn.execute_batch("COMMIT")?,
+            Ok(()) => Ok(conn.execute_batch("COMMIT")?),
             Err(e) => {
                 let _ = conn.execute_batch("ROLLBACK");
-                return Err(e);
+                Err(e)
             }
         }
+    });
+    conn.execute_batch("PRAGMA foreign_keys = ON")?;
+    applied
+}
+
+/// Refuses a migration that left a reference dangling.
+fn check_foreign_keys(conn: &Connection, version: i64) -> Result<()> {
+    let broken: Option<String> = conn
+        .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+        .optional()?;
+    match broken {
+        None => Ok(()),
+        Some(table) => Err(StoreError::corrupt(
+            "migration",
+            format!("migration {version} left a dangling reference in table {table}"),
+        )),
     }
-    Ok(())
 }

@@ -14,7 +14,10 @@ use crate::validate::{limit, millis, unsigned};
 pub(super) const TASK_COLS: &str = "task_id, workflow, workflow_version, status, input, output, \
     idempotency_key, completed_steps, pending_steps, retry_count, last_error, checkpoint_step, \
     checkpoint_at, cost_usd, next_run_at, lease_owner, lease_token, lease_expires_at, created_at, \
-    updated_at";
+    updated_at, tenant";
+
+/// How many columns [`TASK_COLS`] selects: a query's own columns come after them.
+const TASK_COL_COUNT: usize = 21;
 
 pub(super) fn task_row(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
     Ok(TaskRow {
@@ -38,6 +41,7 @@ pub(super) fn task_row(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
         lease_expires_at: r.get(17)?,
         created_at: r.get(18)?,
         updated_at: r.get(19)?,
+        tenant: r.get(20)?,
     })
 }
 
@@ -50,11 +54,11 @@ pub(super) fn task(conn: &Connection, task_id: &str) -> Result<Option<Task>> {
     row.map(TaskRow::into_task).transpose()
 }
 
-pub(super) fn task_by_key(conn: &Connection, key: &str) -> Result<Option<Task>> {
-    let sql = format!("SELECT {TASK_COLS} FROM tasks WHERE idempotency_key = ?1");
+pub(super) fn task_by_key(conn: &Connection, tenant: &str, key: &str) -> Result<Option<Task>> {
+    let sql = format!("SELECT {TASK_COLS} FROM tasks WHERE tenant = ?1 AND idempotency_key = ?2");
     let row = conn
         .prepare_cached(&sql)?
-        .query_row([key], task_row)
+        .query_row([tenant, key], task_row)
         .optional()?;
     row.map(TaskRow::into_task).transpose()
 }
@@ -64,13 +68,15 @@ pub(super) fn tasks(conn: &Connection, f: &TaskFilter) -> Result<TaskPage> {
     let cursor = millis("filter.cursor", f.cursor.unwrap_or(i64::MAX as u64))?;
     let sql = format!(
         "SELECT {TASK_COLS}, seq FROM tasks WHERE seq < ?1 AND (?2 IS NULL OR status = ?2) \
-         AND (?3 IS NULL OR workflow = ?3) ORDER BY seq DESC LIMIT ?4"
+         AND (?3 IS NULL OR workflow = ?3) AND (?5 IS NULL OR tenant = ?5) \
+         ORDER BY seq DESC LIMIT ?4"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let status = f.status.map(|s| s.as_str());
-    let rows = stmt.query_map(params![cursor, status, f.workflow, lim + 1], |r| {
-        Ok((task_row(r)?, r.get::<_, i64>(20)?))
-    })?;
+    let rows = stmt.query_map(
+        params![cursor, status, f.workflow, lim + 1, f.tenant],
+        |r| Ok((task_row(r)?, r.get::<_, i64>(TASK_COL_COUNT)?)),
+    )?;
     let mut found = rows.collect::<rusqlite::Result<Vec<_>>>()?;
     let more = found.len() > f.limit as usize;
     found.truncate(f.limit as usize);
@@ -140,14 +146,15 @@ pub(super) fn steps(conn: &Connection, task_id: &str) -> Result<Vec<Step>> {
     rows.map(|r| r?.into_step()).collect()
 }
 
-pub(super) fn retry_queue(conn: &Connection, lim: u32) -> Result<Vec<Step>> {
+pub(super) fn retry_queue(conn: &Connection, tenant: Option<&str>, lim: u32) -> Result<Vec<Step>> {
     let lim = limit("limit", lim)?;
     let sql = format!(
-        "SELECT {STEP_COLS} FROM steps WHERE status = 'retrying' \
+        "SELECT {STEP_COLS} FROM steps s WHERE status = 'retrying' AND (?2 IS NULL OR EXISTS \
+         (SELECT 1 FROM tasks t WHERE t.task_id = s.task_id AND t.tenant = ?2)) \
          ORDER BY next_attempt_at, task_id, name LIMIT ?1"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map([lim], step_row)?;
+    let rows = stmt.query_map(params![lim, tenant], step_row)?;
     rows.map(|r| r?.into_step()).collect()
 }
 
@@ -179,8 +186,9 @@ pub(super) fn journal(
     .collect()
 }
 
-const JOB_COLS: &str =
-    "job_id, task_id, step, queue, payload, status, token, worker, lease_expires_at, result, error";
+/// Job columns of `jobs j`, then its task's tenant: a query joins `tasks t`.
+const JOB_COLS: &str = "j.job_id, j.task_id, j.step, j.queue, j.payload, j.status, j.token, \
+    j.worker, j.lease_expires_at, j.result, j.error, t.tenant";
 
 fn job_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
     Ok(JobRow {
@@ -195,11 +203,14 @@ fn job_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
         lease_expires_at: r.get(8)?,
         result: r.get(9)?,
         error: r.get(10)?,
+        tenant: r.get(11)?,
     })
 }
 
 pub(super) fn job(conn: &Connection, job_id: &str) -> Result<Option<Job>> {
-    let sql = format!("SELECT {JOB_COLS} FROM jobs WHERE job_id = ?1");
+    let sql = format!(
+        "SELECT {JOB_COLS} FROM jobs j JOIN tasks t ON t.task_id = j.task_id WHERE j.job_id = ?1"
+    );
     let row = conn
         .prepare_cached(&sql)?
         .query_row([job_id], job_row)
@@ -207,8 +218,10 @@ pub(super) fn job(conn: &Connection, job_id: &str) -> Result<Option<Job>> {
     row.map(JobRow::into_job).transpose()
 }
 
-const ESCALATION_COLS: &str = "escalation_id, task_id, step, reason, payload, status, resolution, \
-    resolved_by, created_at, resolved_at";
+/// Escalation columns of `escalations e`, then its task's tenant: a query joins
+/// `tasks t`.
+const ESCALATION_COLS: &str = "e.escalation_id, e.task_id, e.step, e.reason, e.payload, e.status, \
+    e.resolution, e.resolved_by, e.created_at, e.resolved_at, t.tenant";
 
 fn escalation_row(r: &Row<'_>) -> rusqlite::Result<EscalationRow> {
     Ok(EscalationRow {
@@ -222,11 +235,15 @@ fn escalation_row(r: &Row<'_>) -> rusqlite::Result<EscalationRow> {
         resolved_by: r.get(7)?,
         created_at: r.get(8)?,
         resolved_at: r.get(9)?,
+        tenant: r.get(10)?,
     })
 }
 
 pub(super) fn escalation(conn: &Connection, id: &str) -> Result<Option<Escalation>> {
-    let sql = format!("SELECT {ESCALATION_COLS} FROM escalations WHERE escalation_id = ?1");
+    let sql = format!(
+        "SELECT {ESCALATION_COLS} FROM escalations e JOIN tasks t ON t.task_id = e.task_id \
+         WHERE e.escalation_id = ?1"
+    );
     let row = conn
         .prepare_cached(&sql)?
         .query_row([id], escalation_row)
@@ -237,11 +254,15 @@ pub(super) fn escalation(conn: &Connection, id: &str) -> Result<Option<Escalatio
 pub(super) fn escalations(conn: &Connection, f: &EscalationFilter) -> Result<Vec<Escalation>> {
     let lim = limit("filter.limit", f.limit)?;
     let sql = format!(
-        "SELECT {ESCALATION_COLS} FROM escalations WHERE (?1 = 0 OR status = 'open') \
-         AND (?2 IS NULL OR task_id = ?2) ORDER BY created_at, escalation_id LIMIT ?3"
+        "SELECT {ESCALATION_COLS} FROM escalations e JOIN tasks t ON t.task_id = e.task_id \
+         WHERE (?1 = 0 OR e.status = 'open') AND (?2 IS NULL OR e.task_id = ?2) \
+         AND (?4 IS NULL OR t.tenant = ?4) ORDER BY e.created_at, e.escalation_id LIMIT ?3"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![f.open_only, f.task_id, lim], escalation_row)?;
+    let rows = stmt.query_map(
+        params![f.open_only, f.task_id, lim, f.tenant],
+        escalation_row,
+    )?;
     rows.map(|r| r?.into_escalation()).collect()
 }
 

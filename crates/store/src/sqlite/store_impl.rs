@@ -140,8 +140,11 @@ impl Store for SqliteStore {
         self.readers.read(move |c| reads::steps(c, &id)).await
     }
 
-    async fn retry_queue(&self, lim: u32) -> Result<Vec<Step>> {
-        self.readers.read(move |c| reads::retry_queue(c, lim)).await
+    async fn retry_queue(&self, tenant: Option<&str>, lim: u32) -> Result<Vec<Step>> {
+        let tenant = tenant.map(str::to_string);
+        self.readers
+            .read(move |c| reads::retry_queue(c, tenant.as_deref(), lim))
+            .await
     }
 
     async fn append_events(&self, task_id: &str, events: Vec<NewEvent>, now_ms: u64) -> Result<()> {
@@ -170,6 +173,7 @@ impl Store for SqliteStore {
     async fn claim_jobs(
         &self,
         queue: &str,
+        tenant: Option<&str>,
         worker_id: &str,
         lease: Duration,
         lim: u32,
@@ -183,8 +187,15 @@ impl Store for SqliteStore {
             millis("now", now_ms)?,
         );
         let (queue, worker) = (queue.to_string(), worker_id.to_string());
+        let tenant = tenant.map(str::to_string);
         self.writer
-            .write(move |c| coord::claim_jobs(c, &queue, &worker, expires, lim, now))
+            .write(move |c| {
+                let from = coord::JobSource {
+                    queue: &queue,
+                    tenant: tenant.as_deref(),
+                };
+                coord::claim_jobs(c, &from, &worker, expires, lim, now)
+            })
             .await
     }
 

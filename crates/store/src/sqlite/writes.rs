@@ -46,7 +46,7 @@ pub(super) fn submit(
     now: i64,
 ) -> Result<Submitted> {
     if let Some(key) = &t.idempotency_key {
-        if let Some(existing) = reads::task_by_key(conn, key)? {
+        if let Some(existing) = reads::task_by_key(conn, &t.tenant, key)? {
             return Ok(Submitted::Existing(existing));
         }
     }
@@ -65,8 +65,8 @@ pub(super) fn submit(
     }
     conn.prepare_cached(
         "INSERT INTO tasks (task_id, workflow, workflow_version, status, input, idempotency_key, \
-         pending_steps, next_run_at, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8, ?8)",
+         pending_steps, next_run_at, created_at, updated_at, tenant) \
+         VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
     )?
     .execute(params![
         t.task_id,
@@ -76,7 +76,8 @@ pub(super) fn submit(
         t.idempotency_key,
         pending,
         millis("task.run_at_ms", t.run_at_ms)?,
-        now
+        now,
+        t.tenant
     ])?;
     append_events(conn, &t.task_id, &[("submitted", "{}".to_string())], now)?;
     let task =

@@ -27,13 +27,13 @@ pub(crate) async fn worker_job_tokens_fence_stale_workers(s: Arc<dyn Store>) {
     };
     s.advance(wait, T0 + 1).await.unwrap();
     assert!(
-        s.claim_jobs("other-queue", "w1", JOB_LEASE, 10, T0 + 2)
+        s.claim_jobs("other-queue", None, "w1", JOB_LEASE, 10, T0 + 2)
             .await
             .unwrap()
             .is_empty()
     );
     let w1 = s
-        .claim_jobs("resize", "w1", JOB_LEASE, 10, T0 + 2)
+        .claim_jobs("resize", None, "w1", JOB_LEASE, 10, T0 + 2)
         .await
         .unwrap()
         .pop()
@@ -43,7 +43,7 @@ pub(crate) async fn worker_job_tokens_fence_stale_workers(s: Arc<dyn Store>) {
         (JobStatus::Claimed, FencingToken(1), json!({"w": 1}))
     );
     assert!(
-        s.claim_jobs("resize", "w2", JOB_LEASE, 10, T0 + 3)
+        s.claim_jobs("resize", None, "w2", JOB_LEASE, 10, T0 + 3)
             .await
             .unwrap()
             .is_empty()
@@ -53,7 +53,7 @@ pub(crate) async fn worker_job_tokens_fence_stale_workers(s: Arc<dyn Store>) {
         .unwrap();
     // w1 stalls past its lease; w2 takes the job with a larger token.
     let w2 = s
-        .claim_jobs("resize", "w2", JOB_LEASE, 10, T0 + 15_000)
+        .claim_jobs("resize", None, "w2", JOB_LEASE, 10, T0 + 15_000)
         .await
         .unwrap()
         .pop()
@@ -267,6 +267,7 @@ pub(crate) async fn escalation_lifecycle(s: Arc<dyn Store>) {
         open_only: false,
         task_id: Some("t1".into()),
         limit: 10,
+        ..EscalationFilter::default()
     };
     assert_eq!(s.list_escalations(&all).await.unwrap().len(), 1);
     let task = s.get_task("t1").await.unwrap().unwrap();

@@ -58,7 +58,7 @@ pub(crate) async fn retry_queue_orders_by_next_attempt(s: Arc<dyn Store>) {
         };
         s.advance(a, T0 + 1).await.unwrap();
     }
-    let queue = s.retry_queue(10).await.unwrap();
+    let queue = s.retry_queue(None, 10).await.unwrap();
     let order: Vec<(&str, Option<u64>)> = queue
         .iter()
         .map(|st| (st.task_id.as_str(), st.next_attempt_at_ms))

@@ -24,6 +24,7 @@ pub(crate) async fn workflow(s: &Arc<dyn Store>) {
 pub(crate) fn new_task(id: &str, key: Option<&str>) -> NewTask {
     NewTask {
         task_id: id.into(),
+        tenant: "acme".into(),
         workflow: "wf".into(),
         workflow_version: 1,
         input: json!({"id": id}),

@@ -60,7 +60,10 @@ async fn claimed_ids(s: &Arc<dyn Store>, now: u64) -> Vec<String> {
 /// Claims the job `task/step` as worker `w` and completes it.
 async fn finish_job(s: &Arc<dyn Store>, task: &str, step: &str, now: u64) {
     let job_id = format!("{task}/{step}");
-    let jobs = s.claim_jobs("q", "w", JOB_LEASE, 100, now).await.unwrap();
+    let jobs = s
+        .claim_jobs("q", None, "w", JOB_LEASE, 100, now)
+        .await
+        .unwrap();
     let job = jobs.iter().find(|j| j.job_id == job_id).unwrap();
     s.complete_job(&job_id, job.token, JobResult::Succeeded(json!(1)), now)
         .await
@@ -98,7 +101,7 @@ pub(crate) async fn waiting_task_with_a_timer_is_claimed_when_due(s: Arc<dyn Sto
     );
     assert_eq!(status(&s, "idle").await, (TaskStatus::Waiting, None));
     // A waiting step's timer is not a retry.
-    assert!(s.retry_queue(10).await.unwrap().is_empty());
+    assert!(s.retry_queue(None, 10).await.unwrap().is_empty());
     let steps = s.list_steps("sleeper").await.unwrap();
     assert_eq!(steps[0].next_attempt_at_ms, Some(T0 + 1_000));
     assert!(claimed_ids(&s, T0 + 999).await.is_empty());
@@ -281,7 +284,7 @@ pub(crate) async fn completion_racing_the_advance_to_waiting_never_loses_the_wak
         s.advance(hand_off, T0 + 1).await.unwrap();
     }
     let jobs = s
-        .claim_jobs("q", "w", JOB_LEASE, 100, T0 + 2)
+        .claim_jobs("q", None, "w", JOB_LEASE, 100, T0 + 2)
         .await
         .unwrap();
     assert_eq!(jobs.len(), TASKS);

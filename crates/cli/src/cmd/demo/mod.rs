@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use holdfast_config::Config;
-use holdfast_engine::{Engine, Settings};
+use holdfast_engine::{Engine, Scope, Settings};
 use holdfast_mock::Span;
 use holdfast_policy::{Clock, SystemClock};
 use holdfast_server::Gateway;
@@ -330,13 +330,13 @@ async fn cancel_unfinished(engine: &Engine) {
         let filter = TaskFilter {
             status: Some(status),
             workflow: Some(workload::WORKFLOW.to_owned()),
-            cursor: None,
             limit: 1000,
+            ..TaskFilter::default()
         };
         // Cancelling changes the status, so the first page is read again until empty;
         // bounded in case a task cannot be cancelled.
         for _ in 0..100 {
-            let page = match engine.tasks(&filter).await {
+            let page = match engine.tasks(&filter, &Scope::All).await {
                 Ok(page) => page,
                 Err(e) => {
                     tracing::warn!(error = %e, "the demo could not list unfinished tasks");
@@ -348,7 +348,7 @@ async fn cancel_unfinished(engine: &Engine) {
             }
             for task in page.tasks {
                 let reason = "the demo ended before this task finished";
-                if let Err(e) = engine.cancel(&task.task_id, reason).await {
+                if let Err(e) = engine.cancel(&task.task_id, &Scope::All, reason).await {
                     tracing::warn!(task_id = %task.task_id, error = %e, "could not cancel");
                 }
             }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use holdfast_engine::{Engine, Submission};
+use holdfast_engine::{Engine, Scope, Submission};
 use holdfast_policy::{Clock, Rng};
 use holdfast_store::{EscalationFilter, Resolution};
 use serde_json::{Value, json};
@@ -113,6 +113,7 @@ pub(crate) async fn submit(
         let index = rng.range_inclusive(0, TOPICS.len() as u64 - 1) as usize;
         let topic = TOPICS.get(index).copied().unwrap_or("resilience");
         let submission = Submission {
+            tenant: holdfast_server::OPEN_TENANT.to_owned(),
             workflow: WORKFLOW.to_owned(),
             version: None,
             input: json!({"topic": topic}),
@@ -171,12 +172,12 @@ pub(crate) async fn review(
     let mut answering = JoinSet::new();
     let filter = EscalationFilter {
         open_only: true,
-        task_id: None,
         limit: 1000,
+        ..EscalationFilter::default()
     };
     loop {
         while answering.try_join_next().is_some() {}
-        match engine.escalations(&filter).await {
+        match engine.escalations(&filter, &Scope::All).await {
             Ok(open) => {
                 for escalation in open {
                     if !seen.insert(escalation.escalation_id.clone()) {
@@ -225,7 +226,10 @@ async fn answer(engine: &Engine, tally: &Tally, id: &str, resolution: Resolution
         Resolution::Edit(_) => &tally.edited,
         Resolution::Reject(_) => &tally.rejected,
     };
-    match engine.resolve(id, resolution, "demo-editor").await {
+    match engine
+        .resolve(id, &Scope::All, resolution, "demo-editor")
+        .await
+    {
         Ok(_) => {
             counter.fetch_add(1, Ordering::Relaxed);
         }
