@@ -54,8 +54,10 @@ async fn post_config(base: &str, body: impl Into<reqwest::Body>) -> (u16, Value)
 async fn declared_too_large(addr: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let head = "POST /admin/config HTTP/1.1\r\nHost: holdfast\r\n\
-                Content-Type: application/toml\r\nContent-Length: 2097152\r\n\r\n";
+    let head = format!(
+        "POST /admin/config HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: application/toml\r\nContent-Length: 2097152\r\n\r\n"
+    );
     socket.write_all(head.as_bytes()).await.unwrap();
     let mut answer = Vec::new();
     let _ = socket.read_to_end(&mut answer).await;

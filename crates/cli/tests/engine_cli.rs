@@ -79,7 +79,7 @@ fn start(dir: &TempDir) -> Process {
     );
     let config = dir.write(
         "holdfast.toml",
-        "[server]\nlisten = \"127.0.0.1:0\"\n\n[[client_keys]]\nname = \"ops\"\nkey_env = \"HF_TEST_KEY\"\n\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[[client_keys]]\nname = \"ops\"\nkey_env = \"HF_TEST_KEY\"\nrole = \"admin\"\n\n\
          [engine]\nnode_id = \"e2e-node\"\npoll_interval = \"20ms\"\nworkflows = [\"flows/boot.json\"]\n",
     );
     let store = format!("sqlite://{}/data/holdfast.db", dir.path().display());
@@ -178,18 +178,9 @@ fn workflows_run_end_to_end_through_the_cli() {
         "{table}"
     );
 
-    let out = ok(
-        &server,
-        &[
-            "escalations",
-            "resolve",
-            &esc_id,
-            "--approve",
-            "--by",
-            "tester",
-        ],
-    );
-    assert!(out.contains("approved by tester"), "{out}");
+    let out = ok(&server, &["escalations", "resolve", &esc_id, "--approve"]);
+    // Recorded under the key's name: who authenticated, not who a body says.
+    assert!(out.contains("approved by ops"), "{out}");
     let (code, _, err) = cli(
         &server,
         &["escalations", "resolve", &esc_id, "--reject", "late"],

@@ -165,7 +165,7 @@ async fn approver(base: Arc<Mutex<String>>, stop: Arc<AtomicBool>) {
             let url = format!("{}/v1/escalations/{id}/resolve", current(&base));
             let _ = http
                 .post(url)
-                .json(&json!({"action": "approve", "by": "test"}))
+                .json(&json!({"action": "approve"}))
                 .send()
                 .await;
         }

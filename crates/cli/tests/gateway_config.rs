@@ -170,3 +170,23 @@ fn config_check_names_the_line_and_field_of_every_mistake() {
         failures.join("\n")
     );
 }
+
+/// Without client keys every caller is an admin: `serve` keeps such a server on
+/// loopback unless told otherwise, and says how to fix it.
+#[test]
+fn serve_without_keys_refuses_to_listen_beyond_loopback() {
+    let dir = TempDir::new("open-mode");
+    let path = dir.write("open.toml", VALID);
+    let path = path.display().to_string();
+    let (code, stdout, stderr) = run(&["serve", "--config", &path, "--listen", "0.0.0.0:0"]);
+    assert_eq!(code, Some(2), "{stdout}{stderr}");
+    assert!(!stdout.contains("listening on"), "{stdout}");
+    for hint in [
+        "0.0.0.0:0",
+        "client_keys",
+        "127.0.0.1",
+        "--insecure-no-auth",
+    ] {
+        assert!(stderr.contains(hint), "{hint} not in: {stderr}");
+    }
+}

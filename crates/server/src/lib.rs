@@ -48,6 +48,7 @@ mod metrics;
 mod output;
 mod prompt;
 mod recovery;
+mod redact;
 mod respond;
 mod sse;
 mod streaming;

@@ -41,9 +41,6 @@ pub(crate) struct ResolveArgs {
     /// Stop the task, for this reason.
     #[arg(long, value_name = "REASON")]
     reject: Option<String>,
-    /// Who decides (default: the client key's name).
-    #[arg(long)]
-    by: Option<String>,
     #[command(flatten)]
     remote: Remote,
 }
@@ -85,16 +82,13 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Resolve(args) => {
-            let mut body = if args.approve {
+            let body = if args.approve {
                 json!({"action": "approve"})
             } else if let Some(value) = &args.edit {
                 json!({"action": "edit", "value": json_arg("--edit", value)?})
             } else {
                 json!({"action": "reject", "reason": args.reject})
             };
-            if let Some(by) = &args.by {
-                body["by"] = json!(by);
-            }
             let path = format!("/v1/escalations/{}/resolve", segment(&args.id)?);
             let (_, esc) = args.remote.send(Request::post(&path, body))?;
             if args.remote.json {

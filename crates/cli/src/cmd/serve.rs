@@ -8,6 +8,9 @@
 //! port), and serves until Ctrl-C or SIGTERM. Then the HTTP server lets requests in
 //! flight finish and the engine lets the tasks it runs finish their current step.
 //!
+//! Without client keys every caller is an admin, so the server refuses to listen
+//! beyond loopback unless `--insecure-no-auth` says so, and then accepts any `Host`.
+//!
 //! At start the configuration's text is recorded in the store's configuration history
 //! (the same text as the newest version is not a new version) and its version logged.
 //! SIGHUP reads the file again and applies it if it is valid, as
@@ -41,6 +44,15 @@ pub(crate) struct Args {
     /// The store's URL, overriding `store.url` and `HOLDFAST_STORE_URL`.
     #[arg(long)]
     store_url: Option<String>,
+    /// Serve without client keys on an address other than loopback. Without keys
+    /// every caller is an admin: only for a network where everyone may be one.
+    #[arg(long)]
+    insecure_no_auth: bool,
+    /// The prefixes (comma-separated) that a `key_env` of a configuration sent
+    /// through the API may start with; `HOLDFAST_KEY_ENV_PREFIXES` when not given,
+    /// else `HOLDFAST_,OPENAI_,ANTHROPIC_,AZURE_OPENAI_,GEMINI_,MISTRAL_`.
+    #[arg(long, value_name = "LIST")]
+    key_env_prefixes: Option<String>,
 }
 
 /// Serves the gateway and runs the engine until Ctrl-C or SIGTERM.
@@ -66,12 +78,53 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         allow_missing_secrets: false,
     };
     let config = holdfast_config::load(options).map_err(|errors| usage(errors.to_string()))?;
-    super::runtime()?.block_on(serve(config, file))
+    let open = config.client_keys.is_empty();
+    if open && !config.server.listen.ip().is_loopback() && !args.insecure_no_auth {
+        return Err(usage(format!(
+            "refusing to listen on {} without client keys: anyone who can reach it could \
+             call every model and read and change every task. Add [[client_keys]] to the \
+             configuration, listen on a loopback address (127.0.0.1), or pass \
+             --insecure-no-auth if everyone on that network may be an admin",
+            config.server.listen
+        )));
+    }
+    let prefixes = args
+        .key_env_prefixes
+        .or_else(|| process_env(holdfast_config::ENV_KEY_ENV_PREFIXES))
+        .map(|list| holdfast_config::parse_key_env_prefixes(&list))
+        .unwrap_or_else(|| {
+            holdfast_config::DEFAULT_KEY_ENV_PREFIXES
+                .iter()
+                .map(|p| (*p).to_owned())
+                .collect()
+        });
+    if prefixes.is_empty() {
+        return Err(usage(
+            "--key-env-prefixes: give at least one prefix (a configuration sent through \
+             the API could then name no key at all)",
+        ));
+    }
+    let exposed = open && args.insecure_no_auth;
+    super::runtime()?.block_on(serve(config, file, prefixes, exposed))
 }
 
-async fn serve(config: Config, file: ConfigFile) -> anyhow::Result<ExitCode> {
+async fn serve(
+    config: Config,
+    file: ConfigFile,
+    key_env_prefixes: Vec<String>,
+    exposed: bool,
+) -> anyhow::Result<ExitCode> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
-    let gateway = Gateway::new(&config, Arc::clone(&clock)).map_err(|e| usage(e.to_string()))?;
+    let mut gateway = Gateway::new(&config, Arc::clone(&clock))
+        .map_err(|e| usage(e.to_string()))?
+        .with_key_env_prefixes(key_env_prefixes);
+    if exposed {
+        tracing::warn!(
+            listen = %config.server.listen,
+            "--insecure-no-auth: serving without client keys beyond loopback; every caller is an admin"
+        );
+        gateway = gateway.allow_any_host();
+    }
     // The URL is not in the message: a postgres URL may hold a password (the store's
     // own errors redact it).
     let store = holdfast_store::open(&config.store.url)

@@ -129,7 +129,7 @@ try {
   const headers = { 'Content-Type': 'application/json' };
   if (key) headers.Authorization = `Bearer ${key}`;
   const elsewhere = await fetch(`${origin}/v1/escalations/${encodeURIComponent(otherEscalationId)}/resolve`, {
-    method: 'POST', headers, body: JSON.stringify({ action: 'approve', by: 'someone-else' }),
+    method: 'POST', headers, body: JSON.stringify({ action: 'approve' }),
   });
   if (elsewhere.status !== 200) {
     throw new Error(`resolving ${otherEscalationId} over the API answered ${elsewhere.status}`);

@@ -129,6 +129,11 @@ impl Process {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// Its store directory (the SQLite file and its WAL).
+    pub fn store_dir(&self) -> &Path {
+        &self.store_dir
+    }
 }
 
 impl Drop for Process {
@@ -499,10 +504,21 @@ impl ConfigBuilder {
         self.raw(&format!("{header}{body}\n"))
     }
 
-    /// A client key `name` read from `env_var`.
+    /// An admin client key `name` read from `env_var` (of the tenant `name`).
     pub fn client_key(self, name: &str, env_var: &str) -> ConfigBuilder {
+        self.client_key_as(name, env_var, "admin", name)
+    }
+
+    /// A client key `name` read from `env_var`, with its role and tenant.
+    pub fn client_key_as(
+        self,
+        name: &str,
+        env_var: &str,
+        role: &str,
+        tenant: &str,
+    ) -> ConfigBuilder {
         self.raw(&format!(
-            "[[client_keys]]\nname = \"{name}\"\nkey_env = \"{env_var}\"\n"
+            "[[client_keys]]\nname = \"{name}\"\nkey_env = \"{env_var}\"\nrole = \"{role}\"\ntenant = \"{tenant}\"\n"
         ))
     }
 

@@ -1,7 +1,7 @@
 //! `/admin/config…`: reload the configuration, read its history, roll it back.
 //!
-//! Behind the client keys like every other API (a configuration decides where all
-//! traffic goes). The decision: these handlers only translate HTTP; loading,
+//! Writes are for admins, reading the history for operators (`access.rs`): a
+//! configuration decides where all traffic goes. The decision: these handlers only translate HTTP; loading,
 //! validating, building, recording and swapping are `live.rs`'s, shared with SIGHUP.
 //! A refused configuration answers 400 `invalid_config` with every problem's `line`,
 //! `column`, `field` and `message`, and the running configuration keeps serving.
@@ -12,10 +12,10 @@
 //! - `POST /admin/config/rollback` `{"version"?: N}`: apply stored version N again
 //!   (default: the one before the running one), recorded as a new version.
 //! - `GET /admin/config/history?limit=N` (1..=1000, default 20): newest first.
-//! - `GET /admin/config/versions/{v}`: the stored text (TOML), with the password of
-//!   any URL in it (`postgres://user:PASSWORD@host`) shown as `**REDACTED**`: keys
-//!   come from the environment, but a `store.url` may carry a password in the file.
-//!   The store keeps the text verbatim, so a rollback applies the real one.
+//! - `GET /admin/config/versions/{v}`: the stored text (TOML), with the secrets a URL
+//!   in it may carry (user info, query values, token-like path segments) shown as
+//!   `**REDACTED**` (`redact.rs`). The store keeps the text verbatim, so a rollback
+//!   applies the real one.
 
 use std::collections::HashMap;
 
@@ -157,7 +157,7 @@ pub(crate) async fn version(
         param: Some("version".to_owned()),
     })?;
     let text = gateway.version_text(v).await.map_err(refusal)?;
-    let mut response = (StatusCode::OK, redact_passwords(&text)).into_response();
+    let mut response = (StatusCode::OK, crate::redact::config_text(&text)).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/toml; charset=utf-8"),
@@ -182,34 +182,6 @@ async fn read_config(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, Ap
         }
         Err(e) => Err(invalid_body(format!("the body could not be read: {e}"))),
     }
-}
-
-/// `text` with the password of every `scheme://user:password@host` replaced.
-fn redact_passwords(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find("://") {
-        let (before, after) = rest.split_at(at + 3);
-        out.push_str(before);
-        let end = after
-            .find(|c: char| c == '/' || c == '"' || c == '\'' || c.is_whitespace())
-            .unwrap_or(after.len());
-        let authority = &after[..end];
-        match authority
-            .rfind('@')
-            .and_then(|a| authority[..a].find(':').map(|c| (c, a)))
-        {
-            Some((colon, at_sign)) => {
-                out.push_str(&authority[..=colon]);
-                out.push_str("**REDACTED**");
-                out.push_str(&authority[at_sign..]);
-            }
-            None => out.push_str(authority),
-        }
-        rest = &after[end..];
-    }
-    out.push_str(rest);
-    out
 }
 
 fn applied_reply(applied: &Applied) -> Response {
@@ -309,23 +281,5 @@ fn problem(error: &ConfigError) -> ConfigProblem {
         column,
         field: error.field().map(str::to_owned),
         message,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn url_passwords_are_redacted_and_the_rest_kept() {
-        let text = "[store]\nurl = \"postgres://app:s3cret@db:5432/h\"\nb = \"http://x/v1\"\n";
-        let shown = redact_passwords(text);
-        assert!(!shown.contains("s3cret"), "{shown}");
-        assert!(
-            shown.contains("postgres://app:**REDACTED**@db:5432/h"),
-            "{shown}"
-        );
-        assert!(shown.contains("http://x/v1"), "{shown}");
-        assert_eq!(redact_passwords("no urls"), "no urls");
     }
 }

@@ -100,6 +100,44 @@ impl Gw {
 
     pub async fn start_with_env(toml: &str, env: &[(&str, &str)]) -> Gw {
         let gateway = Gateway::new(&config(toml, env), Arc::new(SystemClock::new())).unwrap();
+        Gw::serve(gateway).await
+    }
+
+    /// A gateway with the workflow engine and the configuration history, over a
+    /// SQLite store in `dir`, as `holdfast serve` runs them.
+    pub async fn start_with_engine(toml: &str, env: &[(&str, &str)], dir: &Scratch) -> Gw {
+        let clock = Arc::new(SystemClock::new());
+        let gateway = Gateway::new(&config(toml, env), clock.clone()).unwrap();
+        let url = format!("sqlite://{}/holdfast.db", dir.0.display());
+        let store = holdfast_store::open(&url).await.unwrap();
+        let settings = holdfast_engine::Settings {
+            node_id: "test-node".into(),
+            lease: Duration::from_secs(5),
+            poll_interval: Duration::from_millis(20),
+            ..holdfast_engine::Settings::default()
+        };
+        let engine = holdfast_engine::Engine::new(
+            store.clone(),
+            clock,
+            settings,
+            Some(gateway.llm()),
+            gateway.task_events(),
+        );
+        let gateway = gateway.with_engine(engine.clone());
+        // Read again by `POST /admin/config/reload` with the process environment, which
+        // lacks `env`'s keys: such a reload is refused and changes nothing.
+        let file = dir.0.join("holdfast.toml");
+        std::fs::write(&file, toml).unwrap();
+        let file = holdfast_server::ConfigFile {
+            path: Some(file),
+            ..holdfast_server::ConfigFile::default()
+        };
+        gateway.record_history(store, file).await.unwrap();
+        tokio::spawn(async move { engine.run(std::future::pending()).await });
+        Gw::serve(gateway).await
+    }
+
+    async fn serve(gateway: Gateway) -> Gw {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
@@ -185,6 +223,26 @@ impl Drop for Gw {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+}
+
+/// A directory of its own under the system's temp directory, removed when dropped.
+pub struct Scratch(pub std::path::PathBuf);
+
+impl Scratch {
+    pub fn new(label: &str) -> Scratch {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("holdfast-{label}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -63,7 +63,8 @@ pub(crate) struct Args {
     /// previous demo's is refused.
     #[arg(long, default_value = "holdfast-demo-data", value_name = "DIR")]
     data_dir: PathBuf,
-    /// Address to serve on; port 0 picks a free port.
+    /// Address to serve on, a loopback one (the demo has no client keys); port 0
+    /// picks a free port.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// Tasks submitted per second, 0.1..=100.
@@ -85,6 +86,14 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     if !(0.1..=100.0).contains(&args.tasks_per_second) {
         return Err(usage("--tasks-per-second must be between 0.1 and 100"));
+    }
+    if !args.listen.ip().is_loopback() {
+        // The demo has no client keys: every caller of its API is an admin.
+        return Err(usage(format!(
+            "--listen {}: the demo serves without client keys, so only on a loopback \
+             address (127.0.0.1)",
+            args.listen
+        )));
     }
     let dir = setup::data_dir(&args.data_dir)?;
     setup::log_to_file(&dir)?;
