@@ -6,8 +6,8 @@
 //! write), which `scripts/test` counts in its closing line. Under `HOLDFAST_CI=1` (set
 //! by `.ci/run`) the test fails instead, saying what is missing and how
 //! `scripts/setup-test-deps` installs it: a CI run that cannot run a test must not
-//! pass it. One file for every crate's tests, included with `#[path]`, so that every
-//! skip reads and counts the same.
+//! pass it. One file for every crate's tests (and the benchmarks), included with
+//! `#[path]`, so that every skip reads and counts the same.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -106,10 +106,14 @@ fn env(name: &str) -> Option<String> {
 }
 
 /// The running test's name: libtest names each test's thread after it (a tokio test's
-/// body runs on that thread too).
+/// body runs on that thread too); on a program's main thread (a benchmark), the
+/// program's name.
 fn current_test() -> String {
     match std::thread::current().name() {
         Some(name) if name != "main" => name.to_owned(),
-        _ => "a test".to_owned(),
+        _ => std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "a test".to_owned()),
     }
 }

@@ -496,7 +496,7 @@ fn check_effects(effects: &[Effect], committed: &HashMap<(String, String), u64>)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_nodes_share_one_postgres_and_the_survivor_resumes_the_dead_nodes_work() {
-    let Some(pg) = PgSchema::for_test("two_nodes", "two-node PostgreSQL test") else {
+    let Some(pg) = PgSchema::for_test("two_nodes") else {
         return;
     };
     let url = pg.url.clone();
