@@ -9,6 +9,8 @@ pub mod cpu;
 pub mod load;
 pub mod loopback;
 pub mod measure;
+#[path = "../../test-support/needs.rs"]
+pub mod needs;
 pub mod process;
 pub mod raw;
 pub mod recovery;

@@ -167,14 +167,8 @@ fn main() -> anyhow::Result<()> {
             rows.push(runtime.block_on(sqlite(&dir, &args))?);
         }
         if args.only.as_deref() != Some("sqlite") {
-            match std::env::var("HOLDFAST_TEST_POSTGRES_URL")
-                .ok()
-                .filter(|u| !u.is_empty())
-            {
-                Some(url) => rows.push(runtime.block_on(postgres(&url, &args))?),
-                None => println!(
-                    "\n!!! PostgreSQL SKIPPED: HOLDFAST_TEST_POSTGRES_URL is not set !!!\n"
-                ),
+            if let Some(url) = holdfast_bench::needs::postgres_url() {
+                rows.push(runtime.block_on(postgres(&url, &args))?);
             }
         }
         print_table(&rows);

@@ -77,11 +77,7 @@ async fn sqlite(dir: &Path) -> anyhow::Result<()> {
 }
 
 async fn postgres() -> anyhow::Result<()> {
-    let Some(url) = std::env::var("HOLDFAST_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        println!("PostgreSQL: SKIPPED: HOLDFAST_TEST_POSTGRES_URL not set");
+    let Some(url) = holdfast_bench::needs::postgres_url() else {
         return Ok(());
     };
     let raw = raw::postgres(&url, &format!("hf_bench_{}_raw", std::process::id()), 64).await?;

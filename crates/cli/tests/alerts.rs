@@ -539,9 +539,6 @@ fn single_attempt(mock: &Mock, target_extra: &str) -> ConfigBuilder {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn task_retrying_long_fires_while_a_step_keeps_failing() {
-    if support::skip_without(&["workflow", "register"], "task_retrying_long") {
-        return;
-    }
     let _serial = serial().await;
     let mock = Mock::start("openai", &[]);
     let (firing, resolved, _) = fire_then_resolve(
@@ -566,9 +563,6 @@ async fn task_retrying_long_fires_while_a_step_keeps_failing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn escalation_rate_fires_above_its_baseline_and_resolves_back_at_it() {
-    if support::skip_without(&["workflow", "register"], "escalation_rate") {
-        return;
-    }
     let _serial = serial().await;
     let mock = Mock::start("openai", &[]);
     let usual = json!({"error_rates": {"503": 0.2}});
@@ -598,9 +592,6 @@ async fn escalation_rate_fires_above_its_baseline_and_resolves_back_at_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cost_per_task_fires_when_the_model_turns_verbose() {
-    if support::skip_without(&["workflow", "register"], "cost_per_task") {
-        return;
-    }
     let _serial = serial().await;
     let mock = Mock::start("openai", &[]);
     // A dollar a token, so that cost follows the answer's length.
@@ -631,26 +622,69 @@ async fn cost_per_task_fires_when_the_model_turns_verbose() {
 // ---------------------------------------------------------------------------------------
 // Prometheus
 
-/// `promtool`, or `None` after a loud skip line.
-fn promtool(test: &str) -> Option<&'static str> {
-    let found = Command::new("promtool")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        eprintln!(
-            "SKIPPED: {test}: promtool is not installed (scripts/setup-test-deps installs it)"
+/// `promtool`, or `None` after a loud skip (a failure in CI).
+fn promtool() -> Option<&'static str> {
+    support::needs::command(
+        "promtool",
+        &["--version"],
+        "scripts/setup-test-deps installs it (Debian package prometheus)",
+    )
+    .then_some("promtool")
+}
+
+/// The harness itself (`test-support/needs.rs`): this test binary run again for the
+/// promtool test alone, with a `PATH` that has no promtool. Under `HOLDFAST_CI=1` the
+/// test fails and says what is missing and how to install it; without it, it passes
+/// with one skip line on stderr that libtest's capture did not swallow.
+#[test]
+fn a_missing_promtool_fails_under_ci_and_skips_loudly_otherwise() {
+    let no_tools = TempDir::new("no-tools");
+    let rerun = |ci: Option<&str>| {
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        command
+            .args(["exported_rules_pass_promtool_check_rules", "--exact"])
+            .env("PATH", no_tools.path())
+            .env_remove(support::needs::CI_VAR)
+            .stdin(Stdio::null());
+        if let Some(value) = ci {
+            command.env(support::needs::CI_VAR, value);
+        }
+        let out = command.output().unwrap();
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        (out.status.success(), text(&out.stdout), text(&out.stderr))
+    };
+
+    let (passed, stdout, stderr) = rerun(Some("1"));
+    assert!(!passed, "{stdout}{stderr}");
+    assert!(stdout.contains("1 failed"), "{stdout}");
+    assert!(
+        stdout.contains("`promtool` is not installed")
+            && stdout.contains("HOLDFAST_CI is set")
+            && stdout.contains("scripts/setup-test-deps installs it (Debian package prometheus)"),
+        "{stdout}"
+    );
+    assert!(!stderr.contains(support::needs::SKIP_PREFIX), "{stderr}");
+
+    for ci in [None, Some(""), Some("0")] {
+        let (passed, stdout, stderr) = rerun(ci);
+        assert!(passed, "{ci:?}: {stdout}{stderr}");
+        let skips: Vec<&str> = stderr
+            .lines()
+            .filter(|line| line.starts_with(support::needs::SKIP_PREFIX))
+            .collect();
+        assert_eq!(skips.len(), 1, "{ci:?}: {stderr}");
+        assert!(
+            skips[0]
+                .contains("exported_rules_pass_promtool_check_rules: `promtool` is not installed"),
+            "{}",
+            skips[0]
         );
-        return None;
     }
-    Some("promtool")
 }
 
 #[test]
 fn exported_rules_pass_promtool_check_rules() {
-    let Some(promtool) = promtool("exported_rules_pass_promtool_check_rules") else {
+    let Some(promtool) = promtool() else {
         return;
     };
     let dir = TempDir::new("alerts-export");
@@ -700,7 +734,7 @@ fn exported_rules_pass_promtool_check_rules() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scrape_under_load_passes_promtool_check_metrics() {
-    let Some(promtool) = promtool("a_scrape_under_load_passes_promtool_check_metrics") else {
+    let Some(promtool) = promtool() else {
         return;
     };
     let _serial = serial().await;

@@ -46,9 +46,6 @@ async fn drained_remaining_ms(gateway: &Gateway) -> f64 {
 
 #[tokio::test]
 async fn a_drill_with_a_healthy_fallback_passes_and_the_primary_comes_back() {
-    if support::skip_without(&["drill"], "failover drill") {
-        return;
-    }
     let (primary, fallback) = (Mock::start("openai", &[]), Mock::start("openai", &[]));
     let gateway = gateway(&primary, &fallback);
     let (code, out, err) = drill(&gateway, &["--json"]);
@@ -81,9 +78,6 @@ async fn a_drill_with_a_healthy_fallback_passes_and_the_primary_comes_back() {
 
 #[tokio::test]
 async fn a_drill_whose_fallback_is_down_fails_and_still_restores_the_primary() {
-    if support::skip_without(&["drill"], "failover drill") {
-        return;
-    }
     let primary = Mock::start("openai", &[]);
     let fallback = Mock::start("openai", &["--rate-503", "1.0"]);
     let gateway = gateway(&primary, &fallback);
@@ -100,9 +94,6 @@ async fn a_drill_whose_fallback_is_down_fails_and_still_restores_the_primary() {
 
 #[tokio::test]
 async fn a_drill_that_cannot_run_says_why_and_drains_nothing() {
-    if support::skip_without(&["drill"], "failover drill") {
-        return;
-    }
     let (primary, fallback) = (Mock::start("openai", &[]), Mock::start("openai", &[]));
     let gateway = gateway(&primary, &fallback);
     let (code, _, err) = run(&[

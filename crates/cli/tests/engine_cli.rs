@@ -99,9 +99,6 @@ fn start(dir: &TempDir) -> Process {
 
 #[test]
 fn workflows_run_end_to_end_through_the_cli() {
-    if support::skip_without(&["task"], "workflows_run_end_to_end_through_the_cli") {
-        return;
-    }
     let dir = TempDir::new("engine-cli");
     let server = start(&dir);
     assert!(
@@ -241,12 +238,6 @@ fn workflows_run_end_to_end_through_the_cli() {
 
 #[test]
 fn refusals_print_the_server_message_and_bad_usage_exits_2() {
-    if support::skip_without(
-        &["task"],
-        "refusals_print_the_server_message_and_bad_usage_exits_2",
-    ) {
-        return;
-    }
     let dir = TempDir::new("engine-cli-refusals");
     let server = start(&dir);
     let (code, _, err) = cli(&server, &["task", "submit", "nothing"]);
@@ -289,12 +280,6 @@ fn refusals_print_the_server_message_and_bad_usage_exits_2() {
 
 #[test]
 fn a_bad_workflow_file_stops_the_start_with_its_name_and_field() {
-    if support::skip_without(
-        &["task"],
-        "a_bad_workflow_file_stops_the_start_with_its_name_and_field",
-    ) {
-        return;
-    }
     let dir = TempDir::new("engine-cli-bad-flow");
     dir.write(
         "broken.json",
@@ -338,4 +323,84 @@ fn config_check_parses_the_workflow_files() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("bad.toml: steps[0].duration"), "{err}");
     assert!(err.contains("missing.json: cannot read"), "{err}");
+}
+
+/// A password in a store URL, which no message may show.
+const STORE_PASSWORD: &str = "hunter2-store-secret";
+
+/// `holdfast serve` on `store_url` must stop before listening, naming `cause` on stderr
+/// and never the URL's password.
+fn serve_refuses_store(store_url: &str, cause: &str) {
+    let dir = TempDir::new("engine-cli-store-tls");
+    let config = dir.write("holdfast.toml", "[server]\nlisten = \"127.0.0.1:0\"\n");
+    let config = config.display().to_string();
+    let (code, out, err) = run(&["serve", "--config", &config, "--store-url", store_url]);
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    assert!(!out.contains("listening on"), "{out}");
+    assert!(
+        err.contains("opening the store") && err.contains(cause),
+        "{err}"
+    );
+    assert!(
+        !format!("{out}{err}").contains(STORE_PASSWORD),
+        "{out}\n{err}"
+    );
+}
+
+#[test]
+fn serve_says_a_store_without_tls_was_refused_and_hides_the_password() {
+    // A server with `ssl = off` answers the client's TLS request with `N`.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut socket in listener.incoming().flatten() {
+            let mut request = [0u8; 8];
+            if socket.read_exact(&mut request).is_ok() {
+                let _ = socket.write_all(b"N");
+            }
+        }
+    });
+    let url = format!("postgres://holdfast:{STORE_PASSWORD}@{addr}/db?sslmode=require");
+    serve_refuses_store(
+        &url,
+        "the server does not accept TLS connections, but sslmode=require asks for TLS",
+    );
+}
+
+#[test]
+fn serve_says_the_stores_certificate_was_refused_and_hides_the_password() {
+    let Some(server) = support::needs::postgres_url() else {
+        return;
+    };
+    if !support::needs::command(
+        "openssl",
+        &["version"],
+        "scripts/setup-test-deps installs it (Debian package openssl)",
+    ) {
+        return;
+    }
+    // A CA that signed nothing the test server presents.
+    let dir = TempDir::new("engine-cli-other-ca");
+    let made = std::process::Command::new("openssl")
+        .args("req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes".split(' '))
+        .args(["-keyout", "other.key", "-out", "other-ca.pem", "-days", "2"])
+        .args(["-subj", "/CN=not-the-test-server-CA"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let ca = dir.path().join("other-ca.pem").display().to_string();
+    // The test server's URL, with a password and the wrong CA.
+    let base = server.split('?').next().unwrap();
+    let (scheme, rest) = base.split_once("://").unwrap();
+    let (user, host) = rest.split_once('@').unwrap_or(("postgres", rest));
+    let user = user.split(':').next().unwrap();
+    let url =
+        format!("{scheme}://{user}:{STORE_PASSWORD}@{host}?sslmode=verify-full&sslrootcert={ca}");
+    serve_refuses_store(&url, &format!("not signed by the CA in sslrootcert {ca}"));
 }

@@ -190,9 +190,6 @@ impl Rng {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_at_random_moments_the_engine_loses_nothing_and_repeats_no_committed_step() {
-    if support::skip_without(&["workflow", "register"], "engine crash test") {
-        return;
-    }
     let dir = TempDir::new("engine-crash");
     let store = format!("sqlite://{}/holdfast.db", dir.path().display());
     crash_run(&dir, &store, kills_from_env(20)).await;
@@ -202,7 +199,7 @@ async fn killed_at_random_moments_the_engine_loses_nothing_and_repeats_no_commit
 /// (CI runs 10 kills here, each test in its own schema).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_at_random_moments_on_postgresql_the_engine_loses_nothing() {
-    let Some(pg) = PgSchema::for_test("crash", "PostgreSQL crash test") else {
+    let Some(pg) = PgSchema::for_test("crash") else {
         return;
     };
     let dir = TempDir::new("engine-crash-pg");
@@ -218,16 +215,9 @@ struct PgSchema {
 }
 
 impl PgSchema {
-    /// `None`, after a loud `SKIPPED`, without `HOLDFAST_TEST_POSTGRES_URL` or without
-    /// the engine's commands in the binary.
-    fn for_test(prefix: &str, test: &str) -> Option<PgSchema> {
-        let Ok(server) = std::env::var("HOLDFAST_TEST_POSTGRES_URL") else {
-            eprintln!("SKIPPED: {test}: HOLDFAST_TEST_POSTGRES_URL is not set");
-            return None;
-        };
-        if support::skip_without(&["workflow", "register"], test) {
-            return None;
-        }
+    /// `None`, after a loud skip (a failure in CI), without `HOLDFAST_TEST_POSTGRES_URL`.
+    fn for_test(prefix: &str) -> Option<PgSchema> {
+        let server = support::needs::postgres_url()?;
         let schema = format!("{prefix}_{}_{}", std::process::id(), now_ms());
         let sep = if server.contains('?') { '&' } else { '?' };
         let url = format!("{server}{sep}schema={schema}");
@@ -506,7 +496,7 @@ fn check_effects(effects: &[Effect], committed: &HashMap<(String, String), u64>)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_nodes_share_one_postgres_and_the_survivor_resumes_the_dead_nodes_work() {
-    let Some(pg) = PgSchema::for_test("two_nodes", "two-node PostgreSQL test") else {
+    let Some(pg) = PgSchema::for_test("two_nodes") else {
         return;
     };
     let url = pg.url.clone();

@@ -43,9 +43,6 @@ fn target_of(headers: &reqwest::header::HeaderMap) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_percent_503s_on_the_primary_all_succeed_with_few_upstream_calls() {
-    if support::skip_without_gateway("twenty_percent_503s") {
-        return;
-    }
     let _serial = serial().await;
     let primary = Mock::start("openai", &["--rate-503", "0.2"]);
     let fallback = Mock::start("openai", &[]);
@@ -161,9 +158,6 @@ fn traffic(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn primary_outage_opens_the_breaker_and_traffic_returns_when_it_heals() {
-    if support::skip_without_gateway("primary_outage") {
-        return;
-    }
     let _serial = serial().await;
     let primary = Mock::start("openai", &[]);
     let fallback = Mock::start("openai", &[]);
@@ -277,9 +271,6 @@ breaker = { failure_rate = 0.5, window = "5s", min_calls = 5, open_for = "500ms"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_after_longer_than_the_threshold_falls_back_without_waiting() {
-    if support::skip_without_gateway("retry_after_falls_back") {
-        return;
-    }
     let _serial = serial().await;
     let primary = Mock::start("openai", &["--rate-429", "1", "--retry-after", "5s"]);
     let fallback = Mock::start("openai", &[]);
@@ -344,9 +335,6 @@ async fn retry_after_longer_than_the_threshold_falls_back_without_waiting() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_primary_times_out_and_the_fallback_serves() {
-    if support::skip_without_gateway("silent_primary") {
-        return;
-    }
     let _serial = serial().await;
     let primary = Mock::start("openai", &["--silent", "1"]);
     let fallback = Mock::start("openai", &[]);
@@ -399,9 +387,6 @@ async fn silent_primary_times_out_and_the_fallback_serves() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_broken_before_the_first_byte_fails_over_to_the_fallback() {
-    if support::skip_without_gateway("stream_before_first_byte") {
-        return;
-    }
     let _serial = serial().await;
     let stalled = Mock::start("openai", &["--stall-first-byte", "1:10s"]);
     let refusing = Mock::start("openai", &["--rate-503", "1"]);
@@ -493,9 +478,6 @@ async fn read_stream(response: reqwest::Response) -> (String, Option<String>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_cut_after_the_first_byte_ends_with_an_explicit_error() {
-    if support::skip_without_gateway("stream_cut") {
-        return;
-    }
     let _serial = serial().await;
     let primary = Mock::start("openai", &["--cut-stream", "1:3"]);
     let fallback = Mock::start("openai", &[]);
@@ -552,9 +534,6 @@ async fn stream_cut_after_the_first_byte_ends_with_an_explicit_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn context_overflow_falls_back_to_the_larger_context_target() {
-    if support::skip_without_gateway("context_overflow") {
-        return;
-    }
     let _serial = serial().await;
     let small = Mock::start("openai", &["--context-window", "50"]);
     let large = Mock::start("openai", &[]);
@@ -596,9 +575,6 @@ async fn context_overflow_falls_back_to_the_larger_context_target() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_error_is_not_retried_and_is_reported_clearly() {
-    if support::skip_without_gateway("auth_error") {
-        return;
-    }
     let _serial = serial().await;
     let primary = Mock::start("openai", &["--auth-fail"]);
     let fallback = Mock::start("openai", &[]);
@@ -638,9 +614,6 @@ async fn auth_error_is_not_retried_and_is_reported_clearly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deadline_header_bounds_the_answer_time() {
-    if support::skip_without_gateway("deadline") {
-        return;
-    }
     let _serial = serial().await;
     let slow = Mock::start("openai", &["--latency", "3s"]);
     let silent = Mock::start("openai", &["--silent", "1"]);
@@ -694,9 +667,6 @@ async fn deadline_header_bounds_the_answer_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_with_one_idempotency_key_make_one_upstream_call() {
-    if support::skip_without_gateway("idempotency") {
-        return;
-    }
     let _serial = serial().await;
     let primary = Mock::start("openai", &["--latency", "400ms"]);
     let config =

@@ -81,9 +81,6 @@ async fn ask_through(no_proxy: &str) -> (RecordingProxy, Gateway, u16, Option<St
 
 #[tokio::test]
 async fn a_provider_the_environment_proxies_is_called_through_the_proxy() {
-    if support::skip_without_gateway("proxied_provider") {
-        return;
-    }
     let (proxy, gateway, status, target, text) = ask_through("127.0.0.1,localhost").await;
     assert_eq!(status, 200, "{text}");
     assert_eq!(target.as_deref(), Some("far"));
@@ -99,9 +96,6 @@ async fn a_provider_the_environment_proxies_is_called_through_the_proxy() {
 
 #[tokio::test]
 async fn no_proxy_exempts_a_provider_from_the_proxy() {
-    if support::skip_without_gateway("no_proxy_provider") {
-        return;
-    }
     let (proxy, _gateway, status, _, text) =
         ask_through("127.0.0.1,localhost,provider.invalid").await;
     // Direct, the host does not resolve: a connection error, and the proxy saw nothing.
@@ -118,9 +112,6 @@ async fn no_proxy_exempts_a_provider_from_the_proxy() {
 
 #[tokio::test]
 async fn a_provider_on_loopback_is_called_directly_whatever_the_proxy_settings() {
-    if support::skip_without_gateway("loopback_provider") {
-        return;
-    }
     let proxy = RecordingProxy::start().await;
     let mock = Mock::start("openai", &[]);
     let config = ConfigBuilder::new()

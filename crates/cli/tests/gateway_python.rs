@@ -6,8 +6,9 @@
 //! speaks the *other* wire format, so that translation both ways is held to what the
 //! real clients parse. One more holds mid-stream recovery to what the `openai` client
 //! reads: a stream cut after a few chunks and continued on an Anthropic target (which
-//! takes an assistant prefill) must read as the one scripted answer. Without python3 or the packages they pass with a loud
-//! `SKIPPED:` line; `scripts/setup-test-deps` installs the packages.
+//! takes an assistant prefill) must read as the one scripted answer. Without python3 or
+//! the packages they skip loudly (`support::needs`), and fail under `HOLDFAST_CI=1`;
+//! `scripts/setup-test-deps` installs the packages.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -21,20 +22,6 @@ use support::{ConfigBuilder, Gateway, Mock, serial};
 
 const KEY_ENV: &str = "HOLDFAST_E2E_PY_KEY";
 const KEY: &str = "sk-test-SECRET-python-3c9e1a";
-
-/// True (after a `SKIPPED` line) when python3 cannot import `module`.
-fn skip_without_python(module: &str, test: &str) -> bool {
-    let imported = Command::new("python3")
-        .args(["-c", &format!("import {module}")])
-        .output()
-        .is_ok_and(|out| out.status.success());
-    if !imported {
-        eprintln!(
-            "SKIPPED: {test}: python3 with the `{module}` package is not available (scripts/setup-test-deps installs it)"
-        );
-    }
-    !imported
-}
 
 fn script(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -129,7 +116,7 @@ fn run_script_with(name: &str, args: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_sdk_works_through_cross_format_fallback() {
-    if skip_without_python("openai", "openai_sdk") || support::skip_without_gateway("openai_sdk") {
+    if !support::needs::python_module("openai") {
         return;
     }
     let _serial = serial().await;
@@ -140,9 +127,7 @@ async fn openai_sdk_works_through_cross_format_fallback() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anthropic_sdk_works_through_cross_format_fallback() {
-    if skip_without_python("anthropic", "anthropic_sdk")
-        || support::skip_without_gateway("anthropic_sdk")
-    {
+    if !support::needs::python_module("anthropic") {
         return;
     }
     let _serial = serial().await;
@@ -153,9 +138,7 @@ async fn anthropic_sdk_works_through_cross_format_fallback() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_sdk_reads_one_answer_from_a_stream_cut_and_continued() {
-    if skip_without_python("openai", "openai_sdk_recovery")
-        || support::skip_without_gateway("openai_sdk_recovery")
-    {
+    if !support::needs::python_module("openai") {
         return;
     }
     let _serial = serial().await;

@@ -94,9 +94,6 @@ fn sample(text: &str, name: &str, labels: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_malformed_event_is_skipped_and_the_answer_arrives_whole() {
-    if support::skip_without_gateway("malformed_event") {
-        return;
-    }
     let _serial = serial().await;
     let primary = Mock::start("openai", &["--malformed-event", "1"]);
     let fallback = Mock::start("openai", &[]);
@@ -130,9 +127,6 @@ async fn one_malformed_event_is_skipped_and_the_answer_arrives_whole() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stall_past_the_idle_timeout_is_continued_within_idle_plus_one_continuation() {
-    if support::skip_without_gateway("stall_recovery") {
-        return;
-    }
     let _serial = serial().await;
     // The stall (5 s) is far past the bound asserted below: waiting it out would fail.
     let primary = Mock::start(

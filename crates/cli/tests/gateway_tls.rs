@@ -2,7 +2,7 @@
 //! `SSL_CERT_FILE`, as a self-hosted model behind a private CA needs.
 //!
 //! A provider stand-in here speaks TLS with a certificate from a CA made for the test
-//! (by the `openssl` command, skipped loudly without it). Trusted through
+//! (by the `openssl` command; without it the tests skip loudly, or fail in CI). Trusted through
 //! `SSL_CERT_FILE`, the call goes through; without it the handshake is refused before
 //! any request is sent; a `SSL_CERT_FILE` that cannot be read fails the call with its
 //! name, never trusting less than was asked. A workflow's `http` step to a tool behind
@@ -20,14 +20,22 @@ use serde_json::json;
 use support::{ConfigBuilder, Gateway, TempDir, answer_canned};
 use tokio_rustls::rustls;
 
+/// How the tests here get `openssl`.
+const OPENSSL: &str = "scripts/setup-test-deps installs it (Debian package openssl)";
+
 /// A CA and a certificate it issued for 127.0.0.1, as PEM files in `dir`.
-fn make_certificates(dir: &Path) -> bool {
+fn make_certificates(dir: &Path) {
     let run = |command: &str| {
-        Command::new("openssl")
+        let out = Command::new("openssl")
             .args(command.split_whitespace())
             .current_dir(dir)
             .output()
-            .is_ok_and(|out| out.status.success())
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     std::fs::write(
         dir.join("leaf.ext"),
@@ -37,11 +45,13 @@ fn make_certificates(dir: &Path) -> bool {
     let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
     run(&format!(
         "req -x509 {ec} -keyout ca.key -out ca.pem -days 2 -subj /CN=holdfast-test-CA"
-    )) && run(&format!(
+    ));
+    run(&format!(
         "req {ec} -keyout leaf.key -out leaf.csr -subj /CN=127.0.0.1"
-    )) && run(
+    ));
+    run(
         "x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out leaf.pem -days 2 -extfile leaf.ext",
-    )
+    );
 }
 
 /// An OpenAI-speaking provider over TLS that answers every request itself; `seen`
@@ -96,14 +106,11 @@ async fn ask(base: &str, cert_file: &str) -> (u16, Option<String>, String) {
 
 #[tokio::test]
 async fn a_provider_behind_a_private_ca_is_trusted_only_through_ssl_cert_file() {
-    if support::skip_without_gateway("private CA provider") {
-        return;
-    }
     let dir = TempDir::new("tls");
-    if !make_certificates(dir.path()) {
-        eprintln!("SKIPPED: private CA provider: the `openssl` command is not available");
+    if !support::needs::command("openssl", &["version"], OPENSSL) {
         return;
     }
+    make_certificates(dir.path());
     let (base, served) = tls_provider(dir.path()).await;
 
     // Trusted: the call goes through over TLS.
@@ -161,14 +168,11 @@ async fn run_tool_step(tool: &str, cert_file: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn a_tool_behind_a_private_ca_is_trusted_only_through_ssl_cert_file() {
-    if support::skip_without(&["workflow", "register"], "private CA tool") {
-        return;
-    }
     let dir = TempDir::new("tls-tool");
-    if !make_certificates(dir.path()) {
-        eprintln!("SKIPPED: private CA tool: the `openssl` command is not available");
+    if !support::needs::command("openssl", &["version"], OPENSSL) {
         return;
     }
+    make_certificates(dir.path());
     let (base, served) = tls_provider(dir.path()).await;
     let tool = format!("{base}/tool");
     let ca = dir.path().join("ca.pem").display().to_string();

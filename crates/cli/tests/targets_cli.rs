@@ -9,9 +9,6 @@ use support::{ConfigBuilder, Gateway, Mock, chat_body, header, run};
 
 #[tokio::test]
 async fn an_operator_drains_a_target_and_traffic_moves_until_it_is_restored() {
-    if support::skip_without(&["targets", "drain"], "targets drain") {
-        return;
-    }
     let primary = Mock::start("openai", &[]);
     let fallback = Mock::start("openai", &[]);
     let config = ConfigBuilder::new()

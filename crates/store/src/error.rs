@@ -54,6 +54,16 @@ pub enum StoreError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The database could not be reached: the server refused the connection, asked for
+    /// a password it was not given, has no TLS while the URL asks for it, or presented a
+    /// certificate that did not verify. `reason` names the cause and the setting behind it.
+    #[error("cannot connect to {url}: {reason}")]
+    Connect {
+        /// The URL as given, with any password removed.
+        url: String,
+        /// What went wrong, in words an operator can act on.
+        reason: String,
+    },
     /// The database was migrated by a newer holdfast than this one.
     #[error(
         "database schema version {found} is newer than this binary supports ({supported}); \

@@ -123,7 +123,10 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
 /// Opens the store at `url`: `sqlite://relative/path.db`, `sqlite:///absolute/path.db`
 /// (the directory is created), or `postgres://user@host:port/db` (`postgresql://` too).
 /// A PostgreSQL URL may name the schema to use with a `schema=NAME` query parameter
-/// (created if missing), so that several deployments or tests share one database.
+/// (created if missing), so that several deployments or tests share one database, and
+/// TLS with `sslmode=require` (encrypted), `verify-ca` (and the certificate signed by
+/// the CA in `sslrootcert=PATH` or a public web root) or `verify-full` (and issued for
+/// the host); without `sslmode`, TLS is used when the server offers it (`prefer`).
 /// Applies pending migrations.
 pub async fn open_with(url: &str, mut options: Options) -> Result<Arc<dyn Store>> {
     match Backend::parse(url)? {
@@ -199,18 +202,35 @@ impl Backend {
     }
 }
 
-/// The URL without a password, for error messages (invariant 7).
+/// The URL without a password, for error messages (invariant 7): the userinfo's and
+/// any `password=` query parameter's.
 fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
+    let (head, query) = match url.split_once('?') {
+        Some((head, query)) => (head, Some(query)),
+        None => (url, None),
     };
-    match rest.split_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}")
-        }
-        None => url.to_string(),
-    }
+    let head = match head.split_once("://") {
+        // The last `@` ends the userinfo: a password may hold an unescaped `@`.
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((userinfo, host)) => {
+                let user = userinfo.split(':').next().unwrap_or_default();
+                format!("{scheme}://{user}:***@{host}")
+            }
+            None => head.to_string(),
+        },
+        None => head.to_string(),
+    };
+    let Some(query) = query else { return head };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key.to_ascii_lowercase().contains("password") => {
+                format!("{key}=***")
+            }
+            _ => pair.to_string(),
+        })
+        .collect();
+    format!("{head}?{}", query.join("&"))
 }
 
 #[cfg(test)]
@@ -276,6 +296,19 @@ mod tests {
             .to_string();
         assert!(!err.contains("hunter2"), "{err}");
         assert!(err.contains("admin:***@db/x"), "{err}");
+        for (url, kept) in [
+            (
+                "postgres://u:p@ss@db/x?sslmode=require",
+                "postgres://u:***@db/x?sslmode=require",
+            ),
+            (
+                "postgres://db/x?password=hunter2&sslmode=verify-full",
+                "postgres://db/x?password=***&sslmode=verify-full",
+            ),
+        ] {
+            let redacted = redact(url);
+            assert_eq!(redacted, kept);
+        }
     }
 
     #[test]

@@ -1,7 +1,11 @@
 //! The store conformance suite: every case is written once, over `Arc<dyn Store>`, and
 //! runs on SQLite (a fresh file in a temp directory) and on PostgreSQL (a fresh schema
-//! in the database named by `HOLDFAST_TEST_POSTGRES_URL`; skipped loudly without it).
+//! in the database named by `HOLDFAST_TEST_POSTGRES_URL`; skipped loudly without it,
+//! failed under `HOLDFAST_CI=1`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../../../test-support/needs.rs"]
+mod needs;
 
 mod conformance {
     pub(crate) mod batches;

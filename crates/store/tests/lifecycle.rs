@@ -2,6 +2,9 @@
 //! idempotent, and several PostgreSQL nodes share one database's work.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../../../test-support/needs.rs"]
+mod needs;
+
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -35,20 +38,6 @@ async fn sqlite_refuses_a_schema_newer_than_the_binary() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn pg_url() -> Option<String> {
-    let url = std::env::var("HOLDFAST_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty());
-    if url.is_none() {
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: HOLDFAST_TEST_POSTGRES_URL not set"
-        );
-    }
-    url
-}
-
 fn in_schema(schema: &str) -> Options {
     Options {
         postgres_schema: Some(schema.into()),
@@ -66,7 +55,9 @@ async fn drop_schema(url: &str, schema: &str) {
 
 #[tokio::test]
 async fn postgres_refuses_a_schema_newer_than_the_binary() {
-    let Some(url) = pg_url() else { return };
+    let Some(url) = needs::postgres_url() else {
+        return;
+    };
     let schema = format!("hf_{}_newer", std::process::id());
     drop(
         holdfast_store::open_with(&url, in_schema(&schema))
@@ -102,7 +93,9 @@ async fn postgres_refuses_a_schema_newer_than_the_binary() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_nodes_share_work_and_take_over_a_dead_nodes_tasks() {
-    let Some(url) = pg_url() else { return };
+    let Some(url) = needs::postgres_url() else {
+        return;
+    };
     let schema = format!("hf_{}_nodes", std::process::id());
     // Two "nodes": separate stores (pools), one database, migrated concurrently.
     let (a, b) = tokio::join!(

@@ -21,6 +21,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+/// What a test needs beyond the toolchain; a missing need skips it, or fails it in CI.
+#[path = "../../../../test-support/needs.rs"]
+pub mod needs;
+
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_holdfast");
 
@@ -191,26 +195,6 @@ pub fn run(args: &[&str]) -> (Option<i32>, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// True, after a loud `SKIPPED` line, when the binary has no `SUBCOMMAND` yet.
-pub fn skip_without(subcommand: &[&str], test: &str) -> bool {
-    let mut args = subcommand.to_vec();
-    args.push("--help");
-    let (code, _, _) = run(&args);
-    if code == Some(0) {
-        return false;
-    }
-    eprintln!(
-        "SKIPPED: {test}: this holdfast binary has no `{}` subcommand yet",
-        subcommand.join(" ")
-    );
-    true
-}
-
-/// Skips (loudly) a gateway test while `holdfast serve` does not exist.
-pub fn skip_without_gateway(test: &str) -> bool {
-    skip_without(&["serve"], test)
 }
 
 // ---------------------------------------------------------------------------------------

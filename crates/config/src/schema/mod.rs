@@ -100,10 +100,19 @@ impl Default for Server {
 #[serde(deny_unknown_fields, default)]
 pub struct Store {
     /// The database URL: `sqlite://PATH` (a file, created if missing; a relative path
-    /// is relative to the working directory) for one node, or `postgres://…` for several
-    /// nodes sharing one database. Default `"sqlite://holdfast-data/holdfast.db"`.
-    /// Overridden by the environment variable `HOLDFAST_STORE_URL`, then by
-    /// `--store-url`.
+    /// is relative to the working directory) for one node, or
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?PARAMS]` for several nodes
+    /// sharing one database. PostgreSQL parameters: `schema=NAME` (a schema of its own,
+    /// created if missing) and TLS: `sslmode=disable`, `prefer` (the default: TLS when
+    /// the server offers it, certificate unchecked), `require` (TLS or no connection,
+    /// certificate unchecked), `verify-ca` (and the server's certificate signed by the
+    /// CA in `sslrootcert=PATH`, a PEM file, or by a public web root) or `verify-full`
+    /// (and issued for HOST); `sslcert=PATH` and `sslkey=PATH` for a client
+    /// certificate. A URL whose TLS cannot be had stops `holdfast serve` with the cause
+    /// (no TLS on the server, a certificate that did not verify, an unreadable
+    /// `sslrootcert`); no message shows the password. Default
+    /// `"sqlite://holdfast-data/holdfast.db"`. Overridden by the environment variable
+    /// `HOLDFAST_STORE_URL`, then by `--store-url`.
     pub url: String,
 }
 

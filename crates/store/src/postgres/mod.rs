@@ -14,6 +14,7 @@ mod batch;
 mod coord;
 mod reads;
 mod store_impl;
+mod tls;
 mod writes;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -33,7 +34,8 @@ pub struct PostgresStore {
 impl PostgresStore {
     /// Connects to `url`, creates `options.postgres_schema` if set (and uses it on every
     /// connection), and applies pending migrations under an advisory lock so that nodes
-    /// starting together migrate once.
+    /// starting together migrate once. TLS is as the URL's `sslmode` and `sslrootcert`
+    /// say; a first connection that fails says why ([`StoreError::Connect`]).
     pub async fn connect(url: &str, options: Options) -> Result<PostgresStore> {
         let connect: PgConnectOptions =
             url.parse().map_err(|e: sqlx::Error| StoreError::BadUrl {
@@ -41,10 +43,14 @@ impl PostgresStore {
                 reason: e.to_string(),
             })?;
         let connect = connect.disable_statement_logging();
+        let tls = tls::Tls::of(url, &connect);
+        tls.check_root_cert(url)?;
+        let mut conn = sqlx::PgConnection::connect_with(&connect)
+            .await
+            .map_err(|e| tls.explain(url, e))?;
         if let Some(schema) = &options.postgres_schema {
             // Concurrent `CREATE SCHEMA IF NOT EXISTS` can race on the catalog's unique
             // index when nodes start together; the migration lock orders them.
-            let mut conn = sqlx::PgConnection::connect_with(&connect).await?;
             let mut tx = conn.begin().await?;
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
                 .bind(MIGRATION_LOCK)
@@ -54,8 +60,8 @@ impl PostgresStore {
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
-            conn.close().await?;
         }
+        conn.close().await?;
         let search_path = options.postgres_schema.clone();
         let pool = PgPoolOptions::new()
             .max_connections(options.postgres_max_connections)

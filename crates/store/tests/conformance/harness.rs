@@ -48,23 +48,8 @@ pub(crate) async fn sqlite(name: &str) -> Harness {
     }
 }
 
-pub(crate) fn postgres_url() -> Option<String> {
-    let url = std::env::var("HOLDFAST_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty());
-    if url.is_none() {
-        use std::io::Write;
-        // Straight to stderr, past the test harness's capture: a skip must be seen.
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: HOLDFAST_TEST_POSTGRES_URL not set"
-        );
-    }
-    url
-}
-
 pub(crate) async fn postgres(name: &str) -> Option<Harness> {
-    let url = postgres_url()?;
+    let url = crate::needs::postgres_url()?;
     let schema = unique(name);
     let options = Options {
         postgres_schema: Some(schema.clone()),
