@@ -83,6 +83,7 @@ async fn serve(config: Config, file: ConfigFile) -> anyhow::Result<ExitCode> {
         poll_interval: config.engine.poll_interval,
         max_concurrent_tasks: config.engine.max_concurrent_tasks,
         max_input_bytes: config.engine.max_input_bytes,
+        egress: config.engine.egress.clone(),
     };
     let engine = Engine::new(
         Arc::clone(&store),
