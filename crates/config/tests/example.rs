@@ -209,7 +209,11 @@ fn the_engine_section_resolves_with_its_defaults() {
     assert_eq!(engine.max_concurrent_tasks, 1024);
     assert_eq!(engine.max_input_bytes, 262_144);
     assert!(engine.workflows.is_empty());
-    assert_eq!(engine.egress, Rules::default(), "public addresses, no redirects");
+    assert_eq!(
+        engine.egress,
+        Rules::default(),
+        "public addresses, no redirects"
+    );
 
     let defaults = load("", &[]).unwrap().engine;
     assert_eq!(defaults.egress, Rules::default());

@@ -145,9 +145,7 @@ impl Outcome {
             | Outcome::InvalidOutput
             | Outcome::StreamInterrupted => true,
             // A denied destination is a rule about the request, as a bad request is.
-            Outcome::Ok | Outcome::BadRequest | Outcome::Cancelled | Outcome::EgressDenied => {
-                false
-            }
+            Outcome::Ok | Outcome::BadRequest | Outcome::Cancelled | Outcome::EgressDenied => false,
         }
     }
 

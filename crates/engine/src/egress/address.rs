@@ -89,13 +89,48 @@ pub struct Classified {
 
 /// IPv4 ranges that are not public, most specific first: (network, prefix, class, label).
 const V4: &[([u8; 4], u8, Class, &str)] = &[
-    ([169, 254, 169, 254], 32, Class::Metadata, "169.254.169.254: AWS, GCP, Azure, OCI"),
-    ([169, 254, 170, 2], 32, Class::Metadata, "169.254.170.2: AWS ECS"),
-    ([169, 254, 170, 23], 32, Class::Metadata, "169.254.170.23: AWS EKS"),
-    ([169, 254, 0, 23], 32, Class::Metadata, "169.254.0.23: Tencent Cloud"),
-    ([100, 100, 100, 200], 32, Class::Metadata, "100.100.100.200: Alibaba Cloud"),
-    ([168, 63, 129, 16], 32, Class::Metadata, "168.63.129.16: Azure"),
-    ([192, 0, 0, 192], 32, Class::Metadata, "192.0.0.192: Oracle Cloud"),
+    (
+        [169, 254, 169, 254],
+        32,
+        Class::Metadata,
+        "169.254.169.254: AWS, GCP, Azure, OCI",
+    ),
+    (
+        [169, 254, 170, 2],
+        32,
+        Class::Metadata,
+        "169.254.170.2: AWS ECS",
+    ),
+    (
+        [169, 254, 170, 23],
+        32,
+        Class::Metadata,
+        "169.254.170.23: AWS EKS",
+    ),
+    (
+        [169, 254, 0, 23],
+        32,
+        Class::Metadata,
+        "169.254.0.23: Tencent Cloud",
+    ),
+    (
+        [100, 100, 100, 200],
+        32,
+        Class::Metadata,
+        "100.100.100.200: Alibaba Cloud",
+    ),
+    (
+        [168, 63, 129, 16],
+        32,
+        Class::Metadata,
+        "168.63.129.16: Azure",
+    ),
+    (
+        [192, 0, 0, 192],
+        32,
+        Class::Metadata,
+        "192.0.0.192: Oracle Cloud",
+    ),
     ([0, 0, 0, 0], 32, Class::Unspecified, "0.0.0.0"),
     ([0, 0, 0, 0], 8, Class::Reserved, "0.0.0.0/8"),
     ([10, 0, 0, 0], 8, Class::Private, "10.0.0.0/8"),
@@ -111,21 +146,41 @@ const V4: &[([u8; 4], u8, Class, &str)] = &[
     ([198, 51, 100, 0], 24, Class::Reserved, "198.51.100.0/24"),
     ([203, 0, 113, 0], 24, Class::Reserved, "203.0.113.0/24"),
     ([224, 0, 0, 0], 4, Class::Multicast, "224.0.0.0/4"),
-    ([255, 255, 255, 255], 32, Class::Multicast, "255.255.255.255"),
+    (
+        [255, 255, 255, 255],
+        32,
+        Class::Multicast,
+        "255.255.255.255",
+    ),
     ([240, 0, 0, 0], 4, Class::Reserved, "240.0.0.0/4"),
 ];
 
 /// IPv6 ranges that are not public and carry no IPv4 address, most specific first.
 const V6: &[(u128, u8, Class, &str)] = &[
-    (0xfd00_0ec2_0000_0000_0000_0000_0000_0254, 128, Class::Metadata, "fd00:ec2::254: AWS"),
-    (0xfd00_0ec2_0000_0000_0000_0000_0000_0023, 128, Class::Metadata, "fd00:ec2::23: AWS EKS"),
+    (
+        0xfd00_0ec2_0000_0000_0000_0000_0000_0254,
+        128,
+        Class::Metadata,
+        "fd00:ec2::254: AWS",
+    ),
+    (
+        0xfd00_0ec2_0000_0000_0000_0000_0000_0023,
+        128,
+        Class::Metadata,
+        "fd00:ec2::23: AWS EKS",
+    ),
     (0, 128, Class::Unspecified, "::"),
     (1, 128, Class::Loopback, "::1"),
     (0xfc00 << 112, 7, Class::Private, "fc00::/7"),
     (0xfe80 << 112, 10, Class::LinkLocal, "fe80::/10"),
     (0xfec0 << 112, 10, Class::Reserved, "fec0::/10"),
     (0xff00 << 112, 8, Class::Multicast, "ff00::/8"),
-    (0x0064_ff9b_0001 << 80, 48, Class::Reserved, "64:ff9b:1::/48"),
+    (
+        0x0064_ff9b_0001 << 80,
+        48,
+        Class::Reserved,
+        "64:ff9b:1::/48",
+    ),
     (0x2001 << 112, 23, Class::Reserved, "2001::/23"),
     (0x2001_0db8 << 96, 32, Class::Reserved, "2001:db8::/32"),
     (0x3fff << 112, 20, Class::Reserved, "3fff::/20"),
@@ -277,7 +332,11 @@ mod tests {
             assert_eq!(class(ip), Class::Metadata, "{ip}");
         }
         assert_eq!(Class::Metadata.reach(), Reach::WhenNamedLiterally);
-        assert_eq!(class("168.63.129.17"), Class::Public, "only the one Azure host");
+        assert_eq!(
+            class("168.63.129.17"),
+            Class::Public,
+            "only the one Azure host"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use reqwest::{ClientBuilder, Response, StatusCode, Url, redirect};
+use reqwest::{ClientBuilder, Response, redirect};
 
 use super::{Denied, MAX_REDIRECTS, Rules, origin};
 
@@ -40,9 +40,8 @@ impl Resolve for Resolver {
         let rules = Arc::clone(&self.rules);
         let name = name.as_str().to_owned();
         Box::pin(async move {
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0))
-                .await?
-                .collect();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
             let mut refused = None;
             let permitted: Vec<SocketAddr> = found
                 .into_iter()
@@ -95,22 +94,29 @@ pub(crate) fn denial(error: &reqwest::Error) -> Option<Denied> {
     None
 }
 
-/// A redirect answer while `rules` follow none: a refusal naming where it pointed.
+/// A redirect answer that came back to the caller, as a refusal: redirects are off, or
+/// the client could not follow this one (its `Location` is not an http URL), which is
+/// refused as its hop would have been.
 pub(crate) fn unfollowed_redirect(rules: &Rules, response: &Response) -> Option<Denied> {
-    let status = response.status();
-    if rules.follows_redirects() || !status.is_redirection() || status == StatusCode::NOT_MODIFIED
-    {
+    let redirects = [301, 302, 303, 307, 308];
+    if !redirects.contains(&response.status().as_u16()) {
         return None;
     }
     let location = response.headers().get(reqwest::header::LOCATION)?;
-    let to = location
+    let target = location
         .to_str()
         .ok()
-        .and_then(|l| response.url().join(l).ok())
-        .map_or_else(|| "an unreadable Location".to_owned(), |u: Url| origin(&u));
-    Some(Denied::Redirect {
-        from: origin(response.url()),
-        to,
+        .and_then(|l| response.url().join(l).ok());
+    let from = origin(response.url());
+    let to = target
+        .as_ref()
+        .map_or_else(|| "an unreadable Location".to_owned(), origin);
+    if !rules.follows_redirects() {
+        return Some(Denied::Redirect { from, to });
+    }
+    Some(match target.map(|t| rules.check(&t)) {
+        Some(Err(denied)) => denied,
+        Some(Ok(())) | None => Denied::Unfollowable { from, to },
     })
 }
 
@@ -138,7 +144,10 @@ mod tests {
             other => panic!("{other:?}: {refused}"),
         }
 
-        let named = Rules::new(vec![Pattern::parse("http://localhost:8080/").unwrap()], false);
+        let named = Rules::new(
+            vec![Pattern::parse("http://localhost:8080/").unwrap()],
+            false,
+        );
         let resolver = Resolver {
             rules: Arc::new(named),
         };

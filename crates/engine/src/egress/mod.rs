@@ -73,6 +73,13 @@ pub enum Denied {
         /// `scheme://host[:port]` of where it pointed.
         to: String,
     },
+    /// The tool redirected somewhere the client cannot follow.
+    Unfollowable {
+        /// `scheme://host[:port]` of the URL that redirected.
+        from: String,
+        /// `scheme://host[:port]` of where it pointed, as far as it could be read.
+        to: String,
+    },
     /// More than [`MAX_REDIRECTS`] redirects.
     TooManyRedirects {
         /// `scheme://host[:port]` of the first URL.
@@ -220,6 +227,9 @@ impl fmt::Display for Denied {
                 "{from} redirected to {to}; redirects are not followed \
                  ([engine.egress] follow_redirects is off)"
             ),
+            Denied::Unfollowable { from, to } => {
+                write!(f, "{from} redirected to {to}, which cannot be followed")
+            }
             Denied::TooManyRedirects { origin } => {
                 write!(f, "more than {MAX_REDIRECTS} redirects from {origin}")
             }

@@ -77,7 +77,9 @@ impl Pattern {
             _ => return err("must start with http:// or https://"),
         };
         if rest.contains(['?', '#']) {
-            return err("must not contain a query (?) or a fragment (#): queries are never matched");
+            return err(
+                "must not contain a query (?) or a fragment (#): queries are never matched",
+            );
         }
         let (authority, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
         if authority.contains('@') {
@@ -111,7 +113,9 @@ impl Pattern {
         };
         scheme == self.scheme
             && url.host().is_some_and(|h| self.host.matches(&h))
-            && self.port.is_none_or(|p| url.port_or_known_default() == Some(p))
+            && self
+                .port
+                .is_none_or(|p| url.port_or_known_default() == Some(p))
             && glob(self.path.as_bytes(), url.path().as_bytes())
     }
 

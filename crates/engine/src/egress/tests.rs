@@ -34,7 +34,10 @@ fn patterns_are_spelled_as_request_urls_are() {
         ("http://[0:0::1]", "http://[::1]/*"),
         ("https://*.example.com/*", "https://*.example.com/*"),
         ("https://*:*", "https://*:*/*"),
-        ("https://bücher.example/x", "https://xn--bcher-kva.example/x"),
+        (
+            "https://bücher.example/x",
+            "https://xn--bcher-kva.example/x",
+        ),
         ("http://h/a/../b/*", "http://h/b/*"),
         ("http://h/a b", ""),
     ];
@@ -50,7 +53,10 @@ fn patterns_are_spelled_as_request_urls_are() {
 fn bad_patterns_say_what_is_wrong() {
     let cases = [
         ("api.example.com/*", "must start with http:// or https://"),
-        ("ftp://files.example.com/", "must start with http:// or https://"),
+        (
+            "ftp://files.example.com/",
+            "must start with http:// or https://",
+        ),
         ("http:///x", "has no host"),
         ("http://:80/x", "has no host"),
         ("http://user:pw@example.com/", "user name or password"),
@@ -90,7 +96,10 @@ fn patterns_match_scheme_host_port_and_path() {
     assert!(!p.matches(&url("https://api.example.com/v1")), "no slash");
     assert!(!p.matches(&url("https://api.example.com/v2/x")));
     assert!(!p.matches(&url("http://api.example.com/v1/x")), "scheme");
-    assert!(!p.matches(&url("https://api.example.com:8443/v1/x")), "port");
+    assert!(
+        !p.matches(&url("https://api.example.com:8443/v1/x")),
+        "port"
+    );
     assert!(!p.matches(&url("https://api.example.com.evil.test/v1/x")));
     assert!(
         !p.matches(&url("https://api.example.com/v1/../admin")),
@@ -104,7 +113,10 @@ fn patterns_match_scheme_host_port_and_path() {
     let subdomains = pattern("https://*.example.com");
     assert!(subdomains.matches(&url("https://a.example.com/")));
     assert!(subdomains.matches(&url("https://a.b.example.com/x")));
-    assert!(!subdomains.matches(&url("https://example.com/")), "not the apex");
+    assert!(
+        !subdomains.matches(&url("https://example.com/")),
+        "not the apex"
+    );
     assert!(!subdomains.matches(&url("https://badexample.com/")));
 
     let anything = pattern("https://*");
@@ -175,18 +187,32 @@ fn by_default_public_urls_go_and_nothing_else_does() {
 #[test]
 fn host_names_may_resolve_only_to_public_addresses_unless_named() {
     let rules = Rules::default();
-    assert!(rules.check_resolved("example.com", ip("93.184.215.14")).is_ok());
+    assert!(
+        rules
+            .check_resolved("example.com", ip("93.184.215.14"))
+            .is_ok()
+    );
     assert!(rules.check_resolved("localhost", ip("127.0.0.1")).is_err());
     assert!(rules.check_resolved("localhost", ip("::1")).is_err());
-    assert!(rules.check_resolved("evil.test", ip("::ffff:10.0.0.1")).is_err());
+    assert!(
+        rules
+            .check_resolved("evil.test", ip("::ffff:10.0.0.1"))
+            .is_err()
+    );
 
     let allowed = rules_for(&["http://localhost:8080/*", "https://*.internal/*"]);
     assert!(allowed.check_resolved("localhost", ip("127.0.0.1")).is_ok());
     assert!(allowed.check_resolved("localhost", ip("::1")).is_ok());
     assert!(allowed.check_resolved("localhost", ip("0.0.0.0")).is_err());
-    assert!(allowed.check_resolved("elsewhere", ip("127.0.0.1")).is_err());
     assert!(
-        allowed.check_resolved("a.internal", ip("10.0.0.1")).is_err(),
+        allowed
+            .check_resolved("elsewhere", ip("127.0.0.1"))
+            .is_err()
+    );
+    assert!(
+        allowed
+            .check_resolved("a.internal", ip("10.0.0.1"))
+            .is_err(),
         "a wildcard never opens a private address"
     );
 }
