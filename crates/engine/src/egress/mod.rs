@@ -25,7 +25,6 @@ use std::fmt;
 use std::net::IpAddr;
 
 use reqwest::Url;
-use url::Host;
 
 pub use address::{Class, Classified, Reach, classify};
 pub(crate) use hooks::{denial, guard, unfollowed_redirect};
@@ -137,12 +136,11 @@ impl Rules {
                 host_named: !named.is_empty(),
             });
         }
-        let ip = match host {
-            Host::Domain(_) => return Ok(()),
-            Host::Ipv4(v4) => IpAddr::V4(v4),
-            Host::Ipv6(v6) => IpAddr::V6(v6),
-        };
-        admit(&ip.to_string(), ip, !named.is_empty(), true)
+        match pattern::host_ip(&host) {
+            Some(ip) => admit(&ip.to_string(), ip, !named.is_empty(), true),
+            // A host name's addresses are checked as it resolves.
+            None => Ok(()),
+        }
     }
 
     /// Whether the host name `name` may connect to `ip`, one of its resolved addresses.

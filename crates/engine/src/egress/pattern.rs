@@ -122,11 +122,9 @@ impl Pattern {
     /// Whether this pattern names `host` exactly (an exact name or IP, not a wildcard):
     /// what opens non-public addresses to it.
     pub fn names(&self, host: &Host<&str>) -> bool {
-        match (&self.host, host) {
-            (HostPattern::Name(name), Host::Domain(d)) => name == d,
-            (HostPattern::Ip(ip), Host::Ipv4(v4)) => *ip == IpAddr::V4(*v4),
-            (HostPattern::Ip(ip), Host::Ipv6(v6)) => *ip == IpAddr::V6(*v6),
-            _ => false,
+        match &self.host {
+            HostPattern::Any | HostPattern::Subdomains(_) => false,
+            HostPattern::Name(_) | HostPattern::Ip(_) => self.host.matches(host),
         }
     }
 
@@ -154,16 +152,23 @@ impl Scheme {
 
 impl HostPattern {
     fn matches(&self, host: &Host<&str>) -> bool {
-        match (self, host) {
-            (HostPattern::Any, _) => true,
-            (HostPattern::Subdomains(suffix), Host::Domain(d)) => d
-                .strip_suffix(suffix.as_str())
-                .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
-            (HostPattern::Name(name), Host::Domain(d)) => name == d,
-            (HostPattern::Ip(ip), Host::Ipv4(v4)) => *ip == IpAddr::V4(*v4),
-            (HostPattern::Ip(ip), Host::Ipv6(v6)) => *ip == IpAddr::V6(*v6),
-            _ => false,
+        match self {
+            HostPattern::Any => true,
+            HostPattern::Subdomains(suffix) => matches!(host, Host::Domain(d)
+                if d.strip_suffix(suffix.as_str())
+                    .is_some_and(|head| head.len() > 1 && head.ends_with('.'))),
+            HostPattern::Name(name) => matches!(host, Host::Domain(d) if d == name),
+            HostPattern::Ip(ip) => host_ip(host) == Some(*ip),
         }
+    }
+}
+
+/// The address of an IP-literal host.
+pub(super) fn host_ip(host: &Host<&str>) -> Option<IpAddr> {
+    match host {
+        Host::Domain(_) => None,
+        Host::Ipv4(v4) => Some(IpAddr::V4(*v4)),
+        Host::Ipv6(v6) => Some(IpAddr::V6(*v6)),
     }
 }
 
