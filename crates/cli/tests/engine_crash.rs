@@ -264,6 +264,8 @@ url = "{store}"
 node_id = "crash-node"
 lease = "3s"
 poll_interval = "20ms"
+# The tool listens on loopback, which only a pattern naming it opens.
+egress = {{ allow = ["{tool_url}/*"] }}
 
 [providers.mock]
 format = "openai"
@@ -505,7 +507,8 @@ async fn two_nodes_share_one_postgres_and_the_survivor_resumes_the_dead_nodes_wo
     let lease = Duration::from_secs(2);
     let node = |name: &str| {
         let text = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n\n[store]\nurl = \"{url}\"\n\n[engine]\nnode_id = \"{name}\"\nlease = \"2s\"\npoll_interval = \"20ms\"\n"
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[store]\nurl = \"{url}\"\n\n[engine]\nnode_id = \"{name}\"\nlease = \"2s\"\npoll_interval = \"20ms\"\n\
+             egress = {{ allow = [\"{tool_url}/*\"] }}\n"
         );
         let path = dir.write(&format!("{name}.toml"), &text);
         let args = [

@@ -144,7 +144,8 @@ async fn a_provider_behind_a_private_ca_is_trusted_only_through_ssl_cert_file() 
 /// Runs a one-step workflow whose `http` step calls `tool`, on a server started with
 /// `SSL_CERT_FILE` set to `cert_file`; returns the task once it ended.
 async fn run_tool_step(tool: &str, cert_file: &str) -> serde_json::Value {
-    let config = ConfigBuilder::new();
+    // The tool listens on loopback, which only a pattern naming it opens.
+    let config = ConfigBuilder::new().raw(&format!("[engine.egress]\nallow = [\"{tool}\"]"));
     let gateway = Gateway::start_with_env(&config, &[("SSL_CERT_FILE", cert_file)]);
     let workflow = json!({"name": "fetch", "steps": [
         {"name": "get", "kind": "http", "url": tool, "retry": {"max_attempts": 1}}

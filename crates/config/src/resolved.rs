@@ -223,6 +223,8 @@ pub struct Engine {
     /// Workflow definition files to register at startup, resolved against the
     /// configuration file's directory, in file order; each ends in `.json` or `.toml`.
     pub workflows: Vec<PathBuf>,
+    /// Where `http` steps may send requests.
+    pub egress: holdfast_engine::egress::Rules,
 }
 
 /// What the server logs.

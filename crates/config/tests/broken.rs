@@ -478,3 +478,50 @@ fn a_posted_configuration_may_read_only_allowed_key_variables() {
     // The same text from a file (the machine's own) may name it.
     common::load(&text, &[("AWS_SECRET_ACCESS_KEY", "x")]).unwrap();
 }
+
+#[test]
+fn egress_patterns_name_their_line_and_index() {
+    // The first line after `[engine.egress]`.
+    let line = BASE.lines().count() + 2;
+    one(
+        &with("[engine.egress]\nallow = [\"https://api.example.com/*\", \"api.example.com\"]\n"),
+        line,
+        "engine.egress.allow[1]",
+        "must start with http:// or https://",
+    );
+    one(
+        &with("[engine.egress]\nallow = [\"http://0.0.0.0:8080/*\"]\n"),
+        line,
+        "engine.egress.allow[0]",
+        "no rule can open",
+    );
+    one(
+        &with("[engine.egress]\nallow = [\"https://*.example.com/?q\"]\n"),
+        line,
+        "engine.egress.allow[0]",
+        "query",
+    );
+    // Several lines: each bad pattern on its own line.
+    let text = with(
+        "[engine.egress]\nallow = [\n  \"http://127.0.0.1:8080/*\",\n  \"http://a*b.example.com/\",\n  \"http://h:99999/\",\n]\n",
+    );
+    let all = errors(&text, &[]);
+    let at: Vec<(usize, &str)> = all
+        .iter()
+        .map(|e| (e.line_column().unwrap().0, e.field().unwrap()))
+        .collect();
+    assert_eq!(
+        at,
+        vec![
+            (line + 2, "engine.egress.allow[1]"),
+            (line + 3, "engine.egress.allow[2]")
+        ],
+        "{all:#?}"
+    );
+    one(
+        &with("[engine.egress]\nfollow_redirect = true\n"),
+        line,
+        "engine.egress.follow_redirect",
+        "unknown field",
+    );
+}

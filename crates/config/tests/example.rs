@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use common::{SECRETS, example, load};
 use holdfast_config::{MidStream, Summary};
+use holdfast_engine::egress::Rules;
 use holdfast_llm::Format;
 use holdfast_policy::backoff::Jitter;
 use holdfast_policy::rate_limit;
@@ -208,8 +209,14 @@ fn the_engine_section_resolves_with_its_defaults() {
     assert_eq!(engine.max_concurrent_tasks, 1024);
     assert_eq!(engine.max_input_bytes, 262_144);
     assert!(engine.workflows.is_empty());
+    assert_eq!(
+        engine.egress,
+        Rules::default(),
+        "public addresses, no redirects"
+    );
 
     let defaults = load("", &[]).unwrap().engine;
+    assert_eq!(defaults.egress, Rules::default());
     assert_eq!(defaults.lease, Duration::from_secs(10));
     assert_eq!(defaults.max_input_bytes, 262_144);
 }

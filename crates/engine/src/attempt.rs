@@ -17,6 +17,7 @@ use holdfast_policy::{Clock, Outcome, Rng, TimeoutKind};
 use serde_json::Value;
 
 use crate::definition::{HttpAction, LlmAction};
+use crate::egress::{self, Denied, Rules};
 use crate::template;
 
 /// The header that carries a step's idempotency key to tools and providers.
@@ -132,6 +133,8 @@ pub struct Runners {
     /// The tool client, or why it could not be built (a bad `SSL_CERT_FILE`): then
     /// every `http` attempt fails with that reason rather than trusting less.
     http: Result<reqwest::Client, String>,
+    /// Where tool calls may go; the client enforces them on every connection.
+    egress: Arc<Rules>,
     llm: Option<Arc<dyn Llm>>,
     clock: Arc<dyn Clock>,
 }
@@ -160,10 +163,13 @@ pub struct Identity<'a> {
 }
 
 impl Runners {
-    /// Runners with an HTTP client for tools and, if given, the gateway for models.
-    pub fn new(llm: Option<Arc<dyn Llm>>, clock: Arc<dyn Clock>) -> Self {
+    /// Runners with an HTTP client for tools, bound by `egress`, and, if given, the
+    /// gateway for models.
+    pub fn new(llm: Option<Arc<dyn Llm>>, clock: Arc<dyn Clock>, egress: Rules) -> Self {
+        let egress = Arc::new(egress);
         Runners {
-            http: tool_client(),
+            http: tool_client(&egress),
+            egress,
             llm,
             clock,
         }
@@ -230,6 +236,9 @@ impl Runners {
         let bad = |e: String| Failure::new(Outcome::BadRequest, e);
         let url = template::render(&action.url, context).map_err(bad)?;
         let url = reqwest::Url::parse(&url).map_err(|e| bad(format!("url {url:?}: {e}")))?;
+        // An IP-literal host is never resolved, so its address is checked here; a host
+        // name's addresses are checked by the client's resolver as it connects.
+        self.egress.check(&url).map_err(denied)?;
         let method = reqwest::Method::from_bytes(action.method.as_bytes())
             .map_err(|_| bad(format!("method {:?}", action.method)))?;
         let client = self
@@ -251,6 +260,9 @@ impl Runners {
             request = request.json(&template::render_json(body, context).map_err(bad)?);
         }
         let response = request.send().await.map_err(transport_failure)?;
+        if let Some(refused) = egress::unfollowed_redirect(&self.egress, &response) {
+            return Err(denied(refused));
+        }
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
@@ -287,10 +299,11 @@ async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, Failur
 }
 
 /// The client for `http` steps. Tools are the user's own services, mostly inside their
-/// network, so they are called directly, not through the environment's proxy; like the
-/// provider client it trusts Mozilla's roots plus `SSL_CERT_FILE`'s certificates.
-fn tool_client() -> Result<reqwest::Client, String> {
-    let mut builder = reqwest::Client::builder().no_proxy();
+/// network, so they are called directly, not through the environment's proxy (which
+/// also lets the egress rules see the tool's own address); like the provider client it
+/// trusts Mozilla's roots plus `SSL_CERT_FILE`'s certificates.
+fn tool_client(egress: &Arc<Rules>) -> Result<reqwest::Client, String> {
+    let mut builder = egress::guard(reqwest::Client::builder(), egress);
     if let Some(file) = holdfast_llm::tls::ssl_cert_file()? {
         let certificates = reqwest::Certificate::from_pem_bundle(&file.pem)
             .map_err(|e| file.problem(&e.to_string()))?;
@@ -303,7 +316,15 @@ fn tool_client() -> Result<reqwest::Client, String> {
         .map_err(|e| format!("building the tool client: {e}"))
 }
 
+/// A refused destination: never retried, as it can never succeed.
+fn denied(refusal: Denied) -> Failure {
+    Failure::new(Outcome::EgressDenied, refusal.to_string())
+}
+
 fn transport_failure(e: reqwest::Error) -> Failure {
+    if let Some(refusal) = egress::denial(&e) {
+        return denied(refusal);
+    }
     let outcome = if e.is_timeout() {
         Outcome::Timeout(TimeoutKind::Total)
     } else if e.is_builder() {

@@ -21,6 +21,7 @@ use tokio::sync::Notify;
 
 use crate::attempt::{Llm, Runners};
 use crate::definition::{self, Workflow};
+use crate::egress::Rules;
 use crate::error::{EngineError, Problem};
 use crate::event::{EventSink, TaskEvent, TaskEventKind};
 use crate::lease::LeaseKeeper;
@@ -45,6 +46,9 @@ pub struct Settings {
     pub max_concurrent_tasks: usize,
     /// The largest task input, in bytes of JSON.
     pub max_input_bytes: usize,
+    /// Where `http` steps may send requests. The default: any public address, nothing
+    /// else, no redirects.
+    pub egress: Rules,
 }
 
 impl Default for Settings {
@@ -55,6 +59,7 @@ impl Default for Settings {
             poll_interval: Duration::from_millis(50),
             max_concurrent_tasks: 1024,
             max_input_bytes: 256 * 1024,
+            egress: Rules::default(),
         }
     }
 }
@@ -120,7 +125,7 @@ impl Engine {
             .finish();
         Engine {
             inner: Arc::new(Inner {
-                runners: Runners::new(llm, clock.clone()),
+                runners: Runners::new(llm, clock.clone(), settings.egress.clone()),
                 store,
                 clock,
                 node_id: settings.node_id.clone(),

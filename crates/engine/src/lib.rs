@@ -21,6 +21,7 @@
 
 pub mod attempt;
 pub mod definition;
+pub mod egress;
 mod engine;
 pub mod error;
 pub mod event;

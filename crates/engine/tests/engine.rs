@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::routing::any;
+use holdfast_engine::egress::{Pattern, Rules};
 use holdfast_engine::{
     Engine, EngineError, Failure, Llm, LlmAnswer, LlmRequest, Scope, Settings, Submission,
     TaskEvent,
@@ -139,10 +140,14 @@ async fn harness_with(name: &str, node: &str, start: bool) -> Harness {
     let store = holdfast_store::open(&url).await.unwrap();
     let events: Arc<Mutex<Vec<TaskEvent>>> = Arc::default();
     let sink = events.clone();
+    let (tool, url) = start_tool().await;
+    // The tool listens on loopback, which only an allow pattern naming it opens.
+    let tool_pattern = Pattern::parse(&format!("{url}/*")).unwrap();
     let settings = Settings {
         node_id: node.into(),
         lease: Duration::from_millis(600),
         poll_interval: Duration::from_millis(20),
+        egress: Rules::new(vec![tool_pattern], false),
         ..Settings::default()
     };
     let engine = Engine::new(
@@ -156,7 +161,6 @@ async fn harness_with(name: &str, node: &str, start: bool) -> Harness {
         let runner = engine.clone();
         tokio::spawn(async move { runner.run(std::future::pending()).await });
     }
-    let (tool, url) = start_tool().await;
     Harness {
         engine,
         tool,

@@ -59,6 +59,10 @@ pub enum Outcome {
     StreamInterrupted,
     /// The caller gave up on the attempt (client gone, deadline, lost hedge).
     Cancelled,
+    /// holdfast's egress rules refused the destination (a tool call to a private,
+    /// loopback or metadata address, a URL no allow pattern matches, a redirect not
+    /// followed): nothing was sent, and sending again cannot succeed.
+    EgressDenied,
 }
 
 /// What the outcome of an attempt means for the health of the target that produced it.
@@ -74,7 +78,7 @@ pub enum Health {
 
 impl Outcome {
     /// Every class, once, with representative data: for tables, metrics and tests.
-    pub const ALL: [Outcome; 18] = [
+    pub const ALL: [Outcome; 19] = [
         Outcome::Ok,
         Outcome::RateLimited { retry_after: None },
         Outcome::QuotaExhausted,
@@ -93,6 +97,7 @@ impl Outcome {
         Outcome::InvalidOutput,
         Outcome::StreamInterrupted,
         Outcome::Cancelled,
+        Outcome::EgressDenied,
     ];
 
     /// Whether this is a success.
@@ -117,7 +122,8 @@ impl Outcome {
             | Outcome::NotFound
             | Outcome::ContextOverflow
             | Outcome::ContentFiltered
-            | Outcome::Cancelled => false,
+            | Outcome::Cancelled
+            | Outcome::EgressDenied => false,
         }
     }
 
@@ -138,7 +144,8 @@ impl Outcome {
             | Outcome::ContentFiltered
             | Outcome::InvalidOutput
             | Outcome::StreamInterrupted => true,
-            Outcome::Ok | Outcome::BadRequest | Outcome::Cancelled => false,
+            // A denied destination is a rule about the request, as a bad request is.
+            Outcome::Ok | Outcome::BadRequest | Outcome::Cancelled | Outcome::EgressDenied => false,
         }
     }
 
@@ -159,7 +166,8 @@ impl Outcome {
             | Outcome::ContextOverflow
             | Outcome::ContentFiltered
             | Outcome::InvalidOutput
-            | Outcome::Cancelled => Health::Neutral,
+            | Outcome::Cancelled
+            | Outcome::EgressDenied => Health::Neutral,
         }
     }
 
@@ -181,7 +189,8 @@ impl Outcome {
             | Outcome::ContentFiltered
             | Outcome::InvalidOutput
             | Outcome::StreamInterrupted
-            | Outcome::Cancelled => None,
+            | Outcome::Cancelled
+            | Outcome::EgressDenied => None,
         }
     }
 
@@ -206,6 +215,7 @@ impl Outcome {
             Outcome::InvalidOutput => "invalid_output",
             Outcome::StreamInterrupted => "stream_interrupted",
             Outcome::Cancelled => "cancelled",
+            Outcome::EgressDenied => "egress_denied",
         }
     }
 }
@@ -233,7 +243,11 @@ mod tests {
 
     #[test]
     fn request_faults_fail_fast_and_do_not_blame_the_target() {
-        for outcome in [Outcome::BadRequest, Outcome::Cancelled] {
+        for outcome in [
+            Outcome::BadRequest,
+            Outcome::Cancelled,
+            Outcome::EgressDenied,
+        ] {
             assert!(!outcome.is_retryable() && !outcome.may_fall_back());
             assert_eq!(outcome.health(), Health::Neutral);
         }

@@ -55,7 +55,9 @@ pub(crate) fn to_api_error(
         Outcome::Auth => ApiError::UpstreamAuthFailed,
         Outcome::QuotaExhausted => ApiError::UpstreamQuotaExhausted,
         Outcome::NotFound => ApiError::UpstreamModelNotFound,
-        Outcome::BadRequest => ApiError::UpstreamBadRequest(message()),
+        // Egress rules guard tool calls, not providers; were one to refuse a provider's
+        // URL, the request could not be sent anywhere: a bad request.
+        Outcome::BadRequest | Outcome::EgressDenied => ApiError::UpstreamBadRequest(message()),
         Outcome::ContextOverflow => ApiError::ContextLengthExceeded(message()),
         Outcome::ContentFiltered => ApiError::ContentFilter(message()),
         Outcome::InvalidOutput => ApiError::InvalidOutput(message()),

@@ -15,6 +15,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
+use holdfast_engine::egress::{Pattern, Rules};
 use holdfast_engine::{Engine, Settings};
 use holdfast_policy::SystemClock;
 use holdfast_server::Gateway;
@@ -110,6 +111,7 @@ impl Server {
         let stopped = async move {
             let _ = stopped.await;
         };
+        let (tools, tool_keys) = tool_server().await;
         let mut stop_engine = None;
         if engine {
             let url = format!("sqlite://{}/holdfast.db", dir.0.display());
@@ -118,6 +120,8 @@ impl Server {
                 node_id: "test-node".into(),
                 lease: Duration::from_secs(5),
                 poll_interval: Duration::from_millis(20),
+                // The tools listen on loopback, which only a pattern naming them opens.
+                egress: Rules::new(vec![Pattern::parse(&format!("{tools}/*")).unwrap()], false),
                 ..Settings::default()
             };
             let engine = Engine::new(
@@ -141,7 +145,6 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(holdfast_server::serve(listener, gateway, stopped));
-        let (tools, tool_keys) = tool_server().await;
         Server {
             base,
             client: reqwest::Client::builder().no_proxy().build().unwrap(),

@@ -262,7 +262,9 @@ async fn sqlite_tasks_stored_before_tenants_move_to_the_default_tenant() {
 
 #[tokio::test]
 async fn postgres_tasks_stored_before_tenants_move_to_the_default_tenant() {
-    let Some(url) = pg_url() else { return };
+    let Some(url) = needs::postgres_url() else {
+        return;
+    };
     let schema = format!("hf_{}_tenants", std::process::id());
     drop_schema(&url, &schema).await;
     {

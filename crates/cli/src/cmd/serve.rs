@@ -136,6 +136,7 @@ async fn serve(
         poll_interval: config.engine.poll_interval,
         max_concurrent_tasks: config.engine.max_concurrent_tasks,
         max_input_bytes: config.engine.max_input_bytes,
+        egress: config.engine.egress.clone(),
     };
     let engine = Engine::new(
         Arc::clone(&store),

@@ -256,6 +256,53 @@ pub struct Engine {
     /// Registering the same definition again is a no-op; a changed definition needs a
     /// new `version`. Default: none.
     pub workflows: Vec<String>,
+    /// `[engine.egress]`: where `http` steps may send requests.
+    pub egress: Egress,
+}
+
+/// `[engine.egress]`: where workflow `http` steps (tool calls) may send requests.
+///
+/// A step's URL is a template over the task's input and the tool's answer goes back to
+/// the caller, so by default a tool call reaches public addresses only. Denied unless
+/// opened below: loopback (`127.0.0.0/8`, `::1`), private networks (RFC 1918,
+/// `100.64.0.0/10`, `fc00::/7`), link-local (`169.254.0.0/16`, `fe80::/10`), cloud
+/// metadata addresses (`169.254.169.254`, `fd00:ec2::254`, `100.100.100.200`,
+/// `168.63.129.16`, …), reserved and documentation ranges, and the IPv4-mapped, NAT64
+/// and 6to4 forms of all of these; never opened: the unspecified address (`0.0.0.0`,
+/// `::`), multicast and broadcast. The address checked is the one connected to, after
+/// DNS resolution, on every connection and every redirect hop; a refused call fails
+/// its step with the class `egress_denied`, is not retried, and sends nothing.
+/// Changing this section needs a restart.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Egress {
+    /// The URLs tool calls may go to; with none (the default), any URL whose host is a
+    /// public address. Each pattern is `SCHEME://HOST[:PORT][PATH]`:
+    /// - `SCHEME`: `http` or `https`.
+    /// - `HOST`: a host name (`api.example.com`, matched exactly, case-insensitive), an
+    ///   IP address (`10.0.0.5`, `[fd00::5]`), `*.example.com` (any name under
+    ///   `example.com`, not `example.com` itself) or `*` (any host).
+    /// - `PORT`: 1..=65535, or `*` for any; when left out, the scheme's own port only
+    ///   (80 or 443).
+    /// - `PATH`: starts with `/`; `*` matches any run of characters, `/` included, the
+    ///   rest matches itself (`/v1/*`); when left out, any path. The query string is
+    ///   never matched.
+    ///
+    /// No user name, password, query or fragment. Wildcards only ever reach public
+    /// addresses. A pattern whose host is an exact name or IP address *names* that
+    /// host, which is what opens non-public addresses: an IP literal opens itself
+    /// (`http://127.0.0.1:8081/*`), a host name opens whatever it resolves to
+    /// (`http://tools.internal:8080/*` may resolve to `10.0.0.7`), except that a
+    /// metadata address opens only to a pattern naming that address itself. When some
+    /// patterns name a URL's host, only they can match it (a wildcard does not widen
+    /// them).
+    pub allow: Vec<String>,
+    /// Whether a tool's redirects (301, 302, 303, 307, 308) are followed. When true,
+    /// every hop is checked as the first request is, up to 5 hops. Headers set by the
+    /// step go along to every hop (except `Authorization` and cookies across hosts),
+    /// so keep this off for tools that take credentials in other headers. When false,
+    /// a redirect answer fails the step with `egress_denied`. Default false.
+    pub follow_redirects: bool,
 }
 
 impl Default for Engine {
@@ -267,6 +314,7 @@ impl Default for Engine {
             max_concurrent_tasks: 1024,
             max_input_bytes: ByteSize(256 * 1024),
             workflows: Vec::new(),
+            egress: Egress::default(),
         }
     }
 }

@@ -5,10 +5,13 @@
 //! `config check` instead of a refused lease at the first claim. Workflow files are
 //! only located here (resolved against the configuration file's directory and checked
 //! for a known extension); parsing them is the engine's job at startup, which reports
-//! the file and the field at fault.
+//! the file and the field at fault. Egress patterns are parsed by the engine's own
+//! parser, so what `config check` accepts is exactly what the engine enforces.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use holdfast_engine::egress::{Pattern, Rules};
 
 use super::Checker;
 use crate::Env;
@@ -93,6 +96,7 @@ pub(super) fn engine(
             _ => file.to_path_buf(),
         });
     }
+    let rules = egress(c, &path.key("egress"), &raw.egress);
     let ok = lease >= MIN_LEASE
         && !poll.is_zero()
         && poll <= lease
@@ -109,7 +113,20 @@ pub(super) fn engine(
         max_concurrent_tasks: usize::try_from(raw.max_concurrent_tasks).ok()?,
         max_input_bytes: usize::try_from(raw.max_input_bytes.0).ok()?,
         workflows,
+        egress: rules?,
     })
+}
+
+/// `[engine.egress]`: every allow pattern parsed, each bad one reported at its index.
+fn egress(c: &mut Checker<'_>, path: &FieldPath, raw: &schema::Egress) -> Option<Rules> {
+    let mut allow = Vec::with_capacity(raw.allow.len());
+    for (i, text) in raw.allow.iter().enumerate() {
+        match Pattern::parse(text) {
+            Ok(pattern) => allow.push(pattern),
+            Err(e) => c.invalid(path.key("allow").index(i), e.to_string()),
+        }
+    }
+    (allow.len() == raw.allow.len()).then(|| Rules::new(allow, raw.follow_redirects))
 }
 
 /// Why `id` is not a valid store name, if it is not.

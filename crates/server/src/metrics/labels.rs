@@ -73,6 +73,7 @@ pub(super) fn outcome_index(outcome: Outcome) -> usize {
         Outcome::InvalidOutput => 15,
         Outcome::StreamInterrupted => 16,
         Outcome::Cancelled => 17,
+        Outcome::EgressDenied => 18,
     }
 }
 

@@ -127,7 +127,8 @@ async fn demo(args: Args, duration: Duration, dir: PathBuf) -> anyhow::Result<Ex
             )
         })?;
     let addr = listener.local_addr()?;
-    let config = setup::load(&setup::config_text(addr, &dir, &mocks, schedule)?, &dir)?;
+    let text = setup::config_text(addr, &dir, &mocks, tool, schedule)?;
+    let config = setup::load(&text, &dir)?;
     let (gateway, engine) = build(&config, clock.clone(), &format!("http://{tool}")).await?;
     intro(addr, &dir, schedule);
     let running = Running {
@@ -195,6 +196,7 @@ async fn build(
         poll_interval: config.engine.poll_interval,
         max_concurrent_tasks: config.engine.max_concurrent_tasks,
         max_input_bytes: config.engine.max_input_bytes,
+        egress: config.engine.egress.clone(),
     };
     let engine = Engine::new(
         store,

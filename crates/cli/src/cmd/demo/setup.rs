@@ -163,11 +163,14 @@ pub(crate) async fn until(mut stop: watch::Receiver<bool>) {
 }
 
 /// The demo's configuration as TOML: the three providers as targets of one route with
-/// the default policy, whose breaker reacts within the run.
+/// the default policy, whose breaker reacts within the run, and the egress rule that
+/// lets the workflow's steps reach the demo's own tool on loopback (and nothing else
+/// that is not public).
 pub(crate) fn config_text(
     listen: SocketAddr,
     data_dir: &Path,
     mocks: &Mocks,
+    tool: SocketAddr,
     schedule: Schedule,
 ) -> anyhow::Result<String> {
     let db = data_dir.join("holdfast.db");
@@ -180,7 +183,8 @@ pub(crate) fn config_text(
         "# Written by `holdfast demo`; its mock providers' ports change every run.\n\n\
          [server]\nlisten = \"{listen}\"\n\n\
          [store]\nurl = {store_url}\n\n\
-         [engine]\nnode_id = \"demo\"\npoll_interval = \"20ms\"\nmax_concurrent_tasks = 1024\n\n"
+         [engine]\nnode_id = \"demo\"\npoll_interval = \"20ms\"\nmax_concurrent_tasks = 1024\n\n\
+         [engine.egress]\nallow = [\"http://{tool}/*\"]\n\n"
     );
     let models = [
         ("primary", "gpt-4o", "2.5", "10.0"),
