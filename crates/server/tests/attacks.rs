@@ -61,6 +61,12 @@ async fn call(gw: &Gw, key: &str, method: &str, path: &str, body: Option<Value>)
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// A short wait while polling a real server in real time.
+#[allow(clippy::disallowed_methods)]
+async fn pause() {
+    tokio::time::sleep(Duration::from_millis(20)).await;
+}
+
 fn code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("")
 }
@@ -95,7 +101,7 @@ async fn eventually(gw: &Gw, key: &str, path: &str, field: &str) -> Value {
         if status == 200 && body[field].as_array().is_some_and(|a| !a.is_empty()) {
             return body;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        pause().await;
     }
     panic!("{path} never showed {field}");
 }
@@ -219,7 +225,7 @@ async fn another_tenant_reads_cancels_claims_and_answers_nothing_of_a_tenants_wo
         if call(&gw, "acme-agent", "GET", &path, None).await.1["status"] == "waiting" {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        pause().await;
     }
     let job_id = holdfast_engine::job_id(&job_task_id, "work", 1);
     let absent = [
