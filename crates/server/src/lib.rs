@@ -59,7 +59,7 @@ use axum::serve::ListenerExt;
 pub use alerts::promql::rule_file as prometheus_rules;
 pub use error::{ApiError, ConfigProblem, Flavor, ServerError};
 pub use gateway::{DEGRADED_CACHE_CAPACITY, Gateway, LEDGER_CAPACITY};
-pub use handlers::router;
+pub use handlers::{read_chat_request, read_messages_request, router};
 pub use live::{Applied, ConfigFile, ReloadError};
 pub use meta::{
     AGENT, ATTEMPTS, COST, DEADLINE_MS, DEGRADED, IDEMPOTENCY_KEY, REPLAYED, REQUEST_ID, TARGET,

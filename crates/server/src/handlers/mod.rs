@@ -27,6 +27,9 @@ use axum::routing::{get, post};
 
 use crate::gateway::Gateway;
 
+pub use chat::read_chat_request;
+pub use messages::read_messages_request;
+
 /// The gateway's routes. The router's state is the live configuration; each handler
 /// takes the [`Gateway`] current when its request arrived (`live.rs`).
 pub fn router(gateway: Gateway) -> Router {
