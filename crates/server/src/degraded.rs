@@ -108,7 +108,7 @@ pub(crate) fn may_degrade(error: &ApiError) -> bool {
         | ApiError::InvalidApiKey
         | ApiError::ModelNotFound(_)
         | ApiError::NotFound(_)
-        | ApiError::MethodNotAllowed
+        | ApiError::MethodNotAllowed { .. }
         | ApiError::BodyTooLarge { .. }
         | ApiError::IdempotencyKeyReused
         | ApiError::RateLimited { .. }

@@ -34,6 +34,7 @@ mod error;
 mod events;
 mod exchange;
 pub mod exposition;
+mod extract;
 mod failure;
 mod gateway;
 mod handlers;

@@ -195,7 +195,7 @@ fn outcome(err: &ApiError) -> Outcome {
         | ApiError::InvalidApiKey
         | ApiError::ModelNotFound(_)
         | ApiError::NotFound(_)
-        | ApiError::MethodNotAllowed
+        | ApiError::MethodNotAllowed { .. }
         | ApiError::BodyTooLarge { .. }
         | ApiError::IdempotencyKeyReused
         | ApiError::RateLimited { .. }

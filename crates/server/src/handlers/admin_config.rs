@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use holdfast_config::ConfigError;
@@ -29,6 +29,7 @@ use serde_json::{Value, json};
 
 use crate::engine_api::{read_body, reply};
 use crate::error::{ApiError, ConfigProblem};
+use crate::extract::Path;
 use crate::gateway::Gateway;
 use crate::live::{Applied, ReloadError};
 

@@ -17,7 +17,7 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use holdfast_policy::Instant;
@@ -28,6 +28,7 @@ use serde_json::json;
 use crate::engine_api::{parse, read_body, reply};
 use crate::error::ApiError;
 use crate::events::millis;
+use crate::extract::Path;
 use crate::gateway::{Gateway, Inner};
 
 /// The longest drain: a day.

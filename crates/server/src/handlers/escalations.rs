@@ -7,7 +7,7 @@
 //! recorded: `by` when given, else the name of the client key used (never the key).
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use holdfast_store::{EscalationFilter, Resolution};
@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use crate::engine_api::{admit, admit_json, bounded, engine_error, query, reply};
 use crate::engine_json;
 use crate::error::ApiError;
+use crate::extract::Path;
 use crate::gateway::Gateway;
 
 #[derive(Deserialize)]

@@ -3,11 +3,12 @@
 //! Behind the same client keys as the chat endpoints: the ledger holds no prompt or
 //! answer, but it does show which targets a client's traffic went to.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
 use crate::error::{ApiError, Flavor};
+use crate::extract::Path;
 use crate::gateway::Gateway;
 use crate::respond;
 

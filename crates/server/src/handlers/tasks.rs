@@ -6,7 +6,7 @@
 //! twice. Once the answer is 2xx the task is durable (invariant 2).
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use holdfast_engine::Submission;
@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use crate::engine_api::{admit, admit_json, bounded, engine_error, query, reply};
 use crate::engine_json;
 use crate::error::ApiError;
+use crate::extract::Path;
 use crate::gateway::Gateway;
 
 /// The most items one list answer holds.

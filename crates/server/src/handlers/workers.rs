@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use holdfast_store::{FencingToken, JobResult};
@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use crate::engine_api::{admit_json, bounded, engine_error, reply};
 use crate::engine_json;
 use crate::error::ApiError;
+use crate::extract::Path;
 use crate::gateway::Gateway;
 
 /// A job lease when the worker does not ask for one.

@@ -9,7 +9,7 @@
 //! run; a changed definition under a registered version is a 409.
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Value, json};
@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use crate::engine_api::{admit, admit_write, engine_error, parse, read_body, reply};
 use crate::engine_json;
 use crate::error::ApiError;
+use crate::extract::Path;
 use crate::gateway::Gateway;
 
 /// Registers a definition.
