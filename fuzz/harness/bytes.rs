@@ -50,7 +50,7 @@ pub(crate) fn mutate(data: &mut Vec<u8>, rng: &mut Rng, other: &[u8], tokens: &[
         2 => {
             let at = rng.below(data.len() + 1);
             let n = rng.len(64);
-            let run: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+            let run: Vec<u8> = (0..n).map(|_| rng.next_u64() as u8).collect();
             insert(data, at, &run);
         }
         3 if !data.is_empty() => {

@@ -27,8 +27,13 @@ pub(crate) fn mutate(data: &mut Vec<u8>, rng: &mut Rng, other: &[u8]) -> bool {
     let count = count_nodes(&doc);
     let target = rng.below(count);
     let mut seen = 0;
+    let keep_kind = rng.one_in(2);
     visit(&mut doc, target, &mut seen, &mut |node| {
-        change(node, rng, donor.as_ref(), &mut raws);
+        if keep_kind {
+            vary(node, rng, donor.as_ref());
+        } else {
+            change(node, rng, donor.as_ref(), &mut raws);
+        }
     });
     let Ok(mut text) = serde_json::to_string(&doc) else {
         return false;
@@ -85,7 +90,97 @@ fn raw(raws: &mut Vec<String>, text: String) -> Value {
     Value::String(format!("{RAW}{}", raws.len() - 1))
 }
 
-/// One change to `node`.
+/// One change to `node` that keeps its JSON type, so that the document usually still
+/// has the reader's shape and the case reaches the checks past the parser.
+fn vary(node: &mut Value, rng: &mut Rng, donor: Option<&Value>) {
+    match node {
+        Value::String(text) => {
+            *text = match rng.below(4) {
+                0 => (*rng.pick(ODD_STRINGS)).to_owned(),
+                1 => long_string(rng),
+                2 => donor.and_then(|d| pick_string(d, rng)).unwrap_or_default(),
+                _ => {
+                    let mut chars: Vec<char> = text.chars().collect();
+                    if !chars.is_empty() {
+                        let i = rng.below(chars.len());
+                        chars[i] = *rng.pick(&['\u{0}', 'é', '\u{FFFF}', '\n', '"', '\\', '💩']);
+                    }
+                    chars.into_iter().collect()
+                }
+            };
+        }
+        Value::Number(_) => {
+            *node = match rng.below(6) {
+                0 => serde_json::json!(0),
+                1 => serde_json::json!(-1),
+                2 => serde_json::json!(u64::from(u32::MAX) + 1),
+                3 => serde_json::json!(u64::MAX),
+                4 => serde_json::json!(1e300),
+                _ => serde_json::json!(rng.below(5)),
+            };
+        }
+        Value::Bool(b) => *b = !*b,
+        Value::Array(items) if !items.is_empty() => {
+            let i = rng.below(items.len());
+            match rng.below(3) {
+                0 => {
+                    items.remove(i);
+                }
+                1 => {
+                    let copy = items[i].clone();
+                    items.insert(rng.below(items.len() + 1), copy);
+                }
+                _ => {
+                    let j = rng.below(items.len());
+                    items.swap(i, j);
+                }
+            }
+        }
+        Value::Object(map) if !map.is_empty() && rng.one_in(2) => {
+            let key = map.keys().nth(rng.below(map.len())).cloned().unwrap_or_default();
+            map.remove(&key);
+        }
+        Value::Object(map) => {
+            if let Some((key, value)) = donor.and_then(|d| pick_member(d, rng)) {
+                map.insert(key, value);
+            }
+        }
+        Value::Array(_) | Value::Null => {}
+    }
+}
+
+/// A string somewhere in `donor`.
+fn pick_string(donor: &Value, rng: &mut Rng) -> Option<String> {
+    let mut found = Vec::new();
+    collect(donor, &mut |v| {
+        if let Value::String(s) = v {
+            found.push(s.clone());
+        }
+    });
+    (!found.is_empty()).then(|| rng.pick(&found).clone())
+}
+
+/// A key and its value from some object in `donor`.
+fn pick_member(donor: &Value, rng: &mut Rng) -> Option<(String, Value)> {
+    let mut found = Vec::new();
+    collect(donor, &mut |v| {
+        if let Value::Object(map) = v {
+            found.extend(map.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+    });
+    (!found.is_empty()).then(|| rng.pick(&found).clone())
+}
+
+fn collect(value: &Value, f: &mut dyn FnMut(&Value)) {
+    f(value);
+    match value {
+        Value::Array(items) => items.iter().for_each(|v| collect(v, f)),
+        Value::Object(map) => map.values().for_each(|v| collect(v, f)),
+        _ => {}
+    }
+}
+
+/// One change to `node`, of its type or its shape.
 fn change(node: &mut Value, rng: &mut Rng, donor: Option<&Value>, raws: &mut Vec<String>) {
     match rng.below(12) {
         0 => *node = swap_type(node, rng),
@@ -163,7 +258,7 @@ fn swap_type(node: &Value, rng: &mut Rng) -> Value {
     match rng.below(7) {
         0 => Value::Null,
         1 => Value::Bool(rng.one_in(2)),
-        2 => serde_json::json!(rng.next() as i64),
+        2 => serde_json::json!(rng.next_u64() as i64),
         3 => serde_json::json!(-1.5e300),
         4 => Value::String(node.to_string()),
         5 => Value::Array(vec![node.clone()]),

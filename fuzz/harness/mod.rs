@@ -55,8 +55,10 @@ pub(crate) enum Grammar {
 
 /// One reader to fuzz.
 pub(crate) struct Target {
-    /// Its name: the corpus is `fuzz/corpus/NAME/`.
+    /// Its name (of its test, `fuzz_NAME`, and of `fuzz/artifacts/NAME/`).
     pub(crate) name: &'static str,
+    /// Its seed inputs: `fuzz/corpus/CORPUS/` (targets over the same format share one).
+    pub(crate) corpus: &'static str,
     /// How its inputs are written.
     pub(crate) grammar: Grammar,
     /// Cases run by `cargo test` (a few seconds in a debug build).
@@ -87,17 +89,18 @@ pub(crate) fn fuzz(target: &Target) {
     }
     let budget = budget(target);
     let seed = seed(budget);
-    let corpus = corpus(target.name);
+    let corpus = corpus(target.corpus);
     assert!(
         !corpus.is_empty(),
         "{}: no seed inputs in fuzz/corpus/{}",
         target.name,
-        target.name
+        target.corpus
     );
     let mut run = Run::new(target, seed);
     for input in &corpus {
         run.case(input.clone());
     }
+    let corpus_len = corpus.len();
     let mut pool = corpus;
     let mut rng = Rng::new(seed);
     let clock = Stopwatch::start();
@@ -106,11 +109,18 @@ pub(crate) fn fuzz(target: &Target) {
         Budget::Cases(n) => cases < n,
         Budget::For(limit) => clock.elapsed() < limit,
     } {
-        let parent = rng.below(pool.len());
+        // Half the cases start from a seed, so that mutants of broken inputs (which
+        // the novelty rule lets in) do not crowd out mutants of valid ones.
+        let seeds = pool.len().min(corpus_len);
+        let parent = if rng.one_in(2) { rng.below(seeds) } else { rng.below(pool.len()) };
         let other = rng.below(pool.len());
         let mut input = pool[parent].clone();
-        let most = if rng.one_in(4) { 16 } else { 3 };
-        let rounds = 1 + rng.below(most);
+        // Mostly one or two mutations, so that many inputs stay close enough to valid
+        // to reach the checks past the parser; now and then a pile of them.
+        let mut rounds = 1;
+        while rounds < 16 && rng.one_in(2) {
+            rounds += 1;
+        }
         for _ in 0..rounds {
             mutate(&mut input, target.grammar, &mut rng, &pool[other]);
         }
@@ -149,6 +159,8 @@ struct Run<'a> {
     seed: u64,
     number: u64,
     outcomes: HashSet<String>,
+    /// Where each input is written before it runs (`fuzz/artifacts/NAME/last-input`).
+    last: PathBuf,
     /// Cases the reader accepted (an outcome starting `ok`): a run that accepts almost
     /// nothing only exercises the first error path.
     accepted: u64,
@@ -157,9 +169,18 @@ struct Run<'a> {
 
 impl<'a> Run<'a> {
     fn new(target: &'a Target, seed: u64) -> Self {
+        let dir = fuzz_dir().join("artifacts").join(target.name);
+        let _ = std::fs::create_dir_all(&dir);
+        eprintln!(
+            "{}: seed {seed}; if the process dies (a stack overflow aborts it), the input \
+             it died on is {}",
+            target.name,
+            dir.join("last-input").display()
+        );
         Run {
             target,
             seed,
+            last: dir.join("last-input"),
             number: 0,
             outcomes: HashSet::new(),
             accepted: 0,
@@ -170,6 +191,9 @@ impl<'a> Run<'a> {
     /// Runs one case; true when its outcome is new. Panics with a report on failure.
     fn case(&mut self, input: Vec<u8>) -> bool {
         self.number += 1;
+        // A stack overflow aborts the process without unwinding: the input it died on
+        // is kept on disk beforehand, so that no crash is lost.
+        let _ = std::fs::write(&self.last, &input);
         let watch = Stopwatch::start();
         let result = catch_unwind(AssertUnwindSafe(|| (self.target.run)(&input)));
         let took = watch.elapsed();
@@ -208,10 +232,10 @@ impl<'a> Run<'a> {
     }
 }
 
-/// Applies one mutation: the grammar's own half the time (when the input still has
-/// that grammar), a byte-level one otherwise.
+/// Applies one mutation: the grammar's own three times in four (when the input still
+/// has that grammar), a byte-level one otherwise.
 pub(crate) fn mutate(input: &mut Vec<u8>, grammar: Grammar, rng: &mut Rng, other: &[u8]) {
-    if rng.one_in(2) {
+    if !rng.one_in(4) {
         let done = match grammar {
             Grammar::Json => json::mutate(input, rng, other),
             Grammar::Toml => toml::mutate(input, rng, other),

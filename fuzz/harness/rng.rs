@@ -15,7 +15,7 @@ impl Rng {
     }
 
     /// The next 64 random bits.
-    pub(crate) fn next(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -28,7 +28,7 @@ impl Rng {
         if n == 0 {
             return 0;
         }
-        (self.next() % n as u64) as usize
+        (self.next_u64() % n as u64) as usize
     }
 
     /// True with probability 1 in `n`.
@@ -61,8 +61,8 @@ mod tests {
     fn the_same_seed_gives_the_same_sequence() {
         let (mut a, mut b) = (Rng::new(7), Rng::new(7));
         for _ in 0..100 {
-            assert_eq!(a.next(), b.next());
+            assert_eq!(a.next_u64(), b.next_u64());
         }
-        assert_ne!(Rng::new(7).next(), Rng::new(8).next());
+        assert_ne!(Rng::new(7).next_u64(), Rng::new(8).next_u64());
     }
 }

@@ -23,12 +23,28 @@ pub(crate) fn run(body: &[u8]) -> String {
             match holdfast_llm::translate::to_anthropic_request(&request) {
                 Ok(anthropic) => {
                     serde_json::to_vec(&anthropic).expect("a translated request serialises");
-                    "ok".to_owned()
+                    format!("ok {}", shape(&written))
                 }
                 Err(e) => format!("ok, not translatable: {e}"),
             }
         }
     }
+}
+
+/// The fields of an accepted request and its messages' roles: what makes one accepted
+/// input new to the pool.
+pub(crate) fn shape(written: &[u8]) -> String {
+    let value: serde_json::Value = serde_json::from_slice(written).unwrap_or_default();
+    let mut keys: Vec<&str> = value
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    keys.sort_unstable();
+    let roles: Vec<&str> = value["messages"]
+        .as_array()
+        .map(|m| m.iter().filter_map(|m| m["role"].as_str()).collect())
+        .unwrap_or_default();
+    format!("{} {}", keys.join(","), roles.join(","))
 }
 
 /// Checks that a refusal is a client error with a code and a message; returns its

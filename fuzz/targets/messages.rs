@@ -8,7 +8,7 @@
 
 use holdfast_server::{read_chat_request, read_messages_request};
 
-use super::chat::refusal;
+use super::chat::{refusal, shape};
 
 /// Runs one body; returns its outcome.
 pub(crate) fn run(body: &[u8]) -> String {
@@ -28,7 +28,7 @@ pub(crate) fn run(body: &[u8]) -> String {
             match holdfast_llm::translate::to_anthropic_request(&request) {
                 Ok(back) => {
                     serde_json::to_vec(&back).expect("a translated request serialises");
-                    "ok".to_owned()
+                    format!("ok {}", shape(&written))
                 }
                 Err(e) => format!("ok, not translatable back: {e}"),
             }

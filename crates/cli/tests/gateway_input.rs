@@ -119,6 +119,13 @@ fn anthropic(extra: &str) -> String {
     )
 }
 
+/// TOML whose `{}` in key positions unbalanced the parser's depth count before
+/// toml_parser 1.1.6, so that the nesting after it overflowed the stack.
+fn unbalanced_toml(prefix: &str) -> String {
+    let n = 3_000;
+    format!("{prefix}x = {{ {} a = {}1{} }}\n", "{}".repeat(n), "{ a = ".repeat(n), " }".repeat(n))
+}
+
 /// Text nested `depth` arrays deep.
 fn nested(depth: usize) -> String {
     format!("{}{}", "[".repeat(depth), "]".repeat(depth))
@@ -219,6 +226,7 @@ fn catalogue() -> Vec<Case> {
         bad("workflows: unknown step kind", "POST /v1/workflows", r#"{"name":"odd","steps":[{"name":"a","kind":"teleport"}]}"#, 400, "invalid_input"),
         bad("workflows: a template naming an unknown step", "POST /v1/workflows", r#"{"name":"t","steps":[{"name":"a","kind":"human","prompt":"{{ steps.nope.output }}"}]}"#, 400, "invalid_input"),
         bad("workflows: bad TOML", "POST /v1/workflows", "name = [", 400, "invalid_input").content_type(Some("application/toml")),
+        bad("workflows: TOML with unbalanced inline tables", "POST /v1/workflows", unbalanced_toml("name = \"deep\"\n"), 400, "invalid_input").content_type(Some("application/toml")),
         bad("workflows: TOML of invalid UTF-8", "POST /v1/workflows", b"name = \"\xff\"".to_vec(), 400, "invalid_json").content_type(Some("application/toml")),
         bad("workflows: a registered version, changed", "POST /v1/workflows", WORKFLOW.replace("24h", "12h"), 409, "conflict"),
         bad("workflows: unknown name", "GET /v1/workflows/nope", "", 404, "not_found"),
@@ -279,6 +287,7 @@ fn catalogue() -> Vec<Case> {
         bad("config: empty body", "POST /admin/config", "", 400, "invalid_config").content_type(Some("application/toml")),
         bad("config: invalid UTF-8", "POST /admin/config", b"[server]\nlisten = \"\xff\"".to_vec(), 400, "invalid_config").content_type(Some("application/toml")),
         bad("config: bad TOML", "POST /admin/config", "[routes.smart\n", 400, "invalid_config").content_type(Some("application/toml")),
+        bad("config: unbalanced inline tables", "POST /admin/config", unbalanced_toml(""), 400, "invalid_config").content_type(Some("application/toml")),
         bad("config: unknown field", "POST /admin/config", "[server]\nlisten = \"127.0.0.1:0\"\nbogus = 1\n", 400, "invalid_config").content_type(Some("application/toml")),
         bad("config: sent as JSON", "POST /admin/config", r#"{"server":{}}"#, 400, "invalid_header"),
         bad("config: over 1 MiB", "POST /admin/config", "#".repeat(2 << 20), 413, "request_too_large").content_type(Some("application/toml")).fresh(),

@@ -14,6 +14,7 @@ use harness::{Grammar, Target, fuzz};
 fn fuzz_config() {
     fuzz(&Target {
         name: "config",
+        corpus: "config",
         grammar: Grammar::Toml,
         cases: 2000,
         run: config::run,

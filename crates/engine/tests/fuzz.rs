@@ -14,6 +14,7 @@ use harness::{Grammar, Target, fuzz};
 fn fuzz_workflow_json() {
     fuzz(&Target {
         name: "workflow_json",
+        corpus: "workflow_json",
         grammar: Grammar::Json,
         cases: 2000,
         run: workflow::run_json,
@@ -24,6 +25,7 @@ fn fuzz_workflow_json() {
 fn fuzz_workflow_toml() {
     fuzz(&Target {
         name: "workflow_toml",
+        corpus: "workflow_toml",
         grammar: Grammar::Toml,
         cases: 2000,
         run: workflow::run_toml,

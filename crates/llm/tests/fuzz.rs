@@ -14,6 +14,7 @@ use harness::{Grammar, Target, fuzz};
 fn fuzz_sse() {
     fuzz(&Target {
         name: "sse",
+        corpus: "sse",
         grammar: Grammar::Sse,
         cases: 3000,
         run: sse::run,
