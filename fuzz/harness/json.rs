@@ -137,7 +137,11 @@ fn vary(node: &mut Value, rng: &mut Rng, donor: Option<&Value>) {
             }
         }
         Value::Object(map) if !map.is_empty() && rng.one_in(2) => {
-            let key = map.keys().nth(rng.below(map.len())).cloned().unwrap_or_default();
+            let key = map
+                .keys()
+                .nth(rng.below(map.len()))
+                .cloned()
+                .unwrap_or_default();
             map.remove(&key);
         }
         Value::Object(map) => {

@@ -112,7 +112,11 @@ pub(crate) fn fuzz(target: &Target) {
         // Half the cases start from a seed, so that mutants of broken inputs (which
         // the novelty rule lets in) do not crowd out mutants of valid ones.
         let seeds = pool.len().min(corpus_len);
-        let parent = if rng.one_in(2) { rng.below(seeds) } else { rng.below(pool.len()) };
+        let parent = if rng.one_in(2) {
+            rng.below(seeds)
+        } else {
+            rng.below(pool.len())
+        };
         let other = rng.below(pool.len());
         let mut input = pool[parent].clone();
         // Mostly one or two mutations, so that many inputs stay close enough to valid
@@ -324,7 +328,7 @@ fn seed(budget: Budget) -> u64 {
             .unwrap_or_else(|_| panic!("HOLDFAST_FUZZ_SEED={text:?}: expected a number"));
     }
     match budget {
-        Budget::Cases(_) => 0x5EED_0F_401D_FA57,
+        Budget::Cases(_) => 0x5E_ED0F_401D_FA57,
         Budget::For(_) => {
             #[allow(clippy::disallowed_methods)] // a fresh seed for each timed run
             let now = std::time::SystemTime::now()

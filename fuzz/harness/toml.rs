@@ -22,7 +22,7 @@ pub(crate) fn mutate(data: &mut Vec<u8>, rng: &mut Rng, other: &[u8]) -> bool {
     }
     let i = rng.below(lines.len());
     match rng.below(9) {
-        0 | 1 | 2 => {
+        0..=2 => {
             if let Some(eq) = lines[i].find('=') {
                 let key = lines[i][..eq].trim_end().to_owned();
                 lines[i] = format!("{key} = {}", value(rng));

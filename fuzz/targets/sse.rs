@@ -6,6 +6,9 @@
 //! stream split anywhere gives the same events as the stream whole; an event written
 //! by the encoder reads back as itself; the size cap refuses rather than grows.
 
+// A broken property is a panic: that is what a fuzz target reports.
+#![allow(clippy::expect_used)]
+
 use holdfast_llm::anthropic::StreamEvent;
 use holdfast_llm::openai::ChatChunk;
 use holdfast_llm::sse::{SseEvent, SseParser, encode};
@@ -23,7 +26,7 @@ pub(crate) fn run(stream: &[u8]) -> String {
             assert_eq!(whole, split, "splitting the stream changed its events");
             whole
         }
-        (Err(_), Err(_)) => return "too large".to_owned(),
+        (Err(_), Err(_)) => return "refused: too large".to_owned(),
         (whole, split) => panic!("whole {whole:?} but split {split:?}"),
     };
     let capped = feed_split(SseParser::new(SMALL_CAP), stream);
@@ -41,9 +44,14 @@ pub(crate) fn run(stream: &[u8]) -> String {
         assert_eq!(read, vec![event.clone()], "the encoder wrote {text:?}");
     }
     let (openai, anthropic) = decode(&events);
+    let mut names: Vec<&str> = events.iter().filter_map(|e| e.event.as_deref()).collect();
+    names.sort_unstable();
+    names.dedup();
+    names.truncate(4);
     format!(
-        "events {} openai {openai} anthropic {anthropic} capped {}",
+        "ok events {} named {} openai {openai} anthropic {anthropic} capped {}",
         events.len().min(3),
+        names.join(","),
         capped.is_ok()
     )
 }

@@ -123,7 +123,12 @@ fn anthropic(extra: &str) -> String {
 /// toml_parser 1.1.6, so that the nesting after it overflowed the stack.
 fn unbalanced_toml(prefix: &str) -> String {
     let n = 3_000;
-    format!("{prefix}x = {{ {} a = {}1{} }}\n", "{}".repeat(n), "{ a = ".repeat(n), " }".repeat(n))
+    format!(
+        "{prefix}x = {{ {} a = {}1{} }}\n",
+        "{}".repeat(n),
+        "{ a = ".repeat(n),
+        " }".repeat(n)
+    )
 }
 
 /// Text nested `depth` arrays deep.

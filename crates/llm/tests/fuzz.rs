@@ -16,7 +16,7 @@ fn fuzz_sse() {
         name: "sse",
         corpus: "sse",
         grammar: Grammar::Sse,
-        cases: 3000,
+        cases: 2000,
         run: sse::run,
     });
 }
