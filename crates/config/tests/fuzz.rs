@@ -16,7 +16,7 @@ fn fuzz_config() {
         name: "config",
         corpus: "config",
         grammar: Grammar::Toml,
-        cases: 2000,
+        cases: 1500,
         run: config::run,
     });
 }
