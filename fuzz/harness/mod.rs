@@ -29,6 +29,7 @@ mod sse;
 mod toml;
 
 use std::collections::HashSet;
+use std::io::{Seek, SeekFrom, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -164,7 +165,7 @@ struct Run<'a> {
     number: u64,
     outcomes: HashSet<String>,
     /// Where each input is written before it runs (`fuzz/artifacts/NAME/last-input`).
-    last: PathBuf,
+    last_file: Option<std::fs::File>,
     /// Cases the reader accepted (an outcome starting `ok`): a run that accepts almost
     /// nothing only exercises the first error path.
     accepted: u64,
@@ -184,7 +185,12 @@ impl<'a> Run<'a> {
         Run {
             target,
             seed,
-            last: dir.join("last-input"),
+            last_file: std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(false)
+                .open(dir.join("last-input"))
+                .ok(),
             number: 0,
             outcomes: HashSet::new(),
             accepted: 0,
@@ -196,8 +202,15 @@ impl<'a> Run<'a> {
     fn case(&mut self, input: Vec<u8>) -> bool {
         self.number += 1;
         // A stack overflow aborts the process without unwinding: the input it died on
-        // is kept on disk beforehand, so that no crash is lost.
-        let _ = std::fs::write(&self.last, &input);
+        // is kept on disk beforehand, so that no crash is lost. Overwritten in place,
+        // never truncated to nothing first: ext4 flushes a file truncated to zero and
+        // rewritten, which would make every case wait for the disk.
+        if let Some(file) = &mut self.last_file {
+            let _ = file
+                .seek(SeekFrom::Start(0))
+                .and_then(|_| file.write_all(&input))
+                .and_then(|()| file.set_len(input.len() as u64));
+        }
         let watch = Stopwatch::start();
         let result = catch_unwind(AssertUnwindSafe(|| (self.target.run)(&input)));
         let took = watch.elapsed();
