@@ -376,7 +376,7 @@ fn corpus(name: &str) -> Vec<Vec<u8>> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
         .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.is_file())
+        .filter(|path| path.is_file() && !is_libfuzzer_find(path))
         .collect();
     paths.sort();
     paths
@@ -385,6 +385,14 @@ fn corpus(name: &str) -> Vec<Vec<u8>> {
             std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
         })
         .collect()
+}
+
+/// Whether `path` is an input `cargo fuzz` added to the corpus (named by its SHA-1):
+/// not a seed, so that `cargo test` runs the same inputs on every machine.
+fn is_libfuzzer_find(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.len() == 40 && n.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Saves a failing input under `fuzz/artifacts/TARGET/` (the place `cargo fuzz` uses).
