@@ -525,3 +525,21 @@ fn egress_patterns_name_their_line_and_index() {
         "unknown field",
     );
 }
+
+/// Regression (found by `fuzz_config`): a key position holding `{}` inside an inline
+/// table made the TOML parser close more tables than it opened, which let later nesting
+/// pass its depth limit and overflow the stack (toml_parser before 1.1.6). Now it is a
+/// located syntax error, however deep the nesting that follows.
+#[test]
+fn unbalanced_inline_tables_are_a_syntax_error_not_a_stack_overflow() {
+    let n = 20_000;
+    let text = format!(
+        "x = {{ {} a = {}1{} }}\n",
+        "{}".repeat(n),
+        "{ a = ".repeat(n),
+        " }".repeat(n)
+    );
+    let all = errors(&text, &[]);
+    assert!(!all.is_empty());
+    assert_eq!(all[0].line_column().map(|(l, _)| l), Some(1), "{}", all[0]);
+}

@@ -144,9 +144,10 @@ impl SseParser {
                 return &bytes[i..];
             }
             if BOM[seen + i] != byte {
-                // Not a BOM: what was held back is ordinary line content.
+                // Not a BOM: what was held back is ordinary line content, and so is the
+                // rest, from this byte on (the bytes before it are held back already).
                 self.bom_checked = true;
-                return bytes;
+                return &bytes[i..];
             }
             self.line.push(byte);
             self.event_bytes += 1;

@@ -102,7 +102,14 @@ pub fn parse_duration(field: &'static str, text: &str) -> Result<Duration, Inval
             ));
         }
     };
-    seconds(field, value * scale)
+    let secs = value * scale;
+    if secs.is_finite() && Duration::try_from_secs_f64(secs).is_err() {
+        return Err(InvalidSetting::new(
+            field,
+            format!("`{text}` is too long for a duration"),
+        ));
+    }
+    seconds(field, secs)
 }
 
 #[cfg(test)]
@@ -125,6 +132,8 @@ mod tests {
             assert_eq!(err.field, "retry.base", "{bad}");
         }
         assert!(seconds("timeout", -1.0).is_err());
+        let err = parse_duration("for", "99999999999999999999h").unwrap_err();
+        assert!(err.to_string().contains("too long for a duration"), "{err}");
         assert!(seconds("timeout", f64::NAN).is_err());
     }
 

@@ -76,7 +76,7 @@ impl ClientKeys {
         if self.keys.is_empty() {
             return Ok(Caller::Anyone);
         }
-        let presented = presented_key(headers).ok_or(ApiError::MissingApiKey)?;
+        let presented = presented_key(headers).ok_or_else(|| unreadable_or_missing(headers))?;
         let mut found = None;
         for (i, key) in self.keys.iter().enumerate() {
             let matches = key.secret.as_ref().is_some_and(|s| s.matches(presented));
@@ -181,6 +181,20 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .filter(|k| !k.is_empty())
 }
 
+/// The refusal for a request without a readable key: a key header that is there but
+/// not text (or not a Bearer key) is an invalid key, not a missing one.
+fn unreadable_or_missing(headers: &HeaderMap) -> ApiError {
+    let unreadable = [header::AUTHORIZATION.as_str(), "x-api-key"]
+        .iter()
+        .filter_map(|name| headers.get(*name))
+        .any(|value| value.to_str().is_err());
+    if unreadable {
+        ApiError::InvalidApiKey
+    } else {
+        ApiError::MissingApiKey
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,6 +242,15 @@ mod tests {
             keys.authenticate(&HeaderMap::new()),
             Err(ApiError::MissingApiKey)
         );
+    }
+
+    /// Regression: a key header of invalid UTF-8 was answered "missing API key".
+    #[test]
+    fn a_key_header_that_is_not_text_is_an_invalid_key_not_a_missing_one() {
+        let mut headers = HeaderMap::new();
+        let garbled = HeaderValue::from_bytes(b"Bearer \xff\xfe").unwrap();
+        headers.insert("authorization", garbled);
+        assert_eq!(keys().authenticate(&headers), Err(ApiError::InvalidApiKey));
     }
 
     #[test]

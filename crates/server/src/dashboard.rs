@@ -11,11 +11,12 @@
 //! is: it holds no data. Every API call it makes carries the client key the operator
 //! types in (kept in the tab's `sessionStorage`, never in the page or a URL).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::{ApiError, Flavor};
+use crate::extract::Path;
 use crate::gateway::Gateway;
 use crate::respond;
 

@@ -117,7 +117,7 @@ pub(crate) fn may_degrade(error: &ApiError) -> bool {
         | ApiError::UnsupportedMediaType(_)
         | ApiError::ModelNotFound(_)
         | ApiError::NotFound(_)
-        | ApiError::MethodNotAllowed
+        | ApiError::MethodNotAllowed { .. }
         | ApiError::BodyTooLarge { .. }
         | ApiError::IdempotencyKeyReused
         | ApiError::RateLimited { .. }

@@ -166,14 +166,56 @@ pub(crate) fn present<'de, D: serde::Deserializer<'de>>(
     <serde_json::Value as serde::Deserialize>::deserialize(deserializer).map(Some)
 }
 
-/// The query string parsed as `T`; unknown parameters are refused when `T` says so.
+/// The query string parsed as `T`; unknown parameters are refused when `T` says so, and
+/// so is a parameter that is not UTF-8 once percent-decoded (which axum would read
+/// with replacement characters, answering a question the client did not ask).
 pub(crate) fn query<T: DeserializeOwned>(uri: &Uri) -> Result<T, ApiError> {
+    for pair in uri.query().unwrap_or_default().split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let decodes = |text: &str| {
+            percent_encoding::percent_decode_str(&text.replace('+', " "))
+                .decode_utf8()
+                .is_ok()
+        };
+        if !decodes(name) || !decodes(value) {
+            let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
+            return Err(ApiError::InvalidRequest {
+                message: format!(
+                    "invalid query string: `{name}` is not UTF-8 text once percent-decoded"
+                ),
+                param: Some(name.into_owned()),
+            });
+        }
+    }
     Query::<T>::try_from_uri(uri)
         .map(|Query(q)| q)
-        .map_err(|e| ApiError::InvalidRequest {
-            message: format!("invalid query string: {}", e.body_text()),
-            param: None,
-        })
+        .map_err(|e| query_refusal(&e.body_text()))
+}
+
+/// axum's `Failed to deserialize query string: limit: invalid digit found in string`
+/// as `invalid query string: `limit` is not a whole number ≥ 0`, naming the parameter.
+fn query_refusal(text: &str) -> ApiError {
+    let detail = text
+        .strip_prefix("Failed to deserialize query string: ")
+        .unwrap_or(text);
+    let (param, reason) = match detail.split_once(": ") {
+        Some((name, reason)) if !name.contains(' ') => (Some(name.to_owned()), reason),
+        _ => (None, detail),
+    };
+    let reason = match reason {
+        "invalid digit found in string" | "cannot parse integer from empty string" => {
+            "is not a whole number ≥ 0"
+        }
+        "number too large to fit in target type" => "is too large",
+        other => other,
+    };
+    let message = match &param {
+        Some(name) if !reason.starts_with("unknown field") => {
+            format!("invalid query string: `{name}` {reason}")
+        }
+        _ => format!("invalid query string: {reason}"),
+    };
+    ApiError::InvalidRequest { message, param }
 }
 
 /// Checks that `value` is within `range`, naming `field` if not.
@@ -242,5 +284,47 @@ fn store_error(err: StoreError) -> ApiError {
             ApiError::Conflict(format!("conflict on {kind} {id:?}: {reason}"))
         }
         other => ApiError::Internal(format!("store: {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Filter {
+        #[allow(dead_code)] // read by serde only
+        workflow: Option<String>,
+    }
+
+    /// Regression: `?workflow=%FF` was read as U+FFFD and answered an empty list.
+    #[test]
+    fn a_query_value_that_is_not_utf8_is_refused_with_its_name() {
+        let uri: Uri = "/v1/tasks?workflow=%FF".parse().unwrap();
+        let err = query::<Filter>(&uri).err().unwrap();
+        assert_eq!(err.code(), "invalid_request");
+        assert!(err.to_string().contains("`workflow` is not UTF-8"), "{err}");
+        let fine: Uri = "/v1/tasks?workflow=caf%C3%A9+au+lait".parse().unwrap();
+        assert!(query::<Filter>(&fine).is_ok());
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Limit {
+        #[allow(dead_code)] // read by serde only
+        limit: Option<u64>,
+    }
+
+    #[test]
+    fn a_bad_number_in_a_query_names_its_parameter() {
+        for (query_text, says) in [
+            ("limit=-1", "`limit` is not a whole number ≥ 0"),
+            ("limit=99999999999999999999999", "`limit` is too large"),
+        ] {
+            let uri: Uri = format!("/v1/tasks?{query_text}").parse().unwrap();
+            let err = query::<Limit>(&uri).err().unwrap();
+            assert!(err.to_string().contains(says), "{err}");
+            assert_eq!(err.body(crate::Flavor::OpenAi)["error"]["param"], "limit");
+        }
     }
 }

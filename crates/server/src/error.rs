@@ -79,8 +79,13 @@ pub enum ApiError {
     #[error("{0}")]
     NotFound(String),
     /// The path exists but not with this method.
-    #[error("method not allowed")]
-    MethodNotAllowed,
+    #[error("{method} is not allowed on {path}; the `Allow` header lists the methods it takes")]
+    MethodNotAllowed {
+        /// The method the client used.
+        method: String,
+        /// The path it used it on.
+        path: String,
+    },
     /// The body is larger than `server.body_limit`.
     #[error("the request body is larger than {limit} bytes")]
     BodyTooLarge {
@@ -216,7 +221,7 @@ impl ApiError {
             ApiError::Forbidden { .. } | ApiError::CrossOrigin(_) => StatusCode::FORBIDDEN,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::ModelNotFound(_) | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited { .. }
@@ -254,7 +259,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::ModelNotFound(_) => "model_not_found",
             ApiError::NotFound(_) => "not_found",
-            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::BodyTooLarge { .. } => "request_too_large",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::RateLimited { .. } => "rate_limited",

@@ -35,6 +35,7 @@ mod error;
 mod events;
 mod exchange;
 pub mod exposition;
+mod extract;
 mod failure;
 mod gateway;
 mod handlers;
@@ -62,7 +63,7 @@ pub use access::OPEN_TENANT;
 pub use alerts::promql::rule_file as prometheus_rules;
 pub use error::{ApiError, ConfigProblem, Flavor, ServerError};
 pub use gateway::{DEGRADED_CACHE_CAPACITY, Gateway, LEDGER_CAPACITY};
-pub use handlers::{Rule, router, rules};
+pub use handlers::{Rule, read_chat_request, read_messages_request, router, rules};
 pub use live::{Applied, ConfigFile, ReloadError};
 pub use meta::{
     AGENT, ATTEMPTS, COST, DEADLINE_MS, DEGRADED, IDEMPOTENCY_KEY, REPLAYED, REQUEST_ID, TARGET,

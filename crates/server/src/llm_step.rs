@@ -201,7 +201,7 @@ fn outcome(err: &ApiError) -> Outcome {
         | ApiError::UnsupportedMediaType(_)
         | ApiError::ModelNotFound(_)
         | ApiError::NotFound(_)
-        | ApiError::MethodNotAllowed
+        | ApiError::MethodNotAllowed { .. }
         | ApiError::BodyTooLarge { .. }
         | ApiError::IdempotencyKeyReused
         | ApiError::RateLimited { .. }

@@ -174,3 +174,19 @@ fn toml_definitions_parse_like_json() {
     assert_eq!(w.steps[0].on_exhausted, OnExhausted::Escalate);
     assert!(parse_toml("name = ").is_err());
 }
+
+/// Regression (found by the config fuzz target; the same TOML parser reads definitions):
+/// `{}` where an inline table wants a key unbalanced the parser's depth count, so that
+/// deeper nesting after it overflowed the stack (toml_parser before 1.1.6).
+#[test]
+fn unbalanced_inline_tables_are_refused_not_a_stack_overflow() {
+    let n = 20_000;
+    let text = format!(
+        "name = \"deep\"\nx = {{ {} a = {}1{} }}\n",
+        "{}".repeat(n),
+        "{ a = ".repeat(n),
+        " }".repeat(n)
+    );
+    let err = parse_toml(&text).unwrap_err();
+    assert!(err.to_string().contains("not valid TOML"), "{err}");
+}

@@ -74,6 +74,20 @@ fn an_oversized_event_is_an_error_and_the_parser_stays_failed() {
     }
 }
 
+/// Regression: the bytes of a partial BOM were held back and then read a second time,
+/// so the first line counted double against the size cap.
+#[test]
+fn a_partial_bom_is_read_once_whole_or_split() {
+    // The first line is 7 bytes, as is `data: a`: exactly the cap, if counted once.
+    let stream = b"\xEF\xBBxyzab\n\ndata: a\n\n";
+    for split in 0..stream.len() {
+        let mut parser = SseParser::new(7);
+        let mut events = parser.feed(&stream[..split]).unwrap();
+        events.extend(parser.feed(&stream[split..]).unwrap());
+        assert_eq!(events, vec![SseEvent::data("a")], "split at {split}");
+    }
+}
+
 #[test]
 fn a_partial_bom_that_is_not_a_bom_is_content() {
     let events = parse_all(&[b"\xEF", b"\xBBx\n", b"data: y\n\n"]);

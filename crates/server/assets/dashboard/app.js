@@ -71,6 +71,9 @@
     if (!response.ok) {
       const err = (json && json.error) || {};
       if (response.status === 401) noteAuthFailure(err.code);
+      // A key whose role is too low for a panel (the totals and alerts are for
+      // operators, the inbox for reviewers): say which role it needs.
+      if (response.status === 403 && err.code === 'forbidden') setBanner(err.message);
       throw new ApiError(
         response.status,
         err.code || `http_${response.status}`,

@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 
 use axum::body::Body;
-use axum::extract::{Path, Query};
+use axum::extract::Query;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use holdfast_config::ConfigError;
@@ -30,6 +30,7 @@ use serde_json::{Value, json};
 use crate::access::{Admin, Operator};
 use crate::engine_api::{read_body, reply};
 use crate::error::{ApiError, ConfigProblem};
+use crate::extract::Path;
 use crate::live::{Applied, ReloadError};
 
 /// The largest configuration text accepted: far above any real file, far below

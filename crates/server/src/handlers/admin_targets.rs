@@ -17,7 +17,6 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use holdfast_policy::Instant;
@@ -29,6 +28,7 @@ use crate::access::Operator;
 use crate::engine_api::{parse, read_body, reply};
 use crate::error::ApiError;
 use crate::events::millis;
+use crate::extract::Path;
 use crate::gateway::Inner;
 
 /// The longest drain: a day.

@@ -20,15 +20,18 @@ pub(crate) async fn chat_completions(caller: Agent, headers: HeaderMap, body: Bo
         Ok(door) => door,
         Err(refused) => return refused,
     };
-    match parse(&door.body) {
+    match read_chat_request(&door.body) {
         Ok(request) => exchange::serve(door, request, Dialect::OpenAi).await,
         Err(err) => door.refuse(&err),
     }
 }
 
-/// The request, parsed on the fast path; a refused body is parsed again by
-/// [`ChatRequest::from_json`], whose slower parser names the field at fault.
-fn parse(body: &[u8]) -> Result<ChatRequest, ApiError> {
+/// Reads a `POST /v1/chat/completions` body as the gateway does before routing it:
+/// parsed and validated, every refusal naming the field at fault. Valid bodies take
+/// serde's fast path; a refused one is parsed again by [`ChatRequest::from_json`],
+/// whose slower parser names the field. Public so that the fuzz targets run exactly
+/// what the handler runs.
+pub fn read_chat_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
     if let Ok(request) = serde_json::from_slice::<ChatRequest>(body)
         && request.validate().is_ok()
     {

@@ -10,7 +10,6 @@
 //! admins read every tenant's, and answer only their own).
 
 use axum::body::Body;
-use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use holdfast_store::{EscalationFilter, Resolution};
@@ -21,6 +20,7 @@ use crate::access::Reviewer;
 use crate::engine_api::{admit, admit_json, bounded, engine_error, query, reply};
 use crate::engine_json;
 use crate::error::ApiError;
+use crate::extract::Path;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -30,11 +30,15 @@ pub(crate) async fn not_found(
     respond::error(&err, flavor(&uri), &gateway.inner.reply())
 }
 
-/// 405 for a known path with another method.
-pub(crate) async fn method_not_allowed(State(gateway): State<Gateway>, uri: Uri) -> Response {
-    respond::error(
-        &ApiError::MethodNotAllowed,
-        flavor(&uri),
-        &gateway.inner.reply(),
-    )
+/// 405 for a known path with another method (axum adds the `Allow` header).
+pub(crate) async fn method_not_allowed(
+    State(gateway): State<Gateway>,
+    method: Method,
+    uri: Uri,
+) -> Response {
+    let err = ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    };
+    respond::error(&err, flavor(&uri), &gateway.inner.reply())
 }

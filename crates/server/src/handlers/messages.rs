@@ -23,14 +23,16 @@ pub(crate) async fn messages(caller: Agent, headers: HeaderMap, body: Body) -> R
         Ok(door) => door,
         Err(refused) => return refused,
     };
-    match parse(&door.body) {
+    match read_messages_request(&door.body) {
         Ok(request) => exchange::serve(door, request, Dialect::Anthropic).await,
         Err(err) => door.refuse(&err),
     }
 }
 
-/// The canonical request for an Anthropic body.
-fn parse(body: &[u8]) -> Result<ChatRequest, ApiError> {
+/// Reads a `POST /v1/messages` body as the gateway does before routing it: parsed,
+/// checked and translated to the canonical request, every refusal naming the field
+/// at fault. Public so that the fuzz targets run exactly what the handler runs.
+pub fn read_messages_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
     let mut json = serde_json::Deserializer::from_slice(body);
     let request: MessagesRequest = serde_path_to_error::deserialize(&mut json).map_err(|e| {
         let path = e.path().to_string();

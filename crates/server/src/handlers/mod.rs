@@ -120,6 +120,9 @@ routes! {
     post "/admin/targets/{name}/restore" operator => admin_targets::restore;
 }
 
+pub use chat::read_chat_request;
+pub use messages::read_messages_request;
+
 /// The gateway's routes. The router's state is the live configuration; each handler
 /// takes the [`Gateway`] current when its request arrived (`live.rs`), through the
 /// extractor of its role (`access.rs`).

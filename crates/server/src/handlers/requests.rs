@@ -5,12 +5,12 @@
 //! client's traffic went to and what it cost. Another tenant's request id is answered
 //! 404, as an unknown one is.
 
-use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::Response;
 
 use crate::access::Agent;
 use crate::error::{ApiError, Flavor};
+use crate::extract::Path;
 use crate::respond;
 
 /// The ledger entry of request `id`.

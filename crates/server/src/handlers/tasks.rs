@@ -6,7 +6,6 @@
 //! twice. Once the answer is 2xx the task is durable (invariant 2).
 
 use axum::body::Body;
-use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use holdfast_engine::Submission;
@@ -18,6 +17,7 @@ use crate::access::Agent;
 use crate::engine_api::{admit, admit_json, bounded, engine_error, query, reply};
 use crate::engine_json;
 use crate::error::ApiError;
+use crate::extract::Path;
 
 /// The most items one list answer holds.
 const MAX_LIMIT: u64 = 1000;

@@ -11,7 +11,6 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use holdfast_store::{FencingToken, JobResult};
@@ -22,6 +21,7 @@ use crate::access::Agent;
 use crate::engine_api::{admit_json, bounded, engine_error, reply};
 use crate::engine_json;
 use crate::error::ApiError;
+use crate::extract::Path;
 
 /// A job lease when the worker does not ask for one.
 const DEFAULT_LEASE_MS: u64 = 30_000;

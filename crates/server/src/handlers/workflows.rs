@@ -9,7 +9,6 @@
 //! run; a changed definition under a registered version is a 409.
 
 use axum::body::Body;
-use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Value, json};
@@ -18,6 +17,7 @@ use crate::access::{Admin, Agent};
 use crate::engine_api::{admit, admit_write, engine_error, parse, read_body, reply};
 use crate::engine_json;
 use crate::error::ApiError;
+use crate::extract::Path;
 
 /// Registers a definition.
 pub(crate) async fn register(
