@@ -35,8 +35,8 @@ pub use load::{
     ENV_CONFIG, ENV_LISTEN, ENV_STORE_URL, LoadOptions, Overrides, check, load, process_env,
 };
 pub use resolved::{
-    ClientKey, Config, Degraded, Engine, Idempotency, Logging, MidStream, Provider, Route, Server,
-    Source, Store, Summary, Target,
+    ClientKey, Config, Degraded, Engine, Idempotency, Listener, Logging, MidStream, Provider,
+    Route, Server, Source, Store, Summary, Target,
 };
 pub use secret::Secret;
 pub use units::{ByteSize, HumanDuration};
