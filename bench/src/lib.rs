@@ -12,4 +12,5 @@ pub mod measure;
 pub mod process;
 pub mod raw;
 pub mod recovery;
+pub mod slowloris;
 pub mod workflows;

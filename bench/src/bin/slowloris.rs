@@ -1,0 +1,248 @@
+//! A slowloris attack on `holdfast serve`: a normal client's latency with and without
+//! 1,000 connections that each send one header byte a second, measured in one run.
+//!
+//! Why alternating phases: on a shared 2-core machine absolute latencies drift, so the
+//! attack's cost is the ratio of the normal client's latency during the attack to its
+//! latency just before and just after it, twice over. The attackers reconnect whenever
+//! holdfast closes them, as a real attack would, so the attack phases include the
+//! moment 1,000 connections reach the head timeout together.
+//!
+//! Measures: p50 and p99 of a normal client (concurrency 1, through holdfast to the
+//! mock provider) without and with the attack, their ratio (target: p99 at most 2× the
+//! no-attack p99), and how long holdfast let each attack connection live (target:
+//! closed within `header_read_timeout` plus 2 s, never before it, never answered).
+//! Loopback only, about 90 s.
+//!
+//! Run: `cargo build --release -p holdfast && cargo run --release -p holdfast-bench --bin slowloris`
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use holdfast_bench::load::{self, Endpoint, HttpClient};
+use holdfast_bench::measure::{Stopwatch, human, pause, percentile};
+use holdfast_bench::process::{Server, holdfast_binary};
+use holdfast_bench::slowloris::{Attack, Outcome};
+
+const KEY_ENV: &str = "HOLDFAST_BENCH_CLIENT_KEY";
+const KEY: &str = "sk-bench-not-a-secret";
+
+/// Attack connections, and how long their first connections take to open.
+const ATTACKERS: usize = 1000;
+const RAMP: Duration = Duration::from_secs(1);
+/// holdfast's head timeout: the default.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Phases: without the attack, then with it (longer than the head timeout, so that
+/// every attack connection is closed and reopened at least once), twice.
+const QUIET: Duration = Duration::from_secs(8);
+const ATTACKED: Duration = Duration::from_secs(24);
+const CYCLES: usize = 2;
+
+/// The targets.
+const MAX_P99_RATIO: f64 = 2.0;
+const CLOSE_SLACK: Duration = Duration::from_secs(2);
+
+fn main() -> anyhow::Result<()> {
+    let binary = holdfast_binary()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let clock = Stopwatch::start();
+    let report = runtime.block_on(run(&binary))?;
+    report.print(clock.elapsed());
+    Ok(())
+}
+
+struct Report {
+    quiet: Vec<Duration>,
+    attacked: Vec<Duration>,
+    /// Attack connections open when each attack phase's measuring began.
+    open_at_start: Vec<u64>,
+    attack: Outcome,
+}
+
+/// A scratch directory for the gateway's config and store, removed on drop.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn config(mock: &Server, dir: &Path) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nheader_read_timeout = \"{}s\"\n\n\
+         [store]\nurl = \"sqlite://{store}/holdfast.db\"\n\n\
+         [[client_keys]]\nname = \"bench\"\nkey_env = \"{KEY_ENV}\"\n\n\
+         [providers.mock]\nformat = \"openai\"\nbase_url = \"http://{mock}/v1\"\n\n\
+         [targets.primary]\nprovider = \"mock\"\nmodel = \"mock-primary\"\ncontext_window = 128000\n\
+         price = {{ input_per_mtok = 2.5, output_per_mtok = 10.0 }}\n\n\
+         [routes.bench]\ntargets = [\"primary\"]\n",
+        HEADER_TIMEOUT.as_secs(),
+        store = dir.display(),
+        mock = mock.addr(),
+    )
+}
+
+async fn run(binary: &Path) -> anyhow::Result<Report> {
+    let mock_args = [
+        "mock-provider",
+        "--listen",
+        "127.0.0.1:0",
+        "--format",
+        "openai",
+    ]
+    .map(String::from);
+    let mock = Server::start(binary, &mock_args, &[]).context("starting the mock provider")?;
+    let scratch = Scratch(
+        std::env::temp_dir().join(format!("holdfast-bench-slowloris-{}", std::process::id())),
+    );
+    let _ = std::fs::remove_dir_all(&scratch.0);
+    std::fs::create_dir_all(&scratch.0)?;
+    let config_path = scratch.0.join("holdfast.toml");
+    std::fs::write(&config_path, config(&mock, &scratch.0))?;
+    let serve_args = ["serve", "--config", &config_path.display().to_string()].map(String::from);
+    let gateway = Server::start(binary, &serve_args, &[(KEY_ENV.to_owned(), KEY.to_owned())])
+        .context("starting holdfast serve")?;
+
+    let client = load::client();
+    let normal = Endpoint {
+        uri: format!("http://{}/v1/chat/completions", gateway.addr()).parse()?,
+        body: Bytes::from_static(
+            br#"{"model":"bench","max_tokens":64,"messages":[{"role":"user","content":"Say something scripted."}]}"#,
+        ),
+        headers: vec![("authorization".into(), format!("Bearer {KEY}"))],
+    };
+    eprintln!("warming up…");
+    load::latencies(&client, &normal, 300)
+        .await
+        .with_context(|| gateway.stderr_tail())?;
+
+    let (mut quiet, mut attacked, mut open_at_start) = (Vec::new(), Vec::new(), Vec::new());
+    let mut outcome = Outcome::default();
+    for cycle in 1..=CYCLES {
+        eprintln!("cycle {cycle}/{CYCLES}: no attack…");
+        quiet.extend(measure(&client, &normal, QUIET).await?);
+        eprintln!(
+            "cycle {cycle}/{CYCLES}: {ATTACKERS} connections sending a header byte a second…"
+        );
+        let attack = Attack::start(gateway.addr(), ATTACKERS, RAMP);
+        pause(RAMP + Duration::from_secs(1)).await;
+        open_at_start.push(attack.open());
+        attacked.extend(
+            measure(&client, &normal, ATTACKED)
+                .await
+                .with_context(|| gateway.stderr_tail())?,
+        );
+        let seen = attack.stop().await;
+        outcome.opened += seen.opened;
+        outcome.answered += seen.answered;
+        outcome.refused += seen.refused;
+        outcome.lifetimes.extend(seen.lifetimes);
+        // Let holdfast notice the dropped connections before measuring it quiet again.
+        pause(Duration::from_secs(1)).await;
+    }
+    eprintln!("cycle {}: no attack…", CYCLES + 1);
+    quiet.extend(measure(&client, &normal, QUIET).await?);
+    quiet.sort_unstable();
+    attacked.sort_unstable();
+    outcome.lifetimes.sort_unstable();
+    Ok(Report {
+        quiet,
+        attacked,
+        open_at_start,
+        attack: outcome,
+    })
+}
+
+/// Requests one after another for `span`; each one's latency.
+async fn measure(
+    client: &HttpClient,
+    endpoint: &Endpoint,
+    span: Duration,
+) -> anyhow::Result<Vec<Duration>> {
+    let clock = Stopwatch::start();
+    let mut samples = Vec::new();
+    while clock.elapsed() < span {
+        samples.extend(load::latencies(client, endpoint, 50).await?);
+    }
+    Ok(samples)
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "ok" } else { "MISSED" }
+}
+
+impl Report {
+    fn print(&self, total: Duration) {
+        let p = |samples: &[Duration], q: f64| percentile(samples, q);
+        let (q50, a50) = (p(&self.quiet, 50.0), p(&self.attacked, 50.0));
+        let (q99, a99) = (p(&self.quiet, 99.0), p(&self.attacked, 99.0));
+        let ratio = |a: Duration, q: Duration| a.as_secs_f64() / q.as_secs_f64().max(1e-9);
+        println!();
+        println!(
+            "a normal client through holdfast (concurrency 1), without and with {ATTACKERS} slowloris \
+             connections ({} and {} samples)",
+            self.quiet.len(),
+            self.attacked.len()
+        );
+        println!(
+            "{:<34} {:>12} {:>12} {:>10} {:>12}  verdict",
+            "measure", "no attack", "attack", "ratio", "target"
+        );
+        println!(
+            "{:<34} {:>12} {:>12} {:>9.2}× {:>12}  {}",
+            "latency p50",
+            human(q50),
+            human(a50),
+            ratio(a50, q50),
+            "(reported)",
+            verdict(true)
+        );
+        let p99_ratio = ratio(a99, q99);
+        println!(
+            "{:<34} {:>12} {:>12} {:>9.2}× {:>12}  {}",
+            "latency p99",
+            human(q99),
+            human(a99),
+            p99_ratio,
+            format!("≤ {MAX_P99_RATIO:.1}×"),
+            verdict(p99_ratio <= MAX_P99_RATIO)
+        );
+        let lifetimes = &self.attack.lifetimes;
+        let (shortest, median, longest) = (
+            lifetimes.first().copied().unwrap_or_default(),
+            p(lifetimes, 50.0),
+            lifetimes.last().copied().unwrap_or_default(),
+        );
+        let in_window = !lifetimes.is_empty()
+            && shortest >= HEADER_TIMEOUT.saturating_sub(Duration::from_millis(100))
+            && longest <= HEADER_TIMEOUT + CLOSE_SLACK;
+        println!();
+        println!(
+            "attack connections: {} opened ({:?} open as each attack phase was measured), {} closed \
+             by holdfast, {} answered, {} refused",
+            self.attack.opened,
+            self.open_at_start,
+            lifetimes.len(),
+            self.attack.answered,
+            self.attack.refused
+        );
+        println!(
+            "{:<34} {:>12} {:>12} {:>12} {:>12}  {}",
+            "lifetime: shortest / median / longest",
+            human(shortest),
+            human(median),
+            human(longest),
+            format!(
+                "{}s..{}s",
+                HEADER_TIMEOUT.as_secs(),
+                (HEADER_TIMEOUT + CLOSE_SLACK).as_secs()
+            ),
+            verdict(in_window && self.attack.answered == 0)
+        );
+        println!("(whole run {:.1} s)", total.as_secs_f64());
+    }
+}
