@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
 use crate::measure::{Stopwatch, pause};
@@ -33,10 +34,13 @@ pub struct Outcome {
     pub refused: u64,
 }
 
-/// A running attack; [`Attack::stop`] ends it.
+/// A running attack; [`Attack::stop`] ends it. The attackers run on a thread and a
+/// runtime of their own, so that they do not delay the client being measured in the
+/// benchmark's runtime (a real attack comes from other machines).
 pub struct Attack {
     stop: Arc<AtomicBool>,
-    tasks: JoinSet<()>,
+    stopping: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
     shared: Arc<Shared>,
 }
 
@@ -52,25 +56,40 @@ impl Attack {
     /// Starts `connections` attackers on `addr`, their first connections spread over
     /// `ramp` (as a real attack's would be, and so that their bytes are spread over
     /// each second).
-    pub fn start(addr: SocketAddr, connections: usize, ramp: Duration) -> Attack {
+    pub fn start(addr: SocketAddr, connections: usize, ramp: Duration) -> anyhow::Result<Attack> {
         let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared::default());
-        let mut tasks = JoinSet::new();
-        for i in 0..connections {
-            let delay = ramp.mul_f64(i as f64 / connections.max(1) as f64);
+        let (stopping, stopped) = oneshot::channel::<()>();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let thread = std::thread::spawn({
             let (stop, shared) = (Arc::clone(&stop), Arc::clone(&shared));
-            tasks.spawn(async move {
-                pause(delay).await;
-                while !stop.load(Ordering::Relaxed) {
-                    attack_once(addr, &stop, &shared).await;
-                }
-            });
-        }
-        Attack {
+            move || {
+                runtime.block_on(async move {
+                    let mut tasks = JoinSet::new();
+                    for i in 0..connections {
+                        let delay = ramp.mul_f64(i as f64 / connections.max(1) as f64);
+                        let (stop, shared) = (Arc::clone(&stop), Arc::clone(&shared));
+                        tasks.spawn(async move {
+                            pause(delay).await;
+                            while !stop.load(Ordering::Relaxed) {
+                                attack_once(addr, &stop, &shared).await;
+                            }
+                        });
+                    }
+                    let _ = stopped.await;
+                    tasks.abort_all();
+                    while tasks.join_next().await.is_some() {}
+                });
+            }
+        });
+        Ok(Attack {
             stop,
-            tasks,
+            stopping: Some(stopping),
+            thread: Some(thread),
             shared,
-        }
+        })
     }
 
     /// Connections open or being opened right now, roughly: opened minus closed.
@@ -85,8 +104,12 @@ impl Attack {
     /// Stops every attacker (their connections are dropped) and returns what they saw.
     pub async fn stop(mut self) -> Outcome {
         self.stop.store(true, Ordering::Relaxed);
-        self.tasks.abort_all();
-        while self.tasks.join_next().await.is_some() {}
+        if let Some(stopping) = self.stopping.take() {
+            let _ = stopping.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
         let mut lifetimes = self
             .shared
             .lifetimes

@@ -11,7 +11,7 @@
 //! mock provider) without and with the attack, their ratio (target: p99 at most 2× the
 //! no-attack p99), and how long holdfast let each attack connection live (target:
 //! closed within `header_read_timeout` plus 2 s, never before it, never answered).
-//! Loopback only, about 90 s.
+//! Loopback only, about 75 s.
 //!
 //! Run: `cargo build --release -p holdfast && cargo run --release -p holdfast-bench --bin slowloris`
 
@@ -34,10 +34,12 @@ const RAMP: Duration = Duration::from_secs(1);
 /// holdfast's head timeout: the default.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Phases: without the attack, then with it (longer than the head timeout, so that
-/// every attack connection is closed and reopened at least once), twice.
-const QUIET: Duration = Duration::from_secs(8);
-const ATTACKED: Duration = Duration::from_secs(24);
-const CYCLES: usize = 2;
+/// every attack connection is closed and reopened at least once), three times, and a
+/// last one without: short phases, so that the machine's drifting background load
+/// weighs on both sides alike.
+const QUIET: Duration = Duration::from_secs(6);
+const ATTACKED: Duration = Duration::from_secs(12);
+const CYCLES: usize = 3;
 
 /// The targets.
 const MAX_P99_RATIO: f64 = 2.0;
@@ -57,6 +59,10 @@ fn main() -> anyhow::Result<()> {
 struct Report {
     quiet: Vec<Duration>,
     attacked: Vec<Duration>,
+    /// holdfast's CPU time and the wall time of the measured phases, without and with
+    /// the attack: what handling the attack costs holdfast itself.
+    cpu_quiet: Cpu,
+    cpu_attacked: Cpu,
     /// Attack connections open when each attack phase's measuring began.
     open_at_start: Vec<u64>,
     attack: Outcome,
@@ -121,18 +127,19 @@ async fn run(binary: &Path) -> anyhow::Result<Report> {
         .with_context(|| gateway.stderr_tail())?;
 
     let (mut quiet, mut attacked, mut open_at_start) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut cpu_quiet, mut cpu_attacked) = (Cpu::default(), Cpu::default());
     let mut outcome = Outcome::default();
     for cycle in 1..=CYCLES {
         eprintln!("cycle {cycle}/{CYCLES}: no attack…");
-        quiet.extend(measure(&client, &normal, QUIET).await?);
+        quiet.extend(measure(&client, &normal, QUIET, &gateway, &mut cpu_quiet).await?);
         eprintln!(
             "cycle {cycle}/{CYCLES}: {ATTACKERS} connections sending a header byte a second…"
         );
-        let attack = Attack::start(gateway.addr(), ATTACKERS, RAMP);
+        let attack = Attack::start(gateway.addr(), ATTACKERS, RAMP)?;
         pause(RAMP + Duration::from_secs(1)).await;
         open_at_start.push(attack.open());
         attacked.extend(
-            measure(&client, &normal, ATTACKED)
+            measure(&client, &normal, ATTACKED, &gateway, &mut cpu_attacked)
                 .await
                 .with_context(|| gateway.stderr_tail())?,
         );
@@ -145,29 +152,51 @@ async fn run(binary: &Path) -> anyhow::Result<Report> {
         pause(Duration::from_secs(1)).await;
     }
     eprintln!("cycle {}: no attack…", CYCLES + 1);
-    quiet.extend(measure(&client, &normal, QUIET).await?);
+    quiet.extend(measure(&client, &normal, QUIET, &gateway, &mut cpu_quiet).await?);
     quiet.sort_unstable();
     attacked.sort_unstable();
     outcome.lifetimes.sort_unstable();
     Ok(Report {
         quiet,
         attacked,
+        cpu_quiet,
+        cpu_attacked,
         open_at_start,
         attack: outcome,
     })
 }
 
-/// Requests one after another for `span`; each one's latency.
+/// holdfast's CPU time over some measured phases, and their wall time.
+#[derive(Debug, Default, Clone, Copy)]
+struct Cpu {
+    used: Duration,
+    wall: Duration,
+}
+
+impl Cpu {
+    /// Percent of one core.
+    fn share(self) -> f64 {
+        100.0 * self.used.as_secs_f64() / self.wall.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Requests one after another for `span`; each one's latency. Adds holdfast's CPU
+/// time and the span to `cpu`.
 async fn measure(
     client: &HttpClient,
     endpoint: &Endpoint,
     span: Duration,
+    gateway: &Server,
+    cpu: &mut Cpu,
 ) -> anyhow::Result<Vec<Duration>> {
+    let before = gateway.cpu_time()?;
     let clock = Stopwatch::start();
     let mut samples = Vec::new();
     while clock.elapsed() < span {
         samples.extend(load::latencies(client, endpoint, 50).await?);
     }
+    cpu.used += gateway.cpu_time()?.saturating_sub(before);
+    cpu.wall += clock.elapsed();
     Ok(samples)
 }
 
@@ -242,6 +271,16 @@ impl Report {
                 (HEADER_TIMEOUT + CLOSE_SLACK).as_secs()
             ),
             verdict(in_window && self.attack.answered == 0)
+        );
+        let per_request = |cpu: Cpu, requests: usize| {
+            cpu.used / u32::try_from(requests.max(1)).unwrap_or(u32::MAX)
+        };
+        println!(
+            "holdfast's CPU: {:.1}% of a core without the attack ({} per request), {:.1}% with it ({} per request)",
+            self.cpu_quiet.share(),
+            human(per_request(self.cpu_quiet, self.quiet.len())),
+            self.cpu_attacked.share(),
+            human(per_request(self.cpu_attacked, self.attacked.len())),
         );
         println!("(whole run {:.1} s)", total.as_secs_f64());
     }

@@ -88,7 +88,7 @@ pub enum ApiError {
     },
     /// The client key already has its `max_concurrent_requests` in flight.
     #[error(
-        "this API key already has {limit} requests in flight, its max_concurrent_requests (a stream counts until it ends); retry once one has finished"
+        "this API key has reached its max_concurrent_requests: {limit} in flight at once, a stream counting until it ends; retry once one has finished"
     )]
     TooManyConcurrentRequests {
         /// The key's `max_concurrent_requests`.

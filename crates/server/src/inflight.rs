@@ -4,14 +4,15 @@
 //! hold at once: slow requests, long streams, bodies that trickle in. Without it one
 //! key (a leaked one, a runaway agent) could take every connection the server has.
 //!
-//! The decision that shapes it: the slot is taken in one router layer ([`limit`])
-//! around every route, and released when the response body ends or is dropped, so
-//! that no handler has to remember it and a stream holds its slot until its last byte
-//! (or until its client goes away). The layer identifies the key the way the handlers
-//! do ([`ClientKeys::authenticate`](crate::auth::ClientKeys::authenticate)); a request
-//! without a valid key is not counted here and is refused by its handler. Counters
-//! are per key name and handed over on a reload, so a reload neither forgets the
-//! requests in flight nor lets a key double its share.
+//! The decision that shapes it: the slot is taken by the listener for every request
+//! before it is routed ([`admit`]), and released when the response body ends or is
+//! dropped ([`Held`]), so that every endpoint is covered without a handler having to
+//! remember, and a stream holds its slot until its last byte (or until its client goes
+//! away). The key is identified the way the handlers identify it
+//! ([`ClientKeys::authenticate`](crate::auth::ClientKeys::authenticate)); a request
+//! without a valid key is not counted here and is refused by its handler. Counts are
+//! per key name and handed over on a reload, so a reload neither forgets the requests
+//! in flight nor lets a key double its share.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -19,8 +20,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::Response;
 use bytes::Bytes;
 use holdfast_config::ClientKey;
@@ -28,7 +28,7 @@ use hyper::body::{Body as HttpBody, Frame, SizeHint};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, Flavor};
-use crate::gateway::Gateway;
+use crate::gateway::Inner;
 use crate::respond;
 
 /// Every client key's requests in flight, by the key's index in the configuration.
@@ -94,45 +94,40 @@ impl InFlight {
     }
 }
 
-/// The router layer: counts the request against its key's cap for as long as its
-/// response lasts, or answers 429 `too_many_concurrent_requests`.
-pub(crate) async fn limit(
-    State(gateway): State<Gateway>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let gw = &gateway.inner;
-    let Ok(Caller::Key(index)) = gw.keys.authenticate(request.headers()) else {
-        return next.run(request).await;
-    };
-    let slot = match gw.inflight.enter(index) {
-        Ok(Some(slot)) => slot,
-        Ok(None) => return next.run(request).await,
-        Err(err) => {
-            let flavor = if request.uri().path().starts_with("/v1/messages") {
-                Flavor::Anthropic
-            } else {
-                Flavor::OpenAi
-            };
-            return respond::error(&err, flavor, &gw.reply());
-        }
-    };
-    let response = next.run(request).await;
-    response.map(|body| {
-        Body::new(Holding {
-            body,
-            slot: Some(slot),
-        })
-    })
+/// Takes a slot for `request` when it carries a valid client key: `Ok(None)` when it
+/// carries none (its handler refuses it, or the gateway is open), or the 429
+/// ([`refusal`]) to send when the key is at its cap.
+pub(crate) fn admit<B>(gw: &Inner, request: &Request<B>) -> Result<Option<Slot>, ApiError> {
+    match gw.keys.authenticate(request.headers()) {
+        Ok(Caller::Key(index)) => gw.inflight.enter(index),
+        Ok(Caller::Anyone) | Err(_) => Ok(None),
+    }
 }
 
-/// A response body that holds its request's slot until it ends.
-struct Holding {
+/// The answer to `request` when [`admit`] refused it, in its endpoint's format.
+pub(crate) fn refusal<B>(gw: &Inner, request: &Request<B>, err: &ApiError) -> Response {
+    let flavor = if request.uri().path().starts_with("/v1/messages") {
+        Flavor::Anthropic
+    } else {
+        Flavor::OpenAi
+    };
+    respond::error(err, flavor, &gw.reply())
+}
+
+/// A response body holding its request's slot, if it took one, until it ends.
+pub(crate) struct Held {
     body: Body,
     slot: Option<Slot>,
 }
 
-impl HttpBody for Holding {
+impl Held {
+    /// `body`, holding `slot` until it ends or is dropped.
+    pub(crate) fn new(body: Body, slot: Option<Slot>) -> Held {
+        Held { body, slot }
+    }
+}
+
+impl HttpBody for Held {
     type Data = Bytes;
     type Error = axum::Error;
 

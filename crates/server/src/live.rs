@@ -146,6 +146,12 @@ impl Live {
         self.current.load_full()
     }
 
+    /// The state new requests run on, for a look that does not outlive the caller
+    /// (cheaper than [`Live::current`]: no reference count is taken).
+    pub(crate) fn peek(&self) -> arc_swap::Guard<Arc<Inner>> {
+        self.current.load()
+    }
+
     fn history(&self) -> Result<&History, ReloadError> {
         self.history.get().ok_or(ReloadError::NoHistory)
     }

@@ -51,7 +51,10 @@ async fn assert_refused(response: reqwest::Response) {
     );
     assert_eq!(body["error"]["type"], "rate_limit_error");
     let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.contains("1 requests in flight"), "{message}");
+    assert!(
+        message.contains("max_concurrent_requests: 1 in flight"),
+        "{message}"
+    );
 }
 
 #[tokio::test]

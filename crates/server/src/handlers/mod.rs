@@ -79,10 +79,5 @@ pub fn router(gateway: Gateway) -> Router {
         )
         .fallback(fallback::not_found)
         .method_not_allowed_fallback(fallback::method_not_allowed)
-        // Around every route: a key's requests in flight, capped (`inflight.rs`).
-        .layer(axum::middleware::from_fn_with_state(
-            std::sync::Arc::clone(&gateway.live),
-            crate::inflight::limit,
-        ))
         .with_state(gateway.live)
 }

@@ -4,10 +4,13 @@
 //! The decision: everything a connection needs is decided when it is accepted, from
 //! the configuration current then (a reload changes the timeouts of the connections
 //! accepted after it), and lives in the connection's own task: its byte counter, its
-//! head timer (`head.rs`) and its service, which puts each request body under its read
-//! deadline (`body.rs`) and calls the router resolved once for the whole server.
+//! head timer (`head.rs`) and its service. The service takes the request's slot in its
+//! key's cap on requests in flight (`inflight.rs`, or answers 429), puts the request
+//! body under its read deadline (`body.rs`), and calls the router resolved once for the
+//! whole server; the response body holds the slot until it ends.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -29,14 +32,18 @@ use tokio::net::TcpStream;
 
 use super::body::ReadDeadline;
 use super::head::{BytesRead, HeadTimer};
+use crate::inflight::{self, Held, Slot};
+use crate::live::Live;
 
 /// The HTTP/1 connection of an accepted socket, ready to be driven to its end.
 pub(super) type Connection = http1::Connection<TokioIo<Counted>, Service>;
 
-/// Serves `stream` with `app`, under `settings`, reading time from `clock`.
+/// Serves `stream` with `app`, under `settings`, reading time from `clock`; `live`
+/// gives each request the client keys and their counts.
 pub(super) fn open(
     stream: TcpStream,
     app: &Router,
+    live: &Arc<Live>,
     settings: &Listener,
     clock: &Arc<dyn Clock>,
 ) -> Connection {
@@ -51,6 +58,7 @@ pub(super) fn open(
     );
     let service = Service {
         app: app.clone(),
+        live: Arc::clone(live),
         clock: Arc::clone(clock),
         body_read_timeout: settings.body_read_timeout,
     };
@@ -62,20 +70,29 @@ pub(super) fn open(
         .serve_connection(TokioIo::new(Counted { stream, read }), service)
 }
 
-/// A connection's requests, handed to the router with their bodies under a deadline.
+/// A connection's requests: admitted under their key's cap, then handed to the router
+/// with their bodies under a deadline.
 #[derive(Clone)]
 pub(super) struct Service {
     app: Router,
+    live: Arc<Live>,
     clock: Arc<dyn Clock>,
     body_read_timeout: std::time::Duration,
 }
 
 impl hyper::service::Service<Request<Incoming>> for Service {
-    type Response = Response;
+    type Response = hyper::Response<Held>;
     type Error = Infallible;
-    type Future = RouteFuture<Infallible>;
+    type Future = Answer;
 
-    fn call(&self, request: Request<Incoming>) -> Self::Future {
+    fn call(&self, request: Request<Incoming>) -> Answer {
+        let slot = {
+            let gw = self.live.peek();
+            match inflight::admit(&gw, &request) {
+                Ok(slot) => slot,
+                Err(err) => return Answer::Refused(Some(inflight::refusal(&gw, &request, &err))),
+            }
+        };
         let request = if request.body().is_end_stream() {
             request.map(Body::new)
         } else {
@@ -83,7 +100,34 @@ impl hyper::service::Service<Request<Incoming>> for Service {
             request.map(|body| Body::new(ReadDeadline::new(body, clock, timeout)))
         };
         // A clone of the resolved router is one reference count.
-        tower_service::Service::call(&mut self.app.clone(), request)
+        let routed = tower_service::Service::call(&mut self.app.clone(), request);
+        Answer::Routed(routed, slot)
+    }
+}
+
+/// The response to one request: the router's, its body holding the request's slot;
+/// or the refusal of a key at its cap.
+pub(super) enum Answer {
+    Routed(RouteFuture<Infallible>, Option<Slot>),
+    Refused(Option<Response>),
+}
+
+impl Future for Answer {
+    type Output = Result<hyper::Response<Held>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let response = match self.get_mut() {
+            Answer::Routed(routed, slot) => match Pin::new(routed).poll(cx) {
+                Poll::Ready(Ok(response)) => response.map(|body| Held::new(body, slot.take())),
+                Poll::Ready(Err(never)) => match never {},
+                Poll::Pending => return Poll::Pending,
+            },
+            Answer::Refused(refused) => refused
+                .take()
+                .unwrap_or_default()
+                .map(|body| Held::new(body, None)),
+        };
+        Poll::Ready(Ok(response))
     }
 }
 

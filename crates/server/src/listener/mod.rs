@@ -79,7 +79,8 @@ pub(crate) async fn serve(
             }
         };
         let inner = gateway.live.current();
-        let connection = connection::open(stream, &app, &inner.listener, &inner.clock);
+        let connection =
+            connection::open(stream, &app, &gateway.live, &inner.listener, &inner.clock);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = connection.await {
