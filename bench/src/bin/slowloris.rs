@@ -11,7 +11,7 @@
 //! mock provider) without and with the attack, their ratio (target: p99 at most 2× the
 //! no-attack p99), and how long holdfast let each attack connection live (target:
 //! closed within `header_read_timeout` plus 2 s, never before it, never answered).
-//! Loopback only, about 75 s.
+//! Loopback only, about 90 s.
 //!
 //! Run: `cargo build --release -p holdfast && cargo run --release -p holdfast-bench --bin slowloris`
 
@@ -34,12 +34,12 @@ const RAMP: Duration = Duration::from_secs(1);
 /// holdfast's head timeout: the default.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Phases: without the attack, then with it (longer than the head timeout, so that
-/// every attack connection is closed and reopened at least once), three times, and a
+/// every attack connection is closed and reopened at least once), four times, and a
 /// last one without: short phases, so that the machine's drifting background load
 /// weighs on both sides alike.
 const QUIET: Duration = Duration::from_secs(6);
 const ATTACKED: Duration = Duration::from_secs(12);
-const CYCLES: usize = 3;
+const CYCLES: usize = 4;
 
 /// The targets.
 const MAX_P99_RATIO: f64 = 2.0;
@@ -59,6 +59,9 @@ fn main() -> anyhow::Result<()> {
 struct Report {
     quiet: Vec<Duration>,
     attacked: Vec<Duration>,
+    /// Each phase's own p99, in order (no attack, attack, no attack…): how much of the
+    /// pooled figure one noisy phase makes.
+    phases: Vec<Duration>,
     /// holdfast's CPU time and the wall time of the measured phases, without and with
     /// the attack: what handling the attack costs holdfast itself.
     cpu_quiet: Cpu,
@@ -128,21 +131,24 @@ async fn run(binary: &Path) -> anyhow::Result<Report> {
 
     let (mut quiet, mut attacked, mut open_at_start) = (Vec::new(), Vec::new(), Vec::new());
     let (mut cpu_quiet, mut cpu_attacked) = (Cpu::default(), Cpu::default());
+    let mut phases = Vec::new();
     let mut outcome = Outcome::default();
     for cycle in 1..=CYCLES {
         eprintln!("cycle {cycle}/{CYCLES}: no attack…");
-        quiet.extend(measure(&client, &normal, QUIET, &gateway, &mut cpu_quiet).await?);
+        let phase = measure(&client, &normal, QUIET, &gateway, &mut cpu_quiet).await?;
+        phases.push(p99(&phase));
+        quiet.extend(phase);
         eprintln!(
             "cycle {cycle}/{CYCLES}: {ATTACKERS} connections sending a header byte a second…"
         );
         let attack = Attack::start(gateway.addr(), ATTACKERS, RAMP)?;
         pause(RAMP + Duration::from_secs(1)).await;
         open_at_start.push(attack.open());
-        attacked.extend(
-            measure(&client, &normal, ATTACKED, &gateway, &mut cpu_attacked)
-                .await
-                .with_context(|| gateway.stderr_tail())?,
-        );
+        let phase = measure(&client, &normal, ATTACKED, &gateway, &mut cpu_attacked)
+            .await
+            .with_context(|| gateway.stderr_tail())?;
+        phases.push(p99(&phase));
+        attacked.extend(phase);
         let seen = attack.stop().await;
         outcome.opened += seen.opened;
         outcome.answered += seen.answered;
@@ -152,18 +158,28 @@ async fn run(binary: &Path) -> anyhow::Result<Report> {
         pause(Duration::from_secs(1)).await;
     }
     eprintln!("cycle {}: no attack…", CYCLES + 1);
-    quiet.extend(measure(&client, &normal, QUIET, &gateway, &mut cpu_quiet).await?);
+    let phase = measure(&client, &normal, QUIET, &gateway, &mut cpu_quiet).await?;
+    phases.push(p99(&phase));
+    quiet.extend(phase);
     quiet.sort_unstable();
     attacked.sort_unstable();
     outcome.lifetimes.sort_unstable();
     Ok(Report {
         quiet,
         attacked,
+        phases,
         cpu_quiet,
         cpu_attacked,
         open_at_start,
         attack: outcome,
     })
+}
+
+/// The p99 of unsorted samples.
+fn p99(samples: &[Duration]) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort_unstable();
+    percentile(&sorted, 99.0)
 }
 
 /// holdfast's CPU time over some measured phases, and their wall time.
@@ -281,6 +297,11 @@ impl Report {
             human(per_request(self.cpu_quiet, self.quiet.len())),
             self.cpu_attacked.share(),
             human(per_request(self.cpu_attacked, self.attacked.len())),
+        );
+        let phases: Vec<String> = self.phases.iter().map(|d| human(*d)).collect();
+        println!(
+            "p99 of each phase, no attack first and alternating: {}",
+            phases.join(", ")
         );
         println!("(whole run {:.1} s)", total.as_secs_f64());
     }
