@@ -5,8 +5,10 @@
 //! `header_read_timeout`, a kept-alive connection may idle `idle_timeout` between
 //! requests (`head.rs`), a request body must arrive within `body_read_timeout`
 //! (`body.rs`), a head may not exceed `max_header_bytes`, and at most
-//! `max_connections` connections are open at once. Nothing times a response: a stream
-//! lasts as long as its answer.
+//! `max_connections` connections are open at once. Each request also takes a slot in
+//! its client key's `max_concurrent_requests` before it is routed (`inflight.rs`,
+//! through `connection.rs`). Nothing times a response: a stream lasts as long as its
+//! answer.
 //!
 //! The decision that shapes it: at the connection cap, stop accepting instead of
 //! accepting and closing. New connections then wait in the kernel's accept queue and
