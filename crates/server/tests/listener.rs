@@ -93,7 +93,10 @@ async fn read_response(stream: &mut TcpStream) -> String {
     }
 }
 
-const HEALTH: &[u8] = b"GET /health HTTP/1.1\r\nhost: holdfast\r\n\r\n";
+/// `GET /health`, addressed to `gw` (the `Host` a local server expects).
+fn health(gw: &Gw) -> Vec<u8> {
+    format!("GET /health HTTP/1.1\r\nhost: {}\r\n\r\n", addr(gw)).into_bytes()
+}
 
 #[tokio::test]
 async fn a_head_sent_one_byte_at_a_time_is_closed_after_the_header_timeout() {
@@ -156,11 +159,12 @@ async fn a_connection_that_sends_nothing_is_closed_after_the_header_timeout() {
     );
 }
 
-/// A chat request whose head says `length` bytes of body, to send one at a time.
-fn trickled_head(path: &str, length: usize) -> String {
+/// A chat request to `gw` whose head says `length` bytes of body, to send one at a time.
+fn trickled_head(gw: &Gw, path: &str, length: usize) -> String {
     format!(
-        "POST {path} HTTP/1.1\r\nhost: holdfast\r\ncontent-type: application/json\r\n\
-         anthropic-version: 2023-06-01\r\ncontent-length: {length}\r\n\r\n"
+        "POST {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\n\
+         anthropic-version: 2023-06-01\r\ncontent-length: {length}\r\n\r\n",
+        addr(gw)
     )
 }
 
@@ -168,7 +172,7 @@ async fn trickle_a_body(gw: &Gw, path: &str) -> (String, Duration) {
     let body = serde_json::to_vec(&request(false)).unwrap();
     let mut stream = TcpStream::connect(addr(gw)).await.unwrap();
     stream
-        .write_all(trickled_head(path, body.len()).as_bytes())
+        .write_all(trickled_head(gw, path, body.len()).as_bytes())
         .await
         .unwrap();
     let started = now();
@@ -238,7 +242,7 @@ async fn a_body_that_arrives_in_time_in_pieces_is_served() {
     let body = serde_json::to_vec(&request(false)).unwrap();
     let mut stream = TcpStream::connect(addr(&gw)).await.unwrap();
     stream
-        .write_all(trickled_head("/v1/chat/completions", body.len()).as_bytes())
+        .write_all(trickled_head(&gw, "/v1/chat/completions", body.len()).as_bytes())
         .await
         .unwrap();
     for piece in body.chunks(body.len() / 4 + 1) {
@@ -253,11 +257,11 @@ async fn a_body_that_arrives_in_time_in_pieces_is_served() {
 async fn an_idle_kept_alive_connection_is_closed_after_the_idle_timeout_not_the_head_one() {
     let (gw, _mock) = gateway("header_read_timeout = \"300ms\"\nidle_timeout = \"1s\"", "").await;
     let mut stream = TcpStream::connect(addr(&gw)).await.unwrap();
-    stream.write_all(HEALTH).await.unwrap();
+    stream.write_all(&health(&gw)).await.unwrap();
     assert!(read_response(&mut stream).await.starts_with("HTTP/1.1 200"));
     // Idle longer than the head timeout, within the idle one: still served.
     pause(Duration::from_millis(600)).await;
-    stream.write_all(HEALTH).await.unwrap();
+    stream.write_all(&health(&gw)).await.unwrap();
     assert!(read_response(&mut stream).await.starts_with("HTTP/1.1 200"));
     let idle_from = now();
     assert!(read_to_close(&mut stream).await.is_empty());
@@ -279,7 +283,7 @@ async fn connections_beyond_the_cap_wait_until_one_closes() {
     }
     pause(Duration::from_millis(100)).await;
     let mut waiting = TcpStream::connect(addr(&gw)).await.unwrap();
-    waiting.write_all(HEALTH).await.unwrap();
+    waiting.write_all(&health(&gw)).await.unwrap();
     let early = tokio::time::timeout(Duration::from_millis(500), read_response(&mut waiting)).await;
     assert!(early.is_err(), "served beyond the cap: {early:?}");
     let freed = now();
