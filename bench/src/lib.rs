@@ -14,4 +14,5 @@ pub mod needs;
 pub mod process;
 pub mod raw;
 pub mod recovery;
+pub mod slowloris;
 pub mod workflows;

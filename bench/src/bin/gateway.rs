@@ -110,7 +110,8 @@ fn chat(model: &str, stream: bool) -> Bytes {
 }
 
 /// The gateway's config: a two-target chain on the mock, with breakers, budgets, retries,
-/// rate limits (set high, so they are checked but never bite) and a client key.
+/// rate limits and the key's cap on requests in flight (set high, so they are checked
+/// but never bite: the streams phase holds 1,000 at once) and a client key.
 fn config(mock: &Server, dir: &Path) -> String {
     let base = format!("http://{}/v1", mock.addr());
     let target = |name: &str| {
@@ -123,7 +124,8 @@ fn config(mock: &Server, dir: &Path) -> String {
     };
     format!(
         "[server]\nlisten = \"127.0.0.1:0\"\n\n[store]\nurl = \"sqlite://{store}/holdfast.db\"\n\n\
-         [[client_keys]]\nname = \"bench\"\nkey_env = \"{KEY_ENV}\"\nrequests_per_minute = 60000000\n\n\
+         [[client_keys]]\nname = \"bench\"\nkey_env = \"{KEY_ENV}\"\nrequests_per_minute = 60000000\n\
+         max_concurrent_requests = 2000\n\n\
          [providers.mock]\nformat = \"openai\"\nbase_url = \"{base}\"\n\n{primary}{secondary}\
          [routes.bench]\ntargets = [\"primary\", \"secondary\"]\npolicy = \"default\"\n\n\
          [policies.default]\nretry = {{ max_attempts = 3, base = \"50ms\", cap = \"1s\", jitter = \"full\" }}\n\

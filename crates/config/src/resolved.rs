@@ -78,13 +78,32 @@ impl fmt::Debug for Source {
     }
 }
 
-/// Where the gateway listens.
+/// Where the gateway listens, and how its listener guards itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Server {
     /// The socket address to bind.
     pub listen: SocketAddr,
     /// The largest request body accepted, in bytes; ≥ 1.
     pub body_limit: u64,
+    /// The listener's timeouts and caps.
+    pub listener: Listener,
+}
+
+/// The listener's timeouts and caps (`[server]`): what a slow or flooding client can
+/// hold of the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listener {
+    /// From a connection's accept (or, kept alive, its next request's first byte) to
+    /// the end of the request head; > 0.
+    pub header_read_timeout: Duration,
+    /// From the end of a request head to the end of its body; > 0.
+    pub body_read_timeout: Duration,
+    /// From the end of a response to the next request's first byte; > 0.
+    pub idle_timeout: Duration,
+    /// Client connections open at once; 1..=1000000.
+    pub max_connections: usize,
+    /// The largest request head, in bytes; 1 KiB..=1 MiB.
+    pub max_header_bytes: usize,
 }
 
 /// Where durable state lives.
@@ -110,6 +129,8 @@ pub struct ClientKey {
     pub requests: Option<rate_limit::Config>,
     /// Prompt tokens allowed per minute with this key.
     pub tokens: Option<rate_limit::Config>,
+    /// Requests this key may have in flight at once; 1..=1000000.
+    pub max_concurrent_requests: u32,
 }
 
 /// An API holdfast calls.
@@ -205,6 +226,8 @@ pub struct Idempotency {
     pub ttl: Duration,
     /// How many answers are kept at most; ≥ 1.
     pub capacity: u64,
+    /// How many bytes of answers are kept at most; ≥ 1 KiB.
+    pub max_bytes: u64,
 }
 
 /// How this node runs workflows: the engine's settings and the definitions to register.

@@ -336,6 +336,43 @@ fn zero_limits_are_refused() {
     one(&text, 9, "targets.gpt-4o.requests_per_minute", "at least 1");
 }
 
+#[test]
+fn the_listener_guards_cannot_be_turned_off() {
+    for (field, value, fragment) in [
+        ("header_read_timeout", "\"0s\"", "longer than zero"),
+        ("body_read_timeout", "\"0ms\"", "longer than zero"),
+        ("idle_timeout", "\"0s\"", "longer than zero"),
+        ("max_connections", "0", "not in 1..=1000000"),
+        ("max_header_bytes", "\"512B\"", "not in 1KiB..=1MiB"),
+        ("max_header_bytes", "\"2MiB\"", "not in 1KiB..=1MiB"),
+    ] {
+        one(
+            &with(&format!("[server]\n{field} = {value}\n")),
+            18,
+            &format!("server.{field}"),
+            fragment,
+        );
+    }
+    one(
+        &with("[idempotency]\nmax_bytes = 1000\n"),
+        18,
+        "idempotency.max_bytes",
+        "at least 1KiB",
+    );
+    let key = "[[client_keys]]\nname = \"a\"\nkey_env = \"K\"\nmax_concurrent_requests = 0\n";
+    let all = errors(&with(key), &[("K", "sk-a")]);
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_eq!(
+        all[0].field(),
+        Some("client_keys[0].max_concurrent_requests")
+    );
+    assert!(
+        all[0].to_string().contains("not in 1..=1000000"),
+        "{}",
+        all[0]
+    );
+}
+
 /// Validation does not stop at the first mistake: every semantic error is reported,
 /// in file order.
 #[test]

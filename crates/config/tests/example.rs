@@ -20,6 +20,14 @@ fn example_loads_and_resolves() {
         "127.0.0.1:8080".parse::<SocketAddr>().unwrap()
     );
     assert_eq!(config.server.body_limit, 4 << 20);
+    let listener = config.server.listener;
+    assert_eq!(listener.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(listener.body_read_timeout, Duration::from_secs(60));
+    assert_eq!(listener.idle_timeout, Duration::from_secs(75));
+    assert_eq!(
+        (listener.max_connections, listener.max_header_bytes),
+        (10_000, 64 << 10)
+    );
     assert_eq!(config.store.url, "sqlite://holdfast-data/holdfast.db");
     assert_eq!(config.routes.len(), 2);
     assert_eq!(config.targets.len(), 3);
@@ -111,8 +119,14 @@ fn shared_settings_and_client_keys() {
     assert!(agents.key.as_ref().unwrap().matches("hf-client-SECRET-3"));
     assert_eq!(agents.requests, Some(rate_limit::Config::per_minute(600)));
     assert_eq!(config.client_keys[1].requests, None);
+    assert_eq!(agents.max_concurrent_requests, 1000);
+    assert_eq!(
+        config.client_keys[1].max_concurrent_requests, 1000,
+        "the default"
+    );
 
     assert_eq!(config.idempotency.capacity, 10_000);
+    assert_eq!(config.idempotency.max_bytes, 64 << 20);
     assert_eq!(config.logging.filter, "info");
 }
 

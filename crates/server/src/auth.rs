@@ -209,6 +209,7 @@ mod tests {
             key: Some(Secret::new(value)),
             requests: rpm.map(Config::per_minute),
             tokens: None,
+            max_concurrent_requests: 1000,
         };
         ClientKeys::new(
             &[key("a", "sk-a", Some(1)), key("b", "sk-b", None)],

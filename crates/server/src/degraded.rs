@@ -6,10 +6,12 @@
 //! refusal, where an old answer to another question would be wrong. The cache is keyed
 //! by tenant, route and a hash of the request in canonical form (parsed and
 //! re-serialised, with the stream flags removed, so key order and whitespace do not
-//! matter and a streamed request can be answered from a non-streamed one), bounded, and
-//! aged on the injected clock; the answer says how it was made in `x-holdfast-degraded`.
-//! The hash is keyed with a secret drawn at start, so that no tenant can craft a
-//! request whose key collides with another tenant's and plant an answer for it.
+//! matter and a streamed request can be answered from a non-streamed one), bounded in
+//! answers and in bytes (the oldest evicted first; an answer larger than the whole byte
+//! budget is not kept), and aged on the injected clock; the answer says how it was made
+//! in `x-holdfast-degraded`. The hash is keyed with a secret drawn at start, so that no
+//! tenant can craft a request whose key collides with another tenant's and plant an
+//! answer for it.
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
@@ -28,6 +30,7 @@ use crate::error::ApiError;
 /// A bounded cache of recent successful answers, over all routes.
 pub(crate) struct DegradedCache {
     capacity: usize,
+    max_bytes: usize,
     inner: Mutex<Entries>,
     /// The secret key of [`DegradedCache::key`].
     hasher: RandomState,
@@ -35,15 +38,40 @@ pub(crate) struct DegradedCache {
 
 #[derive(Default)]
 struct Entries {
-    map: HashMap<u64, (Arc<ChatResponse>, Instant)>,
+    /// Each answer with its expiry and its size ([`size`]).
+    map: HashMap<u64, (Arc<ChatResponse>, Instant, usize)>,
     order: VecDeque<u64>,
+    bytes: usize,
+}
+
+/// What an entry costs besides its answer's JSON: the response's own structs, the
+/// map's and the order's share, rounded up.
+const ENTRY_OVERHEAD: usize = 512;
+
+/// The bytes keeping `response` takes, near enough: its length as JSON (its text is
+/// most of it) plus [`ENTRY_OVERHEAD`].
+fn size(response: &ChatResponse) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = serde_json::to_writer(&mut count, response);
+    count.0 + ENTRY_OVERHEAD
 }
 
 impl DegradedCache {
-    /// A cache keeping at most `capacity` answers.
-    pub(crate) fn new(capacity: usize) -> Self {
+    /// A cache keeping at most `capacity` answers and `max_bytes` bytes of them.
+    pub(crate) fn new(capacity: usize, max_bytes: usize) -> Self {
         DegradedCache {
             capacity: capacity.max(1),
+            max_bytes,
             inner: Mutex::new(Entries::default()),
             hasher: RandomState::new(),
         }
@@ -63,19 +91,27 @@ impl DegradedCache {
         hasher.finish()
     }
 
-    /// Keeps `response` as the answer to `key` until `expires`.
+    /// Keeps `response` as the answer to `key` until `expires`, unless it is larger
+    /// than the whole byte budget.
     pub(crate) fn remember(&self, key: u64, response: &ChatResponse, expires: Instant) {
-        let mut entries = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if entries
-            .map
-            .insert(key, (Arc::new(response.clone()), expires))
-            .is_none()
-        {
-            entries.order.push_back(key);
+        let size = size(response);
+        if size > self.max_bytes {
+            return;
         }
-        while entries.order.len() > self.capacity {
-            if let Some(old) = entries.order.pop_front() {
-                entries.map.remove(&old);
+        let answer = Arc::new(response.clone());
+        let mut entries = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        match entries.map.insert(key, (answer, expires, size)) {
+            Some((_, _, old)) => entries.bytes = entries.bytes.saturating_sub(old),
+            None => entries.order.push_back(key),
+        }
+        entries.bytes += size;
+        while entries.order.len() > self.capacity
+            || (entries.bytes > self.max_bytes && !entries.order.is_empty())
+        {
+            if let Some(old) = entries.order.pop_front()
+                && let Some((_, _, freed)) = entries.map.remove(&old)
+            {
+                entries.bytes = entries.bytes.saturating_sub(freed);
             }
         }
     }
@@ -86,8 +122,8 @@ impl DegradedCache {
         entries
             .map
             .get(&key)
-            .filter(|(_, expires)| *expires > now)
-            .map(|(r, _)| Arc::clone(r))
+            .filter(|(_, expires, _)| *expires > now)
+            .map(|(r, _, _)| Arc::clone(r))
     }
 }
 
@@ -119,8 +155,10 @@ pub(crate) fn may_degrade(error: &ApiError) -> bool {
         | ApiError::NotFound(_)
         | ApiError::MethodNotAllowed { .. }
         | ApiError::BodyTooLarge { .. }
+        | ApiError::BodyReadTimeout { .. }
         | ApiError::IdempotencyKeyReused
         | ApiError::RateLimited { .. }
+        | ApiError::TooManyConcurrentRequests { .. }
         | ApiError::PromptExceedsKeyLimit
         | ApiError::UpstreamBadRequest(_)
         | ApiError::ContextLengthExceeded(_)
@@ -189,14 +227,14 @@ mod tests {
 
     #[test]
     fn the_key_ignores_streaming_but_not_content_route_or_tenant() {
-        let cache = DegradedCache::new(4);
+        let cache = DegradedCache::new(4, 1 << 20);
         let key = |tenant, route, text, stream| cache.key(tenant, route, &request(text, stream));
         assert_eq!(key("t", "r", "a", true), key("t", "r", "a", false));
         assert_ne!(key("t", "r", "a", false), key("t", "r", "b", false));
         assert_ne!(key("t", "r", "a", false), key("t", "s", "a", false));
         assert_ne!(key("t", "r", "a", false), key("u", "r", "a", false));
         // The hash is keyed per cache: another process cannot predict it.
-        let other = DegradedCache::new(4);
+        let other = DegradedCache::new(4, 1 << 20);
         assert_ne!(
             key("t", "r", "a", false),
             other.key("t", "r", &request("a", false))
@@ -205,7 +243,7 @@ mod tests {
 
     #[test]
     fn cached_answers_expire_then_static_takes_over() {
-        let cache = DegradedCache::new(4);
+        let cache = DegradedCache::new(4, 1 << 20);
         let config = Degraded {
             cache: true,
             ttl: Duration::from_secs(10),
@@ -221,6 +259,36 @@ mod tests {
         assert_eq!(
             (how, response.choices[0].message.content.as_deref()),
             ("static", Some("later"))
+        );
+    }
+
+    #[test]
+    fn bytes_bound_the_answers_kept_and_a_too_large_one_is_not_kept() {
+        let at = Instant::from_origin(Duration::from_secs(100));
+        let answer = |text: &str| static_response("r", text, 0);
+        let one = size(&answer(&"a".repeat(2000)));
+        let cache = DegradedCache::new(100, 2 * one);
+        for key in 1..=3 {
+            cache.remember(key, &answer(&"a".repeat(2000)), at);
+        }
+        assert!(cache.recall(1, Instant::ZERO).is_none(), "the oldest went");
+        assert!(cache.recall(2, Instant::ZERO).is_some());
+        assert!(cache.recall(3, Instant::ZERO).is_some());
+        cache.remember(4, &answer(&"b".repeat(3 * one)), at);
+        assert!(
+            cache.recall(4, Instant::ZERO).is_none(),
+            "larger than the budget"
+        );
+        assert!(
+            cache.recall(2, Instant::ZERO).is_some(),
+            "nothing made room for it"
+        );
+        cache.remember(2, &answer("short"), at);
+        let held = cache.inner.lock().unwrap().bytes;
+        assert_eq!(
+            held,
+            one + size(&answer("short")),
+            "a replaced answer is freed"
         );
     }
 }

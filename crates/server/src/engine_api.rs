@@ -113,9 +113,9 @@ pub(crate) async fn read_body(
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
             Err(ApiError::BodyTooLarge { limit })
         }
-        Err(e) => Err(ApiError::InvalidJson(format!(
-            "the body could not be read: {e}"
-        ))),
+        // A body that trickled in past `server.body_read_timeout` is a 408.
+        Err(e) => Err(crate::listener::timed_out(&*e)
+            .unwrap_or_else(|| ApiError::InvalidJson(format!("the body could not be read: {e}")))),
     }
 }
 

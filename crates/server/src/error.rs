@@ -92,6 +92,12 @@ pub enum ApiError {
         /// The limit in bytes.
         limit: u64,
     },
+    /// The request body did not arrive within `server.body_read_timeout` of its head.
+    #[error("the request body did not arrive in time: it must arrive whole within {}s of the request head", secs(*timeout))]
+    BodyReadTimeout {
+        /// The server's `body_read_timeout`.
+        timeout: Duration,
+    },
     /// The same `Idempotency-Key` was used with a different request body.
     #[error("the Idempotency-Key was already used with a different request")]
     IdempotencyKeyReused,
@@ -102,6 +108,14 @@ pub enum ApiError {
         what: &'static str,
         /// When enough capacity is back.
         retry_after: Duration,
+    },
+    /// The client key already has its `max_concurrent_requests` in flight.
+    #[error(
+        "this API key has reached its max_concurrent_requests: {limit} in flight at once, a stream counting until it ends; retry once one has finished"
+    )]
+    TooManyConcurrentRequests {
+        /// The key's `max_concurrent_requests`.
+        limit: u32,
     },
     /// The prompt is larger than this key's whole token rate limit.
     #[error("the prompt is larger than this API key's tokens-per-minute limit")]
@@ -223,8 +237,10 @@ impl ApiError {
             ApiError::ModelNotFound(_) | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyReadTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited { .. }
+            | ApiError::TooManyConcurrentRequests { .. }
             | ApiError::PromptExceedsKeyLimit
             | ApiError::UpstreamRateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::UpstreamError(_)
@@ -261,8 +277,10 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::BodyTooLarge { .. } => "request_too_large",
+            ApiError::BodyReadTimeout { .. } => "request_timeout",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::TooManyConcurrentRequests { .. } => "too_many_concurrent_requests",
             ApiError::PromptExceedsKeyLimit => "prompt_exceeds_key_limit",
             ApiError::UpstreamRateLimited { .. } => "upstream_rate_limited",
             ApiError::UpstreamOverloaded { .. } => "upstream_overloaded",
@@ -410,7 +428,10 @@ impl ApiError {
         if let Some(wait) = self.retry_after() {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs(wait)));
         }
-        if matches!(self, ApiError::BodyTooLarge { .. }) {
+        if matches!(
+            self,
+            ApiError::BodyTooLarge { .. } | ApiError::BodyReadTimeout { .. }
+        ) {
             // The rest of the body was never read, so the connection cannot carry
             // another request: say so, or a keep-alive client reuses a dead socket.
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -188,7 +188,7 @@ pub(crate) fn failed(
     if stream {
         let encoder = encoder(dialect, job.request, &job.route.name, job.tokens);
         let source = Source::Replay(chunks_of(&response).into_iter());
-        let relay = Relay::new(source, encoder, false, Box::new(|_, _| {}));
+        let relay = Relay::new(source, encoder, None, Box::new(|_, _| {}));
         return respond::sse(relay.into_body(), &reply);
     }
     match encode(&response, None, dialect) {

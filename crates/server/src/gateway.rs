@@ -31,14 +31,23 @@ use crate::auth::ClientKeys;
 use crate::degraded::DegradedCache;
 use crate::error::ServerError;
 use crate::idempotency::IdempotencyStore;
+use crate::inflight::InFlight;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 
 /// How many recent requests the attempt ledger keeps.
 pub const LEDGER_CAPACITY: usize = 4096;
 
+/// How many bytes of entries the attempt ledger keeps at most (8 MiB: 4,096 entries
+/// of up to 2 KiB, a request with several failed attempts and their messages).
+pub const LEDGER_MAX_BYTES: usize = 8 << 20;
+
 /// How many successful answers the degraded-mode cache keeps, over all routes.
 pub const DEGRADED_CACHE_CAPACITY: usize = 1024;
+
+/// How many bytes of answers the degraded-mode cache keeps at most, over all routes
+/// (32 MiB: 1,024 answers of 32 KiB, some 8,000 tokens each).
+pub const DEGRADED_CACHE_MAX_BYTES: usize = 32 << 20;
 
 /// The gateway: routes, targets, the shared health registry, the provider client and
 /// the in-memory stores. Cheap to clone (two `Arc`s).
@@ -70,7 +79,11 @@ pub(crate) struct Inner {
     pub(crate) targets: Vec<TargetRuntime>,
     pub(crate) routes: HashMap<String, RouteRuntime>,
     pub(crate) keys: ClientKeys,
+    /// Each key's requests in flight, by the index `keys` gives it (`inflight.rs`).
+    pub(crate) inflight: InFlight,
     pub(crate) body_limit: u64,
+    /// The listener's timeouts and caps, for connections accepted from now on.
+    pub(crate) listener: holdfast_config::Listener,
     pub(crate) ledger: Arc<Ledger>,
     /// What `GET /metrics` shows; written only by `events.rs`.
     pub(crate) metrics: Arc<Metrics>,
@@ -167,6 +180,7 @@ impl Inner {
             _ => Arc::new(IdempotencyStore::new(
                 config.idempotency.ttl,
                 config.idempotency.capacity,
+                config.idempotency.max_bytes,
             )),
         };
         let engine = std::sync::OnceLock::new();
@@ -177,7 +191,11 @@ impl Inner {
         // state is swapped in (`live.rs`), not here: this build may still be dropped.
         let ledger = match previous {
             Some(old) => Arc::clone(&old.ledger),
-            None => Arc::new(Ledger::new(LEDGER_CAPACITY, Arc::clone(&metrics))),
+            None => Arc::new(Ledger::new(
+                LEDGER_CAPACITY,
+                LEDGER_MAX_BYTES,
+                Arc::clone(&metrics),
+            )),
         };
         Ok(Inner {
             // The provider client (its connection pools) outlives a configuration.
@@ -189,13 +207,20 @@ impl Inner {
             targets,
             routes,
             keys: ClientKeys::new(&config.client_keys, now).map_err(invalid)?,
+            inflight: InFlight::new(&config.client_keys, previous.map(|old| &old.inflight)),
             body_limit: config.server.body_limit,
+            listener: config.server.listener,
             ledger,
             metrics,
             idempotency,
             idempotency_settings: config.idempotency,
             degraded: previous.map_or_else(
-                || Arc::new(DegradedCache::new(DEGRADED_CACHE_CAPACITY)),
+                || {
+                    Arc::new(DegradedCache::new(
+                        DEGRADED_CACHE_CAPACITY,
+                        DEGRADED_CACHE_MAX_BYTES,
+                    ))
+                },
                 |old| Arc::clone(&old.degraded),
             ),
             models,

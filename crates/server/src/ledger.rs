@@ -2,7 +2,9 @@
 //! `GET /v1/holdfast/requests/{id}`.
 //!
 //! A bounded ring: the newest [`LEDGER_CAPACITY`](crate::gateway::LEDGER_CAPACITY)
-//! requests, the oldest dropped first, so memory stays flat under any load. Entries are
+//! requests within [`LEDGER_MAX_BYTES`](crate::gateway::LEDGER_MAX_BYTES), the oldest
+//! dropped first, so memory stays flat under any load, however large the entries (a
+//! long provider error message in every attempt) are made. Entries are
 //! written once when a call ends (or, for a stream, when it commits) and updated once
 //! more when a stream ends, since only then are its usage and fate known. Only requests
 //! that reached the pipeline (or were replayed, or degraded) are recorded: a request
@@ -11,11 +13,12 @@
 
 use arc_swap::ArcSwap;
 use std::collections::{HashMap, VecDeque};
+use std::mem::size_of;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use crate::events::{self, CallTrace};
+use crate::events::{self, AttemptRecord, CallTrace, SkipRecord};
 use crate::metrics::Metrics;
 
 /// One request's record.
@@ -58,6 +61,25 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
+    /// The bytes keeping this entry takes, near enough: the entry, what it alone owns
+    /// on the heap (names it shares with the configuration are not counted), and its
+    /// share of the ring's map and order.
+    fn size(&self) -> usize {
+        let attempts: usize = self
+            .trace
+            .attempts
+            .iter()
+            .map(|a| a.error.as_ref().map_or(0, String::capacity))
+            .sum();
+        size_of::<Entry>()
+            + 64
+            + 2 * self.request_id.len()
+            + self.stream_error.as_ref().map_or(0, String::capacity)
+            + self.trace.attempts.capacity() * size_of::<AttemptRecord>()
+            + attempts
+            + self.trace.skipped.capacity() * size_of::<SkipRecord>()
+    }
+
     /// Sums tokens and cost over the attempts.
     pub(crate) fn total(&mut self) {
         self.input_tokens = self.trace.attempts.iter().map(|a| a.input_tokens).sum();
@@ -69,6 +91,7 @@ impl Entry {
 /// The ring of recent entries.
 pub(crate) struct Ledger {
     capacity: usize,
+    max_bytes: usize,
     inner: Mutex<Ring>,
     /// The current configuration's metrics: the ledger outlives a reload
     /// (`live.rs`), and a request that ends after one is counted under its route in
@@ -83,38 +106,65 @@ const STREAMING: &str = "streaming";
 struct Ring {
     order: VecDeque<Arc<str>>,
     entries: HashMap<Arc<str>, Entry>,
+    /// What the entries take ([`Entry::size`]).
+    bytes: usize,
+}
+
+impl Ring {
+    /// Drops the oldest entries until at most `capacity` entries and `max_bytes` bytes
+    /// are left; returns the first dropped, for freeing outside the lock.
+    #[must_use]
+    fn evict(&mut self, capacity: usize, max_bytes: usize) -> Option<Entry> {
+        let mut first = None;
+        while self.order.len() > capacity || (self.bytes > max_bytes && !self.order.is_empty()) {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(entry) = self.entries.remove(&old) {
+                self.bytes = self.bytes.saturating_sub(entry.size());
+                if first.is_none() {
+                    first = Some(entry);
+                }
+            }
+        }
+        first
+    }
 }
 
 impl Ledger {
-    /// A ledger keeping at most `capacity` entries, reporting final results to `metrics`.
-    pub(crate) fn new(capacity: usize, metrics: Arc<Metrics>) -> Self {
+    /// A ledger keeping at most `capacity` entries and `max_bytes` bytes of them,
+    /// reporting final results to `metrics`.
+    pub(crate) fn new(capacity: usize, max_bytes: usize, metrics: Arc<Metrics>) -> Self {
         Ledger {
             capacity: capacity.max(1),
+            max_bytes,
             inner: Mutex::new(Ring::default()),
             metrics: ArcSwap::new(metrics),
         }
     }
 
-    /// Records `entry`, dropping the oldest when full.
+    /// Records `entry`, dropping the oldest when full. An entry larger than the whole
+    /// byte budget is counted in the metrics but not kept.
     pub(crate) fn insert(&self, mut entry: Entry) {
         entry.total();
         if entry.result != STREAMING {
             events::finished(&self.metrics.load(), &entry);
+        }
+        let size = entry.size();
+        if size > self.max_bytes {
+            return;
         }
         let id = Arc::clone(&entry.request_id);
         // What leaves the ring is freed after the lock is released: every request
         // passes through this lock, and freeing an entry's trace is most of the work.
         let mut ring = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let replaced = ring.entries.insert(Arc::clone(&id), entry);
-        if replaced.is_none() {
-            ring.order.push_back(id);
+        match &replaced {
+            Some(old) => ring.bytes = ring.bytes.saturating_sub(old.size()),
+            None => ring.order.push_back(id),
         }
-        let mut evicted = None;
-        while ring.order.len() > self.capacity {
-            if let Some(old) = ring.order.pop_front() {
-                evicted = ring.entries.remove(&old);
-            }
-        }
+        ring.bytes += size;
+        let evicted = ring.evict(self.capacity, self.max_bytes);
         drop(ring);
         drop((replaced, evicted));
     }
@@ -127,13 +177,17 @@ impl Ledger {
     /// Changes the entry of `id`, if it is still kept.
     pub(crate) fn update(&self, id: &str, change: impl FnOnce(&mut Entry)) {
         let mut ring = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let ring = &mut *ring;
         if let Some(entry) = ring.entries.get_mut(id) {
             let was_final = entry.result != STREAMING;
+            let before = entry.size();
             change(entry);
             entry.total();
             if !was_final && entry.result != STREAMING {
                 events::finished(&self.metrics.load(), entry);
             }
+            ring.bytes = ring.bytes.saturating_sub(before) + entry.size();
+            drop(ring.evict(self.capacity, self.max_bytes));
         }
     }
 
@@ -178,7 +232,7 @@ mod tests {
 
     #[test]
     fn keeps_only_the_newest_entries() {
-        let ledger = Ledger::new(2, Arc::new(Metrics::new(["r"], [])));
+        let ledger = Ledger::new(2, 1 << 20, Arc::new(Metrics::new(["r"], [])));
         for id in ["a", "b", "c"] {
             ledger.insert(entry(id));
         }
@@ -194,9 +248,70 @@ mod tests {
 
     #[test]
     fn another_tenants_entry_is_absent() {
-        let ledger = Ledger::new(2, Arc::new(Metrics::new(["r"], [])));
+        let ledger = Ledger::new(2, 1 << 20, Arc::new(Metrics::new(["r"], [])));
         ledger.insert(entry("a"));
         assert!(ledger.get_json("a", &Scope::Tenant("t".into())).is_some());
         assert!(ledger.get_json("a", &Scope::Tenant("u".into())).is_none());
+    }
+
+    fn with_error(id: &str, error_bytes: usize) -> Entry {
+        let mut entry = entry(id);
+        entry.stream_error = Some("x".repeat(error_bytes));
+        entry
+    }
+
+    #[test]
+    fn bytes_bound_the_entries_kept_the_oldest_dropped_first() {
+        let one = with_error("a", 1000).size();
+        let ledger = Ledger::new(100, 2 * one, Arc::new(Metrics::new(["r"], [])));
+        for id in ["a", "b", "c"] {
+            ledger.insert(with_error(id, 1000));
+        }
+        assert!(
+            ledger.get_json("a", &Scope::All).is_none(),
+            "the oldest went to make room"
+        );
+        assert!(
+            ledger.get_json("b", &Scope::All).is_some()
+                && ledger.get_json("c", &Scope::All).is_some()
+        );
+        ledger.insert(with_error("d", 1500));
+        assert!(
+            ledger.get_json("b", &Scope::All).is_none()
+                && ledger.get_json("c", &Scope::All).is_none()
+        );
+        assert!(ledger.get_json("d", &Scope::All).is_some());
+        let held = ledger.inner.lock().unwrap().bytes;
+        assert!(held <= 2 * one, "{held} > {}", 2 * one);
+    }
+
+    #[test]
+    fn an_entry_larger_than_the_budget_is_not_kept() {
+        let ledger = Ledger::new(100, 4096, Arc::new(Metrics::new(["r"], [])));
+        ledger.insert(entry("small"));
+        ledger.insert(with_error("huge", 8192));
+        assert!(ledger.get_json("huge", &Scope::All).is_none());
+        assert!(
+            ledger.get_json("small", &Scope::All).is_some(),
+            "nothing was dropped for it"
+        );
+    }
+
+    #[test]
+    fn an_update_that_grows_an_entry_keeps_the_budget() {
+        let base = entry("a").size();
+        // Room for both as they are, and for the grown one alone, not for both.
+        let budget = base + 1000 + base / 2;
+        let ledger = Ledger::new(100, budget, Arc::new(Metrics::new(["r"], [])));
+        ledger.insert(entry("a"));
+        ledger.insert(entry("b"));
+        ledger.update("b", |e| e.stream_error = Some("y".repeat(1000)));
+        assert!(
+            ledger.get_json("a", &Scope::All).is_none(),
+            "the oldest made room for the growth"
+        );
+        assert!(ledger.get_json("b", &Scope::All).is_some());
+        let ring = ledger.inner.lock().unwrap();
+        assert_eq!(ring.bytes, ring.entries["b"].size());
     }
 }

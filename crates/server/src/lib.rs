@@ -40,8 +40,10 @@ mod failure;
 mod gateway;
 mod handlers;
 mod idempotency;
+mod inflight;
 mod intake;
 mod ledger;
+mod listener;
 mod live;
 mod llm_step;
 mod meta;
@@ -57,12 +59,12 @@ mod transport;
 
 use std::future::Future;
 
-use axum::serve::ListenerExt;
-
 pub use access::OPEN_TENANT;
 pub use alerts::promql::rule_file as prometheus_rules;
 pub use error::{ApiError, ConfigProblem, Flavor, ServerError};
-pub use gateway::{DEGRADED_CACHE_CAPACITY, Gateway, LEDGER_CAPACITY};
+pub use gateway::{
+    DEGRADED_CACHE_CAPACITY, DEGRADED_CACHE_MAX_BYTES, Gateway, LEDGER_CAPACITY, LEDGER_MAX_BYTES,
+};
 pub use handlers::{Rule, read_chat_request, read_messages_request, router, rules};
 pub use live::{Applied, ConfigFile, ReloadError};
 pub use meta::{
@@ -71,6 +73,10 @@ pub use meta::{
 
 /// Serves `gateway` on `listener` until `shutdown` completes, then lets the requests in
 /// flight (streams included) finish.
+///
+/// The listener is guarded by `[server]`'s timeouts and caps (see `listener/`): a
+/// request head, a request body and a kept-alive connection's idleness are each timed,
+/// and at most `max_connections` connections are served at once.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     gateway: Gateway,
@@ -85,16 +91,12 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         gateway.live.bind(addr);
     }
-    let listener = listener.tap_io(|tcp| {
-        // Small SSE chunks must not wait for Nagle.
-        let _ = tcp.set_nodelay(true);
-    });
     let _alerts = alerts::start(&gateway);
-    // `into_make_service` resolves the routes once; serving the bare router would
-    // rebuild its whole route table for every connection (~18 KiB each, held as long
-    // as the connection lives: 18 MiB with 1,000 clients streaming).
-    axum::serve(listener, router(gateway).into_make_service())
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    // The routes are resolved once, here, and the result shared by every connection:
+    // resolving them per connection would rebuild the whole route table each time
+    // (~18 KiB, held as long as the connection lives: 18 MiB with 1,000 clients
+    // streaming).
+    let app = router(gateway.clone()).with_state(());
+    listener::serve(listener, app, &gateway, shutdown).await;
     Ok(())
 }

@@ -17,7 +17,8 @@
 //! store's rule), and a text identical to the running one changes nothing.
 //!
 //! What needs a restart, and is refused with the field named when it differs:
-//! `server.listen` (the socket is bound), `store.url` (the store is open), `[engine]`
+//! `server.listen` (the socket is bound), `server.max_connections` (the listener
+//! counts against it from start), `store.url` (the store is open), `[engine]`
 //! (the node id is in every lease; the scheduler and the registered workflows were set
 //! up at start) and `[alerts]` (the evaluation loop and webhooks run from start).
 //!
@@ -166,6 +167,12 @@ impl Live {
         self.current.load_full()
     }
 
+    /// The state new requests run on, for a look that does not outlive the caller
+    /// (cheaper than [`Live::current`]: no reference count is taken).
+    pub(crate) fn peek(&self) -> arc_swap::Guard<Arc<Inner>> {
+        self.current.load()
+    }
+
     fn history(&self) -> Result<&History, ReloadError> {
         self.history.get().ok_or(ReloadError::NoHistory)
     }
@@ -257,6 +264,10 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<(String, String)> {
     let mut fixed = Vec::new();
     if old.server.listen != new.server.listen {
         fixed.push(("server.listen".to_owned(), restart.to_owned()));
+    }
+    // The listener's other settings apply to the connections accepted after a reload.
+    if old.server.listener.max_connections != new.server.listener.max_connections {
+        fixed.push(("server.max_connections".to_owned(), restart.to_owned()));
     }
     // Compared, never shown: a postgres URL may hold a password.
     if old.store.url != new.store.url {

@@ -203,8 +203,10 @@ fn outcome(err: &ApiError) -> Outcome {
         | ApiError::NotFound(_)
         | ApiError::MethodNotAllowed { .. }
         | ApiError::BodyTooLarge { .. }
+        | ApiError::BodyReadTimeout { .. }
         | ApiError::IdempotencyKeyReused
         | ApiError::RateLimited { .. }
+        | ApiError::TooManyConcurrentRequests { .. }
         | ApiError::PromptExceedsKeyLimit
         | ApiError::UpstreamBadRequest(_)
         | ApiError::InvalidInput { .. }

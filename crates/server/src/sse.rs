@@ -90,6 +90,8 @@ pub(crate) struct Relay {
     identity: Option<ChatChunk>,
     usage: Option<Usage>,
     recorded: Option<Vec<u8>>,
+    /// The most bytes recorded: a longer answer is not kept, so its copy is dropped.
+    record_limit: usize,
     finisher: Option<Finisher>,
     done: bool,
     recovery: Option<Recovery>,
@@ -108,15 +110,21 @@ pub(crate) struct Relay {
 }
 
 impl Relay {
-    /// A relay of `source` written by `encoder`; `record` keeps a copy of the bytes
-    /// for the finisher.
-    pub(crate) fn new(source: Source, encoder: Encoder, record: bool, finisher: Finisher) -> Relay {
+    /// A relay of `source` written by `encoder`; `record` keeps a copy of the bytes,
+    /// up to that many, for the finisher (which gets none when the answer was longer).
+    pub(crate) fn new(
+        source: Source,
+        encoder: Encoder,
+        record: Option<usize>,
+        finisher: Finisher,
+    ) -> Relay {
         Relay {
             source,
             encoder,
             identity: None,
             usage: None,
-            recorded: record.then(Vec::new),
+            recorded: record.map(|_| Vec::new()),
+            record_limit: record.unwrap_or(0),
             finisher: Some(finisher),
             done: false,
             recovery: None,
@@ -185,7 +193,11 @@ impl Relay {
             if let Some(recorded) = &mut self.recorded
                 && !self.done
             {
-                recorded.extend_from_slice(&out);
+                if recorded.len() + out.len() > self.record_limit {
+                    self.recorded = None;
+                } else {
+                    recorded.extend_from_slice(&out);
+                }
             }
         }
         (!out.is_empty()).then(|| Bytes::from(out))
@@ -229,9 +241,10 @@ impl Relay {
 
     fn end(&mut self, end: StreamEnd, last: &[u8]) {
         self.done = true;
-        let recorded = self.recorded.take().map(|mut bytes| {
+        let limit = self.record_limit;
+        let recorded = self.recorded.take().and_then(|mut bytes| {
             bytes.extend_from_slice(last);
-            bytes
+            (bytes.len() <= limit).then_some(bytes)
         });
         if let Some(finisher) = self.finisher.take() {
             finisher(end, recorded);

@@ -53,7 +53,7 @@ pub(crate) async fn serve(
         &reply,
         trace,
     ));
-    let record = leader.is_some();
+    let record = leader.as_ref().map(Leader::max_bytes);
     let settle = Settle {
         gateway: door.gateway.clone(),
         id: Arc::clone(&door.id),

@@ -84,6 +84,33 @@ pub struct Server {
     /// The largest request body accepted, as bytes or a size like `"4MiB"`; at least 1
     /// byte. Larger requests get HTTP 413. Default `"4MiB"`.
     pub body_limit: ByteSize,
+    /// How long a client has to send a whole request head (request line and headers),
+    /// from its connection being accepted, or, on a kept-alive connection, from the
+    /// first byte of its next request. A connection that takes longer is closed without
+    /// an answer (a slowloris client sending one header byte a second). > 0. Default
+    /// `"10s"`.
+    pub header_read_timeout: HumanDuration,
+    /// How long a client has to send a whole request body once its head arrived. A
+    /// body that trickles in slower is cut: HTTP 408 `request_timeout` and the
+    /// connection closed. Answers, streamed ones included, are never cut by it. > 0.
+    /// Default `"60s"` (a 4 MiB body at about 70 KB/s).
+    pub body_read_timeout: HumanDuration,
+    /// How long a kept-alive connection may sit idle between a response and the first
+    /// byte of the next request before it is closed. > 0. Default `"75s"`: longer than
+    /// the 60 s idle timeout common in load balancers, so that the balancer closes
+    /// first and never reuses a connection holdfast is closing.
+    pub idle_timeout: HumanDuration,
+    /// The most client connections open at once, 1..=1000000. Beyond it, new
+    /// connections wait in the kernel's accept queue until one closes (they are not
+    /// refused). Keep it below the process's open-file limit (`ulimit -n`), which
+    /// provider connections and the store count against too. Only a restart changes
+    /// it. Default 10000.
+    pub max_connections: u64,
+    /// The largest request head (request line and headers) accepted, as bytes or a
+    /// size like `"64KiB"`; `"1KiB"` to `"1MiB"`. A larger head gets HTTP 431 and the
+    /// connection is closed. It also bounds the memory a connection holds while its
+    /// head trickles in. Default `"64KiB"`.
+    pub max_header_bytes: ByteSize,
 }
 
 impl Default for Server {
@@ -91,6 +118,11 @@ impl Default for Server {
         Server {
             listen: "127.0.0.1:8080".to_owned(),
             body_limit: ByteSize(4 << 20),
+            header_read_timeout: HumanDuration::secs(10),
+            body_read_timeout: HumanDuration::secs(60),
+            idle_timeout: HumanDuration::secs(75),
+            max_connections: 10_000,
+            max_header_bytes: ByteSize(64 << 10),
         }
     }
 }
@@ -156,6 +188,17 @@ pub struct ClientKey {
     pub requests_per_minute: Option<u64>,
     /// Prompt tokens per minute allowed with this key; at least 1. Default: unlimited.
     pub tokens_per_minute: Option<u64>,
+    /// Requests this key may have in flight at once, 1..=1000000, every endpoint
+    /// counted (a stream until its last byte, a request whose body is still arriving
+    /// included); one more gets HTTP 429 `too_many_concurrent_requests`. Bounds what
+    /// one key (a leaked one, a runaway agent) can hold of the server. Default 1000.
+    #[serde(default = "default_max_concurrent_requests")]
+    pub max_concurrent_requests: u64,
+}
+
+/// `[[client_keys]] max_concurrent_requests` when it is left out.
+fn default_max_concurrent_requests() -> u64 {
+    1000
 }
 
 /// What a client key may do (see [`ClientKey::role`]); each role includes the ones
@@ -215,6 +258,11 @@ pub struct Idempotency {
     /// How many answers are kept at most (the oldest go first); at least 1. Default
     /// 10000.
     pub capacity: u64,
+    /// How many bytes of answers are kept at most (the oldest go first), as bytes or a
+    /// size like `"64MiB"`; at least `"1KiB"`. An answer larger than this is not kept
+    /// at all: the client still gets it, and a repeat calls upstream again. Default
+    /// `"64MiB"`.
+    pub max_bytes: ByteSize,
 }
 
 impl Default for Idempotency {
@@ -222,6 +270,7 @@ impl Default for Idempotency {
         Idempotency {
             ttl: HumanDuration::secs(600),
             capacity: 10_000,
+            max_bytes: ByteSize(64 << 20),
         }
     }
 }

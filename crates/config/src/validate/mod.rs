@@ -8,6 +8,7 @@
 
 mod alerts;
 mod engine;
+mod listener;
 mod policy;
 mod route;
 mod target;
@@ -229,9 +230,11 @@ fn server(c: &mut Checker<'_>, doc: &Document, inputs: &Inputs<'_>) -> Option<Se
     if body_limit == 0 {
         c.invalid(path.key("body_limit"), "must be at least 1 byte");
     }
+    let listener = listener::listener(c, &doc.server);
     Some(Server {
         listen: listen?,
         body_limit,
+        listener: listener?,
     })
 }
 
@@ -305,6 +308,11 @@ fn client_keys(c: &mut Checker<'_>, raw: &[schema::ClientKey]) -> Vec<ClientKey>
             key: secret,
             requests: c.per_minute(path.key("requests_per_minute"), key.requests_per_minute),
             tokens: c.per_minute(path.key("tokens_per_minute"), key.tokens_per_minute),
+            max_concurrent_requests: listener::max_concurrent_requests(
+                c,
+                path.key("max_concurrent_requests"),
+                key.max_concurrent_requests,
+            ),
         });
     }
     keys
@@ -316,9 +324,13 @@ fn idempotency(c: &mut Checker<'_>, raw: &schema::Idempotency) -> Option<Idempot
     if raw.capacity == 0 {
         c.invalid(path.key("capacity"), "must be at least 1");
     }
+    if raw.max_bytes.0 < 1 << 10 {
+        c.invalid(path.key("max_bytes"), "must be at least 1KiB");
+    }
     Some(Idempotency {
         ttl: ttl?,
         capacity: raw.capacity,
+        max_bytes: raw.max_bytes.0,
     })
 }
 

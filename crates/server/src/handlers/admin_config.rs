@@ -181,7 +181,9 @@ async fn read_config(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, Ap
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
             Err(ApiError::BodyTooLarge { limit })
         }
-        Err(e) => Err(invalid_body(format!("the body could not be read: {e}"))),
+        // A body that trickled in past `server.body_read_timeout` is a 408.
+        Err(e) => Err(crate::listener::timed_out(&*e)
+            .unwrap_or_else(|| invalid_body(format!("the body could not be read: {e}")))),
     }
 }
 
