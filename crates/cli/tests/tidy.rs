@@ -42,6 +42,10 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "holdfast-quality",
+        &["holdfast-policy", "holdfast-llm", "holdfast-store"],
+    ),
+    (
         "holdfast-chaos",
         &["holdfast-policy", "holdfast-llm", "holdfast-mock"],
     ),

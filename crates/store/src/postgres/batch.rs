@@ -61,9 +61,9 @@ struct SubmitItem {
 
 /// A queued write.
 enum Op {
-    /// Boxed: an advance is several times the size of a submission.
+    /// Both boxed: the queue moves pointers, whatever a write holds.
     Advance(Box<Item>),
-    Submit(SubmitItem),
+    Submit(Box<SubmitItem>),
 }
 
 impl Op {
@@ -127,7 +127,7 @@ impl Batcher {
             reply,
         };
         self.queue
-            .send(Op::Submit(item))
+            .send(Op::Submit(Box::new(item)))
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
@@ -160,7 +160,7 @@ async fn work(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Op>>>) {
         for op in batch.drain(..) {
             match op {
                 Op::Advance(a) => advances.push(*a),
-                Op::Submit(s) => submits.push(s),
+                Op::Submit(s) => submits.push(*s),
             }
         }
         // Two statements on two connections, each its own transaction: neither kind
