@@ -39,6 +39,10 @@ const LAYERS: &[(&str, &[&str])] = &[
             "holdfast-store",
             "holdfast-engine",
             "holdfast-config",
+            // The server wires the quality loop (DESIGN: "a new capability is a new
+            // crate, wired by the server"): its in-process subject implements the
+            // quality crate's trait, and the gate of a reload runs its suites.
+            "holdfast-quality",
         ],
     ),
     (

@@ -56,10 +56,10 @@ pub(crate) struct Live {
 }
 
 /// The configuration being served, as loaded.
-struct Running {
-    config: Config,
+pub(crate) struct Running {
+    pub(crate) config: Config,
     /// Its version in the history, once recorded.
-    version: Option<u64>,
+    pub(crate) version: Option<u64>,
 }
 
 /// Where versions are recorded and how the file is read again.
@@ -164,6 +164,12 @@ impl Live {
     /// The state new requests run on.
     pub(crate) fn current(&self) -> Arc<Inner> {
         self.current.load_full()
+    }
+
+    /// The configuration being served, locked: no reload swaps the state while the
+    /// guard is held, so [`Live::current`] read under it is this configuration's.
+    pub(crate) async fn running(&self) -> tokio::sync::MutexGuard<'_, Running> {
+        self.running.lock().await
     }
 
     fn history(&self) -> Result<&History, ReloadError> {
