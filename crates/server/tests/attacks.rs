@@ -45,13 +45,17 @@ async fn start(dir: &Scratch) -> (Gw, Mock) {
     (Gw::start_with_engine(&toml, &env, dir).await, mock)
 }
 
-/// `(status, body)` of `method path` with `key` and a JSON `body`.
+/// `(status, body)` of `method path` with `key` (none when empty) and a JSON `body`.
 async fn call(gw: &Gw, key: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     let builder = match method {
         "GET" => gw.client.get(gw.url(path)),
         _ => gw.client.post(gw.url(path)),
-    }
-    .bearer_auth(key);
+    };
+    let builder = if key.is_empty() {
+        builder
+    } else {
+        builder.bearer_auth(key)
+    };
     let builder = match body {
         Some(body) => builder.json(&body),
         None => builder,
@@ -59,6 +63,12 @@ async fn call(gw: &Gw, key: &str, method: &str, path: &str, body: Option<Value>)
     let response = builder.send().await.unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// A short wait while polling a real server in real time.
+#[allow(clippy::disallowed_methods)]
+async fn pause() {
+    tokio::time::sleep(Duration::from_millis(20)).await;
 }
 
 fn code(body: &Value) -> &str {
@@ -76,7 +86,7 @@ async fn register(gw: &Gw) {
     }
 }
 
-/// Submits as `key`; the task's id.
+/// Submits as `key`: the answer's status and body.
 async fn submit(
     gw: &Gw,
     key: &str,
@@ -95,7 +105,7 @@ async fn eventually(gw: &Gw, key: &str, path: &str, field: &str) -> Value {
         if status == 200 && body[field].as_array().is_some_and(|a| !a.is_empty()) {
             return body;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        pause().await;
     }
     panic!("{path} never showed {field}");
 }
@@ -219,7 +229,7 @@ async fn another_tenant_reads_cancels_claims_and_answers_nothing_of_a_tenants_wo
         if call(&gw, "acme-agent", "GET", &path, None).await.1["status"] == "waiting" {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        pause().await;
     }
     let job_id = holdfast_engine::job_id(&job_task_id, "work", 1);
     let absent = [
@@ -470,15 +480,7 @@ async fn without_keys_a_web_page_can_neither_write_nor_read() {
         .await
         .unwrap();
     assert_eq!(read.status(), 403);
-    let workflows: Value = gw
-        .client
-        .get(gw.url("/v1/workflows"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, workflows) = call(&gw, "", "GET", "/v1/workflows", None).await;
     assert_eq!(
         workflows["workflows"],
         json!([]),
