@@ -2,13 +2,15 @@
 //!
 //! It fails on any of: a pass rate below its threshold; a pass rate significantly
 //! below the baseline's on the same cases (exact McNemar, p < 0.05), whether or not
-//! the group has a threshold; a mean cost per case above `cost_per_case`; a 95th
+//! the group has a threshold (checked for every group of at least 6 paired cases: under
+//! that, no change can be significant); a mean cost per case above `cost_per_case`; a 95th
 //! percentile latency above `p95_latency`. Each check is listed with its figures, so
 //! a failed gate names what failed and by how much.
 
 use serde::{Deserialize, Serialize};
 
 use super::{Group, Spread};
+use crate::stats;
 use crate::suite::Thresholds;
 
 /// The gate's verdict.
@@ -58,7 +60,14 @@ pub(super) fn judge(groups: &[Group], cost: &Spread, latency: &Spread, t: &Thres
         }
     }
     for g in groups {
-        let Some(p) = &g.paired else { continue };
+        // Under 6 pairs no change can be significant: the check could not fail.
+        let Some(p) = g
+            .paired
+            .as_ref()
+            .filter(|p| p.pairs as u64 >= stats::min_discordant())
+        else {
+            continue;
+        };
         let verdict = if p.significantly_worse {
             "significantly worse"
         } else {

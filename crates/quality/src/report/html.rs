@@ -26,7 +26,7 @@ pub fn escape(text: &str) -> String {
 }
 
 const STYLE: &str = "body{font-family:sans-serif;max-width:960px;margin:2em auto;padding:0 1em;\
-color:#222}h1{font-size:1.4em}h2{font-size:1.1em;margin-top:2em;border-bottom:1px solid #ddd}\
+color:#222}h1{font-size:1.4em}h3{font-size:.95em;margin-bottom:0}h2{font-size:1.1em;margin-top:2em;border-bottom:1px solid #ddd}\
 table{border-collapse:collapse;width:100%;font-size:.9em}td,th{border-bottom:1px solid #eee;\
 padding:4px 6px;text-align:left;vertical-align:top}.pass{color:#1e7e34;font-weight:bold}\
 .fail{color:#c0392b;font-weight:bold}.muted{color:#777}code,pre{font-size:.85em;\

@@ -11,6 +11,7 @@
 mod compare;
 mod gate;
 pub mod html;
+pub mod stored;
 mod svg;
 mod text;
 

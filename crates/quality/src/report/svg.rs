@@ -18,7 +18,7 @@ const ROW: f64 = 26.0;
 /// Horizontal bars of each group's pass rate, its Wilson interval as a whisker, its
 /// threshold as a red tick and the baseline's rate as a hollow diamond.
 pub(super) fn pass_rates(groups: &[Group]) -> String {
-    let plot = WIDTH - LABEL - 70.0;
+    let plot = WIDTH - LABEL - 120.0;
     let height = ROW * groups.len() as f64 + 30.0;
     let x = |rate: f64| LABEL + rate.clamp(0.0, 1.0) * plot;
     let mut svg = open(height, "pass rate per tag, with 95% intervals");
@@ -70,7 +70,7 @@ pub(super) fn pass_rates(groups: &[Group]) -> String {
         let _ = write!(
             svg,
             r##"<text x="{:.1}" y="{:.1}" font-size="11">{:.1}% ({}/{})</text>"##,
-            WIDTH - 66.0,
+            LABEL + plot + 8.0,
             mid + 4.0,
             g.rate * 100.0,
             g.passed,
@@ -116,28 +116,37 @@ pub(super) fn histogram(title: &str, values: &[f64], unit: &dyn Fn(f64) -> Strin
         );
     }
     let x = |v: f64| left + (v - low) / span * plot_w;
-    for (name, q) in [("p50", 0.5), ("p95", 0.95)] {
+    for (name, q, y) in [("p50", 0.5, 10.0), ("p95", 0.95, 22.0)] {
         let v = stats::quantile(&sorted, q);
+        // Labels near the right edge end at their line, so they stay inside the plot.
+        let anchor = if x(v) > left + plot_w * 0.7 {
+            "end"
+        } else {
+            "start"
+        };
         let _ = write!(
             svg,
-            r##"<line x1="{0:.1}" y1="12" x2="{0:.1}" y2="{1:.1}" stroke="#c0392b" stroke-dasharray="4 3"/><text x="{0:.1}" y="10" text-anchor="middle" font-size="10">{2} {3}</text>"##,
+            r##"<line x1="{0:.1}" y1="{4:.1}" x2="{0:.1}" y2="{1:.1}" stroke="#c0392b" stroke-dasharray="4 3"/><text x="{0:.1}" y="{5:.1}" text-anchor="{6}" font-size="10">{2} {3}</text>"##,
             x(v),
             base,
             name,
-            escape(&unit(v))
+            escape(&unit(v)),
+            y + 2.0,
+            y,
+            anchor
         );
     }
     let _ = write!(
         svg,
-        r##"<line x1="{left}" y1="{base:.1}" x2="{:.1}" y2="{base:.1}" stroke="#444"/><text x="{left}" y="{:.1}" font-size="10">{}</text><text x="{:.1}" y="{:.1}" font-size="10" text-anchor="end">{}</text><text x="{:.1}" y="{:.1}" font-size="10" text-anchor="end">{} cases</text></svg>"##,
+        r##"<line x1="{left}" y1="{base:.1}" x2="{:.1}" y2="{base:.1}" stroke="#444"/><text x="{left}" y="{:.1}" font-size="10">{}</text><text x="{:.1}" y="{:.1}" font-size="10" text-anchor="end">{}</text><text x="{:.1}" y="{:.1}" font-size="10" text-anchor="middle">tallest bar: {} cases</text></svg>"##,
         left + plot_w,
         base + 14.0,
         escape(&unit(low)),
         left + plot_w,
         base + 14.0,
         escape(&unit(high)),
-        left - 6.0,
-        24.0,
+        left + plot_w / 2.0,
+        base + 14.0,
         tallest
     );
     svg

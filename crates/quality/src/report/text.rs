@@ -45,18 +45,10 @@ pub(super) fn render(r: &Report) -> String {
         "latency: p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
         r.latency_ms.p50, r.latency_ms.p95, r.latency_ms.p99, r.latency_ms.max
     );
-    let drops: Vec<String> = r
-        .groups
-        .iter()
-        .map(|g| match g.detectable_drop {
-            Some(d) => format!("{} {}", g.tag, points(d)),
-            None => format!("{} none (under 6 cases)", g.tag),
-        })
-        .collect();
     let _ = writeln!(
         out,
-        "smallest drop a baseline comparison detects (80% power): {}",
-        drops.join(", ")
+        "detects: the smallest drop a comparison with a baseline sees at this size (80% \
+         power, exact McNemar, p < 0.05); none under 6 cases"
     );
     if let Some(c) = &r.baseline {
         let _ = writeln!(
@@ -113,10 +105,16 @@ fn group_line(g: &Group, width: usize) -> String {
         pct(low),
         pct(high)
     );
-    if let Some(t) = g.threshold {
-        let mark = if g.rate >= t { "ok" } else { "BELOW" };
-        let _ = write!(line, "  threshold {} {mark}", pct(t));
-    }
+    let threshold = match g.threshold {
+        Some(t) => {
+            let mark = if g.rate >= t { "ok" } else { "BELOW" };
+            format!("threshold {} {mark}", pct(t))
+        }
+        None => String::new(),
+    };
+    let _ = write!(line, "  {threshold:<24}");
+    let detects = g.detectable_drop.map_or_else(|| "none".to_owned(), points);
+    let _ = write!(line, "detects {detects:<7}");
     if let Some(p) = &g.paired {
         let delta = (p.rate - p.baseline_rate) * 100.0;
         let _ = write!(
@@ -127,5 +125,5 @@ fn group_line(g: &Group, width: usize) -> String {
             if p.significantly_worse { ", WORSE" } else { "" }
         );
     }
-    line
+    line.trim_end().to_owned()
 }
