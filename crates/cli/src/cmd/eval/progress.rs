@@ -39,6 +39,12 @@ impl Bar {
 
 impl Progress for Bar {
     fn started(&self, run: &EvalRun, planned: usize, done: usize) {
+        if done > 0 {
+            eprintln!(
+                "resuming run {}: {done} of {planned} cases recorded before",
+                run.run_id
+            );
+        }
         self.bar.set_length(planned as u64);
         self.bar.set_position(done as u64);
         self.bar.reset_eta();
