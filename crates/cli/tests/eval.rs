@@ -25,7 +25,8 @@ fn example(name: &str) -> PathBuf {
 }
 
 /// A mock scripted with the example's answers (`extra` TOML first), and a gateway
-/// serving the example's routes from it to an `agent` key.
+/// serving the example's routes from it to an `operator` key (which may also read the
+/// configuration history, so the run records the version it evaluated).
 fn deployment(extra: &str, dir: &TempDir) -> (Mock, Gateway) {
     let answers = std::fs::read_to_string(example("mock-answers.toml")).unwrap();
     let faults = dir.write("faults.toml", &format!("{extra}\n{answers}"));
@@ -36,7 +37,7 @@ fn deployment(extra: &str, dir: &TempDir) -> (Mock, Gateway) {
         .target("judge-model", &mock, price)
         .route("support", &["small"], "")
         .route("judge", &["judge-model"], "")
-        .client_key_as("evaluator", "EVAL_KEY", "agent", "qa");
+        .client_key_as("evaluator", "EVAL_KEY", "operator", "qa");
     let gateway = Gateway::start_with_env(&config, &[("EVAL_KEY", KEY)]);
     (mock, gateway)
 }
@@ -107,6 +108,8 @@ async fn the_example_suite_passes_and_a_worse_model_fails_its_gate_against_the_b
     assert!(stdout.contains("gate: passed"), "{stdout}");
     let report = read_json(&good_json);
     assert_eq!(report["report"]["gate"]["passed"], true);
+    assert_eq!(report["report"]["subject"]["via"], gateway.base.as_str());
+    assert_eq!(report["report"]["subject"]["config_version"], 1);
     assert_eq!(report["cases"].as_array().unwrap().len(), 12);
     let page = std::fs::read_to_string(&good_html).unwrap();
     assert!(

@@ -39,19 +39,28 @@ impl Gateway {
             });
             (self.live.current(), describe)
         };
-        Arc::new(GatewaySubject {
-            inner,
-            tenant: Arc::from(tenant),
-            describe,
-        })
+        Arc::new(GatewaySubject::new(inner, tenant, describe))
     }
 }
 
 /// A gateway state as a suite's subject.
-struct GatewaySubject {
+pub(crate) struct GatewaySubject {
     inner: Arc<Inner>,
     tenant: Arc<str>,
     describe: Value,
+}
+
+impl GatewaySubject {
+    /// A subject over `inner`, any gateway state (the running one, or a candidate
+    /// built beside it before it takes traffic), calling as `tenant`; `describe` is
+    /// what the runs record it as.
+    pub(crate) fn new(inner: Arc<Inner>, tenant: &str, describe: Value) -> GatewaySubject {
+        GatewaySubject {
+            inner,
+            tenant: Arc::from(tenant),
+            describe,
+        }
+    }
 }
 
 fn refused(Refused { error, cost_usd }: Refused) -> SubjectError {

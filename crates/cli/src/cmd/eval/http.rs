@@ -31,43 +31,54 @@ pub(crate) struct HttpSubject {
     key: Option<String>,
     client: reqwest::Client,
     clock: Arc<dyn Clock>,
+    /// The configuration version the server ran when the run started, when the key
+    /// may read the history (an operator's); recorded with the run.
+    config_version: Option<u64>,
 }
 
 impl HttpSubject {
-    pub(crate) fn new(
+    /// The server at `base`, checked to answer before a run starts.
+    pub(crate) async fn connect(
         base: &str,
         key: Option<String>,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
-        Ok(HttpSubject {
+        let mut subject = HttpSubject {
             base: base.trim_end_matches('/').to_owned(),
             key,
             client: reqwest::Client::builder().build()?,
             clock,
-        })
-    }
-
-    /// Checks that the server answers at all before a run starts.
-    pub(crate) async fn reachable(&self) -> anyhow::Result<()> {
-        let url = format!("{}/health", self.base);
-        let response = self
-            .client
-            .get(&url)
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await;
-        match response {
-            Ok(r) if r.status().is_success() => Ok(()),
+            config_version: None,
+        };
+        let health = subject.request(reqwest::Method::GET, "/health", Duration::from_secs(5));
+        match health.send().await {
+            Ok(r) if r.status().is_success() => {}
             Ok(r) => anyhow::bail!(
                 "holdfast at {} answered {} to /health",
-                self.base,
+                subject.base,
                 r.status()
             ),
             Err(e) => {
-                Err(anyhow::Error::new(e)
-                    .context(format!("cannot reach holdfast at {}", self.base)))
+                let context = format!("cannot reach holdfast at {}", subject.base);
+                return Err(anyhow::Error::new(e).context(context));
             }
         }
+        subject.config_version = subject.running_version().await;
+        Ok(subject)
+    }
+
+    /// The running configuration's version, if this key may read the history.
+    async fn running_version(&self) -> Option<u64> {
+        let history = self.request(
+            reqwest::Method::GET,
+            "/admin/config/history?limit=20",
+            Duration::from_secs(5),
+        );
+        let (_, body) = self.send(history).await.ok()?;
+        let rows = body["data"].as_array()?;
+        rows.iter()
+            .find(|row| row["applied"] == true)
+            .and_then(|row| row["version"].as_u64())
     }
 
     fn request(
@@ -139,7 +150,7 @@ fn header_f64(headers: &reqwest::header::HeaderMap, name: &str) -> f64 {
 #[async_trait]
 impl Subject for HttpSubject {
     fn describe(&self) -> Value {
-        json!({"via": self.base})
+        json!({"via": self.base, "config_version": self.config_version})
     }
 
     async fn chat(&self, call: Chat) -> Result<Answer, SubjectError> {

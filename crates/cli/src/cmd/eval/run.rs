@@ -148,8 +148,7 @@ async fn subject(
                 "--server {server:?}: expected a URL like {DEFAULT_SERVER}"
             )));
         }
-        let subject = HttpSubject::new(server, args.key.clone(), Arc::clone(clock))?;
-        subject.reachable().await?;
+        let subject = HttpSubject::connect(server, args.key.clone(), Arc::clone(clock)).await?;
         return Ok(Arc::new(subject));
     };
     let options = LoadOptions {
