@@ -133,18 +133,7 @@ impl Runner {
         let run = started.run().clone();
         let stored = Settings::of(&run)?;
         let planned = plan(&suite.cases, stored.seed, stored.sample);
-        let done: HashSet<String> = self
-            .store
-            .eval_results(&spec.tenant, &spec.run_id)
-            .await?
-            .into_iter()
-            .map(|r| r.case_id)
-            .collect();
-        let remaining: Vec<Case> = planned
-            .iter()
-            .filter(|c| !done.contains(&c.id))
-            .map(|c| (*c).clone())
-            .collect();
+        let remaining = self.remaining(&run, &planned).await?;
         let skipped = planned.len() - remaining.len();
         progress.started(&run, planned.len(), skipped);
         let ctx = Arc::new(case::Context {
@@ -167,17 +156,7 @@ impl Runner {
                     .await
             }
             Err(failure) => {
-                let now = self.clock.unix_millis();
-                let run = self
-                    .store
-                    .finish_eval_run(
-                        &spec.tenant,
-                        &spec.run_id,
-                        EvalStatus::Interrupted,
-                        None,
-                        now,
-                    )
-                    .await?;
+                let run = self.interrupt(&run).await?;
                 if let Some(error) = failure {
                     return Err(error.into());
                 }
@@ -191,6 +170,32 @@ impl Runner {
                 })
             }
         }
+    }
+
+    /// The planned cases not yet recorded in `run`, in order.
+    async fn remaining(&self, run: &EvalRun, planned: &[&Case]) -> Result<Vec<Case>, QualityError> {
+        let done: HashSet<String> = self
+            .store
+            .eval_results(&run.tenant, &run.run_id)
+            .await?
+            .into_iter()
+            .map(|r| r.case_id)
+            .collect();
+        Ok(planned
+            .iter()
+            .filter(|c| !done.contains(&c.id))
+            .map(|c| (*c).clone())
+            .collect())
+    }
+
+    /// Marks `run` interrupted: resumable, with what it recorded.
+    async fn interrupt(&self, run: &EvalRun) -> Result<EvalRun, QualityError> {
+        let now = self.clock.unix_millis();
+        let status = EvalStatus::Interrupted;
+        Ok(self
+            .store
+            .finish_eval_run(&run.tenant, &run.run_id, status, None, now)
+            .await?)
     }
 
     async fn start(&self, suite: &Suite, spec: &RunSpec) -> Result<EvalRunStart, QualityError> {
