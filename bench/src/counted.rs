@@ -13,9 +13,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use holdfast_store::{
-    Advance, Cancelled, ConfigVersion, Escalation, EscalationFilter, FencingToken, Job, JobResult,
-    JournalEntry, LockAcquire, NewEvent, NewTask, NewWorkflow, Resolution, Result, Step, Store,
-    StoredConfig, Submitted, Task, TaskClaim, TaskFilter, TaskPage, WorkflowDef,
+    Advance, Cancelled, ConfigVersion, Escalation, EscalationFilter, EvalResult, EvalRun,
+    EvalRunFilter, EvalRunStart, EvalStatus, FencingToken, Job, JobResult, JournalEntry,
+    LockAcquire, NewEvalResult, NewEvalRun, NewEvent, NewTask, NewWorkflow, Resolution, Result,
+    Step, Store, StoredConfig, Submitted, Task, TaskClaim, TaskFilter, TaskPage, WorkflowDef,
 };
 
 use crate::measure::Stopwatch;
@@ -310,5 +311,52 @@ impl Store for CountedStore {
     async fn get_config(&self, version: u64) -> Result<Option<StoredConfig>> {
         self.timed("get_config", self.inner.get_config(version))
             .await
+    }
+
+    async fn start_eval_run(&self, run: NewEvalRun, now_ms: u64) -> Result<EvalRunStart> {
+        self.timed("start_eval_run", self.inner.start_eval_run(run, now_ms))
+            .await
+    }
+
+    async fn get_eval_run(&self, tenant: &str, run_id: &str) -> Result<Option<EvalRun>> {
+        self.timed("get_eval_run", self.inner.get_eval_run(tenant, run_id))
+            .await
+    }
+
+    async fn list_eval_runs(&self, filter: &EvalRunFilter) -> Result<Vec<EvalRun>> {
+        self.timed("list_eval_runs", self.inner.list_eval_runs(filter))
+            .await
+    }
+
+    async fn record_eval_result(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        result: NewEvalResult,
+        now_ms: u64,
+    ) -> Result<()> {
+        let call = self
+            .inner
+            .record_eval_result(tenant, run_id, result, now_ms);
+        self.timed("record_eval_result", call).await
+    }
+
+    async fn eval_results(&self, tenant: &str, run_id: &str) -> Result<Vec<EvalResult>> {
+        self.timed("eval_results", self.inner.eval_results(tenant, run_id))
+            .await
+    }
+
+    async fn finish_eval_run(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        status: EvalStatus,
+        summary: Option<serde_json::Value>,
+        now_ms: u64,
+    ) -> Result<EvalRun> {
+        let call = self
+            .inner
+            .finish_eval_run(tenant, run_id, status, summary, now_ms);
+        self.timed("finish_eval_run", call).await
     }
 }

@@ -54,6 +54,11 @@ enum Command {
     /// a trickle of requests, check that the route keeps answering and that the target
     /// takes its traffic back once restored.
     Drill(cmd::drill::Args),
+    /// Evaluate quality: run a suite of cases through the gateway, grade the answers,
+    /// compare with a baseline and gate (exit 0 pass, 1 fail, 2 bad suite, 130
+    /// interrupted); list, show and compare stored runs.
+    #[command(subcommand)]
+    Eval(cmd::eval::Command),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +80,7 @@ fn main() -> ExitCode {
         Command::Escalations(command) => cmd::escalations::run(command),
         Command::Targets(command) => cmd::targets::run(command),
         Command::Drill(args) => cmd::drill::run(args),
+        Command::Eval(command) => cmd::eval::run(command),
     };
     match result {
         Ok(code) => code,

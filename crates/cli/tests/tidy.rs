@@ -39,7 +39,15 @@ const LAYERS: &[(&str, &[&str])] = &[
             "holdfast-store",
             "holdfast-engine",
             "holdfast-config",
+            // The server wires the quality loop (DESIGN: "a new capability is a new
+            // crate, wired by the server"): its in-process subject implements the
+            // quality crate's trait, and the gate of a reload runs its suites.
+            "holdfast-quality",
         ],
+    ),
+    (
+        "holdfast-quality",
+        &["holdfast-policy", "holdfast-llm", "holdfast-store"],
     ),
     (
         "holdfast-chaos",

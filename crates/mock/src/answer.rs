@@ -49,6 +49,10 @@ pub(crate) fn estimate_tokens(text: &str) -> u64 {
 impl Answer {
     /// The answer to `request` under `faults`; `filtered` when the content filter stops it.
     pub(crate) fn build(request: &Request, faults: &Faults, filtered: bool) -> Answer {
+        let reply = faults
+            .replies
+            .iter()
+            .find(|reply| request.text.contains(reply.contains.as_str()));
         if filtered {
             return Answer {
                 content: Content::Text(Vec::new()),
@@ -58,7 +62,10 @@ impl Answer {
             };
         }
         if let Some(name) = &request.tool {
-            let arguments = faults.tool_arguments.to_string();
+            let arguments = reply
+                .and_then(|r| r.tool_arguments.as_ref())
+                .unwrap_or(&faults.tool_arguments)
+                .to_string();
             return Answer {
                 completion_tokens: estimate_tokens(name) + estimate_tokens(&arguments) + 1,
                 content: Content::Tool {
@@ -71,9 +78,14 @@ impl Answer {
             };
         }
         let script = if request.json {
-            faults.json_answer.to_string()
+            reply
+                .and_then(|r| r.json_answer.as_ref())
+                .unwrap_or(&faults.json_answer)
+                .to_string()
         } else {
-            faults.answer.clone()
+            reply
+                .and_then(|r| r.answer.clone())
+                .unwrap_or_else(|| faults.answer.clone())
         };
         let (rest, continued_prefill) = match &request.prefill {
             Some(prefill) if script.starts_with(prefill.as_str()) => {
@@ -163,6 +175,7 @@ mod tests {
             prefill: None,
             tool: None,
             json: false,
+            text: "What is the capital of France?\n".into(),
         }
     }
 
@@ -247,5 +260,49 @@ mod tests {
         let answer = Answer::build(&req, &Faults::default(), false);
         let parsed: serde_json::Value = serde_json::from_str(&answer.text()).unwrap();
         assert_eq!(parsed["ok"], true);
+    }
+
+    #[test]
+    fn the_first_matching_reply_answers_and_the_rest_fall_back() {
+        let faults = Faults::from_toml_str(
+            r#"
+            [[replies]]
+            contains = "capital of Spain"
+            answer = "Madrid."
+
+            [[replies]]
+            contains = "capital of France"
+            answer = "Paris."
+            json_answer = { city = "Paris" }
+
+            [[replies]]
+            contains = "France"
+            answer = "never: an earlier reply matches first"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(Answer::build(&request(), &faults, false).text(), "Paris.");
+        let json = Request {
+            json: true,
+            ..request()
+        };
+        let answer = Answer::build(&json, &faults, false);
+        assert_eq!(answer.text(), r#"{"city":"Paris"}"#);
+        let tool = Request {
+            tool: Some("lookup".into()),
+            ..request()
+        };
+        let Content::Tool { arguments, .. } = Answer::build(&tool, &faults, false).content else {
+            panic!("a tool call")
+        };
+        assert_eq!(
+            arguments, "{}",
+            "the reply leaves the tool arguments as they were"
+        );
+        let other = Request {
+            text: "Tell me a story.\n".into(),
+            ..request()
+        };
+        assert_eq!(Answer::build(&other, &faults, false).text(), DEFAULT_ANSWER);
     }
 }

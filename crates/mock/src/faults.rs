@@ -75,6 +75,30 @@ pub struct Faults {
     pub json_answer: serde_json::Value,
     /// The arguments of the tool call made when the request offers tools.
     pub tool_arguments: serde_json::Value,
+    /// Answers by prompt: the first reply whose `contains` appears in the request's
+    /// message text replaces the answers above for that request. Unmatched requests get
+    /// the answers above.
+    pub replies: Vec<Reply>,
+}
+
+/// A scripted answer for the requests whose message text contains `contains`; each
+/// field it leaves unset keeps the fault set's own (`answer`, `json_answer`,
+/// `tool_arguments`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reply {
+    /// Text to look for in the request's messages (system, user, assistant and tool
+    /// text alike), case-sensitive; not empty.
+    pub contains: String,
+    /// The text answer.
+    #[serde(default)]
+    pub answer: Option<String>,
+    /// The answer when JSON output is asked for.
+    #[serde(default)]
+    pub json_answer: Option<serde_json::Value>,
+    /// The arguments of the tool call made when tools are offered.
+    #[serde(default)]
+    pub tool_arguments: Option<serde_json::Value>,
 }
 
 impl Default for Faults {
@@ -101,6 +125,7 @@ impl Default for Faults {
             answer: DEFAULT_ANSWER.to_owned(),
             json_answer: serde_json::json!({"answer": "holdfast mock", "ok": true}),
             tool_arguments: serde_json::json!({}),
+            replies: Vec::new(),
         }
     }
 }

@@ -40,7 +40,8 @@ mod validate;
 
 pub use error::{MockError, Result};
 pub use faults::{
-    ApiKey, DEFAULT_ANSWER, ErrorRates, Faults, Flapping, Outage, Stall, StreamFault, StreamStall,
+    ApiKey, DEFAULT_ANSWER, ErrorRates, Faults, Flapping, Outage, Reply, Stall, StreamFault,
+    StreamStall,
 };
 pub use format::{Format, UnknownFormat};
 pub use provider::{MockProvider, REQUEST_LOG_CAPACITY, RequestRecord, Stats};

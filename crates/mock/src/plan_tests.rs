@@ -13,6 +13,7 @@ fn request(stream: bool) -> Request {
         prefill: None,
         tool: None,
         json: false,
+        text: String::new(),
     }
 }
 

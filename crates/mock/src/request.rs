@@ -24,6 +24,9 @@ pub(crate) struct Request {
     pub(crate) tool: Option<String>,
     /// Whether JSON output was asked for.
     pub(crate) json: bool,
+    /// The text of the system prompt and every message, a line each, for scripted
+    /// replies ([`crate::Reply`]).
+    pub(crate) text: String,
 }
 
 impl Request {
@@ -39,11 +42,11 @@ impl Request {
                 Format::Anthropic => "messages: Field required".to_owned(),
             });
         };
-        let mut chars = 0;
-        count_chars(&value["system"], &mut chars);
+        let mut text = Text::default();
+        text.add(&value["system"]);
         for message in messages {
-            count_chars(&message["content"], &mut chars);
-            count_chars(&message["tool_calls"], &mut chars);
+            text.add(&message["content"]);
+            text.add(&message["tool_calls"]);
         }
         let last = messages.last().unwrap_or(&Value::Null);
         Ok(Request {
@@ -55,10 +58,11 @@ impl Request {
             max_tokens: value["max_completion_tokens"]
                 .as_u64()
                 .or_else(|| value["max_tokens"].as_u64()),
-            prompt_tokens: (chars as u64).div_ceil(4).max(1),
+            prompt_tokens: (text.chars as u64).div_ceil(4).max(1),
             prefill: prefill(last),
             tool: tool_to_call(&value, last),
             json: wants_json(&value),
+            text: text.lines,
         })
     }
 }
@@ -75,23 +79,39 @@ what was sent was not valid JSON.)"
     }
 }
 
-/// Adds the characters of every string inside a message's content: plain strings, text
-/// parts, nested tool results, tool inputs and call arguments alike.
-fn count_chars(value: &Value, chars: &mut usize) {
-    match value {
-        Value::String(text) => *chars += text.chars().count(),
-        Value::Array(items) => items.iter().for_each(|item| count_chars(item, chars)),
-        Value::Object(fields) => {
-            for key in ["text", "content", "arguments", "function", "thinking"] {
-                if let Some(inner) = fields.get(key) {
-                    count_chars(inner, chars);
+/// The text of a request: every string inside its messages' content (plain strings,
+/// text parts, nested tool results, tool inputs and call arguments alike), a line each,
+/// and its length in characters (without the line breaks), from which the prompt's
+/// tokens are estimated.
+#[derive(Default)]
+struct Text {
+    lines: String,
+    chars: usize,
+}
+
+impl Text {
+    fn push(&mut self, text: &str) {
+        self.chars += text.chars().count();
+        self.lines.push_str(text);
+        self.lines.push('\n');
+    }
+
+    fn add(&mut self, value: &Value) {
+        match value {
+            Value::String(text) => self.push(text),
+            Value::Array(items) => items.iter().for_each(|item| self.add(item)),
+            Value::Object(fields) => {
+                for key in ["text", "content", "arguments", "function", "thinking"] {
+                    if let Some(inner) = fields.get(key) {
+                        self.add(inner);
+                    }
+                }
+                if let Some(input) = fields.get("input") {
+                    self.push(&input.to_string());
                 }
             }
-            if let Some(input) = fields.get("input") {
-                *chars += input.to_string().chars().count();
-            }
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
         }
-        Value::Null | Value::Bool(_) | Value::Number(_) => {}
     }
 }
 
@@ -170,6 +190,7 @@ mod tests {
         assert!(req.stream && req.include_usage && req.json);
         assert_eq!((req.max_tokens, req.prompt_tokens), (Some(7), 2));
         assert_eq!((req.prefill, req.tool), (None, None));
+        assert_eq!(req.text, "12345678\n");
     }
 
     #[test]

@@ -133,6 +133,12 @@ impl Faults {
         if self.api_key.as_ref().is_some_and(|key| key.0.is_empty()) {
             return Err(MockError::invalid("api_key", "must not be empty"));
         }
+        if let Some(i) = self.replies.iter().position(|r| r.contains.is_empty()) {
+            return Err(MockError::invalid(
+                &format!("replies[{i}].contains"),
+                "must not be empty: it would match every request",
+            ));
+        }
         Ok(())
     }
 
@@ -258,6 +264,10 @@ mod tests {
         );
         assert_eq!(field_of("context_window = 0"), "context_window");
         assert_eq!(field_of("latency = { min = 2, max = 1 }"), "latency");
+        assert_eq!(
+            field_of("[[replies]]\ncontains = \"x\"\n[[replies]]\ncontains = \"\""),
+            "replies[1].contains"
+        );
     }
 
     #[test]

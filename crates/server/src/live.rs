@@ -57,10 +57,10 @@ pub(crate) struct Live {
 }
 
 /// The configuration being served, as loaded.
-struct Running {
-    config: Config,
+pub(crate) struct Running {
+    pub(crate) config: Config,
     /// Its version in the history, once recorded.
-    version: Option<u64>,
+    pub(crate) version: Option<u64>,
 }
 
 /// Where versions are recorded and how the file is read again.
@@ -171,6 +171,12 @@ impl Live {
     /// (cheaper than [`Live::current`]: no reference count is taken).
     pub(crate) fn peek(&self) -> arc_swap::Guard<Arc<Inner>> {
         self.current.load()
+    }
+
+    /// The configuration being served, locked: no reload swaps the state while the
+    /// guard is held, so [`Live::current`] read under it is this configuration's.
+    pub(crate) async fn running(&self) -> tokio::sync::MutexGuard<'_, Running> {
+        self.running.lock().await
     }
 
     fn history(&self) -> Result<&History, ReloadError> {

@@ -3,10 +3,11 @@
 //! The decision: a step's model call is a gateway call like a client's, without the
 //! HTTP in between. It is built as the OpenAI-format request a client would send (a
 //! system and a user message, `max_tokens`, `temperature`, and a `json_schema`
-//! `response_format` when the step has an output schema) and handed to the same
-//! [`call::complete`] that `POST /v1/chat/completions` uses: route lookup by alias, the
-//! output check, the policy driver with its retries, fallback, breakers and budget,
-//! costs, metrics and the attempt ledger (endpoint `workflow.llm`). The step's
+//! `response_format` when the step has an output schema) and made in process
+//! (`inproc.rs`) through the same `call::complete` that `POST /v1/chat/completions`
+//! uses: route lookup by alias, the output check, the policy driver with its retries,
+//! fallback, breakers and budget, costs, metrics and the attempt ledger (endpoint
+//! `workflow.llm`). The step's
 //! idempotency key (`task_id/step`) is sent upstream as `Idempotency-Key` on every
 //! attempt, so a step run again after a crash can be deduplicated by the provider.
 //!
@@ -23,19 +24,13 @@ use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
 use holdfast_engine::{Failure, Llm, LlmAnswer, LlmRequest};
-use holdfast_llm::openai::ChatRequest;
-use holdfast_policy::{Deadline, Outcome, TimeoutKind};
+use holdfast_policy::{Outcome, TimeoutKind};
 use serde_json::{Value, json};
 
-use crate::call::{self, Job};
 use crate::error::ApiError;
-use crate::events::millis;
 use crate::gateway::Inner;
-use crate::ledger::Entry;
+use crate::inproc::{self, Local, Refused};
 use crate::live::Live;
-use crate::meta::RequestMeta;
-use crate::output::OutputCheck;
-use crate::prompt;
 
 /// The gateway as the engine's model caller. Holds the live configuration weakly: the
 /// gateway holds the engine, which holds this.
@@ -86,85 +81,37 @@ fn body(request: &LlmRequest) -> Value {
 }
 
 async fn run(gw: &Inner, step: LlmRequest) -> Result<LlmAnswer, Failure> {
-    let bytes = serde_json::to_vec(&body(&step))
+    let body = serde_json::to_vec(&body(&step))
         .map_err(|e| Failure::new(Outcome::BadRequest, format!("building the request: {e}")))?;
-    let request = ChatRequest::from_json(&bytes)
-        .map_err(|e| Failure::new(Outcome::BadRequest, format!("the llm step's request: {e}")))?;
-    let Some(route) = gw.routes.get(&request.model) else {
-        return Err(Failure::new(
-            Outcome::BadRequest,
-            format!("route {:?} is not configured", request.model),
-        ));
-    };
-    let check = OutputCheck::for_request(&request)
-        .map_err(|e| Failure::new(Outcome::BadRequest, e.to_string()))?;
-    let request = Arc::new(request);
-    let tokens = prompt::tokens(&request, bytes.len(), route.smallest_window).await;
-    let started = gw.clock.now();
-    let started_ms = gw.clock.unix_millis();
-    let meta = RequestMeta {
-        deadline: Deadline::after(started, step.timeout),
+    let local = Local {
+        body: &body,
+        tenant: &step.tenant,
         // As the gateway's door does: a tenant's step trips only that tenant's breaker.
         agent: (!step.agent.is_empty())
             .then(|| Arc::from(format!("{}/{}", step.tenant, step.agent))),
         idempotency_key: Some(step.idempotency_key.clone()),
-    };
-    let (id, seed) = gw.next_request();
-    let job = Job {
-        gateway: gw,
-        route,
-        request: &request,
-        meta: &meta,
-        check: &check,
-        id: &id,
-        tokens,
-        seed,
-    };
-    let ran = call::complete(&job).await;
-    let cost_usd = ran.trace.cost_usd();
-    let mut entry = Entry {
-        request_id: Arc::clone(&id),
-        tenant: Arc::from(step.tenant.as_str()),
-        route: Arc::clone(&route.name),
+        timeout: step.timeout,
         endpoint: "workflow.llm",
-        stream: false,
-        status: 200,
-        result: "ok",
-        error_code: None,
-        stream_error: None,
-        target: ran.reply.target.clone(),
-        degraded: None,
-        started_at_ms: started_ms,
-        latency_ms: millis(gw.clock.now().saturating_duration_since(started)),
-        input_tokens: 0,
-        output_tokens: 0,
-        cost_usd: 0.0,
-        trace: ran.trace,
     };
-    let answer = match ran.result {
-        Ok(served) => {
-            let text = served
-                .response
+    match inproc::complete(gw, local).await {
+        Ok(answered) => {
+            let text = answered
                 .response
                 .choices
                 .first()
                 .and_then(|c| c.message.content.clone())
                 .unwrap_or_default();
-            Ok(LlmAnswer { text, cost_usd })
-        }
-        Err(err) => {
-            entry.status = err.status().as_u16();
-            entry.result = "error";
-            entry.error_code = Some(err.code());
-            Err(Failure {
-                outcome: outcome(&err),
-                message: err.to_string(),
-                cost_usd,
+            Ok(LlmAnswer {
+                text,
+                cost_usd: answered.cost_usd,
             })
         }
-    };
-    gw.ledger.insert(entry);
-    answer
+        Err(Refused { error, cost_usd }) => Err(Failure {
+            outcome: outcome(&error),
+            message: error.to_string(),
+            cost_usd,
+        }),
+    }
 }
 
 /// The outcome class the engine retries by, for the error a client would have got.
@@ -222,7 +169,10 @@ fn outcome(err: &ApiError) -> Outcome {
 mod tests {
     use std::time::Duration;
 
+    use holdfast_llm::openai::ChatRequest;
+
     use super::*;
+    use crate::output::OutputCheck;
 
     #[test]
     fn a_step_becomes_an_openai_request_with_its_schema() {

@@ -17,6 +17,7 @@
 
 pub mod coordination;
 pub mod error;
+pub mod eval;
 mod fenced;
 mod migrate;
 mod plan;
@@ -34,6 +35,10 @@ pub use coordination::{
     JobStatus, LockAcquire, LockLease, NewEscalation, NewJob, Resolution, StoredConfig,
 };
 pub use error::{Result, StoreError};
+pub use eval::{
+    EvalOutcome, EvalResult, EvalRun, EvalRunFilter, EvalRunStart, EvalStatus, NewEvalResult,
+    NewEvalRun,
+};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use store::Store;

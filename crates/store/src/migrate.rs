@@ -26,6 +26,10 @@ pub(crate) const SQLITE: &[Migration] = &[
         version: 3,
         sql: include_str!("../migrations/sqlite/0003_tenants.sql"),
     },
+    Migration {
+        version: 4,
+        sql: include_str!("../migrations/sqlite/0004_evals.sql"),
+    },
 ];
 
 /// The PostgreSQL migrations, in order.
@@ -53,6 +57,10 @@ pub(crate) const POSTGRES: &[Migration] = &[
     Migration {
         version: 6,
         sql: include_str!("../migrations/postgres/0006_tenants.sql"),
+    },
+    Migration {
+        version: 7,
+        sql: include_str!("../migrations/postgres/0007_evals.sql"),
     },
 ];
 

@@ -16,6 +16,9 @@ use crate::coordination::{
     ConfigVersion, Escalation, EscalationFilter, FencingToken, Job, JobResult, LockAcquire,
     Resolution, StoredConfig,
 };
+use crate::eval::{
+    EvalResult, EvalRun, EvalRunFilter, EvalRunStart, EvalStatus, NewEvalResult, NewEvalRun,
+};
 use crate::task::{
     Advance, Cancelled, JournalEntry, NewEvent, NewTask, NewWorkflow, Step, Submitted, Task,
     TaskClaim, TaskFilter, TaskPage, WorkflowDef,
@@ -162,4 +165,36 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn list_configs(&self, limit: u32) -> Result<Vec<ConfigVersion>>;
     /// A configuration version with its text.
     async fn get_config(&self, version: u64) -> Result<Option<StoredConfig>>;
+
+    /// Starts an evaluation run, or resumes the tenant's run with the same id (a rerun
+    /// after an interruption): it is `running` again and keeps its settings and its
+    /// recorded cases. The same id holding another suite, or the same suite with
+    /// another digest (its file or dataset changed), is a `Conflict`.
+    async fn start_eval_run(&self, run: NewEvalRun, now_ms: u64) -> Result<EvalRunStart>;
+    /// A tenant's evaluation run.
+    async fn get_eval_run(&self, tenant: &str, run_id: &str) -> Result<Option<EvalRun>>;
+    /// Evaluation runs matching `filter`, newest first.
+    async fn list_eval_runs(&self, filter: &EvalRunFilter) -> Result<Vec<EvalRun>>;
+    /// Records one case's result in a run, as the case finishes. A case recorded
+    /// before in the run is a `Conflict` (a case is never counted twice); a run that
+    /// does not exist is `NotFound`.
+    async fn record_eval_result(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        result: NewEvalResult,
+        now_ms: u64,
+    ) -> Result<()>;
+    /// A run's recorded results, in the order they were recorded.
+    async fn eval_results(&self, tenant: &str, run_id: &str) -> Result<Vec<EvalResult>>;
+    /// Ends a run as `Finished` or `Interrupted` (`Running` is refused), with its
+    /// summary (`None` clears an earlier one).
+    async fn finish_eval_run(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        status: EvalStatus,
+        summary: Option<serde_json::Value>,
+        now_ms: u64,
+    ) -> Result<EvalRun>;
 }

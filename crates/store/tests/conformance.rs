@@ -10,6 +10,7 @@ mod needs;
 mod conformance {
     pub(crate) mod batches;
     pub(crate) mod coordination;
+    pub(crate) mod evals;
     pub(crate) mod harness;
     pub(crate) mod leases;
     pub(crate) mod steps;
@@ -80,4 +81,8 @@ conformance! {
     batches::concurrent_submissions_are_each_answered_alone,
     tenants::idempotency_keys_are_each_tenants_own,
     tenants::lists_queues_and_claims_see_only_their_tenant,
+    evals::eval_cases_are_recorded_once_and_a_run_resumes,
+    evals::eval_runs_are_each_tenants_own,
+    evals::bad_eval_input_is_refused_with_nothing_stored,
+    evals::concurrent_case_results_all_commit,
 }

@@ -130,18 +130,10 @@ async fn serve(
     let store = holdfast_store::open(&config.store.url)
         .await
         .context("opening the store (store.url)")?;
-    let settings = Settings {
-        node_id: config.engine.node_id.clone(),
-        lease: config.engine.lease,
-        poll_interval: config.engine.poll_interval,
-        max_concurrent_tasks: config.engine.max_concurrent_tasks,
-        max_input_bytes: config.engine.max_input_bytes,
-        egress: config.engine.egress.clone(),
-    };
     let engine = Engine::new(
         Arc::clone(&store),
         clock,
-        settings,
+        engine_settings(&config),
         Some(gateway.llm()),
         gateway.task_events(),
     );
@@ -184,6 +176,18 @@ async fn serve(
     Ok(ExitCode::SUCCESS)
 }
 
+/// The engine's settings from the configuration's `[engine]`.
+pub(crate) fn engine_settings(config: &Config) -> Settings {
+    Settings {
+        node_id: config.engine.node_id.clone(),
+        lease: config.engine.lease,
+        poll_interval: config.engine.poll_interval,
+        max_concurrent_tasks: config.engine.max_concurrent_tasks,
+        max_input_bytes: config.engine.max_input_bytes,
+        egress: config.engine.egress.clone(),
+    }
+}
+
 /// Reads the configuration file again on every SIGHUP. The handler is installed
 /// before the server says it listens: SIGHUP's default action ends the process.
 #[cfg(unix)]
@@ -222,7 +226,7 @@ async fn until(mut stopped: watch::Receiver<bool>) {
 
 /// Registers the workflow definition in `file`; a bad one is a usage error naming the
 /// file and each field at fault.
-async fn register(engine: &Engine, file: &Path) -> anyhow::Result<()> {
+pub(crate) async fn register(engine: &Engine, file: &Path) -> anyhow::Result<()> {
     let shown = file.display();
     let source = read_definition(file)?;
     match engine.register(source).await {

@@ -12,6 +12,7 @@
 mod advance;
 mod batch;
 mod coord;
+mod evals;
 mod reads;
 mod store_impl;
 mod tls;

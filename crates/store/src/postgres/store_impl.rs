@@ -10,10 +10,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::PgConnection;
 
-use super::{PostgresStore, coord, reads, writes};
+use super::{PostgresStore, coord, evals, reads, writes};
 use crate::coordination::{
     ConfigVersion, Escalation, EscalationFilter, Job, JobResult, LockAcquire, Resolution,
     StoredConfig,
+};
+use crate::eval::{
+    self, EvalResult, EvalRun, EvalRunFilter, EvalRunStart, EvalStatus, NewEvalResult, NewEvalRun,
 };
 use crate::plan;
 use crate::task::{
@@ -298,5 +301,62 @@ impl Store for PostgresStore {
 
     async fn get_config(&self, version: u64) -> Result<Option<StoredConfig>> {
         on_conn!(self, |c| reads::config(c, version).await)
+    }
+
+    async fn start_eval_run(&self, run: NewEvalRun, now_ms: u64) -> Result<EvalRunStart> {
+        let docs = eval::check_run(&run, self.max_doc)?;
+        let now = millis("now", now_ms)?;
+        in_tx!(self, |c| evals::start(c, &run, &docs, now).await)
+    }
+
+    async fn get_eval_run(&self, tenant: &str, run_id: &str) -> Result<Option<EvalRun>> {
+        on_conn!(self, |c| evals::run(c, tenant, run_id).await)
+    }
+
+    async fn list_eval_runs(&self, filter: &EvalRunFilter) -> Result<Vec<EvalRun>> {
+        on_conn!(self, |c| evals::runs(c, filter).await)
+    }
+
+    async fn record_eval_result(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        result: NewEvalResult,
+        now_ms: u64,
+    ) -> Result<()> {
+        let docs = eval::check_result(tenant, run_id, &result, self.max_doc)?;
+        let now = millis("now", now_ms)?;
+        on_conn!(self, |c| evals::record(
+            c,
+            (tenant, run_id),
+            &result,
+            &docs,
+            now
+        )
+        .await)
+    }
+
+    async fn eval_results(&self, tenant: &str, run_id: &str) -> Result<Vec<EvalResult>> {
+        on_conn!(self, |c| evals::results(c, tenant, run_id).await)
+    }
+
+    async fn finish_eval_run(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        status: EvalStatus,
+        summary: Option<serde_json::Value>,
+        now_ms: u64,
+    ) -> Result<EvalRun> {
+        let summary = eval::check_finish(tenant, run_id, status, summary.as_ref(), self.max_doc)?;
+        let now = millis("now", now_ms)?;
+        on_conn!(self, |c| evals::finish(
+            c,
+            (tenant, run_id),
+            status,
+            summary.as_deref(),
+            now
+        )
+        .await)
     }
 }

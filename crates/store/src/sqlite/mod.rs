@@ -8,6 +8,7 @@
 
 mod advance;
 mod coord;
+mod evals;
 mod reads;
 mod store_impl;
 mod writer;
