@@ -618,3 +618,57 @@ fn keyed_client() -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+/// An answer the server sends before it has read the request (a 413 for a body over the
+/// limit, a 431 for a head over the limit) reaches a client that is still sending, every
+/// time: the server lingers on close instead of resetting the connection, which could
+/// destroy the answer before the client read it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_sent_before_the_request_was_read_arrives_every_time() {
+    let _serial = serial().await;
+    let provider = Mock::start("openai", &[]);
+    let config = ConfigBuilder::new()
+        .server(&format!("body_limit = {BODY_LIMIT}"))
+        .provider("p-primary", &format!("format = \"openai\"\nbase_url = \"{}\"", provider.base_url()))
+        .raw("[targets.primary]\nprovider = \"p-primary\"\nmodel = \"mock-primary\"\ncontext_window = 100000")
+        .route("smart", &["primary"], "")
+        .client_key("agents", CLIENT_KEY_ENV);
+    let gateway = Gateway::start_with_env(&config, &[(CLIENT_KEY_ENV, CLIENT_KEY)]);
+    let config_text = "#".repeat(2 << 20);
+    let chat = chat(&format!(r#""pad":"{}""#, " ".repeat(2 << 20)));
+    for attempt in 0..20 {
+        let client = keyed_client();
+        let requests = [
+            (
+                client
+                    .post(gateway.url("/v1/chat/completions"))
+                    .header("content-type", "application/json")
+                    .body(chat.clone()),
+                413,
+            ),
+            (
+                client
+                    .post(gateway.url("/admin/config"))
+                    .header("content-type", "application/toml")
+                    .body(config_text.clone()),
+                413,
+            ),
+            (
+                client
+                    .post(gateway.url("/v1/chat/completions"))
+                    .header("content-type", "application/json")
+                    .header("x-padding", "p".repeat(1 << 20))
+                    .body("{}"),
+                431,
+            ),
+        ];
+        for (request, status) in requests {
+            let answer = request
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("attempt {attempt}: the {status} was lost: {e:?}"));
+            assert_eq!(answer.status().as_u16(), status, "attempt {attempt}");
+        }
+    }
+    assert_eq!(provider.total().await, 0, "nothing reached the provider");
+}

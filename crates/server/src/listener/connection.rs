@@ -8,6 +8,15 @@
 //! key's cap on requests in flight (`inflight.rs`, or answers 429), puts the request
 //! body under its read deadline (`body.rs`), and calls the router resolved once for the
 //! whole server; the response body holds the slot until it ends.
+//!
+//! Closing is a lingering close, as web servers have long done: a connection that ends
+//! while its client is still sending (a 413 for a body over the limit, a 431 for a head
+//! over `max_header_bytes`, a 408) first sends its FIN, then reads and discards what
+//! still arrives, for at most [`LINGER`], before the socket closes. Closing at once with
+//! unread bytes makes the kernel answer with a reset, and a reset can destroy the answer
+//! before the client reads it: the client sees a broken connection instead of the
+//! error that says what to fix. The connection keeps its slot under the connection cap
+//! while it lingers.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -15,7 +24,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use axum::Router;
 use axum::body::Body;
@@ -24,6 +33,7 @@ use axum::response::Response;
 use axum::routing::future::RouteFuture;
 use holdfast_config::Listener;
 use holdfast_policy::Clock;
+use holdfast_policy::clock::Sleep;
 use hyper::body::{Body as _, Incoming};
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -34,6 +44,9 @@ use super::body::ReadDeadline;
 use super::head::{BytesRead, HeadTimer};
 use crate::inflight::{self, Held, Slot};
 use crate::live::Live;
+
+/// How long a closing connection reads and discards what its client still sends.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The HTTP/1 connection of an accepted socket, ready to be driven to its end.
 pub(super) type Connection = http1::Connection<TokioIo<Counted>, Service>;
@@ -67,7 +80,15 @@ pub(super) fn open(
         // Turns hyper's head timer on; its length is the timer's (`head.rs`).
         .header_read_timeout(settings.header_read_timeout)
         .max_header_size(settings.max_header_bytes)
-        .serve_connection(TokioIo::new(Counted { stream, read }), service)
+        .serve_connection(
+            TokioIo::new(Counted {
+                stream,
+                read,
+                clock: Arc::clone(clock),
+                linger: None,
+            }),
+            service,
+        )
 }
 
 /// A connection's requests: admitted under their key's cap, then handed to the router
@@ -131,10 +152,34 @@ impl Future for Answer {
     }
 }
 
-/// A socket that counts the bytes read from it, for the head timer.
+/// A socket that counts the bytes read from it, for the head timer, and lingers when
+/// it closes.
 pub(super) struct Counted {
     stream: TcpStream,
     read: BytesRead,
+    clock: Arc<dyn Clock>,
+    /// Set once the write side is shut: the end of the lingering close.
+    linger: Option<Sleep>,
+}
+
+impl Counted {
+    /// Reads and discards until the client closes its side, the socket fails, or the
+    /// linger ends; `Pending` while the client may still send.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut scratch = [0u8; 8192];
+        loop {
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut self.stream).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => continue,
+                Poll::Ready(_) => return Poll::Ready(()),
+                Poll::Pending => break,
+            }
+        }
+        match self.linger.as_mut() {
+            Some(ends) => ends.as_mut().poll(cx),
+            None => Poll::Ready(()),
+        }
+    }
 }
 
 impl AsyncRead for Counted {
@@ -180,6 +225,15 @@ impl AsyncWrite for Counted {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+        let this = self.get_mut();
+        if this.linger.is_none() {
+            // The FIN follows everything written: the answer is on its way.
+            if let Err(e) = ready!(Pin::new(&mut this.stream).poll_shutdown(cx)) {
+                return Poll::Ready(Err(e));
+            }
+            let ends = this.clock.now() + LINGER;
+            this.linger = Some(this.clock.sleep_until(ends));
+        }
+        this.poll_drain(cx).map(Ok)
     }
 }
