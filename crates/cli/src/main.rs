@@ -5,6 +5,7 @@
 //! exit code: 1 for a failed run, 2 for bad usage or bad input.
 
 mod cmd;
+mod logging;
 
 use std::process::ExitCode;
 
@@ -66,7 +67,7 @@ fn main() -> ExitCode {
     // The demo logs to a file in its data directory: on the terminal, log lines would
     // tear through its live view.
     if !matches!(cli.command, Command::Demo(_)) {
-        init_logging();
+        logging::init();
     }
     let result = match cli.command {
         Command::Simulate(args) => cmd::simulate::run(args),
@@ -97,13 +98,4 @@ fn chain(err: &anyhow::Error) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(": ")
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HOLDFAST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }

@@ -39,7 +39,7 @@ pub use resolved::{
     ClientKey, Config, Degraded, Engine, Idempotency, Listener, Logging, MidStream, Provider,
     Route, Server, Source, Store, Summary, Target,
 };
-pub use schema::Role;
+pub use schema::{LogFormat, Role};
 pub use secret::Secret;
 pub use units::{ByteSize, HumanDuration};
 

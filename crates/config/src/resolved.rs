@@ -253,8 +253,10 @@ pub struct Engine {
 /// What the server logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Logging {
-    /// `tracing` filter directives; not empty.
+    /// `tracing` filter directives; valid.
     pub filter: String,
+    /// How lines are written.
+    pub format: crate::schema::LogFormat,
 }
 
 /// What `holdfast config check` reports about a valid configuration.

@@ -78,6 +78,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         allow_missing_secrets: false,
     };
     let config = holdfast_config::load(options).map_err(|errors| usage(errors.to_string()))?;
+    crate::logging::apply(&config.logging);
     let open = config.client_keys.is_empty();
     if open && !config.server.listen.ip().is_loopback() && !args.insecure_no_auth {
         return Err(usage(format!(

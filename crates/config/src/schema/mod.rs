@@ -374,15 +374,30 @@ impl Default for Engine {
 pub struct Logging {
     /// Which logs to show, as `tracing` filter directives: a level (`"error"`, `"warn"`,
     /// `"info"`, `"debug"`, `"trace"`) optionally with per-module levels
-    /// (`"info,holdfast_policy=debug"`). Not empty. `RUST_LOG`, when set, wins.
+    /// (`"info,holdfast_policy=debug"`). Not empty. `HOLDFAST_LOG`, when set, wins.
     /// Default `"info"`.
     pub filter: String,
+    /// `"text"`: one line a person reads, coloured only on a terminal; `"json"`: one
+    /// JSON object per line for a log pipeline. Default `"text"`.
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Lines for people.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 impl Default for Logging {
     fn default() -> Self {
         Logging {
             filter: "info".to_owned(),
+            format: LogFormat::Text,
         }
     }
 }

@@ -342,7 +342,15 @@ fn logging(c: &mut Checker<'_>, raw: &schema::Logging) -> Option<Logging> {
         );
         return None;
     }
+    if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&raw.filter) {
+        c.invalid(
+            FieldPath::root("logging").key("filter"),
+            format!("is not a valid filter ({e}); try \"info\" or \"info,holdfast_policy=debug\""),
+        );
+        return None;
+    }
     Some(Logging {
         filter: raw.filter.clone(),
+        format: raw.format,
     })
 }
