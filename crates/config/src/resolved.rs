@@ -144,6 +144,8 @@ pub struct Provider {
     pub base_url: String,
     /// Its key, when it has one.
     pub key: Option<Secret>,
+    /// Azure OpenAI's API version, when it is one.
+    pub azure_api_version: Option<String>,
 }
 
 /// One model at one provider.
@@ -161,6 +163,8 @@ pub struct Target {
     pub model: String,
     /// The provider's key, when it has one.
     pub key: Option<Secret>,
+    /// Azure OpenAI's API version, when the provider is one.
+    pub azure_api_version: Option<String>,
     /// The context window in tokens; ≥ 1.
     pub context_window: u64,
     /// Its price.
@@ -186,6 +190,7 @@ impl Target {
             api_key: self.key.as_ref().map(|key| ApiKey::new(key.expose())),
             model: self.model.clone(),
             timeouts: self.timeouts,
+            azure_api_version: self.azure_api_version.clone(),
         }
     }
 }

@@ -93,6 +93,29 @@ async fn an_anthropic_target_gets_a_translated_request_and_its_answer_comes_back
     assert_eq!(sent.body["model"], "target-model");
 }
 
+#[tokio::test]
+async fn an_azure_openai_target_gets_its_api_version_and_its_key_in_api_key() {
+    let answer = json!({
+        "id": "c1", "object": "chat.completion", "created": 1, "model": "gpt-4o",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi!"}, "finish_reason": "stop"}]
+    });
+    let server = serve(vec![json(200, &[], &answer)]).await;
+    let mut azure = endpoint(&server, Format::OpenAi);
+    azure.azure_api_version = Some("2024-10-21".to_owned());
+    let done = client()
+        .complete(&azure, &chat_request(false), &CallOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        done.response.choices[0].message.content.as_deref(),
+        Some("Hi!")
+    );
+    let sent = server.request(0);
+    assert_eq!(sent.path(), "/v1/chat/completions?api-version=2024-10-21");
+    assert_eq!(sent.header("api-key").as_deref(), Some(KEY));
+    assert!(sent.header("authorization").is_none());
+}
+
 async fn outcome_of(reply: Reply, format: Format) -> holdfast_llm::ProviderError {
     let server = serve(vec![reply]).await;
     client()

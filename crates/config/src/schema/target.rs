@@ -23,6 +23,11 @@ pub struct Provider {
     /// The environment variable holding the API key; when given, it must be set and not
     /// empty. Optional: a local server or the mock provider needs no key.
     pub key_env: Option<String>,
+    /// Azure OpenAI: its API version (`"2024-10-21"`), sent as `?api-version=`; the key
+    /// then goes in the `api-key` header. `format = "openai"` only, with `base_url` the
+    /// deployment's (`https://NAME.openai.azure.com/openai/deployments/DEPLOYMENT`).
+    /// Optional.
+    pub azure_api_version: Option<String>,
 }
 
 /// `[targets.NAME]`: one model at one provider. The name is what routes list and what

@@ -39,7 +39,30 @@ fn provider(
         .key_env
         .as_ref()
         .and_then(|var| c.secret(path.key("key_env"), var));
-    if !url_ok {
+    let version_ok = match &raw.azure_api_version {
+        None => true,
+        Some(_) if raw.format != Format::OpenAi => {
+            c.invalid(
+                path.key("azure_api_version"),
+                "is for Azure OpenAI, whose format is \"openai\"",
+            );
+            false
+        }
+        Some(version)
+            if version.is_empty()
+                || !version
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '.') =>
+        {
+            c.invalid(
+                path.key("azure_api_version"),
+                format!("{version:?} is not an API version such as \"2024-10-21\""),
+            );
+            false
+        }
+        Some(_) => true,
+    };
+    if !url_ok || !version_ok {
         return None;
     }
     Some(Provider {
@@ -47,6 +70,7 @@ fn provider(
         format: raw.format,
         base_url: raw.base_url.clone(),
         key,
+        azure_api_version: raw.azure_api_version.clone(),
     })
 }
 
@@ -139,6 +163,7 @@ fn target(
         base_url: provider.base_url.clone(),
         model: raw.model.clone(),
         key: provider.key.clone(),
+        azure_api_version: provider.azure_api_version.clone(),
         context_window: raw.context_window,
         price: price.ok()?,
         timeouts: timeouts?,

@@ -79,14 +79,20 @@ pub struct Endpoint {
     pub model: String,
     /// The attempt's timeouts.
     pub timeouts: Timeouts,
+    /// Azure OpenAI (an `openai` endpoint only): sent as `?api-version=`, and the key
+    /// goes in the `api-key` header instead of `Authorization`.
+    pub azure_api_version: Option<String>,
 }
 
 impl Endpoint {
     pub(crate) fn url(&self) -> String {
         let base = self.base_url.trim_end_matches('/');
-        match self.format {
-            Format::OpenAi => format!("{base}/chat/completions"),
-            Format::Anthropic => format!("{base}/messages"),
+        match (self.format, &self.azure_api_version) {
+            (Format::OpenAi, None) => format!("{base}/chat/completions"),
+            (Format::OpenAi, Some(version)) => {
+                format!("{base}/chat/completions?api-version={version}")
+            }
+            (Format::Anthropic, _) => format!("{base}/messages"),
         }
     }
 }

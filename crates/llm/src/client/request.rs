@@ -170,14 +170,18 @@ fn auth(endpoint: &Endpoint, headers: &mut HeaderMap) -> Result<(), ProviderErro
         Ok::<_, ProviderError>(value)
     };
     match endpoint.format {
-        Format::OpenAi => {
-            if let Some(key) = &endpoint.api_key {
+        Format::OpenAi => match (&endpoint.api_key, &endpoint.azure_api_version) {
+            (Some(key), None) => {
                 headers.insert(
                     header::AUTHORIZATION,
                     secret(format!("Bearer {}", key.expose()))?,
                 );
             }
-        }
+            (Some(key), Some(_)) => {
+                headers.insert("api-key", secret(key.expose().to_owned())?);
+            }
+            (None, _) => {}
+        },
         Format::Anthropic => {
             if let Some(key) = &endpoint.api_key {
                 headers.insert("x-api-key", secret(key.expose().to_owned())?);

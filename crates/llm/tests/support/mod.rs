@@ -200,6 +200,7 @@ pub fn endpoint(server: &Server, format: Format) -> Endpoint {
             idle: Duration::from_millis(300),
             total: Duration::from_secs(3),
         },
+        azure_api_version: None,
     }
 }
 
