@@ -20,6 +20,7 @@
 
 mod alerts;
 mod error;
+mod litellm;
 mod load;
 mod locate;
 mod path;
@@ -31,6 +32,7 @@ mod validate;
 
 pub use alerts::{AlertKind, AlertRule, Alerts, Severity, Shape, Webhook};
 pub use error::{ConfigError, ConfigErrors, Origin};
+pub use litellm::{ImportError, Imported, Note, import_litellm};
 pub use load::{
     DEFAULT_KEY_ENV_PREFIXES, ENV_CONFIG, ENV_KEY_ENV_PREFIXES, ENV_LISTEN, ENV_STORE_URL,
     LoadOptions, Overrides, check, load, parse_key_env_prefixes, process_env,

@@ -1,7 +1,8 @@
 //! `holdfast config`: check a configuration file before it is served, and manage the
 //! configuration of a running server.
 //!
-//! `check` reads a file locally. `history`, `diff`, `rollback` and `reload` are HTTP
+//! `check` reads a file locally; `import litellm` turns a LiteLLM proxy `config.yaml`
+//! into a holdfast configuration (`holdfast_config::import_litellm`). `history`, `diff`, `rollback` and `reload` are HTTP
 //! clients of a running `holdfast serve` (`/admin/config…`, `--server` and `--key` as
 //! for `holdfast task`): the server validates, records and applies, so these commands
 //! behave the same against any deployment and never touch the store directly.
@@ -21,6 +22,9 @@ use super::usage;
 pub(crate) enum Command {
     /// Validate a configuration file: every error with its file, line, column and field.
     Check(CheckArgs),
+    /// Convert another gateway's configuration to holdfast's: the TOML goes to stdout
+    /// (or --output), and what could not be carried over, with its line, to stderr.
+    Import(ImportArgs),
     /// List the running server's configuration versions, newest first.
     History {
         /// How many versions to list (1 to 1000).
@@ -69,10 +73,30 @@ pub(crate) struct CheckArgs {
     allow_missing_secrets: bool,
 }
 
+/// The configurations `holdfast config import` reads.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum ImportFrom {
+    /// A LiteLLM proxy `config.yaml`.
+    Litellm,
+}
+
+/// Arguments of `holdfast config import`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ImportArgs {
+    /// Whose configuration it is.
+    from: ImportFrom,
+    /// The file to convert.
+    file: PathBuf,
+    /// Write the TOML here instead of stdout.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+}
+
 /// Runs a `holdfast config` subcommand.
 pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Check(args) => check(args),
+        Command::Import(args) => import(&args),
         Command::History { limit, remote } => history(limit, &remote),
         Command::Diff { a, b, remote } => diff(a, b, &remote),
         Command::Rollback { to, remote } => {
@@ -96,6 +120,27 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             applied(&remote, remote.send(request)?.1)
         }
     }
+}
+
+fn import(args: &ImportArgs) -> anyhow::Result<ExitCode> {
+    let ImportFrom::Litellm = args.from;
+    let text = std::fs::read_to_string(&args.file)
+        .map_err(|e| usage(format!("{}: cannot read: {e}", args.file.display())))?;
+    let imported = holdfast_config::import_litellm(&text, &holdfast_config::process_env)
+        .map_err(|e| usage(format!("{}:{e}", args.file.display())))?;
+    for note in &imported.notes {
+        eprintln!("{}:{note}", args.file.display());
+    }
+    match &args.output {
+        Some(path) => std::fs::write(path, &imported.toml)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?,
+        None => print!("{}", imported.toml),
+    }
+    eprintln!(
+        "converted; {} note(s) above. Check the result with `holdfast config check`.",
+        imported.notes.len()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn history(limit: u32, remote: &Remote) -> anyhow::Result<ExitCode> {
