@@ -37,9 +37,9 @@ pub use load::{
 };
 pub use resolved::{
     ClientKey, Config, Degraded, Engine, Idempotency, Listener, Logging, MidStream, Provider,
-    Route, Server, Source, Store, Summary, Target,
+    Quality, QualityGate, Route, Server, Source, Store, Summary, Target,
 };
-pub use schema::Role;
+pub use schema::{OnFail, Role};
 pub use secret::Secret;
 pub use units::{ByteSize, HumanDuration};
 
