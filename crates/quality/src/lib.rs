@@ -45,6 +45,7 @@ mod names;
 mod problem;
 pub mod report;
 mod result;
+pub mod rollout;
 mod runner;
 pub mod stats;
 mod subject;

@@ -55,6 +55,7 @@ mod quality;
 mod recovery;
 mod redact;
 mod respond;
+mod rollout;
 mod sse;
 mod streaming;
 mod transport;
@@ -72,6 +73,7 @@ pub use live::{Applied, ConfigFile, ReloadError};
 pub use meta::{
     AGENT, ATTEMPTS, COST, DEADLINE_MS, DEGRADED, IDEMPOTENCY_KEY, REPLAYED, REQUEST_ID, TARGET,
 };
+pub use rollout::Decision;
 
 /// Serves `gateway` on `listener` until `shutdown` completes, then lets the requests in
 /// flight (streams included) finish.
