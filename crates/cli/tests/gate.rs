@@ -204,6 +204,12 @@ async fn a_worse_model_is_refused_before_production_reaches_it_and_an_equal_one_
     let failing = verdict["suites"][0]["failing_cases"].to_string();
     assert!(failing.contains("returns-window"), "{failing}");
     assert_eq!(rows[1]["applied"], true);
+    let (code, out, err) = support::run(&["config", "history", "--server", &gateway.base]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("gate FAILED, refused: suite support failed"),
+        "{out}"
+    );
     let alerts = gateway.get_json("/v1/holdfast/alerts").await;
     let notice = alerts["recent"]
         .as_array()
