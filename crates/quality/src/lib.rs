@@ -43,6 +43,7 @@ mod error;
 mod grader;
 mod names;
 mod problem;
+pub mod readiness;
 pub mod report;
 mod result;
 pub mod rollout;
