@@ -197,6 +197,11 @@ impl Live {
         self.history.get().ok_or(ReloadError::NoHistory)
     }
 
+    /// The store the history is kept in, once attached.
+    pub(crate) fn history_store(&self) -> Option<Arc<dyn Store>> {
+        self.history.get().map(|h| Arc::clone(&h.store))
+    }
+
     /// Loads `text`, which came through the API (or from the history), like a start
     /// would, naming it `name` in errors; its `key_env` fields may only name variables
     /// with an allowed prefix.

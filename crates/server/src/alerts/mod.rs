@@ -120,6 +120,22 @@ impl Alerting {
         }
     }
 
+    /// Whether rules are evaluated, how many webhooks notices go to, and the enabled
+    /// rules' names: what `holdfast readiness` checks.
+    pub(crate) fn routing(&self) -> holdfast_quality::readiness::AlertRouting {
+        holdfast_quality::readiness::AlertRouting {
+            enabled: self.config.enabled,
+            webhooks: self.config.webhooks.len(),
+            rules: self
+                .config
+                .rules
+                .iter()
+                .filter(|r| r.enabled)
+                .map(|r| r.kind.name().to_owned())
+                .collect(),
+        }
+    }
+
     /// Announces a notice that no rule raised (the quality gate's verdict on a
     /// configuration version): to the log, the dashboard's recent notices and the
     /// webhooks, like a rule's.
