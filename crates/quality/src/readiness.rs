@@ -462,7 +462,7 @@ mod tests {
         );
         let list = check(&d);
         let failed: Vec<&Item> = list.items.iter().filter(|i| !i.passed).collect();
-        // Only the completion rule, which no default rule provides yet.
+        // Only the completion rule, which this deployment switched off.
         assert_eq!(failed.len(), 1, "{failed:?}");
         assert_eq!(failed[0].name, "completion rate per task type tracked");
         assert!(!list.ready);
