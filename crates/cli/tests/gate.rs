@@ -275,3 +275,24 @@ async fn with_rollback_a_worse_version_goes_live_and_is_rolled_back() {
     let summary = alerts["recent"].to_string();
     assert!(summary.contains("rolled back"), "{summary}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_alert_a_worse_version_is_judged_first_then_applied_with_an_alert() {
+    let _serial = serial().await;
+    let dir = TempDir::new("gate-alert");
+    let mocks = Mocks::start(&dir);
+    let gateway = Gateway::start(&config(&mocks, "small", "alert"));
+    let (status, body) = post_config(&gateway, retarget(&gateway, "worse")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["version"], 2, "{body}");
+    assert_eq!(body["gate"]["action"], "alerted", "{body}");
+    assert_eq!(body["gate"]["passed"], false, "{body}");
+    // Judged before it served: the worse model's first requests were the suite's.
+    let seen = keys(&mocks.worse).await;
+    assert_eq!(seen.len(), 12, "{seen:?}");
+    assert!(ask(&gateway).await.contains("14 days"), "it serves now");
+    let alerts = gateway.get_json("/v1/holdfast/alerts").await;
+    let summary = alerts["recent"].to_string();
+    assert!(summary.contains("applied despite it"), "{summary}");
+    assert!(summary.contains("returns-window"), "{summary}");
+}
