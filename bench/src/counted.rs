@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use holdfast_store::{
-    Advance, Cancelled, ConfigVersion, Escalation, EscalationFilter, EvalResult, EvalRun,
-    EvalRunFilter, EvalRunStart, EvalStatus, FencingToken, Job, JobResult, JournalEntry,
+    Advance, Cancelled, ConfigGate, ConfigVersion, Escalation, EscalationFilter, EvalResult,
+    EvalRun, EvalRunFilter, EvalRunStart, EvalStatus, FencingToken, Job, JobResult, JournalEntry,
     LockAcquire, NewEvalResult, NewEvalRun, NewEvent, NewTask, NewWorkflow, Resolution, Result,
     Step, Store, StoredConfig, Submitted, Task, TaskClaim, TaskFilter, TaskPage, WorkflowDef,
 };
@@ -310,6 +310,16 @@ impl Store for CountedStore {
 
     async fn get_config(&self, version: u64) -> Result<Option<StoredConfig>> {
         self.timed("get_config", self.inner.get_config(version))
+            .await
+    }
+
+    async fn record_config_gate(&self, gate: &ConfigGate) -> Result<()> {
+        self.timed("record_config_gate", self.inner.record_config_gate(gate))
+            .await
+    }
+
+    async fn config_gates(&self, from: u64, to: u64) -> Result<Vec<ConfigGate>> {
+        self.timed("config_gates", self.inner.config_gates(from, to))
             .await
     }
 

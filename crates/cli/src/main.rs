@@ -60,6 +60,9 @@ enum Command {
     /// interrupted); list, show and compare stored runs.
     #[command(subcommand)]
     Eval(cmd::eval::Command),
+    /// Check a running deployment against the production checklist: each item with
+    /// its verdict and reason, then what a person must check (exit 0 ready, 1 not).
+    Readiness(cmd::readiness::Args),
 }
 
 fn main() -> ExitCode {
@@ -82,6 +85,7 @@ fn main() -> ExitCode {
         Command::Targets(command) => cmd::targets::run(command),
         Command::Drill(args) => cmd::drill::run(args),
         Command::Eval(command) => cmd::eval::run(command),
+        Command::Readiness(args) => cmd::readiness::run(args),
     };
     match result {
         Ok(code) => code,

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use support::{ConfigBuilder, Gateway, Mock, Stopwatch, TempDir, chat_body, pause, serial};
 
 /// Every rule name; a test enables one.
-const RULES: [&str; 9] = [
+const RULES: [&str; 10] = [
     "retry_rate",
     "success_after_retry",
     "retry_delay",
@@ -33,6 +33,7 @@ const RULES: [&str; 9] = [
     "task_retrying_long",
     "escalation_rate",
     "cost_per_task",
+    "completion_rate",
 ];
 
 /// The webhook's bearer token; must never show in the server's output.
@@ -617,6 +618,40 @@ async fn cost_per_task_fires_when_the_model_turns_verbose() {
     .await;
     assert!(firing["value"].as_f64().unwrap() > 2.0, "{firing}");
     assert!(resolved["value"].as_f64().unwrap() <= 1.8, "{resolved}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completion_rate_fires_when_tasks_fail_and_resolves_when_they_succeed() {
+    let _serial = serial().await;
+    let mock = Mock::start("openai", &[]);
+    let (firing, resolved, _) = fire_then_resolve(
+        "completion_rate",
+        "window = \"1s\"\nfor = \"0s\"\nmin_volume = 10",
+        single_attempt(&mock, ""),
+        &mock,
+        // Tasks fail once their one model call fails.
+        Phases {
+            baseline: json!({}),
+            settle: Duration::from_millis(500),
+            fault: json!({"error_rates": {"503": 1.0}}),
+            heal: json!({}),
+        },
+        Load::Tasks(
+            Duration::from_millis(30),
+            r#"{"name": "probe", "steps": [{"name": "ask", "kind": "llm", "route": "smart",
+                "prompt": "hello", "retry": {"max_attempts": 1}}]}"#,
+        ),
+    )
+    .await;
+    assert!(firing["value"].as_f64().unwrap() < 0.9, "{firing}");
+    assert!(resolved["value"].as_f64().unwrap() >= 0.9, "{resolved}");
+    assert!(
+        firing["summary"]
+            .as_str()
+            .unwrap()
+            .contains("of finished tasks succeeded"),
+        "{firing}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------

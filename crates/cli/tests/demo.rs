@@ -214,6 +214,32 @@ async fn demo_report_figures_agree_with_metrics() {
     assert!(out.contains("without holdfast"), "{out}");
     assert!(out.contains("/dashboard"), "{out}");
     assert!(data.join("holdfast.log").exists());
+    // The change to the cheaper model was stopped by the quality gate before any
+    // production call reached it.
+    let gate = &report["quality_gate"];
+    assert_eq!(gate["refused"], true, "{gate:#}");
+    assert_eq!(gate["cheap_requests"], 12, "{gate:#}");
+    assert_eq!(gate["cheap_production_requests"], 0, "{gate:#}");
+    assert!(
+        gate["summary"]
+            .as_str()
+            .unwrap()
+            .contains("suite demo-writer failed"),
+        "{gate:#}"
+    );
+    assert!(out.contains("refused by the quality gate"), "{out}");
+    let history = client
+        .get(format!("http://{}/admin/config/history", demo.addr))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(
+        history["data"][0]["gate"]["action"], "refused",
+        "{history:#}"
+    );
 }
 
 #[test]

@@ -63,6 +63,7 @@ pub struct Webhook {
 /// | `task_retrying_long` | age of the oldest task still retrying a step | > 30m | 0s | — | warning |
 /// | `escalation_rate` | escalations ÷ tasks submitted, over its 1h baseline | > 2× | 10m | 10m | warning |
 /// | `cost_per_task` | task cost ÷ tasks finished, over its 1h baseline | > 2× | 10m | 10m | warning |
+/// | `completion_rate` | tasks succeeded ÷ tasks finished (succeeded or failed) | < 0.90 | 10m | 10m | critical |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum AlertKind {
     /// Share of attempts that were retries.
@@ -83,6 +84,8 @@ pub enum AlertKind {
     EscalationRate,
     /// Cost per task above its baseline.
     CostPerTask,
+    /// Share of finished tasks that succeeded.
+    CompletionRate,
 }
 
 /// What kind of value a rule reads, which decides the fields that apply to it.
@@ -100,7 +103,7 @@ pub enum Shape {
 
 impl AlertKind {
     /// Every rule, in the order they are shown.
-    pub const ALL: [AlertKind; 9] = [
+    pub const ALL: [AlertKind; 10] = [
         AlertKind::RetryRate,
         AlertKind::SuccessAfterRetry,
         AlertKind::RetryDelay,
@@ -110,6 +113,7 @@ impl AlertKind {
         AlertKind::TaskRetryingLong,
         AlertKind::EscalationRate,
         AlertKind::CostPerTask,
+        AlertKind::CompletionRate,
     ];
 
     /// Its name in the file, the log, notices and the Prometheus export.
@@ -124,6 +128,7 @@ impl AlertKind {
             AlertKind::TaskRetryingLong => "task_retrying_long",
             AlertKind::EscalationRate => "escalation_rate",
             AlertKind::CostPerTask => "cost_per_task",
+            AlertKind::CompletionRate => "completion_rate",
         }
     }
 
@@ -138,7 +143,8 @@ impl AlertKind {
             AlertKind::RetryRate
             | AlertKind::SuccessAfterRetry
             | AlertKind::RetryDelay
-            | AlertKind::MaxRetriesExceeded => Shape::Rate,
+            | AlertKind::MaxRetriesExceeded
+            | AlertKind::CompletionRate => Shape::Rate,
             AlertKind::BreakerOpen | AlertKind::TaskRetryingLong => Shape::Gauge,
             AlertKind::RetryBudgetExhaustion => Shape::Trend,
             AlertKind::EscalationRate | AlertKind::CostPerTask => Shape::Baseline,
@@ -211,6 +217,7 @@ impl AlertRule {
             AlertKind::EscalationRate | AlertKind::CostPerTask => {
                 rule(2.0, 10, 10, Severity::Warning)
             }
+            AlertKind::CompletionRate => rule(0.90, 10, 10, Severity::Critical),
         }
     }
 
@@ -218,7 +225,9 @@ impl AlertRule {
     pub fn fires_above(&self) -> bool {
         !matches!(
             self.kind,
-            AlertKind::SuccessAfterRetry | AlertKind::RetryBudgetExhaustion
+            AlertKind::SuccessAfterRetry
+                | AlertKind::RetryBudgetExhaustion
+                | AlertKind::CompletionRate
         )
     }
 }

@@ -39,9 +39,9 @@ pub use load::{
 };
 pub use resolved::{
     ClientKey, Config, Degraded, Engine, Idempotency, Listener, Logging, MidStream, Provider,
-    Route, Server, Source, Store, Summary, Target,
+    Quality, QualityGate, Route, Server, Source, Store, Summary, Target,
 };
-pub use schema::{LogFormat, Role};
+pub use schema::{LogFormat, OnFail, Role};
 pub use secret::Secret;
 pub use units::{ByteSize, HumanDuration};
 

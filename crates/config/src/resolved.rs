@@ -49,6 +49,8 @@ pub struct Config {
     pub engine: Engine,
     /// The alert rules and where their notices go.
     pub alerts: crate::alerts::Alerts,
+    /// The quality loop's settings.
+    pub quality: Quality,
     /// Environment variables named by `key_env` that were not set. Empty unless the
     /// configuration was loaded with `allow_missing_secrets`; a server must refuse to
     /// start when it is not empty.
@@ -253,6 +255,22 @@ pub struct Engine {
     pub workflows: Vec<PathBuf>,
     /// Where `http` steps may send requests.
     pub egress: holdfast_engine::egress::Rules,
+}
+
+/// The quality loop's settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Quality {
+    /// The gate on new configuration versions, when set.
+    pub gate: Option<QualityGate>,
+}
+
+/// The gate on new configuration versions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QualityGate {
+    /// The suite files, resolved against the configuration file's directory; not empty.
+    pub suites: Vec<PathBuf>,
+    /// What a failed gate does.
+    pub on_fail: crate::schema::OnFail,
 }
 
 /// What the server logs.

@@ -248,3 +248,26 @@ fn workflow_files_are_relative_to_the_config_file() {
         ]
     );
 }
+
+#[test]
+fn gate_suites_are_relative_to_the_config_file_and_refuse_by_default() {
+    let text = "[quality]\ngate = { suites = [\"evals/support.toml\"] }\n";
+    let config =
+        holdfast_config::Config::from_toml_str(text, "conf/holdfast.toml", &|_| None).unwrap();
+    let gate = config.quality.gate.unwrap();
+    assert_eq!(
+        gate.suites,
+        [std::path::PathBuf::from("conf/evals/support.toml")]
+    );
+    assert_eq!(gate.on_fail, holdfast_config::OnFail::Refuse);
+    let bad = "[quality]\ngate = { suites = [\"a.json\"], on_fail = \"ignore\" }\n";
+    let err = holdfast_config::Config::from_toml_str(bad, "h.toml", &|_| None).unwrap_err();
+    assert!(err.to_string().contains("quality.gate"), "{err}");
+    let bad = "[quality]\ngate = { suites = [\"a.json\"] }\n";
+    let err = holdfast_config::Config::from_toml_str(bad, "h.toml", &|_| None).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("quality.gate.suites[0]: must be a suite file ending in .toml"),
+        "{err}"
+    );
+}

@@ -167,6 +167,7 @@ pub(crate) fn may_degrade(error: &ApiError) -> bool {
         | ApiError::InvalidInput { .. }
         | ApiError::InvalidConfig { .. }
         | ApiError::HistoryUnavailable(_)
+        | ApiError::GateFailed { .. }
         | ApiError::Conflict(_)
         | ApiError::StaleLease(_)
         | ApiError::EngineUnavailable

@@ -201,6 +201,18 @@ pub enum ApiError {
     /// The configuration history cannot be read or written (no store, a store error).
     #[error("{0}")]
     HistoryUnavailable(String),
+    /// The quality gate refused a configuration version: its suites failed on the
+    /// routes it changed. The version is recorded in the history with its verdict;
+    /// the running configuration is unchanged.
+    #[error("{message}")]
+    GateFailed {
+        /// Which suites failed, on which checks and cases.
+        message: String,
+        /// The refused version.
+        version: u64,
+        /// The gate's report.
+        report: Value,
+    },
     /// The write contradicts what is stored (a workflow version registered with another
     /// definition, an escalation resolved twice).
     #[error("{0}")]
@@ -231,6 +243,7 @@ impl ApiError {
             | ApiError::InvalidInput { .. }
             | ApiError::InvalidConfig { .. } => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) | ApiError::StaleLease(_) => StatusCode::CONFLICT,
+            ApiError::GateFailed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::MissingApiKey | ApiError::InvalidApiKey => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } | ApiError::CrossOrigin(_) => StatusCode::FORBIDDEN,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -301,6 +314,7 @@ impl ApiError {
             ApiError::InvalidInput { .. } => "invalid_input",
             ApiError::InvalidConfig { .. } => "invalid_config",
             ApiError::HistoryUnavailable(_) => "history_unavailable",
+            ApiError::GateFailed { .. } => "gate_failed",
             ApiError::Conflict(_) => "conflict",
             ApiError::StaleLease(_) => "stale_lease",
             ApiError::EngineUnavailable => "engine_unavailable",
@@ -400,6 +414,13 @@ impl ApiError {
                         })
                         .collect();
                     body["error"]["problems"] = Value::Array(list);
+                }
+                if let ApiError::GateFailed {
+                    version, report, ..
+                } = self
+                {
+                    body["error"]["version"] = json!(version);
+                    body["error"]["gate"] = report.clone();
                 }
                 body
             }

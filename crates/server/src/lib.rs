@@ -52,9 +52,11 @@ mod metrics;
 mod output;
 mod prompt;
 mod quality;
+mod readiness;
 mod recovery;
 mod redact;
 mod respond;
+mod rollout;
 mod sse;
 mod streaming;
 mod transport;
@@ -72,6 +74,7 @@ pub use live::{Applied, ConfigFile, ReloadError};
 pub use meta::{
     AGENT, ATTEMPTS, COST, DEADLINE_MS, DEGRADED, IDEMPOTENCY_KEY, REPLAYED, REQUEST_ID, TARGET,
 };
+pub use rollout::Decision;
 
 /// Serves `gateway` on `listener` until `shutdown` completes, then lets the requests in
 /// flight (streams included) finish.

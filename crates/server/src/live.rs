@@ -34,12 +34,13 @@ use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 use axum::extract::FromRef;
-use holdfast_config::{Config, ConfigErrors, Overrides};
+use holdfast_config::{Config, ConfigErrors, OnFail, Overrides};
 use holdfast_store::{ConfigVersion, Store, StoreError};
 
 use crate::access::Bound;
 use crate::error::ServerError;
 use crate::gateway::{Gateway, Inner};
+use crate::rollout::{self, Decision};
 
 /// How many versions `history` looks back to find what a rollback restored.
 const RESTORED_LOOKBACK: u32 = 1000;
@@ -80,12 +81,15 @@ pub struct ConfigFile {
 }
 
 /// A reload that went through.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Applied {
-    /// The running configuration's version, when a history is attached.
+    /// The running configuration's version, when a history is attached (after a
+    /// gate's rollback, the version that restored the previous text).
     pub version: Option<u64>,
     /// Whether the text differed from the running one (false: nothing was swapped).
     pub changed: bool,
+    /// The quality gate's decision, when a gate judged the version.
+    pub gate: Option<Decision>,
 }
 
 /// Why a reload or a history request was refused; the running configuration is
@@ -113,16 +117,26 @@ pub enum ReloadError {
     /// The store failed.
     #[error("the configuration history: {0}")]
     Store(#[from] StoreError),
+    /// The quality gate refused the version (recorded in the history, never served).
+    #[error("configuration version {version} refused by the quality gate: {}", decision.summary)]
+    GateFailed {
+        /// The refused version.
+        version: u64,
+        /// The gate's decision.
+        decision: Decision,
+    },
 }
 
 /// One version as the history shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct VersionRow {
     pub(crate) version: ConfigVersion,
     /// Whether it is the one running.
     pub(crate) applied: bool,
     /// The earlier version with the same text, when this one restored it.
     pub(crate) restored_from: Option<u64>,
+    /// The quality gate's verdict on it, when a gate judged it.
+    pub(crate) gate: Option<holdfast_store::ConfigGate>,
 }
 
 /// Each request's gateway: the state current when it arrived.
@@ -183,6 +197,11 @@ impl Live {
         self.history.get().ok_or(ReloadError::NoHistory)
     }
 
+    /// The store the history is kept in, once attached.
+    pub(crate) fn history_store(&self) -> Option<Arc<dyn Store>> {
+        self.history.get().map(|h| Arc::clone(&h.store))
+    }
+
     /// Loads `text`, which came through the API (or from the history), like a start
     /// would, naming it `name` in errors; its `key_env` fields may only name variables
     /// with an allowed prefix.
@@ -204,13 +223,14 @@ impl Live {
     }
 
     /// Applies `config` unless it is the running text: checks what needs a restart,
-    /// builds, records, swaps.
+    /// builds, records, judges it by the quality gate if one is set, swaps.
     async fn apply(&self, config: Config) -> Result<Applied, ReloadError> {
         let mut running = self.running.lock().await;
         if config.source.text == running.config.source.text {
             return Ok(Applied {
                 version: running.version,
                 changed: false,
+                gate: None,
             });
         }
         let fixed = needs_restart(&running.config, &config);
@@ -220,21 +240,114 @@ impl Live {
         let old = self.current();
         let inner = Inner::build(&config, Arc::clone(&old.clock), Some(&old))
             .map_err(|e| ReloadError::Unservable(e.to_string()))?;
-        let version = match self.history.get() {
-            Some(history) => {
-                let now = old.clock.unix_millis();
-                Some(
-                    history
-                        .store
-                        .record_config(&config.source.text, now)
-                        .await?
-                        .version,
-                )
+        let inner = Arc::new(inner);
+        let gate = match rollout::gate_for(&running.config, &config) {
+            Some(gate) => {
+                let suites = rollout::load_suites(&gate).map_err(ReloadError::Unservable)?;
+                let history = self.history.get().ok_or_else(|| {
+                    ReloadError::Unservable(
+                        "[quality] gate needs the configuration history (a store) to record \
+                         its runs and verdicts"
+                            .to_owned(),
+                    )
+                })?;
+                Some((gate, suites, history))
             }
             None => None,
         };
-        let inner = Arc::new(inner);
-        inner.take_over_health(&old);
+        let version = self.record(&config, &old).await?;
+        let Some((gate, suites, history)) = gate else {
+            self.swap(&mut running, config, inner, &old, version);
+            return Ok(Applied {
+                version,
+                changed: true,
+                gate: None,
+            });
+        };
+        // A gate implies a history, so the version was recorded.
+        let version = version.ok_or(ReloadError::NoHistory)?;
+        let changed = rollout::changed_routes(&running.config, &config);
+        let store = &history.store;
+        let serving = rollout::subject(&old, "serving", running.version);
+        let candidate = rollout::subject(&inner, "candidate", Some(version));
+        if gate.on_fail != OnFail::Rollback {
+            // Judged beside the serving state: nothing reaches the candidate's routes
+            // but the suites until the verdict.
+            let verdict =
+                rollout::judge(store, &old, &suites, &changed, version, candidate, serving).await;
+            let decision = rollout::decide(&verdict, gate.on_fail);
+            let failing = rollout::failing_suites(&verdict);
+            rollout::record(store, &old, version, &decision, failing).await;
+            if decision.action == "refused" {
+                return Err(ReloadError::GateFailed { version, decision });
+            }
+            self.swap(&mut running, config, inner, &old, Some(version));
+            return Ok(Applied {
+                version: Some(version),
+                changed: true,
+                gate: Some(decision),
+            });
+        }
+        // `rollback`: live first, judged while serving, restored when it fails.
+        let (previous, previous_version) = (running.config.clone(), running.version);
+        self.swap(
+            &mut running,
+            config,
+            Arc::clone(&inner),
+            &old,
+            Some(version),
+        );
+        let verdict = rollout::judge(
+            store, &inner, &suites, &changed, version, candidate, serving,
+        )
+        .await;
+        let mut decision = rollout::decide(&verdict, gate.on_fail);
+        let failing = rollout::failing_suites(&verdict);
+        if decision.passed {
+            rollout::record(store, &inner, version, &decision, failing).await;
+            return Ok(Applied {
+                version: Some(version),
+                changed: true,
+                gate: Some(decision),
+            });
+        }
+        let restored = Inner::build(&previous, Arc::clone(&inner.clock), Some(&inner))
+            .map_err(|e| ReloadError::Unservable(format!("rolling back: {e}")))?;
+        let back = self.record(&previous, &inner).await?;
+        decision.report["rolled_back_to"] = serde_json::json!(back);
+        decision.report["restored_version"] = serde_json::json!(previous_version);
+        rollout::record(store, &inner, version, &decision, failing).await;
+        self.swap(&mut running, previous, Arc::new(restored), &inner, back);
+        Ok(Applied {
+            version: back,
+            changed: true,
+            gate: Some(decision),
+        })
+    }
+
+    /// Records `config`'s text in the history, when one is attached.
+    async fn record(&self, config: &Config, old: &Inner) -> Result<Option<u64>, ReloadError> {
+        let Some(history) = self.history.get() else {
+            return Ok(None);
+        };
+        let now = old.clock.unix_millis();
+        let recorded = history
+            .store
+            .record_config(&config.source.text, now)
+            .await?;
+        Ok(Some(recorded.version))
+    }
+
+    /// Puts `inner` (built from `config`, recorded as `version`) in place of `old`.
+    fn swap(
+        &self,
+        running: &mut Running,
+        config: Config,
+        inner: Arc<Inner>,
+        old: &Inner,
+        version: Option<u64>,
+    ) {
+        inner.take_over_health(old);
         inner.ledger.count_in(Arc::clone(&inner.metrics));
         self.current.store(inner);
         tracing::info!(
@@ -245,11 +358,23 @@ impl Live {
         );
         running.config = config;
         running.version = version;
-        Ok(Applied {
-            version,
-            changed: true,
-        })
     }
+}
+
+/// The newest version before `running` that a quality gate did not turn away (a
+/// refused version never served; a rolled-back one failed its gate while serving).
+async fn previous_served(store: &dyn Store, running: u64) -> Result<u64, ReloadError> {
+    let turned_away: std::collections::HashSet<u64> = store
+        .config_gates(1, running - 1)
+        .await?
+        .into_iter()
+        .filter(|g| g.action == "refused" || g.action == "rolled_back")
+        .map(|g| g.version)
+        .collect();
+    (1..running)
+        .rev()
+        .find(|v| !turned_away.contains(v))
+        .ok_or(ReloadError::NoPrevious)
 }
 
 /// The process environment, with the start's flags where they override it.
@@ -355,8 +480,8 @@ impl Gateway {
         self.live.apply(config).await
     }
 
-    /// Applies stored version `to` again (default: the one before the running one),
-    /// recorded as a new version.
+    /// Applies stored version `to` again (default: the newest before the running one
+    /// that a quality gate did not refuse or roll back), recorded as a new version.
     pub async fn rollback(&self, to: Option<u64>) -> Result<Applied, ReloadError> {
         let history = self.live.history()?;
         let to = match to {
@@ -364,7 +489,7 @@ impl Gateway {
             None => {
                 let running = self.live.running.lock().await.version;
                 match running {
-                    Some(v) if v > 1 => v - 1,
+                    Some(v) if v > 1 => previous_served(&*history.store, v).await?,
                     _ => return Err(ReloadError::NoPrevious),
                 }
             }
@@ -387,6 +512,16 @@ impl Gateway {
             .store
             .list_configs(limit.max(RESTORED_LOOKBACK))
             .await?;
+        let shown = &all[..all.len().min(limit as usize)];
+        let mut gates = match (shown.last(), shown.first()) {
+            (Some(oldest), Some(newest)) => {
+                history
+                    .store
+                    .config_gates(oldest.version, newest.version)
+                    .await?
+            }
+            _ => Vec::new(),
+        };
         let rows = all
             .iter()
             .enumerate()
@@ -398,6 +533,10 @@ impl Gateway {
                     .iter()
                     .find(|older| older.sha256 == v.sha256)
                     .map(|older| older.version),
+                gate: gates
+                    .iter()
+                    .position(|g| g.version == v.version)
+                    .map(|at| gates.swap_remove(at)),
             })
             .collect();
         Ok(rows)

@@ -159,6 +159,7 @@ fn outcome(err: &ApiError) -> Outcome {
         | ApiError::InvalidInput { .. }
         | ApiError::InvalidConfig { .. }
         | ApiError::HistoryUnavailable(_)
+        | ApiError::GateFailed { .. }
         | ApiError::Conflict(_)
         | ApiError::StaleLease(_)
         | ApiError::EngineUnavailable => Outcome::BadRequest,

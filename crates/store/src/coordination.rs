@@ -225,3 +225,18 @@ pub struct StoredConfig {
     /// The file's text, verbatim.
     pub text: String,
 }
+
+/// The quality gate's verdict on a configuration version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigGate {
+    /// The version judged.
+    pub version: u64,
+    /// Whether every suite the gate ran passed.
+    pub passed: bool,
+    /// What was done: `applied`, `refused`, `rolled_back` or `alerted`.
+    pub action: String,
+    /// The report: each suite's run, checks and the cases that did not pass.
+    pub report: serde_json::Value,
+    /// When it was decided, in Unix milliseconds.
+    pub decided_at_ms: u64,
+}

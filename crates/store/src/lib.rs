@@ -31,8 +31,8 @@ mod validate;
 use std::sync::Arc;
 
 pub use coordination::{
-    ConfigVersion, Escalation, EscalationFilter, EscalationStatus, FencingToken, Job, JobResult,
-    JobStatus, LockAcquire, LockLease, NewEscalation, NewJob, Resolution, StoredConfig,
+    ConfigGate, ConfigVersion, Escalation, EscalationFilter, EscalationStatus, FencingToken, Job,
+    JobResult, JobStatus, LockAcquire, LockLease, NewEscalation, NewJob, Resolution, StoredConfig,
 };
 pub use error::{Result, StoreError};
 pub use eval::{

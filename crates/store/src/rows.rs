@@ -259,3 +259,21 @@ pub(crate) fn config_version(v: i64, sha256: String, created_at: i64) -> Result<
         created_at_ms: unsigned("config.created_at", created_at)?,
     })
 }
+
+/// A config gate row: version, passed, action, report (JSON text), decided_at.
+pub(crate) fn config_gate(
+    version: i64,
+    passed: bool,
+    action: String,
+    report: &str,
+    decided_at: i64,
+) -> Result<crate::coordination::ConfigGate> {
+    Ok(crate::coordination::ConfigGate {
+        version: unsigned("gate.version", version)?,
+        passed,
+        action,
+        report: serde_json::from_str(report)
+            .map_err(|e| crate::StoreError::corrupt("config gate report", e.to_string()))?,
+        decided_at_ms: unsigned("gate.decided_at", decided_at)?,
+    })
+}

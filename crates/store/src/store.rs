@@ -13,8 +13,8 @@ use async_trait::async_trait;
 
 use crate::Result;
 use crate::coordination::{
-    ConfigVersion, Escalation, EscalationFilter, FencingToken, Job, JobResult, LockAcquire,
-    Resolution, StoredConfig,
+    ConfigGate, ConfigVersion, Escalation, EscalationFilter, FencingToken, Job, JobResult,
+    LockAcquire, Resolution, StoredConfig,
 };
 use crate::eval::{
     EvalResult, EvalRun, EvalRunFilter, EvalRunStart, EvalStatus, NewEvalResult, NewEvalRun,
@@ -165,6 +165,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn list_configs(&self, limit: u32) -> Result<Vec<ConfigVersion>>;
     /// A configuration version with its text.
     async fn get_config(&self, version: u64) -> Result<Option<StoredConfig>>;
+    /// Records the quality gate's verdict on a recorded configuration version,
+    /// replacing an earlier verdict on it (a version gated again). An unknown version
+    /// is `NotFound`.
+    async fn record_config_gate(&self, gate: &ConfigGate) -> Result<()>;
+    /// The gate's verdicts on versions `from..=to`, oldest first.
+    async fn config_gates(&self, from: u64, to: u64) -> Result<Vec<ConfigGate>>;
 
     /// Starts an evaluation run, or resumes the tenant's run with the same id (a rerun
     /// after an interruption): it is `running` again and keeps its settings and its

@@ -67,6 +67,7 @@ conformance! {
     coordination::lock_tokens_only_grow_and_fence_writes,
     coordination::escalation_lifecycle,
     coordination::config_history,
+    coordination::config_gates_are_kept_per_version,
     wakes::waiting_task_with_a_timer_is_claimed_when_due,
     wakes::job_finished_before_the_advance_to_waiting_queues_the_task,
     wakes::job_finished_after_the_advance_to_waiting_wakes_the_task,

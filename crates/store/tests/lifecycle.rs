@@ -29,7 +29,7 @@ async fn sqlite_refuses_a_schema_newer_than_the_binary() {
             err,
             StoreError::SchemaTooNew {
                 found: 999,
-                supported: 4
+                supported: 5
             }
         ),
         "{err}"
@@ -83,7 +83,7 @@ async fn postgres_refuses_a_schema_newer_than_the_binary() {
             err,
             StoreError::SchemaTooNew {
                 found: 999,
-                supported: 7
+                supported: 8
             }
         ),
         "{err}"

@@ -170,10 +170,7 @@ fn history(limit: u32, remote: &Remote) -> anyhow::Result<ExitCode> {
                 },
                 cell(&v["created_at_ms"]),
                 sha.chars().take(12).collect(),
-                v["restored_from"]
-                    .as_u64()
-                    .map(|from| format!("restores {from}"))
-                    .unwrap_or_default(),
+                note(v),
             ]
         })
         .collect();
@@ -182,6 +179,26 @@ fn history(limit: u32, remote: &Remote) -> anyhow::Result<ExitCode> {
         &rows,
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the history says of a version besides its figures: what it restored, and the
+/// quality gate's verdict.
+fn note(v: &Value) -> String {
+    let mut note: Vec<String> = Vec::new();
+    if let Some(from) = v["restored_from"].as_u64() {
+        note.push(format!("restores {from}"));
+    }
+    let gate = &v["gate"];
+    if let Some(action) = gate["action"].as_str() {
+        let verdict = if gate["passed"] == true {
+            "gate passed"
+        } else {
+            "gate FAILED"
+        };
+        let summary = gate["summary"].as_str().unwrap_or_default();
+        note.push(format!("{verdict}, {action}: {summary}"));
+    }
+    note.join("; ")
 }
 
 fn diff(a: u64, b: u64, remote: &Remote) -> anyhow::Result<ExitCode> {

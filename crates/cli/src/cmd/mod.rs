@@ -8,6 +8,7 @@ pub(crate) mod drill;
 pub(crate) mod escalations;
 pub(crate) mod eval;
 pub(crate) mod mock_provider;
+pub(crate) mod readiness;
 pub(crate) mod remote;
 pub(crate) mod serve;
 pub(crate) mod simulate;

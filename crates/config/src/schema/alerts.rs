@@ -41,7 +41,8 @@ pub struct Alerts {
     /// `[alerts.rules.NAME]`: overrides of the default rules, by rule name
     /// (`retry_rate`, `success_after_retry`, `retry_delay`, `breaker_open`,
     /// `max_retries_exceeded`, `retry_budget_exhaustion`, `task_retrying_long`,
-    /// `escalation_rate`, `cost_per_task`). Default: none (every default applies).
+    /// `escalation_rate`, `cost_per_task`, `completion_rate`). Default: none (every
+    /// default applies).
     pub rules: BTreeMap<String, RuleOverride>,
 }
 

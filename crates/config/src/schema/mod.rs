@@ -25,6 +25,7 @@
 
 mod alerts;
 mod policy;
+mod quality;
 mod route;
 mod target;
 
@@ -34,6 +35,7 @@ use serde::Deserialize;
 
 pub use alerts::{Alerts, RuleOverride, Severity, Threshold, Webhook};
 pub use policy::{Breaker, Budget, Hedge, Jitter, Policy, Retry};
+pub use quality::{Gate, OnFail, Quality};
 pub use route::{Degraded, MidStream, Route};
 pub use target::{Price, Provider, Target, Timeouts};
 
@@ -71,6 +73,8 @@ pub struct Document {
     pub engine: Engine,
     /// `[alerts]`: the alert rules over the server's own metrics, and where notices go.
     pub alerts: Alerts,
+    /// `[quality]`: the quality loop: the gate on configuration changes.
+    pub quality: Quality,
 }
 
 /// `[server]`

@@ -223,9 +223,10 @@ fn threshold_value(
 fn number_problem(kind: AlertKind, n: f64) -> Option<String> {
     let ok = n.is_finite()
         && match kind {
-            AlertKind::RetryRate | AlertKind::SuccessAfterRetry | AlertKind::MaxRetriesExceeded => {
-                n > 0.0 && n <= 1.0
-            }
+            AlertKind::RetryRate
+            | AlertKind::SuccessAfterRetry
+            | AlertKind::MaxRetriesExceeded
+            | AlertKind::CompletionRate => n > 0.0 && n <= 1.0,
             AlertKind::BreakerOpen | AlertKind::RetryBudgetExhaustion => n >= 0.0,
             AlertKind::EscalationRate | AlertKind::CostPerTask => n > 1.0,
             AlertKind::RetryDelay | AlertKind::TaskRetryingLong => false,
@@ -234,7 +235,10 @@ fn number_problem(kind: AlertKind, n: f64) -> Option<String> {
         return None;
     }
     Some(match kind {
-        AlertKind::RetryRate | AlertKind::SuccessAfterRetry | AlertKind::MaxRetriesExceeded => {
+        AlertKind::RetryRate
+        | AlertKind::SuccessAfterRetry
+        | AlertKind::MaxRetriesExceeded
+        | AlertKind::CompletionRate => {
             format!("{n} is not a share in (0, 1]")
         }
         AlertKind::BreakerOpen => format!("{n} is not a count of targets ≥ 0"),

@@ -163,7 +163,7 @@ fn default_node_id(env: Env<'_>) -> String {
 
 /// The directory relative workflow paths start from: the configuration file's, or
 /// none (the working directory) without a file.
-fn base_dir(source: &str) -> Option<PathBuf> {
+pub(super) fn base_dir(source: &str) -> Option<PathBuf> {
     if source == crate::load::NO_FILE {
         return None;
     }

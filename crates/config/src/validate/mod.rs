@@ -10,6 +10,7 @@ mod alerts;
 mod engine;
 mod listener;
 mod policy;
+mod quality;
 mod route;
 mod target;
 
@@ -172,6 +173,7 @@ pub(crate) fn run(
     let engine = engine::engine(&mut c, &doc.engine, inputs.env, &source.name);
     let pipeline = policy::settings(&policies, agent_breaker);
     let alerts = alerts::alerts(&mut c, &doc.alerts);
+    let quality = quality::quality(&mut c, &doc.quality, &source.name);
     match (server, store, idempotency, logging, engine, pipeline) {
         (
             Some(server),
@@ -195,6 +197,7 @@ pub(crate) fn run(
                 engine,
                 // `None` left a problem behind, so this arm is not taken then.
                 alerts: alerts.unwrap_or_default(),
+                quality,
                 missing_secrets: c.missing_secrets,
             })
         }

@@ -116,6 +116,10 @@ pub struct Suite {
     pub name: String,
     /// What it checks.
     pub description: Option<String>,
+    /// Who answers for its task type's quality.
+    pub owner: Option<String>,
+    /// Where its task type's runbook is.
+    pub runbook: Option<String>,
     /// What its cases run against.
     pub task: TaskType,
     /// The route that judges `rubric` graders.
@@ -268,6 +272,8 @@ fn build(
     Ok(Suite {
         name: raw.name,
         description: raw.description,
+        owner: raw.owner.filter(|o| !o.trim().is_empty()),
+        runbook: raw.runbook.filter(|r| !r.trim().is_empty()),
         task,
         judge,
         run,

@@ -19,6 +19,14 @@ pub(crate) struct RawSuite {
     /// What the suite checks, for people.
     #[serde(default)]
     pub(crate) description: Option<String>,
+    /// Who answers for the task type's quality (a team, a person), for people and
+    /// `holdfast readiness`.
+    #[serde(default)]
+    pub(crate) owner: Option<String>,
+    /// Where the task type's runbook is (a URL or a path): what to do when its gate or
+    /// its alerts fire. Checked by `holdfast readiness`.
+    #[serde(default)]
+    pub(crate) runbook: Option<String>,
     /// The dataset: a JSONL file, one case per line, relative to the suite file.
     pub(crate) dataset: String,
     /// The task type the cases run against: a route or a workflow.

@@ -567,6 +567,29 @@
   }
 
   // ---------------------------------------------------------------------------------
+  // Configuration versions, each with the quality gate's verdict
+
+  async function refreshConfig() {
+    try {
+      const body = await api('/admin/config/history?limit=10');
+      message($('config-error'), '');
+      const items = (body.data || []).map((v) => {
+        const gate = v.gate;
+        const verdict = gate ? `${gate.passed ? 'gate passed' : 'gate FAILED'} (${gate.action}): ${gate.summary}` : 'not gated';
+        return el('li', { 'data-testid': `config-version-${v.version}` },
+          badge(v.applied ? 'running' : (gate && !gate.passed ? gate.action : 'stored'), `config-state-${v.version}`), ' ',
+          el('strong', { text: `version ${v.version}` }),
+          el('span', { class: 'summary', text: ` ${verdict}${v.restored_from ? ` · restores ${v.restored_from}` : ''}` }));
+      });
+      if (items.length === 0) items.push(el('li', { class: 'muted', text: 'none' }));
+      $('config-versions').replaceChildren(...items);
+    } catch (e) {
+      $('config-versions').replaceChildren();
+      message($('config-error'), e.code === 'history_unavailable' ? 'This server keeps no configuration history.' : `Configuration: ${e.describe()}`);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------
   // The refresh loop: one tick at a time, paused while the tab is hidden.
 
   async function tick() {
@@ -583,6 +606,7 @@
       refreshTasks(),
       refreshInbox(),
       refreshAlerts(),
+      refreshConfig(),
       refreshTimeline(),
     ]);
     state.running = false;

@@ -212,7 +212,10 @@ fn history_covers_the_longest_enabled_window() {
     let gateway_only: Vec<AlertRule> = rules
         .into_iter()
         .map(|r| AlertRule {
-            enabled: !matches!(r.kind, AlertKind::EscalationRate | AlertKind::CostPerTask),
+            enabled: !matches!(
+                r.kind,
+                AlertKind::EscalationRate | AlertKind::CostPerTask | AlertKind::CompletionRate
+            ),
             ..r
         })
         .collect();

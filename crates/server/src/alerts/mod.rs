@@ -76,10 +76,29 @@ pub(crate) struct Notice {
     pub(crate) resolved_at: Option<String>,
 }
 
+impl Notice {
+    /// The quality gate failed on a configuration version: `value` failing suites,
+    /// named with their failing cases in `summary`.
+    pub(crate) fn gate_failed(summary: String, failing_suites: usize, unix_ms: u64) -> Notice {
+        Notice {
+            alert: "quality_gate",
+            severity: "critical",
+            state: Change::Firing,
+            value: failing_suites as f64,
+            threshold: 0.0,
+            summary,
+            started_at: rfc3339(unix_ms),
+            resolved_at: None,
+        }
+    }
+}
+
 /// The rules, their states and the recent notices, shared with the dashboard.
 pub(crate) struct Alerting {
     config: Alerts,
     board: Mutex<Board>,
+    /// Where notices are posted, once the evaluation loop started.
+    webhooks: std::sync::OnceLock<deliver::Webhooks>,
 }
 
 struct Board {
@@ -97,7 +116,43 @@ impl Alerting {
                 states,
                 recent: VecDeque::new(),
             }),
+            webhooks: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Whether rules are evaluated, how many webhooks notices go to, and the enabled
+    /// rules' names: what `holdfast readiness` checks.
+    pub(crate) fn routing(&self) -> holdfast_quality::readiness::AlertRouting {
+        holdfast_quality::readiness::AlertRouting {
+            enabled: self.config.enabled,
+            webhooks: self.config.webhooks.len(),
+            rules: self
+                .config
+                .rules
+                .iter()
+                .filter(|r| r.enabled)
+                .map(|r| r.kind.name().to_owned())
+                .collect(),
+        }
+    }
+
+    /// Announces a notice that no rule raised (the quality gate's verdict on a
+    /// configuration version): to the log, the dashboard's recent notices and the
+    /// webhooks, like a rule's.
+    pub(crate) fn announce(&self, notice: Notice) {
+        deliver::log(&notice);
+        self.remember(&notice);
+        if let Some(webhooks) = self.webhooks.get() {
+            webhooks.send(&Arc::new(notice));
+        }
+    }
+
+    fn remember(&self, notice: &Notice) {
+        let mut board = self.board.lock().unwrap_or_else(|e| e.into_inner());
+        if board.recent.len() == RECENT {
+            board.recent.pop_front();
+        }
+        board.recent.push_back(notice.clone());
     }
 
     /// Evaluates every enabled rule over `samples` (the last is now) and returns the
@@ -199,22 +254,23 @@ pub(crate) fn start(gateway: &Gateway) -> Option<Running> {
         return None;
     }
     let webhooks = deliver::Webhooks::start(&config.webhooks, Arc::clone(&inner.clock));
+    if inner.alerts.webhooks.set(webhooks).is_err() {
+        tracing::warn!("alert rules are already evaluating; not starting them twice");
+        return None;
+    }
     tracing::info!(
         rules = config.rules.iter().filter(|r| r.enabled).count(),
         webhooks = config.webhooks.len(),
         interval_ms = config.eval_interval.as_millis() as u64,
         "alert rules evaluating"
     );
-    Some(Running(tokio::spawn(run(
-        Arc::clone(&gateway.live),
-        webhooks,
-    ))))
+    Some(Running(tokio::spawn(run(Arc::clone(&gateway.live)))))
 }
 
 /// Evaluates every interval on the configuration current at that tick: a reload
 /// (`live.rs`) swaps the registry and maybe the metrics, while the alert board and its
 /// rules are shared by every configuration (`[alerts]` changes need a restart).
-async fn run(live: Arc<Live>, webhooks: deliver::Webhooks) {
+async fn run(live: Arc<Live>) {
     let (alerts, clock) = {
         let first = live.current();
         (Arc::clone(&first.alerts), Arc::clone(&first.clock))
@@ -239,7 +295,9 @@ async fn run(live: Arc<Live>, webhooks: deliver::Webhooks) {
         let notices = alerts.evaluate(history.make_contiguous(), now, clock.unix_millis());
         for notice in notices {
             deliver::log(&notice);
-            webhooks.send(&Arc::new(notice));
+            if let Some(webhooks) = alerts.webhooks.get() {
+                webhooks.send(&Arc::new(notice));
+            }
         }
     }
 }

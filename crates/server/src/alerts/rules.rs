@@ -27,6 +27,7 @@ pub(crate) enum Signal {
     Escalations,
     TaskCost,
     OldestRetryingTask,
+    TasksSucceeded,
 }
 
 /// How a signal folds the series of its metric.
@@ -49,7 +50,7 @@ pub(crate) struct Selector {
 
 impl Signal {
     /// Every signal, by [`Signal::index`].
-    pub(crate) const ALL: [Signal; 15] = [
+    pub(crate) const ALL: [Signal; 16] = [
         Signal::Attempts,
         Signal::Retries,
         Signal::CallsWithFailure,
@@ -65,6 +66,7 @@ impl Signal {
         Signal::Escalations,
         Signal::TaskCost,
         Signal::OldestRetryingTask,
+        Signal::TasksSucceeded,
     ];
 
     pub(crate) fn index(self) -> usize {
@@ -84,6 +86,7 @@ impl Signal {
             Signal::Escalations => 12,
             Signal::TaskCost => 13,
             Signal::OldestRetryingTask => 14,
+            Signal::TasksSucceeded => 15,
         }
     }
 
@@ -116,6 +119,10 @@ impl Signal {
             },
             Signal::TasksFinished => Selector {
                 label: Some(("status", &["succeeded", "failed"])),
+                ..sum("holdfast_tasks_total")
+            },
+            Signal::TasksSucceeded => Selector {
+                label: Some(("status", &["succeeded"])),
                 ..sum("holdfast_tasks_total")
             },
             Signal::Escalations => sum("holdfast_escalations_total"),
@@ -169,6 +176,10 @@ pub(crate) fn expr(kind: AlertKind) -> Expr {
         },
         AlertKind::CostPerTask => Expr::Baseline {
             num: S::TaskCost,
+            den: S::TasksFinished,
+        },
+        AlertKind::CompletionRate => Expr::Ratio {
+            num: S::TasksSucceeded,
             den: S::TasksFinished,
         },
     }
@@ -228,6 +239,11 @@ pub(crate) fn summary(rule: &AlertRule, value: f64, eta: Option<f64>) -> String 
         AlertKind::CostPerTask => format!(
             "cost per task {value:.2}× its {} baseline over {window} (alert above {t}×)",
             human(rule.baseline_window.as_secs_f64())
+        ),
+        AlertKind::CompletionRate => format!(
+            "{:.1}% of finished tasks succeeded over {window} (alert below {:.1}%)",
+            value * 100.0,
+            t * 100.0
         ),
     }
 }

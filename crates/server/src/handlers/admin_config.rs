@@ -11,7 +11,9 @@
 //! - `POST /admin/config/reload`: read the file the server started with again.
 //! - `POST /admin/config/rollback` `{"version"?: N}`: apply stored version N again
 //!   (default: the one before the running one), recorded as a new version.
-//! - `GET /admin/config/history?limit=N` (1..=1000, default 20): newest first.
+//! - `GET /admin/config/history?limit=N` (1..=1000, default 20): newest first, each
+//!   version with the quality gate's decision on it when a gate judged it
+//!   (`gate: {passed, action, summary, report}`).
 //! - `GET /admin/config/versions/{v}`: the stored text (TOML), with the secrets a URL
 //!   in it may carry (user info, query values, token-like path segments) shown as
 //!   `**REDACTED**` (`redact.rs`). The store keeps the text verbatim, so a rollback
@@ -138,6 +140,10 @@ pub(crate) async fn history(
             if let Some(from) = row.restored_from {
                 v["restored_from"] = json!(from);
             }
+            if let Some(gate) = &row.gate {
+                let summary = gate.report["summary"].as_str().unwrap_or_default();
+                v["gate"] = gate_json(gate.passed, &gate.action, summary, &gate.report);
+            }
             v
         })
         .collect();
@@ -188,10 +194,16 @@ async fn read_config(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, Ap
 }
 
 fn applied_reply(applied: &Applied) -> Response {
-    reply(
-        StatusCode::OK,
-        &json!({"version": applied.version, "changed": applied.changed}),
-    )
+    let mut body = json!({"version": applied.version, "changed": applied.changed});
+    if let Some(gate) = &applied.gate {
+        body["gate"] = gate_json(gate.passed, gate.action, &gate.summary, &gate.report);
+    }
+    reply(StatusCode::OK, &body)
+}
+
+/// A gate's decision as the reload's answer and the history show it.
+fn gate_json(passed: bool, action: &str, summary: &str, report: &Value) -> Value {
+    json!({"passed": passed, "action": action, "summary": summary, "report": report})
 }
 
 /// A TOML body only: a JSON body is almost surely a client sending the wrong thing.
@@ -262,6 +274,14 @@ fn refusal(err: ReloadError) -> ApiError {
         ReloadError::NoHistory | ReloadError::Store(_) => {
             ApiError::HistoryUnavailable(err.to_string())
         }
+        ReloadError::GateFailed { version, decision } => ApiError::GateFailed {
+            message: format!(
+                "configuration version {version} refused by the quality gate: {}",
+                decision.summary
+            ),
+            version,
+            report: decision.report,
+        },
     }
 }
 

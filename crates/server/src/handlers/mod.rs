@@ -16,6 +16,7 @@ mod health;
 mod messages;
 mod metrics;
 mod models;
+mod readiness;
 mod requests;
 mod summary;
 mod targets;
@@ -116,6 +117,7 @@ routes! {
     post "/admin/config/rollback" admin => admin_config::rollback;
     get "/admin/config/history" operator => admin_config::history;
     get "/admin/config/versions/{version}" operator => admin_config::version;
+    get "/admin/readiness" operator => readiness::readiness;
     post "/admin/targets/{name}/drain" operator => admin_targets::drain;
     post "/admin/targets/{name}/restore" operator => admin_targets::restore;
 }

@@ -13,6 +13,7 @@ mod advance;
 mod batch;
 mod coord;
 mod evals;
+mod gates;
 mod reads;
 mod store_impl;
 mod tls;

@@ -10,10 +10,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::PgConnection;
 
-use super::{PostgresStore, coord, evals, reads, writes};
+use super::{PostgresStore, coord, evals, gates, reads, writes};
 use crate::coordination::{
-    ConfigVersion, Escalation, EscalationFilter, Job, JobResult, LockAcquire, Resolution,
-    StoredConfig,
+    ConfigGate, ConfigVersion, Escalation, EscalationFilter, Job, JobResult, LockAcquire,
+    Resolution, StoredConfig,
 };
 use crate::eval::{
     self, EvalResult, EvalRun, EvalRunFilter, EvalRunStart, EvalStatus, NewEvalResult, NewEvalRun,
@@ -301,6 +301,16 @@ impl Store for PostgresStore {
 
     async fn get_config(&self, version: u64) -> Result<Option<StoredConfig>> {
         on_conn!(self, |c| reads::config(c, version).await)
+    }
+
+    async fn record_config_gate(&self, gate: &ConfigGate) -> Result<()> {
+        let report = validate::json("gate.report", &gate.report, self.max_doc)?;
+        validate::text("gate.action", &gate.action, 64)?;
+        in_tx!(self, |c| gates::record(c, gate, &report).await)
+    }
+
+    async fn config_gates(&self, from: u64, to: u64) -> Result<Vec<ConfigGate>> {
+        on_conn!(self, |c| gates::list(c, from, to).await)
     }
 
     async fn start_eval_run(&self, run: NewEvalRun, now_ms: u64) -> Result<EvalRunStart> {

@@ -9,6 +9,7 @@
 mod advance;
 mod coord;
 mod evals;
+mod gates;
 mod reads;
 mod store_impl;
 mod writer;

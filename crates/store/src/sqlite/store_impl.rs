@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{SqliteStore, advance, coord, evals, reads, writes};
+use super::{SqliteStore, advance, coord, evals, gates, reads, writes};
 use crate::coordination::{
-    ConfigVersion, Escalation, EscalationFilter, Job, JobResult, LockAcquire, Resolution,
-    StoredConfig,
+    ConfigGate, ConfigVersion, Escalation, EscalationFilter, Job, JobResult, LockAcquire,
+    Resolution, StoredConfig,
 };
 use crate::eval::{
     self, EvalResult, EvalRun, EvalRunFilter, EvalRunStart, EvalStatus, NewEvalResult, NewEvalRun,
@@ -327,6 +327,19 @@ impl Store for SqliteStore {
 
     async fn get_config(&self, version: u64) -> Result<Option<StoredConfig>> {
         self.readers.read(move |c| reads::config(c, version)).await
+    }
+
+    async fn record_config_gate(&self, gate: &ConfigGate) -> Result<()> {
+        let report = validate::json("gate.report", &gate.report, self.max_doc)?;
+        validate::text("gate.action", &gate.action, 64)?;
+        let gate = gate.clone();
+        self.writer
+            .write(move |c| gates::record(c, &gate, &report))
+            .await
+    }
+
+    async fn config_gates(&self, from: u64, to: u64) -> Result<Vec<ConfigGate>> {
+        self.readers.read(move |c| gates::list(c, from, to)).await
     }
 
     async fn start_eval_run(&self, run: NewEvalRun, now_ms: u64) -> Result<EvalRunStart> {

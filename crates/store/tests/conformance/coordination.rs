@@ -4,8 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use holdfast_store::{
-    Advance, EscalationFilter, EscalationStatus, Fence, FencingToken, JobResult, JobStatus,
-    LockAcquire, NewEscalation, NewJob, Resolution, StepStatus, Store, StoreError, TaskStatus,
+    Advance, ConfigGate, EscalationFilter, EscalationStatus, Fence, FencingToken, JobResult,
+    JobStatus, LockAcquire, NewEscalation, NewJob, Resolution, StepStatus, Store, StoreError,
+    TaskStatus,
 };
 use serde_json::json;
 
@@ -343,4 +344,38 @@ pub(crate) async fn config_history(s: Arc<dyn Store>) {
         empty.sha256,
         "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     );
+}
+
+pub(crate) async fn config_gates_are_kept_per_version(s: Arc<dyn Store>) {
+    let v1 = s.record_config("a = 1\n", T0).await.unwrap().version;
+    let v2 = s.record_config("a = 2\n", T0 + 1).await.unwrap().version;
+    let gate = |version, passed, action: &str| ConfigGate {
+        version,
+        passed,
+        action: action.to_owned(),
+        report: json!({"suites": [{"suite": "support", "passed": passed}]}),
+        decided_at_ms: T0 + 5,
+    };
+    s.record_config_gate(&gate(v2, false, "refused"))
+        .await
+        .unwrap();
+    s.record_config_gate(&gate(v1, true, "applied"))
+        .await
+        .unwrap();
+    // Gated again: the later verdict replaces the earlier.
+    s.record_config_gate(&gate(v2, true, "applied"))
+        .await
+        .unwrap();
+    let all = s.config_gates(1, 10).await.unwrap();
+    assert_eq!(all, [gate(v1, true, "applied"), gate(v2, true, "applied")]);
+    assert_eq!(
+        s.config_gates(2, 2).await.unwrap(),
+        [gate(v2, true, "applied")]
+    );
+    let err = s
+        .record_config_gate(&gate(99, false, "refused"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
+    assert!(s.config_gates(3, 10).await.unwrap().is_empty());
 }

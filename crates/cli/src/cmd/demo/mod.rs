@@ -14,6 +14,7 @@
 //! `holdfast serve` uses (config loader, `Gateway`, `Engine`, `serve`), and it watches
 //! itself only through `/metrics`, so it cannot show anything the product does not do.
 
+mod gate;
 mod report;
 mod scrape;
 mod setup;
@@ -127,10 +128,21 @@ async fn demo(args: Args, duration: Duration, dir: PathBuf) -> anyhow::Result<Ex
             )
         })?;
     let addr = listener.local_addr()?;
-    let text = setup::config_text(addr, &dir, &mocks, tool, schedule)?;
+    let (cheap, cheap_addr) = gate::cheap_mock(args.seed + 10, clock.clone(), &stopped).await?;
+    let gated = setup::Gated {
+        suite: gate::write_suite(&dir)?,
+        cheap: cheap_addr,
+    };
+    let text = setup::config_text(addr, &dir, &mocks, tool, schedule, &gated)?;
     let config = setup::load(&text, &dir)?;
     let (gateway, engine) = build(&config, clock.clone(), &format!("http://{tool}")).await?;
     intro(addr, &dir, schedule);
+    let change = tokio::spawn(gate::change(
+        gateway.clone(),
+        text.clone(),
+        clock.clone(),
+        duration,
+    ));
     let running = Running {
         stop,
         server: tokio::spawn(holdfast_server::serve(
@@ -146,6 +158,17 @@ async fn demo(args: Args, duration: Duration, dir: PathBuf) -> anyhow::Result<Ex
     let targets: Vec<String> = mocks.providers.iter().map(|p| p.0.to_owned()).collect();
     mocks.start_the_clock();
     let driven = drive(&args, duration, &engine, &clock, addr, &targets).await;
+    // A run cut short by Ctrl-C may end before the change was sent.
+    if !change.is_finished() {
+        change.abort();
+    }
+    let gate = match change.await {
+        Ok(mut outcome) => {
+            gate::count(&mut outcome, &cheap);
+            Some(outcome)
+        }
+        Err(_) => None,
+    };
     let report = match driven {
         Ok(Driven {
             figures,
@@ -160,6 +183,7 @@ async fn demo(args: Args, duration: Duration, dir: PathBuf) -> anyhow::Result<Ex
             metrics_url: format!("http://{addr}/metrics"),
             figures,
             answers,
+            gate,
         },
         Err(e) => {
             shut_down(running, &clock).await;
@@ -198,6 +222,7 @@ async fn build(
         max_input_bytes: config.engine.max_input_bytes,
         egress: config.engine.egress.clone(),
     };
+    let engine_store = Arc::clone(&store);
     let engine = Engine::new(
         store,
         clock,
@@ -209,7 +234,22 @@ async fn build(
         .register(workload::definition(tool))
         .await
         .context("registering the demo's workflow")?;
-    Ok((gateway.with_engine(engine.clone()), engine))
+    let gateway = gateway.with_engine(engine.clone());
+    // The history the quality gate records its verdicts in. The demo's own address
+    // and store win over the shell's `HOLDFAST_LISTEN` and `HOLDFAST_STORE_URL` on a
+    // reload too, as they did at start.
+    let file = holdfast_server::ConfigFile {
+        path: Some(PathBuf::from(&config.source.name)),
+        overrides: holdfast_config::Overrides {
+            listen: Some(config.server.listen.to_string()),
+            store_url: Some(config.store.url.clone()),
+        },
+    };
+    gateway
+        .record_history(engine_store, file)
+        .await
+        .context("recording the demo's configuration")?;
+    Ok((gateway, engine))
 }
 
 fn intro(addr: SocketAddr, dir: &Path, schedule: Schedule) {
@@ -229,8 +269,14 @@ fn intro(addr: SocketAddr, dir: &Path, schedule: Schedule) {
     );
     println!(
         "workflow   {}: research (llm) → draft (llm) → fact_check (tool) → approve (person) \
-         → publish (tool, undo: unpublish) → announce (tool)\n",
+         → publish (tool, undo: unpublish) → announce (tool)",
         workload::WORKFLOW
+    );
+    println!(
+        "gate       mid-run, the route `{}` is pointed at a cheaper model; the quality gate \
+         runs the suite {} through it first\n",
+        workload::ROUTE,
+        gate::SUITE
     );
 }
 

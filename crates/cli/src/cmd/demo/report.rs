@@ -157,6 +157,8 @@ pub(crate) struct Report {
     pub(crate) metrics_url: String,
     pub(crate) figures: Figures,
     pub(crate) answers: Answers,
+    /// The configuration change the quality gate judged, once it was sent.
+    pub(crate) gate: Option<super::gate::Outcome>,
 }
 
 impl Report {
@@ -223,6 +225,28 @@ impl Report {
             "  tool calls   {} first attempts failed, retried or compensated",
             f.tool_first_failures
         );
+        if let Some(gate) = &self.gate {
+            let verdict = if gate.refused {
+                format!(
+                    "refused by the quality gate (version {}): {}",
+                    gate.version.unwrap_or(0),
+                    gate.summary
+                )
+            } else {
+                gate.summary.clone()
+            };
+            let _ = writeln!(
+                out,
+                "  config       at {}s the route `{}` was pointed at the cheaper model `{}`: {verdict}\n               \
+                 the cheaper model served {} requests: {} of the suite, {} of production",
+                gate.at.as_secs(),
+                super::workload::ROUTE,
+                super::gate::CHEAP,
+                gate.cheap_requests,
+                gate.cheap_requests - gate.cheap_production_requests,
+                gate.cheap_production_requests,
+            );
+        }
         let (least, most) = f.tasks_lost();
         let _ = writeln!(
             out,
@@ -292,6 +316,7 @@ impl Report {
                 "tasks_lost_at_least": f.tasks_lost().0,
                 "tasks_lost_at_most": f.tasks_lost().1,
             },
+            "quality_gate": self.gate.as_ref().map(super::gate::Outcome::json),
         })
     }
 }

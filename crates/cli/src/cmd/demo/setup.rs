@@ -136,8 +136,10 @@ pub(crate) async fn mocks(
         ("fallback", Format::OpenAi, fallback),
     ];
     let mut providers = Vec::new();
+    // Every model answers the quality gate's suite right (`gate.rs`).
+    let answers = super::gate::replies(false);
     for (i, (name, format, faults)) in specs.into_iter().enumerate() {
-        let faults = Faults::from_toml_str(faults)
+        let faults = Faults::from_toml_str(&format!("{faults}{answers}"))
             .with_context(|| format!("the {name} mock provider's faults"))?;
         let provider = MockProvider::new(format, faults, seed + i as u64, clock.clone())
             .with_context(|| format!("the {name} mock provider"))?;
@@ -172,6 +174,7 @@ pub(crate) fn config_text(
     mocks: &Mocks,
     tool: SocketAddr,
     schedule: Schedule,
+    gated: &Gated,
 ) -> anyhow::Result<String> {
     let db = data_dir.join("holdfast.db");
     let db = db
@@ -219,7 +222,26 @@ pub(crate) fn config_text(
         schedule.breaker_open_for.as_millis(),
         schedule.breaker_open_for.as_millis() * 2,
     ));
+    let suite = serde_json::to_string(&gated.suite.display().to_string())?;
+    let cheap = super::gate::CHEAP;
+    text.push_str(&format!(
+        "\n# A cheaper model no route uses yet.\n\
+         [providers.{cheap}]\nformat = \"openai\"\nbase_url = \"http://{}/v1\"\n\n\
+         [targets.{cheap}]\nprovider = \"{cheap}\"\nmodel = \"gpt-4o-nano\"\n\
+         context_window = 128000\n\
+         price = {{ input_per_mtok = 0.05, output_per_mtok = 0.2 }}\n\n\
+         # Every new configuration version is judged by the suite of the route it changes.\n\
+         [quality]\ngate = {{ suites = [{suite}], on_fail = \"refuse\" }}\n",
+        gated.cheap
+    ));
     Ok(text)
+}
+
+/// What the configuration needs for the quality gate: the suite file and the cheaper
+/// model's address.
+pub(crate) struct Gated {
+    pub(crate) suite: PathBuf,
+    pub(crate) cheap: SocketAddr,
 }
 
 /// Loads `text` through the configuration loader (no environment: the demo must not
