@@ -77,8 +77,13 @@ pub struct Price {
 pub struct Timeouts {
     /// Establishing the connection (TCP and TLS). Default `"2s"`.
     pub connect: HumanDuration,
-    /// Streams only: from sending the request to the first event. Default `"10s"`.
-    pub first_byte: HumanDuration,
+    /// From sending the request to the first event of a stream. Left out (the
+    /// default), it is learned from the target's recent latency: its 99th percentile
+    /// times 3, at least 1s and at most `"10s"` (at most `total` for a whole answer,
+    /// which arrives with its first byte); `"10s"` until enough calls are known. A
+    /// whole (non-streamed) answer is cut short by it only when another target of the
+    /// route could take the call. Set, it is used as it is, for streams only.
+    pub first_byte: Option<HumanDuration>,
     /// Between two reads of a response that has started. Default `"15s"`.
     pub idle: HumanDuration,
     /// The whole attempt, body included. Default `"120s"`.
@@ -89,7 +94,7 @@ impl Default for Timeouts {
     fn default() -> Self {
         Timeouts {
             connect: HumanDuration::secs(2),
-            first_byte: HumanDuration::secs(10),
+            first_byte: None,
             idle: HumanDuration::secs(15),
             total: HumanDuration::secs(120),
         }

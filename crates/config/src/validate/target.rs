@@ -151,14 +151,20 @@ fn target(
     })
 }
 
+/// The longest learned first-byte timeout of a stream, and the wait before any is
+/// learned.
+const LEARNED_FIRST_BYTE_CEILING: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn timeouts(c: &mut Checker<'_>, path: &FieldPath, raw: &schema::Timeouts) -> Option<Timeouts> {
     let total = c.positive(path.key("total"), raw.total);
     let mut ok = total.is_some();
-    for (field, value) in [
-        ("connect", raw.connect),
+    let fields = [
+        ("connect", Some(raw.connect)),
         ("first_byte", raw.first_byte),
-        ("idle", raw.idle),
-    ] {
+        ("idle", Some(raw.idle)),
+    ];
+    for (field, value) in fields {
+        let Some(value) = value else { continue };
         match (c.positive(path.key(field), value), total) {
             (None, _) => ok = false,
             (Some(value), Some(total)) if value > total => {
@@ -173,7 +179,10 @@ fn timeouts(c: &mut Checker<'_>, path: &FieldPath, raw: &schema::Timeouts) -> Op
     }
     ok.then_some(Timeouts {
         connect: raw.connect.0,
-        first_byte: raw.first_byte.0,
+        first_byte: raw
+            .first_byte
+            .map_or(LEARNED_FIRST_BYTE_CEILING.min(raw.total.0), |set| set.0),
+        learns_first_byte: raw.first_byte.is_none(),
         idle: raw.idle.0,
         total: raw.total.0,
     })

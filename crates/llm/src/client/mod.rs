@@ -124,7 +124,8 @@ impl ProviderClient {
     /// Sends `request` to `endpoint` and waits for the whole answer.
     ///
     /// Enforces the connect and total timeouts (the total capped by
-    /// `options.timeout_cap`) and the idle timeout while reading the body. An answer
+    /// `options.timeout_cap`), `options.first_byte` on the response head when set, and
+    /// the idle timeout while reading the body. An answer
     /// whose finish reason is `content_filter` is an error of class
     /// [`Outcome::ContentFiltered`] whose `body` holds the answer.
     pub async fn complete(
@@ -135,8 +136,17 @@ impl ProviderClient {
     ) -> Result<Completion, ProviderError> {
         let start = self.clock.now();
         let total = total_deadline(start, endpoint, options);
+        let head = match options.first_byte {
+            Some(wait) => Deadline {
+                at: start + wait,
+                kind: TimeoutKind::FirstByte,
+                started: start,
+            }
+            .min(total),
+            None => total,
+        };
         let body = request::request_body(endpoint, request, false)?;
-        let response = self.send(endpoint, body, options, false, total).await?;
+        let response = self.send(endpoint, body, options, false, head).await?;
         let status = response.status.as_u16();
         let retry_after = error::retry_after(&response.headers, self.clock.unix_millis());
         let bytes = self.read_body(response.body, endpoint, total).await?;
@@ -184,7 +194,7 @@ impl ProviderClient {
         let start = self.clock.now();
         let total = total_deadline(start, endpoint, options);
         let first = Deadline {
-            at: start + endpoint.timeouts.first_byte,
+            at: start + options.first_byte.unwrap_or(endpoint.timeouts.first_byte),
             kind: TimeoutKind::FirstByte,
             started: start,
         }
