@@ -22,6 +22,7 @@ impl Call {
         let Some(index) = self.in_flight.iter().position(|f| f.id == attempt) else {
             return; // cancelled earlier, or unknown: nothing to learn from it
         };
+        let outcome = outcome.with_retry_after_at_most(self.request.policy.max_retry_after);
         let flight = self.in_flight.swap_remove(index);
         self.record_target(registry, now, &flight, outcome, out);
         self.last = Some(outcome);

@@ -672,3 +672,27 @@ fn a_drained_target_is_passed_over_until_the_drain_ends_or_it_is_restored() {
     assert_eq!(started(&a)[0].target, TargetId(0));
     assert!(!f.registry.drain(TargetId(7), at(5_000)), "no such target");
 }
+
+#[test]
+fn a_retry_after_of_a_day_keeps_the_target_out_for_max_retry_after_only() {
+    let mut f = fixture(2);
+    let mut call = f.call(Deadline::NONE);
+    let s = started(&call.handle(&mut f.registry, at(0), Event::Start))[0];
+    let day = Duration::from_secs(86_400);
+    call.handle(
+        &mut f.registry,
+        at(5),
+        Event::Finished {
+            attempt: s.attempt,
+            outcome: Outcome::RateLimited {
+                retry_after: Some(day),
+            },
+        },
+    );
+    let health = f.registry.target(s.target).unwrap();
+    assert_eq!(
+        health.not_before,
+        at(5) + f.policy.max_retry_after,
+        "capped at max_retry_after (5 min by default), not a day"
+    );
+}
