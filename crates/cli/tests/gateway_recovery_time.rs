@@ -103,3 +103,91 @@ async fn a_primary_that_falls_silent_after_answering_fast_is_left_within_seconds
         );
     }
 }
+
+/// How long the primary is down in the outage tests.
+const OUTAGE: Duration = Duration::from_secs(60);
+
+/// One request every this long, as in the failover suite.
+const EVERY: Duration = Duration::from_secs(4);
+
+/// Breaks `primary` (every call 503) for [`OUTAGE`] under one request every [`EVERY`],
+/// each of which must be served; heals it and returns the instant it healed.
+async fn outage_under_light_traffic(primary: &Mock, gateway: &Gateway) -> Stopwatch {
+    primary
+        .set_faults(serde_json::json!({"error_rates": {"503": 1.0}}))
+        .await;
+    let outage = Stopwatch::start();
+    while outage.elapsed() < OUTAGE {
+        let (status, target, elapsed) = timed_ask(gateway, false).await;
+        assert_eq!(status, 200);
+        assert_eq!(target.as_deref(), Some("fallback"), "during the outage");
+        support::pause(EVERY.saturating_sub(elapsed)).await;
+    }
+    assert_ne!(
+        gateway.breaker("primary").await,
+        "closed",
+        "a minute of failures opened the primary's breaker"
+    );
+    primary.set_faults(serde_json::json!({})).await;
+    Stopwatch::start()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_probes_a_healed_primary_is_back_within_2s() {
+    let _serial = serial().await;
+    let primary = Mock::start("openai", &[]);
+    let fallback = Mock::start("openai", &[]);
+    let gateway = Gateway::start(&defaults(&primary, &fallback));
+    let healed = outage_under_light_traffic(&primary, &gateway).await;
+    while gateway.breaker("primary").await != "closed" {
+        assert!(
+            healed.elapsed() <= Duration::from_secs(2),
+            "the primary's breaker is still {} {:?} after it healed",
+            gateway.breaker("primary").await,
+            healed.elapsed()
+        );
+        support::pause(Duration::from_millis(20)).await;
+    }
+    let back = healed.elapsed();
+    eprintln!("with probes: breaker closed {back:?} after the primary healed");
+    assert!(back <= Duration::from_secs(2), "closed after {back:?}");
+    let (_, target, _) = timed_ask(&gateway, false).await;
+    assert_eq!(target.as_deref(), Some("primary"));
+    assert!(
+        gateway
+            .process
+            .output()
+            .contains("an active probe succeeded"),
+        "the transition is logged with why:\n{}",
+        gateway.process.output()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_probes_a_healed_primary_is_back_within_30s() {
+    let _serial = serial().await;
+    let primary = Mock::start("openai", &[]);
+    let fallback = Mock::start("openai", &[]);
+    let config = ConfigBuilder::default()
+        .target("primary", &primary, "probe = { enabled = false }")
+        .target("fallback", &fallback, "")
+        .route("smart", &["primary", "fallback"], "");
+    let gateway = Gateway::start(&config);
+    let healed = outage_under_light_traffic(&primary, &gateway).await;
+    loop {
+        let (status, target, elapsed) = timed_ask(&gateway, false).await;
+        assert_eq!(status, 200, "every request is served");
+        if target.as_deref() == Some("primary") {
+            break;
+        }
+        assert!(
+            healed.elapsed() <= Duration::from_secs(30),
+            "no traffic on the primary {:?} after it healed",
+            healed.elapsed()
+        );
+        support::pause(EVERY.saturating_sub(elapsed)).await;
+    }
+    let back = healed.elapsed();
+    eprintln!("without probes: first request on the primary {back:?} after it healed");
+    assert!(back <= Duration::from_secs(30), "back after {back:?}");
+}

@@ -437,12 +437,15 @@ impl Breaker {
     }
 
     /// An active probe (a cheap request the caller sent on its own while the breaker
-    /// was open) succeeded: the target answers again, so close now rather than wait
-    /// out the open time. Ignored unless open.
+    /// was open or half-open) succeeded: the target answers again, so close now rather
+    /// than wait out the open time or for traffic to finish the half-open verdict.
+    /// Ignored when closed.
     pub fn probe_succeeded(&mut self) -> Option<Transition> {
         match self.phase {
-            Phase::Open { .. } => Some(self.move_to(Phase::Closed, Reason::ActiveProbeSucceeded)),
-            Phase::Closed | Phase::HalfOpen { .. } => None,
+            Phase::Open { .. } | Phase::HalfOpen { .. } => {
+                Some(self.move_to(Phase::Closed, Reason::ActiveProbeSucceeded))
+            }
+            Phase::Closed => None,
         }
     }
 

@@ -113,6 +113,8 @@ pub(crate) struct TargetRuntime {
     /// Its recent first-byte latencies, for first-byte timeouts it did not set
     /// (`transport.rs`).
     pub(crate) silence: Mutex<silence::Estimate>,
+    /// Its active health probe while its breaker is open (`probe.rs`).
+    pub(crate) probe: Option<holdfast_config::Probe>,
 }
 
 /// A route, resolved.
@@ -320,6 +322,7 @@ fn build_targets<'c>(
             silence: Mutex::new(
                 silence::Estimate::new(silence::Config::default(), now).map_err(invalid)?,
             ),
+            probe: target.probe,
         });
     }
     Ok((targets, ids))

@@ -57,6 +57,48 @@ pub struct Target {
     /// here. Default `false`.
     #[serde(default)]
     pub takes_filtered: bool,
+    /// Active health probes while the target's breaker is open.
+    #[serde(default)]
+    pub probe: Probe,
+}
+
+/// `probe = { every = "2s", kind = "completion" }`: while the target's breaker is open,
+/// holdfast sends it a cheap call every `every` on its own, and closes the breaker as
+/// soon as one succeeds, so traffic returns within `every` of the target healing
+/// instead of after a timer. `probe = { enabled = false }` leaves recovery to the
+/// breaker's open time and half-open probes of real traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Probe {
+    /// Whether to probe. Default `true`.
+    pub enabled: bool,
+    /// Between two probes; at least `"100ms"`. Default `"2s"`.
+    pub every: HumanDuration,
+    /// `"completion"` (default): a one-token chat completion, which fails exactly when
+    /// the target's calls fail. `"models"`: `GET …/models`, free, but served apart from
+    /// the model itself at most providers, so it may answer through an outage of the
+    /// calls.
+    pub kind: ProbeKind,
+}
+
+impl Default for Probe {
+    fn default() -> Self {
+        Probe {
+            enabled: true,
+            every: HumanDuration::secs(2),
+            kind: ProbeKind::Completion,
+        }
+    }
+}
+
+/// What an active probe sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeKind {
+    /// A one-token chat completion.
+    Completion,
+    /// `GET …/models`.
+    Models,
 }
 
 /// A price, as `{ input_per_mtok = 2.5, output_per_mtok = 10.0 }`.

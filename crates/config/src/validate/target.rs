@@ -12,7 +12,7 @@ use holdfast_policy::pipeline::TargetSettings;
 
 use super::{Checker, known};
 use crate::path::FieldPath;
-use crate::resolved::{Provider, Target};
+use crate::resolved::{Probe, Provider, Target};
 use crate::schema::{self, Document};
 
 /// Every provider that validated.
@@ -122,6 +122,16 @@ fn target(
             }
         });
     let timeouts = timeouts(c, &path.key("timeouts"), &raw.timeouts);
+    if raw.probe.every.0 < std::time::Duration::from_millis(100) {
+        c.invalid(
+            path.key("probe").key("every"),
+            format!("{:?} is below the shortest, 100ms", raw.probe.every.0),
+        );
+    }
+    let probe = raw.probe.enabled.then_some(Probe {
+        every: raw.probe.every.0,
+        kind: raw.probe.kind,
+    });
     let settings = TargetSettings {
         breaker: None,
         budget: None,
@@ -147,6 +157,7 @@ fn target(
             Format::OpenAi => false,
         }),
         takes_filtered: raw.takes_filtered,
+        probe,
         settings,
     })
 }

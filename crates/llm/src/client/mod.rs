@@ -229,6 +229,51 @@ impl ProviderClient {
         Ok(stream)
     }
 
+    /// Asks `endpoint`'s provider for its model list (`GET …/models`), the cheapest
+    /// call that proves it answers: an active health probe. Ok on a 2xx within
+    /// `timeout`; otherwise the classified error.
+    pub async fn probe_models(
+        &self,
+        endpoint: &Endpoint,
+        timeout: Duration,
+    ) -> Result<(), ProviderError> {
+        let start = self.clock.now();
+        let deadline = Deadline {
+            at: start + timeout,
+            kind: TimeoutKind::Total,
+            started: start,
+        };
+        let (client, chat) = self.transport(endpoint)?;
+        let chat = chat.to_string();
+        let base = chat
+            .strip_suffix("/chat/completions")
+            .or_else(|| chat.strip_suffix("/messages"))
+            .unwrap_or(&chat);
+        let uri = http::Uri::try_from(format!("{base}/models"))
+            .map_err(|e| ProviderError::new(Outcome::BadRequest, e.to_string()))?;
+        let mut request = http::Request::get(uri)
+            .body(Bytes::new())
+            .map_err(|e| ProviderError::new(Outcome::BadRequest, e.to_string()))?;
+        *request.headers_mut() = request::headers(endpoint, &CallOptions::default(), false)?;
+        let response = deadline
+            .run(&*self.clock, client.send(request))
+            .await?
+            .map_err(|e| ProviderError::from_transport(&e, "probing", key(endpoint)))?;
+        let status = response.status.as_u16();
+        let retry_after = error::retry_after(&response.headers, self.clock.unix_millis());
+        let bytes = self.read_body(response.body, endpoint, deadline).await?;
+        if (200..300).contains(&status) {
+            Ok(())
+        } else {
+            Err(ProviderError::from_http(
+                status,
+                retry_after,
+                &bytes,
+                key(endpoint),
+            ))
+        }
+    }
+
     /// Sends the request and waits for the response head, racing `deadline`.
     async fn send(
         &self,

@@ -118,6 +118,7 @@ routes! {
     get "/admin/config/versions/{version}" operator => admin_config::version;
     post "/admin/targets/{name}/drain" operator => admin_targets::drain;
     post "/admin/targets/{name}/restore" operator => admin_targets::restore;
+    post "/admin/targets/{name}/reset" operator => admin_targets::reset;
 }
 
 pub use chat::read_chat_request;
