@@ -38,10 +38,10 @@ pub use load::{
     LoadOptions, Overrides, check, load, parse_key_env_prefixes, process_env,
 };
 pub use resolved::{
-    ClientKey, Config, Degraded, Engine, Idempotency, Listener, Logging, MidStream, Provider,
-    Quality, QualityGate, Route, Server, Source, Store, Summary, Target,
+    ClientKey, Config, Degraded, Engine, Idempotency, Listener, Logging, MidStream, Probe,
+    Provider, Quality, QualityGate, Route, Server, Source, Store, Summary, Target,
 };
-pub use schema::{LogFormat, OnFail, Role};
+pub use schema::{LogFormat, OnFail, ProbeKind, Role};
 pub use secret::Secret;
 pub use units::{ByteSize, HumanDuration};
 

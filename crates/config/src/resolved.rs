@@ -177,6 +177,8 @@ pub struct Target {
     pub supports_prefill: bool,
     /// Whether requests another target's content filter refused may come here.
     pub takes_filtered: bool,
+    /// Its active health probe while its breaker is open; `None` when turned off.
+    pub probe: Option<Probe>,
     /// Its breaker, retry budget and rate limits, for the registry. The breaker and
     /// budget come from the policy of the first route (in file order) that lists the
     /// target, or from the `default` policy when no route does.
@@ -195,6 +197,15 @@ impl Target {
             azure_api_version: self.azure_api_version.clone(),
         }
     }
+}
+
+/// An active health probe, resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probe {
+    /// Between two probes; at least 100 ms.
+    pub every: Duration,
+    /// What it sends.
+    pub kind: crate::schema::ProbeKind,
 }
 
 /// A model name clients ask for.

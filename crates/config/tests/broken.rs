@@ -306,6 +306,16 @@ fn timeouts_must_fit_in_total() {
 }
 
 #[test]
+fn a_zero_max_retry_after_is_refused() {
+    one(
+        &with("[policies.fast]\nmax_retry_after = \"0s\"\n"),
+        18,
+        "policies.fast.max_retry_after",
+        "longer than zero",
+    );
+}
+
+#[test]
 fn agent_breaker_and_hedge_name_their_fields() {
     one(
         &with("[agents]\nbreaker = { max_open_for = \"1s\" }\n"),

@@ -68,6 +68,10 @@ fn targets_carry_provider_price_timeouts_and_limits() {
         (2.5, 10.0)
     );
     assert_eq!(gpt.timeouts.first_byte, Duration::from_secs(10));
+    assert!(
+        gpt.timeouts.learns_first_byte,
+        "a first_byte left out is learned"
+    );
     assert_eq!(
         gpt.settings.requests,
         Some(rate_limit::Config::per_minute(10_000))

@@ -75,10 +75,35 @@ pub fn verdict(retry: &Backoff, attempt: u32, outcome: Outcome, rng: &mut Rng) -
     if !outcome.is_retryable() || attempt >= retry.max_attempts() {
         return Verdict::Exhausted;
     }
-    let delay = retry.delay(attempt, Duration::ZERO, rng);
+    let delay = delay_before(retry, attempt, rng);
     Verdict::Retry {
         delay: retry.wait(delay, outcome.retry_after()),
     }
+}
+
+/// The backoff before retry number `retry`, walking the schedule from the first retry
+/// so that decorrelated jitter grows from the delay before it, as it must: the engine
+/// keeps no delay between attempts (the next one may run on another node after a
+/// restart), so the walk recomputes them, and with `rng` seeded per task and step
+/// ([`step_rng`]) it repeats, within one process, the very delays that were used.
+fn delay_before(backoff: &Backoff, retry: u32, rng: &mut Rng) -> Duration {
+    let mut previous = Duration::ZERO;
+    for earlier in 1..retry {
+        previous = backoff.delay(earlier, previous, rng);
+    }
+    backoff.delay(retry, previous, rng)
+}
+
+/// The jitter generator of one step of one task: the same on every attempt, so that
+/// [`verdict`]'s walk through the schedule repeats the delays already used.
+pub fn step_rng(seed: u64, task_id: &str, step: &str) -> Rng {
+    // FNV-1a: stable across processes and versions, unlike the std hasher.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in task_id.bytes().chain([0]).chain(step.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    Rng::seeded(seed ^ hash)
 }
 
 /// A model call for an `llm` step, rendered.
@@ -367,6 +392,50 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn decorrelated_retries_of_one_step_grow_from_the_delay_before() {
+        let retry = Backoff::new(Config {
+            base: Duration::from_millis(100),
+            cap: Duration::from_secs(60),
+            max_attempts: 10,
+            jitter: Jitter::Decorrelated,
+        })
+        .unwrap();
+        let delay = |seed: u64, attempt: u32| {
+            let mut rng = step_rng(seed, "t-1", "fetch");
+            match verdict(&retry, attempt, Outcome::ServerError, &mut rng) {
+                Verdict::Retry { delay } => delay,
+                Verdict::Exhausted => panic!("attempt {attempt} is retried"),
+            }
+        };
+        let mut means = Vec::new();
+        for attempt in 1..=5 {
+            let mut sum = Duration::ZERO;
+            for seed in 0..2_000 {
+                let (before, now) = (
+                    if attempt == 1 {
+                        Duration::from_millis(100)
+                    } else {
+                        delay(seed, attempt - 1)
+                    },
+                    delay(seed, attempt),
+                );
+                assert!(
+                    now >= Duration::from_millis(100) && now <= before * 3,
+                    "seed {seed} attempt {attempt}: {now:?} after {before:?}"
+                );
+                sum += now;
+            }
+            means.push(sum / 2_000);
+        }
+        for pair in means.windows(2) {
+            assert!(
+                pair[1] > pair[0].mul_f64(1.5),
+                "the mean delay grows attempt after attempt: {means:?}"
+            );
+        }
+    }
 
     #[test]
     fn retryable_classes_go_back_to_the_queue_until_attempts_run_out() {

@@ -410,12 +410,10 @@ impl Inner {
         Ok(workflow)
     }
 
-    /// A generator for jitter, fresh per decision.
-    pub(crate) fn rng(&self) -> Rng {
-        Rng::seeded(
-            self.seed
-                .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed),
-        )
+    /// The jitter generator of `step` of `task_id`: the same on each of its attempts
+    /// (`attempt::verdict`).
+    pub(crate) fn step_rng(&self, task_id: &str, step: &str) -> Rng {
+        crate::attempt::step_rng(self.seed.load(Ordering::Relaxed), task_id, step)
     }
 
     /// A new task id: time first (ids sort by submission), then randomness.

@@ -245,6 +245,23 @@ async fn a_server_that_never_answers_times_out_at_the_total_or_the_callers_cap()
 }
 
 #[tokio::test]
+async fn a_silent_server_times_out_at_the_calls_first_byte_wait_when_one_is_given() {
+    let stall = Reply(vec![pause(2_000)]);
+    let server = serve(vec![stall]).await;
+    let mut endpoint = endpoint(&server, Format::OpenAi);
+    endpoint.timeouts.total = Duration::from_secs(10);
+    let options = CallOptions {
+        first_byte: Some(Duration::from_millis(100)),
+        ..CallOptions::default()
+    };
+    let err = client()
+        .complete(&endpoint, &chat_request(false), &options)
+        .await
+        .unwrap_err();
+    assert_eq!(err.outcome, Outcome::Timeout(TimeoutKind::FirstByte));
+}
+
+#[tokio::test]
 async fn a_body_that_stalls_halfway_times_out_idle() {
     let reply = Reply(vec![
         Step::Write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 400\r\n\r\n{\"id\":".to_vec()),

@@ -180,6 +180,49 @@ mod tests {
         );
     }
 
+    /// Mean, smallest and largest of `n` draws of retry `retry` after `previous`.
+    fn spread(b: &Backoff, retry: u32, previous: Duration, n: u32) -> (f64, f64, f64) {
+        let mut rng = Rng::seeded(42);
+        let draws: Vec<f64> = (0..n)
+            .map(|_| b.delay(retry, previous, &mut rng).as_secs_f64())
+            .collect();
+        let mean = draws.iter().sum::<f64>() / f64::from(n);
+        let low = draws.iter().copied().fold(f64::MAX, f64::min);
+        let high = draws.iter().copied().fold(0.0, f64::max);
+        (mean, low, high)
+    }
+
+    #[test]
+    fn full_jitter_spreads_uniformly_over_zero_to_the_exponential_ceiling() {
+        let b = backoff(Jitter::Full);
+        for (retry, ceiling) in [(1, 0.1), (3, 0.4), (6, 2.0)] {
+            let (mean, low, high) = spread(&b, retry, Duration::ZERO, 10_000);
+            assert!(
+                (mean - ceiling / 2.0).abs() < ceiling * 0.03,
+                "{retry}: {mean}"
+            );
+            assert!(low < ceiling * 0.01 && high > ceiling * 0.99, "{retry}");
+        }
+    }
+
+    #[test]
+    fn decorrelated_jitter_spreads_over_base_to_three_times_the_previous_delay() {
+        let b = backoff(Jitter::Decorrelated);
+        for (previous_ms, high_bound) in [(0, 0.3), (300, 0.9), (1_000, 2.0)] {
+            let previous = Duration::from_millis(previous_ms);
+            let (mean, low, high) = spread(&b, 2, previous, 10_000);
+            let expected = (0.1 + high_bound) / 2.0;
+            assert!(
+                (mean - expected).abs() < expected * 0.03,
+                "{previous_ms}: {mean}"
+            );
+            assert!(
+                low < 0.1 + 0.01 && high > high_bound * 0.99,
+                "{previous_ms}"
+            );
+        }
+    }
+
     proptest! {
         #[test]
         fn delays_stay_within_zero_and_cap(

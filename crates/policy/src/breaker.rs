@@ -1,9 +1,14 @@
 //! The circuit breaker: stop sending traffic to a target that is failing.
 //!
 //! Closed, it counts outcomes over a sliding window and opens when the failure rate or
-//! the slow-call rate reaches its threshold, once the window holds `min_calls`. Open, it
+//! the slow-call rate reaches its threshold, once the window holds `min_calls`, or at
+//! once on a run of `consecutive_failures` (as Envoy's outlier detection does): a window
+//! full of earlier successes must not outvote a total outage for seconds, while a run
+//! that long is next to impossible from a target that fails a fifth of the time. Open, it
 //! admits nothing until `open_for` has passed (at least the target's last Retry-After;
-//! doubled on each consecutive trip up to `max_open_for`). Half-open, it admits
+//! doubled on each failed probe in a row, up to `max_open_for`), or until an active
+//! probe sent by the caller succeeds ([`Breaker::probe_succeeded`]): recovery follows
+//! the evidence instead of a timer. Half-open, it admits
 //! `half_open_probes` probes and judges them by the same failure-rate threshold (as
 //! resilience4j does): it opens again as soon as their failure rate is sure to reach the
 //! threshold and closes as soon as it is sure to stay below. The breaker is a pure state
@@ -49,6 +54,9 @@ pub struct Config {
     pub max_open_for: Duration,
     /// Concurrent probes while half-open, and successes needed to close; 1..=1000.
     pub half_open_probes: u32,
+    /// Failures in a row that open the breaker whatever the window holds; 0 turns
+    /// this off.
+    pub consecutive_failures: u32,
 }
 
 impl Default for Config {
@@ -59,9 +67,10 @@ impl Default for Config {
             slow_call: Duration::from_secs(30),
             window: Duration::from_secs(30),
             min_calls: 20,
-            open_for: Duration::from_secs(60),
-            max_open_for: Duration::from_secs(300),
+            open_for: Duration::from_secs(5),
+            max_open_for: Duration::from_secs(20),
             half_open_probes: 3,
+            consecutive_failures: 10,
         }
     }
 }
@@ -134,6 +143,28 @@ pub enum Reason {
     ProbeFailed,
     /// Enough half-open probes succeeded.
     ProbesSucceeded,
+    /// This many calls in a row failed.
+    ConsecutiveFailures(u32),
+    /// An active probe, sent while the breaker was open, succeeded.
+    ActiveProbeSucceeded,
+    /// An operator reset it.
+    Reset,
+}
+
+impl Reason {
+    /// A sentence for the log.
+    pub fn describe(self) -> String {
+        match self {
+            Reason::FailureRate(rate) => format!("failure rate {:.0}%", rate * 100.0),
+            Reason::SlowCallRate(rate) => format!("slow-call rate {:.0}%", rate * 100.0),
+            Reason::OpenTimeElapsed => "open time elapsed".to_owned(),
+            Reason::ProbeFailed => "a half-open probe failed".to_owned(),
+            Reason::ProbesSucceeded => "half-open probes succeeded".to_owned(),
+            Reason::ConsecutiveFailures(n) => format!("{n} failures in a row"),
+            Reason::ActiveProbeSucceeded => "an active probe succeeded".to_owned(),
+            Reason::Reset => "reset by an operator".to_owned(),
+        }
+    }
 }
 
 /// A change of state.
@@ -198,6 +229,8 @@ pub struct Breaker {
     window: Window<5>,
     generation: u64,
     consecutive_trips: u32,
+    /// Failures recorded in a row while closed.
+    failures_in_a_row: u32,
     last_retry_after: Option<(Instant, Duration)>,
     /// When the current closed window started filling: the first admission after
     /// creation or after closing.
@@ -214,6 +247,7 @@ impl Breaker {
             window: Window::new(config.window),
             generation: 0,
             consecutive_trips: 0,
+            failures_in_a_row: 0,
             last_retry_after: None,
             observing_since: None,
         })
@@ -384,11 +418,47 @@ impl Breaker {
         self.window.add(now, CALLS, 1);
         if health == Health::Failure {
             self.window.add(now, FAILURES, 1);
+            self.failures_in_a_row = self.failures_in_a_row.saturating_add(1);
+        } else {
+            self.failures_in_a_row = 0;
         }
         if slow {
             self.window.add(now, SLOW, 1);
         }
+        let run = self.config.consecutive_failures;
+        if run > 0 && self.failures_in_a_row >= run {
+            let until = self.open_until_after_trip(now);
+            return Some(self.move_to(
+                Phase::Open { until },
+                Reason::ConsecutiveFailures(self.failures_in_a_row),
+            ));
+        }
         self.judge(now)
+    }
+
+    /// An active probe (a cheap request the caller sent on its own while the breaker
+    /// was open or half-open) succeeded: the target answers again, so close now rather
+    /// than wait out the open time or for traffic to finish the half-open verdict.
+    /// Ignored when closed.
+    pub fn probe_succeeded(&mut self) -> Option<Transition> {
+        match self.phase {
+            Phase::Open { .. } | Phase::HalfOpen { .. } => {
+                Some(self.move_to(Phase::Closed, Reason::ActiveProbeSucceeded))
+            }
+            Phase::Closed => None,
+        }
+    }
+
+    /// An operator says the target is fine: close, and forget the trips and the last
+    /// Retry-After. None if already closed.
+    pub fn reset(&mut self) -> Option<Transition> {
+        self.last_retry_after = None;
+        match self.phase {
+            Phase::Closed => None,
+            Phase::Open { .. } | Phase::HalfOpen { .. } => {
+                Some(self.move_to(Phase::Closed, Reason::Reset))
+            }
+        }
     }
 
     /// Records that a call already recorded as a success failed afterwards: a stream
@@ -453,6 +523,7 @@ impl Breaker {
             self.consecutive_trips = 0;
         }
         self.observing_since = None;
+        self.failures_in_a_row = 0;
         self.window.clear();
         self.generation += 1;
         self.phase = phase;

@@ -19,6 +19,7 @@ fn config() -> Config {
         open_for: Duration::from_secs(5),
         max_open_for: Duration::from_secs(20),
         half_open_probes: 2,
+        consecutive_failures: 0,
     }
 }
 
@@ -236,5 +237,78 @@ fn successes_that_failed_later_open_the_breaker() {
         b.record_late_failure(at(20), Outcome::StreamInterrupted),
         None,
         "open: nothing to correct"
+    );
+}
+
+#[test]
+fn a_run_of_failures_opens_at_once_however_many_successes_the_window_holds() {
+    let mut b = Breaker::new(Config {
+        consecutive_failures: 10,
+        min_calls: 20,
+        ..config()
+    })
+    .unwrap();
+    for i in 0..1_000 {
+        assert_eq!(call(&mut b, at(i), Outcome::Ok), None);
+    }
+    for i in 0..9 {
+        assert_eq!(call(&mut b, at(1_000 + i), Outcome::ServerError), None);
+    }
+    let t = call(&mut b, at(1_009), Outcome::ServerError).unwrap();
+    assert_eq!((t.from, t.to), (State::Closed, State::Open));
+    assert_eq!(t.reason, Reason::ConsecutiveFailures(10));
+}
+
+#[test]
+fn a_success_breaks_the_run_and_a_fifth_of_failures_never_trips() {
+    let mut b = Breaker::new(Config {
+        consecutive_failures: 10,
+        min_calls: 20,
+        ..config()
+    })
+    .unwrap();
+    let mut rng = crate::rng::Rng::seeded(3);
+    for i in 0..100_000 {
+        let outcome = if rng.range_inclusive(0, 99) < 20 {
+            Outcome::ServerError
+        } else {
+            Outcome::Ok
+        };
+        assert_eq!(call(&mut b, at(i), outcome), None, "call {i}");
+    }
+}
+
+#[test]
+fn an_active_probe_closes_an_open_breaker_before_its_time() {
+    let mut b = Breaker::new(config()).unwrap();
+    assert_eq!(b.probe_succeeded(), None, "closed: nothing to do");
+    trip(&mut b, at(0));
+    let t = b.probe_succeeded().unwrap();
+    assert_eq!((t.from, t.to), (State::Open, State::Closed));
+    assert_eq!(t.reason, Reason::ActiveProbeSucceeded);
+    assert!(b.would_admit(at(1)));
+    // The next trip starts from `open_for` again: the probe proved the target healthy.
+    let t = trip(&mut b, at(10));
+    assert_eq!(t.open_until, Some(at(5_010)));
+}
+
+#[test]
+fn a_reset_closes_and_forgets_the_retry_after() {
+    let mut b = Breaker::new(config()).unwrap();
+    assert_eq!(b.reset(), None);
+    let permit = admitted(&mut b, at(0));
+    let day = Outcome::RateLimited {
+        retry_after: Some(Duration::from_secs(86_400)),
+    };
+    b.record(at(0), permit, day, ms(10));
+    let t = trip(&mut b, at(0));
+    assert!(t.open_until.unwrap() >= at(86_400_000));
+    let t = b.reset().unwrap();
+    assert_eq!((t.to, t.reason), (State::Closed, Reason::Reset));
+    let t = trip(&mut b, at(1));
+    assert_eq!(
+        t.open_until,
+        Some(at(5_001)),
+        "the old Retry-After is forgotten"
     );
 }

@@ -5,7 +5,8 @@
 //! backoff and jitter ([`backoff`]) while a retry budget lasts ([`budget`]), stop sending
 //! to a failing target ([`breaker`]), respect rate limits ([`rate_limit`]) and one
 //! deadline across everything ([`deadline`]), fall back along a chain of targets
-//! ([`fallback`]), and hedge slow attempts ([`hedge`]). [`pipeline`] composes these into
+//! ([`fallback`]), hedge slow attempts ([`hedge`]) and call a target silent after a
+//! wait learned from its latency ([`silence`]). [`pipeline`] composes these into
 //! one pure state machine; [`driver`] runs it over a [`driver::Transport`].
 //!
 //! Nothing here does I/O or reads the time on its own: time comes from a [`Clock`], and
@@ -24,6 +25,7 @@ pub mod pipeline;
 pub mod rate_limit;
 pub mod rng;
 pub mod setting;
+pub mod silence;
 pub mod sim;
 pub mod window;
 

@@ -171,6 +171,20 @@ impl Outcome {
         }
     }
 
+    /// The same outcome with its Retry-After cut to `cap`: a provider's answer (or a
+    /// misconfigured proxy's) must not keep a target out for a day.
+    pub fn with_retry_after_at_most(self, cap: Duration) -> Outcome {
+        match self {
+            Outcome::RateLimited { retry_after } => Outcome::RateLimited {
+                retry_after: retry_after.map(|wait| wait.min(cap)),
+            },
+            Outcome::Overloaded { retry_after } => Outcome::Overloaded {
+                retry_after: retry_after.map(|wait| wait.min(cap)),
+            },
+            other => other,
+        }
+    }
+
     /// The wait the target asked for before it is sent anything again.
     pub fn retry_after(self) -> Option<Duration> {
         match self {

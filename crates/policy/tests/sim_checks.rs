@@ -54,6 +54,7 @@ impl Script {
             number,
             retry: number.saturating_sub(1),
             hedge: false,
+            fallback: false,
         };
         self.0.push(at(ms), CallId(call), Entry::Started(start));
         self

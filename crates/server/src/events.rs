@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use holdfast_llm::Usage;
 use holdfast_llm::price::cost_usd;
+use holdfast_policy::breaker::{State, Transition};
 use holdfast_policy::fallback::TargetId;
 use holdfast_policy::pipeline::{AttemptEvent, Next, PolicyEvent, Skip, Verdict};
 use holdfast_policy::{Instant, Outcome};
@@ -139,6 +140,7 @@ impl CallTrace {
                 },
                 PolicyEvent::TargetBreaker { target, transition } => {
                     metrics.breaker_transition(index(*target), transition.from, transition.to);
+                    log_transition(gateway, *target, transition);
                     breakers_moved = true;
                 }
                 PolicyEvent::AgentBreaker { transition, .. } => {
@@ -217,10 +219,21 @@ pub(crate) fn stream_broke(gateway: &Inner, target: TargetId, outcome: Outcome) 
             .metrics
             .breaker_transition(index(target), transition.from, transition.to);
         gateway.metrics.breaker_state(index(target), transition.to);
-        tracing::warn!(
-            target = %gateway.target_name(target),
-            "breaker opened by streams breaking after their first byte"
-        );
+        log_transition(gateway, target, &transition);
+    }
+}
+
+/// Logs a target breaker's change of state, with why: an operator reading the log
+/// sees every trip and every recovery, whatever caused it.
+pub(crate) fn log_transition(gateway: &Inner, target: TargetId, transition: &Transition) {
+    let name = gateway.target_name(target);
+    let (from, to) = (transition.from.name(), transition.to.name());
+    let why = transition.reason.describe();
+    match transition.to {
+        State::Open => tracing::warn!(target = %name, from, to, why, "breaker opened"),
+        State::HalfOpen | State::Closed => {
+            tracing::info!(target = %name, from, to, why, "breaker moved")
+        }
     }
 }
 

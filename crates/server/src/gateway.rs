@@ -25,6 +25,7 @@ use holdfast_policy::Clock;
 use holdfast_policy::breaker::State;
 use holdfast_policy::fallback::{Chain, Link, TargetId};
 use holdfast_policy::pipeline::{Policy, Registry};
+use holdfast_policy::silence;
 use serde_json::json;
 
 use crate::auth::ClientKeys;
@@ -109,6 +110,11 @@ pub(crate) struct TargetRuntime {
     pub(crate) price: Price,
     /// Whether it continues an answer given as an assistant prefill.
     pub(crate) supports_prefill: bool,
+    /// Its recent first-byte latencies, for first-byte timeouts it did not set
+    /// (`transport.rs`).
+    pub(crate) silence: Mutex<silence::Estimate>,
+    /// Its active health probe while its breaker is open (`probe.rs`).
+    pub(crate) probe: Option<holdfast_config::Probe>,
 }
 
 /// A route, resolved.
@@ -313,6 +319,10 @@ fn build_targets<'c>(
             endpoint: target.endpoint(),
             price: target.price,
             supports_prefill: target.supports_prefill,
+            silence: Mutex::new(
+                silence::Estimate::new(silence::Config::default(), now).map_err(invalid)?,
+            ),
+            probe: target.probe,
         });
     }
     Ok((targets, ids))

@@ -50,6 +50,7 @@ mod llm_step;
 mod meta;
 mod metrics;
 mod output;
+mod probe;
 mod prompt;
 mod quality;
 mod readiness;
@@ -97,6 +98,7 @@ pub async fn serve(
         gateway.live.bind(addr);
     }
     let _alerts = alerts::start(&gateway);
+    let _probes = probe::start(&gateway);
     // The routes are resolved once, here, and the result shared by every connection:
     // resolving them per connection would rebuild the whole route table each time
     // (~18 KiB, held as long as the connection lives: 18 MiB with 1,000 clients

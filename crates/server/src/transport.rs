@@ -9,12 +9,14 @@
 //! the pipeline fails over freely.
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use holdfast_llm::openai::ChatRequest;
 use holdfast_llm::{CallOptions, ChunkStream, Completion, ProviderError, Usage};
 use holdfast_policy::Outcome;
 use holdfast_policy::driver::{Classified, Transport};
 use holdfast_policy::pipeline::{AttemptId, StartAttempt};
+use holdfast_policy::silence::Mode;
 
 use crate::gateway::Inner;
 use crate::output::OutputCheck;
@@ -80,11 +82,46 @@ impl<'a> Attempts<'a> {
             .push(note);
     }
 
-    fn options(&self, start: &StartAttempt) -> CallOptions {
+    fn options(&self, start: &StartAttempt, mode: Mode) -> CallOptions {
         CallOptions {
             idempotency_key: Some(self.idempotency_key.to_owned()),
             timeout_cap: Some(start.timeout),
+            first_byte: self.first_byte(start, mode),
             headers: Vec::new(),
+        }
+    }
+
+    /// The attempt's wait for its first byte: the target's own when it set one;
+    /// otherwise learned from its latency, for a stream always, and for a whole answer
+    /// only where another target could take the call (on the last one, a long answer
+    /// is worth waiting for up to the total timeout).
+    fn first_byte(&self, start: &StartAttempt, mode: Mode) -> Option<Duration> {
+        let target = self.gateway.target(start.target)?;
+        let timeouts = target.endpoint.timeouts;
+        if !timeouts.learns_first_byte {
+            return None;
+        }
+        let estimate = target.silence.lock().unwrap_or_else(|e| e.into_inner());
+        match mode {
+            Mode::Streamed => {
+                Some(estimate.timeout(mode, timeouts.first_byte, timeouts.first_byte))
+            }
+            Mode::Whole => start
+                .fallback
+                .then(|| estimate.timeout(mode, timeouts.first_byte, timeouts.total)),
+        }
+    }
+
+    /// Teaches the target's estimate how long a successful attempt waited for its
+    /// first byte.
+    fn learn(&self, start: &StartAttempt, mode: Mode, latency: Duration) {
+        if let Some(target) = self.gateway.target(start.target) {
+            let now = self.gateway.clock.now();
+            target
+                .silence
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .record(now, mode, latency);
         }
     }
 
@@ -109,7 +146,7 @@ impl Transport for Completing<'_> {
     async fn attempt(&self, start: StartAttempt) -> Result<Completion, AttemptError> {
         let attempts = &self.0;
         let endpoint = attempts.endpoint(&start)?;
-        let options = attempts.options(&start);
+        let options = attempts.options(&start, Mode::Whole);
         match attempts
             .gateway
             .client
@@ -118,6 +155,7 @@ impl Transport for Completing<'_> {
         {
             Ok(completion) => match attempts.check.check(&completion.response) {
                 Ok(()) => {
+                    attempts.learn(&start, Mode::Whole, completion.latency);
                     attempts.note(start.attempt, completion.usage, None);
                     Ok(completion)
                 }
@@ -145,14 +183,23 @@ impl Transport for Streaming<'_> {
     async fn attempt(&self, start: StartAttempt) -> Result<ChunkStream, AttemptError> {
         let attempts = &self.0;
         let endpoint = attempts.endpoint(&start)?;
-        let options = attempts.options(&start);
+        let options = attempts.options(&start, Mode::Streamed);
+        let started = attempts.gateway.clock.now();
         match attempts
             .gateway
             .client
             .stream(endpoint, attempts.request, &options)
             .await
         {
-            Ok(stream) => Ok(stream),
+            Ok(stream) => {
+                let waited = attempts
+                    .gateway
+                    .clock
+                    .now()
+                    .saturating_duration_since(started);
+                attempts.learn(&start, Mode::Streamed, waited);
+                Ok(stream)
+            }
             Err(err) => {
                 attempts.note(start.attempt, None, Some(&err));
                 Err(AttemptError(err))

@@ -1,6 +1,7 @@
 //! `holdfast targets`: each target's health on a running server, and an operator's
 //! drain: take a target out of rotation (maintenance, an announced incident, a failover
-//! drill) and put it back, without a configuration change.
+//! drill) and put it back, without a configuration change; and an operator's reset of
+//! a target's breaker and pending Retry-After.
 
 use std::process::ExitCode;
 
@@ -30,6 +31,14 @@ pub(crate) enum Command {
     },
     /// Put a drained target back in rotation now.
     Restore {
+        /// The target's name.
+        name: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Close a target's breaker and forget its pending Retry-After (an operator who
+    /// knows the provider recovered); logged by the server.
+    Reset {
         /// The target's name.
         name: String,
         #[command(flatten)]
@@ -74,6 +83,15 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             let path = format!("/admin/targets/{}/drain", segment(&name)?);
             let (_, body) = remote.send(Request::post(&path, json!({"for": duration})))?;
             report(&remote, &body, &name);
+        }
+        Command::Reset { name, remote } => {
+            let path = format!("/admin/targets/{}/reset", segment(&name)?);
+            let (_, body) = remote.send(Request::post(&path, json!({})))?;
+            if remote.json {
+                print_json(&body);
+            } else {
+                println!("{name}: breaker {}", cell(&body["breaker"]));
+            }
         }
         Command::Restore { name, remote } => {
             let path = format!("/admin/targets/{}/restore", segment(&name)?);

@@ -27,6 +27,9 @@ pub struct Policy {
     /// No attempt starts with less time than this left before the request's deadline.
     /// Default `"50ms"`.
     pub min_attempt_time: HumanDuration,
+    /// The longest Retry-After honoured: a longer one (a day, from a misbehaving proxy)
+    /// keeps the target out for this long only; > 0. Default `"5m"`.
+    pub max_retry_after: HumanDuration,
     /// Hedging: a second attempt on the next target when the first is slow. Default:
     /// off; writing the table turns it on.
     pub hedge: Option<Hedge>,
@@ -40,6 +43,7 @@ impl Default for Policy {
             breaker: Breaker::default(),
             fail_over_when_retry_after_exceeds: HumanDuration::secs(2),
             min_attempt_time: HumanDuration::millis(50),
+            max_retry_after: HumanDuration::secs(300),
             hedge: None,
         }
     }
@@ -136,13 +140,20 @@ pub struct Breaker {
     pub window: HumanDuration,
     /// Calls the window must hold before rates are judged; ≥ 1. Default 20.
     pub min_calls: u32,
-    /// How long the breaker stays open after its first trip; > 0. Default `"60s"`.
+    /// How long the breaker stays open after its first trip, unless an active probe
+    /// (the target's `probe`) closes it sooner; > 0. Default `"5s"`.
     pub open_for: HumanDuration,
-    /// The longest it stays open after repeated trips; ≥ `open_for`. Default `"5m"`.
-    pub max_open_for: HumanDuration,
+    /// The longest it stays open: the open time doubles with each failed half-open
+    /// probe in a row up to this, so that recovery is never more than this late;
+    /// ≥ `open_for`. Default `"20s"`, or `open_for` when that is longer.
+    pub max_open_for: Option<HumanDuration>,
     /// Probes let through while half-open, and successes needed to close; 1..=1000.
     /// Default 3.
     pub half_open_probes: u32,
+    /// Failures in a row that open the breaker at once, whatever the window holds
+    /// (a total outage is cut off after this many calls at any traffic); 0 turns it
+    /// off. Default 10.
+    pub consecutive_failures: u32,
 }
 
 impl Default for Breaker {
@@ -154,9 +165,10 @@ impl Default for Breaker {
             slow_call: HumanDuration::secs(30),
             window: HumanDuration::secs(30),
             min_calls: 20,
-            open_for: HumanDuration::secs(60),
-            max_open_for: HumanDuration::secs(300),
+            open_for: HumanDuration::secs(5),
+            max_open_for: None,
             half_open_probes: 3,
+            consecutive_failures: 10,
         }
     }
 }

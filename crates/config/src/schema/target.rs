@@ -62,6 +62,48 @@ pub struct Target {
     /// here. Default `false`.
     #[serde(default)]
     pub takes_filtered: bool,
+    /// Active health probes while the target's breaker is open.
+    #[serde(default)]
+    pub probe: Probe,
+}
+
+/// `probe = { every = "2s", kind = "completion" }`: while the target's breaker is open,
+/// holdfast sends it a cheap call every `every` on its own, and closes the breaker as
+/// soon as one succeeds, so traffic returns within `every` of the target healing
+/// instead of after a timer. `probe = { enabled = false }` leaves recovery to the
+/// breaker's open time and half-open probes of real traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Probe {
+    /// Whether to probe. Default `true`.
+    pub enabled: bool,
+    /// Between two probes; at least `"100ms"`. Default `"2s"`.
+    pub every: HumanDuration,
+    /// `"completion"` (default): a one-token chat completion, which fails exactly when
+    /// the target's calls fail. `"models"`: `GET …/models`, free, but served apart from
+    /// the model itself at most providers, so it may answer through an outage of the
+    /// calls.
+    pub kind: ProbeKind,
+}
+
+impl Default for Probe {
+    fn default() -> Self {
+        Probe {
+            enabled: true,
+            every: HumanDuration::secs(2),
+            kind: ProbeKind::Completion,
+        }
+    }
+}
+
+/// What an active probe sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeKind {
+    /// A one-token chat completion.
+    Completion,
+    /// `GET …/models`.
+    Models,
 }
 
 /// A price, as `{ input_per_mtok = 2.5, output_per_mtok = 10.0 }`.
@@ -82,8 +124,13 @@ pub struct Price {
 pub struct Timeouts {
     /// Establishing the connection (TCP and TLS). Default `"2s"`.
     pub connect: HumanDuration,
-    /// Streams only: from sending the request to the first event. Default `"10s"`.
-    pub first_byte: HumanDuration,
+    /// From sending the request to the first event of a stream. Left out (the
+    /// default), it is learned from the target's recent latency: its 99th percentile
+    /// times 3, at least 1s and at most `"10s"` (at most `total` for a whole answer,
+    /// which arrives with its first byte); `"10s"` until enough calls are known. A
+    /// whole (non-streamed) answer is cut short by it only when another target of the
+    /// route could take the call. Set, it is used as it is, for streams only.
+    pub first_byte: Option<HumanDuration>,
     /// Between two reads of a response that has started. Default `"15s"`.
     pub idle: HumanDuration,
     /// The whole attempt, body included. Default `"120s"`.
@@ -94,7 +141,7 @@ impl Default for Timeouts {
     fn default() -> Self {
         Timeouts {
             connect: HumanDuration::secs(2),
-            first_byte: HumanDuration::secs(10),
+            first_byte: None,
             idle: HumanDuration::secs(15),
             total: HumanDuration::secs(120),
         }

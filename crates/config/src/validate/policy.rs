@@ -70,6 +70,7 @@ fn one(c: &mut Checker<'_>, path: &FieldPath, raw: &schema::Policy) -> Option<Re
         fail_over_when_retry_after_exceeds: raw.fail_over_when_retry_after_exceeds.0,
         hedge: hedge?,
         min_attempt_time: raw.min_attempt_time.0,
+        max_retry_after: raw.max_retry_after.0,
     };
     // Whatever else the policy crate checks of a policy as a whole.
     policy.validate().map_err(|e| c.setting(path, e)).ok()?;
@@ -111,6 +112,9 @@ fn budget_config(
     Some(Some(config))
 }
 
+/// A breaker's longest open time when the file does not say.
+const DEFAULT_MAX_OPEN_FOR: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// A breaker under `path` (`policies.NAME` or `agents`): `Some(None)` when disabled,
 /// `None` when invalid.
 pub(crate) fn breaker(
@@ -128,8 +132,11 @@ pub(crate) fn breaker(
         window: raw.window.0,
         min_calls: raw.min_calls,
         open_for: raw.open_for.0,
-        max_open_for: raw.max_open_for.0,
+        max_open_for: raw
+            .max_open_for
+            .map_or_else(|| DEFAULT_MAX_OPEN_FOR.max(raw.open_for.0), |set| set.0),
         half_open_probes: raw.half_open_probes,
+        consecutive_failures: raw.consecutive_failures,
     };
     config.validate().map_err(|e| c.setting(path, e)).ok()?;
     Some(Some(config))
@@ -180,8 +187,9 @@ mod tests {
             window: r.window.0,
             min_calls: r.min_calls,
             open_for: r.open_for.0,
-            max_open_for: r.max_open_for.0,
+            max_open_for: r.max_open_for.map_or(DEFAULT_MAX_OPEN_FOR, |set| set.0),
             half_open_probes: r.half_open_probes,
+            consecutive_failures: r.consecutive_failures,
         };
         assert_eq!(breaker, breaker::Config::default());
         let h = schema::Hedge::default();
@@ -198,5 +206,6 @@ mod tests {
             policy.fail_over_when_retry_after_exceeds
         );
         assert_eq!(raw.min_attempt_time.0, policy.min_attempt_time);
+        assert_eq!(raw.max_retry_after.0, policy.max_retry_after);
     }
 }

@@ -12,7 +12,7 @@ use holdfast_policy::pipeline::TargetSettings;
 
 use super::{Checker, known};
 use crate::path::FieldPath;
-use crate::resolved::{Provider, Target};
+use crate::resolved::{Probe, Provider, Target};
 use crate::schema::{self, Document};
 
 /// Every provider that validated.
@@ -146,6 +146,16 @@ fn target(
             }
         });
     let timeouts = timeouts(c, &path.key("timeouts"), &raw.timeouts);
+    if raw.probe.every.0 < std::time::Duration::from_millis(100) {
+        c.invalid(
+            path.key("probe").key("every"),
+            format!("{:?} is below the shortest, 100ms", raw.probe.every.0),
+        );
+    }
+    let probe = raw.probe.enabled.then_some(Probe {
+        every: raw.probe.every.0,
+        kind: raw.probe.kind,
+    });
     let settings = TargetSettings {
         breaker: None,
         budget: None,
@@ -172,18 +182,25 @@ fn target(
             Format::OpenAi => false,
         }),
         takes_filtered: raw.takes_filtered,
+        probe,
         settings,
     })
 }
 
+/// The longest learned first-byte timeout of a stream, and the wait before any is
+/// learned.
+const LEARNED_FIRST_BYTE_CEILING: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn timeouts(c: &mut Checker<'_>, path: &FieldPath, raw: &schema::Timeouts) -> Option<Timeouts> {
     let total = c.positive(path.key("total"), raw.total);
     let mut ok = total.is_some();
-    for (field, value) in [
-        ("connect", raw.connect),
+    let fields = [
+        ("connect", Some(raw.connect)),
         ("first_byte", raw.first_byte),
-        ("idle", raw.idle),
-    ] {
+        ("idle", Some(raw.idle)),
+    ];
+    for (field, value) in fields {
+        let Some(value) = value else { continue };
         match (c.positive(path.key(field), value), total) {
             (None, _) => ok = false,
             (Some(value), Some(total)) if value > total => {
@@ -198,7 +215,10 @@ fn timeouts(c: &mut Checker<'_>, path: &FieldPath, raw: &schema::Timeouts) -> Op
     }
     ok.then_some(Timeouts {
         connect: raw.connect.0,
-        first_byte: raw.first_byte.0,
+        first_byte: raw
+            .first_byte
+            .map_or(LEARNED_FIRST_BYTE_CEILING.min(raw.total.0), |set| set.0),
+        learns_first_byte: raw.first_byte.is_none(),
         idle: raw.idle.0,
         total: raw.total.0,
     })

@@ -56,7 +56,8 @@ impl Cx<'_> {
                     return Ok(done);
                 }
                 Err(failure) => {
-                    let mut rng = self.engine.rng();
+                    let compensation = format!("{}/compensate", step.name);
+                    let mut rng = self.engine.step_rng(&self.task_id, &compensation);
                     match verdict(&comp.retry, try_no, failure.outcome, &mut rng) {
                         Verdict::Retry { delay } => {
                             let wake = self.engine.clock.now() + delay;

@@ -229,7 +229,7 @@ impl Cx<'_> {
         let step = &self.workflow.steps[i];
         let class = failure.outcome.class();
         let kind = step.action.kind();
-        let mut rng = self.engine.rng();
+        let mut rng = self.engine.step_rng(&self.task_id, &step.name);
         match verdict(&step.retry, attempt, failure.outcome, &mut rng) {
             Verdict::Retry { delay } => {
                 let at = self.now() + delay.as_millis() as u64;

@@ -46,8 +46,13 @@ impl fmt::Display for ApiKey {
 pub struct Timeouts {
     /// Establishing the TCP (and TLS) connection.
     pub connect: Duration,
-    /// Streams only: from sending the request to the first event.
+    /// Streams: from sending the request to the first event (unless the call's
+    /// [`CallOptions::first_byte`] says otherwise). With `learns_first_byte`, the
+    /// ceiling of a timeout the caller learns from the target's latency.
     pub first_byte: Duration,
+    /// Whether the caller learns the first-byte timeout from the target's observed
+    /// latency (the target did not set one) rather than using `first_byte` as it is.
+    pub learns_first_byte: bool,
     /// Between two reads of a started response.
     pub idle: Duration,
     /// The whole attempt, body included.
@@ -59,6 +64,7 @@ impl Default for Timeouts {
         Timeouts {
             connect: Duration::from_secs(2),
             first_byte: Duration::from_secs(10),
+            learns_first_byte: false,
             idle: Duration::from_secs(15),
             total: Duration::from_secs(120),
         }
@@ -104,6 +110,10 @@ pub struct CallOptions {
     pub idempotency_key: Option<String>,
     /// Caps the total timeout (the caller's remaining deadline).
     pub timeout_cap: Option<Duration>,
+    /// The first-byte timeout of this call, replacing the endpoint's for a stream; for
+    /// a non-streamed call, the longest wait for the response head (a silent provider),
+    /// which otherwise only the total timeout bounds. Capped by the total.
+    pub first_byte: Option<Duration>,
     /// Extra headers (e.g. `anthropic-beta`); they cannot replace the auth headers.
     pub headers: Vec<(String, String)>,
 }

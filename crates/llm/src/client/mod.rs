@@ -124,7 +124,8 @@ impl ProviderClient {
     /// Sends `request` to `endpoint` and waits for the whole answer.
     ///
     /// Enforces the connect and total timeouts (the total capped by
-    /// `options.timeout_cap`) and the idle timeout while reading the body. An answer
+    /// `options.timeout_cap`), `options.first_byte` on the response head when set, and
+    /// the idle timeout while reading the body. An answer
     /// whose finish reason is `content_filter` is an error of class
     /// [`Outcome::ContentFiltered`] whose `body` holds the answer.
     pub async fn complete(
@@ -135,8 +136,17 @@ impl ProviderClient {
     ) -> Result<Completion, ProviderError> {
         let start = self.clock.now();
         let total = total_deadline(start, endpoint, options);
+        let head = match options.first_byte {
+            Some(wait) => Deadline {
+                at: start + wait,
+                kind: TimeoutKind::FirstByte,
+                started: start,
+            }
+            .min(total),
+            None => total,
+        };
         let body = request::request_body(endpoint, request, false)?;
-        let response = self.send(endpoint, body, options, false, total).await?;
+        let response = self.send(endpoint, body, options, false, head).await?;
         let status = response.status.as_u16();
         let retry_after = error::retry_after(&response.headers, self.clock.unix_millis());
         let bytes = self.read_body(response.body, endpoint, total).await?;
@@ -184,7 +194,7 @@ impl ProviderClient {
         let start = self.clock.now();
         let total = total_deadline(start, endpoint, options);
         let first = Deadline {
-            at: start + endpoint.timeouts.first_byte,
+            at: start + options.first_byte.unwrap_or(endpoint.timeouts.first_byte),
             kind: TimeoutKind::FirstByte,
             started: start,
         }
@@ -217,6 +227,51 @@ impl ProviderClient {
         );
         stream.wait_first_event(first).await?;
         Ok(stream)
+    }
+
+    /// Asks `endpoint`'s provider for its model list (`GET …/models`), the cheapest
+    /// call that proves it answers: an active health probe. Ok on a 2xx within
+    /// `timeout`; otherwise the classified error.
+    pub async fn probe_models(
+        &self,
+        endpoint: &Endpoint,
+        timeout: Duration,
+    ) -> Result<(), ProviderError> {
+        let start = self.clock.now();
+        let deadline = Deadline {
+            at: start + timeout,
+            kind: TimeoutKind::Total,
+            started: start,
+        };
+        let (client, chat) = self.transport(endpoint)?;
+        let chat = chat.to_string();
+        let base = chat
+            .strip_suffix("/chat/completions")
+            .or_else(|| chat.strip_suffix("/messages"))
+            .unwrap_or(&chat);
+        let uri = http::Uri::try_from(format!("{base}/models"))
+            .map_err(|e| ProviderError::new(Outcome::BadRequest, e.to_string()))?;
+        let mut request = http::Request::get(uri)
+            .body(Bytes::new())
+            .map_err(|e| ProviderError::new(Outcome::BadRequest, e.to_string()))?;
+        *request.headers_mut() = request::headers(endpoint, &CallOptions::default(), false)?;
+        let response = deadline
+            .run(&*self.clock, client.send(request))
+            .await?
+            .map_err(|e| ProviderError::from_transport(&e, "probing", key(endpoint)))?;
+        let status = response.status.as_u16();
+        let retry_after = error::retry_after(&response.headers, self.clock.unix_millis());
+        let bytes = self.read_body(response.body, endpoint, deadline).await?;
+        if (200..300).contains(&status) {
+            Ok(())
+        } else {
+            Err(ProviderError::from_http(
+                status,
+                retry_after,
+                &bytes,
+                key(endpoint),
+            ))
+        }
     }
 
     /// Sends the request and waits for the response head, racing `deadline`.

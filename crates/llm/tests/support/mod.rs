@@ -197,6 +197,7 @@ pub fn endpoint(server: &Server, format: Format) -> Endpoint {
         timeouts: Timeouts {
             connect: Duration::from_millis(500),
             first_byte: Duration::from_millis(300),
+            learns_first_byte: false,
             idle: Duration::from_millis(300),
             total: Duration::from_secs(3),
         },

@@ -8,7 +8,7 @@ use super::{
     Verdict, Wake,
 };
 use crate::clock::Instant;
-use crate::outcome::{Health, Outcome};
+use crate::outcome::{Health, Outcome, TimeoutKind};
 
 impl Call {
     pub(super) fn finished(
@@ -22,6 +22,7 @@ impl Call {
         let Some(index) = self.in_flight.iter().position(|f| f.id == attempt) else {
             return; // cancelled earlier, or unknown: nothing to learn from it
         };
+        let outcome = outcome.with_retry_after_at_most(self.request.policy.max_retry_after);
         let flight = self.in_flight.swap_remove(index);
         self.record_target(registry, now, &flight, outcome, out);
         self.last = Some(outcome);
@@ -136,6 +137,11 @@ impl Call {
             };
             return fall_back(FallBackReason::NotRetryableHere).unwrap_or(Next::GaveUp(reason));
         }
+        if is_silence(outcome)
+            && let Some(next) = fall_back(FallBackReason::Silent)
+        {
+            return next;
+        }
         let tries = self.tries[flight.link];
         if tries >= policy.backoff.max_attempts() {
             return fall_back(FallBackReason::AttemptsExhausted)
@@ -176,5 +182,32 @@ impl Call {
             self.link = next;
             self.previous_delay = Duration::ZERO;
         }
+    }
+}
+
+/// Whether `outcome` is a target that did not answer in time: no connection, no first
+/// byte, or an attempt that hung to its end. Waiting for it again costs a whole timeout
+/// more; the next target of the chain, when there is one, costs one round trip.
+fn is_silence(outcome: Outcome) -> bool {
+    match outcome {
+        Outcome::Timeout(kind) => match kind {
+            TimeoutKind::Connect | TimeoutKind::FirstByte | TimeoutKind::Total => true,
+            TimeoutKind::Idle => false,
+        },
+        Outcome::Ok
+        | Outcome::RateLimited { .. }
+        | Outcome::QuotaExhausted
+        | Outcome::Overloaded { .. }
+        | Outcome::ServerError
+        | Outcome::Connection
+        | Outcome::Auth
+        | Outcome::BadRequest
+        | Outcome::NotFound
+        | Outcome::ContextOverflow
+        | Outcome::ContentFiltered
+        | Outcome::InvalidOutput
+        | Outcome::StreamInterrupted
+        | Outcome::Cancelled
+        | Outcome::EgressDenied => false,
     }
 }

@@ -233,6 +233,7 @@ impl Call {
         self.tries[link] += 1;
         self.used[link] = true;
         self.in_flight.push(flight);
+        let fallback = self.next_link(link).is_some();
         out.push(Action::Start(StartAttempt {
             attempt: flight.id,
             target,
@@ -241,6 +242,7 @@ impl Call {
             number: flight.number,
             retry: flight.retry,
             hedge,
+            fallback,
         }));
         if !hedge && !self.hedged {
             self.schedule_hedge(registry, now, flight.id, target, out);

@@ -48,6 +48,9 @@ pub struct StartAttempt {
     pub retry: u32,
     /// Whether it is a hedge running beside another attempt.
     pub hedge: bool,
+    /// Whether a later target of the chain could take the call if this attempt is
+    /// silent: only then is a whole answer's wait for its head worth cutting short.
+    pub fallback: bool,
 }
 
 /// How a call ended.
@@ -154,6 +157,9 @@ pub enum FallBackReason {
     NoTimeToRetry,
     /// The retry budget refused a retry here.
     BudgetExhausted,
+    /// The target did not answer in time (connect, first byte or a hang): another
+    /// target answers sooner than a second wait on this one.
+    Silent,
 }
 
 impl FallBackReason {
@@ -165,6 +171,7 @@ impl FallBackReason {
             FallBackReason::RetryAfterTooLong => "retry_after_too_long",
             FallBackReason::NoTimeToRetry => "no_time_to_retry",
             FallBackReason::BudgetExhausted => "budget_exhausted",
+            FallBackReason::Silent => "silent",
         }
     }
 }

@@ -51,6 +51,8 @@ pub struct Policy {
     pub hedge: Option<hedge::Config>,
     /// No attempt starts with less time than this before the deadline.
     pub min_attempt_time: Duration,
+    /// The longest Retry-After honoured; a longer one counts as this long. > 0.
+    pub max_retry_after: Duration,
 }
 
 impl Policy {
@@ -61,11 +63,13 @@ impl Policy {
             fail_over_when_retry_after_exceeds: Duration::from_secs(2),
             hedge: None,
             min_attempt_time: Duration::from_millis(50),
+            max_retry_after: Duration::from_secs(300),
         }
     }
 
     /// Checks the settings that are not checked by their own constructors.
     pub fn validate(&self) -> Result<(), InvalidSetting> {
+        crate::setting::check_positive("max_retry_after", self.max_retry_after)?;
         if let Some(hedge) = &self.hedge {
             hedge.validate()?;
         }

@@ -210,6 +210,15 @@ impl Registry {
         }
     }
 
+    /// An operator says `target` is fine: closes its breaker and forgets its pending
+    /// Retry-After. Returns the breaker's change of state, if it was not closed; `None`
+    /// also when there is no such target.
+    pub fn reset(&mut self, target: TargetId) -> Option<Transition> {
+        let health = self.target_mut(target)?;
+        health.not_before = Instant::ZERO;
+        health.breaker.as_mut()?.reset()
+    }
+
     /// Puts a drained `target` back in rotation now. False if there is no such target.
     pub fn restore(&mut self, target: TargetId) -> bool {
         self.drain(target, Instant::ZERO)

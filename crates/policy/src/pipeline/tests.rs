@@ -177,6 +177,49 @@ fn retries_with_backoff_then_falls_back() {
 }
 
 #[test]
+fn a_silent_target_fails_over_at_once_and_is_retried_only_when_it_is_the_last() {
+    for kind in [
+        TimeoutKind::Connect,
+        TimeoutKind::FirstByte,
+        TimeoutKind::Total,
+    ] {
+        let mut f = fixture(2);
+        let mut call = f.call(Deadline::NONE);
+        let first = started(&call.handle(&mut f.registry, at(0), Event::Start))[0];
+        let a = call.handle(
+            &mut f.registry,
+            at(10_000),
+            Event::Finished {
+                attempt: first.attempt,
+                outcome: Outcome::Timeout(kind),
+            },
+        );
+        assert_eq!(
+            attempt_next(&a),
+            vec![Next::FallBack {
+                to: TargetId(1),
+                because: FallBackReason::Silent
+            }],
+            "{kind:?}"
+        );
+        let second = started(&a)[0];
+        assert_eq!(second.target, TargetId(1), "{kind:?}");
+        let a = call.handle(
+            &mut f.registry,
+            at(20_000),
+            Event::Finished {
+                attempt: second.attempt,
+                outcome: Outcome::Timeout(kind),
+            },
+        );
+        assert!(
+            matches!(attempt_next(&a)[..], [Next::Retry { .. }]),
+            "the last target is retried: {a:?}"
+        );
+    }
+}
+
+#[test]
 fn auth_is_not_retried_on_the_same_target() {
     let mut f = fixture(2);
     let mut call = f.call(Deadline::NONE);
@@ -628,4 +671,28 @@ fn a_drained_target_is_passed_over_until_the_drain_ends_or_it_is_restored() {
     let a = call.handle(&mut f.registry, at(1_100), Event::Start);
     assert_eq!(started(&a)[0].target, TargetId(0));
     assert!(!f.registry.drain(TargetId(7), at(5_000)), "no such target");
+}
+
+#[test]
+fn a_retry_after_of_a_day_keeps_the_target_out_for_max_retry_after_only() {
+    let mut f = fixture(2);
+    let mut call = f.call(Deadline::NONE);
+    let s = started(&call.handle(&mut f.registry, at(0), Event::Start))[0];
+    let day = Duration::from_secs(86_400);
+    call.handle(
+        &mut f.registry,
+        at(5),
+        Event::Finished {
+            attempt: s.attempt,
+            outcome: Outcome::RateLimited {
+                retry_after: Some(day),
+            },
+        },
+    );
+    let health = f.registry.target(s.target).unwrap();
+    assert_eq!(
+        health.not_before,
+        at(5) + f.policy.max_retry_after,
+        "capped at max_retry_after (5 min by default), not a day"
+    );
 }

@@ -37,7 +37,15 @@ pub(crate) fn evaluate(rule: &AlertRule, samples: &[Sample]) -> Reading {
             ratio(start, now, num, den, rule.min_volume)
         }
         Expr::Baseline { num, den } => baseline(rule, samples, now, num, den),
-        Expr::Trend(signal) => return trend(rule, samples, now.at, signal),
+        Expr::Trend { signal, spent } => {
+            let start = at_or_before(samples, now.at - rule.window);
+            let spending = increase(start, now, spent).is_some_and(|spent| spent > 0.0);
+            // One sample has no trend either way: no data, as for a spending budget.
+            if spending || samples.len() < 2 {
+                return trend(rule, samples, now.at, signal);
+            }
+            now.get(signal)
+        }
     };
     match value {
         Some(value) if value.is_finite() => Reading::Value { value, eta: None },
@@ -142,7 +150,7 @@ pub(crate) fn history_needed(rules: &[AlertRule], interval: Duration) -> Duratio
         .filter(|r| r.enabled)
         .map(|r| match expr(r.kind) {
             Expr::Baseline { .. } => r.window + r.baseline_window,
-            Expr::Ratio { .. } | Expr::Trend(_) => r.window,
+            Expr::Ratio { .. } | Expr::Trend { .. } => r.window,
             Expr::Gauge(_) => Duration::ZERO,
         })
         .max()

@@ -155,7 +155,10 @@ fn a_zero_baseline_is_no_data() {
 fn a_falling_budget_is_projected_to_empty_before_it_does() {
     // 60 retries left, spent at 0.2 a second: empty in 300 s from the start.
     let samples = series(61, 1.0, |i| {
-        vec![(Signal::BudgetRemaining, 60.0 - 0.2 * i as f64)]
+        vec![
+            (Signal::BudgetRemaining, 60.0 - 0.2 * i as f64),
+            (Signal::Retries, 0.2 * i as f64),
+        ]
     });
     // At t = 60 s, 48 retries are left: empty in ~240 s ("empty in ~4m").
     let predictive = AlertRule::default_for(AlertKind::RetryBudgetExhaustion);
@@ -182,7 +185,10 @@ fn a_falling_budget_is_projected_to_empty_before_it_does() {
 fn a_flat_or_rising_budget_has_no_eta_and_one_point_is_no_data() {
     let predictive = AlertRule::default_for(AlertKind::RetryBudgetExhaustion);
     let rising = series(30, 1.0, |i| {
-        vec![(Signal::BudgetRemaining, 10.0 + i as f64)]
+        vec![
+            (Signal::BudgetRemaining, 10.0 + i as f64),
+            (Signal::Retries, i as f64),
+        ]
     });
     let Reading::Value { eta, value } = evaluate(&predictive, &rising) else {
         panic!("no data");
@@ -191,7 +197,9 @@ fn a_flat_or_rising_budget_has_no_eta_and_one_point_is_no_data() {
     assert!(value > 300.0);
     assert_eq!(evaluate(&predictive, &rising[..1]), Reading::NoData);
     // Already empty: the eta is now.
-    let empty = series(5, 1.0, |_| vec![(Signal::BudgetRemaining, 0.0)]);
+    let empty = series(5, 1.0, |i| {
+        vec![(Signal::BudgetRemaining, 0.0), (Signal::Retries, i as f64)]
+    });
     let Reading::Value { eta, .. } = evaluate(&predictive, &empty) else {
         panic!("no data");
     };
@@ -223,4 +231,49 @@ fn history_covers_the_longest_enabled_window() {
         history_needed(&gateway_only, interval),
         Duration::from_secs(300 + 10)
     );
+}
+
+/// Whether the predictive budget rule fires on `samples`.
+fn budget_alert_fires(samples: &[Sample]) -> bool {
+    let rule = AlertRule::default_for(AlertKind::RetryBudgetExhaustion);
+    match evaluate(&rule, samples) {
+        Reading::Value { value, .. } => value < rule.threshold,
+        Reading::NoData => false,
+    }
+}
+
+#[test]
+fn the_budget_alert_stays_quiet_idle_under_healthy_load_and_after_it_stops() {
+    // Idle: the balance is the reserve (10/s over 10 s), no retry.
+    let idle = series(120, 1.0, |_| {
+        vec![(Signal::BudgetRemaining, 100.0), (Signal::Retries, 0.0)]
+    });
+    assert!(!budget_alert_fires(&idle), "idle");
+    // Steady healthy load: successes keep the balance high, no retry.
+    let steady = series(120, 1.0, |_| {
+        vec![(Signal::BudgetRemaining, 4_100.0), (Signal::Retries, 3.0)]
+    });
+    assert!(!budget_alert_fires(&steady), "steady load");
+    // The load stops: earlier successes age out and the balance falls back to the
+    // reserve within seconds, a steep line that used to project far below zero.
+    let stopped = series(120, 1.0, |i| {
+        let balance = if i < 100 {
+            4_100.0
+        } else {
+            (4_100.0 - 400.0 * (i - 99) as f64).max(100.0)
+        };
+        vec![(Signal::BudgetRemaining, balance), (Signal::Retries, 3.0)]
+    });
+    assert!(!budget_alert_fires(&stopped), "after the load stops");
+}
+
+#[test]
+fn the_budget_alert_fires_while_retries_really_drain_it() {
+    let draining = series(120, 1.0, |i| {
+        vec![
+            (Signal::BudgetRemaining, (400.0 - 3.0 * i as f64).max(0.0)),
+            (Signal::Retries, 3.0 * i as f64),
+        ]
+    });
+    assert!(budget_alert_fires(&draining));
 }

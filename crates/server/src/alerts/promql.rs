@@ -54,10 +54,11 @@ fn expression(rule: &AlertRule) -> String {
             format!("({n} / {d}) {cmp} {t} and {d} >= {min}")
         }
         Expr::Gauge(signal) => format!("{} {cmp} {t}", current(signal)),
-        Expr::Trend(signal) => format!(
-            "predict_linear({}[{w}], {}) {cmp} {t}",
+        Expr::Trend { signal, spent } => format!(
+            "predict_linear({}[{w}], {}) {cmp} {t} and on() {} > 0",
             signal.selector().metric,
-            rule.horizon.as_secs_f64()
+            rule.horizon.as_secs_f64(),
+            increase(spent, &w, None)
         ),
         Expr::Baseline { num, den } => {
             let b = duration(rule.baseline_window);
@@ -129,7 +130,10 @@ mod tests {
         ));
         assert!(text.contains("count(holdfast_breaker_state > 0) > 0"));
         assert!(text.contains("holdfast_gave_up_total{reason=\"exhausted\"}"));
-        assert!(text.contains("predict_linear(holdfast_retry_budget_remaining[5m], 300) < 1"));
+        assert!(text.contains(
+            "predict_linear(holdfast_retry_budget_remaining[5m], 300) < 1 \
+             and on() sum(increase(holdfast_retries_total[5m])) > 0"
+        ));
         assert!(text.contains("holdfast_tasks_total{status=~\"succeeded|failed\"}[1h] offset 10m"));
         assert!(text.contains("expr: 'sum(holdfast_task_oldest_retry_seconds) > 1800'"));
         assert!(text.contains("severity: critical"));

@@ -141,8 +141,13 @@ pub(crate) enum Expr {
     Ratio { num: Signal, den: Signal },
     /// The latest value.
     Gauge(Signal),
-    /// The least-squares line over the window, `horizon` ahead.
-    Trend(Signal),
+    /// The least-squares line over the window, `horizon` ahead, while `spent` (the
+    /// counter of what draws the signal down) grew over the window; otherwise the
+    /// latest value. A retry budget is drawn down by retries only: without one, its
+    /// balance falls only as earlier successes age out of its window (to its reserve,
+    /// never below), and a line through that fall is a false alarm on an idle gateway
+    /// or after a healthy load stops.
+    Trend { signal: Signal, spent: Signal },
     /// The ratio over the window divided by the ratio over the baseline window before.
     Baseline { num: Signal, den: Signal },
 }
@@ -168,7 +173,10 @@ pub(crate) fn expr(kind: AlertKind) -> Expr {
             den: S::Requests,
         },
         AlertKind::BreakerOpen => Expr::Gauge(S::BreakersNotClosed),
-        AlertKind::RetryBudgetExhaustion => Expr::Trend(S::BudgetRemaining),
+        AlertKind::RetryBudgetExhaustion => Expr::Trend {
+            signal: S::BudgetRemaining,
+            spent: S::Retries,
+        },
         AlertKind::TaskRetryingLong => Expr::Gauge(S::OldestRetryingTask),
         AlertKind::EscalationRate => Expr::Baseline {
             num: S::Escalations,

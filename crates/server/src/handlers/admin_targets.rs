@@ -1,5 +1,7 @@
 //! `/admin/targets/{name}/drain` and `/admin/targets/{name}/restore`: take a target out
-//! of rotation and put it back, without a configuration change.
+//! of rotation and put it back, without a configuration change; and
+//! `/admin/targets/{name}/reset`: close its breaker and forget a pending Retry-After,
+//! when an operator knows better than the evidence (a provider's incident is over).
 //!
 //! For maintenance, a provider's announced incident, or a failover drill. A drained
 //! target is passed over by every call as an open breaker is (skip reason `drained` in
@@ -85,6 +87,38 @@ pub(crate) async fn restore(
         .restore(target);
     tracing::info!(target = %name, "target restored");
     Ok(state(gw, target, &name))
+}
+
+/// `POST /admin/targets/{name}/reset`: answers `{"name", "breaker", "retry_after_ms"}`
+/// as they are after the reset.
+pub(crate) async fn reset(
+    caller: Operator,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let gateway = caller.gateway;
+    let gw = &gateway.inner;
+    let target = target_id(gw, &name)?;
+    let (transition, breaker) = {
+        let mut registry = gw.registry.lock().unwrap_or_else(|e| e.into_inner());
+        let transition = registry.reset(target);
+        let breaker = registry
+            .target(target)
+            .and_then(|h| h.breaker.as_ref())
+            .map(|b| b.state().name());
+        (transition, breaker)
+    };
+    if let Some(transition) = &transition {
+        let index = target.0 as usize;
+        gw.metrics
+            .breaker_transition(index, transition.from, transition.to);
+        gw.metrics.breaker_state(index, transition.to);
+        crate::events::log_transition(gw, target, transition);
+    }
+    tracing::warn!(target = %name, "target reset: breaker closed, Retry-After forgotten");
+    Ok(reply(
+        StatusCode::OK,
+        &json!({"name": name, "breaker": breaker, "retry_after_ms": 0}),
+    ))
 }
 
 fn target_id(gw: &Inner, name: &str) -> Result<TargetId, ApiError> {

@@ -120,6 +120,7 @@ routes! {
     get "/admin/readiness" operator => readiness::readiness;
     post "/admin/targets/{name}/drain" operator => admin_targets::drain;
     post "/admin/targets/{name}/restore" operator => admin_targets::restore;
+    post "/admin/targets/{name}/reset" operator => admin_targets::reset;
 }
 
 pub use chat::read_chat_request;
