@@ -111,6 +111,10 @@ pub struct Listener {
 pub struct Store {
     /// A `sqlite://` or `postgres://` URL that parses.
     pub url: String,
+    /// The longest an API call waits for the store.
+    pub timeout: Duration,
+    /// How often the store is probed.
+    pub probe_interval: Duration,
 }
 
 /// A key clients may present.

@@ -270,6 +270,15 @@ pub(crate) fn engine_error(err: EngineError) -> ApiError {
 }
 
 fn store_error(err: StoreError) -> ApiError {
+    if err.is_unavailable() {
+        // The cause is logged, not shown: it may name the database's host.
+        tracing::warn!(error = %err, "a request found the store unavailable");
+        let shown = match err {
+            StoreError::Unavailable { waited_ms } => format!("no answer within {waited_ms} ms"),
+            _ => "it cannot be reached or cannot write".to_owned(),
+        };
+        return ApiError::StoreUnavailable(shown);
+    }
     match err {
         StoreError::InvalidInput { field, reason } => ApiError::InvalidInput {
             message: format!("{field}: {reason}"),

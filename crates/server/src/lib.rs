@@ -52,6 +52,7 @@ mod metrics;
 mod output;
 mod prompt;
 mod quality;
+mod readiness;
 mod recovery;
 mod redact;
 mod respond;

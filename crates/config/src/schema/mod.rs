@@ -146,12 +146,25 @@ pub struct Store {
     /// `"sqlite://holdfast-data/holdfast.db"`. Overridden by the environment variable
     /// `HOLDFAST_STORE_URL`, then by `--store-url`.
     pub url: String,
+    /// The longest an API call waits for the store: past it the call answers 503
+    /// `store_unavailable` with `Retry-After` instead of hanging, and a running task
+    /// holds its step result and retries the commit. `"100ms"` to `"60s"`; default
+    /// `"3s"`. A write that timed out may still be committed later: a client retries
+    /// with the same idempotency key.
+    pub timeout: HumanDuration,
+    /// How often the store is probed while nothing else reaches it, so that `/ready`
+    /// and `holdfast_store_up` change within `probe_interval` plus twice that (the
+    /// probe's own wait) of an outage starting or ending. `"50ms"` to `"10s"`;
+    /// default `"250ms"`.
+    pub probe_interval: HumanDuration,
 }
 
 impl Default for Store {
     fn default() -> Self {
         Store {
             url: "sqlite://holdfast-data/holdfast.db".to_owned(),
+            timeout: HumanDuration::secs(3),
+            probe_interval: HumanDuration::millis(250),
         }
     }
 }

@@ -16,6 +16,7 @@ mod health;
 mod messages;
 mod metrics;
 mod models;
+mod ready;
 mod requests;
 mod summary;
 mod targets;
@@ -86,6 +87,7 @@ routes! {
     post "/v1/messages" agent => messages::messages;
     get "/v1/models" agent => models::models;
     get "/health" public => health::health;
+    get "/ready" public => ready::ready;
     get "/metrics" public => metrics::metrics;
     get "/v1/holdfast/requests/{id}" agent => requests::request;
     get "/v1/holdfast/targets" agent => targets::targets;
