@@ -91,11 +91,6 @@ impl Machine {
         self.status
     }
 
-    /// Whether the store is down because a write failed (so a probe must write).
-    pub(crate) fn needs_write(&self) -> bool {
-        self.write_failed
-    }
-
     /// Applies `observed` at `now_ms`; the new status if the state changed.
     pub(crate) fn observe(&mut self, observed: Observed, now_ms: u64) -> Option<Status> {
         let (state, cause) = match observed {
@@ -164,13 +159,6 @@ impl StoreHealth {
         self.status().state == StoreState::Up
     }
 
-    pub(crate) fn needs_write(&self) -> bool {
-        self.machine
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .needs_write()
-    }
-
     pub(crate) fn observe(&self, observed: Observed, now_ms: u64) {
         let changed = self
             .machine
@@ -231,11 +219,9 @@ mod tests {
         let mut m = Machine::new(0);
         let down = m.observe(failed(true, DownCause::Unreachable), 5).unwrap();
         assert_eq!(down.cause, Some(DownCause::Unwritable));
-        assert!(m.needs_write());
         assert_eq!(m.observe(READ_OK, 6), None);
         assert_eq!(m.status().state, StoreState::Down);
         assert!(m.observe(WRITE_OK, 7).is_some());
-        assert!(!m.needs_write());
         assert_eq!(m.status().state, StoreState::Up);
     }
 

@@ -7,7 +7,7 @@
 //! call past its bound is [`StoreError::Unavailable`]; a write cut off that way may
 //! still commit later, which is safe because every write the API makes is idempotent
 //! (a submission's key, a job's fencing token, a step committed once). A probe
-//! ([`StoreGuard::watch`]) keeps the health current while no call reaches the store.
+//! ([`StoreGuard::watch`]) keeps the health current whether or not calls reach the store.
 
 mod health;
 
@@ -30,9 +30,9 @@ pub use health::{DownCause, Status, StoreEvent, StoreEventSink, StoreHealth, Sto
 const READ: bool = false;
 const WRITE: bool = true;
 
-/// The node id the probe's write names: a write that changes nothing (no task is
-/// leased by it), to learn whether the store can write again.
-const PROBE_NODE: &str = "holdfast.store-probe";
+/// The lock the probe releases: never taken, so its release changes nothing and is
+/// answered `NotFound` by a store that can write.
+const PROBE_LOCK: &str = "holdfast.store-probe";
 
 /// How the guard bounds and watches the store.
 #[derive(Debug, Clone, Copy)]
@@ -93,21 +93,19 @@ impl StoreGuard {
         Arc::clone(&self.health)
     }
 
-    /// Probes the store every `probe_interval` until `shutdown` completes: a read, or,
-    /// while a failed write keeps the store down, a write that changes nothing.
+    /// Probes the store every `probe_interval` until `shutdown` completes, with a write
+    /// that changes nothing (the release of a lock nobody holds): it reaches the
+    /// database and takes its write lock, so a store that still reads but cannot write
+    /// (a lock held elsewhere, a read-only file) is seen as down, and a store whose
+    /// writes failed is seen up again as soon as it writes.
     pub async fn watch(&self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let every = self.settings.probe_interval;
         let bound = every.saturating_mul(2).min(self.settings.timeout);
         loop {
-            if self.health.needs_write() {
-                let now = self.clock.unix_millis();
-                let _ = self
-                    .bounded(WRITE, bound, self.inner.release_node_tasks(PROBE_NODE, now))
-                    .await;
-            } else {
-                let _ = self.bounded(READ, bound, self.inner.list_configs(1)).await;
-            }
+            let now = self.clock.unix_millis();
+            let probe = self.inner.release_lock(PROBE_LOCK, FencingToken(0), now);
+            let _ = self.bounded(WRITE, bound, probe).await;
             let next = self.clock.now() + every;
             tokio::select! {
                 () = &mut shutdown => return,
