@@ -7,7 +7,8 @@
 //! `store_unavailable` with `Retry-After` within `store.timeout`, never hangs; the same
 //! submission retried with its idempotency key once the store is back is accepted; and
 //! every task accepted before the outage, including those whose step results could not
-//! be committed during it, completes.
+//! be committed during it, completes. The `store_unreachable` alert fires during the
+//! outage and resolves after it, and `/metrics` shows `holdfast_store_up`.
 //!
 //! PostgreSQL runs as a private instance of this test (initdb and pg_ctl from the
 //! PostgreSQL 15 install, on a port of its own), so stopping it disturbs no other test;
@@ -190,6 +191,36 @@ fn config(mock: &Mock) -> ConfigBuilder {
         .target("m", mock, "")
         .route("smart", &["m"], "")
         .raw("[engine]\nlease = \"10s\"\npoll_interval = \"50ms\"")
+        .raw(
+            "[alerts]\neval_interval = \"100ms\"\n\n[alerts.rules.store_unreachable]\nfor = \"0s\"",
+        )
+}
+
+/// The state of the `store_unreachable` alert on `/v1/holdfast/alerts`.
+async fn store_alert(gw: &Gateway) -> String {
+    let board = gw.get_json("/v1/holdfast/alerts").await;
+    board["alerts"]
+        .as_array()
+        .and_then(|alerts| alerts.iter().find(|a| a["alert"] == "store_unreachable"))
+        .and_then(|a| a["state"].as_str())
+        .unwrap_or("absent")
+        .to_owned()
+}
+
+/// Waits until the `store_unreachable` alert is (or is not) firing.
+async fn until_store_alert(gw: &Gateway, firing: bool) {
+    let started = Instant::now();
+    loop {
+        let state = store_alert(gw).await;
+        if (state == "firing") == firing {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "store_unreachable is {state}; wanted firing = {firing}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn submit(gw: &Gateway, key: &str, n: u64) -> (u16, Option<String>, Value, Duration) {
@@ -267,6 +298,7 @@ async fn all_succeed(gw: &Gateway, ids: &[String], within: Duration) {
 async fn outage(gw: &Gateway, fail: impl FnOnce(), heal: impl FnOnce()) {
     let (status, body) = gw.post_json("/v1/workflows", &workflow()).await;
     assert!(status == 201 || status == 200, "{status} {body}");
+    assert_ne!(store_alert(gw).await, "firing");
     // Warm: model calls' latency with the store up.
     let mut before = Vec::new();
     for _ in 0..20 {
@@ -320,6 +352,7 @@ async fn outage(gw: &Gateway, fail: impl FnOnce(), heal: impl FnOnce()) {
     assert_eq!(body["status"], "unready", "{body}");
     assert_eq!(body["checks"]["store"]["state"], "down", "{body}");
     assert!(body["checks"]["store"]["since_ms"].as_u64().unwrap() > 0);
+    until_store_alert(gw, true).await;
     let health = gw.get_json("/health").await;
     assert_eq!(health["status"], "ok", "liveness does not follow the store");
 
@@ -348,6 +381,7 @@ async fn outage(gw: &Gateway, fail: impl FnOnce(), heal: impl FnOnce()) {
         ready_after <= Duration::from_secs(1),
         "/ready took {ready_after:?} to turn ready again"
     );
+    until_store_alert(gw, false).await;
     stop.store(true, Ordering::Relaxed);
     let during = during.await.unwrap();
     assert!(

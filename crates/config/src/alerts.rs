@@ -63,6 +63,7 @@ pub struct Webhook {
 /// | `task_retrying_long` | age of the oldest task still retrying a step | > 30m | 0s | — | warning |
 /// | `escalation_rate` | escalations ÷ tasks submitted, over its 1h baseline | > 2× | 10m | 10m | warning |
 /// | `cost_per_task` | task cost ÷ tasks finished, over its 1h baseline | > 2× | 10m | 10m | warning |
+/// | `store_unreachable` | `holdfast_store_up` (1 up, 0 down) | < 0.5 | 1m | — | critical |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum AlertKind {
     /// Share of attempts that were retries.
@@ -83,6 +84,8 @@ pub enum AlertKind {
     EscalationRate,
     /// Cost per task above its baseline.
     CostPerTask,
+    /// The store cannot be reached or cannot write.
+    StoreUnreachable,
 }
 
 /// What kind of value a rule reads, which decides the fields that apply to it.
@@ -100,7 +103,7 @@ pub enum Shape {
 
 impl AlertKind {
     /// Every rule, in the order they are shown.
-    pub const ALL: [AlertKind; 9] = [
+    pub const ALL: [AlertKind; 10] = [
         AlertKind::RetryRate,
         AlertKind::SuccessAfterRetry,
         AlertKind::RetryDelay,
@@ -110,6 +113,7 @@ impl AlertKind {
         AlertKind::TaskRetryingLong,
         AlertKind::EscalationRate,
         AlertKind::CostPerTask,
+        AlertKind::StoreUnreachable,
     ];
 
     /// Its name in the file, the log, notices and the Prometheus export.
@@ -124,6 +128,7 @@ impl AlertKind {
             AlertKind::TaskRetryingLong => "task_retrying_long",
             AlertKind::EscalationRate => "escalation_rate",
             AlertKind::CostPerTask => "cost_per_task",
+            AlertKind::StoreUnreachable => "store_unreachable",
         }
     }
 
@@ -139,7 +144,9 @@ impl AlertKind {
             | AlertKind::SuccessAfterRetry
             | AlertKind::RetryDelay
             | AlertKind::MaxRetriesExceeded => Shape::Rate,
-            AlertKind::BreakerOpen | AlertKind::TaskRetryingLong => Shape::Gauge,
+            AlertKind::BreakerOpen | AlertKind::TaskRetryingLong | AlertKind::StoreUnreachable => {
+                Shape::Gauge
+            }
             AlertKind::RetryBudgetExhaustion => Shape::Trend,
             AlertKind::EscalationRate | AlertKind::CostPerTask => Shape::Baseline,
         }
@@ -208,6 +215,9 @@ impl AlertRule {
             // `for` 1m: a trend over noisy traffic dips; a minute of it is a trend.
             AlertKind::RetryBudgetExhaustion => rule(1.0, 1, 5, Severity::Warning),
             AlertKind::TaskRetryingLong => rule(1800.0, 0, 5, Severity::Warning),
+            // A minute: longer than a database failover or restart takes, so that a
+            // planned switchover does not page, while submissions meanwhile get 503.
+            AlertKind::StoreUnreachable => rule(0.5, 1, 5, Severity::Critical),
             AlertKind::EscalationRate | AlertKind::CostPerTask => {
                 rule(2.0, 10, 10, Severity::Warning)
             }
@@ -218,7 +228,9 @@ impl AlertRule {
     pub fn fires_above(&self) -> bool {
         !matches!(
             self.kind,
-            AlertKind::SuccessAfterRetry | AlertKind::RetryBudgetExhaustion
+            AlertKind::SuccessAfterRetry
+                | AlertKind::RetryBudgetExhaustion
+                | AlertKind::StoreUnreachable
         )
     }
 }

@@ -27,6 +27,7 @@ pub(crate) enum Signal {
     Escalations,
     TaskCost,
     OldestRetryingTask,
+    StoreUp,
 }
 
 /// How a signal folds the series of its metric.
@@ -49,7 +50,7 @@ pub(crate) struct Selector {
 
 impl Signal {
     /// Every signal, by [`Signal::index`].
-    pub(crate) const ALL: [Signal; 15] = [
+    pub(crate) const ALL: [Signal; 16] = [
         Signal::Attempts,
         Signal::Retries,
         Signal::CallsWithFailure,
@@ -65,6 +66,7 @@ impl Signal {
         Signal::Escalations,
         Signal::TaskCost,
         Signal::OldestRetryingTask,
+        Signal::StoreUp,
     ];
 
     pub(crate) fn index(self) -> usize {
@@ -84,6 +86,7 @@ impl Signal {
             Signal::Escalations => 12,
             Signal::TaskCost => 13,
             Signal::OldestRetryingTask => 14,
+            Signal::StoreUp => 15,
         }
     }
 
@@ -122,6 +125,8 @@ impl Signal {
             Signal::TaskCost => sum("holdfast_task_cost_usd_total"),
             // Refreshed by the alert loop (`metrics/alerting.rs`).
             Signal::OldestRetryingTask => sum("holdfast_task_oldest_retry_seconds"),
+            // Absent from a gateway without a store: no data, which never fires.
+            Signal::StoreUp => sum("holdfast_store_up"),
         }
     }
 }
@@ -163,6 +168,7 @@ pub(crate) fn expr(kind: AlertKind) -> Expr {
         AlertKind::BreakerOpen => Expr::Gauge(S::BreakersNotClosed),
         AlertKind::RetryBudgetExhaustion => Expr::Trend(S::BudgetRemaining),
         AlertKind::TaskRetryingLong => Expr::Gauge(S::OldestRetryingTask),
+        AlertKind::StoreUnreachable => Expr::Gauge(S::StoreUp),
         AlertKind::EscalationRate => Expr::Baseline {
             num: S::Escalations,
             den: S::TasksSubmitted,
@@ -220,6 +226,15 @@ pub(crate) fn summary(rule: &AlertRule, value: f64, eta: Option<f64>) -> String 
             "a task has been retrying for {} (alert above {})",
             human(value),
             human(t)
+        ),
+        AlertKind::StoreUnreachable => format!(
+            "the store is {} (holdfast_store_up {value}; alert below {t} for {})",
+            if value < t {
+                "unreachable or cannot write"
+            } else {
+                "up"
+            },
+            human(rule.for_duration.as_secs_f64())
         ),
         AlertKind::EscalationRate => format!(
             "escalations per task {value:.2}× their {} baseline over {window} (alert above {t}×)",
