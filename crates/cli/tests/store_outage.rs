@@ -176,6 +176,7 @@ fn support_free_port() -> u16 {
 fn workflow() -> Value {
     json!({
         "name": "outage",
+        "input_schema": {"type": "object", "required": ["n"]},
         "steps": [
             {"name": "think", "kind": "llm", "route": "smart", "prompt": "Think about {{ input.n }}"},
             {"name": "nap", "kind": "sleep", "duration": "300ms"},
@@ -475,4 +476,161 @@ fn hold_write_lock(db: &Path) -> std::process::Child {
     std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
     assert_eq!(line.trim(), "locked");
     child
+}
+
+/// `POST /v1/tasks` as the key `key`: the status and the answer.
+async fn submit_as(gw: &Gateway, key: &str, idempotency_key: Option<&str>, n: u64) -> (u16, Value) {
+    let mut body = json!({"workflow": "outage", "input": {"n": n}});
+    if let Some(k) = idempotency_key {
+        body["idempotency_key"] = json!(k);
+    }
+    let response = gw
+        .client
+        .post(gw.url("/v1/tasks"))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn get_as(gw: &Gateway, key: &str, path: &str) -> (u16, Value) {
+    let response = gw
+        .client
+        .get(gw.url(path))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+const ACME: &str = "acme-key-0123456789";
+const BETA: &str = "beta-key-0123456789";
+
+/// `[store] outbox = true`: submissions during a PostgreSQL outage are answered 202
+/// `queued` at once, the node is killed with SIGKILL while they wait, and the node
+/// started again after the store is back stores every one of them, in its submitter's
+/// tenant, and runs it; the same key then answers the stored task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_outbox_survives_an_outage_and_a_kill() {
+    let Some(pg) = PrivatePostgres::start() else {
+        return;
+    };
+    let mock = Mock::start("openai", &[]);
+    let keep = TempDir::new("outbox");
+    let outbox = keep.path().join("outbox.jsonl");
+    let config = config(&mock)
+        .store("outbox = true")
+        .store(&format!("outbox_path = \"{}\"", outbox.display()))
+        .client_key("acme", "ACME_KEY")
+        .client_key_as("beta", "BETA_KEY", "agent", "beta");
+    let envs = [
+        ("HOLDFAST_STORE_URL", pg.url()),
+        ("ACME_KEY", ACME.to_owned()),
+        ("BETA_KEY", BETA.to_owned()),
+    ];
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let first = Gateway::start_with_env(&config, &envs);
+    let response = first
+        .client
+        .post(first.url("/v1/workflows"))
+        .bearer_auth(ACME)
+        .json(&workflow())
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    // The node learns the workflow's version through a first submission.
+    let (status, body) = submit_as(&first, ACME, Some("warm"), 0).await;
+    assert_eq!(status, 201, "{body}");
+
+    pg.stop();
+    until_ready_is(&first, 503, Duration::from_secs(5)).await;
+    let mut keys = Vec::new();
+    for n in 0..5 {
+        let key = format!("queued-{n}");
+        let started = Instant::now();
+        let (status, body) = submit_as(&first, ACME, Some(&key), n).await;
+        assert_eq!(status, 202, "{body}");
+        assert_eq!(body["status"], "queued", "{body}");
+        assert_eq!(body["idempotency_key"], key.as_str(), "{body}");
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            started.elapsed()
+        );
+        keys.push(key);
+    }
+    // Without a key, the answer names the one it was given.
+    let (status, body) = submit_as(&first, ACME, None, 9).await;
+    assert_eq!(status, 202, "{body}");
+    keys.push(body["idempotency_key"].as_str().unwrap().to_owned());
+    // A bad input is refused now, not queued to be lost later.
+    let (status, body) = gw_bad_input(&first).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(outbox.exists());
+    drop(first); // SIGKILL while the submissions wait
+
+    pg.ctl_start();
+    let second = Gateway::start_with_env(&config, &envs);
+    let started = Instant::now();
+    let mut ids = Vec::new();
+    for (n, key) in keys.iter().enumerate() {
+        let n = if n == 5 { 9 } else { n as u64 };
+        loop {
+            let (status, body) = submit_as(&second, ACME, Some(key), n).await;
+            if status == 200 {
+                ids.push(body["task_id"].as_str().unwrap().to_owned());
+                break;
+            }
+            assert_eq!(status, 202, "{body}");
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{key} never stored"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    for id in &ids {
+        loop {
+            let (status, task) = get_as(&second, ACME, &format!("/v1/tasks/{id}")).await;
+            assert_eq!(status, 200, "{task}");
+            if task["status"] == "succeeded" {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "{task}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // The submitter's tenant holds it; another tenant does not see it.
+        let (status, _) = get_as(&second, BETA, &format!("/v1/tasks/{id}")).await;
+        assert_eq!(status, 404);
+    }
+    let (_, page) = get_as(&second, ACME, "/v1/tasks?limit=100").await;
+    assert_eq!(
+        page["tasks"].as_array().map(Vec::len),
+        Some(keys.len() + 1),
+        "each queued submission stored once: {page}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while outbox.exists() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!outbox.exists(), "the outbox was not emptied");
+}
+
+async fn gw_bad_input(gw: &Gateway) -> (u16, Value) {
+    let response = gw
+        .client
+        .post(gw.url("/v1/tasks"))
+        .bearer_auth(ACME)
+        .json(&json!({"workflow": "outage", "input": "not an object", "idempotency_key": "bad"}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
 }

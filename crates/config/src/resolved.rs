@@ -115,6 +115,8 @@ pub struct Store {
     pub timeout: Duration,
     /// How often the store is probed.
     pub probe_interval: Duration,
+    /// Where submissions wait while the store is down; `None` refuses them with 503.
+    pub outbox: Option<PathBuf>,
 }
 
 /// A key clients may present.

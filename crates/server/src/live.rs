@@ -283,6 +283,9 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<(String, String)> {
     if old.store.timeout != new.store.timeout {
         fixed.push(("store.timeout".to_owned(), restart.to_owned()));
     }
+    if old.store.outbox != new.store.outbox {
+        fixed.push(("store.outbox".to_owned(), restart.to_owned()));
+    }
     if old.store.probe_interval != new.store.probe_interval {
         fixed.push(("store.probe_interval".to_owned(), restart.to_owned()));
     }

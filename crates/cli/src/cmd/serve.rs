@@ -150,6 +150,12 @@ async fn serve(
         Some(gateway.llm()),
         gateway.task_events(),
     );
+    let engine = match &config.store.outbox {
+        Some(path) => engine
+            .with_outbox(path.clone(), Some(guard.health()))
+            .context("opening the outbox (store.outbox_path)")?,
+        None => engine,
+    };
     for file in &config.engine.workflows {
         register(&engine, file).await?;
     }
@@ -180,6 +186,10 @@ async fn serve(
     tokio::spawn({
         let stopped = stopped.clone();
         async move { guard.watch(until(stopped)).await }
+    });
+    tokio::spawn({
+        let (engine, stopped) = (engine.clone(), stopped.clone());
+        async move { engine.drain_outbox(until(stopped)).await }
     });
     let scheduler = tokio::spawn({
         let stopped = stopped.clone();

@@ -29,6 +29,7 @@ mod route;
 mod target;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
@@ -157,6 +158,16 @@ pub struct Store {
     /// probe's own wait) of an outage starting or ending. `"50ms"` to `"10s"`;
     /// default `"250ms"`.
     pub probe_interval: HumanDuration,
+    /// Queue task submissions while the store is unavailable instead of refusing
+    /// them: each is checked against the workflow versions this node knows, written to
+    /// `outbox_path` with fsync, answered 202 with its idempotency key and status
+    /// `queued`, and submitted in order once the store is back (a kill -9 meanwhile
+    /// loses nothing: a restart replays the file). Default `false`: 503
+    /// `store_unavailable`.
+    pub outbox: bool,
+    /// The outbox file (created if missing; a relative path is relative to the working
+    /// directory). One per node. Default `"holdfast-data/outbox.jsonl"`.
+    pub outbox_path: PathBuf,
 }
 
 impl Default for Store {
@@ -165,6 +176,8 @@ impl Default for Store {
             url: "sqlite://holdfast-data/holdfast.db".to_owned(),
             timeout: HumanDuration::secs(3),
             probe_interval: HumanDuration::millis(250),
+            outbox: false,
+            outbox_path: PathBuf::from("holdfast-data/outbox.jsonl"),
         }
     }
 }

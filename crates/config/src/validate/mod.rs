@@ -269,6 +269,7 @@ fn store(c: &mut Checker<'_>, raw: &schema::Store, url: &Layered) -> Option<Stor
             url: url.value.clone(),
             timeout,
             probe_interval,
+            outbox: raw.outbox.then(|| raw.outbox_path.clone()),
         }),
         None => None,
         Some(message) => {
