@@ -294,12 +294,64 @@ async fn all_succeed(gw: &Gateway, ids: &[String], within: Duration) {
     }
 }
 
+/// A workflow whose one step is a worker's job.
+fn handoff() -> Value {
+    json!({
+        "name": "handoff",
+        "steps": [{"name": "render", "kind": "worker", "queue": "render", "payload": {"n": "{{ input.n }}"}}]
+    })
+}
+
+/// Claims the one job of queue `render`, waiting for it to appear.
+async fn claim_job(gw: &Gateway) -> Value {
+    let started = Instant::now();
+    loop {
+        let (status, body) = gw
+            .post_json(
+                "/v1/workers/claim",
+                &json!({"queue": "render", "worker_id": "w1", "lease_ms": 30000, "limit": 1}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        if let Some(job) = body["jobs"].as_array().and_then(|jobs| jobs.first()) {
+            return job.clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no job to claim"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn complete_job(gw: &Gateway, job: &Value) -> (u16, Value) {
+    let path = format!(
+        "/v1/workers/jobs/{}/complete",
+        job["job_id"].as_str().unwrap()
+    );
+    gw.post_json(
+        &path,
+        &json!({"token": job["token"], "output": {"rendered": true}}),
+    )
+    .await
+}
+
 /// The load and the checks shared by both backends; `fail` takes the store away and
 /// `heal` gives it back.
 async fn outage(gw: &Gateway, fail: impl FnOnce(), heal: impl FnOnce()) {
     let (status, body) = gw.post_json("/v1/workflows", &workflow()).await;
     assert!(status == 201 || status == 200, "{status} {body}");
     assert_ne!(store_alert(gw).await, "firing");
+    let (status, body) = gw.post_json("/v1/workflows", &handoff()).await;
+    assert!(status == 201 || status == 200, "{status} {body}");
+    let (status, handed) = gw
+        .post_json(
+            "/v1/tasks",
+            &json!({"workflow": "handoff", "input": {"n": 1}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{handed}");
+    let job = claim_job(gw).await;
     // Warm: model calls' latency with the store up.
     let mut before = Vec::new();
     for _ in 0..20 {
@@ -365,6 +417,10 @@ async fn outage(gw: &Gateway, fail: impl FnOnce(), heal: impl FnOnce()) {
         assert_eq!(retry_after.as_deref(), Some("1"));
         assert!(took <= TIMEOUT + SLACK, "a submission took {took:?}");
     }
+    // A worker's result meanwhile: 503, then accepted when sent again.
+    let (status, body) = complete_job(gw, &job).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "store_unavailable", "{body}");
     let metrics = gw
         .client
         .get(gw.url("/metrics"))
@@ -395,6 +451,10 @@ async fn outage(gw: &Gateway, fail: impl FnOnce(), heal: impl FnOnce()) {
         during <= before * 3 + Duration::from_millis(20),
         "model calls slowed during the outage: median {during:?} against {before:?}"
     );
+
+    let (status, body) = complete_job(gw, &job).await;
+    assert_eq!(status, 200, "the worker's result sent again: {body}");
+    accepted.push(handed["task_id"].as_str().unwrap().to_owned());
 
     // The submissions refused during the outage are accepted on retry, once each.
     for n in 0..3 {
