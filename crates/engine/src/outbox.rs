@@ -326,3 +326,70 @@ fn sync_dir(path: &Path) -> std::io::Result<()> {
         None => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(key: &str) -> Entry {
+        Entry {
+            tenant: "acme".to_owned(),
+            workflow: "w".to_owned(),
+            version: 1,
+            input: serde_json::json!({"n": 1}),
+            idempotency_key: key.to_owned(),
+            queued_at_ms: 7,
+        }
+    }
+
+    fn line(key: &str) -> Vec<u8> {
+        let mut line = serde_json::to_vec(&entry(key)).unwrap();
+        line.push(b'\n');
+        line
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("holdfast-outbox-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("outbox.jsonl")
+    }
+
+    #[test]
+    fn entries_come_back_in_order_and_a_torn_last_line_is_ignored() {
+        let path = scratch("torn");
+        append(&path, &line("a")).unwrap();
+        append(&path, &line("b")).unwrap();
+        // A write cut short by a crash: never acknowledged, so never replayed.
+        let torn = line("c");
+        append(&path, &torn[..torn.len() / 2]).unwrap();
+        let keys: Vec<String> = read(&path)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.idempotency_key)
+            .collect();
+        assert_eq!(keys, ["a", "b"]);
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn a_rewrite_keeps_what_is_left_and_removes_an_empty_file() {
+        let path = scratch("rewrite");
+        for key in ["a", "b", "c"] {
+            append(&path, &line(key)).unwrap();
+        }
+        let entries = read(&path).unwrap();
+        rewrite(&path, &entries[1..]).unwrap();
+        let keys: Vec<String> = read(&path)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.idempotency_key)
+            .collect();
+        assert_eq!(keys, ["b", "c"]);
+        rewrite(&path, &[]).unwrap();
+        assert!(!path.exists());
+        assert!(read(&path).unwrap().is_empty());
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+}

@@ -127,6 +127,9 @@ impl StoreGuard {
     ) -> Result<T> {
         let start = self.clock.now();
         let result = tokio::select! {
+            // The call first: most answer at their first poll, and then no timer is
+            // registered for the bound.
+            biased;
             result = call => result,
             () = self.clock.sleep_until(start + bound) => Err(StoreError::Unavailable {
                 waited_ms: u64::try_from(bound.as_millis()).unwrap_or(u64::MAX),
