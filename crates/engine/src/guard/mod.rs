@@ -30,9 +30,14 @@ pub use health::{DownCause, Status, StoreEvent, StoreEventSink, StoreHealth, Sto
 const READ: bool = false;
 const WRITE: bool = true;
 
-/// The lock the probe releases: never taken, so its release changes nothing and is
-/// answered `NotFound` by a store that can write.
+/// The lock the probe takes, for [`PROBE_LEASE`]: a write of one row of its own, so a
+/// store that answers reads but cannot write (a full disk, a lock held elsewhere) fails
+/// it, while no task is ever kept waiting by it for longer than the lease.
 const PROBE_LOCK: &str = "holdfast.store-probe";
+/// Who holds [`PROBE_LOCK`].
+const PROBE_HOLDER: &str = "holdfast.store-guard";
+/// How long the probe holds its lock: it is never released, it lapses.
+const PROBE_LEASE: Duration = Duration::from_millis(1);
 
 /// How the guard bounds and watches the store.
 #[derive(Debug, Clone, Copy)]
@@ -94,17 +99,18 @@ impl StoreGuard {
     }
 
     /// Probes the store every `probe_interval` until `shutdown` completes, with a write
-    /// that changes nothing (the release of a lock nobody holds): it reaches the
-    /// database and takes its write lock, so a store that still reads but cannot write
-    /// (a lock held elsewhere, a read-only file) is seen as down, and a store whose
-    /// writes failed is seen up again as soon as it writes.
+    /// of its own (its lock, taken for a millisecond), so a store that still reads but
+    /// cannot write (a lock held elsewhere, a full disk, a read-only file) is seen as
+    /// down, and a store whose writes failed is seen up again as soon as it writes.
     pub async fn watch(&self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let every = self.settings.probe_interval;
         let bound = every.saturating_mul(2).min(self.settings.timeout);
         loop {
             let now = self.clock.unix_millis();
-            let probe = self.inner.release_lock(PROBE_LOCK, FencingToken(0), now);
+            let probe = self
+                .inner
+                .acquire_lock(PROBE_LOCK, PROBE_HOLDER, PROBE_LEASE, now);
             let _ = self.bounded(WRITE, bound, probe).await;
             let next = self.clock.now() + every;
             tokio::select! {
