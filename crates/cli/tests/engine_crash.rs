@@ -665,7 +665,7 @@ async fn three_nodes_one_killed_one_paused_past_its_lease_every_step_committed_o
         .unwrap();
     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
     let mut ids = Vec::new();
-    for i in 0..90 {
+    for i in 0..150 {
         let r = http
             .post(format!("{}/v1/tasks", bases[i % 3]))
             .json(&json!({"workflow": "three", "input": {"n": i}}))
@@ -676,27 +676,31 @@ async fn three_nodes_one_killed_one_paused_past_its_lease_every_step_committed_o
         let task: Value = r.json().await.unwrap();
         ids.push(task["task_id"].as_str().unwrap().to_string());
     }
-    // Mid-load: wait until A and B both hold leases, then kill A and pause B.
-    for _ in 0..500 {
-        let page: Value = http
-            .get(format!("{base_c}/v1/tasks?status=running&limit=1000"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let tasks = page["tasks"].as_array().cloned().unwrap_or_default();
-        let held = |owner: &str| {
-            tasks
-                .iter()
-                .filter(|t| t["lease"]["owner"] == owner)
-                .count()
-        };
-        if held("node-a") >= 2 && held("node-b") >= 2 {
-            break;
+    // Mid-load: A is killed while it holds a lease, then B is paused while it holds
+    // one (read back after the SIGSTOP, so the pause surely catches it holding work).
+    let held = |owner: &'static str| {
+        let (http, base_c) = (http.clone(), base_c.clone());
+        async move {
+            let page: Value = http
+                .get(format!("{base_c}/v1/tasks?status=running&limit=1000"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            page["tasks"].as_array().map_or(0, |t| {
+                t.iter().filter(|t| t["lease"]["owner"] == owner).count()
+            })
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let started = std::time::Instant::now();
+    while held("node-a").await == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "node A never held a task"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     drop(a);
     let signal = |sig: &str| {
@@ -706,7 +710,18 @@ async fn three_nodes_one_killed_one_paused_past_its_lease_every_step_committed_o
             .unwrap();
         assert!(status.success(), "kill {sig}");
     };
-    signal("-STOP");
+    loop {
+        signal("-STOP");
+        if held("node-b").await > 0 {
+            break;
+        }
+        signal("-CONT");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "node B never held a task"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     // Past B's 1 s leases, with time for C to take its tasks over.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     signal("-CONT");
@@ -750,7 +765,7 @@ async fn three_nodes_one_killed_one_paused_past_its_lease_every_step_committed_o
         "node B's late writes were not refused as stale:\n{}",
         b.output()
     );
-    eprintln!("90 tasks on three nodes, A killed, B paused 2.5 s: taken over {from:?}");
+    eprintln!("150 tasks on three nodes, A killed, B paused 2.5 s: taken over {from:?}");
     drop(b);
     drop(c);
 }
