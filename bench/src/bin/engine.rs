@@ -216,6 +216,27 @@ async fn sqlite(dir: &Path, args: &Args) -> anyhow::Result<Row> {
         print_run("sqlite", &measured);
         row.runs.push(measured);
     }
+    // The same run behind the store guard `holdfast serve` puts around every store
+    // (a bounded wait and a health report per call), against the runs above.
+    let store = holdfast_store::open(&url("engine-guarded")).await?;
+    let guard = holdfast_engine::StoreGuard::new(
+        store,
+        Arc::new(holdfast_policy::SystemClock::new()),
+        holdfast_engine::GuardSettings::default(),
+        None,
+    );
+    let store = Arc::new(CountedStore::new(Arc::new(guard)));
+    let guarded = workflows::run(store, args.plan).await?;
+    print_run("sqlite, guarded", &guarded);
+    let unguarded =
+        row.runs.iter().map(Measured::steps_per_second).sum::<f64>() / row.runs.len().max(1) as f64;
+    println!(
+        "store guard: {:.0} steps/s guarded, {:.0} unguarded (mean of {} runs): ratio {:.3}",
+        guarded.steps_per_second(),
+        unguarded,
+        row.runs.len(),
+        guarded.steps_per_second() / unguarded.max(1.0)
+    );
     Ok(row)
 }
 

@@ -34,6 +34,7 @@ const RULES: [&str; 10] = [
     "escalation_rate",
     "cost_per_task",
     "completion_rate",
+    "store_unreachable",
 ];
 
 /// The webhook's bearer token; must never show in the server's output.
@@ -765,6 +766,61 @@ fn exported_rules_pass_promtool_check_rules() {
     let (code, stdout, _) = support::run(&["alerts", "export-prometheus"]);
     assert_eq!(code, Some(0));
     assert!(stdout.contains("- alert: holdfast_breaker_open"));
+}
+
+/// A store down from 1m to 2m45s, scraped every 15 s.
+const STORE_RULE_TEST: &str = r#"rule_files: [rules.yml]
+evaluation_interval: 15s
+tests:
+  - interval: 15s
+    input_series:
+      - series: holdfast_store_up
+        values: "1 1 1 1 0 0 0 0 0 0 0 0 1 1 1 1"
+    alert_rule_test:
+      - eval_time: 1m15s
+        alertname: holdfast_store_unreachable
+        exp_alerts: []
+      - eval_time: 2m30s
+        alertname: holdfast_store_unreachable
+        exp_alerts:
+          - exp_labels: {severity: critical}
+            exp_annotations:
+              summary: "holdfast store_unreachable: 0 is below 0.5 (critical)"
+      - eval_time: 3m30s
+        alertname: holdfast_store_unreachable
+        exp_alerts: []
+"#;
+
+/// The exported `store_unreachable` rule, run by Prometheus' own evaluator over a
+/// store that goes down for two minutes: pending at first, firing once down for its
+/// minute, quiet again once the store is back.
+#[test]
+fn exported_store_unreachable_fires_in_promtool_after_a_minute_down() {
+    let Some(promtool) = promtool() else {
+        return;
+    };
+    let dir = TempDir::new("alerts-store");
+    let rules = dir.path().join("rules.yml");
+    let (code, stdout, stderr) = support::run(&[
+        "alerts",
+        "export-prometheus",
+        "--output",
+        &rules.display().to_string(),
+    ]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let tests = dir.write("store.test.yml", STORE_RULE_TEST);
+    let check = Command::new(promtool)
+        .args(["test", "rules"])
+        .arg(&tests)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "promtool test rules: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

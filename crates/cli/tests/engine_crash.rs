@@ -612,6 +612,164 @@ async fn two_nodes_share_one_postgres_and_the_survivor_resumes_the_dead_nodes_wo
     drop(b);
 }
 
+/// Three nodes on one PostgreSQL under load: node A is killed with SIGKILL, node B is
+/// paused with SIGSTOP for longer than its leases and then let go. Every task
+/// succeeds, every step of every task is committed exactly once, B's tasks were taken
+/// over, and what B tried to write for them after it woke was refused by its stale
+/// fencing token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_one_killed_one_paused_past_its_lease_every_step_committed_once() {
+    let Some(pg) = PgSchema::for_test("three_nodes") else {
+        return;
+    };
+    let url = pg.url.clone();
+    let (_tool, tool_url) = start_tool().await;
+    let dir = TempDir::new("three-nodes");
+    let node = |name: &str| {
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[store]\nurl = \"{url}\"\n\n[engine]\nnode_id = \"{name}\"\nlease = \"1s\"\npoll_interval = \"20ms\"\n\
+             egress = {{ allow = [\"{tool_url}/*\"] }}\n"
+        );
+        let path = dir.write(&format!("{name}.toml"), &text);
+        let args = [
+            "serve",
+            "--config",
+            &path.display().to_string(),
+            "--listen",
+            "127.0.0.1:0",
+        ]
+        .map(String::from);
+        let envs = [("HOLDFAST_STORE_URL".to_string(), url.clone())];
+        Process::spawn(name, &args, &envs)
+    };
+    let a = node("node-a");
+    let b = node("node-b");
+    let c = node("node-c");
+    let bases: Vec<String> = [&a, &b, &c]
+        .iter()
+        .map(|p| format!("http://{}", p.addr))
+        .collect();
+    let base_c = bases[2].clone();
+    let http = client();
+    let workflow = json!({"name": "three", "steps": [
+        {"name": "fetch", "kind": "http", "url": format!("{tool_url}/effects/{{{{ task.id }}}}/fetch")},
+        {"name": "wait", "kind": "sleep", "duration": "300ms"},
+        {"name": "slow", "kind": "http", "url": format!("{tool_url}/effects/{{{{ task.id }}}}/slow")},
+        {"name": "publish", "kind": "http", "url": format!("{tool_url}/effects/{{{{ task.id }}}}/publish")},
+    ]});
+    let r = http
+        .post(format!("{base_c}/v1/workflows"))
+        .json(&workflow)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let mut ids = Vec::new();
+    for i in 0..150 {
+        let r = http
+            .post(format!("{}/v1/tasks", bases[i % 3]))
+            .json(&json!({"workflow": "three", "input": {"n": i}}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+        let task: Value = r.json().await.unwrap();
+        ids.push(task["task_id"].as_str().unwrap().to_string());
+    }
+    // Mid-load: A is killed while it holds a lease, then B is paused while it holds
+    // one (read back after the SIGSTOP, so the pause surely catches it holding work).
+    let held = |owner: &'static str| {
+        let (http, base_c) = (http.clone(), base_c.clone());
+        async move {
+            let page: Value = http
+                .get(format!("{base_c}/v1/tasks?status=running&limit=1000"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            page["tasks"].as_array().map_or(0, |t| {
+                t.iter().filter(|t| t["lease"]["owner"] == owner).count()
+            })
+        }
+    };
+    let started = std::time::Instant::now();
+    while held("node-a").await == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "node A never held a task"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(a);
+    let signal = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &b.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {sig}");
+    };
+    loop {
+        signal("-STOP");
+        if held("node-b").await > 0 {
+            break;
+        }
+        signal("-CONT");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "node B never held a task"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Past B's 1 s leases, with time for C to take its tasks over.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    signal("-CONT");
+    let unfinished = wait_all(&base_c, &ids, Duration::from_secs(60)).await;
+    assert!(
+        unfinished.is_empty(),
+        "{} tasks never finished",
+        unfinished.len()
+    );
+    committed_once(&base_c, &ids, &["fetch", "wait", "slow", "publish"]).await;
+    let mut from = HashMap::new();
+    for id in &ids {
+        for e in journal(&http, &base_c, id).await {
+            if e["kind"] == "taken_over" {
+                *from
+                    .entry(e["data"]["from"].as_str().unwrap_or("").to_string())
+                    .or_insert(0) += 1;
+            }
+        }
+    }
+    assert!(
+        from.get("node-a").copied().unwrap_or(0) > 0,
+        "nothing taken from A: {from:?}"
+    );
+    assert!(
+        from.get("node-b").copied().unwrap_or(0) > 0,
+        "nothing taken from B: {from:?}"
+    );
+    // B woke up still running tasks it no longer held: its writes were refused.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !b
+        .output()
+        .contains("lease lost; another node runs the task now")
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        b.output()
+            .contains("lease lost; another node runs the task now"),
+        "node B's late writes were not refused as stale:\n{}",
+        b.output()
+    );
+    eprintln!("150 tasks on three nodes, A killed, B paused 2.5 s: taken over {from:?}");
+    drop(b);
+    drop(c);
+}
+
 /// Drops a test's schema with `psql`, when it is installed (the schema is harmless
 /// otherwise: it is named after the test run).
 fn drop_schema(url: &str, schema: &str) {

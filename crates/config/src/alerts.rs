@@ -64,6 +64,7 @@ pub struct Webhook {
 /// | `escalation_rate` | escalations ÷ tasks submitted, over its 1h baseline | > 2× | 10m | 10m | warning |
 /// | `cost_per_task` | task cost ÷ tasks finished, over its 1h baseline | > 2× | 10m | 10m | warning |
 /// | `completion_rate` | tasks succeeded ÷ tasks finished (succeeded or failed) | < 0.90 | 10m | 10m | critical |
+/// | `store_unreachable` | `holdfast_store_up` (1 up, 0 down) | < 0.5 | 1m | — | critical |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum AlertKind {
     /// Share of attempts that were retries.
@@ -86,6 +87,8 @@ pub enum AlertKind {
     CostPerTask,
     /// Share of finished tasks that succeeded.
     CompletionRate,
+    /// The store cannot be reached or cannot write.
+    StoreUnreachable,
 }
 
 /// What kind of value a rule reads, which decides the fields that apply to it.
@@ -114,6 +117,7 @@ impl AlertKind {
         AlertKind::EscalationRate,
         AlertKind::CostPerTask,
         AlertKind::CompletionRate,
+        AlertKind::StoreUnreachable,
     ];
 
     /// Its name in the file, the log, notices and the Prometheus export.
@@ -129,6 +133,7 @@ impl AlertKind {
             AlertKind::EscalationRate => "escalation_rate",
             AlertKind::CostPerTask => "cost_per_task",
             AlertKind::CompletionRate => "completion_rate",
+            AlertKind::StoreUnreachable => "store_unreachable",
         }
     }
 
@@ -145,7 +150,9 @@ impl AlertKind {
             | AlertKind::RetryDelay
             | AlertKind::MaxRetriesExceeded
             | AlertKind::CompletionRate => Shape::Rate,
-            AlertKind::BreakerOpen | AlertKind::TaskRetryingLong => Shape::Gauge,
+            AlertKind::BreakerOpen | AlertKind::TaskRetryingLong | AlertKind::StoreUnreachable => {
+                Shape::Gauge
+            }
             AlertKind::RetryBudgetExhaustion => Shape::Trend,
             AlertKind::EscalationRate | AlertKind::CostPerTask => Shape::Baseline,
         }
@@ -214,6 +221,9 @@ impl AlertRule {
             // `for` 1m: a trend over noisy traffic dips; a minute of it is a trend.
             AlertKind::RetryBudgetExhaustion => rule(1.0, 1, 5, Severity::Warning),
             AlertKind::TaskRetryingLong => rule(1800.0, 0, 5, Severity::Warning),
+            // A minute: longer than a database failover or restart takes, so that a
+            // planned switchover does not page, while submissions meanwhile get 503.
+            AlertKind::StoreUnreachable => rule(0.5, 1, 5, Severity::Critical),
             AlertKind::EscalationRate | AlertKind::CostPerTask => {
                 rule(2.0, 10, 10, Severity::Warning)
             }
@@ -228,6 +238,7 @@ impl AlertRule {
             AlertKind::SuccessAfterRetry
                 | AlertKind::RetryBudgetExhaustion
                 | AlertKind::CompletionRate
+                | AlertKind::StoreUnreachable
         )
     }
 }

@@ -113,6 +113,12 @@ pub struct Listener {
 pub struct Store {
     /// A `sqlite://` or `postgres://` URL that parses.
     pub url: String,
+    /// The longest an API call waits for the store.
+    pub timeout: Duration,
+    /// How often the store is probed.
+    pub probe_interval: Duration,
+    /// Where submissions wait while the store is down; `None` refuses them with 503.
+    pub outbox: Option<PathBuf>,
 }
 
 /// A key clients may present.

@@ -106,6 +106,8 @@ pub(crate) struct Inner {
     /// The latest version of each workflow, as last read, and when (Unix ms).
     latest: RwLock<HashMap<String, (u32, u64)>>,
     pub(crate) wake: Notify,
+    /// Where submissions wait while the store is down, when configured (`outbox.rs`).
+    pub(crate) outbox: std::sync::OnceLock<crate::outbox::Outbox>,
     seed: AtomicU64,
     ids: AtomicU64,
 }
@@ -134,6 +136,7 @@ impl Engine {
                 workflows: RwLock::new(HashMap::new()),
                 latest: RwLock::new(HashMap::new()),
                 wake: Notify::new(),
+                outbox: std::sync::OnceLock::new(),
                 seed: AtomicU64::new(seed),
                 ids: AtomicU64::new(0),
             }),
@@ -202,13 +205,8 @@ impl Engine {
             &submission.input,
             self.inner.settings.max_input_bytes,
         )?;
-        if let Some(key) = &submission.idempotency_key
-            && (key.is_empty() || key.len() > 255 || key.chars().any(char::is_control))
-        {
-            return Err(EngineError::invalid_at(
-                "idempotency_key",
-                "must be 1..=255 bytes without control characters",
-            ));
+        if let Some(key) = &submission.idempotency_key {
+            check_key(key)?;
         }
         let now = self.inner.clock.unix_millis();
         let task = NewTask {
@@ -289,7 +287,22 @@ pub(crate) fn not_found(what: &'static str, id: &str, version: Option<u32>) -> E
 
 /// Checks a task's input: its size, then the workflow's input schema (every error, each
 /// at its path under `input`).
-fn check_input(workflow: &Workflow, input: &Value, max_bytes: usize) -> Result<(), EngineError> {
+/// Refuses an idempotency key the store would not keep.
+pub(crate) fn check_key(key: &str) -> Result<(), EngineError> {
+    if key.is_empty() || key.len() > 255 || key.chars().any(char::is_control) {
+        return Err(EngineError::invalid_at(
+            "idempotency_key",
+            "must be 1..=255 bytes without control characters",
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_input(
+    workflow: &Workflow,
+    input: &Value,
+    max_bytes: usize,
+) -> Result<(), EngineError> {
     let size = serde_json::to_vec(input)
         .map(|v| v.len())
         .unwrap_or(usize::MAX);
@@ -337,7 +350,7 @@ const LATEST_TTL_MS: u64 = 1_000;
 impl Inner {
     /// The latest registered version of `name`, read from the store at most once per
     /// [`LATEST_TTL_MS`]: submissions are the hottest path and the answer rarely changes.
-    async fn latest_version(&self, name: &str) -> Result<u32, EngineError> {
+    pub(crate) async fn latest_version(&self, name: &str) -> Result<u32, EngineError> {
         let now = self.clock.unix_millis();
         if let Ok(latest) = self.latest.read()
             && let Some(&(version, read_at)) = latest.get(name)
@@ -386,6 +399,22 @@ impl Inner {
         }
     }
 
+    /// The latest version of `name` this node read, however long ago.
+    pub(crate) fn known_latest(&self, name: &str) -> Option<u32> {
+        self.latest
+            .read()
+            .ok()
+            .and_then(|latest| latest.get(name).map(|&(version, _)| version))
+    }
+
+    /// A workflow version this node already parsed.
+    pub(crate) fn known_workflow(&self, name: &str, version: u32) -> Option<Arc<Workflow>> {
+        self.workflows
+            .read()
+            .ok()
+            .and_then(|cache| cache.get(&(name.to_string(), version)).cloned())
+    }
+
     /// A checked workflow version, parsed once per process.
     pub(crate) async fn workflow(
         &self,
@@ -417,7 +446,7 @@ impl Inner {
     }
 
     /// A new task id: time first (ids sort by submission), then randomness.
-    fn new_task_id(&self, now_ms: u64) -> String {
+    pub(crate) fn new_task_id(&self, now_ms: u64) -> String {
         let n = self.ids.fetch_add(1, Ordering::Relaxed);
         let mut rng = Rng::seeded(self.seed.load(Ordering::Relaxed) ^ n.rotate_left(17));
         format!("t-{now_ms:012x}-{:016x}", rng.next_u64())

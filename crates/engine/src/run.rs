@@ -506,8 +506,35 @@ fn after(
     }
 }
 
+/// The first pause before a commit is tried again while the store is unavailable.
+const COMMIT_RETRY_FIRST: Duration = Duration::from_millis(100);
+/// The longest pause between two tries of a commit.
+const COMMIT_RETRY_CAP: Duration = Duration::from_secs(2);
+
+/// Commits `a`. While the store is unavailable the run pauses and tries the same
+/// commit again with backoff, rather than running further steps on a result that is
+/// not durable; it gives up once the task's lease could no longer hold (the keeper
+/// cannot renew it meanwhile), and the task resumes wherever it is claimed next. A
+/// commit tried again after a timeout that had in fact committed is refused as stale
+/// or conflicting, never committed twice.
 async fn commit(cx: &Cx<'_>, a: Advance) -> Result<(), Stop> {
-    let now = cx.now();
-    cx.engine.store.advance(a, now).await?;
-    Ok(())
+    let clock = &cx.engine.clock;
+    let give_up = clock.now() + cx.engine.settings.lease;
+    let mut pause = COMMIT_RETRY_FIRST;
+    loop {
+        match cx.engine.store.advance(a.clone(), cx.now()).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_unavailable() && clock.now() + pause < give_up => {
+                tracing::info!(
+                    task_id = %cx.task_id,
+                    error = %e,
+                    retry_in_ms = pause.as_millis() as u64,
+                    "the store cannot commit this step's result yet; the task waits and tries again"
+                );
+                clock.sleep_until(clock.now() + pause).await;
+                pause = pause.saturating_mul(2).min(COMMIT_RETRY_CAP);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }

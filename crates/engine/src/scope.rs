@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use holdfast_store::{
-    Cancelled, Escalation, EscalationFilter, FencingToken, Job, JobResult, JournalEntry,
-    Resolution, Step, Task, TaskFilter, TaskPage,
+    Cancelled, Escalation, EscalationFilter, FencingToken, Job, JobResult, JobStatus, JournalEntry,
+    Resolution, Step, StoreError, Task, TaskFilter, TaskPage,
 };
 
 use crate::engine::{Engine, not_found};
@@ -153,7 +153,9 @@ impl Engine {
             .await?)
     }
 
-    /// A worker's result; a stale token is refused (the job was taken over).
+    /// A worker's result; a stale token is refused (the job was taken over). The same
+    /// result sent again under the same token is accepted: an earlier send that the
+    /// worker saw fail (a 503 while the store was slow) may have been recorded anyway.
     pub async fn complete_job(
         &self,
         job_id: &str,
@@ -163,10 +165,20 @@ impl Engine {
     ) -> Result<(), EngineError> {
         self.job(job_id, scope).await?;
         let now = self.inner.clock.unix_millis();
-        self.inner
+        match self
+            .inner
             .store
-            .complete_job(job_id, token, result, now)
-            .await?;
+            .complete_job(job_id, token, result.clone(), now)
+            .await
+        {
+            Ok(()) => {}
+            Err(StoreError::StaleLease { .. })
+                if self
+                    .job(job_id, scope)
+                    .await
+                    .is_ok_and(|job| recorded(&job, token, &result)) => {}
+            Err(e) => return Err(e.into()),
+        }
         self.inner.wake.notify_one();
         Ok(())
     }
@@ -225,4 +237,16 @@ impl Engine {
         self.inner.resolved(&esc).await;
         Ok(esc)
     }
+}
+
+/// Whether `job` already holds `result`, recorded under `token`.
+fn recorded(job: &Job, token: FencingToken, result: &JobResult) -> bool {
+    job.token == token
+        && match (result, job.status) {
+            (JobResult::Succeeded(output), JobStatus::Succeeded) => {
+                job.result.as_ref() == Some(output)
+            }
+            (JobResult::Failed(error), JobStatus::Failed) => job.error.as_ref() == Some(error),
+            (JobResult::Succeeded(_) | JobResult::Failed(_), _) => false,
+        }
 }

@@ -171,6 +171,7 @@ pub(crate) fn may_degrade(error: &ApiError) -> bool {
         | ApiError::Conflict(_)
         | ApiError::StaleLease(_)
         | ApiError::EngineUnavailable
+        | ApiError::StoreUnavailable(_)
         | ApiError::Internal(_) => false,
     }
 }

@@ -270,6 +270,18 @@ pub(crate) fn engine_error(err: EngineError) -> ApiError {
 }
 
 fn store_error(err: StoreError) -> ApiError {
+    if err.is_unavailable() {
+        // The cause is logged, not shown: it may name the database's host.
+        tracing::warn!(error = %err, "a request found the store unavailable");
+        let shown = match err {
+            // The outbox's answer for a submission it cannot check while the store is
+            // known to be down (a workflow this node has not read yet).
+            StoreError::Unavailable { waited_ms: 0 } => "it is down".to_owned(),
+            StoreError::Unavailable { waited_ms } => format!("no answer within {waited_ms} ms"),
+            _ => "it cannot be reached or cannot write".to_owned(),
+        };
+        return ApiError::StoreUnavailable(shown);
+    }
     match err {
         StoreError::InvalidInput { field, reason } => ApiError::InvalidInput {
             message: format!("{field}: {reason}"),

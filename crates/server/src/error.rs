@@ -223,10 +223,22 @@ pub enum ApiError {
     /// The workflow endpoints were called on a server built without an engine.
     #[error("the workflow engine is not running on this server")]
     EngineUnavailable,
+    /// The store did not answer within `store.timeout`, or could not be reached or
+    /// written: nothing is known to be recorded. Retrying with the same idempotency key
+    /// (or fencing token) is safe.
+    #[error(
+        "the store is unavailable ({0}); nothing is known to be recorded: retry with the \
+         same Idempotency-Key"
+    )]
+    StoreUnavailable(String),
     /// A bug or an unexpected failure inside holdfast; the details are logged only.
     #[error("internal error: {0}")]
     Internal(String),
 }
+
+/// The wait advertised when the store is unavailable: the guard's probe notices the
+/// store's return within a second, so a sooner retry would only find it still down.
+const STORE_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 impl ApiError {
     /// The HTTP status.
@@ -266,6 +278,7 @@ impl ApiError {
             | ApiError::TargetsUnavailable { .. }
             | ApiError::AgentBreakerOpen
             | ApiError::EngineUnavailable
+            | ApiError::StoreUnavailable(_)
             | ApiError::HistoryUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::UpstreamTimeout(_) | ApiError::DeadlineExceeded => {
                 StatusCode::GATEWAY_TIMEOUT
@@ -318,6 +331,7 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::StaleLease(_) => "stale_lease",
             ApiError::EngineUnavailable => "engine_unavailable",
+            ApiError::StoreUnavailable(_) => "store_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -344,6 +358,7 @@ impl ApiError {
             ApiError::UpstreamRateLimited { retry_after, .. }
             | ApiError::UpstreamOverloaded { retry_after, .. }
             | ApiError::TargetsUnavailable { retry_after } => *retry_after,
+            ApiError::StoreUnavailable(_) => Some(STORE_RETRY_AFTER),
             _ => None,
         }
     }

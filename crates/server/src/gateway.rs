@@ -97,6 +97,8 @@ pub(crate) struct Inner {
     /// The workflow engine behind `/v1/workflows`, `/v1/tasks`…, once attached
     /// (`engine_api.rs`).
     pub(crate) engine: std::sync::OnceLock<holdfast_engine::Engine>,
+    /// The store guard's health behind `/ready`, once attached (`ready.rs`).
+    pub(crate) store_health: std::sync::OnceLock<Arc<holdfast_engine::StoreHealth>>,
     /// The alert rules and their states (`alerts/`).
     pub(crate) alerts: Arc<crate::alerts::Alerting>,
     ids: Arc<RequestIds>,
@@ -193,6 +195,10 @@ impl Inner {
         if let Some(attached) = previous.and_then(|old| old.engine.get()) {
             let _ = engine.set(attached.clone());
         }
+        let store_health = std::sync::OnceLock::new();
+        if let Some(attached) = previous.and_then(|old| old.store_health.get()) {
+            let _ = store_health.set(Arc::clone(attached));
+        }
         // On a reload the shared ledger is pointed at the new metrics when the new
         // state is swapped in (`live.rs`), not here: this build may still be dropped.
         let ledger = match previous {
@@ -231,6 +237,7 @@ impl Inner {
             ),
             models,
             engine,
+            store_health,
             alerts: previous.map_or_else(
                 || Arc::new(crate::alerts::Alerting::new(config.alerts.clone())),
                 |old| Arc::clone(&old.alerts),

@@ -54,6 +54,7 @@ mod probe;
 mod prompt;
 mod quality;
 mod readiness;
+mod ready;
 mod recovery;
 mod redact;
 mod respond;

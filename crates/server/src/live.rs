@@ -18,7 +18,8 @@
 //!
 //! What needs a restart, and is refused with the field named when it differs:
 //! `server.listen` (the socket is bound), `server.max_connections` (the listener
-//! counts against it from start), `store.url` (the store is open), `[engine]`
+//! counts against it from start), `store.url`, `store.timeout` and
+//! `store.probe_interval` (the store is open and guarded), `[engine]`
 //! (the node id is in every lease; the scheduler and the registered workflows were set
 //! up at start) and `[alerts]` (the evaluation loop and webhooks run from start).
 //!
@@ -403,6 +404,15 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<(String, String)> {
     // Compared, never shown: a postgres URL may hold a password.
     if old.store.url != new.store.url {
         fixed.push(("store.url".to_owned(), restart.to_owned()));
+    }
+    if old.store.timeout != new.store.timeout {
+        fixed.push(("store.timeout".to_owned(), restart.to_owned()));
+    }
+    if old.store.outbox != new.store.outbox {
+        fixed.push(("store.outbox".to_owned(), restart.to_owned()));
+    }
+    if old.store.probe_interval != new.store.probe_interval {
+        fixed.push(("store.probe_interval".to_owned(), restart.to_owned()));
     }
     if old.engine.node_id != new.engine.node_id {
         fixed.push(("engine.node_id".to_owned(), restart.to_owned()));

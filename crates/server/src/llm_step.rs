@@ -124,9 +124,9 @@ fn outcome(err: &ApiError) -> Outcome {
         | ApiError::TargetsUnavailable { retry_after } => Outcome::Overloaded {
             retry_after: *retry_after,
         },
-        ApiError::RetryBudgetExhausted | ApiError::AgentBreakerOpen => {
-            Outcome::Overloaded { retry_after: None }
-        }
+        ApiError::RetryBudgetExhausted
+        | ApiError::AgentBreakerOpen
+        | ApiError::StoreUnavailable(_) => Outcome::Overloaded { retry_after: None },
         ApiError::UpstreamError(_) | ApiError::Internal(_) => Outcome::ServerError,
         ApiError::UpstreamTimeout(_) | ApiError::DeadlineExceeded => {
             Outcome::Timeout(TimeoutKind::Total)

@@ -89,6 +89,14 @@ pub enum StoreError {
     /// The store is shut down (its writer thread stopped).
     #[error("store is closed")]
     Closed,
+    /// The store did not answer within the caller's bound (a guard around the store
+    /// gave up waiting). A write may still be committed after this: retry it under the
+    /// same idempotency key or fencing token.
+    #[error("the store did not answer within {waited_ms} ms")]
+    Unavailable {
+        /// How long the caller waited.
+        waited_ms: u64,
+    },
     /// An I/O error outside the database (creating the data directory).
     #[error("i/o error on {path}: {source}")]
     Io {
@@ -109,6 +117,30 @@ pub enum StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 impl StoreError {
+    /// Whether this error says the store could not be reached or could not write (a
+    /// connection refused or lost, a database shutting down, a disk full or read-only,
+    /// a lock held too long, a wait past its bound), as opposed to an answer about the
+    /// request itself (not found, conflict, stale lease, bad input, corrupt row). The
+    /// first kind passes when the store is back; the second does not.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::InvalidInput { .. }
+            | StoreError::NotFound { .. }
+            | StoreError::StaleLease { .. }
+            | StoreError::Conflict { .. }
+            | StoreError::BadUrl { .. }
+            | StoreError::SchemaTooNew { .. }
+            | StoreError::Corrupt { .. } => false,
+            StoreError::Connect { .. }
+            | StoreError::CommitFailed(_)
+            | StoreError::Closed
+            | StoreError::Unavailable { .. }
+            | StoreError::Io { .. } => true,
+            StoreError::Sqlite(e) => sqlite_unavailable(e),
+            StoreError::Postgres(e) => postgres_unavailable(e),
+        }
+    }
+
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         StoreError::InvalidInput {
             field,
@@ -148,5 +180,42 @@ impl StoreError {
             what,
             reason: reason.into(),
         }
+    }
+}
+
+/// SQLite's codes for a database that cannot be written or read right now.
+fn sqlite_unavailable(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode;
+    match e {
+        rusqlite::Error::SqliteFailure(failure, _) => matches!(
+            failure.code,
+            ErrorCode::DiskFull
+                | ErrorCode::ReadOnly
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::CannotOpen
+                | ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::PermissionDenied
+                | ErrorCode::FileLockingProtocolFailed
+        ),
+        _ => false,
+    }
+}
+
+/// A connection that failed or was lost, or a server refusing work for a while
+/// (SQLSTATE classes 08 connection exception, 53 insufficient resources, 57P operator
+/// intervention such as a shutdown).
+fn postgres_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || code.starts_with("53") || code.starts_with("57P")
+        }),
+        _ => false,
     }
 }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use holdfast_config::{Config, LoadOptions, Overrides, process_env};
-use holdfast_engine::{Engine, EngineError, Settings};
+use holdfast_engine::{Engine, EngineError, GuardSettings, Settings, StoreGuard};
 use holdfast_policy::{Clock, SystemClock};
 use holdfast_server::{ConfigFile, Gateway};
 use serde_json::Value;
@@ -128,9 +128,22 @@ async fn serve(
     }
     // The URL is not in the message: a postgres URL may hold a password (the store's
     // own errors redact it).
-    let store = holdfast_store::open(&config.store.url)
+    let opened = holdfast_store::open(&config.store.url)
         .await
         .context("opening the store (store.url)")?;
+    // Every call to the store, the engine's and the API's, passes the guard: bounded
+    // by `store.timeout`, and told to `/ready` and `/metrics`.
+    let guard = Arc::new(StoreGuard::new(
+        opened,
+        Arc::clone(&clock),
+        GuardSettings {
+            timeout: config.store.timeout,
+            probe_interval: config.store.probe_interval,
+        },
+        Some(gateway.store_events()),
+    ));
+    gateway = gateway.with_store_health(guard.health());
+    let store: Arc<dyn holdfast_store::Store> = guard.clone();
     let engine = Engine::new(
         Arc::clone(&store),
         clock,
@@ -138,6 +151,12 @@ async fn serve(
         Some(gateway.llm()),
         gateway.task_events(),
     );
+    let engine = match &config.store.outbox {
+        Some(path) => engine
+            .with_outbox(path.clone(), Some(guard.health()))
+            .context("opening the outbox (store.outbox_path)")?,
+        None => engine,
+    };
     for file in &config.engine.workflows {
         register(&engine, file).await?;
     }
@@ -164,6 +183,14 @@ async fn serve(
     tokio::spawn(async move {
         super::shutdown_signal().await;
         let _ = stop.send(true);
+    });
+    tokio::spawn({
+        let stopped = stopped.clone();
+        async move { guard.watch(until(stopped)).await }
+    });
+    tokio::spawn({
+        let (engine, stopped) = (engine.clone(), stopped.clone());
+        async move { engine.drain_outbox(until(stopped)).await }
     });
     let scheduler = tokio::spawn({
         let stopped = stopped.clone();

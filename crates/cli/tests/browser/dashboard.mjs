@@ -110,6 +110,9 @@ try {
     await page.getByTestId('key-form').waitFor({ state: 'hidden' });
   }
 
+  step('see the store up, from /ready');
+  await page.getByTestId('store-status').filter({ hasText: 'store up since' }).waitFor();
+
   step(`see ${target}'s breaker open`);
   await page.locator(`[data-testid="breaker-${target}"][data-state="open"]`).waitFor();
 

@@ -411,6 +411,7 @@ impl Mock {
 #[derive(Default, Clone)]
 pub struct ConfigBuilder {
     server: String,
+    store: String,
     sections: String,
 }
 
@@ -427,6 +428,13 @@ impl ConfigBuilder {
     pub fn server(mut self, line: &str) -> ConfigBuilder {
         self.server.push_str(line);
         self.server.push('\n');
+        self
+    }
+
+    /// A line for `[store]` (`timeout = "2s"`).
+    pub fn store(mut self, line: &str) -> ConfigBuilder {
+        self.store.push_str(line);
+        self.store.push('\n');
         self
     }
 
@@ -519,9 +527,10 @@ impl ConfigBuilder {
     /// The file's text, with its store in `data_dir`.
     pub fn build(&self, data_dir: &Path) -> String {
         format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n{}\n[store]\nurl = \"sqlite://{}/holdfast.db\"\n\n{}",
+            "[server]\nlisten = \"127.0.0.1:0\"\n{}\n[store]\nurl = \"sqlite://{}/holdfast.db\"\n{}\n{}",
             self.server,
             data_dir.display(),
+            self.store,
             self.sections
         )
     }

@@ -30,6 +30,7 @@ mod route;
 mod target;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
@@ -150,12 +151,37 @@ pub struct Store {
     /// `"sqlite://holdfast-data/holdfast.db"`. Overridden by the environment variable
     /// `HOLDFAST_STORE_URL`, then by `--store-url`.
     pub url: String,
+    /// The longest an API call waits for the store: past it the call answers 503
+    /// `store_unavailable` with `Retry-After` instead of hanging, and a running task
+    /// holds its step result and retries the commit. `"100ms"` to `"60s"`; default
+    /// `"3s"`. A write that timed out may still be committed later: a client retries
+    /// with the same idempotency key.
+    pub timeout: HumanDuration,
+    /// How often the store is probed while nothing else reaches it, so that `/ready`
+    /// and `holdfast_store_up` change within `probe_interval` plus twice that (the
+    /// probe's own wait) of an outage starting or ending. `"50ms"` to `"10s"`;
+    /// default `"250ms"`.
+    pub probe_interval: HumanDuration,
+    /// Queue task submissions while the store is unavailable instead of refusing
+    /// them: each is checked against the workflow versions this node knows, written to
+    /// `outbox_path` with fsync, answered 202 with its idempotency key and status
+    /// `queued`, and submitted in order once the store is back (a kill -9 meanwhile
+    /// loses nothing: a restart replays the file). Default `false`: 503
+    /// `store_unavailable`.
+    pub outbox: bool,
+    /// The outbox file (created if missing; a relative path is relative to the working
+    /// directory). One per node. Default `"holdfast-data/outbox.jsonl"`.
+    pub outbox_path: PathBuf,
 }
 
 impl Default for Store {
     fn default() -> Self {
         Store {
             url: "sqlite://holdfast-data/holdfast.db".to_owned(),
+            timeout: HumanDuration::secs(3),
+            probe_interval: HumanDuration::millis(250),
+            outbox: false,
+            outbox_path: PathBuf::from("holdfast-data/outbox.jsonl"),
         }
     }
 }

@@ -227,6 +227,8 @@ fn number_problem(kind: AlertKind, n: f64) -> Option<String> {
             | AlertKind::SuccessAfterRetry
             | AlertKind::MaxRetriesExceeded
             | AlertKind::CompletionRate => n > 0.0 && n <= 1.0,
+            // Below 1 by more than the resolve band, or a firing alert never resolves.
+            AlertKind::StoreUnreachable => n > 0.0 && n <= 0.9,
             AlertKind::BreakerOpen | AlertKind::RetryBudgetExhaustion => n >= 0.0,
             AlertKind::EscalationRate | AlertKind::CostPerTask => n > 1.0,
             AlertKind::RetryDelay | AlertKind::TaskRetryingLong => false,
@@ -242,6 +244,9 @@ fn number_problem(kind: AlertKind, n: f64) -> Option<String> {
             format!("{n} is not a share in (0, 1]")
         }
         AlertKind::BreakerOpen => format!("{n} is not a count of targets ≥ 0"),
+        AlertKind::StoreUnreachable => {
+            format!("{n} is not a value of holdfast_store_up in (0, 0.9]")
+        }
         AlertKind::RetryBudgetExhaustion => format!("{n} is not a number of retries ≥ 0"),
         AlertKind::EscalationRate | AlertKind::CostPerTask => {
             format!("{n} is not a factor over the baseline > 1")

@@ -160,7 +160,7 @@ pub(crate) fn run(
         client_secrets: HashMap::new(),
     };
     let server = server(&mut c, doc, &inputs);
-    let store = store(&mut c, &inputs.store_url);
+    let store = store(&mut c, &doc.store, &inputs.store_url);
     let policies = policy::all(&mut c, &doc.policies);
     let agent_breaker = policy::breaker(&mut c, &FieldPath::root("agents"), &doc.agents.breaker);
     let providers = target::providers(&mut c, &doc.providers);
@@ -241,8 +241,22 @@ fn server(c: &mut Checker<'_>, doc: &Document, inputs: &Inputs<'_>) -> Option<Se
     })
 }
 
-fn store(c: &mut Checker<'_>, url: &Layered) -> Option<Store> {
-    let path = FieldPath::root("store").key("url");
+fn store(c: &mut Checker<'_>, raw: &schema::Store, url: &Layered) -> Option<Store> {
+    let root = FieldPath::root("store");
+    let path = root.key("url");
+    let timeout = raw.timeout.0;
+    let timeout_ok = (Duration::from_millis(100)..=Duration::from_secs(60)).contains(&timeout);
+    if !timeout_ok {
+        c.invalid(root.key("timeout"), "must be between \"100ms\" and \"60s\"");
+    }
+    let probe_interval = raw.probe_interval.0;
+    let probe_ok = (Duration::from_millis(50)..=Duration::from_secs(10)).contains(&probe_interval);
+    if !probe_ok {
+        c.invalid(
+            root.key("probe_interval"),
+            "must be between \"50ms\" and \"10s\"",
+        );
+    }
     let problem = match url::Url::parse(&url.value) {
         Ok(parsed) => match parsed.scheme() {
             "sqlite" | "postgres" | "postgresql" => None,
@@ -254,9 +268,13 @@ fn store(c: &mut Checker<'_>, url: &Layered) -> Option<Store> {
         Err(e) => Some(format!("{:?} is not a URL: {e}", url.value)),
     };
     match problem {
-        None => Some(Store {
+        None if timeout_ok && probe_ok => Some(Store {
             url: url.value.clone(),
+            timeout,
+            probe_interval,
+            outbox: raw.outbox.then(|| raw.outbox_path.clone()),
         }),
+        None => None,
         Some(message) => {
             layered_problem(c, url, path, message);
             None

@@ -566,6 +566,28 @@
     }
   }
 
+  // The store's state from /ready (no key needed; 503 is an answer, not a failure):
+  // "store up since 14:02:11" or "store down since 14:05:40 (timeout)".
+  async function refreshStore() {
+    const node = $('store-status');
+    let body = null;
+    try {
+      const response = await fetch('/ready', { cache: 'no-store', headers: { Accept: 'application/json' } });
+      body = await response.json();
+    } catch (_) {
+      body = null;
+    }
+    const store = body && body.checks && body.checks.store;
+    if (!store) {
+      node.className = 'badge';
+      node.textContent = body ? 'no store' : 'store ?';
+      return;
+    }
+    node.className = `badge ${store.state}`;
+    const cause = store.cause ? ` (${store.cause})` : '';
+    node.textContent = `store ${store.state} since ${clock(store.since_ms)}${cause}`;
+  }
+
   // ---------------------------------------------------------------------------------
   // Configuration versions, each with the quality gate's verdict
 
@@ -608,6 +630,7 @@
       refreshAlerts(),
       refreshConfig(),
       refreshTimeline(),
+      refreshStore(),
     ]);
     state.running = false;
     if (document.hidden) {

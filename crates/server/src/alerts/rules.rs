@@ -28,6 +28,7 @@ pub(crate) enum Signal {
     TaskCost,
     OldestRetryingTask,
     TasksSucceeded,
+    StoreUp,
 }
 
 /// How a signal folds the series of its metric.
@@ -67,6 +68,7 @@ impl Signal {
         Signal::TaskCost,
         Signal::OldestRetryingTask,
         Signal::TasksSucceeded,
+        Signal::StoreUp,
     ];
 
     pub(crate) fn index(self) -> usize {
@@ -87,6 +89,7 @@ impl Signal {
             Signal::TaskCost => 13,
             Signal::OldestRetryingTask => 14,
             Signal::TasksSucceeded => 15,
+            Signal::StoreUp => 16,
         }
     }
 
@@ -129,6 +132,8 @@ impl Signal {
             Signal::TaskCost => sum("holdfast_task_cost_usd_total"),
             // Refreshed by the alert loop (`metrics/alerting.rs`).
             Signal::OldestRetryingTask => sum("holdfast_task_oldest_retry_seconds"),
+            // Absent from a gateway without a store: no data, which never fires.
+            Signal::StoreUp => sum("holdfast_store_up"),
         }
     }
 }
@@ -178,6 +183,7 @@ pub(crate) fn expr(kind: AlertKind) -> Expr {
             spent: S::Retries,
         },
         AlertKind::TaskRetryingLong => Expr::Gauge(S::OldestRetryingTask),
+        AlertKind::StoreUnreachable => Expr::Gauge(S::StoreUp),
         AlertKind::EscalationRate => Expr::Baseline {
             num: S::Escalations,
             den: S::TasksSubmitted,
@@ -239,6 +245,15 @@ pub(crate) fn summary(rule: &AlertRule, value: f64, eta: Option<f64>) -> String 
             "a task has been retrying for {} (alert above {})",
             human(value),
             human(t)
+        ),
+        AlertKind::StoreUnreachable => format!(
+            "the store is {} (holdfast_store_up {value}; alert below {t} for {})",
+            if value < t {
+                "unreachable or cannot write"
+            } else {
+                "up"
+            },
+            human(rule.for_duration.as_secs_f64())
         ),
         AlertKind::EscalationRate => format!(
             "escalations per task {value:.2}× their {} baseline over {window} (alert above {t}×)",

@@ -17,6 +17,7 @@ mod messages;
 mod metrics;
 mod models;
 mod readiness;
+mod ready;
 mod requests;
 mod summary;
 mod targets;
@@ -87,6 +88,7 @@ routes! {
     post "/v1/messages" agent => messages::messages;
     get "/v1/models" agent => models::models;
     get "/health" public => health::health;
+    get "/ready" public => ready::ready;
     get "/metrics" public => metrics::metrics;
     get "/v1/holdfast/requests/{id}" agent => requests::request;
     get "/v1/holdfast/targets" agent => targets::targets;

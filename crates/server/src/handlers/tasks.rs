@@ -3,12 +3,14 @@
 //! Submission is idempotent when the client gives a key (in the body's
 //! `idempotency_key` or the `Idempotency-Key` header): the first submission answers
 //! 201 with the new task, every later one 200 with that same task, and nothing runs
-//! twice. Once the answer is 2xx the task is durable (invariant 2).
+//! twice. Once the answer is 2xx the task is durable (invariant 2): 202 `queued` (the
+//! store is down and `[store] outbox` is on) is durable in the node's outbox file and
+//! becomes the task once the store is back.
 
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
-use holdfast_engine::Submission;
+use holdfast_engine::{Accepted, Submission};
 use holdfast_store::{Cancelled, Submitted, TaskFilter};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -66,9 +68,9 @@ pub(crate) async fn submit(
         (Some(key), _) | (None, Some(key)) => Some(key),
         (None, None) => None,
     };
-    let submitted = api
+    let accepted = api
         .engine
-        .submit(Submission {
+        .submit_or_queue(Submission {
             tenant: api.principal.tenant.to_string(),
             workflow: request.workflow,
             version: request.version,
@@ -77,9 +79,17 @@ pub(crate) async fn submit(
         })
         .await
         .map_err(engine_error)?;
-    Ok(match submitted {
-        Submitted::Created(task) => reply(StatusCode::CREATED, &engine_json::task(&task)),
-        Submitted::Existing(task) => reply(StatusCode::OK, &engine_json::task(&task)),
+    Ok(match accepted {
+        Accepted::Stored(submitted) => match *submitted {
+            Submitted::Created(task) => reply(StatusCode::CREATED, &engine_json::task(&task)),
+            Submitted::Existing(task) => reply(StatusCode::OK, &engine_json::task(&task)),
+        },
+        // The store is down and `[store] outbox` is on: durable in the outbox, stored
+        // once the store is back. The same key then answers the task.
+        Accepted::Queued { idempotency_key } => reply(
+            StatusCode::ACCEPTED,
+            &json!({"status": "queued", "idempotency_key": idempotency_key}),
+        ),
     })
 }
 

@@ -150,6 +150,7 @@ impl Metrics {
     ) -> Metrics {
         let mut new = Metrics::new(routes, targets);
         new.tasks = Arc::clone(&old.tasks);
+        new.store = Arc::clone(&old.store);
         new.retrying = Arc::clone(&old.retrying);
         let moves = Moves::between(old, &new);
         let outcomes = Dim::Fixed(Outcome::ALL.len());

@@ -33,6 +33,7 @@ mod carry;
 mod cells;
 mod labels;
 mod render;
+mod store;
 mod tasks;
 mod totals;
 
@@ -42,6 +43,7 @@ use labels::{
     TOKEN_KINDS, fallback_index, give_up_index, outcome_index, state_index,
 };
 pub(crate) use labels::{RECOVERY_PATHS, SKIP_REASONS, skip_index};
+pub(crate) use store::StoreMetrics;
 pub(crate) use tasks::TaskMetrics;
 pub(crate) use tasks::{
     CANCELLED, FAILED, STEP_EXHAUSTED, STEP_RETRYING, STEP_SUCCEEDED, SUBMITTED, SUCCEEDED,
@@ -83,6 +85,8 @@ pub(crate) struct Metrics {
     /// configurations that follow on reload (`carry.rs`): the engine's event sink
     /// holds the first one.
     pub(crate) tasks: Arc<TaskMetrics>,
+    /// The store's health and write latency (`store.rs`), shared on reload as `tasks`.
+    pub(crate) store: Arc<StoreMetrics>,
     /// The global retry budget's balance (`alerting.rs`).
     retry_budget: alerting::Gauge,
     /// Tasks retrying a step, and the oldest one's age (`alerting.rs`).
@@ -129,6 +133,7 @@ impl Metrics {
             stream_breaks: Counters::new(t * outcomes),
             stream_recoveries: Counters::new(r * RECOVERY_PATHS.len() * RECOVERY_RESULTS.len()),
             tasks: Arc::default(),
+            store: Arc::default(),
             retry_budget: alerting::Gauge::default(),
             retrying: Arc::default(),
             oldest_retry: alerting::Gauge::default(),

@@ -19,6 +19,7 @@ impl Metrics {
         self.render_usage(&mut out);
         self.render_streams(&mut out);
         self.tasks.render(&mut out);
+        self.store.render(&mut out);
         self.render_alert_gauges(&mut out);
         out.0
     }

@@ -33,6 +33,9 @@ pub struct PostgresStore {
     max_doc: usize,
 }
 
+/// The longest the pool tries to hand out a connection (see `open`).
+const POOL_ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl PostgresStore {
     /// Connects to `url`, creates `options.postgres_schema` if set (and uses it on every
     /// connection), and applies pending migrations under an advisory lock so that nodes
@@ -67,6 +70,12 @@ impl PostgresStore {
         let search_path = options.postgres_schema.clone();
         let pool = PgPoolOptions::new()
             .max_connections(options.postgres_max_connections)
+            // sqlx retries a refused connection until this passes, sleeping up to a
+            // fifth of it between tries: with its default (30 s) a write queued while
+            // the server was down waited seconds after it was back, and a batch worker
+            // stuck in that loop held every write queued behind it. Callers bound their
+            // own wait (the store guard); this bounds the pool's.
+            .acquire_timeout(POOL_ACQUIRE_TIMEOUT)
             .after_connect(move |conn, _meta| {
                 let search_path = search_path.clone();
                 Box::pin(async move {

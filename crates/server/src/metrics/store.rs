@@ -1,0 +1,91 @@
+//! The store's metrics: `holdfast_store_up`, the time since its last change, and the
+//! latency of its writes, fed by the store guard's `StoreEvent`s.
+//!
+//! The decision: like the task metrics they are shared by every configuration that
+//! follows on reload (`carry.rs`), because the guard's sink holds the first one; and
+//! nothing is shown until a guard reports, so a gateway without a store says nothing
+//! about one rather than a made-up `up`.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use holdfast_engine::guard::{StoreEvent, StoreState};
+
+use super::cells::{Exposition, Histogram};
+
+/// Upper bounds of the write latency buckets, in seconds: from a group commit's
+/// fsync to a guard's timeout.
+const WRITE_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The store's gauges and write latency.
+pub(crate) struct StoreMetrics {
+    /// Whether a guard reported at all.
+    known: AtomicBool,
+    up: AtomicBool,
+    /// Unix milliseconds of the latest change of state.
+    since_ms: AtomicU64,
+    write_seconds: Histogram,
+}
+
+impl Default for StoreMetrics {
+    fn default() -> Self {
+        StoreMetrics {
+            known: AtomicBool::new(false),
+            up: AtomicBool::new(false),
+            since_ms: AtomicU64::new(0),
+            write_seconds: Histogram::new(WRITE_BUCKETS),
+        }
+    }
+}
+
+impl StoreMetrics {
+    /// Records what the guard reported.
+    pub(crate) fn record(&self, event: &StoreEvent) {
+        match event {
+            StoreEvent::Changed(status) => {
+                let up = match status.state {
+                    StoreState::Up => true,
+                    StoreState::Down => false,
+                };
+                self.up.store(up, Ordering::Relaxed);
+                self.since_ms.store(status.since_ms, Ordering::Relaxed);
+                self.known.store(true, Ordering::Relaxed);
+            }
+            StoreEvent::Wrote(took) => self.write_seconds.observe(took.as_secs_f64()),
+        }
+    }
+
+    /// The exposition of the store's metrics, once a guard reported.
+    pub(super) fn render(&self, out: &mut Exposition) {
+        if !self.known.load(Ordering::Relaxed) {
+            return;
+        }
+        out.family(
+            "holdfast_store_up",
+            "gauge",
+            "1 while the store answers and writes within store.timeout, 0 while it cannot \
+             be reached or cannot write.",
+        );
+        out.sample(
+            "holdfast_store_up",
+            &[],
+            u8::from(self.up.load(Ordering::Relaxed)),
+        );
+        out.family(
+            "holdfast_store_state_since_seconds",
+            "gauge",
+            "Unix time at which the store entered its current state (holdfast_store_up).",
+        );
+        let since = self.since_ms.load(Ordering::Relaxed) as f64 / 1000.0;
+        out.sample("holdfast_store_state_since_seconds", &[], since);
+        out.family(
+            "holdfast_store_write_seconds",
+            "histogram",
+            "Time a write to the store took until it was committed (fsync included), \
+             waiting included; writes that failed are not counted.",
+        );
+        self.write_seconds
+            .render(out, "holdfast_store_write_seconds", ("store", "main"));
+    }
+}
