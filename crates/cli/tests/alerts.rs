@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use support::{ConfigBuilder, Gateway, Mock, Stopwatch, TempDir, chat_body, pause, serial};
 
 /// Every rule name; a test enables one.
-const RULES: [&str; 10] = [
+const RULES: [&str; 11] = [
     "retry_rate",
     "success_after_retry",
     "retry_delay",

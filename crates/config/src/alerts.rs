@@ -106,7 +106,7 @@ pub enum Shape {
 
 impl AlertKind {
     /// Every rule, in the order they are shown.
-    pub const ALL: [AlertKind; 10] = [
+    pub const ALL: [AlertKind; 11] = [
         AlertKind::RetryRate,
         AlertKind::SuccessAfterRetry,
         AlertKind::RetryDelay,

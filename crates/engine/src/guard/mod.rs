@@ -17,8 +17,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use holdfast_policy::Clock;
 use holdfast_store::{
-    Advance, Cancelled, ConfigVersion, Escalation, EscalationFilter, EvalResult, EvalRun,
-    EvalRunFilter, EvalRunStart, EvalStatus, FencingToken, Job, JobResult, JournalEntry,
+    Advance, Cancelled, ConfigGate, ConfigVersion, Escalation, EscalationFilter, EvalResult,
+    EvalRun, EvalRunFilter, EvalRunStart, EvalStatus, FencingToken, Job, JobResult, JournalEntry,
     LockAcquire, NewEvalResult, NewEvalRun, NewEvent, NewTask, NewWorkflow, Resolution, Result,
     Step, Store, StoreError, StoredConfig, Submitted, Task, TaskClaim, TaskFilter, TaskPage,
     WorkflowDef,
@@ -371,6 +371,14 @@ impl Store for StoreGuard {
 
     async fn get_config(&self, version: u64) -> Result<Option<StoredConfig>> {
         self.call(READ, self.inner.get_config(version)).await
+    }
+
+    async fn record_config_gate(&self, gate: &ConfigGate) -> Result<()> {
+        self.call(WRITE, self.inner.record_config_gate(gate)).await
+    }
+
+    async fn config_gates(&self, from: u64, to: u64) -> Result<Vec<ConfigGate>> {
+        self.call(READ, self.inner.config_gates(from, to)).await
     }
 
     async fn start_eval_run(&self, run: NewEvalRun, now_ms: u64) -> Result<EvalRunStart> {

@@ -51,7 +51,7 @@ pub(crate) struct Selector {
 
 impl Signal {
     /// Every signal, by [`Signal::index`].
-    pub(crate) const ALL: [Signal; 16] = [
+    pub(crate) const ALL: [Signal; 17] = [
         Signal::Attempts,
         Signal::Retries,
         Signal::CallsWithFailure,
