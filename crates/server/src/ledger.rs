@@ -55,6 +55,9 @@ pub(crate) struct Entry {
     pub(crate) input_tokens: u64,
     pub(crate) output_tokens: u64,
     pub(crate) cost_usd: f64,
+    /// The few-shot examples the call carried, when its route has a library.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) few_shot: Option<Arc<crate::few_shot::Used>>,
     /// The pipeline's verdict, its attempts and skips.
     #[serde(flatten)]
     pub(crate) trace: CallTrace,
@@ -78,6 +81,7 @@ impl Entry {
             + self.trace.attempts.capacity() * size_of::<AttemptRecord>()
             + attempts
             + self.trace.skipped.capacity() * size_of::<SkipRecord>()
+            + self.few_shot.as_ref().map_or(0, |u| u.size())
     }
 
     /// Sums tokens and cost over the attempts.
@@ -226,6 +230,7 @@ mod tests {
             input_tokens: 0,
             output_tokens: 0,
             cost_usd: 0.0,
+            few_shot: None,
             trace: CallTrace::default(),
         }
     }
