@@ -195,7 +195,21 @@ impl Ledger {
         }
     }
 
-    /// The entry of `id` as JSON, if it is still kept.
+    /// The route of request `id` and the examples it carried, if `scope` reaches its
+    /// tenant and the entry is still kept (`Some((route, None))`: a route without a
+    /// library).
+    pub(crate) fn few_shot(
+        &self,
+        id: &str,
+        scope: &holdfast_engine::Scope,
+    ) -> Option<(Arc<str>, Option<Arc<crate::few_shot::Used>>)> {
+        let ring = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        ring.entries
+            .get(id)
+            .filter(|e| scope.admits(&e.tenant))
+            .map(|e| (Arc::clone(&e.route), e.few_shot.clone()))
+    }
+
     /// The entry of request `id` as JSON, if `scope` reaches its tenant; another
     /// tenant's entry is as absent as one that was never written.
     pub(crate) fn get_json(&self, id: &str, scope: &holdfast_engine::Scope) -> Option<Vec<u8>> {

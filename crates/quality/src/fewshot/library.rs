@@ -44,6 +44,10 @@ pub struct Counts {
     pub misses: u64,
     /// Examples inserted into calls.
     pub examples_used: u64,
+    /// Calls people said were right.
+    pub feedback_good: u64,
+    /// Calls people said were wrong.
+    pub feedback_bad: u64,
 }
 
 /// How many examples a library holds, by status (every tenant's together).
@@ -158,6 +162,17 @@ impl Libraries {
             let used = uses.entry((tenant.to_owned(), shot.id)).or_default();
             used.0 += 1;
             used.1 = used.1.max(now_ms);
+        }
+    }
+
+    /// Counts a person's verdict on a call of `library`.
+    pub fn record_feedback(&self, library: &str, good: bool) {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let c = counts.entry(library.to_owned()).or_default();
+        if good {
+            c.feedback_good += 1;
+        } else {
+            c.feedback_bad += 1;
         }
     }
 
