@@ -27,6 +27,7 @@ mod access;
 mod alerts;
 mod auth;
 mod call;
+mod corrections;
 mod dashboard;
 mod degraded;
 mod engine_api;

@@ -129,6 +129,7 @@ routes! {
 }
 
 pub use chat::read_chat_request;
+pub(crate) use feedback::auto_approve;
 pub use messages::read_messages_request;
 
 /// The gateway's routes. The router's state is the live configuration; each handler
