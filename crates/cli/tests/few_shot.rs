@@ -281,3 +281,90 @@ async fn a_reviewers_edit_teaches_the_route_and_the_next_similar_ticket_is_answe
         "{metrics}"
     );
 }
+
+/// Runs `holdfast examples ARGS --server URL` and returns (exit code, stdout, stderr).
+fn examples(gateway: &Gateway, args: &[&str]) -> (Option<i32>, String, String) {
+    let mut all = vec!["examples"];
+    all.extend(args);
+    all.extend(["--server", &gateway.base]);
+    support::run(&all)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_imports_whole_or_nothing_approves_retires_and_exports() {
+    let mock = Mock::start("openai", &[]);
+    let dir = TempDir::new("few-shot-cli");
+    let config = ConfigBuilder::new().target("m", &mock, "").route(
+        "triage",
+        &["m"],
+        "few_shot = { library = \"triage\", k = 2, mode = \"fixed\" }",
+    );
+    let gateway = Gateway::start(&config);
+
+    // A broken line is named, and nothing of the file is imported.
+    let broken = dir.write(
+        "broken.jsonl",
+        "{\"input\": \"refund please\", \"output\": \"billing\"}\n{\"input\": \"no output\"}\n",
+    );
+    let (code, _, err) = examples(
+        &gateway,
+        &[
+            "import",
+            &broken.display().to_string(),
+            "--library",
+            "triage",
+        ],
+    );
+    assert_ne!(code, Some(0));
+    assert!(err.contains("broken.jsonl:2"), "{err}");
+    let (_, out, _) = examples(&gateway, &["list", "--json"]);
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed["examples"], json!([]), "{out}");
+
+    // A good file: active at once, merged where lines are near-duplicates.
+    let good = dir.write(
+        "good.jsonl",
+        "{\"input\": \"Refund please!\", \"output\": \"billing\"}\n\
+         {\"input\": \"refund, please\", \"output\": \"billing\"}\n\
+         {\"input\": \"where is my parcel\", \"output\": \"shipping\", \"status\": \"candidate\"}\n",
+    );
+    let (code, out, err) = examples(
+        &gateway,
+        &["import", &good.display().to_string(), "--library", "triage"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("2 new, 1 merged"), "{out}");
+
+    // `fixed` gives every call the active example, whatever it asks.
+    let body = support::chat_body("triage", "hello", false);
+    let response = gateway.chat(&body).send().await.unwrap();
+    let entry = gateway.ledger_of(response.headers()).await;
+    let (_, out, _) = examples(&gateway, &["list", "--status", "active", "--json"]);
+    let active: Value = serde_json::from_str(&out).unwrap();
+    let id = active["examples"][0]["id"].as_u64().unwrap();
+    assert_eq!(entry["few_shot"]["examples"], json!([id]), "{entry}");
+
+    // Approve the candidate, retire the first: export shows what is left.
+    let (_, out, _) = examples(&gateway, &["list", "--status", "candidate", "--json"]);
+    let candidate: Value = serde_json::from_str(&out).unwrap();
+    let candidate = candidate["examples"][0]["id"].as_u64().unwrap().to_string();
+    let (code, out, _) = examples(&gateway, &["approve", &candidate]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("is active"), "{out}");
+    let (code, _, _) = examples(&gateway, &["retire", &id.to_string()]);
+    assert_eq!(code, Some(0));
+    let (_, exported, _) = examples(&gateway, &["export", "--library", "triage"]);
+    let lines: Vec<Value> = exported
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            json!({"library": "triage", "input": "where is my parcel", "output": "shipping", "status": "active"})
+        ]
+    );
+    let (code, out, _) = examples(&gateway, &["show", &candidate]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("\"source\": \"import\""), "{out}");
+}
