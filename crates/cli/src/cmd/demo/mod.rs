@@ -131,6 +131,7 @@ async fn demo(args: Args, duration: Duration, dir: PathBuf) -> anyhow::Result<Ex
     let config = setup::load(&text, &dir)?;
     let (gateway, engine) = build(&config, clock.clone(), &format!("http://{tool}")).await?;
     intro(addr, &dir, schedule);
+    let learner = gateway.clone();
     let running = Running {
         stop,
         server: tokio::spawn(holdfast_server::serve(
@@ -145,7 +146,7 @@ async fn demo(args: Args, duration: Duration, dir: PathBuf) -> anyhow::Result<Ex
     };
     let targets: Vec<String> = mocks.providers.iter().map(|p| p.0.to_owned()).collect();
     mocks.start_the_clock();
-    let driven = drive(&args, duration, &engine, &clock, addr, &targets).await;
+    let driven = drive(&args, duration, (&engine, &learner), &clock, addr, &targets).await;
     let report = match driven {
         Ok(Driven {
             figures,
@@ -256,7 +257,7 @@ fn seconds(span: Duration) -> String {
 async fn drive(
     args: &Args,
     duration: Duration,
-    engine: &Engine,
+    (engine, gateway): (&Engine, &Gateway),
     clock: &Arc<dyn Clock>,
     addr: SocketAddr,
     targets: &[String],
@@ -275,7 +276,7 @@ async fn drive(
         submitting,
     ));
     let reviewer = tokio::spawn(workload::review(
-        engine.clone(),
+        (engine.clone(), gateway.clone()),
         clock.clone(),
         tally.clone(),
         args.seed.wrapping_add(100),
