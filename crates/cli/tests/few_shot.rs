@@ -2,7 +2,8 @@
 //! provider scripted to answer a ticket right only when the prompt shows an example of
 //! it. A workflow's wrong answer goes to the inbox, a reviewer edits it, the candidate
 //! is approved, and the next similar request is answered right, with the ledger and
-//! the task journal naming the example used; feedback on a request adds a candidate;
+//! the task journal naming the example used, and the route's evaluation suite fails
+//! before the correction and passes after it; feedback on a request adds a candidate;
 //! an unknown request or another tenant's is a 404; another tenant never gets the
 //! example.
 
@@ -96,6 +97,46 @@ impl Caller<'_> {
     }
 }
 
+/// `holdfast eval run` of a two-case suite of the route, as acme's agent: its exit code
+/// (0 passed, 1 failed), stdout and stderr.
+fn eval_run(gateway: &Gateway, dir: &TempDir, run_id: &str) -> (Option<i32>, String, String) {
+    let suite = dir.write(
+        "triage.toml",
+        "name = \"triage\"\ndataset = \"triage.jsonl\"\n[task]\nroute = \"triage\"\n\
+         [thresholds]\npass_rate = { all = 1.0 }\n",
+    );
+    let case = |id: &str, ticket: &str| {
+        json!({"id": id, "tags": ["labeled"],
+               "input": [{"role": "user", "content": format!("Ticket: {ticket}")}],
+               "assert": [{"type": "equals", "value": "billing"}]})
+        .to_string()
+    };
+    dir.write(
+        "triage.jsonl",
+        &format!(
+            "{}\n{}\n",
+            case("twice", "charged twice this month"),
+            case("card", "my card was charged twice")
+        ),
+    );
+    let store = format!("sqlite://{}/evals.db", dir.path().display());
+    support::run(&[
+        "eval",
+        "run",
+        &suite.display().to_string(),
+        "--server",
+        &gateway.base,
+        "--key",
+        "agent-key-acme",
+        "--run-id",
+        run_id,
+        "--store-url",
+        &store,
+        "--tenant",
+        "acme",
+    ])
+}
+
 async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
     for _ in 0..200 {
         if let Some(value) = probe().await {
@@ -185,6 +226,12 @@ async fn a_reviewers_edit_teaches_the_route_and_the_next_similar_ticket_is_answe
     assert_eq!(example["origin"], format!("task:{task_id}/classify"));
     let (answer, _) = agent.classify("charged twice on my card").await;
     assert_eq!(answer, "shipping", "a candidate is not retrieved");
+    let (code, out, err) = eval_run(&gateway, &dir, "before");
+    assert_eq!(
+        code,
+        Some(1),
+        "the suite fails before the correction:\n{out}\n{err}"
+    );
 
     // Approved: the next similar ticket is answered right, and the ledger says why.
     let example_id = example["id"].as_u64().unwrap();
@@ -201,6 +248,8 @@ async fn a_reviewers_edit_teaches_the_route_and_the_next_similar_ticket_is_answe
     );
     let (answer, request_id) = agent.classify("charged twice on my card").await;
     assert_eq!(answer, "billing");
+    let (code, out, err) = eval_run(&gateway, &dir, "after");
+    assert_eq!(code, Some(0), "the suite passes after it:\n{out}\n{err}");
     let entry = agent
         .get(&format!("/v1/holdfast/requests/{request_id}"))
         .await;
