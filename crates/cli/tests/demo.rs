@@ -214,7 +214,11 @@ async fn demo_report_figures_agree_with_metrics() {
     let examples = int(&report, "/few_shot/library_examples");
     assert_eq!(
         examples,
-        count(&text, "holdfast_few_shot_library_examples", &[("status", "active")])
+        count(
+            &text,
+            "holdfast_few_shot_library_examples",
+            &[("status", "active")]
+        )
     );
     assert_eq!(
         int(&report, "/few_shot/examples_used"),
