@@ -67,7 +67,8 @@ pub(crate) async fn serve(mut door: Door, mut request: ChatRequest, dialect: Dia
         Err(err) => return door.refuse(&err),
     };
     let request = Arc::new(request);
-    let tokens = prompt::tokens(&request, door.body.len(), route.smallest_window).await;
+    let body_len = door.body.len() + crate::few_shot::added_bytes(door.few_shot.as_ref());
+    let tokens = prompt::tokens(&request, body_len, route.smallest_window).await;
     if let Err(err) = gw
         .keys
         .admit_tokens(door.principal.caller, gw.clock.now(), tokens)

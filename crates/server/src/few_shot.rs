@@ -38,6 +38,18 @@ pub(crate) struct Used {
     /// with the right answer. Kept for feedback, never shown.
     #[serde(skip)]
     pub(crate) input: String,
+    /// About how many bytes the examples added to the request's JSON: the prompt's
+    /// token count is bounded by the body's size, which no longer holds them.
+    #[serde(skip)]
+    pub(crate) added_bytes: usize,
+}
+
+/// The JSON a user/assistant pair takes besides its two texts.
+const TURN_PAIR_BYTES: usize = 64;
+
+/// The bytes `used` added to a request, if any.
+pub(crate) fn added_bytes(used: Option<&Arc<Used>>) -> usize {
+    used.map_or(0, |u| u.added_bytes)
 }
 
 impl Used {
@@ -98,10 +110,16 @@ pub(crate) fn insert(
         ]
     });
     request.messages.splice(at..at, turns);
+    // Escaping may double a text's bytes in JSON.
+    let added_bytes = shots
+        .iter()
+        .map(|s| 2 * (s.input.len() + s.output.len()) + TURN_PAIR_BYTES)
+        .sum();
     Some(Used {
         library: few_shot.library.clone(),
         examples: shots.iter().map(|s| s.id).collect(),
         input,
+        added_bytes,
     })
 }
 

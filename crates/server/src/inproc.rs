@@ -87,7 +87,8 @@ pub(crate) async fn complete(gw: &Inner, local: Local<'_>) -> Result<Answered, R
     .map(Arc::new);
     let check = OutputCheck::for_request(&request)?;
     let request = Arc::new(request);
-    let tokens = prompt::tokens(&request, local.body.len(), route.smallest_window).await;
+    let body_len = local.body.len() + crate::few_shot::added_bytes(few_shot.as_ref());
+    let tokens = prompt::tokens(&request, body_len, route.smallest_window).await;
     let started = gw.clock.now();
     let started_ms = gw.clock.unix_millis();
     let meta = RequestMeta {
