@@ -3,9 +3,9 @@
 //! The decision that shapes it: retrieval is on the path of every call of a route that
 //! uses a library, so it is an in-memory inverted index searched without I/O or
 //! allocation proportional to the words of the library, only to the examples a query's
-//! words reach. Words found in more than half of a large library say little (their BM25
-//! weight is near zero) and are skipped, which bounds the work of a query by its rare
-//! words. Removing an example leaves a tombstone in the postings; the index is rebuilt
+//! words reach. Words found in more than a twentieth of a large library say little
+//! (their BM25 weight is a fraction of a rare word's) and are skipped, which bounds the
+//! work of a query by its rarer words. Removing an example leaves a tombstone in the postings; the index is rebuilt
 //! when tombstones outnumber live examples, so removal is O(1) and memory stays bounded.
 
 use std::cell::RefCell;
@@ -16,8 +16,8 @@ use std::sync::Arc;
 use super::Shot;
 use super::text::words;
 
-/// From this many examples on, words in more than half of them are skipped (below it,
-/// every word counts: a library of a few examples has no word common enough to ignore).
+/// A word is skipped when more examples than this (or than a twentieth of the library,
+/// if more) hold it: a library of a few examples has no word common enough to ignore.
 const COMMON_FROM: usize = 64;
 
 /// BM25's term-frequency saturation.
@@ -135,6 +135,10 @@ impl Index {
         }
         let n = live as f32;
         let average = (self.total_words as f32 / n).max(1.0);
+        // A word in more than a twentieth of a large library weighs at most ln 21 ≈ 3
+        // against ≈ 11 for a word in a handful of 100,000: skipping it changes little of
+        // the ranking and bounds a query's work by the examples its rarer words reach.
+        let common = (n / 20.0).max(COMMON_FROM as f32);
         let mut terms: Vec<String> = words(query).collect();
         terms.sort_unstable();
         terms.dedup();
@@ -149,7 +153,7 @@ impl Index {
                     continue;
                 };
                 let df = postings.len() as f32;
-                if live > COMMON_FROM && df > n / 2.0 {
+                if df > common {
                     continue;
                 }
                 let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
