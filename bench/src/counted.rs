@@ -14,8 +14,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use holdfast_store::{
     Advance, Cancelled, ConfigGate, ConfigVersion, Escalation, EscalationFilter, EvalResult,
-    EvalRun, EvalRunFilter, EvalRunStart, EvalStatus, FencingToken, Job, JobResult, JournalEntry,
-    LockAcquire, NewEvalResult, NewEvalRun, NewEvent, NewTask, NewWorkflow, Resolution, Result,
+    EvalRun, EvalRunFilter, EvalRunStart, EvalStatus, Example, ExampleAdded, ExampleFilter,
+    ExampleStatus, ExampleUse, FencingToken, Job, JobResult, JournalEntry, LockAcquire,
+    NewEvalResult, NewEvalRun, NewEvent, NewExample, NewTask, NewWorkflow, Resolution, Result,
     Step, Store, StoredConfig, Submitted, Task, TaskClaim, TaskFilter, TaskPage, WorkflowDef,
 };
 
@@ -368,5 +369,41 @@ impl Store for CountedStore {
             .inner
             .finish_eval_run(tenant, run_id, status, summary, now_ms);
         self.timed("finish_eval_run", call).await
+    }
+
+    async fn add_example(&self, example: NewExample, now_ms: u64) -> Result<ExampleAdded> {
+        self.timed("add_example", self.inner.add_example(example, now_ms))
+            .await
+    }
+
+    async fn get_example(&self, tenant: Option<&str>, id: u64) -> Result<Option<Example>> {
+        self.timed("get_example", self.inner.get_example(tenant, id))
+            .await
+    }
+
+    async fn list_examples(&self, filter: &ExampleFilter) -> Result<Vec<Example>> {
+        self.timed("list_examples", self.inner.list_examples(filter))
+            .await
+    }
+
+    async fn set_example_status(
+        &self,
+        tenant: Option<&str>,
+        id: u64,
+        status: ExampleStatus,
+        now_ms: u64,
+    ) -> Result<Example> {
+        let call = self.inner.set_example_status(tenant, id, status, now_ms);
+        self.timed("set_example_status", call).await
+    }
+
+    async fn example_changes(&self, after_revision: u64, limit: u32) -> Result<Vec<Example>> {
+        let call = self.inner.example_changes(after_revision, limit);
+        self.timed("example_changes", call).await
+    }
+
+    async fn record_example_uses(&self, uses: Vec<ExampleUse>) -> Result<()> {
+        self.timed("record_example_uses", self.inner.record_example_uses(uses))
+            .await
     }
 }

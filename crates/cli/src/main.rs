@@ -48,6 +48,10 @@ enum Command {
     /// List and resolve human escalations on a running server.
     #[command(subcommand)]
     Escalations(cmd::escalations::Command),
+    /// List, show, approve, retire, import and export few-shot examples on a running
+    /// server.
+    #[command(subcommand)]
+    Examples(cmd::examples::Command),
     /// Show the targets' health on a running server; drain a target and restore it.
     #[command(subcommand)]
     Targets(cmd::targets::Command),
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
         Command::Workflow(command) => cmd::workflow::run(command),
         Command::Task(command) => cmd::task::run(command),
         Command::Escalations(command) => cmd::escalations::run(command),
+        Command::Examples(command) => cmd::examples::run(command),
         Command::Targets(command) => cmd::targets::run(command),
         Command::Drill(args) => cmd::drill::run(args),
         Command::Eval(command) => cmd::eval::run(command),

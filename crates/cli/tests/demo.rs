@@ -210,6 +210,24 @@ async fn demo_report_figures_agree_with_metrics() {
     assert!(int(&report, "/llm/fallbacks") > 0, "{report:#}\n{out}");
     // The people in the loop were asked and answered.
     assert!(answered > 0, "{report:#}");
+    // The editor's edits fed the article library, and the model calls used it.
+    let examples = int(&report, "/few_shot/library_examples");
+    assert_eq!(
+        examples,
+        count(
+            &text,
+            "holdfast_few_shot_library_examples",
+            &[("status", "active")]
+        )
+    );
+    assert_eq!(
+        int(&report, "/few_shot/examples_used"),
+        count(&text, "holdfast_few_shot_examples_used_total", &[])
+    );
+    if int(&report, "/escalations/edited") > 0 {
+        assert!(examples > 0, "{report:#}");
+    }
+    assert!(out.contains("taught the article library"), "{out}");
     // The text report and the live view went to stdout; logs went to the log file.
     assert!(out.contains("without holdfast"), "{out}");
     assert!(out.contains("/dashboard"), "{out}");

@@ -38,8 +38,9 @@ pub use load::{
     LoadOptions, Overrides, check, load, parse_key_env_prefixes, process_env,
 };
 pub use resolved::{
-    ClientKey, Config, Degraded, Engine, Idempotency, Listener, Logging, MidStream, Probe,
-    Provider, Quality, QualityGate, Route, Server, Source, Store, Summary, Target,
+    ClientKey, Config, Degraded, Engine, FewShot, FewShotMode, Idempotency, Listener, Logging,
+    MidStream, Probe, Provider, Quality, QualityGate, Route, Server, Source, Store, Summary,
+    Target,
 };
 pub use schema::{LogFormat, OnFail, ProbeKind, Role};
 pub use secret::Secret;

@@ -19,6 +19,7 @@ use holdfast_policy::pipeline::{self, Policy, TargetSettings};
 use holdfast_policy::rate_limit;
 
 pub use crate::schema::MidStream;
+pub use crate::schema::{FewShot, FewShotMode};
 use crate::secret::Secret;
 
 /// A validated configuration.
@@ -230,6 +231,8 @@ pub struct Route {
     pub mid_stream: MidStream,
     /// Graceful degradation when every target failed.
     pub degraded: Option<Degraded>,
+    /// Few-shot examples, checked: a valid library name, `k` in 1..=32.
+    pub few_shot: Option<FewShot>,
 }
 
 /// Graceful degradation of a route.

@@ -590,3 +590,32 @@ fn unbalanced_inline_tables_are_a_syntax_error_not_a_stack_overflow() {
     assert!(!all.is_empty());
     assert_eq!(all[0].line_column().map(|(l, _)| l), Some(1), "{}", all[0]);
 }
+
+#[test]
+fn few_shot_library_and_k_are_checked() {
+    let text = BASE.replace(
+        "targets = [\"gpt-4o\", \"claude\"]",
+        "targets = [\"gpt-4o\", \"claude\"]\nfew_shot = { library = \"two words\", k = 4 }",
+    );
+    one(
+        &text,
+        17,
+        "routes.smart.few_shot.library",
+        "letters, digits",
+    );
+    let text = BASE.replace(
+        "targets = [\"gpt-4o\", \"claude\"]",
+        "targets = [\"gpt-4o\", \"claude\"]\nfew_shot = { library = \"triage\", k = 0 }",
+    );
+    one(&text, 17, "routes.smart.few_shot.k", "1..=32");
+    let text = BASE.replace(
+        "targets = [\"gpt-4o\", \"claude\"]",
+        "targets = [\"gpt-4o\", \"claude\"]\nfew_shot = { library = \"triage\", mode = \"nearest\" }",
+    );
+    one(
+        &text,
+        17,
+        "routes.smart.few_shot.mode",
+        "unknown variant `nearest`",
+    );
+}

@@ -56,6 +56,10 @@ pub struct Success {
     pub output: Value,
     /// What it cost, in US dollars.
     pub cost_usd: f64,
+    /// For an `llm` step whose route keeps a few-shot library: the library, the
+    /// examples the call carried and the input they were chosen for, journaled with the
+    /// step's success (the audit trail, and what a correction of the step pairs with).
+    pub few_shot: Option<Value>,
 }
 
 /// What the step does after a failed attempt.
@@ -141,6 +145,9 @@ pub struct LlmAnswer {
     pub text: String,
     /// What the call cost over all its attempts, in US dollars.
     pub cost_usd: f64,
+    /// The few-shot examples the call carried, if its route keeps a library (see
+    /// [`Success::few_shot`]).
+    pub few_shot: Option<Value>,
 }
 
 /// Runs model calls: the server implements it with the gateway's own pipeline, in
@@ -248,6 +255,7 @@ impl Runners {
         Ok(Success {
             output,
             cost_usd: answer.cost_usd,
+            few_shot: answer.few_shot,
         })
     }
 
@@ -305,6 +313,7 @@ impl Runners {
         Ok(Success {
             output,
             cost_usd: 0.0,
+            few_shot: None,
         })
     }
 }

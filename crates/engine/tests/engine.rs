@@ -104,11 +104,13 @@ impl Llm for EchoLlm {
             return Ok(LlmAnswer {
                 text: r#"{"title": "T"}"#.into(),
                 cost_usd: 0.01,
+                few_shot: None,
             });
         }
         Ok(LlmAnswer {
             text: request.prompt.to_uppercase(),
             cost_usd: 0.01,
+            few_shot: None,
         })
     }
 }

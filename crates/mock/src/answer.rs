@@ -49,10 +49,13 @@ pub(crate) fn estimate_tokens(text: &str) -> u64 {
 impl Answer {
     /// The answer to `request` under `faults`; `filtered` when the content filter stops it.
     pub(crate) fn build(request: &Request, faults: &Faults, filtered: bool) -> Answer {
-        let reply = faults
-            .replies
-            .iter()
-            .find(|reply| request.text.contains(reply.contains.as_str()));
+        let reply = faults.replies.iter().find(|reply| {
+            request.text.contains(reply.contains.as_str())
+                && reply
+                    .and_contains
+                    .as_deref()
+                    .is_none_or(|also| request.text.contains(also))
+        });
         if filtered {
             return Answer {
                 content: Content::Text(Vec::new()),
@@ -260,6 +263,37 @@ mod tests {
         let answer = Answer::build(&req, &Faults::default(), false);
         let parsed: serde_json::Value = serde_json::from_str(&answer.text()).unwrap();
         assert_eq!(parsed["ok"], true);
+    }
+
+    #[test]
+    fn a_reply_that_needs_an_example_answers_only_when_the_prompt_shows_it() {
+        let faults = Faults::from_toml_str(
+            r#"
+            [[replies]]
+            contains = "France"
+            and_contains = "Paris."
+            answer = "Paris."
+
+            [[replies]]
+            contains = "France"
+            answer = "Lyon."
+            "#,
+        )
+        .unwrap();
+        assert_eq!(Answer::build(&request(), &faults, false).text(), "Lyon.");
+        let shown = Request {
+            text: format!("What is the capital of Italy?\nRome.\n{}", request().text),
+            ..request()
+        };
+        assert_eq!(Answer::build(&shown, &faults, false).text(), "Lyon.");
+        let shown = Request {
+            text: format!("What is the capital of Spain?\nParis.\n{}", request().text),
+            ..request()
+        };
+        assert_eq!(Answer::build(&shown, &faults, false).text(), "Paris.");
+        assert!(
+            Faults::from_toml_str("[[replies]]\ncontains = \"x\"\nand_contains = \"\"").is_err()
+        );
     }
 
     #[test]

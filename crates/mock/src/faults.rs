@@ -90,6 +90,12 @@ pub struct Reply {
     /// Text to look for in the request's messages (system, user, assistant and tool
     /// text alike), case-sensitive; not empty.
     pub contains: String,
+    /// Text that must also appear for the reply to apply; not empty when given. It
+    /// scripts a model that answers an input right only when the prompt shows how (a
+    /// few-shot example whose answer is this text): without it the next matching reply
+    /// answers, or the fault set's own answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub and_contains: Option<String>,
     /// The text answer.
     #[serde(default)]
     pub answer: Option<String>,

@@ -139,6 +139,13 @@ impl Faults {
                 "must not be empty: it would match every request",
             ));
         }
+        let empty_also = |r: &crate::faults::Reply| r.and_contains.as_deref() == Some("");
+        if let Some(i) = self.replies.iter().position(empty_also) {
+            return Err(MockError::invalid(
+                &format!("replies[{i}].and_contains"),
+                "must not be empty (leave it out for none)",
+            ));
+        }
         Ok(())
     }
 

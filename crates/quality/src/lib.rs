@@ -40,6 +40,7 @@
 mod dataset;
 mod duration;
 mod error;
+pub mod fewshot;
 mod grader;
 mod names;
 mod problem;

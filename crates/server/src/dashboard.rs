@@ -1,6 +1,6 @@
 //! The web dashboard at `/dashboard`: one page of plain HTML, CSS and JavaScript,
 //! compiled into the binary, that polls the JSON API (summary, targets, tasks, the
-//! escalation inbox, alerts) and draws it.
+//! escalation inbox, the few-shot examples, alerts) and draws it.
 //!
 //! The decision that shapes it: no build step and nothing fetched from elsewhere. The
 //! three files are `include_str!`ed, so the binary is the whole deployment and a

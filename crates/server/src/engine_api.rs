@@ -34,6 +34,8 @@ impl Gateway {
     /// `/v1/tasks`, `/v1/workers`, `/v1/escalations`, `/v1/retry-queue`). Attaching a
     /// second engine keeps the first.
     pub fn with_engine(self, engine: Engine) -> Gateway {
+        let libraries = holdfast_quality::fewshot::Libraries::new(Arc::clone(engine.store()));
+        let _ = self.inner.libraries.set(Arc::new(libraries));
         if self.inner.engine.set(engine).is_err() {
             tracing::warn!("an engine is already attached to this gateway; keeping the first");
         }

@@ -49,17 +49,26 @@ impl Dialect {
 }
 
 /// Serves a canonical `request` that passed `door`.
-pub(crate) async fn serve(door: Door, request: ChatRequest, dialect: Dialect) -> Response {
+pub(crate) async fn serve(mut door: Door, mut request: ChatRequest, dialect: Dialect) -> Response {
     let gw = Arc::clone(&door.gateway.inner);
     let Some(route) = gw.routes.get(&request.model) else {
         return door.refuse(&ApiError::ModelNotFound(request.model.clone()));
     };
+    door.few_shot = crate::few_shot::insert(
+        gw.libraries.get(),
+        route.few_shot.as_ref(),
+        &door.principal.tenant,
+        &mut request,
+        gw.clock.unix_millis(),
+    )
+    .map(Arc::new);
     let check = match OutputCheck::for_request(&request) {
         Ok(check) => check,
         Err(err) => return door.refuse(&err),
     };
     let request = Arc::new(request);
-    let tokens = prompt::tokens(&request, door.body.len(), route.smallest_window).await;
+    let body_len = door.body.len() + crate::few_shot::added_bytes(door.few_shot.as_ref());
+    let tokens = prompt::tokens(&request, body_len, route.smallest_window).await;
     if let Err(err) = gw
         .keys
         .admit_tokens(door.principal.caller, gw.clock.now(), tokens)
@@ -286,6 +295,7 @@ pub(crate) fn entry(
         input_tokens: 0,
         output_tokens: 0,
         cost_usd: 0.0,
+        few_shot: door.few_shot.clone(),
         trace,
     }
 }

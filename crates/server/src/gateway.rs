@@ -99,6 +99,9 @@ pub(crate) struct Inner {
     pub(crate) engine: std::sync::OnceLock<holdfast_engine::Engine>,
     /// The store guard's health behind `/ready`, once attached (`ready.rs`).
     pub(crate) store_health: std::sync::OnceLock<Arc<holdfast_engine::StoreHealth>>,
+    /// The few-shot example libraries, built from the attached engine's store
+    /// (`few_shot.rs`).
+    pub(crate) libraries: std::sync::OnceLock<Arc<holdfast_quality::fewshot::Libraries>>,
     /// The alert rules and their states (`alerts/`).
     pub(crate) alerts: Arc<crate::alerts::Alerting>,
     ids: Arc<RequestIds>,
@@ -128,6 +131,8 @@ pub(crate) struct RouteRuntime {
     /// (`recovery.rs`).
     pub(crate) mid_stream: MidStream,
     pub(crate) degraded: Option<Degraded>,
+    /// Its few-shot library, if it has one (`few_shot.rs`).
+    pub(crate) few_shot: Option<holdfast_config::FewShot>,
     /// The smallest context window of its targets: prompts that may not fit it are
     /// counted exactly.
     pub(crate) smallest_window: u64,
@@ -199,6 +204,10 @@ impl Inner {
         if let Some(attached) = previous.and_then(|old| old.store_health.get()) {
             let _ = store_health.set(Arc::clone(attached));
         }
+        let libraries = std::sync::OnceLock::new();
+        if let Some(attached) = previous.and_then(|old| old.libraries.get()) {
+            let _ = libraries.set(Arc::clone(attached));
+        }
         // On a reload the shared ledger is pointed at the new metrics when the new
         // state is swapped in (`live.rs`), not here: this build may still be dropped.
         let ledger = match previous {
@@ -238,6 +247,7 @@ impl Inner {
             models,
             engine,
             store_health,
+            libraries,
             alerts: previous.map_or_else(
                 || Arc::new(crate::alerts::Alerting::new(config.alerts.clone())),
                 |old| Arc::clone(&old.alerts),
@@ -365,6 +375,7 @@ fn build_routes(
             policy: Arc::clone(&route.policy),
             mid_stream: route.mid_stream,
             degraded: route.degraded.clone(),
+            few_shot: route.few_shot.clone(),
         };
         routes.insert(name.clone(), runtime);
     }

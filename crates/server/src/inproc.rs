@@ -52,6 +52,8 @@ pub(crate) struct Answered {
     pub(crate) target: Option<Arc<str>>,
     /// Its ledger entry's id.
     pub(crate) request_id: Arc<str>,
+    /// The few-shot examples it carried, when its route has a library.
+    pub(crate) few_shot: Option<Arc<crate::few_shot::Used>>,
 }
 
 /// A call that was not: the error a client would have got, and what it still cost.
@@ -71,13 +73,22 @@ impl From<ApiError> for Refused {
 
 /// Makes `local` through `gw`'s pipeline and records it in the ledger.
 pub(crate) async fn complete(gw: &Inner, local: Local<'_>) -> Result<Answered, Refused> {
-    let request = ChatRequest::from_json(local.body).map_err(crate::intake::request_error)?;
+    let mut request = ChatRequest::from_json(local.body).map_err(crate::intake::request_error)?;
     let Some(route) = gw.routes.get(&request.model) else {
         return Err(ApiError::ModelNotFound(request.model.clone()).into());
     };
+    let few_shot = crate::few_shot::insert(
+        gw.libraries.get(),
+        route.few_shot.as_ref(),
+        local.tenant,
+        &mut request,
+        gw.clock.unix_millis(),
+    )
+    .map(Arc::new);
     let check = OutputCheck::for_request(&request)?;
     let request = Arc::new(request);
-    let tokens = prompt::tokens(&request, local.body.len(), route.smallest_window).await;
+    let body_len = local.body.len() + crate::few_shot::added_bytes(few_shot.as_ref());
+    let tokens = prompt::tokens(&request, body_len, route.smallest_window).await;
     let started = gw.clock.now();
     let started_ms = gw.clock.unix_millis();
     let meta = RequestMeta {
@@ -115,6 +126,7 @@ pub(crate) async fn complete(gw: &Inner, local: Local<'_>) -> Result<Answered, R
         input_tokens: 0,
         output_tokens: 0,
         cost_usd: 0.0,
+        few_shot: few_shot.clone(),
         trace: ran.trace,
     };
     let answer = match ran.result {
@@ -123,6 +135,7 @@ pub(crate) async fn complete(gw: &Inner, local: Local<'_>) -> Result<Answered, R
             cost_usd,
             target: ran.reply.target,
             request_id: Arc::clone(&id),
+            few_shot,
         }),
         Err(error) => {
             entry.status = error.status().as_u16();

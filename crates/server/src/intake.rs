@@ -40,6 +40,8 @@ pub(crate) struct Door {
     pub(crate) flavor: Flavor,
     /// `chat.completions` or `messages`, for the ledger and the idempotency hash.
     pub(crate) endpoint: &'static str,
+    /// The few-shot examples the request was given (`few_shot.rs`), once routed.
+    pub(crate) few_shot: Option<Arc<crate::few_shot::Used>>,
 }
 
 impl Door {
@@ -81,6 +83,7 @@ impl Door {
                 body,
                 flavor,
                 endpoint,
+                few_shot: None,
             }),
             Err(err) => Err(respond::error(&err, flavor, &Reply::new(&id))),
         }

@@ -55,6 +55,9 @@ pub(crate) struct Entry {
     pub(crate) input_tokens: u64,
     pub(crate) output_tokens: u64,
     pub(crate) cost_usd: f64,
+    /// The few-shot examples the call carried, when its route has a library.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) few_shot: Option<Arc<crate::few_shot::Used>>,
     /// The pipeline's verdict, its attempts and skips.
     #[serde(flatten)]
     pub(crate) trace: CallTrace,
@@ -78,6 +81,7 @@ impl Entry {
             + self.trace.attempts.capacity() * size_of::<AttemptRecord>()
             + attempts
             + self.trace.skipped.capacity() * size_of::<SkipRecord>()
+            + self.few_shot.as_ref().map_or(0, |u| u.size())
     }
 
     /// Sums tokens and cost over the attempts.
@@ -191,7 +195,21 @@ impl Ledger {
         }
     }
 
-    /// The entry of `id` as JSON, if it is still kept.
+    /// The route of request `id` and the examples it carried, if `scope` reaches its
+    /// tenant and the entry is still kept (`Some((route, None))`: a route without a
+    /// library).
+    pub(crate) fn few_shot(
+        &self,
+        id: &str,
+        scope: &holdfast_engine::Scope,
+    ) -> Option<(Arc<str>, Option<Arc<crate::few_shot::Used>>)> {
+        let ring = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        ring.entries
+            .get(id)
+            .filter(|e| scope.admits(&e.tenant))
+            .map(|e| (Arc::clone(&e.route), e.few_shot.clone()))
+    }
+
     /// The entry of request `id` as JSON, if `scope` reaches its tenant; another
     /// tenant's entry is as absent as one that was never written.
     pub(crate) fn get_json(&self, id: &str, scope: &holdfast_engine::Scope) -> Option<Vec<u8>> {
@@ -226,6 +244,7 @@ mod tests {
             input_tokens: 0,
             output_tokens: 0,
             cost_usd: 0.0,
+            few_shot: None,
             trace: CallTrace::default(),
         }
     }

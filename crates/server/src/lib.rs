@@ -27,6 +27,7 @@ mod access;
 mod alerts;
 mod auth;
 mod call;
+mod corrections;
 mod dashboard;
 mod degraded;
 mod engine_api;
@@ -37,6 +38,7 @@ mod exchange;
 pub mod exposition;
 mod extract;
 mod failure;
+mod few_shot;
 mod gateway;
 mod handlers;
 mod idempotency;
@@ -100,6 +102,7 @@ pub async fn serve(
     }
     let _alerts = alerts::start(&gateway);
     let _probes = probe::start(&gateway);
+    let _few_shot = few_shot::start(&gateway);
     // The routes are resolved once, here, and the result shared by every connection:
     // resolving them per connection would rebuild the whole route table each time
     // (~18 KiB, held as long as the connection lives: 18 MiB with 1,000 clients

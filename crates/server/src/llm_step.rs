@@ -104,6 +104,9 @@ async fn run(gw: &Inner, step: LlmRequest) -> Result<LlmAnswer, Failure> {
             Ok(LlmAnswer {
                 text,
                 cost_usd: answered.cost_usd,
+                few_shot: answered.few_shot.map(|used| {
+                    json!({"library": used.library, "examples": used.examples, "input": used.input})
+                }),
             })
         }
         Err(Refused { error, cost_usd }) => Err(Failure {

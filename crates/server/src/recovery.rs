@@ -278,6 +278,7 @@ impl Recovery {
             policy: Arc::clone(&original.policy),
             mid_stream: original.mid_stream,
             degraded: None,
+            few_shot: None,
             smallest_window: original.smallest_window,
         };
         let check = OutputCheck::NonEmpty;

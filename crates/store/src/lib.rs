@@ -18,6 +18,7 @@
 pub mod coordination;
 pub mod error;
 pub mod eval;
+pub mod example;
 mod fenced;
 mod migrate;
 mod plan;
@@ -38,6 +39,9 @@ pub use error::{Result, StoreError};
 pub use eval::{
     EvalOutcome, EvalResult, EvalRun, EvalRunFilter, EvalRunStart, EvalStatus, NewEvalResult,
     NewEvalRun,
+};
+pub use example::{
+    Example, ExampleAdded, ExampleFilter, ExampleSource, ExampleStatus, ExampleUse, NewExample,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

@@ -5,6 +5,12 @@
 //! Opening a database whose recorded version is newer than the newest migration this
 //! binary carries is refused ([`crate::StoreError::SchemaTooNew`]) rather than run
 //! against a schema it does not understand. Migrations are forward-only.
+//!
+//! A migration runs when its own version is not recorded, not when it is above the
+//! highest recorded one: versions may leave gaps, and a migration numbered into a gap
+//! later (a change developed beside another one) still runs on a database that already
+//! has the higher version. Migrations therefore never depend on the order of versions
+//! they do not name.
 
 /// One migration: its version and its SQL.
 pub(crate) struct Migration {
@@ -33,6 +39,10 @@ pub(crate) const SQLITE: &[Migration] = &[
     Migration {
         version: 5,
         sql: include_str!("../migrations/sqlite/0005_config_gates.sql"),
+    },
+    Migration {
+        version: 6,
+        sql: include_str!("../migrations/sqlite/0006_examples.sql"),
     },
 ];
 
@@ -69,6 +79,10 @@ pub(crate) const POSTGRES: &[Migration] = &[
     Migration {
         version: 8,
         sql: include_str!("../migrations/postgres/0008_config_gates.sql"),
+    },
+    Migration {
+        version: 9,
+        sql: include_str!("../migrations/postgres/0009_examples.sql"),
     },
 ];
 

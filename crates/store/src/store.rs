@@ -19,6 +19,7 @@ use crate::coordination::{
 use crate::eval::{
     EvalResult, EvalRun, EvalRunFilter, EvalRunStart, EvalStatus, NewEvalResult, NewEvalRun,
 };
+use crate::example::{Example, ExampleAdded, ExampleFilter, ExampleStatus, ExampleUse, NewExample};
 use crate::task::{
     Advance, Cancelled, JournalEntry, NewEvent, NewTask, NewWorkflow, Step, Submitted, Task,
     TaskClaim, TaskFilter, TaskPage, WorkflowDef,
@@ -203,4 +204,28 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         summary: Option<serde_json::Value>,
         now_ms: u64,
     ) -> Result<EvalRun>;
+
+    /// Adds an example to its library, or merges it into the library's example with the
+    /// same fingerprint (see [`crate::example`]), atomically.
+    async fn add_example(&self, example: NewExample, now_ms: u64) -> Result<ExampleAdded>;
+    /// An example by id; another tenant's is `None`, as a missing one (`tenant` `None`
+    /// sees every tenant's).
+    async fn get_example(&self, tenant: Option<&str>, id: u64) -> Result<Option<Example>>;
+    /// Examples matching `filter`, newest first.
+    async fn list_examples(&self, filter: &ExampleFilter) -> Result<Vec<Example>>;
+    /// Approves (`Active`), retires or reopens (`Candidate`) an example; the same status
+    /// again changes nothing. Another tenant's example is `NotFound`.
+    async fn set_example_status(
+        &self,
+        tenant: Option<&str>,
+        id: u64,
+        status: ExampleStatus,
+        now_ms: u64,
+    ) -> Result<Example>;
+    /// Up to `limit` examples (every tenant's) changed after `after_revision`, in the
+    /// order of their revisions: what a retrieval index applies to catch up.
+    async fn example_changes(&self, after_revision: u64, limit: u32) -> Result<Vec<Example>>;
+    /// Adds calls to examples' usage counts; an example of another tenant than the one
+    /// named, or gone, is skipped.
+    async fn record_example_uses(&self, uses: Vec<ExampleUse>) -> Result<()>;
 }

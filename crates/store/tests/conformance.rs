@@ -11,6 +11,7 @@ mod conformance {
     pub(crate) mod batches;
     pub(crate) mod coordination;
     pub(crate) mod evals;
+    pub(crate) mod examples;
     pub(crate) mod harness;
     pub(crate) mod leases;
     pub(crate) mod steps;
@@ -86,4 +87,10 @@ conformance! {
     evals::eval_runs_are_each_tenants_own,
     evals::bad_eval_input_is_refused_with_nothing_stored,
     evals::concurrent_case_results_all_commit,
+    examples::near_duplicates_merge_and_the_latest_correction_wins,
+    examples::approval_and_retirement_change_what_is_active,
+    examples::example_changes_arrive_in_revision_order,
+    examples::usage_counts_add_up_for_their_own_tenant_only,
+    examples::examples_are_each_tenants_own,
+    examples::bad_example_input_is_refused_with_nothing_stored,
 }

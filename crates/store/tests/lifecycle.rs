@@ -29,8 +29,8 @@ async fn sqlite_refuses_a_schema_newer_than_the_binary() {
             err,
             StoreError::SchemaTooNew {
                 found: 999,
-                supported: 5
-            }
+                supported
+            } if supported < 999
         ),
         "{err}"
     );
@@ -83,8 +83,8 @@ async fn postgres_refuses_a_schema_newer_than_the_binary() {
             err,
             StoreError::SchemaTooNew {
                 found: 999,
-                supported: 8
-            }
+                supported
+            } if supported < 999
         ),
         "{err}"
     );

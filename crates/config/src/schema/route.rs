@@ -35,6 +35,47 @@ pub struct Route {
     /// Graceful degradation when every target has failed. Default: none (the client
     /// gets the error).
     pub degraded: Option<Degraded>,
+    /// Few-shot examples from a library of people's corrections, as `{ library =
+    /// "triage", k = 4, mode = "similar" }`: each call gets up to `k` of the library's
+    /// active examples as earlier user/assistant turns, after its system messages.
+    /// Default: none.
+    pub few_shot: Option<FewShot>,
+}
+
+/// `few_shot = { library = "…", k = 4, mode = "similar", auto_approve = false }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FewShot {
+    /// The library's name (the task type's): 1..=200 bytes of letters, digits and
+    /// `_ . : / @ -`. Required. Each tenant has its own examples under it.
+    pub library: String,
+    /// How many examples a call gets at most, 1..=32. Default 4.
+    #[serde(default = "default_k")]
+    pub k: u32,
+    /// `"similar"`: the `k` examples whose inputs share the most words with the call's
+    /// last user message (BM25), the most similar nearest to it; `"fixed"`: the same
+    /// `k` (the library's oldest active examples) on every call. Default `"similar"`.
+    #[serde(default)]
+    pub mode: FewShotMode,
+    /// Corrections of this route's answers become active examples at once instead of
+    /// candidates waiting for a reviewer. Default `false`.
+    #[serde(default)]
+    pub auto_approve: bool,
+}
+
+fn default_k() -> u32 {
+    4
+}
+
+/// How a route's examples are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FewShotMode {
+    /// The most similar to the call's input.
+    #[default]
+    Similar,
+    /// The same for every call.
+    Fixed,
 }
 
 fn default_policy() -> String {

@@ -12,7 +12,7 @@ use super::policy::{DEFAULT, Resolved};
 use super::{Checker, known};
 use crate::locate::Locator;
 use crate::path::FieldPath;
-use crate::resolved::{Degraded, Route, Target};
+use crate::resolved::{Degraded, FewShot, Route, Target};
 use crate::schema::{self, Document};
 
 /// Every route that validated.
@@ -55,6 +55,9 @@ fn route(
         None => Some(None),
     };
     ok &= degraded.is_some();
+    if let Some(few_shot) = &raw.few_shot {
+        ok &= check_few_shot(c, &path.key("few_shot"), few_shot);
+    }
     let policy = policy?;
     ok.then(|| Route {
         name: name.to_owned(),
@@ -63,7 +66,26 @@ fn route(
         policy: policy.policy.clone(),
         mid_stream: raw.mid_stream,
         degraded: degraded.flatten(),
+        few_shot: raw.few_shot.clone(),
     })
+}
+
+/// Checks a route's few-shot library name and `k`.
+fn check_few_shot(c: &mut Checker<'_>, path: &FieldPath, raw: &FewShot) -> bool {
+    let mut ok = true;
+    let allowed = |ch: char| ch.is_ascii_alphanumeric() || "_.:/@-".contains(ch);
+    if raw.library.is_empty() || raw.library.len() > 200 || !raw.library.chars().all(allowed) {
+        c.invalid(
+            path.key("library"),
+            "must be 1..=200 bytes of letters, digits and _ . : / @ -",
+        );
+        ok = false;
+    }
+    if !(1..=32).contains(&raw.k) {
+        c.invalid(path.key("k"), "must be 1..=32");
+        ok = false;
+    }
+    ok
 }
 
 /// Checks that the list is not empty, names known targets, and names each once.

@@ -178,6 +178,7 @@ impl Cx<'_> {
                     Ok(Success {
                         output: Value::Null,
                         cost_usd: 0.0,
+                        few_shot: None,
                     })
                 } else {
                     let until = now + s.duration.as_millis() as u64;
@@ -206,14 +207,11 @@ impl Cx<'_> {
             cost_usd: success.cost_usd,
             ..step_result(&step.name, StepStatus::Succeeded, attempt)
         };
-        let mut done = Done::commit(
-            i,
-            update,
-            event(
-                "step_succeeded",
-                json!({"step": step.name, "attempt": attempt, "cost_usd": success.cost_usd}),
-            ),
-        );
+        let mut data = json!({"step": step.name, "attempt": attempt, "cost_usd": success.cost_usd});
+        if let Some(few_shot) = success.few_shot {
+            data["few_shot"] = few_shot;
+        }
+        let mut done = Done::commit(i, update, event("step_succeeded", data));
         done.live.push(TaskEventKind::StepSucceeded {
             step: step.name.clone(),
             kind: step.action.kind(),

@@ -43,6 +43,7 @@ impl Cx<'_> {
                         Success {
                             output: Value::Null,
                             cost_usd: 0.0,
+                            few_shot: None,
                         },
                     ))
                 } else {
@@ -66,6 +67,7 @@ impl Cx<'_> {
                                 Success {
                                     output: job.result.unwrap_or(Value::Null),
                                     cost_usd: 0.0,
+                                    few_shot: None,
                                 },
                             )),
                             JobStatus::Failed => {
@@ -170,6 +172,7 @@ impl Cx<'_> {
                 Success {
                     output: esc.payload,
                     cost_usd: 0.0,
+                    few_shot: None,
                 },
             ),
             Some(Resolution::Approve) => {
@@ -192,6 +195,7 @@ impl Cx<'_> {
                     Success {
                         output: value,
                         cost_usd: 0.0,
+                        few_shot: None,
                     },
                 );
                 done.events.insert(

@@ -535,6 +535,59 @@
   }
 
   // ---------------------------------------------------------------------------------
+  // Few-shot examples: every library's examples, candidates first; approve or retire
+  // with one click.
+
+  async function changeExample(example, action) {
+    const note = $('examples-message');
+    try {
+      const changed = await api(`/v1/holdfast/examples/${example.id}/${action}`, { method: 'POST', body: {} });
+      message(note, `Example ${changed.id} of ${changed.library} is ${changed.status}.`, false);
+      refreshNow();
+    } catch (e) {
+      message(note, `Could not ${action} example ${example.id}: ${e.describe()}`);
+    }
+  }
+
+  function exampleRow(e) {
+    const actions = el('td', {});
+    if (e.status === 'candidate') {
+      const approve = el('button', { type: 'button', class: 'primary', 'data-testid': `example-approve-${e.id}`, text: 'Approve' });
+      approve.addEventListener('click', () => changeExample(e, 'approve'));
+      actions.append(approve);
+    }
+    if (e.status !== 'retired') {
+      const retire = el('button', { type: 'button', class: 'danger', 'data-testid': `example-retire-${e.id}`, text: 'Retire' });
+      retire.addEventListener('click', () => changeExample(e, 'retire'));
+      actions.append(retire);
+    }
+    return el('tr', { 'data-testid': `example-${e.id}` },
+      el('td', {}, el('code', { text: e.library })),
+      el('td', {}, badge(e.status, `example-status-${e.id}`)),
+      el('td', { text: compact(e.input, 160) }),
+      el('td', { text: compact(e.output, 160) }),
+      el('td', { text: `${e.source} · ${e.author}` }),
+      el('td', { text: e.last_used_at_ms ? `${e.times_used} · last ${clock(e.last_used_at_ms)}` : `${e.times_used}` }),
+      actions);
+  }
+
+  async function refreshExamples() {
+    const body = $('examples-body');
+    try {
+      const list = (await api('/v1/holdfast/examples?limit=200')).examples;
+      const rank = { candidate: 0, active: 1, retired: 2 };
+      list.sort((a, b) => rank[a.status] - rank[b.status] || b.id - a.id);
+      const candidates = list.filter((e) => e.status === 'candidate').length;
+      $('examples-count').textContent = `(${list.length} · ${candidates} to review)`;
+      body.replaceChildren(...list.map(exampleRow));
+    } catch (e) {
+      const text = e.code === 'engine_unavailable' ? 'This server keeps no example libraries (no store attached).' : `Examples: ${e.describe()}`;
+      $('examples-count').textContent = '';
+      message($('examples-message'), text);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------
   // Alerts
 
   async function refreshAlerts() {
@@ -627,6 +680,7 @@
       refreshTargets(),
       refreshTasks(),
       refreshInbox(),
+      refreshExamples(),
       refreshAlerts(),
       refreshConfig(),
       refreshTimeline(),

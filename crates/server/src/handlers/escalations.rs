@@ -7,7 +7,8 @@
 //! recorded as the name of the client key that answered (never the key, and never a
 //! name written in the body: the audit record names who authenticated). The inbox is
 //! for reviewers and up, each seeing its own tenant's escalations (operators and
-//! admins read every tenant's, and answer only their own).
+//! admins read every tenant's, and answer only their own). An edit that corrects an
+//! `llm` step's answer becomes a few-shot example of its library (`corrections.rs`).
 
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -141,5 +142,6 @@ pub(crate) async fn resolve(
         )
         .await
         .map_err(engine_error)?;
+    caller.gateway.learn_from_escalation(&esc).await;
     Ok(reply(StatusCode::OK, &engine_json::escalation(&esc)))
 }

@@ -14,7 +14,11 @@ use crate::metrics::CONTENT_TYPE;
 /// The scrape.
 pub(crate) async fn metrics(State(gateway): State<Gateway>) -> Response {
     let gw = &gateway.inner;
-    let mut response = (StatusCode::OK, gw.metrics.render()).into_response();
+    let mut text = gw.metrics.render();
+    if let Some(libraries) = gateway.libraries() {
+        text.push_str(&crate::metrics::few_shot::render(libraries));
+    }
+    let mut response = (StatusCode::OK, text).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
     gw.reply().apply(headers);

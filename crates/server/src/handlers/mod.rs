@@ -11,7 +11,9 @@ mod admin_targets;
 mod alerts;
 mod chat;
 mod escalations;
+mod examples;
 mod fallback;
+mod feedback;
 mod health;
 mod messages;
 mod metrics;
@@ -114,6 +116,12 @@ routes! {
     get "/v1/escalations" reviewer => escalations::list;
     get "/v1/escalations/{id}" reviewer => escalations::get;
     post "/v1/escalations/{id}/resolve" reviewer => escalations::resolve;
+    post "/v1/holdfast/feedback" agent => feedback::feedback;
+    get "/v1/holdfast/examples" reviewer => examples::list;
+    post "/v1/holdfast/examples/import" reviewer => examples::import;
+    get "/v1/holdfast/examples/{id}" reviewer => examples::get;
+    post "/v1/holdfast/examples/{id}/approve" reviewer => examples::approve;
+    post "/v1/holdfast/examples/{id}/retire" reviewer => examples::retire;
     post "/admin/config" admin => admin_config::reload_body;
     post "/admin/config/reload" admin => admin_config::reload_file;
     post "/admin/config/rollback" admin => admin_config::rollback;
@@ -126,6 +134,7 @@ routes! {
 }
 
 pub use chat::read_chat_request;
+pub(crate) use feedback::auto_approve;
 pub use messages::read_messages_request;
 
 /// The gateway's routes. The router's state is the live configuration; each handler

@@ -31,6 +31,7 @@ use holdfast_policy::pipeline::{FallBackReason, GiveUp};
 mod alerting;
 mod carry;
 mod cells;
+pub(crate) mod few_shot;
 mod labels;
 mod render;
 mod store;

@@ -14,6 +14,7 @@ mod batch;
 mod coord;
 mod evals;
 mod gates;
+mod examples;
 mod reads;
 mod store_impl;
 mod tls;
@@ -121,7 +122,10 @@ async fn apply_migrations(pool: &PgPool, migrations: &[Migration]) -> Result<()>
             .fetch_one(&mut *tx)
             .await?;
     migrate::check_not_newer(current, migrations)?;
-    for m in migrations.iter().filter(|m| m.version > current) {
+    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM hf_schema_version")
+        .fetch_all(&mut *tx)
+        .await?;
+    for m in migrations.iter().filter(|m| !applied.contains(&m.version)) {
         sqlx::raw_sql(m.sql).execute(&mut *tx).await?;
         sqlx::query("INSERT INTO hf_schema_version (version) VALUES ($1)")
             .bind(m.version)

@@ -10,13 +10,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::PgConnection;
 
-use super::{PostgresStore, coord, evals, gates, reads, writes};
+use super::{PostgresStore, coord, evals, examples, gates, reads, writes};
 use crate::coordination::{
     ConfigGate, ConfigVersion, Escalation, EscalationFilter, Job, JobResult, LockAcquire,
     Resolution, StoredConfig,
 };
 use crate::eval::{
     self, EvalResult, EvalRun, EvalRunFilter, EvalRunStart, EvalStatus, NewEvalResult, NewEvalRun,
+};
+use crate::example::{
+    self, Example, ExampleAdded, ExampleFilter, ExampleStatus, ExampleUse, NewExample,
 };
 use crate::plan;
 use crate::task::{
@@ -368,5 +371,43 @@ impl Store for PostgresStore {
             now
         )
         .await)
+    }
+
+    async fn add_example(&self, e: NewExample, now_ms: u64) -> Result<ExampleAdded> {
+        example::check_new(&e, self.max_doc)?;
+        let now = millis("now", now_ms)?;
+        in_tx!(self, |c| examples::add(c, &e, now).await)
+    }
+
+    async fn get_example(&self, tenant: Option<&str>, id: u64) -> Result<Option<Example>> {
+        on_conn!(self, |c| examples::get(c, tenant, id).await)
+    }
+
+    async fn list_examples(&self, filter: &ExampleFilter) -> Result<Vec<Example>> {
+        on_conn!(self, |c| examples::list(c, filter).await)
+    }
+
+    async fn set_example_status(
+        &self,
+        tenant: Option<&str>,
+        id: u64,
+        status: ExampleStatus,
+        now_ms: u64,
+    ) -> Result<Example> {
+        let now = millis("now", now_ms)?;
+        in_tx!(self, |c| examples::set_status(c, tenant, id, status, now)
+            .await)
+    }
+
+    async fn example_changes(&self, after_revision: u64, limit: u32) -> Result<Vec<Example>> {
+        on_conn!(self, |c| examples::changes(c, after_revision, limit).await)
+    }
+
+    async fn record_example_uses(&self, uses: Vec<ExampleUse>) -> Result<()> {
+        example::check_uses(&uses)?;
+        if uses.is_empty() {
+            return Ok(());
+        }
+        in_tx!(self, |c| examples::record_uses(c, &uses).await)
     }
 }

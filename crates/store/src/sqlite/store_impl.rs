@@ -8,13 +8,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{SqliteStore, advance, coord, evals, gates, reads, writes};
+use super::{SqliteStore, advance, coord, evals, examples, gates, reads, writes};
 use crate::coordination::{
     ConfigGate, ConfigVersion, Escalation, EscalationFilter, Job, JobResult, LockAcquire,
     Resolution, StoredConfig,
 };
 use crate::eval::{
     self, EvalResult, EvalRun, EvalRunFilter, EvalRunStart, EvalStatus, NewEvalResult, NewEvalRun,
+};
+use crate::example::{
+    self, Example, ExampleAdded, ExampleFilter, ExampleStatus, ExampleUse, NewExample,
 };
 use crate::plan;
 use crate::task::{
@@ -404,6 +407,54 @@ impl Store for SqliteStore {
         );
         self.writer
             .write(move |c| evals::finish(c, (&tenant, &run_id), status, summary.as_deref(), now))
+            .await
+    }
+
+    async fn add_example(&self, e: NewExample, now_ms: u64) -> Result<ExampleAdded> {
+        example::check_new(&e, self.max_doc)?;
+        let now = millis("now", now_ms)?;
+        self.writer.write(move |c| examples::add(c, &e, now)).await
+    }
+
+    async fn get_example(&self, tenant: Option<&str>, id: u64) -> Result<Option<Example>> {
+        let tenant = tenant.map(str::to_owned);
+        self.readers
+            .read(move |c| examples::get(c, tenant.as_deref(), id))
+            .await
+    }
+
+    async fn list_examples(&self, filter: &ExampleFilter) -> Result<Vec<Example>> {
+        let filter = filter.clone();
+        self.readers.read(move |c| examples::list(c, &filter)).await
+    }
+
+    async fn set_example_status(
+        &self,
+        tenant: Option<&str>,
+        id: u64,
+        status: ExampleStatus,
+        now_ms: u64,
+    ) -> Result<Example> {
+        let now = millis("now", now_ms)?;
+        let tenant = tenant.map(str::to_owned);
+        self.writer
+            .write(move |c| examples::set_status(c, tenant.as_deref(), id, status, now))
+            .await
+    }
+
+    async fn example_changes(&self, after_revision: u64, limit: u32) -> Result<Vec<Example>> {
+        self.readers
+            .read(move |c| examples::changes(c, after_revision, limit))
+            .await
+    }
+
+    async fn record_example_uses(&self, uses: Vec<ExampleUse>) -> Result<()> {
+        example::check_uses(&uses)?;
+        if uses.is_empty() {
+            return Ok(());
+        }
+        self.writer
+            .write(move |c| examples::record_uses(c, &uses))
             .await
     }
 }

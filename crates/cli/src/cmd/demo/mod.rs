@@ -143,6 +143,7 @@ async fn demo(args: Args, duration: Duration, dir: PathBuf) -> anyhow::Result<Ex
         clock.clone(),
         duration,
     ));
+    let learner = gateway.clone();
     let running = Running {
         stop,
         server: tokio::spawn(holdfast_server::serve(
@@ -157,7 +158,7 @@ async fn demo(args: Args, duration: Duration, dir: PathBuf) -> anyhow::Result<Ex
     };
     let targets: Vec<String> = mocks.providers.iter().map(|p| p.0.to_owned()).collect();
     mocks.start_the_clock();
-    let driven = drive(&args, duration, &engine, &clock, addr, &targets).await;
+    let driven = drive(&args, duration, (&engine, &learner), &clock, addr, &targets).await;
     // A run cut short by Ctrl-C may end before the change was sent.
     if !change.is_finished() {
         change.abort();
@@ -302,7 +303,7 @@ fn seconds(span: Duration) -> String {
 async fn drive(
     args: &Args,
     duration: Duration,
-    engine: &Engine,
+    (engine, gateway): (&Engine, &Gateway),
     clock: &Arc<dyn Clock>,
     addr: SocketAddr,
     targets: &[String],
@@ -321,7 +322,7 @@ async fn drive(
         submitting,
     ));
     let reviewer = tokio::spawn(workload::review(
-        engine.clone(),
+        (engine.clone(), gateway.clone()),
         clock.clone(),
         tally.clone(),
         args.seed.wrapping_add(100),

@@ -52,6 +52,12 @@ pub(crate) struct Figures {
     /// once before it succeeds (or fails it for good with a status that is not retried),
     /// so failed attempts and failed first attempts are the same number.
     pub(crate) tool_first_failures: u64,
+    /// Examples in the article library (the editor's corrections, active at once).
+    pub(crate) examples: u64,
+    /// Examples the model calls carried.
+    pub(crate) examples_used: u64,
+    /// Model calls that carried at least one example.
+    pub(crate) calls_with_examples: u64,
 }
 
 impl Figures {
@@ -98,6 +104,13 @@ impl Figures {
             breaker_state: counts(scrape.by("holdfast_breaker_state", "target", &[])),
             cost_usd: scrape.sum("holdfast_cost_usd_total", &[]),
             tool_first_failures: http("retrying") + http("exhausted"),
+            examples: scrape.count(
+                "holdfast_few_shot_library_examples",
+                &[("status", "active")],
+            ),
+            examples_used: scrape.count("holdfast_few_shot_examples_used_total", &[]),
+            calls_with_examples: scrape
+                .count("holdfast_few_shot_retrievals_total", &[("result", "hit")]),
         }
     }
 
@@ -193,6 +206,12 @@ impl Report {
             out,
             "  people       {} escalations · {} approved · {} edited · {} rejected",
             f.escalations, a.approved, a.edited, a.rejected
+        );
+        let _ = writeln!(
+            out,
+            "  examples     the editor's edits taught the article library {} examples · \
+             {} model calls carried them ({} examples in all)",
+            f.examples, f.calls_with_examples, f.examples_used
         );
         let _ = writeln!(
             out,
@@ -306,6 +325,11 @@ impl Report {
                 "calls_with_failure": f.calls_with_failure,
                 "success_after_retry": f.success_after_retry,
                 "cost_usd": f.cost_usd,
+            },
+            "few_shot": {
+                "library_examples": f.examples,
+                "calls_with_examples": f.calls_with_examples,
+                "examples_used": f.examples_used,
             },
             "breaker_trips": f.breaker_trips,
             "tool_calls": { "first_attempt_failed": f.tool_first_failures },

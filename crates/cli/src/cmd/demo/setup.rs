@@ -213,7 +213,8 @@ pub(crate) fn config_text(
         .map(|(name, _, _)| format!("\"{name}\""))
         .collect();
     text.push_str(&format!(
-        "[routes.{ROUTE}]\ntargets = [{}]\npolicy = \"default\"\n\n\
+        "[routes.{ROUTE}]\ntargets = [{}]\npolicy = \"default\"\n\
+         few_shot = {{ library = \"articles\", k = 2, auto_approve = true }}\n\n\
          [policies.default]\n\
          breaker = {{ failure_rate = 0.5, window = \"{}ms\", min_calls = 8, \
          open_for = \"{}ms\", max_open_for = \"{}ms\", half_open_probes = 3 }}\n",

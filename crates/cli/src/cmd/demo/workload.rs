@@ -161,7 +161,7 @@ impl Tally {
 /// escalation after 0.2–1.2 s: approves most, edits some, rejects a few. Runs until
 /// `stop`; answers not given by then are dropped.
 pub(crate) async fn review(
-    engine: Engine,
+    (engine, gateway): (Engine, holdfast_server::Gateway),
     clock: Arc<dyn Clock>,
     tally: Arc<Tally>,
     seed: u64,
@@ -186,10 +186,11 @@ pub(crate) async fn review(
                     let delay = Duration::from_millis(rng.range_inclusive(200, 1200));
                     let resolution = decide(&mut rng, &escalation.payload);
                     let (engine, clock, tally) = (engine.clone(), clock.clone(), tally.clone());
+                    let gateway = gateway.clone();
                     let id = escalation.escalation_id;
                     answering.spawn(async move {
                         clock.sleep_until(clock.now() + delay).await;
-                        answer(&engine, &tally, &id, resolution).await;
+                        answer((&engine, &gateway), &tally, &id, resolution).await;
                     });
                 }
             }
@@ -210,8 +211,16 @@ fn decide(rng: &mut Rng, payload: &Value) -> Resolution {
     if roll < 0.85 {
         Resolution::Approve
     } else if roll < 0.95 {
+        // The editor rewrites the draft: a correction of the `draft` step, which the
+        // article library learns from.
         let mut edited = payload.clone();
         if let Some(object) = edited.as_object_mut() {
+            let draft = object
+                .get("draft")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let rewritten = format!("{draft} (tightened by the editor)");
+            object.insert("draft".to_owned(), json!(rewritten));
             object.insert("edited_by".to_owned(), json!("the demo's editor"));
         }
         Resolution::Edit(edited)
@@ -220,7 +229,12 @@ fn decide(rng: &mut Rng, payload: &Value) -> Resolution {
     }
 }
 
-async fn answer(engine: &Engine, tally: &Tally, id: &str, resolution: Resolution) {
+async fn answer(
+    (engine, gateway): (&Engine, &holdfast_server::Gateway),
+    tally: &Tally,
+    id: &str,
+    resolution: Resolution,
+) {
     let counter = match &resolution {
         Resolution::Approve => &tally.approved,
         Resolution::Edit(_) => &tally.edited,
@@ -230,8 +244,9 @@ async fn answer(engine: &Engine, tally: &Tally, id: &str, resolution: Resolution
         .resolve(id, &Scope::All, resolution, "demo-editor")
         .await
     {
-        Ok(_) => {
+        Ok(escalation) => {
             counter.fetch_add(1, Ordering::Relaxed);
+            gateway.learn_from_escalation(&escalation).await;
         }
         // Already answered (someone used the inbox) or its task was cancelled.
         Err(e) => tracing::info!(escalation = id, error = %e, "the demo's editor was not needed"),

@@ -1,0 +1,199 @@
+//! The example library over a real store: corrections wait for approval unless the
+//! task type approves at once, approval and retirement reach retrieval at the next
+//! refresh, `fixed` and `similar` choose as documented, another tenant's examples are
+//! never retrieved, and usage counts reach the store.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use holdfast_quality::fewshot::{Correction, Libraries, Mode, add_correction};
+use holdfast_store::{ExampleSource, ExampleStatus, Store};
+
+const T0: u64 = 1_700_000_000_000;
+
+async fn store(name: &str) -> Arc<dyn Store> {
+    let dir = std::env::temp_dir().join(format!("holdfast-fewshot-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    holdfast_store::open(&format!("sqlite://{}/examples.db", dir.display()))
+        .await
+        .unwrap()
+}
+
+fn correction(tenant: &str, input: &str, output: &str, auto_approve: bool) -> Correction {
+    Correction {
+        tenant: tenant.into(),
+        library: "triage".into(),
+        input: input.into(),
+        output: output.into(),
+        source: ExampleSource::Escalation,
+        author: "ana".into(),
+        origin: Some("t1/classify".into()),
+        auto_approve,
+    }
+}
+
+fn inputs(shots: &[Arc<holdfast_quality::fewshot::Shot>]) -> Vec<&str> {
+    shots.iter().map(|s| s.input.as_str()).collect()
+}
+
+#[tokio::test]
+async fn a_candidate_is_retrieved_once_approved_and_never_once_retired() {
+    let libraries = Libraries::new(store("approve").await);
+    let added = add_correction(
+        &libraries,
+        correction("acme", "charged twice for my invoice", "billing", false),
+        T0,
+    )
+    .await
+    .unwrap();
+    let id = added.example().id;
+    let query = "I was charged twice";
+    assert!(
+        libraries
+            .retrieve("acme", "triage", query, 4, Mode::Similar, T0)
+            .is_empty()
+    );
+
+    let store = libraries.store().clone();
+    store
+        .set_example_status(Some("acme"), id, ExampleStatus::Active, T0 + 1)
+        .await
+        .unwrap();
+    libraries.refresh().await.unwrap();
+    let shots = libraries.retrieve("acme", "triage", query, 4, Mode::Similar, T0 + 2);
+    assert_eq!(inputs(&shots), ["charged twice for my invoice"]);
+    assert_eq!(shots[0].output, "billing");
+
+    store
+        .set_example_status(None, id, ExampleStatus::Retired, T0 + 3)
+        .await
+        .unwrap();
+    libraries.refresh().await.unwrap();
+    assert!(
+        libraries
+            .retrieve("acme", "triage", query, 4, Mode::Similar, T0 + 4)
+            .is_empty()
+    );
+    let counts = libraries.counts();
+    assert_eq!((counts[0].1.hits, counts[0].1.misses), (1, 2));
+}
+
+#[tokio::test]
+async fn auto_approve_is_retrieved_at_once_and_a_near_duplicate_replaces_it() {
+    let libraries = Libraries::new(store("auto").await);
+    add_correction(
+        &libraries,
+        correction("acme", "Reset my password!", "account", true),
+        T0,
+    )
+    .await
+    .unwrap();
+    let shots = libraries.retrieve("acme", "triage", "password reset", 4, Mode::Similar, T0);
+    assert_eq!(shots[0].output, "account");
+    let merged = add_correction(
+        &libraries,
+        correction("acme", "reset my PASSWORD", "security", true),
+        T0 + 1,
+    )
+    .await
+    .unwrap();
+    assert!(matches!(merged, holdfast_store::ExampleAdded::Merged(_)));
+    let shots = libraries.retrieve("acme", "triage", "password reset", 4, Mode::Similar, T0);
+    assert_eq!(shots.len(), 1);
+    assert_eq!(shots[0].output, "security");
+    let sizes = libraries.sizes();
+    assert_eq!(sizes[0].1.active, 1);
+}
+
+#[tokio::test]
+async fn fixed_gives_the_same_examples_and_similar_the_nearest_last() {
+    let libraries = Libraries::new(store("modes").await);
+    for (input, output) in [
+        ("cancel my subscription", "cancel"),
+        ("invoice shows the wrong amount", "billing"),
+        ("charged twice on the invoice", "billing"),
+        ("app crashes at login", "bug"),
+    ] {
+        add_correction(&libraries, correction("acme", input, output, true), T0)
+            .await
+            .unwrap();
+    }
+    let fixed = libraries.retrieve("acme", "triage", "anything", 2, Mode::Fixed, T0);
+    assert_eq!(
+        inputs(&fixed),
+        ["invoice shows the wrong amount", "cancel my subscription"]
+    );
+    let similar = libraries.retrieve(
+        "acme",
+        "triage",
+        "charged twice, wrong invoice",
+        2,
+        Mode::Similar,
+        T0,
+    );
+    // Nearest last: right before the call's own input.
+    assert_eq!(
+        inputs(&similar),
+        [
+            "invoice shows the wrong amount",
+            "charged twice on the invoice"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn another_tenants_examples_are_never_retrieved() {
+    let libraries = Libraries::new(store("tenants").await);
+    add_correction(
+        &libraries,
+        correction("globex", "refund please", "refund", true),
+        T0,
+    )
+    .await
+    .unwrap();
+    for mode in [Mode::Similar, Mode::Fixed] {
+        assert!(
+            libraries
+                .retrieve("acme", "triage", "refund please", 4, mode, T0)
+                .is_empty()
+        );
+    }
+    assert_eq!(
+        libraries
+            .retrieve("globex", "triage", "refund please", 4, Mode::Similar, T0)
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn usage_counts_reach_the_store_and_survive_a_restart_of_the_cache() {
+    let store = store("uses").await;
+    let libraries = Libraries::new(store.clone());
+    let added = add_correction(
+        &libraries,
+        correction("acme", "refund please", "refund", true),
+        T0,
+    )
+    .await
+    .unwrap();
+    for at in 0..3 {
+        libraries.retrieve("acme", "triage", "refund", 4, Mode::Similar, T0 + at);
+    }
+    libraries.flush_uses().await.unwrap();
+    let e = store
+        .get_example(Some("acme"), added.example().id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((e.times_used, e.last_used_at_ms), (3, Some(T0 + 2)));
+
+    let restarted = Libraries::new(store);
+    restarted.refresh().await.unwrap();
+    assert_eq!(
+        restarted
+            .retrieve("acme", "triage", "refund", 4, Mode::Similar, T0)
+            .len(),
+        1
+    );
+}

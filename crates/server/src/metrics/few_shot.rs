@@ -1,0 +1,78 @@
+//! The few-shot families of `/metrics`: retrievals (hits and misses), examples used,
+//! feedback verdicts and library sizes, per library (every tenant's together: a
+//! library is a task type's name from the configuration, never a tenant's).
+
+use holdfast_quality::fewshot::Libraries;
+
+use super::cells::Exposition;
+
+/// The few-shot families, in the exposition format.
+pub(crate) fn render(libraries: &Libraries) -> String {
+    let mut out = Exposition(String::with_capacity(1024));
+    let counts = libraries.counts();
+    out.family(
+        "holdfast_few_shot_retrievals_total",
+        "counter",
+        "Calls of a route with a few-shot library, by whether they got an example (hit) or not (miss).",
+    );
+    for (library, c) in &counts {
+        out.sample(
+            "holdfast_few_shot_retrievals_total",
+            &[("library", library), ("result", "hit")],
+            c.hits,
+        );
+        out.sample(
+            "holdfast_few_shot_retrievals_total",
+            &[("library", library), ("result", "miss")],
+            c.misses,
+        );
+    }
+    out.family(
+        "holdfast_few_shot_examples_used_total",
+        "counter",
+        "Examples inserted into calls.",
+    );
+    for (library, c) in &counts {
+        out.sample(
+            "holdfast_few_shot_examples_used_total",
+            &[("library", library)],
+            c.examples_used,
+        );
+    }
+    out.family(
+        "holdfast_few_shot_feedback_total",
+        "counter",
+        "Verdicts people gave on calls (POST /v1/holdfast/feedback).",
+    );
+    for (library, c) in &counts {
+        out.sample(
+            "holdfast_few_shot_feedback_total",
+            &[("library", library), ("verdict", "good")],
+            c.feedback_good,
+        );
+        out.sample(
+            "holdfast_few_shot_feedback_total",
+            &[("library", library), ("verdict", "bad")],
+            c.feedback_bad,
+        );
+    }
+    out.family(
+        "holdfast_few_shot_library_examples",
+        "gauge",
+        "Examples in each library, by status.",
+    );
+    for (library, size) in libraries.sizes() {
+        for (status, n) in [
+            ("active", size.active),
+            ("candidate", size.candidate),
+            ("retired", size.retired),
+        ] {
+            out.sample(
+                "holdfast_few_shot_library_examples",
+                &[("library", &library), ("status", status)],
+                n,
+            );
+        }
+    }
+    out.0
+}
