@@ -18,8 +18,9 @@ use async_trait::async_trait;
 use holdfast_policy::Clock;
 use holdfast_store::{
     Advance, Cancelled, ConfigGate, ConfigVersion, Escalation, EscalationFilter, EvalResult,
-    EvalRun, EvalRunFilter, EvalRunStart, EvalStatus, FencingToken, Job, JobResult, JournalEntry,
-    LockAcquire, NewEvalResult, NewEvalRun, NewEvent, NewTask, NewWorkflow, Resolution, Result,
+    EvalRun, EvalRunFilter, EvalRunStart, EvalStatus, Example, ExampleAdded, ExampleFilter,
+    ExampleStatus, ExampleUse, FencingToken, Job, JobResult, JournalEntry, LockAcquire,
+    NewEvalResult, NewEvalRun, NewEvent, NewExample, NewTask, NewWorkflow, Resolution, Result,
     Step, Store, StoreError, StoredConfig, Submitted, Task, TaskClaim, TaskFilter, TaskPage,
     WorkflowDef,
 };
@@ -379,6 +380,39 @@ impl Store for StoreGuard {
 
     async fn config_gates(&self, from: u64, to: u64) -> Result<Vec<ConfigGate>> {
         self.call(READ, self.inner.config_gates(from, to)).await
+    }
+
+    async fn add_example(&self, example: NewExample, now_ms: u64) -> Result<ExampleAdded> {
+        self.call(WRITE, self.inner.add_example(example, now_ms))
+            .await
+    }
+
+    async fn get_example(&self, tenant: Option<&str>, id: u64) -> Result<Option<Example>> {
+        self.call(READ, self.inner.get_example(tenant, id)).await
+    }
+
+    async fn list_examples(&self, filter: &ExampleFilter) -> Result<Vec<Example>> {
+        self.call(READ, self.inner.list_examples(filter)).await
+    }
+
+    async fn set_example_status(
+        &self,
+        tenant: Option<&str>,
+        id: u64,
+        status: ExampleStatus,
+        now_ms: u64,
+    ) -> Result<Example> {
+        let call = self.inner.set_example_status(tenant, id, status, now_ms);
+        self.call(WRITE, call).await
+    }
+
+    async fn example_changes(&self, after_revision: u64, limit: u32) -> Result<Vec<Example>> {
+        self.call(READ, self.inner.example_changes(after_revision, limit))
+            .await
+    }
+
+    async fn record_example_uses(&self, uses: Vec<ExampleUse>) -> Result<()> {
+        self.call(WRITE, self.inner.record_example_uses(uses)).await
     }
 
     async fn start_eval_run(&self, run: NewEvalRun, now_ms: u64) -> Result<EvalRunStart> {

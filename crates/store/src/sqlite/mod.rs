@@ -9,8 +9,8 @@
 mod advance;
 mod coord;
 mod evals;
-mod gates;
 mod examples;
+mod gates;
 mod reads;
 mod store_impl;
 mod writer;
