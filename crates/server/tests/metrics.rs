@@ -31,7 +31,8 @@ async fn failing_primary() -> (Gw, Mock, Mock) {
          breaker = {{ min_calls = 2, failure_rate = 0.5, open_for = \"30s\" }}\n",
         openai_provider("pa", &a),
         openai_provider("pb", &b),
-        target("a", "pa", 100_000),
+        // Counted calls only: no active probe of the open breaker.
+        format!("{}probe = {{ enabled = false }}\n", target("a", "pa", 100_000)),
         target("b", "pb", 100_000),
     );
     let env = [
