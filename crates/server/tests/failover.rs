@@ -185,7 +185,9 @@ async fn an_open_breaker_stays_open_across_a_configuration_reload() {
              breaker = {{ min_calls = 2, failure_rate = 0.5, open_for = \"30s\" }}\n{extra}",
             openai_provider("pa", &a),
             openai_provider("pb", &b),
-            target("a", "pa", 100_000).replace("a-model", a_model),
+            // No active probes: the test counts every call that reaches `a`.
+            target("a", "pa", 100_000).replace("a-model", a_model)
+                + "probe = { enabled = false }\n",
             target("b", "pb", 100_000),
         )
     };

@@ -34,7 +34,7 @@ use serde::Deserialize;
 
 pub use alerts::{Alerts, RuleOverride, Severity, Threshold, Webhook};
 pub use policy::{Breaker, Budget, Hedge, Jitter, Policy, Retry};
-pub use route::{Degraded, MidStream, Route};
+pub use route::{Degraded, MidStream, RetryOn, Route};
 pub use target::{Price, Probe, ProbeKind, Provider, Target, Timeouts};
 
 use crate::units::{ByteSize, HumanDuration};

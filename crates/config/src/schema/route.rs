@@ -35,6 +35,24 @@ pub struct Route {
     /// Graceful degradation when every target has failed. Default: none (the client
     /// gets the error).
     pub degraded: Option<Degraded>,
+    /// Where a retryable failure (429, 5xx, a timeout, a broken connection) is retried:
+    /// `"same"` (default) retries the same target after the policy's backoff; `"next"`
+    /// moves at once, without backoff, to the next target of `targets` that can take
+    /// the call (breaker closed, no Retry-After pending), and retries the same target
+    /// after the backoff only when none can.
+    #[serde(default)]
+    pub retry_on: RetryOn,
+}
+
+/// Where a retry goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetryOn {
+    /// The same target, after a backoff.
+    #[default]
+    Same,
+    /// The next target that can take the call, at once.
+    Next,
 }
 
 fn default_policy() -> String {
