@@ -191,3 +191,24 @@ async fn without_probes_a_healed_primary_is_back_within_30s() {
     eprintln!("without probes: first request on the primary {back:?} after it healed");
     assert!(back <= Duration::from_secs(30), "back after {back:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_retry_on_next_a_503_moves_to_the_fallback_without_a_second_try() {
+    let _serial = serial().await;
+    let primary = Mock::start("openai", &["--rate-503", "1"]);
+    let fallback = Mock::start("openai", &[]);
+    let config = ConfigBuilder::default()
+        .target("primary", &primary, "")
+        .target("fallback", &fallback, "")
+        .route("smart", &["primary", "fallback"], "retry_on = \"next\"");
+    let gateway = Gateway::start(&config);
+    for _ in 0..5 {
+        let (_, target, _) = timed_ask(&gateway, false).await;
+        assert_eq!(target.as_deref(), Some("fallback"));
+    }
+    assert_eq!(
+        primary.total().await,
+        5,
+        "each request tried the primary once and moved on at once"
+    );
+}

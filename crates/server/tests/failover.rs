@@ -156,7 +156,17 @@ async fn a_passed_deadline_is_a_504() {
 async fn a_failing_target_opens_its_breaker_and_the_targets_endpoint_shows_it() {
     let policy = "[policies.default]\nretry = { max_attempts = 1 }\n\
                   breaker = { min_calls = 2, failure_rate = 0.5, open_for = \"30s\" }\n";
-    let (gw, a, _b) = pair("error_rates = { \"500\" = 1.0 }", "", policy).await;
+    let a = Mock::openai("error_rates = { \"500\" = 1.0 }").await;
+    let b = Mock::openai("").await;
+    // No active probes: the test counts the client calls that reach `a`.
+    let toml = format!(
+        "{}{}{}probe = {{ enabled = false }}\n{}[routes.smart]\ntargets = [\"a\", \"b\"]\n{policy}",
+        openai_provider("pa", &a),
+        openai_provider("pb", &b),
+        target("a", "pa", 100_000),
+        target("b", "pb", 100_000),
+    );
+    let gw = Gw::start(&toml).await;
     for _ in 0..4 {
         assert_eq!(gw.chat(&request(false)).await.status(), 200);
     }
@@ -185,7 +195,9 @@ async fn an_open_breaker_stays_open_across_a_configuration_reload() {
              breaker = {{ min_calls = 2, failure_rate = 0.5, open_for = \"30s\" }}\n{extra}",
             openai_provider("pa", &a),
             openai_provider("pb", &b),
-            target("a", "pa", 100_000).replace("a-model", a_model),
+            // No active probes: the test counts every call that reaches `a`.
+            target("a", "pa", 100_000).replace("a-model", a_model)
+                + "probe = { enabled = false }\n",
             target("b", "pb", 100_000),
         )
     };

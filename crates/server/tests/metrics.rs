@@ -32,7 +32,10 @@ async fn failing_primary() -> (Gw, Mock, Mock) {
         openai_provider("pa", &a),
         openai_provider("pb", &b),
         // Counted calls only: no active probe of the open breaker.
-        format!("{}probe = {{ enabled = false }}\n", target("a", "pa", 100_000)),
+        format!(
+            "{}probe = {{ enabled = false }}\n",
+            target("a", "pa", 100_000)
+        ),
         target("b", "pb", 100_000),
     );
     let env = [

@@ -40,6 +40,13 @@ pub struct Route {
     /// active examples as earlier user/assistant turns, after its system messages.
     /// Default: none.
     pub few_shot: Option<FewShot>,
+    /// Where a retryable failure (429, 5xx, a timeout, a broken connection) is retried:
+    /// `"same"` (default) retries the same target after the policy's backoff; `"next"`
+    /// moves at once, without backoff, to the next target of `targets` that can take
+    /// the call (breaker closed, no Retry-After pending), and retries the same target
+    /// after the backoff only when none can.
+    #[serde(default)]
+    pub retry_on: RetryOn,
 }
 
 /// `few_shot = { library = "…", k = 4, mode = "similar", auto_approve = false }`.
@@ -76,6 +83,17 @@ pub enum FewShotMode {
     Similar,
     /// The same for every call.
     Fixed,
+}
+
+/// Where a retry goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetryOn {
+    /// The same target, after a backoff.
+    #[default]
+    Same,
+    /// The next target that can take the call, at once.
+    Next,
 }
 
 fn default_policy() -> String {

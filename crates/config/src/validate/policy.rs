@@ -71,6 +71,8 @@ fn one(c: &mut Checker<'_>, path: &FieldPath, raw: &schema::Policy) -> Option<Re
         hedge: hedge?,
         min_attempt_time: raw.min_attempt_time.0,
         max_retry_after: raw.max_retry_after.0,
+        // Set per route (`retry_on`).
+        retry_on: holdfast_policy::pipeline::RetryOn::Same,
     };
     // Whatever else the policy crate checks of a policy as a whole.
     policy.validate().map_err(|e| c.setting(path, e)).ok()?;

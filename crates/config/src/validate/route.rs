@@ -7,6 +7,9 @@
 //! `default` policy's.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use holdfast_policy::pipeline::{self, Policy};
 
 use super::policy::{DEFAULT, Resolved};
 use super::{Checker, known};
@@ -59,11 +62,23 @@ fn route(
         ok &= check_few_shot(c, &path.key("few_shot"), few_shot);
     }
     let policy = policy?;
+    let retry_on = match raw.retry_on {
+        schema::RetryOn::Same => pipeline::RetryOn::Same,
+        schema::RetryOn::Next => pipeline::RetryOn::Next,
+    };
+    let policy = if policy.policy.retry_on == retry_on {
+        policy.policy.clone()
+    } else {
+        Arc::new(Policy {
+            retry_on,
+            ..(*policy.policy).clone()
+        })
+    };
     ok.then(|| Route {
         name: name.to_owned(),
         targets: raw.targets.clone(),
         policy_name: raw.policy.clone(),
-        policy: policy.policy.clone(),
+        policy,
         mid_stream: raw.mid_stream,
         degraded: degraded.flatten(),
         few_shot: raw.few_shot.clone(),

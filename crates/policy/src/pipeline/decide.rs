@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{
     Action, AttemptId, Call, FallBackReason, GiveUp, InFlight, Next, PolicyEvent, Registry,
-    Verdict, Wake,
+    RetryOn, Verdict, Wake,
 };
 use crate::clock::Instant;
 use crate::outcome::{Health, Outcome, TimeoutKind};
@@ -142,6 +142,12 @@ impl Call {
         {
             return next;
         }
+        if policy.retry_on == RetryOn::Next
+            && self.later_link_available(registry, now, flight.link, outcome)
+            && let Some(next) = fall_back(FallBackReason::RetryNext)
+        {
+            return next;
+        }
         let tries = self.tries[flight.link];
         if tries >= policy.backoff.max_attempts() {
             return fall_back(FallBackReason::AttemptsExhausted)
@@ -168,6 +174,37 @@ impl Call {
         }
         self.previous_delay = delay;
         Next::Retry { after: wait }
+    }
+
+    /// Whether a later link of the chain could take the call now after `outcome` on
+    /// `link`: not drained, not held by a Retry-After, its breaker admitting.
+    fn later_link_available(
+        &self,
+        registry: &Registry,
+        now: Instant,
+        link: usize,
+        outcome: Outcome,
+    ) -> bool {
+        let chain = &self.request.chain;
+        let Some(needs) = self.needs.after(outcome, &chain.links()[link]) else {
+            return false;
+        };
+        let mut used = self.used.clone();
+        let mut from = link;
+        while let Some(next) = chain.next(from, needs, &used) {
+            let target = chain.links()[next].target;
+            let free = registry.target(target).is_some_and(|h| {
+                now >= h.drained_until
+                    && now >= h.not_before
+                    && h.breaker.as_ref().is_none_or(|b| b.would_admit(now))
+            });
+            if free {
+                return true;
+            }
+            used[next] = true;
+            from = next;
+        }
+        false
     }
 
     /// The link a fallback after `outcome` on `link` would go to.

@@ -160,6 +160,8 @@ pub enum FallBackReason {
     /// The target did not answer in time (connect, first byte or a hang): another
     /// target answers sooner than a second wait on this one.
     Silent,
+    /// The route retries on the next target (`retry_on = "next"`).
+    RetryNext,
 }
 
 impl FallBackReason {
@@ -172,6 +174,7 @@ impl FallBackReason {
             FallBackReason::NoTimeToRetry => "no_time_to_retry",
             FallBackReason::BudgetExhausted => "budget_exhausted",
             FallBackReason::Silent => "silent",
+            FallBackReason::RetryNext => "retry_next",
         }
     }
 }

@@ -53,6 +53,19 @@ pub struct Policy {
     pub min_attempt_time: Duration,
     /// The longest Retry-After honoured; a longer one counts as this long. > 0.
     pub max_retry_after: Duration,
+    /// Where a retryable failure is retried.
+    pub retry_on: RetryOn,
+}
+
+/// Where a retry goes after a retryable failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryOn {
+    /// The same target, after a backoff.
+    Same,
+    /// The next target of the chain that can take the call now, at once: the backoff
+    /// protects the failing target, not a healthy one. When none can, the same target
+    /// after a backoff, as with `Same`.
+    Next,
 }
 
 impl Policy {
@@ -64,6 +77,7 @@ impl Policy {
             hedge: None,
             min_attempt_time: Duration::from_millis(50),
             max_retry_after: Duration::from_secs(300),
+            retry_on: RetryOn::Same,
         }
     }
 

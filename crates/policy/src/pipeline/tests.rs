@@ -696,3 +696,48 @@ fn a_retry_after_of_a_day_keeps_the_target_out_for_max_retry_after_only() {
         "capped at max_retry_after (5 min by default), not a day"
     );
 }
+
+#[test]
+fn retry_on_next_moves_to_a_free_target_at_once_and_backs_off_when_none_is_free() {
+    let mut f = fixture(2);
+    f.policy.retry_on = RetryOn::Next;
+    let overloaded = Outcome::Overloaded { retry_after: None };
+    let mut call = f.call(Deadline::NONE);
+    let first = started(&call.handle(&mut f.registry, at(0), Event::Start))[0];
+    let a = call.handle(
+        &mut f.registry,
+        at(5),
+        Event::Finished {
+            attempt: first.attempt,
+            outcome: overloaded,
+        },
+    );
+    assert_eq!(
+        attempt_next(&a),
+        vec![Next::FallBack {
+            to: TargetId(1),
+            because: FallBackReason::RetryNext
+        }]
+    );
+    assert_eq!(wake(&a), None, "no backoff before the next target");
+    assert_eq!(started(&a)[0].target, TargetId(1));
+
+    // The next target held by a Retry-After: back to same-target backoff.
+    let mut f = fixture(2);
+    f.policy.retry_on = RetryOn::Next;
+    f.registry.target_mut(TargetId(1)).unwrap().not_before = at(60_000);
+    let mut call = f.call(Deadline::NONE);
+    let first = started(&call.handle(&mut f.registry, at(0), Event::Start))[0];
+    let a = call.handle(
+        &mut f.registry,
+        at(5),
+        Event::Finished {
+            attempt: first.attempt,
+            outcome: overloaded,
+        },
+    );
+    assert!(
+        matches!(attempt_next(&a)[..], [Next::Retry { .. }]),
+        "{a:?}"
+    );
+}

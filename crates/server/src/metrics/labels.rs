@@ -15,13 +15,14 @@ pub(super) const DELAY_BUCKETS: &[f64] = &[
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 
-pub(super) const FALLBACK_REASONS: [FallBackReason; 6] = [
+pub(super) const FALLBACK_REASONS: [FallBackReason; 7] = [
     FallBackReason::NotRetryableHere,
     FallBackReason::AttemptsExhausted,
     FallBackReason::RetryAfterTooLong,
     FallBackReason::NoTimeToRetry,
     FallBackReason::BudgetExhausted,
     FallBackReason::Silent,
+    FallBackReason::RetryNext,
 ];
 
 pub(super) const GIVE_UPS: [GiveUp; 7] = [
@@ -86,6 +87,7 @@ pub(super) fn fallback_index(reason: FallBackReason) -> usize {
         FallBackReason::NoTimeToRetry => 3,
         FallBackReason::BudgetExhausted => 4,
         FallBackReason::Silent => 5,
+        FallBackReason::RetryNext => 6,
     }
 }
 
