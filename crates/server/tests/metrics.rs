@@ -25,17 +25,14 @@ async fn failing_primary() -> (Gw, Mock, Mock) {
     let b = Mock::openai(&format!("api_key = \"{PROVIDER_KEY_B}\"")).await;
     let toml = format!(
         "[[client_keys]]\nname = \"agents\"\nkey_env = \"CLIENT_KEY\"\n\
-         {}key_env = \"PA_KEY\"\n{}key_env = \"PB_KEY\"\n{}{}\
+         {}key_env = \"PA_KEY\"\n{}key_env = \"PB_KEY\"\n{}probe = {{ enabled = false }}\n{}\
          [routes.smart]\ntargets = [\"a\", \"b\"]\n\
          [policies.default]\nretry = {{ max_attempts = 2, base = \"10ms\", cap = \"20ms\" }}\n\
          breaker = {{ min_calls = 2, failure_rate = 0.5, open_for = \"30s\" }}\n",
         openai_provider("pa", &a),
         openai_provider("pb", &b),
         // Counted calls only: no active probe of the open breaker.
-        format!(
-            "{}probe = {{ enabled = false }}\n",
-            target("a", "pa", 100_000)
-        ),
+        target("a", "pa", 100_000),
         target("b", "pb", 100_000),
     );
     let env = [
