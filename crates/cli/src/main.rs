@@ -25,6 +25,9 @@ enum Command {
     Simulate(cmd::simulate::Args),
     /// Run a fault-injecting mock LLM provider (OpenAI or Anthropic wire format).
     MockProvider(Box<cmd::mock_provider::Args>),
+    /// Run a fault-injecting proxy in front of a real provider: the mock provider's
+    /// faults on a share of calls or a schedule, everything else forwarded byte for byte.
+    FaultProxy(Box<cmd::fault_proxy::Args>),
     /// Run the gateway (OpenAI- and Anthropic-compatible endpoints in front of the
     /// configured providers, every call under its route's policy) and the workflow
     /// engine.
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Simulate(args) => cmd::simulate::run(args),
         Command::MockProvider(args) => cmd::mock_provider::run(*args),
+        Command::FaultProxy(args) => cmd::fault_proxy::run(*args),
         Command::Serve(args) => cmd::serve::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Config(command) => cmd::config::run(command),

@@ -7,6 +7,7 @@ pub(crate) mod demo;
 pub(crate) mod drill;
 pub(crate) mod escalations;
 pub(crate) mod eval;
+pub(crate) mod fault_proxy;
 pub(crate) mod mock_provider;
 pub(crate) mod remote;
 pub(crate) mod serve;
