@@ -8,7 +8,9 @@
 //! `x-holdfast-target` that served, latencies and cost. Start at [`drill`]; the fault
 //! proxy ([`proxy`]) puts the mock provider's faults in front of a real provider.
 
+mod api;
 pub mod drill;
+pub mod experiment;
 pub mod proxy;
 mod report;
 

@@ -47,7 +47,9 @@ async fn upstream_chat(State(up): State<Upstream>, headers: HeaderMap, body: Byt
     if streaming {
         let chunks = futures_util::stream::iter(EVENTS).then(|event| async move {
             let clock = SystemClock::new();
-            clock.sleep_until(clock.now() + Duration::from_millis(20)).await;
+            clock
+                .sleep_until(clock.now() + Duration::from_millis(20))
+                .await;
             Ok::<_, std::io::Error>(Bytes::from_static(event.as_bytes()))
         });
         let mut response = Body::from_stream(chunks).into_response();

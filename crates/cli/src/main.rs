@@ -57,6 +57,10 @@ enum Command {
     /// a trickle of requests, check that the route keeps answering and that the target
     /// takes its traffic back once restored.
     Drill(cmd::drill::Args),
+    /// Run chaos experiments (TOML files: a steady-state hypothesis, a method of faults,
+    /// rollbacks) against a running server and report a verdict; list them.
+    #[command(subcommand)]
+    Chaos(cmd::chaos::Command),
     /// Evaluate quality: run a suite of cases through the gateway, grade the answers,
     /// compare with a baseline and gate (exit 0 pass, 1 fail, 2 bad suite, 130
     /// interrupted); list, show and compare stored runs.
@@ -84,6 +88,7 @@ fn main() -> ExitCode {
         Command::Escalations(command) => cmd::escalations::run(command),
         Command::Targets(command) => cmd::targets::run(command),
         Command::Drill(args) => cmd::drill::run(args),
+        Command::Chaos(command) => cmd::chaos::run(command),
         Command::Eval(command) => cmd::eval::run(command),
     };
     match result {

@@ -2,6 +2,7 @@
 //! runtime they run on.
 
 pub(crate) mod alerts;
+pub(crate) mod chaos;
 pub(crate) mod config;
 pub(crate) mod demo;
 pub(crate) mod drill;

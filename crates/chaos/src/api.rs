@@ -1,0 +1,142 @@
+//! A running holdfast as drills and experiments talk to it: operator calls with the
+//! key, and chat requests read the way a client reads them (the target that served from
+//! `x-holdfast-target`, the cost from `x-holdfast-cost-usd`, the error code otherwise).
+
+use serde_json::Value;
+
+/// One answered chat request.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Served {
+    /// The target that served it.
+    pub(crate) target: String,
+    /// What it cost, in USD.
+    pub(crate) cost_usd: f64,
+}
+
+/// The field `field` of each element of `body.data`.
+pub(crate) fn list_of<'a>(body: &'a Value, field: &str) -> Vec<&'a str> {
+    body["data"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|item| item[field].as_str())
+        .collect()
+}
+
+/// The server, as a drill or an experiment talks to it.
+#[derive(Clone)]
+pub(crate) struct Api {
+    http: reqwest::Client,
+    base: String,
+    key: Option<String>,
+    agent: String,
+}
+
+impl Api {
+    /// Talks to `base` with `key`, its chat requests marked `x-holdfast-agent: agent`.
+    pub(crate) fn new(http: reqwest::Client, base: &str, key: Option<String>, agent: &str) -> Api {
+        Api {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            key,
+            agent: agent.to_owned(),
+        }
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, format!("{}{path}", self.base));
+        match &self.key {
+            Some(key) => request.bearer_auth(key),
+            None => request,
+        }
+    }
+
+    /// An operator call: its JSON answer, or why it failed.
+    pub(crate) async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
+        let mut request = self.request(method.clone(), path);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.map_err(|e| {
+            format!(
+                "{method} {path}: cannot reach {}: {}",
+                self.base,
+                e.without_url()
+            )
+        })?;
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if (200..300).contains(&status) {
+            return Ok(body);
+        }
+        let message = body["error"]["message"].as_str().unwrap_or("no message");
+        Err(format!(
+            "{method} {path}: the server answered {status}: {message}"
+        ))
+    }
+
+    /// `GET path` as text (`/metrics`), or why it failed.
+    pub(crate) async fn text(&self, path: &str) -> Result<String, String> {
+        let response = self
+            .request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "GET {path}: cannot reach {}: {}",
+                    self.base,
+                    e.without_url()
+                )
+            })?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| format!("GET {path}: {e}"))?;
+        if status.is_success() {
+            Ok(text)
+        } else {
+            Err(format!(
+                "GET {path}: the server answered {}",
+                status.as_u16()
+            ))
+        }
+    }
+
+    /// A chat request: who served it and its cost, or an error code (`unreachable`
+    /// when no answer came).
+    pub(crate) async fn chat(&self, body: Value) -> Result<Served, String> {
+        let response = self
+            .request(reqwest::Method::POST, "/v1/chat/completions")
+            .header("x-holdfast-agent", &self.agent)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|_| "unreachable".to_owned())?;
+        let status = response.status();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let target = header("x-holdfast-target");
+        let cost_usd = header("x-holdfast-cost-usd")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0.0);
+        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        match target {
+            Some(target) if status.is_success() => Ok(Served { target, cost_usd }),
+            _ => Err(answer["error"]["code"]
+                .as_str()
+                .map_or_else(|| format!("http_{}", status.as_u16()), str::to_owned)),
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! The experiment library in `chaos/`, run with `holdfast chaos run` against the real
+//! binary and mock providers: each experiment passes on a configuration with its
+//! safeguard on, and fails, naming the right probe, with the safeguard switched off.
+//! Each test has its own gateway and mocks, so the tests run concurrently. Also: the
+//! HTML report is self-contained and holds its plots, and a bad experiment file is
+//! refused with its line and field before anything is injected.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+use support::{ConfigBuilder, Gateway, Mock, TempDir, run};
+
+fn library(name: &str) -> String {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../chaos");
+    dir.join(name).display().to_string()
+}
+
+fn mock_url(mock: &Mock) -> String {
+    format!("http://{}", mock.process.addr)
+}
+
+/// Runs one experiment; (exit code, the JSON report, stderr).
+async fn experiment(
+    file: &str,
+    gateway: &Gateway,
+    vars: Vec<(&str, String)>,
+    extra: &[&str],
+) -> (Option<i32>, Value, String) {
+    let mut args: Vec<String> = [
+        "chaos",
+        "run",
+        &library(file),
+        "--server",
+        &gateway.base,
+        "--json",
+        "--quiet",
+    ]
+    .map(String::from)
+    .to_vec();
+    for (name, value) in vars {
+        args.push("--var".to_owned());
+        args.push(format!("{name}={value}"));
+    }
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&args)
+    })
+    .await
+    .unwrap();
+    let report = serde_json::from_str(&out).unwrap_or(Value::Null);
+    (code, report, err)
+}
+
+fn verdict(report: &Value) -> &Value {
+    &report["experiments"][0]["verdict"]
+}
+
+/// Two targets behind route `smart` with the given policy; the first's mock is the one
+/// the experiment injects faults into.
+fn two_targets(policy: &str) -> (Mock, Mock, Gateway) {
+    let (primary, fallback) = (Mock::start("openai", &[]), Mock::start("openai", &[]));
+    let config = ConfigBuilder::new()
+        .policy("default", policy)
+        .target("primary", &primary, "")
+        .target("fallback", &fallback, "")
+        .route("smart", &["primary", "fallback"], "");
+    let gateway = Gateway::start(&config);
+    (primary, fallback, gateway)
+}
+
+/// One target behind route `single` with the given policy.
+fn one_target(policy: &str) -> (Mock, Gateway) {
+    let primary = Mock::start("openai", &[]);
+    let config = ConfigBuilder::new()
+        .policy("default", policy)
+        .target("primary", &primary, "")
+        .route("single", &["primary"], "");
+    let gateway = Gateway::start(&config);
+    (primary, gateway)
+}
+
+const FAST_RETRY: &str = r#"retry = { max_attempts = 3, base = "10ms", cap = "50ms" }"#;
+
+#[tokio::test]
+async fn the_breaker_cuts_off_a_dead_target_and_without_breakers_it_does_not() {
+    let on = two_targets(FAST_RETRY);
+    let off = two_targets(&format!("{FAST_RETRY}\nbreaker = {{ enabled = false }}"));
+    let ((code, report, err), (off_code, off_report, off_err)) = tokio::join!(
+        experiment(
+            "breaker-outage.toml",
+            &on.2,
+            vec![("primary", mock_url(&on.0))],
+            &[]
+        ),
+        experiment(
+            "breaker-outage.toml",
+            &off.2,
+            vec![("primary", mock_url(&off.0))],
+            &[]
+        ),
+    );
+    assert_eq!(code, Some(0), "{report:#}\n{err}");
+    assert_eq!(verdict(&report)["status"], "passed", "{report:#}");
+    assert_eq!(off_code, Some(1), "{off_report:#}\n{off_err}");
+    assert_eq!(
+        verdict(&off_report)["probe"],
+        "calls to the dead target",
+        "{off_report:#}"
+    );
+    assert_eq!(verdict(&off_report)["phase"], "during", "{off_report:#}");
+}
+
+#[tokio::test]
+async fn retries_absorb_transient_errors_and_without_retries_they_do_not() {
+    let on = one_target(FAST_RETRY);
+    let off = one_target(r#"retry = { max_attempts = 1 }"#);
+    let ((code, report, err), (off_code, off_report, off_err)) = tokio::join!(
+        experiment(
+            "retry-by-class.toml",
+            &on.1,
+            vec![("primary", mock_url(&on.0))],
+            &[]
+        ),
+        experiment(
+            "retry-by-class.toml",
+            &off.1,
+            vec![("primary", mock_url(&off.0))],
+            &[]
+        ),
+    );
+    assert_eq!(code, Some(0), "{report:#}\n{err}");
+    assert_eq!(off_code, Some(1), "{off_report:#}\n{off_err}");
+    assert_eq!(
+        verdict(&off_report)["probe"],
+        "success rate",
+        "{off_report:#}"
+    );
+}
+
+#[tokio::test]
+async fn a_long_retry_after_fails_over_and_waiting_instead_is_caught() {
+    let on = two_targets(FAST_RETRY);
+    let off = two_targets(&format!(
+        "{FAST_RETRY}\nfail_over_when_retry_after_exceeds = \"30s\""
+    ));
+    let ((code, report, err), (off_code, off_report, off_err)) = tokio::join!(
+        experiment(
+            "retry-after.toml",
+            &on.2,
+            vec![("primary", mock_url(&on.0))],
+            &[]
+        ),
+        experiment(
+            "retry-after.toml",
+            &off.2,
+            vec![("primary", mock_url(&off.0))],
+            &[]
+        ),
+    );
+    assert_eq!(code, Some(0), "{report:#}\n{err}");
+    assert_eq!(off_code, Some(1), "{off_report:#}\n{off_err}");
+    let probe = verdict(&off_report)["probe"].as_str().unwrap_or_default();
+    assert!(
+        probe == "p99 latency" || probe == "success rate",
+        "{off_report:#}"
+    );
+    assert_eq!(verdict(&off_report)["phase"], "during", "{off_report:#}");
+}
+
+#[tokio::test]
+async fn the_budget_keeps_an_outage_from_a_retry_storm_and_without_it_does_not() {
+    // Breakers off on both sides: the budget alone is under test, with a small reserve
+    // so that a short outage is past it.
+    let on = one_target(&format!(
+        "{FAST_RETRY}\nbreaker = {{ enabled = false }}\nbudget = {{ min_per_second = 1 }}"
+    ));
+    let off = one_target(&format!(
+        "{FAST_RETRY}\nbreaker = {{ enabled = false }}\nbudget = {{ enabled = false }}"
+    ));
+    let ((code, report, err), (off_code, off_report, off_err)) = tokio::join!(
+        experiment(
+            "budget-total-outage.toml",
+            &on.1,
+            vec![("primary", mock_url(&on.0))],
+            &[]
+        ),
+        experiment(
+            "budget-total-outage.toml",
+            &off.1,
+            vec![("primary", mock_url(&off.0))],
+            &[]
+        ),
+    );
+    assert_eq!(code, Some(0), "{report:#}\n{err}");
+    assert_eq!(off_code, Some(1), "{off_report:#}\n{off_err}");
+    assert_eq!(
+        verdict(&off_report)["probe"],
+        "calls upstream per request during the outage",
+        "{off_report:#}"
+    );
+}
+
+#[tokio::test]
+async fn the_html_report_is_self_contained_and_plots_the_run() {
+    let (primary, _fallback, gateway) = two_targets(FAST_RETRY);
+    let dir = TempDir::new("chaos-html");
+    let html = dir.path().join("report.html");
+    let vars = vec![("primary", mock_url(&primary))];
+    let html_arg = html.display().to_string();
+    let (code, report, err) = experiment(
+        "breaker-outage.toml",
+        &gateway,
+        vars,
+        &["--html", &html_arg],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{report:#}\n{err}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert_eq!(page.matches("<svg class=\"plot\"").count(), 3, "{page}");
+    assert!(page.contains("class=\"fault\""), "no fault window shaded");
+    assert!(
+        page.contains("<polyline class=\"series\""),
+        "no series drawn"
+    );
+    for external in ["<script", "src=", "href=", "@import", "url("] {
+        assert!(!page.contains(external), "external reference {external}");
+    }
+    renders_in_chromium(&html, &dir);
+}
+
+/// Opens the report in headless Chromium (`tests/browser/chaos-report.mjs`): no
+/// console or page error, nothing fetched, three plots drawn. Skips loudly without
+/// Chromium, node or playwright-core (fails under `HOLDFAST_CI=1`).
+fn renders_in_chromium(html: &std::path::Path, dir: &TempDir) {
+    let browser_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let ready = std::path::Path::new("/usr/bin/chromium").exists()
+        && browser_dir.join("node_modules/playwright-core").exists();
+    if !ready || !support::needs::command("node", &["--version"], "install nodejs") {
+        if !ready {
+            support::needs::skip(
+                "headless Chromium with playwright-core is not available",
+                "scripts/setup-test-deps installs chromium (Debian) and playwright-core",
+            );
+        }
+        return;
+    }
+    let profile = dir.path().join("profile");
+    std::fs::create_dir_all(&profile).unwrap();
+    let out = std::process::Command::new("node")
+        .arg(browser_dir.join("chaos-report.mjs"))
+        .env("REPORT", html)
+        .env("USER_DATA_DIR", &profile)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    eprintln!("chaos-report.mjs:\n{stdout}{stderr}");
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("the report renders"), "{stdout}");
+}
+
+#[test]
+fn a_bad_experiment_file_is_refused_with_its_line_and_field() {
+    let dir = TempDir::new("chaos-bad");
+    let file = dir.write(
+        "bad.toml",
+        "title = \"bad\"\n[traffic]\nroute = \"smart\"\n\n[[steady_state.probes]]\nname = \"share\"\nkind = \"traffic_share\"\nmin = 0.5\n",
+    );
+    let (code, out, err) = run(&[
+        "chaos",
+        "run",
+        &file.display().to_string(),
+        "--server",
+        "http://127.0.0.1:9",
+    ]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(err.contains("bad.toml:5"), "{err}");
+    assert!(err.contains("steady_state.probes[0].target"), "{err}");
+
+    let typo = dir.write(
+        "typo.toml",
+        "title = \"typo\"\n[traffic]\nroute = \"smart\"\nrat = 5\n",
+    );
+    let (code, _, err) = run(&["chaos", "run", &typo.display().to_string()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("typo.toml:4"), "{err}");
+    assert!(err.contains("rat"), "{err}");
+}
+
+#[test]
+fn the_library_lists_and_every_file_is_valid() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../chaos");
+    let (code, out, err) = run(&["chaos", "list", &dir.display().to_string()]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("breaker-outage.toml"), "{out}");
+    assert!(!out.contains("INVALID"), "{out}");
+}
