@@ -37,7 +37,6 @@ async fn experiment(
         "--server",
         &gateway.base,
         "--json",
-        "--quiet",
     ]
     .map(String::from)
     .to_vec();
@@ -301,4 +300,41 @@ fn the_library_lists_and_every_file_is_valid() {
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.contains("breaker-outage.toml"), "{out}");
     assert!(!out.contains("INVALID"), "{out}");
+}
+
+#[tokio::test]
+async fn a_prompt_too_long_goes_to_a_larger_target_and_without_one_it_fails() {
+    let sized = |fallback_window: u64| {
+        let (primary, fallback) = (Mock::start("openai", &[]), Mock::start("openai", &[]));
+        let config = ConfigBuilder::new()
+            .policy("default", FAST_RETRY)
+            .target_sized("primary", &primary, 8000, "")
+            .target_sized("fallback", &fallback, fallback_window, "")
+            .route("smart", &["primary", "fallback"], "");
+        let gateway = Gateway::start(&config);
+        (primary, fallback, gateway)
+    };
+    let (on, off) = (sized(200_000), sized(8000));
+    let ((code, report, err), (off_code, off_report, off_err)) = tokio::join!(
+        experiment(
+            "context-overflow.toml",
+            &on.2,
+            vec![("primary", mock_url(&on.0))],
+            &[]
+        ),
+        experiment(
+            "context-overflow.toml",
+            &off.2,
+            vec![("primary", mock_url(&off.0))],
+            &[]
+        ),
+    );
+    assert_eq!(code, Some(0), "{report:#}\n{err}");
+    assert_eq!(off_code, Some(1), "{off_report:#}\n{off_err}");
+    assert_eq!(
+        verdict(&off_report)["probe"],
+        "success rate",
+        "{off_report:#}"
+    );
+    assert_eq!(verdict(&off_report)["phase"], "during", "{off_report:#}");
 }

@@ -24,6 +24,8 @@ pub struct ActionLog {
     pub what: String,
     /// When it started, since the experiment's start.
     pub at: Duration,
+    /// When it finished.
+    pub done: Duration,
     /// Why it failed, if it did.
     pub error: Option<String>,
 }

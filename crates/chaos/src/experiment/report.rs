@@ -77,7 +77,7 @@ impl Report {
                 "deviated_at_s": (!j.held).then(|| secs(j.deviated_at)),
             })).collect::<Vec<_>>(),
             "actions": self.actions.iter().map(|a| json!({
-                "list": a.list, "what": a.what, "at_s": secs(a.at), "error": a.error,
+                "list": a.list, "what": a.what, "at_s": secs(a.at), "done_s": secs(a.done), "error": a.error,
             })).collect::<Vec<_>>(),
             "requests": self.samples.len(),
         })

@@ -271,6 +271,7 @@ impl Run<'_> {
                 list: list.to_owned(),
                 what: action.describe(),
                 at,
+                done: self.since_start(),
                 error: failed.clone(),
             });
             if let Some(error) = failed {
