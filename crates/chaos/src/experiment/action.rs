@@ -59,7 +59,7 @@ impl Action {
             ActionKind::Drain => {
                 let target = self.target.clone().unwrap_or_default();
                 let length = self.duration.map_or(DEFAULT_DRAIN, |d| d.duration());
-                let body = json!({"for": format!("{}ms", length.as_millis())});
+                let body = json!({"for": format!("{}s", length.as_secs().max(1))});
                 let path = format!("/admin/targets/{target}/drain");
                 api.call(reqwest::Method::POST, &path, Some(body))
                     .await
