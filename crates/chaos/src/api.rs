@@ -110,8 +110,12 @@ impl Api {
     }
 
     /// A chat request: who served it and its cost, or an error code (`unreachable`
-    /// when no answer came).
+    /// when no answer came). A degraded answer is served by `degraded:cache` or
+    /// `degraded:static`. A streamed request (`"stream": true` in `body`) succeeds only
+    /// when its stream ends with `[DONE]` and carries no error event: a stream cut
+    /// short is a failure (`stream_incomplete`), never a success.
     pub(crate) async fn chat(&self, body: Value) -> Result<Served, String> {
+        let streamed = body["stream"].as_bool().unwrap_or(false);
         let response = self
             .request(reqwest::Method::POST, "/v1/chat/completions")
             .header("x-holdfast-agent", &self.agent)
@@ -127,10 +131,22 @@ impl Api {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
-        let target = header("x-holdfast-target");
+        let target = header("x-holdfast-target")
+            .or_else(|| header("x-holdfast-degraded").map(|how| format!("degraded:{how}")));
         let cost_usd = header("x-holdfast-cost-usd")
             .and_then(|c| c.parse().ok())
             .unwrap_or(0.0);
+        if streamed && status.is_success() {
+            let text = response
+                .text()
+                .await
+                .map_err(|_| "stream_incomplete".to_owned())?;
+            return match (target, stream_error(&text)) {
+                (_, Some(code)) => Err(code),
+                (Some(target), None) => Ok(Served { target, cost_usd }),
+                (None, None) => Err("no_target".to_owned()),
+            };
+        }
         let answer: Value = response.json().await.unwrap_or(Value::Null);
         match target {
             Some(target) if status.is_success() => Ok(Served { target, cost_usd }),
@@ -139,4 +155,18 @@ impl Api {
                 .map_or_else(|| format!("http_{}", status.as_u16()), str::to_owned)),
         }
     }
+}
+
+/// Why a streamed answer is not a whole answer: the code of an error event, or
+/// `stream_incomplete` when it did not end with `data: [DONE]`.
+fn stream_error(text: &str) -> Option<String> {
+    for data in text.lines().filter_map(|l| l.strip_prefix("data:")) {
+        let event: Value = serde_json::from_str(data.trim()).unwrap_or(Value::Null);
+        if let Some(error) = event.get("error").filter(|e| e.is_object()) {
+            let code = error["code"].as_str().or(error["type"].as_str());
+            return Some(code.unwrap_or("stream_error").to_owned());
+        }
+    }
+    let done = text.lines().any(|l| l.trim() == "data: [DONE]");
+    (!done).then(|| "stream_incomplete".to_owned())
 }

@@ -338,3 +338,106 @@ async fn a_prompt_too_long_goes_to_a_larger_target_and_without_one_it_fails() {
     );
     assert_eq!(verdict(&off_report)["phase"], "during", "{off_report:#}");
 }
+
+/// Two targets behind route `smart` with `extra` lines in the route's table.
+fn two_targets_route(route_extra: &str, targets: &[&str]) -> (Mock, Mock, Gateway) {
+    let (primary, fallback) = (Mock::start("openai", &[]), Mock::start("openai", &[]));
+    let config = ConfigBuilder::new()
+        .policy("default", FAST_RETRY)
+        .target("primary", &primary, "")
+        .target("fallback", &fallback, "")
+        .route("smart", targets, route_extra);
+    let gateway = Gateway::start(&config);
+    (primary, fallback, gateway)
+}
+
+#[tokio::test]
+async fn streams_cut_mid_answer_are_finished_and_with_mid_stream_error_they_are_not() {
+    let both = ["primary", "fallback"];
+    let on = two_targets_route("", &both);
+    let off = two_targets_route("mid_stream = \"error\"", &both);
+    let ((code, report, err), (off_code, off_report, off_err)) = tokio::join!(
+        experiment(
+            "stream-after-first-byte.toml",
+            &on.2,
+            vec![("primary", mock_url(&on.0))],
+            &[]
+        ),
+        experiment(
+            "stream-after-first-byte.toml",
+            &off.2,
+            vec![("primary", mock_url(&off.0))],
+            &[]
+        ),
+    );
+    assert_eq!(code, Some(0), "{report:#}\n{err}");
+    assert_eq!(off_code, Some(1), "{off_report:#}\n{off_err}");
+    assert_eq!(
+        verdict(&off_report)["probe"],
+        "whole streams",
+        "{off_report:#}"
+    );
+    assert_eq!(verdict(&off_report)["phase"], "during", "{off_report:#}");
+}
+
+#[tokio::test]
+async fn streams_fail_over_before_their_first_byte_and_without_a_fallback_they_fail() {
+    let on = two_targets_route("", &["primary", "fallback"]);
+    let off = two_targets_route("", &["primary"]);
+    let ((code, report, err), (off_code, off_report, off_err)) = tokio::join!(
+        experiment(
+            "stream-before-first-byte.toml",
+            &on.2,
+            vec![("primary", mock_url(&on.0))],
+            &[]
+        ),
+        experiment(
+            "stream-before-first-byte.toml",
+            &off.2,
+            vec![("primary", mock_url(&off.0))],
+            &[]
+        ),
+    );
+    assert_eq!(code, Some(0), "{report:#}\n{err}");
+    assert_eq!(off_code, Some(1), "{off_report:#}\n{off_err}");
+    assert_eq!(
+        verdict(&off_report)["probe"],
+        "whole streams",
+        "{off_report:#}"
+    );
+}
+
+#[tokio::test]
+async fn a_total_outage_is_answered_from_the_cache_and_without_degradation_it_fails() {
+    let degraded = |extra: &str| {
+        let primary = Mock::start("openai", &[]);
+        let config = ConfigBuilder::new()
+            .policy("default", FAST_RETRY)
+            .target("primary", &primary, "")
+            .route("single", &["primary"], extra);
+        let gateway = Gateway::start(&config);
+        (primary, gateway)
+    };
+    let (on, off) = (degraded("degraded = { cache = true }"), degraded(""));
+    let ((code, report, err), (off_code, off_report, off_err)) = tokio::join!(
+        experiment(
+            "degradation-cache.toml",
+            &on.1,
+            vec![("primary", mock_url(&on.0))],
+            &[]
+        ),
+        experiment(
+            "degradation-cache.toml",
+            &off.1,
+            vec![("primary", mock_url(&off.0))],
+            &[]
+        ),
+    );
+    assert_eq!(code, Some(0), "{report:#}\n{err}");
+    assert_eq!(off_code, Some(1), "{off_report:#}\n{off_err}");
+    assert_eq!(
+        verdict(&off_report)["probe"],
+        "success rate",
+        "{off_report:#}"
+    );
+}

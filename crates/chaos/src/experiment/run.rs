@@ -324,6 +324,7 @@ impl Run<'_> {
         let body = json!({
             "model": traffic.route,
             "max_tokens": traffic.max_tokens,
+            "stream": traffic.stream,
             "messages": [{"role": "user", "content": traffic.prompt}],
         });
         async move {

@@ -87,6 +87,10 @@ pub struct Traffic {
     /// The `x-holdfast-agent` requests carry (per-agent breakers key off it).
     #[serde(default = "default_agent")]
     pub agent: String,
+    /// Whether requests are streamed; a streamed request counts as answered only when
+    /// its stream ends whole (`[DONE]`, no error event).
+    #[serde(default)]
+    pub stream: bool,
 }
 
 fn default_rate() -> f64 {
