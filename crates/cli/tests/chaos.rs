@@ -441,3 +441,55 @@ async fn a_total_outage_is_answered_from_the_cache_and_without_degradation_it_fa
         "{off_report:#}"
     );
 }
+
+#[tokio::test]
+async fn hedging_keeps_stalled_calls_fast_and_without_a_hedge_they_are_slow() {
+    let hedge = r#"hedge = { after_percentile = 95, budget = 0.3, min_delay = "50ms" }"#;
+    let on = two_targets(&format!("{FAST_RETRY}\n{hedge}"));
+    let off = two_targets(FAST_RETRY);
+    let ((code, report, err), (off_code, off_report, off_err)) = tokio::join!(
+        experiment(
+            "hedging.toml",
+            &on.2,
+            vec![("primary", mock_url(&on.0))],
+            &[]
+        ),
+        experiment(
+            "hedging.toml",
+            &off.2,
+            vec![("primary", mock_url(&off.0))],
+            &[]
+        ),
+    );
+    assert_eq!(code, Some(0), "{report:#}\n{err}");
+    assert_eq!(off_code, Some(1), "{off_report:#}\n{off_err}");
+    assert_eq!(
+        verdict(&off_report)["probe"],
+        "p99 latency",
+        "{off_report:#}"
+    );
+}
+
+#[tokio::test]
+async fn a_recovered_target_gets_its_traffic_back_and_a_breaker_open_too_long_is_caught() {
+    let breaker = |open_for: &str| {
+        format!(
+            "{FAST_RETRY}\nbreaker = {{ min_calls = 5, open_for = \"{open_for}\", max_open_for = \"{open_for}\", half_open_probes = 1 }}"
+        )
+    };
+    let on = two_targets(&breaker("1s"));
+    let off = two_targets(&breaker("60s"));
+    let vars = |mock: &Mock| vec![("primary", mock_url(mock)), ("recovery", "4s".to_owned())];
+    let ((code, report, err), (off_code, off_report, off_err)) = tokio::join!(
+        experiment("breaker-half-open.toml", &on.2, vars(&on.0), &[]),
+        experiment("breaker-half-open.toml", &off.2, vars(&off.0), &[]),
+    );
+    assert_eq!(code, Some(0), "{report:#}\n{err}");
+    assert_eq!(off_code, Some(1), "{off_report:#}\n{off_err}");
+    assert_eq!(
+        verdict(&off_report)["probe"],
+        "share served by the recovered target",
+        "{off_report:#}"
+    );
+    assert_eq!(verdict(&off_report)["phase"], "after", "{off_report:#}");
+}
