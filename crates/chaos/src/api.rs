@@ -44,6 +44,14 @@ impl Api {
         }
     }
 
+    /// The same client, key and agent, talking to another node at `base`.
+    pub(crate) fn at(&self, base: &str) -> Api {
+        Api {
+            base: base.trim_end_matches('/').to_owned(),
+            ..self.clone()
+        }
+    }
+
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         let request = self.http.request(method, format!("{}{path}", self.base));
         match &self.key {
@@ -154,6 +162,37 @@ impl Api {
                 .as_str()
                 .map_or_else(|| format!("http_{}", status.as_u16()), str::to_owned)),
         }
+    }
+}
+
+impl Api {
+    /// Submits a task: its id, or an error code (`unreachable` when no answer came).
+    pub(crate) async fn submit(&self, body: Value) -> Result<String, String> {
+        let response = self
+            .request(reqwest::Method::POST, "/v1/tasks")
+            .json(&body)
+            .send()
+            .await
+            .map_err(|_| "unreachable".to_owned())?;
+        let status = response.status();
+        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        match answer["task_id"].as_str() {
+            Some(id) if status.is_success() => Ok(id.to_owned()),
+            _ => Err(answer["error"]["code"]
+                .as_str()
+                .map_or_else(|| format!("http_{}", status.as_u16()), str::to_owned)),
+        }
+    }
+
+    /// A task's status (`running`, `succeeded`…), or why it could not be read.
+    pub(crate) async fn task_status(&self, id: &str) -> Result<String, String> {
+        let task = self
+            .call(reqwest::Method::GET, &format!("/v1/tasks/{id}"), None)
+            .await?;
+        task["status"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("task {id}: no status in the answer"))
     }
 }
 

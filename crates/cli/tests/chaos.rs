@@ -26,20 +26,13 @@ fn mock_url(mock: &Mock) -> String {
 /// Runs one experiment; (exit code, the JSON report, stderr).
 async fn experiment(
     file: &str,
-    gateway: &Gateway,
+    server: &str,
     vars: Vec<(&str, String)>,
     extra: &[&str],
 ) -> (Option<i32>, Value, String) {
-    let mut args: Vec<String> = [
-        "chaos",
-        "run",
-        &library(file),
-        "--server",
-        &gateway.base,
-        "--json",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut args: Vec<String> = ["chaos", "run", &library(file), "--server", server, "--json"]
+        .map(String::from)
+        .to_vec();
     for (name, value) in vars {
         args.push("--var".to_owned());
         args.push(format!("{name}={value}"));
@@ -92,13 +85,13 @@ async fn the_breaker_cuts_off_a_dead_target_and_without_breakers_it_does_not() {
     let ((code, report, err), (off_code, off_report, off_err)) = tokio::join!(
         experiment(
             "breaker-outage.toml",
-            &on.2,
+            &on.2.base,
             vec![("primary", mock_url(&on.0))],
             &[]
         ),
         experiment(
             "breaker-outage.toml",
-            &off.2,
+            &off.2.base,
             vec![("primary", mock_url(&off.0))],
             &[]
         ),
@@ -121,13 +114,13 @@ async fn retries_absorb_transient_errors_and_without_retries_they_do_not() {
     let ((code, report, err), (off_code, off_report, off_err)) = tokio::join!(
         experiment(
             "retry-by-class.toml",
-            &on.1,
+            &on.1.base,
             vec![("primary", mock_url(&on.0))],
             &[]
         ),
         experiment(
             "retry-by-class.toml",
-            &off.1,
+            &off.1.base,
             vec![("primary", mock_url(&off.0))],
             &[]
         ),
@@ -150,13 +143,13 @@ async fn a_long_retry_after_fails_over_and_waiting_instead_is_caught() {
     let ((code, report, err), (off_code, off_report, off_err)) = tokio::join!(
         experiment(
             "retry-after.toml",
-            &on.2,
+            &on.2.base,
             vec![("primary", mock_url(&on.0))],
             &[]
         ),
         experiment(
             "retry-after.toml",
-            &off.2,
+            &off.2.base,
             vec![("primary", mock_url(&off.0))],
             &[]
         ),
@@ -184,13 +177,13 @@ async fn the_budget_keeps_an_outage_from_a_retry_storm_and_without_it_does_not()
     let ((code, report, err), (off_code, off_report, off_err)) = tokio::join!(
         experiment(
             "budget-total-outage.toml",
-            &on.1,
+            &on.1.base,
             vec![("primary", mock_url(&on.0))],
             &[]
         ),
         experiment(
             "budget-total-outage.toml",
-            &off.1,
+            &off.1.base,
             vec![("primary", mock_url(&off.0))],
             &[]
         ),
@@ -213,7 +206,7 @@ async fn the_html_report_is_self_contained_and_plots_the_run() {
     let html_arg = html.display().to_string();
     let (code, report, err) = experiment(
         "breaker-outage.toml",
-        &gateway,
+        &gateway.base,
         vars,
         &["--html", &html_arg],
     )
@@ -318,13 +311,13 @@ async fn a_prompt_too_long_goes_to_a_larger_target_and_without_one_it_fails() {
     let ((code, report, err), (off_code, off_report, off_err)) = tokio::join!(
         experiment(
             "context-overflow.toml",
-            &on.2,
+            &on.2.base,
             vec![("primary", mock_url(&on.0))],
             &[]
         ),
         experiment(
             "context-overflow.toml",
-            &off.2,
+            &off.2.base,
             vec![("primary", mock_url(&off.0))],
             &[]
         ),
@@ -359,13 +352,13 @@ async fn streams_cut_mid_answer_are_finished_and_with_mid_stream_error_they_are_
     let ((code, report, err), (off_code, off_report, off_err)) = tokio::join!(
         experiment(
             "stream-after-first-byte.toml",
-            &on.2,
+            &on.2.base,
             vec![("primary", mock_url(&on.0))],
             &[]
         ),
         experiment(
             "stream-after-first-byte.toml",
-            &off.2,
+            &off.2.base,
             vec![("primary", mock_url(&off.0))],
             &[]
         ),
@@ -387,13 +380,13 @@ async fn streams_fail_over_before_their_first_byte_and_without_a_fallback_they_f
     let ((code, report, err), (off_code, off_report, off_err)) = tokio::join!(
         experiment(
             "stream-before-first-byte.toml",
-            &on.2,
+            &on.2.base,
             vec![("primary", mock_url(&on.0))],
             &[]
         ),
         experiment(
             "stream-before-first-byte.toml",
-            &off.2,
+            &off.2.base,
             vec![("primary", mock_url(&off.0))],
             &[]
         ),
@@ -422,13 +415,13 @@ async fn a_total_outage_is_answered_from_the_cache_and_without_degradation_it_fa
     let ((code, report, err), (off_code, off_report, off_err)) = tokio::join!(
         experiment(
             "degradation-cache.toml",
-            &on.1,
+            &on.1.base,
             vec![("primary", mock_url(&on.0))],
             &[]
         ),
         experiment(
             "degradation-cache.toml",
-            &off.1,
+            &off.1.base,
             vec![("primary", mock_url(&off.0))],
             &[]
         ),
@@ -450,13 +443,13 @@ async fn hedging_keeps_stalled_calls_fast_and_without_a_hedge_they_are_slow() {
     let ((code, report, err), (off_code, off_report, off_err)) = tokio::join!(
         experiment(
             "hedging.toml",
-            &on.2,
+            &on.2.base,
             vec![("primary", mock_url(&on.0))],
             &[]
         ),
         experiment(
             "hedging.toml",
-            &off.2,
+            &off.2.base,
             vec![("primary", mock_url(&off.0))],
             &[]
         ),
@@ -481,8 +474,8 @@ async fn a_recovered_target_gets_its_traffic_back_and_a_breaker_open_too_long_is
     let off = two_targets(&breaker("60s"));
     let vars = |mock: &Mock| vec![("primary", mock_url(mock)), ("recovery", "4s".to_owned())];
     let ((code, report, err), (off_code, off_report, off_err)) = tokio::join!(
-        experiment("breaker-half-open.toml", &on.2, vars(&on.0), &[]),
-        experiment("breaker-half-open.toml", &off.2, vars(&off.0), &[]),
+        experiment("breaker-half-open.toml", &on.2.base, vars(&on.0), &[]),
+        experiment("breaker-half-open.toml", &off.2.base, vars(&off.0), &[]),
     );
     assert_eq!(code, Some(0), "{report:#}\n{err}");
     assert_eq!(off_code, Some(1), "{off_report:#}\n{off_err}");
@@ -492,4 +485,84 @@ async fn a_recovered_target_gets_its_traffic_back_and_a_breaker_open_too_long_is
         "{off_report:#}"
     );
     assert_eq!(verdict(&off_report)["phase"], "after", "{off_report:#}");
+}
+
+/// Two `holdfast serve` nodes on one PostgreSQL schema, with `lease`, and the schema's
+/// URL; `None` after a loud skip without `HOLDFAST_TEST_POSTGRES_URL`.
+fn two_nodes(
+    dir: &TempDir,
+    name: &str,
+    lease: &str,
+) -> Option<(support::Process, support::Process, String)> {
+    let server = support::needs::postgres_url()?;
+    let schema = format!("chaos_{name}_{}", std::process::id());
+    let sep = if server.contains('?') { '&' } else { '?' };
+    let url = format!("{server}{sep}schema={schema}");
+    let node = |node: &str| {
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[store]\nurl = \"{url}\"\n\n[engine]\nnode_id = \"{node}\"\nlease = \"{lease}\"\npoll_interval = \"20ms\"\n"
+        );
+        let path = dir.write(&format!("{name}-{node}.toml"), &text);
+        let args = ["serve", "--config", &path.display().to_string()].map(String::from);
+        // The store's URL also in the environment, where the harness puts its own.
+        let envs = [("HOLDFAST_STORE_URL".to_owned(), url.clone())];
+        support::Process::spawn(node, &args, &envs)
+    };
+    let a = node("node-a");
+    let b = node("node-b");
+    Some((a, b, schema))
+}
+
+async fn register_steps(base: &str) {
+    let workflow = serde_json::json!({"name": "chaos-steps", "steps": [
+        {"name": "first", "kind": "sleep", "duration": "300ms"},
+        {"name": "second", "kind": "sleep", "duration": "300ms"},
+        {"name": "third", "kind": "sleep", "duration": "300ms"},
+    ]});
+    let r = support::client()
+        .post(format!("{base}/v1/workflows"))
+        .json(&workflow)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    assert!(
+        status.is_success() || status == reqwest::StatusCode::CONFLICT,
+        "{}",
+        r.text().await.unwrap()
+    );
+}
+
+async fn kill_node(a: &support::Process, b: &support::Process) -> (Option<i32>, Value, String) {
+    let base_a = format!("http://{}", a.addr);
+    // Each node learns of the workflow when it is registered through it.
+    register_steps(&base_a).await;
+    register_steps(&format!("http://{}", b.addr)).await;
+    let vars = vec![
+        ("node_a", base_a.clone()),
+        ("node_b", format!("http://{}", b.addr)),
+        ("victim_pid", b.pid().to_string()),
+        ("settle", "10s".to_owned()),
+    ];
+    experiment("kill-node.toml", &base_a, vars, &[]).await
+}
+
+#[tokio::test]
+async fn a_node_killed_mid_workflow_loses_no_task_and_a_lease_too_long_is_caught() {
+    let dir = TempDir::new("chaos-kill");
+    let Some((a, b, _schema)) = two_nodes(&dir, "on", "2s") else {
+        return;
+    };
+    let Some((off_a, off_b, _off_schema)) = two_nodes(&dir, "off", "10m") else {
+        return;
+    };
+    let ((code, report, err), (off_code, off_report, off_err)) =
+        tokio::join!(kill_node(&a, &b), kill_node(&off_a, &off_b));
+    assert_eq!(code, Some(0), "{report:#}\n{err}");
+    assert_eq!(off_code, Some(1), "{off_report:#}\n{off_err}");
+    assert_eq!(
+        verdict(&off_report)["probe"],
+        "every accepted task completes",
+        "{off_report:#}"
+    );
 }

@@ -31,6 +31,10 @@ impl Experiment {
             let message = format!("{}: expected more than 0 and at most 500", traffic.rate);
             return Err(at(line_of(text, 0), "traffic.rate".into(), message));
         }
+        if traffic.route.is_some() == traffic.workflow.is_some() {
+            let message = "give either `route` (chat requests) or `workflow` (tasks)".to_owned();
+            return Err(at(1, "traffic.route".into(), message));
+        }
         if self.steady_state.probes.is_empty() {
             let message = "a hypothesis needs at least one probe".to_owned();
             return Err(at(1, "steady_state.probes".into(), message));
@@ -70,7 +74,7 @@ impl Probe {
             return problem("when", "a probe is checked in at least one phase");
         }
         match self.kind {
-            ProbeKind::SuccessRate | ProbeKind::TrafficShare => {
+            ProbeKind::SuccessRate | ProbeKind::TrafficShare | ProbeKind::TasksCompleted => {
                 if self.kind == ProbeKind::TrafficShare {
                     need(&self.target, "target", &kind)?;
                 }

@@ -58,11 +58,25 @@ impl Counters {
                 ProbeKind::SuccessRate
                 | ProbeKind::Latency
                 | ProbeKind::TrafficShare
-                | ProbeKind::CostPerRequest => Ok(None),
+                | ProbeKind::CostPerRequest
+                | ProbeKind::TasksCompleted => Ok(None),
             };
             values.push(value);
         }
         Counters(values)
+    }
+}
+
+impl Counters {
+    /// The values of the probes not of `kind`, in order: the counters of a filtered
+    /// probe list.
+    pub(crate) fn only(&self, probes: &[Spanned<Probe>], kind: ProbeKind) -> Counters {
+        let kept = probes.iter().zip(&self.0);
+        Counters(
+            kept.filter(|(p, _)| p.get_ref().kind != kind)
+                .map(|(_, v)| v.clone())
+                .collect(),
+        )
     }
 }
 
@@ -106,6 +120,7 @@ pub(crate) fn all(
     phases: &[PhaseSpan],
     counters: &[Counters],
     samples: &[Sample],
+    tasks: &BTreeMap<String, String>,
 ) -> Vec<Judgement> {
     let mut out = Vec::new();
     for (k, span) in phases.iter().enumerate() {
@@ -125,7 +140,7 @@ pub(crate) fn all(
                 },
                 _ => Err("the counters were not read".to_owned()),
             };
-            out.push(one(probe, span, &in_phase, delta));
+            out.push(one(probe, span, &in_phase, delta, tasks));
         }
     }
     out
@@ -136,6 +151,7 @@ fn one(
     span: &PhaseSpan,
     samples: &[&Sample],
     delta: Result<Option<f64>, String>,
+    tasks: &BTreeMap<String, String>,
 ) -> Judgement {
     let min = probe.min;
     let max = match probe.max {
@@ -178,6 +194,19 @@ fn one(
             let shown =
                 value.map_or_else(|| "no requests".to_owned(), |v| format!("p{p} {v:.3} s"));
             (value, shown, bad)
+        }
+        ProbeKind::TasksCompleted => {
+            let accepted: Vec<&str> = samples.iter().filter_map(|s| s.task.as_deref()).collect();
+            let succeeded = accepted
+                .iter()
+                .filter(|id| tasks.get(**id).is_some_and(|s| s == "succeeded"))
+                .count();
+            let value = share(succeeded, accepted.len());
+            let shown = value.map_or_else(
+                || "no tasks accepted".to_owned(),
+                |v| format!("{:.1}% of {} tasks", v * 100.0, accepted.len()),
+            );
+            (value, shown, None)
         }
         ProbeKind::CostPerRequest => {
             let total: f64 = answered
@@ -230,7 +259,9 @@ fn percent(value: Option<f64>, of: usize) -> String {
 
 fn tolerance(probe: &Probe, min: Option<f64>, max: Option<f64>) -> String {
     let shown = |v: f64| match probe.kind {
-        ProbeKind::SuccessRate | ProbeKind::TrafficShare => format!("{:.1}%", v * 100.0),
+        ProbeKind::SuccessRate | ProbeKind::TrafficShare | ProbeKind::TasksCompleted => {
+            format!("{:.1}%", v * 100.0)
+        }
         ProbeKind::Latency => format!("{v:.3} s"),
         ProbeKind::CostPerRequest => format!("${v:.6}"),
         ProbeKind::UpstreamCalls | ProbeKind::Metric => format!("{v}"),

@@ -80,6 +80,7 @@ impl Report {
                 "list": a.list, "what": a.what, "at_s": secs(a.at), "done_s": secs(a.done), "error": a.error,
             })).collect::<Vec<_>>(),
             "requests": self.samples.len(),
+            "tasks": self.tasks,
         })
     }
 }

@@ -8,6 +8,7 @@
 //! report plots the same record). Only a failing `before` changes the course: as in
 //! Chaos Toolkit, no turbulence is injected into a system that is not steady.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use tokio::task::JoinSet;
 
 use super::action::ActionLog;
 use super::judge::{self, Counters, Judgement};
-use super::spec::{Action, Experiment, Phase};
+use super::spec::{Action, Experiment, Phase, ProbeKind};
 use crate::api::{Api, Served};
 
 /// The longest one request of the experiment may take.
@@ -34,8 +35,11 @@ pub struct Sample {
     pub at: Duration,
     /// How long its answer took.
     pub latency: Duration,
-    /// Who served it and its cost, or the error code.
+    /// Who served it and its cost, or the error code (a task accepted is served by
+    /// `accepted`).
     pub outcome: Result<(String, f64), String>,
+    /// The task it submitted, with workflow traffic.
+    pub task: Option<String>,
 }
 
 /// When a phase ran, since the experiment's start.
@@ -96,6 +100,8 @@ pub struct Report {
     pub actions: Vec<ActionLog>,
     /// When faults were in force (from the first action to the end of the rollbacks).
     pub fault_windows: Vec<(Duration, Duration)>,
+    /// With workflow traffic: each accepted task's status at the end.
+    pub tasks: BTreeMap<String, String>,
     /// Each probe in each phase.
     pub judgements: Vec<Judgement>,
     /// The verdict.
@@ -166,8 +172,14 @@ impl Run<'_> {
         let before = self.experiment.phases.before.duration();
         phases.push(self.phase(Phase::Before, before).await);
         counters.push(Counters::read(probes, &self.api).await);
+        // Judged at its end, as the gate before the method: a request still in flight
+        // then belongs to the method's turbulence, not to the steady state.
         let before_judged = self.judge(&phases, &counters);
-        let steady = before_judged.iter().all(|j| j.held);
+        let not_steady = before_judged
+            .iter()
+            .find(|j| !j.held)
+            .map(|j| j.probe.clone());
+        let steady = not_steady.is_none();
 
         let fault_start = self.since_start();
         let mut failure = None;
@@ -204,8 +216,14 @@ impl Run<'_> {
         let _ = traffic.await;
         let mut samples = std::mem::take(&mut *lock(&self.samples));
         samples.sort_by_key(|s| s.at);
-        let judgements = judge::all(probes, &phases, &counters, &samples);
-        let verdict = verdict(steady, failure, &judgements);
+        let tasks = self.settle(&samples).await;
+        let mut judgements = before_judged;
+        judgements.extend(
+            judge::all(probes, &phases, &counters, &samples, &tasks)
+                .into_iter()
+                .filter(|j| j.phase != Phase::Before || is_on_tasks(probes, &j.probe)),
+        );
+        let verdict = verdict(not_steady, failure, &judgements);
         Report {
             title: self.experiment.title.clone(),
             file: file.to_owned(),
@@ -218,19 +236,80 @@ impl Run<'_> {
             } else {
                 Vec::new()
             },
+            tasks,
             judgements,
             verdict,
         }
     }
 
+    /// Waits (up to the `settle` phase) for every accepted task to finish; their
+    /// statuses at the end.
+    async fn settle(&self, samples: &[Sample]) -> BTreeMap<String, String> {
+        let mut tasks: BTreeMap<String, String> = samples
+            .iter()
+            .filter_map(|s| s.task.clone())
+            .map(|id| (id, String::new()))
+            .collect();
+        if tasks.is_empty() {
+            return tasks;
+        }
+        let clock = &self.runner.clock;
+        let end = clock.now() + self.experiment.phases.settle.duration();
+        let mut readers = vec![self.api.clone()];
+        readers.extend(
+            self.experiment
+                .traffic
+                .servers
+                .iter()
+                .map(|b| self.api.at(b)),
+        );
+        loop {
+            for (id, status) in tasks.iter_mut().filter(|(_, s)| !is_final(s)) {
+                // Any node can answer; the first that does is asked.
+                for api in &readers {
+                    if let Ok(now) = api.task_status(id).await {
+                        *status = now;
+                        break;
+                    }
+                }
+            }
+            let open = tasks.values().filter(|s| !is_final(s)).count();
+            if open == 0 || clock.now() >= end {
+                return tasks;
+            }
+            (self.runner.progress)(&format!(
+                "[{:>6.1}s] settle  {open} of {} tasks not finished",
+                self.since_start().as_secs_f64(),
+                tasks.len()
+            ));
+            clock
+                .sleep_until(clock.now() + Duration::from_millis(250))
+                .await;
+        }
+    }
+
+    /// Judges the phases so far, but for the probes on tasks: those wait for the
+    /// tasks to finish, at the end.
     fn judge(&self, phases: &[PhaseSpan], counters: &[Counters]) -> Vec<Judgement> {
         let samples = lock(&self.samples).clone();
-        judge::all(
-            &self.experiment.steady_state.probes,
-            phases,
-            counters,
-            &samples,
-        )
+        let probes: Vec<_> = self
+            .experiment
+            .steady_state
+            .probes
+            .iter()
+            .filter(|p| p.get_ref().kind != ProbeKind::TasksCompleted)
+            .cloned()
+            .collect();
+        let counters: Vec<Counters> = counters
+            .iter()
+            .map(|c| {
+                c.only(
+                    &self.experiment.steady_state.probes,
+                    ProbeKind::TasksCompleted,
+                )
+            })
+            .collect();
+        judge::all(&probes, phases, &counters, &samples, &BTreeMap::new())
     }
 
     async fn phase(&self, phase: Phase, length: Duration) -> PhaseSpan {
@@ -313,37 +392,67 @@ impl Run<'_> {
         &self,
         mut stopped: watch::Receiver<bool>,
     ) -> impl Future<Output = ()> + Send + 'static {
-        let (api, clock, samples, start) = (
-            self.api.clone(),
+        let traffic = &self.experiment.traffic;
+        let apis: Vec<Api> = if traffic.servers.is_empty() {
+            vec![self.api.clone()]
+        } else {
+            traffic
+                .servers
+                .iter()
+                .map(|base| self.api.at(base))
+                .collect()
+        };
+        let (clock, samples, start) = (
             Arc::clone(&self.runner.clock),
             Arc::clone(&self.samples),
             self.start,
         );
-        let traffic = &self.experiment.traffic;
         let interval = Duration::from_secs_f64(1.0 / traffic.rate);
-        let body = json!({
-            "model": traffic.route,
-            "max_tokens": traffic.max_tokens,
-            "stream": traffic.stream,
-            "messages": [{"role": "user", "content": traffic.prompt}],
-        });
+        let workflow = traffic.workflow.clone();
+        let body = match &workflow {
+            Some(workflow) => {
+                let input = serde_json::to_value(&traffic.input).unwrap_or_default();
+                json!({"workflow": workflow, "input": input})
+            }
+            None => json!({
+                "model": traffic.route,
+                "max_tokens": traffic.max_tokens,
+                "stream": traffic.stream,
+                "messages": [{"role": "user", "content": traffic.prompt}],
+            }),
+        };
         async move {
             let mut running = JoinSet::new();
             let mut next = clock.now();
+            let mut turn = 0;
             while !*stopped.borrow() {
+                turn += 1;
                 let (api, body, timer, samples) = (
-                    api.clone(),
+                    apis[turn % apis.len()].clone(),
                     body.clone(),
                     Arc::clone(&clock),
                     Arc::clone(&samples),
                 );
+                let tasks = workflow.is_some();
                 running.spawn(async move {
                     let sent = timer.now();
-                    let outcome = api.chat(body).await;
+                    let (outcome, task) = if tasks {
+                        match api.submit(body).await {
+                            Ok(id) => (Ok(("accepted".to_owned(), 0.0)), Some(id)),
+                            Err(code) => (Err(code), None),
+                        }
+                    } else {
+                        let served = api.chat(body).await;
+                        (
+                            served.map(|Served { target, cost_usd }| (target, cost_usd)),
+                            None,
+                        )
+                    };
                     let sample = Sample {
                         at: sent.saturating_duration_since(start),
                         latency: timer.now().saturating_duration_since(sent),
-                        outcome: outcome.map(|Served { target, cost_usd }| (target, cost_usd)),
+                        outcome,
+                        task,
                     };
                     lock(&samples).push(sample);
                 });
@@ -359,17 +468,30 @@ impl Run<'_> {
     }
 }
 
+/// Whether the probe named `name` judges tasks (and so is judged at the end only).
+fn is_on_tasks(probes: &[toml::Spanned<super::spec::Probe>], name: &str) -> bool {
+    probes
+        .iter()
+        .any(|p| p.get_ref().name == name && p.get_ref().kind == ProbeKind::TasksCompleted)
+}
+
+/// Whether a task status is final.
+fn is_final(status: &str) -> bool {
+    matches!(status, "succeeded" | "failed" | "cancelled" | "skipped")
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The verdict: the first failure of an action, else the earliest deviation.
-fn verdict(steady: bool, failure: Option<String>, judgements: &[Judgement]) -> Verdict {
-    if !steady {
-        let probe = judgements
-            .iter()
-            .find(|j| !j.held)
-            .map_or_else(String::new, |j| j.probe.clone());
+/// The verdict: not steady before the method, else the first failure of an action,
+/// else the earliest deviation.
+fn verdict(
+    not_steady: Option<String>,
+    failure: Option<String>,
+    judgements: &[Judgement],
+) -> Verdict {
+    if let Some(probe) = not_steady {
         return Verdict::NotSteady { probe };
     }
     if let Some(failure) = failure {

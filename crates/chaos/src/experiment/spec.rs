@@ -73,8 +73,13 @@ pub struct Experiment {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Traffic {
-    /// The route asked for (the request's `model`).
-    pub route: String,
+    /// The route asked for (the request's `model`); or, instead, `workflow`.
+    pub route: Option<String>,
+    /// A workflow whose tasks are submitted (`POST /v1/tasks`) instead of chat requests.
+    pub workflow: Option<String>,
+    /// The input of each submitted task.
+    #[serde(default)]
+    pub input: toml::Table,
     /// Requests per second, more than 0 and at most 500.
     #[serde(default = "default_rate")]
     pub rate: f64,
@@ -87,6 +92,11 @@ pub struct Traffic {
     /// The `x-holdfast-agent` requests carry (per-agent breakers key off it).
     #[serde(default = "default_agent")]
     pub agent: String,
+    /// The nodes the traffic is spread over, in turn, as a load balancer would
+    /// (default: the server the run is given). Operator calls and task reads go to that
+    /// server.
+    #[serde(default)]
+    pub servers: Vec<String>,
     /// Whether requests are streamed; a streamed request counts as answered only when
     /// its stream ends whole (`[DONE]`, no error event).
     #[serde(default)]
@@ -116,6 +126,14 @@ pub struct Phases {
     /// After the rollbacks (default 2s).
     #[serde(default = "default_phase")]
     pub after: Span,
+    /// With workflow traffic: how long accepted tasks may take to finish once the
+    /// traffic stops (default 30s).
+    #[serde(default = "default_settle")]
+    pub settle: Span,
+}
+
+fn default_settle() -> Span {
+    Span::from_millis(30_000)
 }
 
 impl Default for Phases {
@@ -123,6 +141,7 @@ impl Default for Phases {
         Phases {
             before: default_phase(),
             after: default_phase(),
+            settle: default_settle(),
         }
     }
 }
@@ -197,6 +216,8 @@ pub enum ProbeKind {
     UpstreamCalls,
     /// How much a counter of holdfast's `/metrics` grew in the phase.
     Metric,
+    /// The share of the tasks accepted in the phase that succeeded by the end.
+    TasksCompleted,
 }
 
 /// A phase of an experiment.
