@@ -493,6 +493,7 @@ fn two_nodes(
     dir: &TempDir,
     name: &str,
     lease: &str,
+    tool: &str,
 ) -> Option<(support::Process, support::Process, String)> {
     let server = support::needs::postgres_url()?;
     let schema = format!("chaos_{name}_{}", std::process::id());
@@ -500,7 +501,7 @@ fn two_nodes(
     let url = format!("{server}{sep}schema={schema}");
     let node = |node: &str| {
         let text = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n\n[store]\nurl = \"{url}\"\n\n[engine]\nnode_id = \"{node}\"\nlease = \"{lease}\"\npoll_interval = \"20ms\"\n"
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[store]\nurl = \"{url}\"\n\n[engine]\nnode_id = \"{node}\"\nlease = \"{lease}\"\npoll_interval = \"20ms\"\negress = {{ allow = [\"{tool}/*\"] }}\n"
         );
         let path = dir.write(&format!("{name}-{node}.toml"), &text);
         let args = ["serve", "--config", &path.display().to_string()].map(String::from);
@@ -513,12 +514,16 @@ fn two_nodes(
     Some((a, b, schema))
 }
 
-async fn register_steps(base: &str) {
-    let workflow = serde_json::json!({"name": "chaos-steps", "steps": [
-        {"name": "first", "kind": "sleep", "duration": "300ms"},
-        {"name": "second", "kind": "sleep", "duration": "300ms"},
-        {"name": "third", "kind": "sleep", "duration": "300ms"},
-    ]});
+/// A workflow of two slow tool calls (the tool: a mock provider answering after
+/// 700 ms), so that a node killed at any moment holds leases on steps in progress.
+async fn register_steps(base: &str, tool: &str) {
+    let call = |name: &str| {
+        serde_json::json!({"name": name, "kind": "http", "method": "POST",
+            "url": format!("{tool}/v1/chat/completions"), "timeout": "10s",
+            "body": {"model": "tool", "messages": [{"role": "user", "content": "{{ task.id }}"}]}})
+    };
+    let workflow =
+        serde_json::json!({"name": "chaos-steps", "steps": [call("first"), call("second")]});
     let r = support::client()
         .post(format!("{base}/v1/workflows"))
         .json(&workflow)
@@ -533,11 +538,15 @@ async fn register_steps(base: &str) {
     );
 }
 
-async fn kill_node(a: &support::Process, b: &support::Process) -> (Option<i32>, Value, String) {
+async fn kill_node(
+    a: &support::Process,
+    b: &support::Process,
+    tool: &str,
+) -> (Option<i32>, Value, String) {
     let base_a = format!("http://{}", a.addr);
     // Each node learns of the workflow when it is registered through it.
-    register_steps(&base_a).await;
-    register_steps(&format!("http://{}", b.addr)).await;
+    register_steps(&base_a, tool).await;
+    register_steps(&format!("http://{}", b.addr), tool).await;
     let vars = vec![
         ("node_a", base_a.clone()),
         ("node_b", format!("http://{}", b.addr)),
@@ -550,14 +559,16 @@ async fn kill_node(a: &support::Process, b: &support::Process) -> (Option<i32>, 
 #[tokio::test]
 async fn a_node_killed_mid_workflow_loses_no_task_and_a_lease_too_long_is_caught() {
     let dir = TempDir::new("chaos-kill");
-    let Some((a, b, _schema)) = two_nodes(&dir, "on", "2s") else {
+    let tool = Mock::start("openai", &["--latency", "700ms"]);
+    let tool = mock_url(&tool);
+    let Some((a, b, _schema)) = two_nodes(&dir, "on", "2s", &tool) else {
         return;
     };
-    let Some((off_a, off_b, _off_schema)) = two_nodes(&dir, "off", "10m") else {
+    let Some((off_a, off_b, _off_schema)) = two_nodes(&dir, "off", "10m", &tool) else {
         return;
     };
     let ((code, report, err), (off_code, off_report, off_err)) =
-        tokio::join!(kill_node(&a, &b), kill_node(&off_a, &off_b));
+        tokio::join!(kill_node(&a, &b, &tool), kill_node(&off_a, &off_b, &tool));
     assert_eq!(code, Some(0), "{report:#}\n{err}");
     assert_eq!(off_code, Some(1), "{off_report:#}\n{off_err}");
     assert_eq!(

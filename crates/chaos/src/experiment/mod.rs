@@ -15,6 +15,7 @@ mod judge;
 mod report;
 mod run;
 mod spec;
+mod traffic;
 
 pub use action::ActionLog;
 pub use html::page as html_page;
