@@ -29,11 +29,13 @@ impl Experiment {
         let traffic = &self.traffic;
         if !(traffic.rate.is_finite() && traffic.rate > 0.0 && traffic.rate <= 500.0) {
             let message = format!("{}: expected more than 0 and at most 500", traffic.rate);
-            return Err(at(line_of(text, 0), "traffic.rate".into(), message));
+            let line = text.find("\nrate").map_or(1, |i| line_of(text, i + 1));
+            return Err(at(line, "traffic.rate".into(), message));
         }
         if traffic.route.is_some() == traffic.workflow.is_some() {
             let message = "give either `route` (chat requests) or `workflow` (tasks)".to_owned();
-            return Err(at(1, "traffic.route".into(), message));
+            let line = text.find("[traffic]").map_or(1, |i| line_of(text, i));
+            return Err(at(line, "traffic.route".into(), message));
         }
         if self.steady_state.probes.is_empty() {
             let message = "a hypothesis needs at least one probe".to_owned();
