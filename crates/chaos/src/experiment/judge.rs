@@ -307,3 +307,103 @@ pub(crate) fn summary<'a>(samples: impl Iterator<Item = &'a Sample>) -> String {
         spread.join(" · ")
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::experiment::spec::Experiment;
+
+    fn probes(text: &str) -> Vec<Spanned<Probe>> {
+        let file = format!("title = \"t\"\n[traffic]\nroute = \"r\"\n{text}");
+        Experiment::parse(&file, "t.toml", &BTreeMap::new())
+            .unwrap()
+            .steady_state
+            .probes
+    }
+
+    fn sample(ms: u64, outcome: Result<&str, &str>) -> Sample {
+        Sample {
+            at: Duration::from_millis(ms),
+            latency: Duration::from_millis(10),
+            outcome: outcome.map(|t| (t.to_owned(), 0.0)).map_err(str::to_owned),
+            task: None,
+        }
+    }
+
+    fn during(start: u64, end: u64) -> PhaseSpan {
+        PhaseSpan {
+            phase: Phase::During,
+            start: Duration::from_millis(start),
+            end: Duration::from_millis(end),
+        }
+    }
+
+    #[test]
+    fn a_success_rate_deviates_at_its_first_failure_in_the_phase() {
+        let probes =
+            probes("[[steady_state.probes]]\nname = \"ok\"\nkind = \"success_rate\"\nmin = 0.9\n");
+        let samples = [
+            sample(500, Err("http_503")),
+            sample(1100, Ok("a")),
+            sample(1200, Err("http_503")),
+            sample(1300, Ok("a")),
+        ];
+        let counters = [Counters(vec![Ok(None)]), Counters(vec![Ok(None)])];
+        let judged = all(
+            &probes,
+            &[during(1000, 2000)],
+            &counters,
+            &samples,
+            &BTreeMap::new(),
+        );
+        assert_eq!(judged.len(), 1);
+        assert!(!judged[0].held);
+        assert_eq!(judged[0].value, Some(2.0 / 3.0));
+        assert_eq!(judged[0].deviated_at, Duration::from_millis(1200));
+    }
+
+    #[test]
+    fn upstream_calls_per_request_divide_the_counter_growth_by_the_phase_requests() {
+        let probes = probes(
+            "[[steady_state.probes]]\nname = \"calls\"\nkind = \"upstream_calls\"\nurl = \"http://x\"\nper_request = true\nmax = 1.5\n",
+        );
+        let samples = [sample(1100, Err("x")), sample(1200, Err("x"))];
+        let counters = [
+            Counters(vec![Ok(Some(10.0))]),
+            Counters(vec![Ok(Some(16.0))]),
+        ];
+        let judged = all(
+            &probes,
+            &[during(1000, 2000)],
+            &counters,
+            &samples,
+            &BTreeMap::new(),
+        );
+        assert_eq!(judged[0].value, Some(3.0));
+        assert!(!judged[0].held);
+        assert_eq!(judged[0].deviated_at, Duration::from_millis(2000));
+    }
+
+    #[test]
+    fn a_counter_that_could_not_be_read_does_not_hold() {
+        let probes = probes(
+            "[[steady_state.probes]]\nname = \"calls\"\nkind = \"upstream_calls\"\nurl = \"http://x\"\nmax = 5\n",
+        );
+        let counters = [
+            Counters(vec![Err("unreachable".to_owned())]),
+            Counters(vec![Ok(Some(1.0))]),
+        ];
+        let judged = all(
+            &probes,
+            &[during(0, 1000)],
+            &counters,
+            &[],
+            &BTreeMap::new(),
+        );
+        assert!(!judged[0].held);
+        assert_eq!(judged[0].shown, "unreachable");
+    }
+}
