@@ -73,6 +73,7 @@ async fn start_upstream() -> (String, Upstream) {
     let up = Upstream::default();
     let app = Router::new()
         .route("/v1/chat/completions", post(upstream_chat))
+        .route("/v1/messages", post(upstream_chat))
         .route("/v1/models", get(|| async { "models-list" }))
         .with_state(up.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -82,7 +83,11 @@ async fn start_upstream() -> (String, Upstream) {
 }
 
 async fn start_proxy(upstream: &str, faults: &str, seed: u64) -> String {
-    let provider = mock_provider(faults, seed);
+    start_proxy_as(Format::OpenAi, upstream, faults, seed).await
+}
+
+async fn start_proxy_as(format: Format, upstream: &str, faults: &str, seed: u64) -> String {
+    let provider = mock_provider_as(format, faults, seed);
     let proxy = FaultProxy::new(provider, upstream).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -95,8 +100,12 @@ async fn start_proxy(upstream: &str, faults: &str, seed: u64) -> String {
 }
 
 fn mock_provider(faults: &str, seed: u64) -> MockProvider {
+    mock_provider_as(Format::OpenAi, faults, seed)
+}
+
+fn mock_provider_as(format: Format, faults: &str, seed: u64) -> MockProvider {
     let faults = Faults::from_toml_str(faults).unwrap();
-    MockProvider::new(Format::OpenAi, faults, seed, Arc::new(SystemClock::new())).unwrap()
+    MockProvider::new(format, faults, seed, Arc::new(SystemClock::new())).unwrap()
 }
 
 fn client() -> reqwest::Client {
@@ -284,4 +293,46 @@ async fn faults_change_at_run_time_and_a_share_of_calls_is_struck() {
         .await
         .unwrap();
     assert_eq!(stats["by_fault"]["status_500"], json!(failed));
+}
+
+#[tokio::test]
+async fn in_the_anthropic_format_a_fault_is_the_mocks_and_the_rest_is_forwarded() {
+    let faults = "error_rates = { \"529\" = 0.5 }";
+    let (upstream, up) = start_upstream().await;
+    let proxy = start_proxy_as(Format::Anthropic, &upstream, faults, 11).await;
+    let mock = mock_provider_as(Format::Anthropic, faults, 11);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mock_base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(holdfast_mock::serve(listener, mock, std::future::pending()));
+    let body = json!({"model": "claude", "max_tokens": 8,
+                      "messages": [{"role": "user", "content": "hello"}]});
+    let (mut struck, mut forwarded) = (0, 0);
+    for _ in 0..30 {
+        let send = |base: &str| {
+            client()
+                .post(format!("{base}/v1/messages"))
+                .header("x-api-key", "sk-ant-test")
+                .header("anthropic-version", "2023-06-01")
+                .json(&body)
+                .send()
+        };
+        let through = send(&proxy).await.unwrap();
+        let direct = shape(send(&mock_base).await.unwrap()).await;
+        if through.status().as_u16() == 529 {
+            // The same seed: the mock strikes the same requests, with the same body.
+            assert_eq!(shape(through).await, direct);
+            struck += 1;
+        } else {
+            assert_eq!(direct.0, 200);
+            assert_eq!(through.bytes().await.unwrap(), Bytes::from_static(ODD_BODY));
+            forwarded += 1;
+        }
+    }
+    assert!(
+        struck > 0 && forwarded > 0,
+        "{struck} struck, {forwarded} forwarded"
+    );
+    assert_eq!(up.calls.load(Ordering::SeqCst), forwarded);
+    let seen = up.last_headers.lock().unwrap().clone().unwrap();
+    assert_eq!(seen["x-api-key"], "sk-ant-test");
 }
