@@ -22,6 +22,8 @@ use holdfast_policy::{Clock, Instant};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
+use crate::api::{Api, list_of};
+
 /// How much longer than its phase the drain is asked for: the restore ends it, and
 /// the margin covers a slow restore without letting the target back too early.
 const DRAIN_MARGIN: Duration = Duration::from_secs(30);
@@ -179,23 +181,22 @@ impl Drill {
             .timeout(REQUEST_TIMEOUT)
             .build()
             .map_err(|e| DrillError::Server(format!("building the HTTP client: {e}")))?;
-        let api = Api {
-            http,
-            base: self.server.trim_end_matches('/').to_owned(),
-            key: self.key.clone(),
-        };
+        let api = Api::new(http, &self.server, self.key.clone(), AGENT);
         self.preflight(&api).await?;
 
         let mut sent = self.traffic(&api, &clock, Phase::Baseline, None).await;
         let drain_for = self.drained + DRAIN_MARGIN;
         let path = format!("/admin/targets/{}/drain", self.target);
         let body = json!({"for": format!("{}s", drain_for.as_secs())});
-        api.call(reqwest::Method::POST, &path, Some(body)).await?;
+        api.call(reqwest::Method::POST, &path, Some(body))
+            .await
+            .map_err(DrillError::Server)?;
         sent.extend(self.traffic(&api, &clock, Phase::Drained, None).await);
         // Restored before anything else can fail: the drill must not leave it out.
         let restore = format!("/admin/targets/{}/restore", self.target);
         api.call(reqwest::Method::POST, &restore, Some(json!({})))
-            .await?;
+            .await
+            .map_err(DrillError::Server)?;
         let restored_at = clock.now();
         sent.extend(
             self.traffic(&api, &clock, Phase::Recovery, Some(&self.target))
@@ -229,7 +230,10 @@ impl Drill {
 
     /// Checks that the route and the target exist before anything is drained.
     async fn preflight(&self, api: &Api) -> Result<(), DrillError> {
-        let models = api.call(reqwest::Method::GET, "/v1/models", None).await?;
+        let models = api
+            .call(reqwest::Method::GET, "/v1/models", None)
+            .await
+            .map_err(DrillError::Server)?;
         let routes: Vec<&str> = list_of(&models, "id");
         if !routes.contains(&self.route.as_str()) {
             return Err(DrillError::Invalid(format!(
@@ -240,7 +244,8 @@ impl Drill {
         }
         let targets = api
             .call(reqwest::Method::GET, "/v1/holdfast/targets", None)
-            .await?;
+            .await
+            .map_err(DrillError::Server)?;
         let names: Vec<&str> = list_of(&targets, "name");
         if !names.contains(&self.target.as_str()) {
             return Err(DrillError::Invalid(format!(
@@ -277,7 +282,10 @@ impl Drill {
             let body = self.body();
             running.spawn(async move {
                 let started = timer.now();
-                let outcome = api.chat(body).await;
+                let outcome = api
+                    .chat(body)
+                    .await
+                    .map(|served| (served.target, served.cost_usd));
                 Sent {
                     phase,
                     started,
@@ -416,92 +424,4 @@ fn phase_report(phase: Phase, sent: &[Sent]) -> PhaseReport {
     report.p50 = rank(50.0);
     report.p99 = rank(99.0);
     report
-}
-
-/// The field `field` of each element of `body.data`.
-fn list_of<'a>(body: &'a Value, field: &str) -> Vec<&'a str> {
-    body["data"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|item| item[field].as_str())
-        .collect()
-}
-
-/// The server, as the drill talks to it.
-#[derive(Clone)]
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    key: Option<String>,
-}
-
-impl Api {
-    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let request = self.http.request(method, format!("{}{path}", self.base));
-        match &self.key {
-            Some(key) => request.bearer_auth(key),
-            None => request,
-        }
-    }
-
-    /// An operator call: its JSON answer, or why it failed.
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Result<Value, DrillError> {
-        let mut request = self.request(method.clone(), path);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.map_err(|e| {
-            DrillError::Server(format!(
-                "{method} {path}: cannot reach {}: {}",
-                self.base,
-                e.without_url()
-            ))
-        })?;
-        let status = response.status().as_u16();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if (200..300).contains(&status) {
-            return Ok(body);
-        }
-        let message = body["error"]["message"].as_str().unwrap_or("no message");
-        Err(DrillError::Server(format!(
-            "{method} {path}: the server answered {status}: {message}"
-        )))
-    }
-
-    /// A chat request: the target that served it and its cost, or an error code.
-    async fn chat(&self, body: Value) -> Result<(String, f64), String> {
-        let response = self
-            .request(reqwest::Method::POST, "/v1/chat/completions")
-            .header("x-holdfast-agent", AGENT)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|_| "unreachable".to_owned())?;
-        let status = response.status();
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let target = header("x-holdfast-target");
-        let cost = header("x-holdfast-cost-usd")
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0.0);
-        let answer: Value = response.json().await.unwrap_or(Value::Null);
-        match target {
-            Some(target) if status.is_success() => Ok((target, cost)),
-            _ => Err(answer["error"]["code"]
-                .as_str()
-                .map_or_else(|| format!("http_{}", status.as_u16()), str::to_owned)),
-        }
-    }
 }

@@ -26,6 +26,9 @@ enum Command {
     Simulate(cmd::simulate::Args),
     /// Run a fault-injecting mock LLM provider (OpenAI or Anthropic wire format).
     MockProvider(Box<cmd::mock_provider::Args>),
+    /// Run a fault-injecting proxy in front of a real provider: the mock provider's
+    /// faults on a share of calls or a schedule, everything else forwarded byte for byte.
+    FaultProxy(Box<cmd::fault_proxy::Args>),
     /// Run the gateway (OpenAI- and Anthropic-compatible endpoints in front of the
     /// configured providers, every call under its route's policy) and the workflow
     /// engine.
@@ -59,6 +62,10 @@ enum Command {
     /// a trickle of requests, check that the route keeps answering and that the target
     /// takes its traffic back once restored.
     Drill(cmd::drill::Args),
+    /// Run chaos experiments (TOML files: a steady-state hypothesis, a method of faults,
+    /// rollbacks) against a running server and report a verdict; list them.
+    #[command(subcommand)]
+    Chaos(cmd::chaos::Command),
     /// Evaluate quality: run a suite of cases through the gateway, grade the answers,
     /// compare with a baseline and gate (exit 0 pass, 1 fail, 2 bad suite, 130
     /// interrupted); list, show and compare stored runs.
@@ -79,6 +86,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Simulate(args) => cmd::simulate::run(args),
         Command::MockProvider(args) => cmd::mock_provider::run(*args),
+        Command::FaultProxy(args) => cmd::fault_proxy::run(*args),
         Command::Serve(args) => cmd::serve::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Config(command) => cmd::config::run(command),
@@ -89,6 +97,7 @@ fn main() -> ExitCode {
         Command::Examples(command) => cmd::examples::run(command),
         Command::Targets(command) => cmd::targets::run(command),
         Command::Drill(args) => cmd::drill::run(args),
+        Command::Chaos(command) => cmd::chaos::run(command),
         Command::Eval(command) => cmd::eval::run(command),
         Command::Readiness(args) => cmd::readiness::run(args),
     };

@@ -3,6 +3,13 @@
 //! The handler reads the request, asks [`crate::plan`] what happens to it, records that
 //! before any waiting (so that tests see silent requests in the log), then waits and
 //! answers. Every response, healthy or not, is built by the format's own module.
+//!
+//! The same decision serves the fault proxy (`holdfast fault-proxy`): [`inject`] takes a
+//! [`Forward`] that answers the requests no fault strikes, so a proxy sends exactly what
+//! the mock would send when a fault strikes and the real provider's bytes otherwise.
+
+use std::future::Future;
+use std::pin::Pin;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -35,18 +42,36 @@ fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Handles one chat request.
+/// Answers a request that no fault strikes, in place of the mock's scripted answer:
+/// given the request's body, the response to send (a proxy's upstream answer).
+pub type Forward = Box<dyn FnOnce(Bytes) -> Pin<Box<dyn Future<Output = Response> + Send>> + Send>;
+
+/// Handles one chat request as the mock.
 pub(crate) async fn chat(
     State(provider): State<MockProvider>,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    inject(&provider, &uri, &headers, body, None).await
+}
+
+/// Decides what `provider`'s fault set does to one chat request and answers it: with
+/// the fault's response when one strikes, otherwise after the latency the fault set
+/// asks for, with `forward`'s response when given and the scripted answer when not.
+/// A request the mock cannot read is forwarded too: the provider behind is the judge.
+pub async fn inject(
+    provider: &MockProvider,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+    forward: Option<Forward>,
+) -> Response {
     let format = provider.format();
     let faults = provider.faults_snapshot();
     let mut turn = provider.begin();
     let parsed = Request::parse(format, &body);
-    let key = presented_key(&headers);
+    let key = presented_key(headers);
     let ctx = Context {
         faults: &faults,
         format,
@@ -78,7 +103,7 @@ pub(crate) async fn chat(
         path: uri.path().to_owned(),
         model: request.map(|r| r.model),
         stream: meta.stream,
-        idempotency_key: header_text(&headers, "idempotency-key"),
+        idempotency_key: header_text(headers, "idempotency-key"),
         outcome: plan.outcome.class().to_owned(),
         fault: plan.fault.to_owned(),
         prefill_continued: answer.as_ref().is_some_and(|a| a.continued_prefill),
@@ -86,7 +111,24 @@ pub(crate) async fn chat(
     tracing::debug!(seq = record.seq, path = %record.path, outcome = %record.outcome,
         fault = %record.fault, "mock chat request");
     provider.record(record);
-    respond(&provider, &faults, plan, &meta, answer, turn.rng).await
+    if let Some(forward) = forward {
+        let healthy = matches!(
+            plan.action,
+            Action::Answer {
+                filtered: false,
+                quirk: Quirk::None,
+                ..
+            }
+        );
+        if healthy || plan.fault == "bad_request" {
+            provider.pause(plan.delay).await;
+            if let Action::Answer { stall, .. } = plan.action {
+                provider.pause(stall).await;
+            }
+            return forward(body).await;
+        }
+    }
+    respond(provider, &faults, plan, &meta, answer, turn.rng).await
 }
 
 async fn respond(

@@ -149,7 +149,7 @@ pub(crate) fn retry_headers(retry_after: Option<Span>) -> Vec<(&'static str, Str
 
 impl Format {
     /// The paths this format serves chat requests on.
-    pub(crate) fn chat_paths(self) -> &'static [&'static str] {
+    pub fn chat_paths(self) -> &'static [&'static str] {
         match self {
             Format::OpenAi => &["/v1/chat/completions", "/chat/completions"],
             Format::Anthropic => &["/v1/messages"],

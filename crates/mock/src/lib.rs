@@ -38,6 +38,7 @@ mod stream;
 mod timing;
 mod validate;
 
+pub use chat::{Forward, inject};
 pub use error::{MockError, Result};
 pub use faults::{
     ApiKey, DEFAULT_ANSWER, ErrorRates, Faults, Flapping, Outage, Reply, Stall, StreamFault,
@@ -45,6 +46,6 @@ pub use faults::{
 };
 pub use format::{Format, UnknownFormat};
 pub use provider::{MockProvider, REQUEST_LOG_CAPACITY, RequestRecord, Stats};
-pub use server::{router, serve};
+pub use server::{admin_routes, router, serve};
 pub use timing::{Distribution, InvalidSpan, Span};
 pub use validate::FAILURE_STATUSES;

@@ -30,6 +30,15 @@ pub fn router(provider: MockProvider) -> Router {
     }
     router
         .route("/v1/models", get(models))
+        .merge(admin_routes())
+        .fallback(not_found)
+        .with_state(provider)
+}
+
+/// The admin API alone (`/admin/faults`, `/admin/stats`, `/admin/requests`,
+/// `/admin/reset`), for a server that injects the mock's faults into other traffic.
+pub fn admin_routes() -> Router<MockProvider> {
+    Router::new()
         .route(
             "/admin/faults",
             get(admin::get_faults).post(admin::set_faults),
@@ -37,8 +46,6 @@ pub fn router(provider: MockProvider) -> Router {
         .route("/admin/stats", get(admin::stats))
         .route("/admin/requests", get(admin::requests))
         .route("/admin/reset", post(admin::reset))
-        .fallback(not_found)
-        .with_state(provider)
 }
 
 /// Serves `provider` on `listener` until `shutdown` completes, then releases held

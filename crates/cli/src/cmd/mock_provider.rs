@@ -31,6 +31,13 @@ pub(crate) struct Args {
     /// Seed for every random fault.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    #[command(flatten)]
+    faults: FaultArgs,
+}
+
+/// The fault set as flags: shared by `holdfast mock-provider` and `holdfast fault-proxy`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct FaultArgs {
     /// Fault file (TOML, or JSON if it ends in .json); flags apply on top.
     #[arg(long)]
     faults: Option<PathBuf>,
@@ -111,7 +118,7 @@ pub(crate) struct Args {
 /// Serves the mock provider until Ctrl-C or SIGTERM.
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let format = Format::from_str(&args.format).map_err(|e| usage(e.to_string()))?;
-    let faults = faults(&args)?;
+    let faults = faults(&args.faults)?;
     let provider = MockProvider::new(format, faults, args.seed, Arc::new(SystemClock::new()))
         .map_err(|e| usage(e.to_string()))?;
     super::runtime()?.block_on(async move {
@@ -124,7 +131,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn faults(args: &Args) -> anyhow::Result<Faults> {
+/// The fault set the flags describe: the file's, then each flag on top.
+pub(crate) fn faults(args: &FaultArgs) -> anyhow::Result<Faults> {
     let mut f = match &args.faults {
         Some(path) => Faults::load(path).map_err(|e| usage(format!("{}: {e}", path.display())))?,
         None => Faults::default(),
@@ -172,7 +180,7 @@ fn faults(args: &Args) -> anyhow::Result<Faults> {
     Ok(f)
 }
 
-fn stream_faults(args: &Args, f: &mut Faults) -> anyhow::Result<()> {
+fn stream_faults(args: &FaultArgs, f: &mut Faults) -> anyhow::Result<()> {
     if let Some(spec) = &args.stall_first_byte {
         let parts = fields("--stall-first-byte", spec, 2)?;
         f.stall_before_first_byte = Stall {

@@ -2,12 +2,14 @@
 //! runtime they run on.
 
 pub(crate) mod alerts;
+pub(crate) mod chaos;
 pub(crate) mod config;
 pub(crate) mod demo;
 pub(crate) mod drill;
 pub(crate) mod escalations;
 pub(crate) mod eval;
 pub(crate) mod examples;
+pub(crate) mod fault_proxy;
 pub(crate) mod mock_provider;
 pub(crate) mod readiness;
 pub(crate) mod remote;

@@ -1,0 +1,211 @@
+//! A running holdfast as drills and experiments talk to it: operator calls with the
+//! key, and chat requests read the way a client reads them (the target that served from
+//! `x-holdfast-target`, the cost from `x-holdfast-cost-usd`, the error code otherwise).
+
+use serde_json::Value;
+
+/// One answered chat request.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Served {
+    /// The target that served it.
+    pub(crate) target: String,
+    /// What it cost, in USD.
+    pub(crate) cost_usd: f64,
+}
+
+/// The field `field` of each element of `body.data`.
+pub(crate) fn list_of<'a>(body: &'a Value, field: &str) -> Vec<&'a str> {
+    body["data"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|item| item[field].as_str())
+        .collect()
+}
+
+/// The server, as a drill or an experiment talks to it.
+#[derive(Clone)]
+pub(crate) struct Api {
+    http: reqwest::Client,
+    base: String,
+    key: Option<String>,
+    agent: String,
+}
+
+impl Api {
+    /// Talks to `base` with `key`, its chat requests marked `x-holdfast-agent: agent`.
+    pub(crate) fn new(http: reqwest::Client, base: &str, key: Option<String>, agent: &str) -> Api {
+        Api {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            key,
+            agent: agent.to_owned(),
+        }
+    }
+
+    /// The same client, key and agent, talking to another node at `base`.
+    pub(crate) fn at(&self, base: &str) -> Api {
+        Api {
+            base: base.trim_end_matches('/').to_owned(),
+            ..self.clone()
+        }
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, format!("{}{path}", self.base));
+        match &self.key {
+            Some(key) => request.bearer_auth(key),
+            None => request,
+        }
+    }
+
+    /// An operator call: its JSON answer, or why it failed.
+    pub(crate) async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
+        let mut request = self.request(method.clone(), path);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.map_err(|e| {
+            format!(
+                "{method} {path}: cannot reach {}: {}",
+                self.base,
+                e.without_url()
+            )
+        })?;
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if (200..300).contains(&status) {
+            return Ok(body);
+        }
+        let message = body["error"]["message"].as_str().unwrap_or("no message");
+        Err(format!(
+            "{method} {path}: the server answered {status}: {message}"
+        ))
+    }
+
+    /// `GET path` as text (`/metrics`), or why it failed.
+    pub(crate) async fn text(&self, path: &str) -> Result<String, String> {
+        let response = self
+            .request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "GET {path}: cannot reach {}: {}",
+                    self.base,
+                    e.without_url()
+                )
+            })?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| format!("GET {path}: {e}"))?;
+        if status.is_success() {
+            Ok(text)
+        } else {
+            Err(format!(
+                "GET {path}: the server answered {}",
+                status.as_u16()
+            ))
+        }
+    }
+
+    /// A chat request: who served it and its cost, or an error code (`unreachable`
+    /// when no answer came). A degraded answer is served by `degraded:cache` or
+    /// `degraded:static`. A streamed request (`"stream": true` in `body`) succeeds only
+    /// when its stream ends with `[DONE]` and carries no error event: a stream cut
+    /// short is a failure (`stream_incomplete`), never a success.
+    pub(crate) async fn chat(&self, body: Value) -> Result<Served, String> {
+        let streamed = body["stream"].as_bool().unwrap_or(false);
+        let response = self
+            .request(reqwest::Method::POST, "/v1/chat/completions")
+            .header("x-holdfast-agent", &self.agent)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|_| "unreachable".to_owned())?;
+        let status = response.status();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let target = header("x-holdfast-target")
+            .or_else(|| header("x-holdfast-degraded").map(|how| format!("degraded:{how}")));
+        let cost_usd = header("x-holdfast-cost-usd")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0.0);
+        if streamed && status.is_success() {
+            let text = response
+                .text()
+                .await
+                .map_err(|_| "stream_incomplete".to_owned())?;
+            return match (target, stream_error(&text)) {
+                (_, Some(code)) => Err(code),
+                (Some(target), None) => Ok(Served { target, cost_usd }),
+                (None, None) => Err("no_target".to_owned()),
+            };
+        }
+        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        match target {
+            Some(target) if status.is_success() => Ok(Served { target, cost_usd }),
+            _ => Err(answer["error"]["code"]
+                .as_str()
+                .map_or_else(|| format!("http_{}", status.as_u16()), str::to_owned)),
+        }
+    }
+}
+
+impl Api {
+    /// Submits a task: its id, or an error code (`unreachable` when no answer came).
+    pub(crate) async fn submit(&self, body: Value) -> Result<String, String> {
+        let response = self
+            .request(reqwest::Method::POST, "/v1/tasks")
+            .json(&body)
+            .send()
+            .await
+            .map_err(|_| "unreachable".to_owned())?;
+        let status = response.status();
+        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        match answer["task_id"].as_str() {
+            Some(id) if status.is_success() => Ok(id.to_owned()),
+            _ => Err(answer["error"]["code"]
+                .as_str()
+                .map_or_else(|| format!("http_{}", status.as_u16()), str::to_owned)),
+        }
+    }
+
+    /// A task's status (`running`, `succeeded`…), or why it could not be read.
+    pub(crate) async fn task_status(&self, id: &str) -> Result<String, String> {
+        let task = self
+            .call(reqwest::Method::GET, &format!("/v1/tasks/{id}"), None)
+            .await?;
+        task["status"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("task {id}: no status in the answer"))
+    }
+}
+
+/// Why a streamed answer is not a whole answer: the code of an error event, or
+/// `stream_incomplete` when it did not end with `data: [DONE]`.
+fn stream_error(text: &str) -> Option<String> {
+    for data in text.lines().filter_map(|l| l.strip_prefix("data:")) {
+        let event: Value = serde_json::from_str(data.trim()).unwrap_or(Value::Null);
+        if let Some(error) = event.get("error").filter(|e| e.is_object()) {
+            let code = error["code"].as_str().or(error["type"].as_str());
+            return Some(code.unwrap_or("stream_error").to_owned());
+        }
+    }
+    let done = text.lines().any(|l| l.trim() == "data: [DONE]");
+    (!done).then(|| "stream_incomplete".to_owned())
+}

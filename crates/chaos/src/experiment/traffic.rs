@@ -1,0 +1,148 @@
+//! The experiment's own traffic: chat requests (or task submissions) at a fixed rate,
+//! spread over the nodes in turn, each recorded with its start time; and, at the end,
+//! the wait for accepted tasks to finish.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::run::{Run, Sample, lock};
+use crate::api::{Api, Served};
+
+impl Run<'_> {
+    /// Sends requests at the experiment's rate until `stopped`, then waits for the
+    /// ones in flight.
+    pub(super) fn traffic(
+        &self,
+        mut stopped: watch::Receiver<bool>,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let traffic = &self.experiment.traffic;
+        let apis: Vec<Api> = if traffic.servers.is_empty() {
+            vec![self.api.clone()]
+        } else {
+            traffic
+                .servers
+                .iter()
+                .map(|base| self.api.at(base))
+                .collect()
+        };
+        let (clock, samples, start) = (
+            Arc::clone(&self.runner.clock),
+            Arc::clone(&self.samples),
+            self.start,
+        );
+        let interval = Duration::from_secs_f64(1.0 / traffic.rate);
+        let workflow = traffic.workflow.clone();
+        let body = match &workflow {
+            Some(workflow) => {
+                let input = serde_json::to_value(&traffic.input).unwrap_or_default();
+                json!({"workflow": workflow, "input": input})
+            }
+            None => json!({
+                "model": traffic.route,
+                "max_tokens": traffic.max_tokens,
+                "stream": traffic.stream,
+                "messages": [{"role": "user", "content": traffic.prompt}],
+            }),
+        };
+        async move {
+            let mut running = JoinSet::new();
+            let mut next = clock.now();
+            let mut turn = 0;
+            while !*stopped.borrow() {
+                turn += 1;
+                let (api, body, timer, samples) = (
+                    apis[turn % apis.len()].clone(),
+                    body.clone(),
+                    Arc::clone(&clock),
+                    Arc::clone(&samples),
+                );
+                let tasks = workflow.is_some();
+                running.spawn(async move {
+                    let sent = timer.now();
+                    let (outcome, task) = if tasks {
+                        match api.submit(body).await {
+                            Ok(id) => (Ok(("accepted".to_owned(), 0.0)), Some(id)),
+                            Err(code) => (Err(code), None),
+                        }
+                    } else {
+                        let served = api.chat(body).await;
+                        (
+                            served.map(|Served { target, cost_usd }| (target, cost_usd)),
+                            None,
+                        )
+                    };
+                    let sample = Sample {
+                        at: sent.saturating_duration_since(start),
+                        latency: timer.now().saturating_duration_since(sent),
+                        outcome,
+                        task,
+                    };
+                    lock(&samples).push(sample);
+                });
+                while running.try_join_next().is_some() {}
+                next = next + interval;
+                tokio::select! {
+                    () = clock.sleep_until(next) => {}
+                    _ = stopped.changed() => {}
+                }
+            }
+            while running.join_next().await.is_some() {}
+        }
+    }
+
+    /// Waits (up to the `settle` phase) for every accepted task to finish; their
+    /// statuses at the end.
+    pub(super) async fn settle(&self, samples: &[Sample]) -> BTreeMap<String, String> {
+        let mut tasks: BTreeMap<String, String> = samples
+            .iter()
+            .filter_map(|s| s.task.clone())
+            .map(|id| (id, String::new()))
+            .collect();
+        if tasks.is_empty() {
+            return tasks;
+        }
+        let clock = &self.runner.clock;
+        let end = clock.now() + self.experiment.phases.settle.duration();
+        let mut readers = vec![self.api.clone()];
+        readers.extend(
+            self.experiment
+                .traffic
+                .servers
+                .iter()
+                .map(|b| self.api.at(b)),
+        );
+        loop {
+            for (id, status) in tasks.iter_mut().filter(|(_, s)| !is_final(s)) {
+                // Any node can answer; the first that does is asked.
+                for api in &readers {
+                    if let Ok(now) = api.task_status(id).await {
+                        *status = now;
+                        break;
+                    }
+                }
+            }
+            let open = tasks.values().filter(|s| !is_final(s)).count();
+            if open == 0 || clock.now() >= end {
+                return tasks;
+            }
+            (self.runner.progress)(&format!(
+                "[{:>6.1}s] settle  {open} of {} tasks not finished",
+                self.since_start().as_secs_f64(),
+                tasks.len()
+            ));
+            clock
+                .sleep_until(clock.now() + Duration::from_millis(250))
+                .await;
+        }
+    }
+}
+
+/// Whether a task status is final.
+fn is_final(status: &str) -> bool {
+    matches!(status, "succeeded" | "failed" | "cancelled" | "skipped")
+}
