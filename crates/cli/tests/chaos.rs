@@ -471,7 +471,18 @@ async fn a_recovered_target_gets_its_traffic_back_and_a_breaker_open_too_long_is
         )
     };
     let on = two_targets(&breaker("1s"));
-    let off = two_targets(&breaker("60s"));
+    // Off: an open time longer than the recovery phase and no active probe, which would
+    // otherwise close the breaker as soon as the target answers.
+    let off = {
+        let (primary, fallback) = (Mock::start("openai", &[]), Mock::start("openai", &[]));
+        let config = ConfigBuilder::new()
+            .policy("default", &breaker("60s"))
+            .target("primary", &primary, "probe = { enabled = false }")
+            .target("fallback", &fallback, "")
+            .route("smart", &["primary", "fallback"], "");
+        let gateway = Gateway::start(&config);
+        (primary, fallback, gateway)
+    };
     let vars = |mock: &Mock| vec![("primary", mock_url(mock)), ("recovery", "4s".to_owned())];
     let ((code, report, err), (off_code, off_report, off_err)) = tokio::join!(
         experiment("breaker-half-open.toml", &on.2.base, vars(&on.0), &[]),
