@@ -70,7 +70,7 @@ impl Default for Config {
             open_for: Duration::from_secs(5),
             max_open_for: Duration::from_secs(20),
             half_open_probes: 3,
-            consecutive_failures: 10,
+            consecutive_failures: 20,
         }
     }
 }

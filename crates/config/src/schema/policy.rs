@@ -152,7 +152,8 @@ pub struct Breaker {
     pub half_open_probes: u32,
     /// Failures in a row that open the breaker at once, whatever the window holds
     /// (a total outage is cut off after this many calls at any traffic); 0 turns it
-    /// off. Default 10.
+    /// off. Default 20 (at 30% failures a run of 10 happens often enough, among
+    /// thousands of calls, to trip a healthy-enough target; a run of 20 almost never).
     pub consecutive_failures: u32,
 }
 
@@ -168,7 +169,7 @@ impl Default for Breaker {
             open_for: HumanDuration::secs(5),
             max_open_for: None,
             half_open_probes: 3,
-            consecutive_failures: 10,
+            consecutive_failures: 20,
         }
     }
 }
