@@ -24,6 +24,7 @@ mod litellm;
 mod load;
 mod locate;
 mod path;
+mod redact;
 mod resolved;
 pub mod schema;
 mod secret;
@@ -37,6 +38,7 @@ pub use load::{
     DEFAULT_KEY_ENV_PREFIXES, ENV_CONFIG, ENV_KEY_ENV_PREFIXES, ENV_LISTEN, ENV_STORE_URL,
     LoadOptions, Overrides, check, load, parse_key_env_prefixes, process_env,
 };
+pub use redact::redact_config_text;
 pub use resolved::{
     ClientKey, Config, Degraded, Engine, FewShot, FewShotMode, Idempotency, Listener, Logging,
     MidStream, Probe, Provider, Quality, QualityGate, Route, Server, Source, Store, Summary,

@@ -58,7 +58,6 @@ mod quality;
 mod readiness;
 mod ready;
 mod recovery;
-mod redact;
 mod respond;
 mod rollout;
 mod sse;

@@ -16,7 +16,7 @@
 //!   (`gate: {passed, action, summary, report}`).
 //! - `GET /admin/config/versions/{v}`: the stored text (TOML), with the secrets a URL
 //!   in it may carry (user info, query values, token-like path segments) shown as
-//!   `**REDACTED**` (`redact.rs`). The store keeps the text verbatim, so a rollback
+//!   `**REDACTED**` (`holdfast_config::redact_config_text`). The store keeps the text verbatim, so a rollback
 //!   applies the real one.
 
 use std::collections::HashMap;
@@ -164,7 +164,7 @@ pub(crate) async fn version(
         param: Some("version".to_owned()),
     })?;
     let text = gateway.version_text(v).await.map_err(refusal)?;
-    let mut response = (StatusCode::OK, crate::redact::config_text(&text)).into_response();
+    let mut response = (StatusCode::OK, holdfast_config::redact_config_text(&text)).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/toml; charset=utf-8"),

@@ -15,7 +15,7 @@
 const REDACTED: &str = "**REDACTED**";
 
 /// `text` with the secrets of every URL in it replaced by `**REDACTED**`.
-pub(crate) fn config_text(text: &str) -> String {
+pub fn redact_config_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find("://") {
@@ -101,7 +101,7 @@ mod tests {
             [[alerts.webhooks]]\nurl = \"https://hooks.slack.com/services/T0AAAA1/B0BBBB2/abcDEF123ghiJKL456mnoPQR7\"\n\
             [[alerts.webhooks]]\nurl = \"https://hooks.example/notify?channel=ops&api_key=k-998877#frag\"\n\
             [[alerts.webhooks]]\nurl = 'https://hooks.example/x_token_abc/send'\n";
-        let shown = config_text(text);
+        let shown = redact_config_text(text);
         for secret in [
             "s3cret",
             "tok3n",
@@ -122,6 +122,6 @@ mod tests {
         ] {
             assert!(shown.contains(kept), "{kept} not in {shown}");
         }
-        assert_eq!(config_text("no urls here"), "no urls here");
+        assert_eq!(redact_config_text("no urls here"), "no urls here");
     }
 }
