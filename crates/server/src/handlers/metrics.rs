@@ -2,21 +2,21 @@
 //!
 //! No key needed, like `/health`: a scraper should not hold a client key, and nothing in
 //! the scrape names an agent, a request or a key (labels are routes, targets and closed
-//! sets of classes and reasons). What is counted and why is `metrics.rs`' business.
+//! sets of classes and reasons). What is counted and why is holdfast-metrics' business.
 
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use holdfast_metrics::CONTENT_TYPE;
 
 use crate::gateway::Gateway;
-use crate::metrics::CONTENT_TYPE;
 
 /// The scrape.
 pub(crate) async fn metrics(State(gateway): State<Gateway>) -> Response {
     let gw = &gateway.inner;
     let mut text = gw.metrics.render();
     if let Some(libraries) = gateway.libraries() {
-        text.push_str(&crate::metrics::few_shot::render(libraries));
+        text.push_str(&holdfast_metrics::few_shot::render(libraries));
     }
     let mut response = (StatusCode::OK, text).into_response();
     let headers = response.headers_mut();
