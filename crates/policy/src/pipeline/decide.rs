@@ -94,6 +94,13 @@ impl Call {
         };
         if let Some(wait) = outcome.retry_after() {
             health.not_before = health.not_before.max(now + wait);
+            health.reopening.hold();
+        } else if outcome == Outcome::Cancelled {
+            if flight.probe {
+                health.reopening.release();
+            }
+        } else if now >= health.not_before {
+            health.reopening.reopen();
         }
         if outcome.health() == Health::Success {
             health.latency.record(now, latency);
@@ -196,6 +203,7 @@ impl Call {
             let free = registry.target(target).is_some_and(|h| {
                 now >= h.drained_until
                     && now >= h.not_before
+                    && h.reopening.probe_out(now).is_none()
                     && h.breaker.as_ref().is_none_or(|b| b.would_admit(now))
             });
             if free {

@@ -100,6 +100,13 @@ impl Call {
                 Skip::RetryAfter(health.not_before),
             ));
         }
+        if let Some(until) = health.reopening.probe_out(now) {
+            // The hold's probe is out: its answer decides, not the herd behind it.
+            return Some(Blocked::Until(
+                until.min(now + super::hold::POLL),
+                Skip::RetryAfter(until),
+            ));
+        }
         if let Some(breaker) = &health.breaker
             && !breaker.would_admit(now)
         {
@@ -214,6 +221,9 @@ impl Call {
     ) {
         let link = self.link;
         let target = self.request.chain.links()[link].target;
+        let probe = registry
+            .target_mut(target)
+            .is_some_and(|health| health.reopening.claim(now, timeout));
         self.attempts += 1;
         self.next_id += 1;
         let flight = InFlight {
@@ -229,6 +239,7 @@ impl Call {
                 std::mem::take(&mut self.waited)
             },
             hedge,
+            probe,
         };
         self.tries[link] += 1;
         self.used[link] = true;

@@ -18,6 +18,7 @@
 mod decide;
 mod dispatch;
 mod event;
+mod hold;
 mod registry;
 
 use std::sync::Arc;
@@ -27,6 +28,7 @@ pub use event::{
     Action, AttemptEvent, AttemptId, FallBackReason, GiveUp, Next, PolicyEvent, Skip, StartAttempt,
     Verdict,
 };
+pub use hold::Reopening;
 pub use registry::{MAX_AGENTS, Registry, Settings, TargetHealth, TargetSettings};
 
 use crate::backoff::Backoff;
@@ -143,6 +145,8 @@ struct InFlight {
     permit: Option<Permit>,
     waited: Duration,
     hedge: bool,
+    /// The first attempt after its target's Retry-After hold ended (`hold.rs`).
+    probe: bool,
 }
 
 /// One call's state.

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::Reopening;
 use crate::breaker::{self, Breaker, Transition};
 use crate::budget::{self, RetryBudget};
 use crate::clock::Instant;
@@ -56,6 +57,8 @@ pub struct TargetHealth {
     pub latency: LatencyTracker,
     /// Nothing is sent before this instant: the target's last Retry-After.
     pub not_before: Instant,
+    /// What the end of that Retry-After hold lets through (`hold.rs`).
+    pub reopening: Reopening,
     /// Out of rotation until this instant: an operator's drain (maintenance, a
     /// failover drill). `Instant::ZERO`: in rotation.
     pub drained_until: Instant,
@@ -136,6 +139,7 @@ impl Registry {
                 .transpose()?,
             latency: LatencyTracker::new(LATENCY_ROTATION, now),
             not_before: Instant::ZERO,
+            reopening: Reopening::default(),
             drained_until: Instant::ZERO,
         });
         Ok(TargetId(id))
@@ -216,6 +220,7 @@ impl Registry {
     pub fn reset(&mut self, target: TargetId) -> Option<Transition> {
         let health = self.target_mut(target)?;
         health.not_before = Instant::ZERO;
+        health.reopening = Reopening::default();
         health.breaker.as_mut()?.reset()
     }
 

@@ -741,3 +741,98 @@ fn retry_on_next_moves_to_a_free_target_at_once_and_backs_off_when_none_is_free(
         "{a:?}"
     );
 }
+
+#[test]
+fn when_a_retry_after_hold_ends_one_call_goes_first_and_the_rest_follow_its_answer() {
+    let mut f = fixture(1);
+    let mut first = f.call(Deadline::NONE);
+    let s = started(&first.handle(&mut f.registry, at(0), Event::Start))[0];
+    let limited = Outcome::RateLimited {
+        retry_after: Some(Duration::from_secs(1)),
+    };
+    let a = first.handle(
+        &mut f.registry,
+        at(5),
+        Event::Finished {
+            attempt: s.attempt,
+            outcome: limited,
+        },
+    );
+    assert_eq!(wake(&a), Some(at(1_005)));
+    let mut herd: Vec<Call> = (0..7).map(|_| f.call(Deadline::NONE)).collect();
+    for call in &mut herd {
+        let a = call.handle(&mut f.registry, at(10), Event::Start);
+        assert!(started(&a).is_empty(), "held by the Retry-After");
+        assert_eq!(wake(&a), Some(at(1_005)));
+    }
+    herd.insert(0, first);
+
+    // The hold ends: all eight wake at once, one goes.
+    let mut probes = Vec::new();
+    for call in &mut herd {
+        let a = call.handle(&mut f.registry, at(1_005), Event::Timer);
+        probes.extend(started(&a));
+        if started(&a).is_empty() {
+            assert_eq!(wake(&a), Some(at(1_055)), "looks again soon");
+        }
+    }
+    assert_eq!(probes.len(), 1, "one probe, not a herd of eight");
+    for call in herd.iter_mut().skip(1) {
+        let a = call.handle(&mut f.registry, at(1_055), Event::Timer);
+        assert!(
+            started(&a).is_empty(),
+            "still waiting for the probe's answer"
+        );
+    }
+
+    // The probe is answered: the rest go.
+    let a = herd[0].handle(
+        &mut f.registry,
+        at(1_080),
+        Event::Finished {
+            attempt: probes[0].attempt,
+            outcome: Outcome::Ok,
+        },
+    );
+    assert!(matches!(verdict(&a), Some(Verdict::Succeeded { .. })));
+    for call in herd.iter_mut().skip(1) {
+        let a = call.handle(&mut f.registry, at(1_105), Event::Timer);
+        assert_eq!(started(&a).len(), 1, "reopened to everyone");
+    }
+}
+
+#[test]
+fn a_probe_answered_with_another_retry_after_starts_the_next_hold() {
+    let mut f = fixture(2);
+    let health = f.registry.target_mut(TargetId(0)).unwrap();
+    health.not_before = at(1_000);
+    health.reopening.hold();
+    let mut probe = f.call(Deadline::NONE);
+    let s = started(&probe.handle(&mut f.registry, at(1_000), Event::Start))[0];
+    assert_eq!(s.target, TargetId(0));
+    let mut other = f.call(Deadline::NONE);
+    let a = other.handle(&mut f.registry, at(1_001), Event::Start);
+    assert_eq!(
+        started(&a)[0].target,
+        TargetId(1),
+        "while the probe is out, a call with somewhere else to go goes there"
+    );
+    probe.handle(
+        &mut f.registry,
+        at(1_020),
+        Event::Finished {
+            attempt: s.attempt,
+            outcome: Outcome::RateLimited {
+                retry_after: Some(Duration::from_secs(10)),
+            },
+        },
+    );
+    let health = f.registry.target(TargetId(0)).unwrap();
+    assert_eq!(health.not_before, at(11_020));
+    let mut later = f.call(Deadline::NONE);
+    let a = later.handle(&mut f.registry, at(11_020), Event::Start);
+    assert_eq!(started(&a)[0].target, TargetId(0), "the next probe");
+    let mut behind = f.call(Deadline::NONE);
+    let a = behind.handle(&mut f.registry, at(11_021), Event::Start);
+    assert_eq!(started(&a)[0].target, TargetId(1));
+}
