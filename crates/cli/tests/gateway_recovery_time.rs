@@ -212,3 +212,62 @@ async fn with_retry_on_next_a_503_moves_to_the_fallback_without_a_second_try() {
         "each request tried the primary once and moved on at once"
     );
 }
+
+/// When a Retry-After hold on a target ends under 8 concurrent clients, one call
+/// reaches it first and the others wait for its answer, instead of all eight arriving
+/// the moment the hold ends. The target answers in 300 ms, so every call that arrives
+/// while the first is still out is a call the herd sent before any verdict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_end_of_a_retry_after_hold_lets_one_call_through_before_its_answer() {
+    let _serial = serial().await;
+    let primary = Mock::start("openai", &[]);
+    let config = ConfigBuilder::default()
+        .target("primary", &primary, "")
+        .route("solo", &["primary"], "");
+    let gateway = Gateway::start(&config);
+    gateway.warm_up("solo").await;
+    primary
+        .set_faults(serde_json::json!({
+            "outages": [{"start": "0s", "end": "200ms", "status": 429}],
+            "error_rates": {"retry_after": "1s"},
+            "latency": "300ms",
+        }))
+        .await;
+    primary.reset().await;
+
+    let clients: Vec<_> = (0..8)
+        .map(|i| {
+            let request = gateway.chat(&support::chat_body("solo", &format!("client {i}"), false));
+            tokio::spawn(async move { request.send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    for client in clients {
+        assert_eq!(
+            client.await.unwrap(),
+            200,
+            "every client is served in the end"
+        );
+    }
+
+    let mut log = primary.requests().await;
+    log.sort_by_key(|r| r["seq"].as_u64());
+    let held: Vec<&serde_json::Value> = log
+        .iter()
+        .filter(|r| r["outcome"] == "rate_limited")
+        .collect();
+    assert_eq!(held.len(), 8, "all eight met the hold: {log:?}");
+    let after: Vec<u64> = log
+        .iter()
+        .filter(|r| r["outcome"] != "rate_limited")
+        .map(|r| r["at_ms"].as_u64().unwrap())
+        .collect();
+    let first = after[0];
+    let before_its_answer = after.iter().filter(|&&at| at < first + 300).count();
+    eprintln!(
+        "calls that reached the target before the first verdict after the hold: {before_its_answer} (arrivals at {after:?} ms)"
+    );
+    assert!(
+        before_its_answer <= 2,
+        "{before_its_answer} calls reached the target before the first answer after the hold (arrivals at {after:?} ms)"
+    );
+}
