@@ -272,7 +272,8 @@ library_case! {
             let degraded = if s == Safeguard::On { "degraded = { cache = true }" } else { "" };
             deploy(FAST_RETRY, &[""], ("single", &["primary"], degraded), "")
         },
-        probes: &["success rate"],
+        // Without a cache both deviate; whichever saw its first bad request first.
+        probes: &["success rate", "share answered from the cache"],
         phase: None,
     };
     hedging_keeps_stalled_calls_fast_and_without_a_hedge_they_are_slow: Case {
@@ -572,4 +573,124 @@ async fn a_node_killed_mid_workflow_loses_no_task_and_a_lease_too_long_is_caught
         "every accepted task completes",
         "{off_report:#}"
     );
+}
+
+/// A node whose `[chaos] schedule` runs `retry-by-class.toml` every second against
+/// itself, its one target on a mock; without retries when `retries` is false.
+fn scheduled(retries: bool) -> (Mock, Gateway) {
+    let primary = Mock::start("openai", &[]);
+    let policy = if retries {
+        FAST_RETRY
+    } else {
+        "retry = { max_attempts = 1 }"
+    };
+    let schedule = format!(
+        "[chaos]\nschedule = [{{ experiment = {:?}, every = \"1s\", vars = {{ primary = \"{}\" }} }}]\n\n[alerts]\neval_interval = \"100ms\"\n",
+        library("retry-by-class.toml"),
+        mock_url(&primary)
+    );
+    let config = ConfigBuilder::new()
+        .policy("default", policy)
+        .target("primary", &primary, "")
+        .route("single", &["primary"], "")
+        .raw(&schedule);
+    let gateway = Gateway::start(&config);
+    (primary, gateway)
+}
+
+/// The newest game day on the node, once one has run (within 30 s).
+async fn first_game_day(gateway: &Gateway) -> Value {
+    let started = support::Stopwatch::start();
+    loop {
+        let runs = gateway.get_json("/v1/holdfast/game-days").await;
+        if let Some(run) = runs["runs"].as_array().and_then(|r| r.first()) {
+            return run.clone();
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "no game day ran: {runs}\n{}",
+            gateway.process.output()
+        );
+        support::pause(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// The state of the `chaos_failed` alert.
+async fn chaos_alert(gateway: &Gateway) -> String {
+    let board = gateway.get_json("/v1/holdfast/alerts").await;
+    board["alerts"]
+        .as_array()
+        .and_then(|alerts| alerts.iter().find(|a| a["alert"] == "chaos_failed"))
+        .and_then(|a| a["state"].as_str())
+        .unwrap_or("absent")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_scheduled_experiment_runs_by_itself_and_a_failed_one_fires_chaos_failed() {
+    let ((_on_mock, on), (_off_mock, off)) = (scheduled(true), scheduled(false));
+    let (passed, failed) = tokio::join!(first_game_day(&on), first_game_day(&off));
+    assert_eq!(passed["passed"], true, "{passed:#}");
+    assert!(
+        passed["experiment"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("retry-by-class.toml"),
+        "{passed:#}"
+    );
+    assert_eq!(failed["passed"], false, "{failed:#}");
+    let verdict = failed["verdict"].as_str().unwrap_or_default();
+    assert!(verdict.contains("\"success rate\""), "{failed:#}");
+
+    let metrics = |text: String| {
+        text.lines()
+            .find(|l| l.starts_with("holdfast_chaos_failing "))
+            .map(str::to_owned)
+    };
+    let on_metrics = on.client.get(on.url("/metrics")).send().await.unwrap();
+    let on_metrics = metrics(on_metrics.text().await.unwrap());
+    assert_eq!(on_metrics.as_deref(), Some("holdfast_chaos_failing 0"));
+    let off_metrics = off.client.get(off.url("/metrics")).send().await.unwrap();
+    let off_metrics = metrics(off_metrics.text().await.unwrap());
+    assert_eq!(off_metrics.as_deref(), Some("holdfast_chaos_failing 1"));
+
+    let started = support::Stopwatch::start();
+    while chaos_alert(&off).await != "firing" {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "chaos_failed is {}",
+            chaos_alert(&off).await
+        );
+        support::pause(std::time::Duration::from_millis(100)).await;
+    }
+    assert_ne!(chaos_alert(&on).await, "firing");
+}
+
+#[test]
+fn a_bad_scheduled_experiment_stops_the_start_with_its_line_and_field() {
+    let dir = TempDir::new("chaos-schedule-bad");
+    let bad = dir.write(
+        "bad.toml",
+        "title = \"bad\"\n[traffic]\nroute = \"single\"\nrat = 5\n",
+    );
+    let config = dir.write(
+        "holdfast.toml",
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[store]\nurl = \"sqlite://{}/h.db\"\n\n[chaos]\nschedule = [{{ experiment = {:?}, every = \"1h\" }}]\n",
+            dir.path().display(),
+            bad.display().to_string()
+        ),
+    );
+    let (code, out, err) = run(&["serve", "--config", &config.display().to_string()]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(err.contains("bad.toml:4"), "{err}");
+    assert!(err.contains("rat"), "{err}");
+
+    let typo = dir.write(
+        "typo.toml",
+        "[chaos]\nschedule = [{ experiment = \"x.toml\", every = \"1h\", at = \"03:00\" }]\n",
+    );
+    let (code, _, err) = run(&["config", "check", &typo.display().to_string()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("chaos.schedule[0].every"), "{err}");
 }
