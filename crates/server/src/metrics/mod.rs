@@ -34,6 +34,7 @@ mod cells;
 pub(crate) mod few_shot;
 mod labels;
 mod render;
+mod game_days;
 mod store;
 mod tasks;
 mod totals;
@@ -45,6 +46,8 @@ use labels::{
 };
 pub(crate) use labels::{RECOVERY_PATHS, SKIP_REASONS, skip_index};
 pub(crate) use store::StoreMetrics;
+pub use game_days::GameDayResult;
+pub(crate) use game_days::GameDays;
 pub(crate) use tasks::TaskMetrics;
 pub(crate) use tasks::{
     CANCELLED, FAILED, STEP_EXHAUSTED, STEP_RETRYING, STEP_SUCCEEDED, SUBMITTED, SUCCEEDED,
@@ -88,6 +91,8 @@ pub(crate) struct Metrics {
     pub(crate) tasks: Arc<TaskMetrics>,
     /// The store's health and write latency (`store.rs`), shared on reload as `tasks`.
     pub(crate) store: Arc<StoreMetrics>,
+    /// Scheduled experiments' results (`game_days.rs`), shared on reload as `tasks`.
+    pub(crate) game_days: Arc<GameDays>,
     /// The global retry budget's balance (`alerting.rs`).
     retry_budget: alerting::Gauge,
     /// Tasks retrying a step, and the oldest one's age (`alerting.rs`).
@@ -135,6 +140,7 @@ impl Metrics {
             stream_recoveries: Counters::new(r * RECOVERY_PATHS.len() * RECOVERY_RESULTS.len()),
             tasks: Arc::default(),
             store: Arc::default(),
+            game_days: Arc::default(),
             retry_budget: alerting::Gauge::default(),
             retrying: Arc::default(),
             oldest_retry: alerting::Gauge::default(),
