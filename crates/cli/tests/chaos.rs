@@ -117,9 +117,18 @@ async fn holds_only_with_its_safeguard(case: &Case) {
     let ((code, report, err), (off_code, off_report, off_err)) = tokio::join!(run(&on), run(&off));
     assert_eq!(code, Some(0), "{}: {report:#}\n{err}", case.file);
     assert_eq!(verdict(&report)["status"], "passed", "{report:#}");
-    assert_eq!(off_code, Some(1), "{}: {off_report:#}\n{off_err}", case.file);
+    assert_eq!(
+        off_code,
+        Some(1),
+        "{}: {off_report:#}\n{off_err}",
+        case.file
+    );
     let probe = verdict(&off_report)["probe"].as_str().unwrap_or_default();
-    assert!(case.probes.contains(&probe), "{}: {off_report:#}", case.file);
+    assert!(
+        case.probes.contains(&probe),
+        "{}: {off_report:#}",
+        case.file
+    );
     if let Some(phase) = case.phase {
         assert_eq!(verdict(&off_report)["phase"], phase, "{off_report:#}");
     }
@@ -143,12 +152,7 @@ async fn register(base: &str, workflow: &Value) {
 /// A mock per entry of `targets` and a gateway whose targets `primary`, `fallback`,
 /// `tertiary` (as many as mocks) sit on them, each with its entry's extra lines, behind
 /// the route `(name, chain, extra lines)`, under `policy`, with `extra` TOML.
-fn deploy(
-    policy: &str,
-    targets: &[&str],
-    route: (&str, &[&str], &str),
-    extra: &str,
-) -> Deployment {
+fn deploy(policy: &str, targets: &[&str], route: (&str, &[&str], &str), extra: &str) -> Deployment {
     const NAMES: [&str; 3] = ["primary", "fallback", "tertiary"];
     let mocks: Vec<Mock> = targets.iter().map(|_| Mock::start("openai", &[])).collect();
     let mut config = ConfigBuilder::new().policy("default", policy);
@@ -162,7 +166,12 @@ fn deploy(
 /// Two targets behind route `smart` with the given policy; the first's mock is the one
 /// the experiment injects faults into.
 fn two_targets(policy: &str) -> Deployment {
-    deploy(policy, &["", ""], ("smart", &["primary", "fallback"], ""), "")
+    deploy(
+        policy,
+        &["", ""],
+        ("smart", &["primary", "fallback"], ""),
+        "",
+    )
 }
 
 /// One target behind route `single` with the given policy.

@@ -470,7 +470,10 @@ async fn an_llm_step_with_its_own_few_shot_learns_from_its_corrections_and_its_r
         list["escalations"].as_array()?.first().cloned()
     })
     .await;
-    assert_eq!(escalation["payload"]["classify"], "shipping", "{escalation}");
+    assert_eq!(
+        escalation["payload"]["classify"], "shipping",
+        "{escalation}"
+    );
     let id = escalation["escalation_id"].as_str().unwrap();
     let edit = json!({"action": "edit", "value": {"classify": "billing"}});
     let (status, body) = reviewer
@@ -599,7 +602,11 @@ async fn every_correction_becomes_a_labeled_case_of_the_routes_gate_suite() {
         (all.len() == 2).then(|| all[1].clone())
     })
     .await;
-    assert_eq!(labeled["tags"], json!(["labeled", "correction"]), "{labeled}");
+    assert_eq!(
+        labeled["tags"],
+        json!(["labeled", "correction"]),
+        "{labeled}"
+    );
     assert_eq!(labeled["expected"], "billing");
     assert_eq!(
         labeled["input"],
@@ -621,6 +628,9 @@ async fn every_correction_becomes_a_labeled_case_of_the_routes_gate_suite() {
     assert_eq!(labeled["expected"], "shipping delay");
     // The dataset is still a valid suite, with both as labeled cases.
     let loaded = holdfast_quality::Suite::load(&suite).unwrap();
-    let corrections = loaded.cases.iter().filter(|c| c.tags.iter().any(|t| t == "correction"));
+    let corrections = loaded
+        .cases
+        .iter()
+        .filter(|c| c.tags.iter().any(|t| t == "correction"));
     assert_eq!(corrections.count(), 2);
 }

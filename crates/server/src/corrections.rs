@@ -114,7 +114,11 @@ impl Gateway {
                 return;
             };
             let labeled = tokio::task::spawn_blocking(move || {
-                for (suite, route) in gate.suites.iter().flat_map(|s| routes.iter().map(move |r| (s, r))) {
+                for (suite, route) in gate
+                    .suites
+                    .iter()
+                    .flat_map(|s| routes.iter().map(move |r| (s, r)))
+                {
                     let case = Labeled {
                         route,
                         example_id: example.id,

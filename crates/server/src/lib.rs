@@ -72,14 +72,12 @@ pub use error::{ApiError, ConfigProblem, Flavor, ServerError};
 pub use gateway::{
     DEGRADED_CACHE_CAPACITY, DEGRADED_CACHE_MAX_BYTES, Gateway, LEDGER_CAPACITY, LEDGER_MAX_BYTES,
 };
-pub use handlers::{
-    GameDaySink, Rule, read_chat_request, read_messages_request, router, rules,
-};
-pub use metrics::GameDayResult;
+pub use handlers::{GameDaySink, Rule, read_chat_request, read_messages_request, router, rules};
 pub use live::{Applied, ConfigFile, ReloadError};
 pub use meta::{
     AGENT, ATTEMPTS, COST, DEADLINE_MS, DEGRADED, IDEMPOTENCY_KEY, REPLAYED, REQUEST_ID, TARGET,
 };
+pub use metrics::GameDayResult;
 pub use rollout::Decision;
 
 /// Serves `gateway` on `listener` until `shutdown` completes, then lets the requests in

@@ -33,7 +33,10 @@ pub(super) fn chaos(
             .and_then(|e| e.to_str())
             .is_some_and(|e| e.eq_ignore_ascii_case("toml"));
         if !is_toml {
-            c.invalid(at.key("experiment"), "must be an experiment file ending in .toml");
+            c.invalid(
+                at.key("experiment"),
+                "must be an experiment file ending in .toml",
+            );
             continue;
         }
         let Some(when) = when(c, &at, entry) else {
@@ -87,7 +90,10 @@ fn when(c: &mut Checker<'_>, at: &FieldPath, entry: &schema::GameDay) -> Option<
             }
         },
         (Some(_), Some(_)) | (None, None) => {
-            c.invalid(at.key("every"), "give `every` (a period) or `at` (\"HH:MM\"), one of them");
+            c.invalid(
+                at.key("every"),
+                "give `every` (a period) or `at` (\"HH:MM\"), one of them",
+            );
             None
         }
     }

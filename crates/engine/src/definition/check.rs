@@ -268,7 +268,10 @@ fn check_action(path: &str, action: &Action, problems: &mut Vec<Problem>) {
                     ));
                 }
                 if !(1..=32).contains(&few_shot.k) {
-                    problems.push(Problem::new(format!("{path}.few_shot.k"), "must be within 1..=32"));
+                    problems.push(Problem::new(
+                        format!("{path}.few_shot.k"),
+                        "must be within 1..=32",
+                    ));
                 }
             }
             if a.max_tokens == Some(0) {

@@ -102,7 +102,9 @@ mod tests {
         let file = dir.join(format!("{route}.toml"));
         std::fs::write(
             &file,
-            format!("name = \"{route}\"\ndataset = \"{route}.jsonl\"\n[task]\nroute = \"{route}\"\n"),
+            format!(
+                "name = \"{route}\"\ndataset = \"{route}.jsonl\"\n[task]\nroute = \"{route}\"\n"
+            ),
         )
         .unwrap();
         std::fs::write(dir.join(format!("{route}.jsonl")), dataset).unwrap();
@@ -110,7 +112,8 @@ mod tests {
     }
 
     fn dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("holdfast-label-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("holdfast-label-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir

@@ -136,8 +136,8 @@ routes! {
 }
 
 pub use chat::read_chat_request;
-pub use game_days::GameDaySink;
 pub(crate) use feedback::auto_approve;
+pub use game_days::GameDaySink;
 pub use messages::read_messages_request;
 
 /// The gateway's routes. The router's state is the live configuration; each handler

@@ -96,7 +96,15 @@ impl GameDays {
             "counter",
             "Runs of scheduled experiments, by result.",
         );
-        out.sample("holdfast_chaos_runs_total", &[("result", "passed")], state.passed);
-        out.sample("holdfast_chaos_runs_total", &[("result", "failed")], state.failed);
+        out.sample(
+            "holdfast_chaos_runs_total",
+            &[("result", "passed")],
+            state.passed,
+        );
+        out.sample(
+            "holdfast_chaos_runs_total",
+            &[("result", "failed")],
+            state.failed,
+        );
     }
 }

@@ -32,22 +32,22 @@ mod alerting;
 mod carry;
 mod cells;
 pub(crate) mod few_shot;
+mod game_days;
 mod labels;
 mod render;
-mod game_days;
 mod store;
 mod tasks;
 mod totals;
 
 use cells::{Counters, Histogram, escape};
+pub use game_days::GameDayResult;
+pub(crate) use game_days::GameDays;
 use labels::{
     DELAY_BUCKETS, FALLBACK_REASONS, GIVE_UPS, RECOVERY_RESULTS, REQUEST_BUCKETS, STATES,
     TOKEN_KINDS, fallback_index, give_up_index, outcome_index, state_index,
 };
 pub(crate) use labels::{RECOVERY_PATHS, SKIP_REASONS, skip_index};
 pub(crate) use store::StoreMetrics;
-pub use game_days::GameDayResult;
-pub(crate) use game_days::GameDays;
 pub(crate) use tasks::TaskMetrics;
 pub(crate) use tasks::{
     CANCELLED, FAILED, STEP_EXHAUSTED, STEP_RETRYING, STEP_SUCCEEDED, SUBMITTED, SUCCEEDED,
