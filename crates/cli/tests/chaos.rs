@@ -673,6 +673,48 @@ async fn a_scheduled_experiment_runs_by_itself_and_a_failed_one_fires_chaos_fail
         support::pause(std::time::Duration::from_millis(100)).await;
     }
     assert_ne!(chaos_alert(&on).await, "firing");
+    let dir = TempDir::new("chaos-game-days");
+    for (gateway, expect) in [(&on, "passed"), (&off, "failed")] {
+        let base = gateway.base.clone();
+        let dir = dir.path().join(expect);
+        tokio::task::spawn_blocking(move || panel_shows(&base, expect, &dir))
+            .await
+            .unwrap();
+    }
+}
+
+/// Opens the dashboard of the node at `base` in headless Chromium
+/// (`tests/browser/game-days.mjs`): its game-day panel shows the newest run as
+/// `expect`. Skips loudly without Chromium, node or playwright-core (fails under
+/// `HOLDFAST_CI=1`).
+fn panel_shows(base: &str, expect: &str, profile: &std::path::Path) {
+    let browser_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let ready = std::path::Path::new("/usr/bin/chromium").exists()
+        && browser_dir.join("node_modules/playwright-core").exists();
+    if !ready || !support::needs::command("node", &["--version"], "install nodejs") {
+        if !ready {
+            support::needs::skip(
+                "headless Chromium with playwright-core is not available",
+                "scripts/setup-test-deps installs chromium (Debian) and playwright-core",
+            );
+        }
+        return;
+    }
+    std::fs::create_dir_all(profile).unwrap();
+    let out = std::process::Command::new("node")
+        .arg(browser_dir.join("game-days.mjs"))
+        .env("BASE", base)
+        .env("EXPECT", expect)
+        .env("USER_DATA_DIR", profile)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    eprintln!("game-days.mjs:\n{stdout}{stderr}");
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("the game-day panel shows"), "{stdout}");
 }
 
 #[test]
