@@ -16,7 +16,7 @@
 //! `label_correction` says when a suite takes it).
 
 use holdfast_engine::Scope;
-use holdfast_quality::fewshot::{Correction, Labeled, add_correction, label_correction};
+use holdfast_quality::fewshot::{Correction, add_correction, label_in_suites};
 use holdfast_store::{Escalation, Example, ExampleAdded, ExampleSource, Resolution};
 use serde_json::Value;
 
@@ -113,25 +113,9 @@ impl Gateway {
             let Some(gate) = live.running().await.config.quality.gate.clone() else {
                 return;
             };
-            let labeled = tokio::task::spawn_blocking(move || {
-                for (suite, route) in gate
-                    .suites
-                    .iter()
-                    .flat_map(|s| routes.iter().map(move |r| (s, r)))
-                {
-                    let case = Labeled {
-                        route,
-                        example_id: example.id,
-                        input: &example.input,
-                        output: &example.output,
-                    };
-                    if let Err(e) = label_correction(suite, &case) {
-                        tracing::warn!(suite = %suite.display(), error = %e, "a correction could not be added to its suite");
-                    }
-                }
-            });
-            if let Err(e) = labeled.await {
-                tracing::warn!(error = %e, "labeling a correction stopped abnormally");
+            let label = move || label_in_suites(&gate.suites, &routes, &example);
+            for (suite, e) in tokio::task::spawn_blocking(label).await.unwrap_or_default() {
+                tracing::warn!(suite = %suite.display(), error = %e, "a correction could not be added to its suite");
             }
         });
     }

@@ -13,6 +13,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use holdfast_store::Example;
 use serde_json::json;
 
 use crate::error::QualityError;
@@ -79,6 +80,30 @@ pub fn label_correction(
         .and_then(|()| file.sync_data())
         .map_err(read)?;
     Ok(Some(dataset))
+}
+
+/// Labels `example` (a correction of one of `routes`) in each of `suites`; the suites
+/// that could not take it, with why.
+pub fn label_in_suites(
+    suites: &[PathBuf],
+    routes: &[String],
+    example: &Example,
+) -> Vec<(PathBuf, QualityError)> {
+    let mut failed = Vec::new();
+    for suite in suites {
+        for route in routes {
+            let labeled = Labeled {
+                route,
+                example_id: example.id,
+                input: &example.input,
+                output: &example.output,
+            };
+            if let Err(e) = label_correction(suite, &labeled) {
+                failed.push((suite.clone(), e));
+            }
+        }
+    }
+    failed
 }
 
 /// The dataset a suite file names, relative to it.

@@ -16,7 +16,7 @@ mod text;
 
 pub use correction::{Correction, add_correction};
 pub use import::Importer;
-pub use label::{Labeled, label_correction};
+pub use label::{Labeled, label_correction, label_in_suites};
 pub use library::{Counts, Libraries, Size};
 pub use text::fingerprint;
 

@@ -42,8 +42,8 @@ struct State {
     runs: VecDeque<GameDayResult>,
     /// Whether each experiment's latest run failed.
     failing: BTreeMap<String, bool>,
-    passed: u64,
-    failed: u64,
+    /// Runs by result: `[passed, failed]`.
+    totals: [u64; 2],
 }
 
 impl GameDays {
@@ -52,25 +52,19 @@ impl GameDays {
     }
 
     /// Keeps a finished run, and logs it.
-    pub(crate) fn record(&self, result: GameDayResult) {
-        if result.passed {
-            tracing::info!(experiment = %result.experiment, verdict = %result.verdict, "game day passed");
-        } else {
-            tracing::warn!(experiment = %result.experiment, verdict = %result.verdict, "game day failed");
+    pub(crate) fn record(&self, run: GameDayResult) {
+        let (experiment, verdict) = (&run.experiment, &run.verdict);
+        match run.passed {
+            true => tracing::info!(%experiment, %verdict, "game day passed"),
+            false => tracing::warn!(%experiment, %verdict, "game day failed"),
         }
         let mut state = self.state();
-        *if result.passed {
-            &mut state.passed
-        } else {
-            &mut state.failed
-        } += 1;
-        state
-            .failing
-            .insert(result.experiment.clone(), !result.passed);
+        state.totals[usize::from(!run.passed)] += 1;
+        state.failing.insert(run.experiment.clone(), !run.passed);
         if state.runs.len() == KEPT {
             state.runs.pop_front();
         }
-        state.runs.push_back(result);
+        state.runs.push_back(run);
     }
 
     /// The results kept, newest first.
@@ -91,20 +85,10 @@ impl GameDays {
         );
         let failing = state.failing.values().filter(|f| **f).count();
         out.sample("holdfast_chaos_failing", &[], failing);
-        out.family(
-            "holdfast_chaos_runs_total",
-            "counter",
-            "Runs of scheduled experiments, by result.",
-        );
-        out.sample(
-            "holdfast_chaos_runs_total",
-            &[("result", "passed")],
-            state.passed,
-        );
-        out.sample(
-            "holdfast_chaos_runs_total",
-            &[("result", "failed")],
-            state.failed,
-        );
+        let runs = "holdfast_chaos_runs_total";
+        out.family(runs, "counter", "Runs of scheduled experiments, by result.");
+        for (result, n) in ["passed", "failed"].into_iter().zip(state.totals) {
+            out.sample(runs, &[("result", result)], n);
+        }
     }
 }
