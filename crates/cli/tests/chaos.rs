@@ -745,3 +745,51 @@ fn a_bad_scheduled_experiment_stops_the_start_with_its_line_and_field() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("chaos.schedule[0].every"), "{err}");
 }
+
+#[tokio::test]
+async fn game_days_are_read_back_from_the_history_after_a_restart() {
+    let primary = Mock::start("openai", &[]);
+    let dir = TempDir::new("chaos-history");
+    let history = dir.path().join("game-days.jsonl");
+    // Without retries, so that the run fails and the alert's state must come back too.
+    let node = |every: &str| {
+        let schedule = format!(
+            "[chaos]\nhistory = {:?}\nschedule = [{{ experiment = {:?}, every = \"{every}\", vars = {{ primary = \"{}\" }} }}]\n",
+            history.display().to_string(),
+            library("retry-by-class.toml"),
+            mock_url(&primary)
+        );
+        let config = ConfigBuilder::new()
+            .policy("default", "retry = { max_attempts = 1 }")
+            .target("primary", &primary, "")
+            .route("single", &["primary"], "")
+            .raw(&schedule);
+        Gateway::start(&config)
+    };
+    let first = node("1s");
+    let run = first_game_day(&first).await;
+    assert_eq!(run["passed"], false, "{run:#}");
+    drop(first);
+    let kept = std::fs::read_to_string(&history).unwrap();
+    assert!(kept.lines().count() >= 1, "{kept}");
+
+    // Restarted with a schedule that runs nothing for an hour: the run is read back.
+    let second = node("1h");
+    let runs = second.get_json("/v1/holdfast/game-days").await;
+    assert_eq!(
+        runs["runs"][0]["started_unix_ms"], run["started_unix_ms"],
+        "{runs:#}"
+    );
+    assert_eq!(runs["runs"][0]["passed"], false, "{runs:#}");
+    let metrics = second
+        .client
+        .get(second.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    let metrics = metrics.text().await.unwrap();
+    assert!(
+        metrics.contains("\nholdfast_chaos_failing 1\n"),
+        "{metrics}"
+    );
+}

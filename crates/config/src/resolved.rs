@@ -302,6 +302,8 @@ pub struct Chaos {
     pub schedule: Vec<ScheduledExperiment>,
     /// The `[[client_keys]]` name the experiments present, when keys are configured.
     pub client_key: Option<String>,
+    /// The results' history file, resolved against the configuration file's directory.
+    pub history: Option<PathBuf>,
 }
 
 /// One scheduled experiment.

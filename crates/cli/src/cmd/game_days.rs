@@ -1,12 +1,15 @@
 //! The part of `holdfast serve` that runs `[chaos] schedule`: the scheduled
 //! experiments are read and checked before the server binds (a bad one stops the start
 //! with its line and field, as a bad workflow file does), then run against the node's
-//! own address by `holdfast_chaos::schedule`, each result handed to the server's
-//! game-day sink (dashboard, `/metrics`, the `chaos_failed` alert).
+//! own address by `holdfast_chaos::schedule`, each result logged, appended to the
+//! `[chaos] history` file when there is one, and handed to the server's game-day sink
+//! (dashboard, `/metrics`, the `chaos_failed` alert). At start the history's latest
+//! results are handed to the sink first, so a restart keeps the panel and the alert.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 use holdfast_chaos::experiment::{Experiment, Report, Runner};
@@ -61,6 +64,12 @@ pub(crate) async fn run(
         clock,
         progress: Arc::new(|line: &str| tracing::debug!(target: "holdfast::game_day", "{line}")),
     };
+    let history = config.chaos.history.clone();
+    if let Some(path) = &history {
+        for result in read_history(path) {
+            sink(result);
+        }
+    }
     let record = move |day: &GameDay, report: Result<Report, String>| {
         let result = match report {
             Ok(report) => GameDayResult {
@@ -78,7 +87,62 @@ pub(crate) async fn run(
                 verdict: format!("FAILED: the experiment could not start: {why}"),
             },
         };
+        let (experiment, verdict) = (&result.experiment, &result.verdict);
+        if result.passed {
+            tracing::info!(%experiment, %verdict, "game day passed");
+        } else {
+            tracing::warn!(%experiment, %verdict, "game day failed");
+        }
+        if let Some(path) = &history
+            && let Err(e) = append(path, &result)
+        {
+            tracing::warn!(file = %path.display(), error = %e, "a game day could not be written to the history");
+        }
         sink(result);
     };
     schedule::run(runner, days, record, shutdown).await;
+}
+
+/// The most results read back from the history at start.
+const READ_BACK: usize = 100;
+
+/// The latest results of the history file, oldest first; none when it does not exist
+/// yet. A line that cannot be read is logged and skipped.
+fn read_history(path: &Path) -> Vec<GameDayResult> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "the game-day history could not be read");
+            return Vec::new();
+        }
+    };
+    let mut results = Vec::new();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        match serde_json::from_str(line) {
+            Ok(result) => results.push(result),
+            Err(e) => {
+                tracing::warn!(file = %path.display(), line = i + 1, error = %e, "a game-day history line was skipped");
+            }
+        }
+    }
+    let skip = results.len().saturating_sub(READ_BACK);
+    results.split_off(skip)
+}
+
+/// Appends one result to the history file, created if need be.
+fn append(path: &Path, result: &GameDayResult) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut line = serde_json::to_vec(result).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    file.write_all(&line)?;
+    file.sync_data()
 }

@@ -17,6 +17,11 @@ pub struct Chaos {
     /// They run one at a time, against this node's own address, in the order they fall
     /// due. Default: none.
     pub schedule: Vec<GameDay>,
+    /// A JSONL file (relative to the configuration file's directory) each result is
+    /// appended to and read back from at start, so that the dashboard, `/metrics` and
+    /// the `chaos_failed` alert keep the latest results across restarts. Default: none
+    /// (results are kept in memory only).
+    pub history: Option<String>,
     /// The name of a `[[client_keys]]` entry the experiments present (an `operator` or
     /// `admin` when an experiment drains targets). Required when client keys are
     /// configured and the schedule is not empty; unused without keys.

@@ -68,9 +68,17 @@ pub(super) fn chaos(
         }
         (name, _) => name.clone(),
     };
+    if raw.history.as_ref().is_some_and(|h| h.trim().is_empty()) {
+        c.invalid(path.key("history"), "names no file");
+    }
+    let history = raw.history.as_ref().map(|file| match &base {
+        Some(base) if Path::new(file).is_relative() => base.join(file),
+        _ => Path::new(file).to_path_buf(),
+    });
     Chaos {
         schedule,
         client_key,
+        history,
     }
 }
 

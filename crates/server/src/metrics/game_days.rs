@@ -4,13 +4,14 @@
 //!
 //! The decision: the server keeps and shows results; it does not run experiments. The
 //! chaos crate drives the server over HTTP as any client does, and this crate does not
-//! depend on it. Results stay in memory (the last [`KEPT`]) and, like the task metrics,
-//! are shared by the configurations that follow on reload (`carry.rs`).
+//! depend on it. Results stay in memory (the last [`KEPT`]; the binary reads back its
+//! `[chaos] history` file at start) and, like the task metrics, are shared by the
+//! configurations that follow on reload (`carry.rs`).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::cells::Exposition;
 
@@ -18,7 +19,7 @@ use super::cells::Exposition;
 const KEPT: usize = 100;
 
 /// One run of a scheduled experiment.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GameDayResult {
     /// The experiment's file.
     pub experiment: String,
@@ -51,13 +52,8 @@ impl GameDays {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Keeps a finished run, and logs it.
+    /// Keeps a finished run (a new one, or one read back from the history at start).
     pub(crate) fn record(&self, run: GameDayResult) {
-        let (experiment, verdict) = (&run.experiment, &run.verdict);
-        match run.passed {
-            true => tracing::info!(%experiment, %verdict, "game day passed"),
-            false => tracing::warn!(%experiment, %verdict, "game day failed"),
-        }
         let mut state = self.state();
         state.totals[usize::from(!run.passed)] += 1;
         state.failing.insert(run.experiment.clone(), !run.passed);
@@ -86,7 +82,8 @@ impl GameDays {
         let failing = state.failing.values().filter(|f| **f).count();
         out.sample("holdfast_chaos_failing", &[], failing);
         let runs = "holdfast_chaos_runs_total";
-        out.family(runs, "counter", "Runs of scheduled experiments, by result.");
+        let help = "Runs of scheduled experiments, by result (since the [chaos] history began).";
+        out.family(runs, "counter", help);
         for (result, n) in ["passed", "failed"].into_iter().zip(state.totals) {
             out.sample(runs, &[("result", result)], n);
         }
