@@ -29,6 +29,7 @@ pub(crate) enum Signal {
     OldestRetryingTask,
     TasksSucceeded,
     StoreUp,
+    ChaosFailing,
 }
 
 /// How a signal folds the series of its metric.
@@ -51,7 +52,7 @@ pub(crate) struct Selector {
 
 impl Signal {
     /// Every signal, by [`Signal::index`].
-    pub(crate) const ALL: [Signal; 17] = [
+    pub(crate) const ALL: [Signal; 18] = [
         Signal::Attempts,
         Signal::Retries,
         Signal::CallsWithFailure,
@@ -69,6 +70,7 @@ impl Signal {
         Signal::OldestRetryingTask,
         Signal::TasksSucceeded,
         Signal::StoreUp,
+        Signal::ChaosFailing,
     ];
 
     pub(crate) fn index(self) -> usize {
@@ -90,6 +92,7 @@ impl Signal {
             Signal::OldestRetryingTask => 14,
             Signal::TasksSucceeded => 15,
             Signal::StoreUp => 16,
+            Signal::ChaosFailing => 17,
         }
     }
 
@@ -134,6 +137,8 @@ impl Signal {
             Signal::OldestRetryingTask => sum("holdfast_task_oldest_retry_seconds"),
             // Absent from a gateway without a store: no data, which never fires.
             Signal::StoreUp => sum("holdfast_store_up"),
+            // Absent until a scheduled experiment has run (`[chaos] schedule`).
+            Signal::ChaosFailing => sum("holdfast_chaos_failing"),
         }
     }
 }
@@ -184,6 +189,7 @@ pub(crate) fn expr(kind: AlertKind) -> Expr {
         },
         AlertKind::TaskRetryingLong => Expr::Gauge(S::OldestRetryingTask),
         AlertKind::StoreUnreachable => Expr::Gauge(S::StoreUp),
+        AlertKind::ChaosFailed => Expr::Gauge(S::ChaosFailing),
         AlertKind::EscalationRate => Expr::Baseline {
             num: S::Escalations,
             den: S::TasksSubmitted,
@@ -267,6 +273,10 @@ pub(crate) fn summary(rule: &AlertRule, value: f64, eta: Option<f64>) -> String 
             "{:.1}% of finished tasks succeeded over {window} (alert below {:.1}%)",
             value * 100.0,
             t * 100.0
+        ),
+        AlertKind::ChaosFailed => format!(
+            "{value} scheduled experiment(s) failed their latest run (alert above {t}; \
+             the verdicts are on the dashboard's game-day panel)"
         ),
     }
 }

@@ -31,6 +31,7 @@ pub(crate) struct Api {
     base: String,
     key: Option<String>,
     agent: String,
+    headers: Vec<(String, String)>,
 }
 
 impl Api {
@@ -41,7 +42,13 @@ impl Api {
             base: base.trim_end_matches('/').to_owned(),
             key,
             agent: agent.to_owned(),
+            headers: Vec::new(),
         }
+    }
+
+    /// The same, its chat requests and task submissions also carrying `headers`.
+    pub(crate) fn with_headers(self, headers: Vec<(String, String)>) -> Api {
+        Api { headers, ..self }
     }
 
     /// The same client, key and agent, talking to another node at `base`.
@@ -122,11 +129,32 @@ impl Api {
     /// `degraded:static`. A streamed request (`"stream": true` in `body`) succeeds only
     /// when its stream ends with `[DONE]` and carries no error event: a stream cut
     /// short is a failure (`stream_incomplete`), never a success.
+    ///
+    /// A whole answer counts only when the client could use it: its content is not
+    /// empty (or it calls a tool) and, when `body` asks for JSON (`response_format`),
+    /// is a JSON object; otherwise it fails with `invalid_output`, whatever its status.
     pub(crate) async fn chat(&self, body: Value) -> Result<Served, String> {
+        self.chat_once(body, None).await
+    }
+
+    /// [`Api::chat`], sent with an `Idempotency-Key`.
+    pub(crate) async fn chat_once(
+        &self,
+        body: Value,
+        idempotency_key: Option<&str>,
+    ) -> Result<Served, String> {
         let streamed = body["stream"].as_bool().unwrap_or(false);
-        let response = self
+        let wants_json = body.get("response_format").is_some();
+        let mut request = self
             .request(reqwest::Method::POST, "/v1/chat/completions")
-            .header("x-holdfast-agent", &self.agent)
+            .header("x-holdfast-agent", &self.agent);
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
+        }
+        if let Some(key) = idempotency_key {
+            request = request.header("idempotency-key", key);
+        }
+        let response = request
             .json(&body)
             .send()
             .await
@@ -157,6 +185,9 @@ impl Api {
         }
         let answer: Value = response.json().await.unwrap_or(Value::Null);
         match target {
+            Some(_) if status.is_success() && !usable(&answer, wants_json) => {
+                Err("invalid_output".to_owned())
+            }
             Some(target) if status.is_success() => Ok(Served { target, cost_usd }),
             _ => Err(answer["error"]["code"]
                 .as_str()
@@ -168,8 +199,11 @@ impl Api {
 impl Api {
     /// Submits a task: its id, or an error code (`unreachable` when no answer came).
     pub(crate) async fn submit(&self, body: Value) -> Result<String, String> {
-        let response = self
-            .request(reqwest::Method::POST, "/v1/tasks")
+        let mut request = self.request(reqwest::Method::POST, "/v1/tasks");
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
+        }
+        let response = request
             .json(&body)
             .send()
             .await
@@ -208,4 +242,42 @@ fn stream_error(text: &str) -> Option<String> {
     }
     let done = text.lines().any(|l| l.trim() == "data: [DONE]");
     (!done).then(|| "stream_incomplete".to_owned())
+}
+
+/// Whether a whole answer (OpenAI's shape) is one a client can use: some content or a
+/// tool call and, when JSON was asked for, content that is a JSON object.
+fn usable(answer: &Value, wants_json: bool) -> bool {
+    let message = &answer["choices"][0]["message"];
+    let calls_tool = message["tool_calls"]
+        .as_array()
+        .is_some_and(|calls| !calls.is_empty());
+    let content = message["content"].as_str().unwrap_or_default().trim();
+    if content.is_empty() {
+        return calls_tool;
+    }
+    !wants_json || serde_json::from_str::<Value>(content).is_ok_and(|v| v.is_object())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::usable;
+
+    fn answer(content: &str) -> serde_json::Value {
+        json!({"choices": [{"message": {"role": "assistant", "content": content}}]})
+    }
+
+    #[test]
+    fn an_empty_answer_or_json_that_is_not_an_object_is_not_usable() {
+        assert!(usable(&answer("Paris"), false));
+        assert!(!usable(&answer("  "), false));
+        assert!(!usable(&json!({"error": {}}), false));
+        assert!(usable(&answer("{\"city\": \"Paris\"}"), true));
+        assert!(!usable(&answer("\"Paris\""), true));
+        assert!(!usable(&answer("{\"city\": "), true));
+        let tool = json!({"choices": [{"message": {"content": null,
+            "tool_calls": [{"id": "1", "type": "function"}]}}]});
+        assert!(usable(&tool, true));
+    }
 }

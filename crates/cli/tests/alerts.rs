@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use support::{ConfigBuilder, Gateway, Mock, Stopwatch, TempDir, chat_body, pause, serial};
 
 /// Every rule name; a test enables one.
-const RULES: [&str; 11] = [
+const RULES: [&str; 12] = [
     "retry_rate",
     "success_after_retry",
     "retry_delay",
@@ -35,6 +35,7 @@ const RULES: [&str; 11] = [
     "cost_per_task",
     "completion_rate",
     "store_unreachable",
+    "chaos_failed",
 ];
 
 /// The webhook's bearer token; must never show in the server's output.

@@ -417,3 +417,220 @@ async fn the_cli_imports_whole_or_nothing_approves_retires_and_exports() {
     assert_eq!(code, Some(0));
     assert!(out.contains("\"source\": \"import\""), "{out}");
 }
+
+/// The workflow of the test below: its llm step has its own library, its route none.
+const STEP_WORKFLOW: &str = r#"{
+  "name": "ticket-step", "version": 1,
+  "steps": [
+    {"name": "classify", "kind": "llm", "route": "triage",
+     "prompt": "Ticket: {{ input.ticket }}", "timeout": "10s",
+     "few_shot": {"library": "step-tickets", "k": 2, "mode": "similar"}},
+    {"name": "review", "kind": "human", "prompt": "Right category?",
+     "payload": {"classify": "{{ steps.classify.output }}"}, "timeout": "1h"}
+  ]
+}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_llm_step_with_its_own_few_shot_learns_from_its_corrections_and_its_route_does_not() {
+    let mock = Mock::start("openai", &[]);
+    mock.set_faults(json!({"replies": [
+        {"contains": "charged twice", "and_contains": "billing", "answer": "billing"},
+        {"contains": "charged twice", "answer": "shipping"}
+    ]}))
+    .await;
+    let dir = TempDir::new("few-shot-step");
+    let flow = dir.write("ticket-step.json", STEP_WORKFLOW);
+    let config = ConfigBuilder::new()
+        .target("m", &mock, "")
+        .route("triage", &["m"], "")
+        .client_key_as("agent", "HF_AGENT", "agent", "acme")
+        .client_key_as("reviewer", "HF_REVIEWER", "reviewer", "acme")
+        .client_key_as("other", "HF_OTHER", "agent", "globex")
+        .raw(&format!("[engine]\nworkflows = [\"{}\"]", flow.display()));
+    let gateway = Gateway::start_with_env(&config, &KEYS);
+    let agent = Caller {
+        gateway: &gateway,
+        key: "agent-key-acme",
+    };
+    let reviewer = Caller {
+        gateway: &gateway,
+        key: "reviewer-key-acme",
+    };
+    let submit = async |ticket: &str| {
+        let body = json!({"workflow": "ticket-step", "input": {"ticket": ticket}});
+        let (status, task) = agent.post("/v1/tasks", &body).await;
+        assert_eq!(status, 201, "{task}");
+        task["task_id"].as_str().unwrap().to_owned()
+    };
+
+    // Wrong at first; the reviewer's edit becomes a candidate of the step's library.
+    submit("I was charged twice for my order").await;
+    let escalation = eventually("the escalation", async || {
+        let list = reviewer.get("/v1/escalations").await;
+        list["escalations"].as_array()?.first().cloned()
+    })
+    .await;
+    assert_eq!(
+        escalation["payload"]["classify"], "shipping",
+        "{escalation}"
+    );
+    let id = escalation["escalation_id"].as_str().unwrap();
+    let edit = json!({"action": "edit", "value": {"classify": "billing"}});
+    let (status, body) = reviewer
+        .post(&format!("/v1/escalations/{id}/resolve"), &edit)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let candidates = reviewer.get("/v1/holdfast/examples?status=candidate").await;
+    let example = candidates["examples"][0].clone();
+    assert_eq!(example["library"], "step-tickets", "{candidates}");
+    let example_id = example["id"].as_u64().unwrap();
+    let path = format!("/v1/holdfast/examples/{example_id}/approve");
+    let (status, approved) = reviewer.post(&path, &json!({})).await;
+    assert_eq!(status, 200, "{approved}");
+
+    // The step now gets the example and answers right; its journal names it.
+    let second = submit("charged twice again").await;
+    let used = eventually("the step's journal", async || {
+        let journal = agent.get(&format!("/v1/tasks/{second}/journal")).await;
+        journal["entries"]
+            .as_array()?
+            .iter()
+            .find(|e| e["kind"] == "step_succeeded")
+            .cloned()
+    })
+    .await;
+    assert_eq!(
+        used["data"]["few_shot"],
+        json!({"library": "step-tickets", "examples": [example_id],
+               "input": "Ticket: charged twice again"}),
+        "{used}"
+    );
+    let steps = agent.get(&format!("/v1/tasks/{second}/steps")).await;
+    assert_eq!(steps["steps"][0]["output"], "billing", "{steps}");
+
+    // The route itself has no library: a client's request gets no example.
+    let (answer, request_id) = agent.classify("charged twice on my card").await;
+    assert_eq!(answer, "shipping");
+    let entry = agent
+        .get(&format!("/v1/holdfast/requests/{request_id}"))
+        .await;
+    assert!(entry["few_shot"].is_null(), "{entry}");
+}
+
+#[test]
+fn a_step_few_shot_with_a_bad_library_or_k_is_refused_naming_the_field() {
+    let dir = TempDir::new("few-shot-step-bad");
+    let flow = dir.write(
+        "bad.json",
+        r#"{"name": "bad", "steps": [{"name": "s", "kind": "llm", "route": "r",
+            "prompt": "p", "few_shot": {"library": "no spaces", "k": 0}}]}"#,
+    );
+    let config = dir.write(
+        "holdfast.toml",
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n\n[store]\nurl = \"sqlite://{}/h.db\"\n\n[engine]\nworkflows = [{:?}]\n",
+            dir.path().display(),
+            flow.display().to_string()
+        ),
+    );
+    let (code, out, err) = support::run(&["serve", "--config", &config.display().to_string()]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(err.contains("few_shot.library"), "{err}");
+    assert!(err.contains("few_shot.k"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_correction_becomes_a_labeled_case_of_the_routes_gate_suite() {
+    let mock = Mock::start("openai", &[]);
+    mock.set_faults(json!({"replies": [{"contains": "charged twice", "answer": "shipping"}]}))
+        .await;
+    let dir = TempDir::new("few-shot-label");
+    let flow = dir.write("ticket.json", WORKFLOW);
+    let first = json!({"id": "seed", "tags": ["labeled"],
+        "input": [{"role": "user", "content": "Ticket: refund please"}],
+        "assert": [{"type": "equals", "value": "billing"}]});
+    let dataset = dir.write("triage.jsonl", &format!("{first}\n"));
+    let suite = dir.write(
+        "triage.toml",
+        "name = \"triage\"\ndataset = \"triage.jsonl\"\n[task]\nroute = \"triage\"\n",
+    );
+    let config = ConfigBuilder::new()
+        .target("m", &mock, "")
+        .route("triage", &["m"], "few_shot = { library = \"triage\" }")
+        .client_key_as("agent", "HF_AGENT", "agent", "acme")
+        .client_key_as("reviewer", "HF_REVIEWER", "reviewer", "acme")
+        .client_key_as("other", "HF_OTHER", "agent", "globex")
+        .raw(&format!(
+            "[engine]\nworkflows = [\"{}\"]\n\n[quality]\ngate = {{ suites = [\"{}\"] }}",
+            flow.display(),
+            suite.display()
+        ));
+    let gateway = Gateway::start_with_env(&config, &KEYS);
+    let agent = Caller {
+        gateway: &gateway,
+        key: "agent-key-acme",
+    };
+    let reviewer = Caller {
+        gateway: &gateway,
+        key: "reviewer-key-acme",
+    };
+    let cases = || -> Vec<Value> {
+        std::fs::read_to_string(&dataset)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+
+    // An edit in the inbox.
+    let ticket = json!({"workflow": "ticket", "input": {"ticket": "I was charged twice"}});
+    let (status, task) = agent.post("/v1/tasks", &ticket).await;
+    assert_eq!(status, 201, "{task}");
+    let escalation = eventually("the escalation", async || {
+        let list = reviewer.get("/v1/escalations").await;
+        list["escalations"].as_array()?.first().cloned()
+    })
+    .await;
+    let id = escalation["escalation_id"].as_str().unwrap();
+    let edit = json!({"action": "edit", "value": {"classify": "billing"}});
+    let (status, body) = reviewer
+        .post(&format!("/v1/escalations/{id}/resolve"), &edit)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let labeled = eventually("the edit's case", async || {
+        let all = cases();
+        (all.len() == 2).then(|| all[1].clone())
+    })
+    .await;
+    assert_eq!(
+        labeled["tags"],
+        json!(["labeled", "correction"]),
+        "{labeled}"
+    );
+    assert_eq!(labeled["expected"], "billing");
+    assert_eq!(
+        labeled["input"],
+        json!([{"role": "user", "content": "Ticket: I was charged twice"}])
+    );
+
+    // A feedback with a correction.
+    let (_, request_id) = agent.classify("my parcel never arrived").await;
+    let bad = json!({"request_id": request_id, "verdict": "bad", "correction": "shipping delay"});
+    let (status, body) = agent.post("/v1/holdfast/feedback", &bad).await;
+    assert_eq!(status, 201, "{body}");
+    let example_id = body["example"]["id"].as_u64().unwrap();
+    let labeled = eventually("the feedback's case", async || {
+        let all = cases();
+        (all.len() == 3).then(|| all[2].clone())
+    })
+    .await;
+    assert_eq!(labeled["id"], format!("correction-{example_id}"));
+    assert_eq!(labeled["expected"], "shipping delay");
+    // The dataset is still a valid suite, with both as labeled cases.
+    let loaded = holdfast_quality::Suite::load(&suite).unwrap();
+    let corrections = loaded
+        .cases
+        .iter()
+        .filter(|c| c.tags.iter().any(|t| t == "correction"));
+    assert_eq!(corrections.count(), 2);
+}

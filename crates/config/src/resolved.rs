@@ -52,6 +52,8 @@ pub struct Config {
     pub alerts: crate::alerts::Alerts,
     /// The quality loop's settings.
     pub quality: Quality,
+    /// The game days: experiments run against this deployment at set times.
+    pub chaos: Chaos,
     /// Environment variables named by `key_env` that were not set. Empty unless the
     /// configuration was loaded with `allow_missing_secrets`; a server must refuse to
     /// start when it is not empty.
@@ -291,6 +293,40 @@ pub struct QualityGate {
     pub suites: Vec<PathBuf>,
     /// What a failed gate does.
     pub on_fail: crate::schema::OnFail,
+}
+
+/// The game days.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Chaos {
+    /// The scheduled experiments, in file order.
+    pub schedule: Vec<ScheduledExperiment>,
+    /// The `[[client_keys]]` name the experiments present, when keys are configured.
+    pub client_key: Option<String>,
+    /// The results' history file, resolved against the configuration file's directory.
+    pub history: Option<PathBuf>,
+}
+
+/// One scheduled experiment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduledExperiment {
+    /// The experiment file, resolved against the configuration file's directory.
+    pub file: PathBuf,
+    /// When it runs.
+    pub when: GameDayTime,
+    /// Values of its `${name}` placeholders.
+    pub vars: BTreeMap<String, String>,
+}
+
+/// When a scheduled experiment runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GameDayTime {
+    /// Every period, the first one period after the start; at least 1 s.
+    Every(Duration),
+    /// Every day at this many minutes after midnight, UTC; below 1440.
+    DailyAt {
+        /// Minutes after midnight UTC.
+        minute_of_day: u32,
+    },
 }
 
 /// What the server logs.

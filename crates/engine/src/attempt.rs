@@ -136,6 +136,8 @@ pub struct LlmRequest {
     pub agent: String,
     /// How long the whole call may take (the step's timeout).
     pub timeout: Duration,
+    /// The step's own few-shot examples, replacing the route's.
+    pub few_shot: Option<crate::definition::FewShot>,
 }
 
 /// A model's answer.
@@ -237,6 +239,7 @@ impl Runners {
             tenant: id.tenant.to_string(),
             agent: id.agent.to_string(),
             timeout: id.timeout,
+            few_shot: action.few_shot.clone(),
         };
         let answer = llm.complete(request).await?;
         let output = match &action.output_schema {

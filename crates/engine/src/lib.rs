@@ -36,7 +36,7 @@ mod step;
 pub mod template;
 
 pub use attempt::{FENCING_HEADER, Failure, IDEMPOTENCY_HEADER, Llm, LlmAnswer, LlmRequest};
-pub use definition::{Workflow, parse, parse_toml};
+pub use definition::{FewShot, FewShotMode, Workflow, parse, parse_toml};
 pub use engine::{Engine, Settings, Submission};
 pub use error::{EngineError, Problem};
 pub use event::{EventSink, TaskEvent, TaskEventKind};

@@ -151,6 +151,7 @@ impl Metrics {
         let mut new = Metrics::new(routes, targets);
         new.tasks = Arc::clone(&old.tasks);
         new.store = Arc::clone(&old.store);
+        new.game_days = Arc::clone(&old.game_days);
         new.retrying = Arc::clone(&old.retrying);
         let moves = Moves::between(old, &new);
         let outcomes = Dim::Fixed(Outcome::ALL.len());

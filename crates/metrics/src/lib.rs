@@ -32,6 +32,7 @@ mod alerting;
 mod carry;
 mod cells;
 pub mod few_shot;
+mod game_days;
 mod labels;
 mod render;
 mod store;
@@ -39,6 +40,8 @@ mod tasks;
 mod totals;
 
 use cells::{Counters, Histogram, escape};
+pub use game_days::GameDayResult;
+pub use game_days::GameDays;
 use labels::{
     DELAY_BUCKETS, FALLBACK_REASONS, GIVE_UPS, RECOVERY_RESULTS, REQUEST_BUCKETS, STATES,
     TOKEN_KINDS, fallback_index, give_up_index, outcome_index, state_index,
@@ -88,6 +91,8 @@ pub struct Metrics {
     pub tasks: Arc<TaskMetrics>,
     /// The store's health and write latency (`store.rs`), shared on reload as `tasks`.
     pub store: Arc<StoreMetrics>,
+    /// Scheduled experiments' results (`game_days.rs`), shared on reload as `tasks`.
+    pub game_days: Arc<GameDays>,
     /// The global retry budget's balance (`alerting.rs`).
     retry_budget: alerting::Gauge,
     /// Tasks retrying a step, and the oldest one's age (`alerting.rs`).
@@ -135,6 +140,7 @@ impl Metrics {
             stream_recoveries: Counters::new(r * RECOVERY_PATHS.len() * RECOVERY_RESULTS.len()),
             tasks: Arc::default(),
             store: Arc::default(),
+            game_days: Arc::default(),
             retry_budget: alerting::Gauge::default(),
             retrying: Arc::default(),
             oldest_retry: alerting::Gauge::default(),

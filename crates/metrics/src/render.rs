@@ -20,6 +20,7 @@ impl Metrics {
         self.render_streams(&mut out);
         self.tasks.render(&mut out);
         self.store.render(&mut out);
+        self.game_days.render(&mut out);
         self.render_alert_gauges(&mut out);
         out.0
     }

@@ -9,10 +9,15 @@
 //! once where the route says `auto_approve`. The inbox answers once the examples are
 //! added (so the next call can use them), but never fails because of them: the
 //! decision is committed first, and a correction that cannot be added is logged.
+//!
+//! Every correction (an edit or a feedback's) is also appended as a labeled case
+//! (tags `labeled`, `correction`) to the datasets of the `[quality] gate` suites whose
+//! task is a route keeping its library, in the background (`holdfast_quality`'s
+//! `label_correction` says when a suite takes it).
 
 use holdfast_engine::Scope;
-use holdfast_quality::fewshot::{Correction, add_correction};
-use holdfast_store::{Escalation, ExampleAdded, ExampleSource, Resolution};
+use holdfast_quality::fewshot::{Correction, add_correction, label_in_suites};
+use holdfast_store::{Escalation, Example, ExampleAdded, ExampleSource, Resolution};
 use serde_json::Value;
 
 use crate::gateway::Gateway;
@@ -79,12 +84,39 @@ impl Gateway {
             };
             let now = self.inner.clock.unix_millis();
             match add_correction(libraries, correction, now).await {
-                Ok(example) => added.push(example),
+                Ok(example) => {
+                    self.label_correction(example.example());
+                    added.push(example);
+                }
                 Err(e) => {
                     tracing::warn!(escalation = %escalation.escalation_id, error = %e, "a correction could not be added to its library");
                 }
             }
         }
         added
+    }
+}
+
+impl Gateway {
+    /// Appends `example` as a labeled case to the gate suites of the routes keeping its
+    /// library, in the background; a suite that cannot take it is logged.
+    pub(crate) fn label_correction(&self, example: &Example) {
+        let routes: Vec<String> = (self.inner.routes.values())
+            .filter(|r| (r.few_shot.as_ref()).is_some_and(|f| f.library == example.library))
+            .map(|r| r.name.to_string())
+            .collect();
+        if routes.is_empty() {
+            return;
+        }
+        let (live, example) = (std::sync::Arc::clone(&self.live), example.clone());
+        tokio::spawn(async move {
+            let Some(gate) = live.running().await.config.quality.gate.clone() else {
+                return;
+            };
+            let label = move || label_in_suites(&gate.suites, &routes, &example);
+            for (suite, e) in tokio::task::spawn_blocking(label).await.unwrap_or_default() {
+                tracing::warn!(suite = %suite.display(), error = %e, "a correction could not be added to its suite");
+            }
+        });
     }
 }

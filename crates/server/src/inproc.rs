@@ -40,6 +40,8 @@ pub(crate) struct Local<'a> {
     pub(crate) timeout: Duration,
     /// The ledger's name for where the call came from (`workflow.llm`, `quality.eval`).
     pub(crate) endpoint: &'static str,
+    /// Few-shot examples of the caller's own (an `llm` step's), replacing the route's.
+    pub(crate) few_shot: Option<holdfast_config::FewShot>,
 }
 
 /// A call that was answered.
@@ -79,7 +81,7 @@ pub(crate) async fn complete(gw: &Inner, local: Local<'_>) -> Result<Answered, R
     };
     let few_shot = crate::few_shot::insert(
         gw.libraries.get(),
-        route.few_shot.as_ref(),
+        local.few_shot.as_ref().or(route.few_shot.as_ref()),
         local.tenant,
         &mut request,
         gw.clock.unix_millis(),

@@ -69,7 +69,8 @@ pub use error::{ApiError, ConfigProblem, Flavor, ServerError};
 pub use gateway::{
     DEGRADED_CACHE_CAPACITY, DEGRADED_CACHE_MAX_BYTES, Gateway, LEDGER_CAPACITY, LEDGER_MAX_BYTES,
 };
-pub use handlers::{Rule, read_chat_request, read_messages_request, router, rules};
+pub use handlers::{GameDaySink, Rule, read_chat_request, read_messages_request, router, rules};
+pub use holdfast_metrics::GameDayResult;
 pub use live::{Applied, ConfigFile, ReloadError};
 pub use meta::{
     AGENT, ATTEMPTS, COST, DEADLINE_MS, DEGRADED, IDEMPOTENCY_KEY, REPLAYED, REQUEST_ID, TARGET,

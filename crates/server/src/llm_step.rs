@@ -23,7 +23,7 @@
 use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
-use holdfast_engine::{Failure, Llm, LlmAnswer, LlmRequest};
+use holdfast_engine::{Failure, FewShotMode, Llm, LlmAnswer, LlmRequest};
 use holdfast_policy::{Outcome, TimeoutKind};
 use serde_json::{Value, json};
 
@@ -92,6 +92,16 @@ async fn run(gw: &Inner, step: LlmRequest) -> Result<LlmAnswer, Failure> {
         idempotency_key: Some(step.idempotency_key.clone()),
         timeout: step.timeout,
         endpoint: "workflow.llm",
+        few_shot: step.few_shot.as_ref().map(|f| holdfast_config::FewShot {
+            library: f.library.clone(),
+            k: f.k,
+            mode: match f.mode {
+                FewShotMode::Similar => holdfast_config::FewShotMode::Similar,
+                FewShotMode::Fixed => holdfast_config::FewShotMode::Fixed,
+            },
+            // Approval is the library's business, set on a route that names it.
+            auto_approve: false,
+        }),
     };
     match inproc::complete(gw, local).await {
         Ok(answered) => {
@@ -191,6 +201,7 @@ mod tests {
             tenant: "acme".into(),
             agent: "article/draft".into(),
             timeout: Duration::from_secs(5),
+            few_shot: None,
         };
         let body = body(&request);
         assert_eq!(body["messages"][0]["role"], "system");
@@ -241,6 +252,7 @@ mod tests {
                 tenant: "acme".into(),
                 agent: "article/draft".into(),
                 timeout: Duration::from_secs(5),
+                few_shot: None,
             })
             .await
             .unwrap();

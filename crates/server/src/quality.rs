@@ -90,6 +90,7 @@ impl Subject for GatewaySubject {
             idempotency_key: call.idempotency_key,
             timeout: call.timeout,
             endpoint: "quality.eval",
+            few_shot: None,
         };
         let answered = inproc::complete(&self.inner, local)
             .await

@@ -3,7 +3,9 @@
 
 use holdfast_mock::Faults;
 
-use super::spec::{Action, ActionKind, Bound, Experiment, Probe, ProbeKind, SpecError, line_of};
+use super::spec::{
+    Action, ActionKind, Bound, Experiment, Probe, ProbeKind, SpecError, Traffic, line_of,
+};
 
 type Check = Result<(), (String, String)>;
 
@@ -37,6 +39,10 @@ impl Experiment {
             let line = text.find("[traffic]").map_or(1, |i| line_of(text, i));
             return Err(at(line, "traffic.route".into(), message));
         }
+        if let Some((field, message)) = traffic.check() {
+            let line = text.find("[traffic]").map_or(1, |i| line_of(text, i));
+            return Err(at(line, format!("traffic.{field}"), message));
+        }
         if self.steady_state.probes.is_empty() {
             let message = "a hypothesis needs at least one probe".to_owned();
             return Err(at(1, "steady_state.probes".into(), message));
@@ -60,6 +66,31 @@ impl Experiment {
     }
 }
 
+impl Traffic {
+    /// The first field that cannot be used as written, and why.
+    fn check(&self) -> Option<(&'static str, String)> {
+        if !(1..=10).contains(&self.repeat) {
+            return Some(("repeat", format!("{}: expected 1 to 10", self.repeat)));
+        }
+        for (name, value) in &self.headers {
+            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
+                || reqwest::header::HeaderValue::from_str(value).is_err()
+            {
+                return Some(("headers", format!("`{name}` is not a valid HTTP header")));
+            }
+            if name.eq_ignore_ascii_case("idempotency-key") && self.repeat > 1 {
+                let message = "`repeat` gives every request its own `Idempotency-Key`";
+                return Some(("headers", message.to_owned()));
+            }
+        }
+        if self.workflow.is_some() && (self.repeat > 1 || self.response_format.is_some()) {
+            let message = "`repeat` and `response_format` are for chat requests, not tasks";
+            return Some(("workflow", message.to_owned()));
+        }
+        None
+    }
+}
+
 impl Probe {
     fn check(&self) -> Check {
         let kind = format!("{:?}", self.kind).to_lowercase();
@@ -71,6 +102,12 @@ impl Probe {
                 "per_request",
                 "only `upstream_calls` and `metric` count per request",
             );
+        }
+        if self.kind != ProbeKind::TasksCompleted && self.statuses != ["succeeded"] {
+            return problem("statuses", "only `tasks_completed` counts statuses");
+        }
+        if self.statuses.is_empty() {
+            return problem("statuses", "at least one status counts as done");
         }
         if self.when.is_empty() {
             return problem("when", "a probe is checked in at least one phase");

@@ -197,9 +197,10 @@ fn one(
         }
         ProbeKind::TasksCompleted => {
             let accepted: Vec<&str> = samples.iter().filter_map(|s| s.task.as_deref()).collect();
+            let done = |status: &String| probe.statuses.contains(status);
             let succeeded = accepted
                 .iter()
-                .filter(|id| tasks.get(**id).is_some_and(|s| s == "succeeded"))
+                .filter(|id| tasks.get(**id).is_some_and(done))
                 .count();
             let value = share(succeeded, accepted.len());
             let shown = value.map_or_else(

@@ -101,6 +101,23 @@ pub struct Traffic {
     /// its stream ends whole (`[DONE]`, no error event).
     #[serde(default)]
     pub stream: bool,
+    /// Headers every request carries, as a client would send them
+    /// (`{ "x-holdfast-deadline-ms" = "1000" }`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Each request is sent this many times in a row with one fresh `Idempotency-Key`,
+    /// as a client resends a request whose answer it did not see; every send is a
+    /// request of the phase. 1..=10; default 1 (sent once, with no key).
+    #[serde(default = "default_repeat")]
+    pub repeat: u32,
+    /// The chat requests' `response_format` (`{ type = "json_object" }`). With it, an
+    /// answer counts as answered only when its content is a JSON object; without it,
+    /// only when its content is not empty (or it calls a tool).
+    pub response_format: Option<toml::Table>,
+}
+
+fn default_repeat() -> u32 {
+    1
 }
 
 fn default_rate() -> f64 {
@@ -181,6 +198,10 @@ pub struct Probe {
     /// `metric`: labels a series must carry to count (all series summed).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// `tasks_completed`: the statuses that count as done (default `["succeeded"]`;
+    /// `["succeeded", "waiting"]` also counts a task waiting in the escalation inbox).
+    #[serde(default = "default_statuses")]
+    pub statuses: Vec<String>,
     /// `upstream_calls` and `metric`: judge the growth per request the experiment sent
     /// in the phase instead of the growth itself ("calls upstream per request ≤ 1.5").
     #[serde(default)]
@@ -188,6 +209,10 @@ pub struct Probe {
     /// The phases it is checked in (default all three).
     #[serde(default = "all_phases")]
     pub when: Vec<Phase>,
+}
+
+fn default_statuses() -> Vec<String> {
+    vec!["succeeded".to_owned()]
 }
 
 /// A probe's upper bound: a number, or a duration for `latency`.
@@ -216,7 +241,8 @@ pub enum ProbeKind {
     UpstreamCalls,
     /// How much a counter of holdfast's `/metrics` grew in the phase.
     Metric,
-    /// The share of the tasks accepted in the phase that succeeded by the end.
+    /// The share of the tasks accepted in the phase that reached one of the probe's
+    /// `statuses` (default: succeeded) by the end.
     TasksCompleted,
 }
 

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::run::{Run, Sample, lock};
+use super::spec::ProbeKind;
 use crate::api::{Api, Served};
 
 impl Run<'_> {
@@ -21,14 +22,16 @@ impl Run<'_> {
         mut stopped: watch::Receiver<bool>,
     ) -> impl Future<Output = ()> + Send + 'static {
         let traffic = &self.experiment.traffic;
+        let headers: Vec<(String, String)> = traffic
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let api = self.api.clone().with_headers(headers);
         let apis: Vec<Api> = if traffic.servers.is_empty() {
-            vec![self.api.clone()]
+            vec![api]
         } else {
-            traffic
-                .servers
-                .iter()
-                .map(|base| self.api.at(base))
-                .collect()
+            traffic.servers.iter().map(|base| api.at(base)).collect()
         };
         let (clock, samples, start) = (
             Arc::clone(&self.runner.clock),
@@ -42,13 +45,21 @@ impl Run<'_> {
                 let input = serde_json::to_value(&traffic.input).unwrap_or_default();
                 json!({"workflow": workflow, "input": input})
             }
-            None => json!({
-                "model": traffic.route,
-                "max_tokens": traffic.max_tokens,
-                "stream": traffic.stream,
-                "messages": [{"role": "user", "content": traffic.prompt}],
-            }),
+            None => {
+                let mut body = json!({
+                    "model": traffic.route,
+                    "max_tokens": traffic.max_tokens,
+                    "stream": traffic.stream,
+                    "messages": [{"role": "user", "content": traffic.prompt}],
+                });
+                if let Some(format) = &traffic.response_format {
+                    body["response_format"] = serde_json::to_value(format).unwrap_or_default();
+                }
+                body
+            }
         };
+        let repeat = traffic.repeat.max(1);
+        let run_id = self.runner.clock.unix_millis();
         async move {
             let mut running = JoinSet::new();
             let mut next = clock.now();
@@ -63,26 +74,31 @@ impl Run<'_> {
                 );
                 let tasks = workflow.is_some();
                 running.spawn(async move {
-                    let sent = timer.now();
-                    let (outcome, task) = if tasks {
-                        match api.submit(body).await {
-                            Ok(id) => (Ok(("accepted".to_owned(), 0.0)), Some(id)),
-                            Err(code) => (Err(code), None),
-                        }
-                    } else {
-                        let served = api.chat(body).await;
-                        (
-                            served.map(|Served { target, cost_usd }| (target, cost_usd)),
-                            None,
-                        )
-                    };
-                    let sample = Sample {
-                        at: sent.saturating_duration_since(start),
-                        latency: timer.now().saturating_duration_since(sent),
-                        outcome,
-                        task,
-                    };
-                    lock(&samples).push(sample);
+                    // One key for the request and its resends, unique to this run; none
+                    // when sent once.
+                    let key = (repeat > 1).then(|| format!("holdfast-chaos-{run_id}-{turn}"));
+                    for _ in 0..repeat {
+                        let sent = timer.now();
+                        let (outcome, task) = if tasks {
+                            match api.submit(body.clone()).await {
+                                Ok(id) => (Ok(("accepted".to_owned(), 0.0)), Some(id)),
+                                Err(code) => (Err(code), None),
+                            }
+                        } else {
+                            let served = api.chat_once(body.clone(), key.as_deref()).await;
+                            (
+                                served.map(|Served { target, cost_usd }| (target, cost_usd)),
+                                None,
+                            )
+                        };
+                        let sample = Sample {
+                            at: sent.saturating_duration_since(start),
+                            latency: timer.now().saturating_duration_since(sent),
+                            outcome,
+                            task,
+                        };
+                        lock(&samples).push(sample);
+                    }
                 });
                 while running.try_join_next().is_some() {}
                 next = next + interval;
@@ -98,6 +114,18 @@ impl Run<'_> {
     /// Waits (up to the `settle` phase) for every accepted task to finish; their
     /// statuses at the end.
     pub(super) async fn settle(&self, samples: &[Sample]) -> BTreeMap<String, String> {
+        // A status a probe counts as done ends the wait too: a task waiting in the
+        // escalation inbox stays there until someone answers it.
+        let counted: Vec<&str> = self
+            .experiment
+            .steady_state
+            .probes
+            .iter()
+            .map(|p| p.get_ref())
+            .filter(|p| p.kind == ProbeKind::TasksCompleted)
+            .flat_map(|p| p.statuses.iter().map(String::as_str))
+            .collect();
+        let is_final = |status: &String| is_final(status) || counted.contains(&status.as_str());
         let mut tasks: BTreeMap<String, String> = samples
             .iter()
             .filter_map(|s| s.task.clone())

@@ -10,6 +10,7 @@ pub(crate) mod escalations;
 pub(crate) mod eval;
 pub(crate) mod examples;
 pub(crate) mod fault_proxy;
+pub(crate) mod game_days;
 pub(crate) mod mock_provider;
 pub(crate) mod readiness;
 pub(crate) mod remote;

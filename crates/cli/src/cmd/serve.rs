@@ -160,6 +160,7 @@ async fn serve(
     for file in &config.engine.workflows {
         register(&engine, file).await?;
     }
+    let game_days = super::game_days::load(&config)?;
     let gateway = gateway.with_engine(engine.clone());
     let version = gateway
         .record_history(store, file)
@@ -170,7 +171,8 @@ async fn serve(
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
-    println!("listening on {}", listener.local_addr()?);
+    let addr = listener.local_addr()?;
+    println!("listening on {addr}");
     tracing::info!(
         routes = config.routes.len(),
         targets = config.targets.len(),
@@ -196,9 +198,20 @@ async fn serve(
         let stopped = stopped.clone();
         async move { engine.run(until(stopped)).await }
     });
+    let game_days = tokio::spawn({
+        let (sink, stopped) = (gateway.game_day_sink(), stopped.clone());
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+        async move {
+            super::game_days::run(&config, game_days, addr, clock, sink, until(stopped)).await;
+        }
+    });
     let served = holdfast_server::serve(listener, gateway, until(stopped)).await;
     if let Err(e) = scheduler.await {
         tracing::error!(error = %e, "the engine's scheduler stopped abnormally");
+    }
+    // A game day under way finishes, rollbacks included, before the process ends.
+    if let Err(e) = game_days.await {
+        tracing::error!(error = %e, "the game-day schedule stopped abnormally");
     }
     served?;
     Ok(ExitCode::SUCCESS)

@@ -41,7 +41,8 @@ pub struct Alerts {
     /// `[alerts.rules.NAME]`: overrides of the default rules, by rule name
     /// (`retry_rate`, `success_after_retry`, `retry_delay`, `breaker_open`,
     /// `max_retries_exceeded`, `retry_budget_exhaustion`, `task_retrying_long`,
-    /// `escalation_rate`, `cost_per_task`, `completion_rate`, `store_unreachable`).
+    /// `escalation_rate`, `cost_per_task`, `completion_rate`, `store_unreachable`,
+    /// `chaos_failed`).
     /// Default: none (every
     /// default applies).
     pub rules: BTreeMap<String, RuleOverride>,
@@ -79,7 +80,8 @@ pub struct RuleOverride {
     /// The value the rule compares against. A number for rates and ratios
     /// (`retry_rate`: `0.1`, a share in `(0, 1]`; `escalation_rate` and
     /// `cost_per_task`: the factor over the baseline, > 1), a count for
-    /// `breaker_open` (targets whose breaker is not closed, ≥ 0), retries left for
+    /// `breaker_open` (targets whose breaker is not closed, ≥ 0) and `chaos_failed`
+    /// (scheduled experiments whose latest run failed, ≥ 0), retries left for
     /// `retry_budget_exhaustion` (≥ 0), the value of `holdfast_store_up` it fires below
     /// for `store_unreachable` (`0.5`, in `(0, 0.9]`), and a duration for `retry_delay`
     /// and `task_retrying_long` (`"60s"`, `"30m"`).
@@ -89,8 +91,8 @@ pub struct RuleOverride {
     #[serde(rename = "for")]
     pub for_duration: Option<HumanDuration>,
     /// The window rates and trends are computed over; at least `eval_interval`, at
-    /// most `"24h"`. Not for `breaker_open`, `task_retrying_long` and
-    /// `store_unreachable`, which read a current value.
+    /// most `"24h"`. Not for `breaker_open`, `task_retrying_long`, `store_unreachable`
+    /// and `chaos_failed`, which read a current value.
     pub window: Option<HumanDuration>,
     /// `"info"`, `"warning"` or `"critical"`.
     pub severity: Option<Severity>,

@@ -24,6 +24,7 @@
 //! ```
 
 mod alerts;
+mod chaos;
 mod policy;
 mod quality;
 mod route;
@@ -35,6 +36,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 pub use alerts::{Alerts, RuleOverride, Severity, Threshold, Webhook};
+pub use chaos::{Chaos, GameDay};
 pub use policy::{Breaker, Budget, Hedge, Jitter, Policy, Retry};
 pub use quality::{Gate, OnFail, Quality};
 pub use route::{Degraded, FewShot, FewShotMode, MidStream, RetryOn, Route};
@@ -76,6 +78,8 @@ pub struct Document {
     pub alerts: Alerts,
     /// `[quality]`: the quality loop: the gate on configuration changes.
     pub quality: Quality,
+    /// `[chaos]`: experiments run against this deployment at set times (game days).
+    pub chaos: Chaos,
 }
 
 /// `[server]`

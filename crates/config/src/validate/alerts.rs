@@ -229,7 +229,9 @@ fn number_problem(kind: AlertKind, n: f64) -> Option<String> {
             | AlertKind::CompletionRate => n > 0.0 && n <= 1.0,
             // Below 1 by more than the resolve band, or a firing alert never resolves.
             AlertKind::StoreUnreachable => n > 0.0 && n <= 0.9,
-            AlertKind::BreakerOpen | AlertKind::RetryBudgetExhaustion => n >= 0.0,
+            AlertKind::BreakerOpen | AlertKind::RetryBudgetExhaustion | AlertKind::ChaosFailed => {
+                n >= 0.0
+            }
             AlertKind::EscalationRate | AlertKind::CostPerTask => n > 1.0,
             AlertKind::RetryDelay | AlertKind::TaskRetryingLong => false,
         };
@@ -244,6 +246,7 @@ fn number_problem(kind: AlertKind, n: f64) -> Option<String> {
             format!("{n} is not a share in (0, 1]")
         }
         AlertKind::BreakerOpen => format!("{n} is not a count of targets ≥ 0"),
+        AlertKind::ChaosFailed => format!("{n} is not a count of experiments ≥ 0"),
         AlertKind::StoreUnreachable => {
             format!("{n} is not a value of holdfast_store_up in (0, 0.9]")
         }

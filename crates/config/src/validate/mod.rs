@@ -7,6 +7,7 @@
 //! anything that depends on it stays quiet instead of reporting the same mistake twice.
 
 mod alerts;
+mod chaos;
 mod engine;
 mod listener;
 mod policy;
@@ -174,6 +175,7 @@ pub(crate) fn run(
     let pipeline = policy::settings(&policies, agent_breaker);
     let alerts = alerts::alerts(&mut c, &doc.alerts);
     let quality = quality::quality(&mut c, &doc.quality, &source.name);
+    let chaos = chaos::chaos(&mut c, &doc.chaos, &client_keys, &source.name);
     match (server, store, idempotency, logging, engine, pipeline) {
         (
             Some(server),
@@ -198,6 +200,7 @@ pub(crate) fn run(
                 // `None` left a problem behind, so this arm is not taken then.
                 alerts: alerts.unwrap_or_default(),
                 quality,
+                chaos,
                 missing_secrets: c.missing_secrets,
             })
         }

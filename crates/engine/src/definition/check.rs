@@ -258,6 +258,22 @@ fn check_action(path: &str, action: &Action, problems: &mut Vec<Problem>) {
             if a.route.trim().is_empty() {
                 problems.push(Problem::new(format!("{path}.route"), "must name a route"));
             }
+            if let Some(few_shot) = &a.few_shot {
+                let ok = |c: char| c.is_ascii_alphanumeric() || "_.:/@-".contains(c);
+                let library = &few_shot.library;
+                if library.is_empty() || library.len() > 200 || !library.chars().all(ok) {
+                    problems.push(Problem::new(
+                        format!("{path}.few_shot.library"),
+                        format!("{library:?} must be 1..=200 of letters, digits and _ . : / @ -"),
+                    ));
+                }
+                if !(1..=32).contains(&few_shot.k) {
+                    problems.push(Problem::new(
+                        format!("{path}.few_shot.k"),
+                        "must be within 1..=32",
+                    ));
+                }
+            }
             if a.max_tokens == Some(0) {
                 problems.push(Problem::new(format!("{path}.max_tokens"), "must be ≥ 1"));
             }

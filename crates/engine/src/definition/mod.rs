@@ -147,6 +147,41 @@ pub struct LlmAction {
     /// JSON; without it the output is the answer's text.
     #[serde(default)]
     pub output_schema: Option<Value>,
+    /// Few-shot examples for this step's call, as a route's: `{ library = "triage", k =
+    /// 4, mode = "similar" }`. It replaces the route's own `few_shot` for this step, so
+    /// steps sharing a route can learn from their own corrections. Default: the route's.
+    #[serde(default)]
+    pub few_shot: Option<FewShot>,
+}
+
+/// An `llm` step's `few_shot`: which library, how many examples, chosen how.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FewShot {
+    /// The library's name: 1..=200 bytes of letters, digits and `_ . : / @ -`.
+    pub library: String,
+    /// How many examples the call gets at most, 1..=32. Default 4.
+    #[serde(default = "default_k")]
+    pub k: u32,
+    /// `similar` (the examples whose inputs are nearest the prompt) or `fixed` (the
+    /// library's oldest active examples). Default `similar`.
+    #[serde(default)]
+    pub mode: FewShotMode,
+}
+
+fn default_k() -> u32 {
+    4
+}
+
+/// How a step's examples are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FewShotMode {
+    /// The most similar to the call's prompt.
+    #[default]
+    Similar,
+    /// The same for every call.
+    Fixed,
 }
 
 /// `kind = "http"`.

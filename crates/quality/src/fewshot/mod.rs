@@ -10,11 +10,13 @@
 mod correction;
 pub mod import;
 mod index;
+mod label;
 mod library;
 mod text;
 
 pub use correction::{Correction, add_correction};
 pub use import::Importer;
+pub use label::{Labeled, label_correction, label_in_suites};
 pub use library::{Counts, Libraries, Size};
 pub use text::fingerprint;
 

@@ -642,6 +642,25 @@
   }
 
   // ---------------------------------------------------------------------------------
+  // Game days: the scheduled chaos experiments' latest runs ([chaos] schedule)
+
+  async function refreshGameDays() {
+    try {
+      const body = await api('/v1/holdfast/game-days');
+      message($('game-days-error'), '');
+      const items = (body.runs || []).slice(0, 10).map((r, i) => el('li', { 'data-testid': `game-day-${i}` },
+        badge(r.passed ? 'passed' : 'failed', `game-day-state-${i}`), ' ',
+        el('strong', { text: r.title }),
+        el('span', { class: 'summary', text: ` ${r.experiment} · ${r.started_unix_ms ? clock(r.started_unix_ms) : '?'} · ${r.verdict}` })));
+      if (items.length === 0) items.push(el('li', { class: 'muted', text: 'no scheduled experiment has run' }));
+      $('game-days').replaceChildren(...items);
+    } catch (e) {
+      $('game-days').replaceChildren();
+      message($('game-days-error'), `Game days: ${e.describe()}`);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------
   // Configuration versions, each with the quality gate's verdict
 
   async function refreshConfig() {
@@ -683,6 +702,7 @@
       refreshExamples(),
       refreshAlerts(),
       refreshConfig(),
+      refreshGameDays(),
       refreshTimeline(),
       refreshStore(),
     ]);

@@ -114,6 +114,7 @@ pub(crate) async fn feedback(
     let added = add_correction(libraries, correction, gw.clock.unix_millis())
         .await
         .map_err(store_error)?;
+    caller.gateway.label_correction(added.example());
     let merged = matches!(added, holdfast_store::ExampleAdded::Merged(_));
     let answer = json!({
         "library": call.library,

@@ -14,6 +14,7 @@ mod escalations;
 mod examples;
 mod fallback;
 mod feedback;
+mod game_days;
 mod health;
 mod messages;
 mod metrics;
@@ -96,6 +97,7 @@ routes! {
     get "/v1/holdfast/targets" agent => targets::targets;
     get "/v1/holdfast/alerts" operator => alerts::alerts;
     get "/v1/holdfast/summary" operator => summary::summary;
+    get "/v1/holdfast/game-days" operator => game_days::list;
     get "/dashboard" public => crate::dashboard::page;
     get "/dashboard/" public => crate::dashboard::page;
     get "/dashboard/{file}" public => crate::dashboard::asset;
@@ -135,6 +137,7 @@ routes! {
 
 pub use chat::read_chat_request;
 pub(crate) use feedback::auto_approve;
+pub use game_days::GameDaySink;
 pub use messages::read_messages_request;
 
 /// The gateway's routes. The router's state is the live configuration; each handler
