@@ -43,7 +43,17 @@ const LAYERS: &[(&str, &[&str])] = &[
             // crate, wired by the server"): its in-process subject implements the
             // quality crate's trait, and the gate of a reload runs its suites.
             "holdfast-quality",
+            "holdfast-metrics",
+            "holdfast-alerts",
         ],
+    ),
+    (
+        "holdfast-metrics",
+        &["holdfast-policy", "holdfast-engine", "holdfast-quality"],
+    ),
+    (
+        "holdfast-alerts",
+        &["holdfast-policy", "holdfast-llm", "holdfast-config"],
     ),
     (
         "holdfast-quality",
