@@ -42,9 +42,9 @@ pub use redact::redact_config_text;
 pub use resolved::{
     ClientKey, Config, Degraded, Engine, FewShot, FewShotMode, Idempotency, Listener, Logging,
     MidStream, Probe, Provider, Quality, QualityGate, Route, Server, Source, Store, Summary,
-    Target,
+    Target, Telemetry,
 };
-pub use schema::{LogFormat, OnFail, ProbeKind, Role};
+pub use schema::{LogFormat, OnFail, OtlpProtocol, ProbeKind, Role};
 pub use secret::Secret;
 pub use units::{ByteSize, HumanDuration};
 

@@ -297,5 +297,6 @@ pub(crate) fn entry(
         cost_usd: 0.0,
         few_shot: door.few_shot.clone(),
         trace,
+        spans: crate::spans::Spans::of(door),
     }
 }

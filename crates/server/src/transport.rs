@@ -11,7 +11,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use holdfast_llm::openai::ChatRequest;
+use holdfast_llm::openai::{ChatRequest, FinishReason};
 use holdfast_llm::{CallOptions, ChunkStream, Completion, ProviderError, Usage};
 use holdfast_policy::Outcome;
 use holdfast_policy::driver::{Classified, Transport};
@@ -37,6 +37,9 @@ pub(crate) struct AttemptNote {
     pub(crate) attempt: Option<AttemptId>,
     pub(crate) usage: Option<Usage>,
     pub(crate) error: Option<String>,
+    /// The span id its provider heard, when traces are exported, and why the model
+    /// stopped.
+    pub(crate) span: Option<(holdfast_telemetry::SpanId, Option<FinishReason>)>,
 }
 
 /// What every attempt of one call shares.
@@ -45,6 +48,7 @@ pub(crate) struct Attempts<'a> {
     request: &'a ChatRequest,
     check: &'a OutputCheck,
     idempotency_key: &'a str,
+    trace: &'a holdfast_telemetry::Trace,
     notes: Mutex<Vec<AttemptNote>>,
 }
 
@@ -55,12 +59,14 @@ impl<'a> Attempts<'a> {
         request: &'a ChatRequest,
         check: &'a OutputCheck,
         idempotency_key: &'a str,
+        trace: &'a holdfast_telemetry::Trace,
     ) -> Self {
         Attempts {
             gateway,
             request,
             check,
             idempotency_key,
+            trace,
             notes: Mutex::new(Vec::new()),
         }
     }
@@ -71,23 +77,50 @@ impl<'a> Attempts<'a> {
     }
 
     fn note(&self, attempt: AttemptId, usage: Option<Usage>, error: Option<&ProviderError>) {
-        let note = AttemptNote {
-            attempt: Some(attempt),
-            usage,
-            error: error.map(|e| e.to_string()),
+        let mut notes = self.notes.lock().unwrap_or_else(|e| e.into_inner());
+        let note = match notes.iter_mut().find(|n| n.attempt == Some(attempt)) {
+            Some(note) => note,
+            None => {
+                notes.push(AttemptNote::default());
+                let last = notes.len() - 1;
+                &mut notes[last]
+            }
         };
-        self.notes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(note);
+        note.attempt = Some(attempt);
+        note.usage = usage;
+        note.error = error.map(|e| e.to_string());
     }
 
+    /// Notes why the model stopped, for the attempt's span.
+    fn finished(&self, attempt: AttemptId, reason: Option<FinishReason>) {
+        let mut notes = self.notes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(note) = notes.iter_mut().find(|n| n.attempt == Some(attempt)) {
+            if let Some((_, finish)) = &mut note.span {
+                *finish = reason;
+            }
+        }
+    }
+
+    /// The attempt's options: its provider hears the attempt's own span as the
+    /// `traceparent` (or the client's, when traces are not exported).
     fn options(&self, start: &StartAttempt, mode: Mode) -> CallOptions {
+        let span = self.trace.child();
+        if let Some(id) = span {
+            let note = AttemptNote {
+                attempt: Some(start.attempt),
+                span: Some((id, None)),
+                ..AttemptNote::default()
+            };
+            self.notes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(note);
+        }
         CallOptions {
             idempotency_key: Some(self.idempotency_key.to_owned()),
             timeout_cap: Some(start.timeout),
             first_byte: self.first_byte(start, mode),
-            headers: Vec::new(),
+            headers: self.trace.headers(span),
         }
     }
 
@@ -157,6 +190,12 @@ impl Transport for Completing<'_> {
                 Ok(()) => {
                     attempts.learn(&start, Mode::Whole, completion.latency);
                     attempts.note(start.attempt, completion.usage, None);
+                    let reason = completion
+                        .response
+                        .choices
+                        .iter()
+                        .find_map(|c| c.finish_reason);
+                    attempts.finished(start.attempt, reason);
                     Ok(completion)
                 }
                 Err(why) => {

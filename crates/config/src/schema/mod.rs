@@ -28,6 +28,7 @@ mod policy;
 mod quality;
 mod route;
 mod target;
+mod telemetry;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -39,6 +40,7 @@ pub use policy::{Breaker, Budget, Hedge, Jitter, Policy, Retry};
 pub use quality::{Gate, OnFail, Quality};
 pub use route::{Degraded, FewShot, FewShotMode, MidStream, RetryOn, Route};
 pub use target::{Price, Probe, ProbeKind, Provider, Target, Timeouts};
+pub use telemetry::{OtlpProtocol, Telemetry};
 
 use crate::units::{ByteSize, HumanDuration};
 
@@ -76,6 +78,8 @@ pub struct Document {
     pub alerts: Alerts,
     /// `[quality]`: the quality loop: the gate on configuration changes.
     pub quality: Quality,
+    /// `[telemetry]`: traces exported over OTLP (off by default).
+    pub telemetry: Telemetry,
 }
 
 /// `[server]`

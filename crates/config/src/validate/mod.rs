@@ -13,6 +13,7 @@ mod policy;
 mod quality;
 mod route;
 mod target;
+mod telemetry;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -174,6 +175,7 @@ pub(crate) fn run(
     let pipeline = policy::settings(&policies, agent_breaker);
     let alerts = alerts::alerts(&mut c, &doc.alerts);
     let quality = quality::quality(&mut c, &doc.quality, &source.name);
+    let telemetry = telemetry::telemetry(&mut c, &doc.telemetry);
     match (server, store, idempotency, logging, engine, pipeline) {
         (
             Some(server),
@@ -198,6 +200,7 @@ pub(crate) fn run(
                 // `None` left a problem behind, so this arm is not taken then.
                 alerts: alerts.unwrap_or_default(),
                 quality,
+                telemetry,
                 missing_secrets: c.missing_secrets,
             })
         }

@@ -36,6 +36,7 @@ mod labels;
 mod render;
 mod store;
 mod tasks;
+pub(crate) mod telemetry;
 mod totals;
 
 use cells::{Counters, Histogram, escape};
