@@ -71,7 +71,7 @@ pub(crate) struct AttemptRecord {
     pub(crate) recovery: Option<&'static str>,
     /// What its span needs, when traces are exported.
     #[serde(skip)]
-    pub(crate) span: Option<Box<crate::spans::AttemptSpan>>,
+    pub(crate) span: Option<Box<holdfast_telemetry::AttemptSpan>>,
 }
 
 /// What the pipeline did after an attempt.
@@ -84,20 +84,6 @@ pub(crate) enum NextRecord {
     AwaitOther,
     GaveUp { reason: &'static str },
     Cancelled,
-}
-
-impl NextRecord {
-    /// The wait before the retry that followed, or why the call fell back.
-    pub(crate) fn delay_and_reason(&self) -> (Option<f64>, Option<&'static str>) {
-        match self {
-            NextRecord::Retry { after_ms } => (Some(*after_ms), None),
-            NextRecord::FallBack { reason, .. } => (None, Some(reason)),
-            NextRecord::Done
-            | NextRecord::AwaitOther
-            | NextRecord::GaveUp { .. }
-            | NextRecord::Cancelled => (None, None),
-        }
-    }
 }
 
 /// A target passed over.
@@ -322,19 +308,17 @@ fn record(
             note.and_then(|n| n.error.clone())
         },
         recovery: None,
-        span: note.and_then(|n| n.span).map(|(id, finish)| {
+        span: gateway.ledger.telemetry().map(|_| {
             let target = gateway.target(event.target);
             let registry = gateway.registry.lock().unwrap_or_else(|e| e.into_inner());
             let health = registry.target(event.target);
-            let breaker = health.and_then(|h| h.breaker.as_ref()).map(|b| b.state());
-            Box::new(crate::spans::AttemptSpan {
-                id,
+            Box::new(holdfast_telemetry::AttemptSpan {
                 started: event.started,
                 system: target.map_or(holdfast_llm::Format::OpenAi, |t| t.endpoint.format),
-                model: target
-                    .map_or_else(|| Arc::from("?"), |t| Arc::from(t.endpoint.model.as_str())),
-                breaker: breaker.map_or("none", State::name),
-                finish,
+                model: target.map_or_else(|| "?".into(), |t| t.endpoint.model.as_str().into()),
+                breaker: health.and_then(|h| h.breaker.as_ref()).map(|b| b.state()),
+                finish: note.and_then(|n| n.finish),
+                next: event.next,
             })
         }),
     }

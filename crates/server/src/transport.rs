@@ -37,9 +37,8 @@ pub(crate) struct AttemptNote {
     pub(crate) attempt: Option<AttemptId>,
     pub(crate) usage: Option<Usage>,
     pub(crate) error: Option<String>,
-    /// The span id its provider heard, when traces are exported, and why the model
-    /// stopped.
-    pub(crate) span: Option<(holdfast_telemetry::SpanId, Option<FinishReason>)>,
+    /// Why the model stopped, for the attempt's span.
+    pub(crate) finish: Option<FinishReason>,
 }
 
 /// What every attempt of one call shares.
@@ -76,51 +75,33 @@ impl<'a> Attempts<'a> {
         std::mem::take(&mut *self.notes.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    fn note(&self, attempt: AttemptId, usage: Option<Usage>, error: Option<&ProviderError>) {
-        let mut notes = self.notes.lock().unwrap_or_else(|e| e.into_inner());
-        let note = match notes.iter_mut().find(|n| n.attempt == Some(attempt)) {
-            Some(note) => note,
-            None => {
-                notes.push(AttemptNote::default());
-                let last = notes.len() - 1;
-                &mut notes[last]
-            }
+    fn note(
+        &self,
+        attempt: AttemptId,
+        usage: Option<Usage>,
+        error: Option<&ProviderError>,
+        finish: Option<FinishReason>,
+    ) {
+        let note = AttemptNote {
+            attempt: Some(attempt),
+            usage,
+            error: error.map(|e| e.to_string()),
+            finish,
         };
-        note.attempt = Some(attempt);
-        note.usage = usage;
-        note.error = error.map(|e| e.to_string());
-    }
-
-    /// Notes why the model stopped, for the attempt's span.
-    fn finished(&self, attempt: AttemptId, reason: Option<FinishReason>) {
-        let mut notes = self.notes.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(note) = notes.iter_mut().find(|n| n.attempt == Some(attempt)) {
-            if let Some((_, finish)) = &mut note.span {
-                *finish = reason;
-            }
-        }
+        self.notes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(note);
     }
 
     /// The attempt's options: its provider hears the attempt's own span as the
     /// `traceparent` (or the client's, when traces are not exported).
     fn options(&self, start: &StartAttempt, mode: Mode) -> CallOptions {
-        let span = self.trace.child();
-        if let Some(id) = span {
-            let note = AttemptNote {
-                attempt: Some(start.attempt),
-                span: Some((id, None)),
-                ..AttemptNote::default()
-            };
-            self.notes
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(note);
-        }
         CallOptions {
             idempotency_key: Some(self.idempotency_key.to_owned()),
             timeout_cap: Some(start.timeout),
             first_byte: self.first_byte(start, mode),
-            headers: self.trace.headers(span),
+            headers: self.trace.headers(start.number),
         }
     }
 
@@ -189,23 +170,22 @@ impl Transport for Completing<'_> {
             Ok(completion) => match attempts.check.check(&completion.response) {
                 Ok(()) => {
                     attempts.learn(&start, Mode::Whole, completion.latency);
-                    attempts.note(start.attempt, completion.usage, None);
-                    let reason = completion
+                    let finish = completion
                         .response
                         .choices
                         .iter()
                         .find_map(|c| c.finish_reason);
-                    attempts.finished(start.attempt, reason);
+                    attempts.note(start.attempt, completion.usage, None, finish);
                     Ok(completion)
                 }
                 Err(why) => {
                     let err = ProviderError::new(Outcome::InvalidOutput, why);
-                    attempts.note(start.attempt, completion.usage, Some(&err));
+                    attempts.note(start.attempt, completion.usage, Some(&err), None);
                     Err(AttemptError(err))
                 }
             },
             Err(err) => {
-                attempts.note(start.attempt, None, Some(&err));
+                attempts.note(start.attempt, None, Some(&err), None);
                 Err(AttemptError(err))
             }
         }
@@ -240,7 +220,7 @@ impl Transport for Streaming<'_> {
                 Ok(stream)
             }
             Err(err) => {
-                attempts.note(start.attempt, None, Some(&err));
+                attempts.note(start.attempt, None, Some(&err), None);
                 Err(AttemptError(err))
             }
         }

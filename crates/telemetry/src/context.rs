@@ -66,18 +66,27 @@ impl Trace {
         self
     }
 
-    /// A new span id for a child of this request's span (an attempt), when there is a
-    /// span to be its parent.
-    pub fn child(&self) -> Option<SpanId> {
-        self.span
-            .as_ref()
-            .map(|_| RandomIdGenerator::default().new_span_id())
+    /// The span id of attempt `number` under this request's span, when there is a
+    /// span to be its parent: derived from the two, so that the attempt's id needs
+    /// to be kept nowhere between its send and its span.
+    pub fn child(&self, number: u32) -> Option<SpanId> {
+        let span = self.span.as_ref()?;
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in span
+            .span_id()
+            .to_bytes()
+            .into_iter()
+            .chain(number.to_be_bytes())
+        {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        Some(SpanId::from(hash.max(1)))
     }
 
-    /// The headers to send for the child span `child` (from [`Trace::child`]), or,
-    /// without one, the client's own; empty when there is neither.
-    pub fn headers(&self, child: Option<SpanId>) -> Vec<(String, String)> {
-        let context = match (&self.span, child, &self.parent) {
+    /// The headers to send for attempt `number`: its own span under the request's,
+    /// or, without one, the client's as it came; empty when there is neither.
+    pub fn headers(&self, number: u32) -> Vec<(String, String)> {
+        let context = match (&self.span, self.child(number), &self.parent) {
             (Some(span), Some(child), _) => SpanContext::new(
                 span.trace_id(),
                 child,
@@ -140,9 +149,9 @@ mod tests {
     #[test]
     fn without_export_the_clients_headers_pass_on_as_they_came() {
         let trace = Trace::from_headers(&headers(&[(TRACEPARENT, PARENT), (TRACESTATE, "k=v")]));
-        assert_eq!(trace.child(), None);
+        assert_eq!(trace.child(1), None);
         assert_eq!(
-            trace.headers(None),
+            trace.headers(1),
             vec![
                 (TRACEPARENT.to_owned(), PARENT.to_owned()),
                 (TRACESTATE.to_owned(), "k=v".to_owned())
@@ -154,8 +163,9 @@ mod tests {
     fn an_attempt_is_named_under_the_clients_trace() {
         let trace =
             Trace::from_headers(&headers(&[(TRACEPARENT, PARENT)])).with_span(|p, _| p.is_some());
-        let child = trace.child();
-        let sent = trace.headers(child);
+        let child = trace.child(2);
+        assert_ne!(child, trace.child(1));
+        let sent = trace.headers(2);
         let expected = format!(
             "00-4bf92f3577b34da6a3ce929d0e0e4736-{}-01",
             child.map(|c| c.to_string()).unwrap_or_default()
@@ -166,6 +176,6 @@ mod tests {
     #[test]
     fn a_bad_traceparent_is_ignored_and_nothing_is_sent() {
         let trace = Trace::from_headers(&headers(&[(TRACEPARENT, "00-zz-00-01")]));
-        assert!(trace.headers(None).is_empty());
+        assert!(trace.headers(1).is_empty());
     }
 }

@@ -6,10 +6,14 @@
 //! policy did next are the pipeline's events as the ledger holds them.
 
 use std::borrow::Cow;
-use std::time::SystemTime;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use holdfast_llm::Format;
 use holdfast_llm::openai::FinishReason;
+use holdfast_policy::Instant;
+use holdfast_policy::breaker::State;
+use holdfast_policy::pipeline::Next;
 use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags};
 use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
@@ -32,45 +36,49 @@ pub struct Request<'a> {
     pub result: &'a str,
     /// The error code the client got, if any.
     pub error_code: Option<&'a str>,
-    /// When it arrived and when it was answered (a stream: when it ended).
-    pub started: SystemTime,
+    /// When it arrived: the instant, and the same on the wall clock.
+    pub started: (Instant, SystemTime),
     /// See `started`.
     pub ended: SystemTime,
     /// The attempts, in the order they ended.
     pub attempts: Vec<Attempt<'a>>,
 }
 
-/// One attempt of a request at one target.
+/// What an attempt's span needs beyond the ledger's record of the attempt, taken when
+/// the attempt is sent and when the pipeline's event for it is read.
+#[derive(Debug, Clone)]
+pub struct AttemptSpan {
+    /// When it started.
+    pub started: Instant,
+    /// The provider's wire format (`gen_ai.system`).
+    pub system: Format,
+    /// The model the target names (`gen_ai.response.model`).
+    pub model: Arc<str>,
+    /// The target's breaker state when the call's events were read.
+    pub breaker: Option<State>,
+    /// Why the model stopped, when it answered whole.
+    pub finish: Option<FinishReason>,
+    /// What the pipeline did next: the retry's wait, or why it fell back.
+    pub next: Next,
+}
+
+/// One attempt of a request at one target, as the ledger records it.
 #[derive(Debug)]
 pub struct Attempt<'a> {
-    /// The span id its provider heard ([`Trace::child`]).
-    pub span_id: Option<SpanId>,
+    /// What its span needs beyond the record.
+    pub span: &'a AttemptSpan,
     /// 1 for the request's first attempt.
     pub number: u32,
     /// The target's name.
     pub target: &'a str,
-    /// The provider's wire format (`gen_ai.system`).
-    pub system: Format,
-    /// The model the target names (`gen_ai.response.model`).
-    pub model: &'a str,
-    /// The outcome class (`ok`, `rate_limited`, `server_error`…).
+    /// The outcome class (`ok`, `rate_limited`, `overloaded`…).
     pub outcome: &'a str,
-    /// When it started and ended.
-    pub started: SystemTime,
-    /// See `started`.
-    pub ended: SystemTime,
-    /// The wait before the retry that followed, if one did.
-    pub retry_delay_ms: Option<f64>,
-    /// Why the request left this target for another, if it did.
-    pub fallback_reason: Option<&'a str>,
-    /// The target's breaker state after the attempt.
-    pub breaker_state: Option<&'a str>,
+    /// How long it took, in milliseconds.
+    pub latency_ms: f64,
     /// Tokens read and written.
     pub input_tokens: u64,
     /// See `input_tokens`.
     pub output_tokens: u64,
-    /// Why the model stopped, when it answered whole.
-    pub finish_reason: Option<FinishReason>,
     /// What the attempt cost, in US dollars.
     pub cost_usd: f64,
 }
@@ -99,12 +107,17 @@ impl Telemetry {
             parent.map_or(SpanId::INVALID, SpanContext::span_id),
             parent.is_some(),
             (SpanKind::Server, format!("chat {}", request.route)),
-            (request.started, request.ended),
+            (request.started.1, request.ended),
             attributes,
             failed.then(|| request.error_code.unwrap_or(request.result)),
         ));
+        let (origin, wall) = request.started;
         for attempt in &request.attempts {
-            let Some(id) = attempt.span_id else { continue };
+            let Some(id) = request.trace.child(attempt.number) else {
+                continue;
+            };
+            let started = wall + attempt.span.started.saturating_duration_since(origin);
+            let ended = started + Duration::from_secs_f64(attempt.latency_ms.max(0.0) / 1000.0);
             let context = SpanContext::new(
                 span.trace_id(),
                 id,
@@ -116,8 +129,8 @@ impl Telemetry {
                 context,
                 span.span_id(),
                 false,
-                (SpanKind::Client, format!("chat {}", attempt.model)),
-                (attempt.started, attempt.ended),
+                (SpanKind::Client, format!("chat {}", attempt.span.model)),
+                (started, ended),
                 attempt_attributes(request, attempt),
                 (attempt.outcome != "ok").then_some(attempt.outcome),
             ));
@@ -160,9 +173,9 @@ impl Telemetry {
 fn attempt_attributes(request: &Request<'_>, attempt: &Attempt<'_>) -> Vec<KeyValue> {
     let mut out = vec![
         KeyValue::new("gen_ai.operation.name", "chat"),
-        KeyValue::new("gen_ai.system", system(attempt.system)),
+        KeyValue::new("gen_ai.system", system(attempt.span.system)),
         KeyValue::new("gen_ai.request.model", request.route.to_owned()),
-        KeyValue::new("gen_ai.response.model", attempt.model.to_owned()),
+        KeyValue::new("gen_ai.response.model", attempt.span.model.to_string()),
         KeyValue::new("gen_ai.usage.input_tokens", attempt.input_tokens as i64),
         KeyValue::new("gen_ai.usage.output_tokens", attempt.output_tokens as i64),
         KeyValue::new("holdfast.target", attempt.target.to_owned()),
@@ -170,7 +183,7 @@ fn attempt_attributes(request: &Request<'_>, attempt: &Attempt<'_>) -> Vec<KeyVa
         KeyValue::new("holdfast.attempt", i64::from(attempt.number)),
         KeyValue::new("holdfast.cost_usd", attempt.cost_usd),
     ];
-    if let Some(reason) = attempt.finish_reason {
+    if let Some(reason) = attempt.span.finish {
         let reasons = vec![finish_reason(reason).into()];
         out.push(KeyValue::new(
             "gen_ai.response.finish_reasons",
@@ -180,14 +193,18 @@ fn attempt_attributes(request: &Request<'_>, attempt: &Attempt<'_>) -> Vec<KeyVa
     if attempt.outcome != "ok" {
         out.push(KeyValue::new("error.type", attempt.outcome.to_owned()));
     }
-    if let Some(delay) = attempt.retry_delay_ms {
-        out.push(KeyValue::new("holdfast.retry_delay_ms", delay));
+    match attempt.span.next {
+        Next::Retry { after } => {
+            let delay_ms = after.as_secs_f64() * 1000.0;
+            out.push(KeyValue::new("holdfast.retry_delay_ms", delay_ms));
+        }
+        Next::FallBack { because, .. } => {
+            out.push(KeyValue::new("holdfast.fallback_reason", because.name()));
+        }
+        Next::Done | Next::AwaitOther | Next::GaveUp(_) | Next::Cancelled => {}
     }
-    if let Some(reason) = attempt.fallback_reason {
-        out.push(KeyValue::new("holdfast.fallback_reason", reason.to_owned()));
-    }
-    if let Some(state) = attempt.breaker_state {
-        out.push(KeyValue::new("holdfast.breaker_state", state.to_owned()));
+    if let Some(state) = attempt.span.breaker {
+        out.push(KeyValue::new("holdfast.breaker_state", state.name()));
     }
     out
 }

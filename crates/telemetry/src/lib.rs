@@ -23,6 +23,6 @@ mod tasks;
 
 pub use context::{TRACEPARENT, TRACESTATE, Trace};
 pub use export::{Telemetry, TelemetryError};
-pub use gateway::{Attempt, Request};
+pub use gateway::{Attempt, AttemptSpan, Request};
 pub use opentelemetry::trace::SpanId;
 pub use queue::Dropped;

@@ -36,6 +36,21 @@ impl Dropped {
     pub fn export_failed(&self) -> u64 {
         self.export_failed.load(Ordering::Relaxed)
     }
+
+    /// `holdfast_telemetry_spans_dropped_total` in the Prometheus text format, for
+    /// `/metrics`.
+    pub fn exposition(&self) -> String {
+        let name = "holdfast_telemetry_spans_dropped_total";
+        format!(
+            "# HELP {name} Spans not exported: the queue was full (reason=queue_full) or the \
+             collector did not take their batch (reason=export_failed).\n\
+             # TYPE {name} counter\n\
+             {name}{{reason=\"queue_full\"}} {}\n\
+             {name}{{reason=\"export_failed\"}} {}\n",
+            self.queue_full(),
+            self.export_failed()
+        )
+    }
 }
 
 /// The sending side; the receiving side is the export task.

@@ -19,7 +19,7 @@ pub(crate) async fn metrics(State(gateway): State<Gateway>) -> Response {
         text.push_str(&crate::metrics::few_shot::render(libraries));
     }
     if let Some(telemetry) = gw.ledger.telemetry() {
-        text.push_str(&crate::metrics::telemetry::render(telemetry.dropped()));
+        text.push_str(&telemetry.dropped().exposition());
     }
     let mut response = (StatusCode::OK, text).into_response();
     let headers = response.headers_mut();

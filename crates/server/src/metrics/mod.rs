@@ -36,7 +36,6 @@ mod labels;
 mod render;
 mod store;
 mod tasks;
-pub(crate) mod telemetry;
 mod totals;
 
 use cells::{Counters, Histogram, escape};
