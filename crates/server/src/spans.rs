@@ -60,6 +60,15 @@ impl Spans {
     }
 }
 
+/// The log span of a request: its trace and span ids on every line logged while it is
+/// served (JSON lines show them under `span`).
+pub(crate) fn log_span(trace: &Trace) -> tracing::Span {
+    match trace.ids() {
+        Some((trace_id, span_id)) => tracing::info_span!("request", trace_id, span_id),
+        None => tracing::Span::none(),
+    }
+}
+
 impl crate::gateway::Gateway {
     /// This gateway exporting every request's spans to `telemetry` (the ledger holds
     /// it, so it outlives reloads).
