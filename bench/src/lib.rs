@@ -6,6 +6,7 @@
 
 pub mod counted;
 pub mod cpu;
+pub mod gateway;
 pub mod load;
 pub mod loopback;
 pub mod measure;

@@ -54,6 +54,34 @@ async fn json_format_writes_one_json_object_per_line() {
 }
 
 #[tokio::test]
+async fn json_lines_logged_while_a_request_is_served_carry_its_trace_and_span_ids() {
+    let mock = Mock::start("openai", &[]);
+    let gateway = Gateway::start(&config(&mock, "format = \"json\"\nfilter = \"debug\""));
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let answer = gateway
+        .chat(&chat_body("smart", "hello", false))
+        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success());
+    answer.text().await.unwrap();
+    let output = gateway.process.output();
+    let traced: Vec<Value> = output
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["span"]["trace_id"] == trace)
+        .collect();
+    assert!(!traced.is_empty(), "no line carries the trace id: {output}");
+    assert!(
+        traced
+            .iter()
+            .all(|line| line["span"]["span_id"] == "00f067aa0ba902b7"),
+        "without export, the client's span is the request's: {output}"
+    );
+}
+
+#[tokio::test]
 async fn text_sent_to_a_pipe_has_no_colour_codes_and_the_filter_applies() {
     let mock = Mock::start("openai", &[]);
     let gateway = Gateway::start(&config(&mock, "filter = \"warn\""));

@@ -30,6 +30,16 @@ const LAYERS: &[(&str, &[&str])] = &[
             "holdfast-engine",
         ],
     ),
+    // Spans from the gateway's and the engine's events, and their export (ARCHITECTURE.md).
+    (
+        "holdfast-telemetry",
+        &[
+            "holdfast-policy",
+            "holdfast-llm",
+            "holdfast-engine",
+            "holdfast-config",
+        ],
+    ),
     (
         "holdfast-server",
         &[
@@ -39,6 +49,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "holdfast-store",
             "holdfast-engine",
             "holdfast-config",
+            "holdfast-telemetry",
             // The server wires the quality loop (DESIGN: "a new capability is a new
             // crate, wired by the server"): its in-process subject implements the
             // quality crate's trait, and the gate of a reload runs its suites.

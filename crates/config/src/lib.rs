@@ -42,9 +42,9 @@ pub use redact::redact_config_text;
 pub use resolved::{
     Chaos, ClientKey, Config, Degraded, Engine, FewShot, FewShotMode, GameDayTime, Idempotency,
     Listener, Logging, MidStream, Probe, Provider, Quality, QualityGate, Route,
-    ScheduledExperiment, Server, Source, Store, Summary, Target,
+    ScheduledExperiment, Server, Source, Store, Summary, Target, Telemetry,
 };
-pub use schema::{LogFormat, OnFail, ProbeKind, Role};
+pub use schema::{LogFormat, OnFail, OtlpProtocol, ProbeKind, Role};
 pub use secret::Secret;
 pub use units::{ByteSize, HumanDuration};
 

@@ -54,6 +54,8 @@ pub struct Config {
     pub quality: Quality,
     /// The game days: experiments run against this deployment at set times.
     pub chaos: Chaos,
+    /// Where traces go; `None` when none are exported.
+    pub telemetry: Option<Telemetry>,
     /// Environment variables named by `key_env` that were not set. Empty unless the
     /// configuration was loaded with `allow_missing_secrets`; a server must refuse to
     /// start when it is not empty.
@@ -336,6 +338,22 @@ pub struct Logging {
     pub filter: String,
     /// How lines are written.
     pub format: crate::schema::LogFormat,
+}
+
+/// Trace export over OTLP, when `telemetry.otlp_endpoint` is set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Telemetry {
+    /// The collector's URL, `http://…`; for `http`, with `/v1/traces` when it had no
+    /// path.
+    pub endpoint: String,
+    /// gRPC or HTTP.
+    pub protocol: crate::schema::OtlpProtocol,
+    /// 0.0..=1.0.
+    pub sampling_ratio: f64,
+    /// Not empty.
+    pub service_name: String,
+    /// At least 1.
+    pub queue_size: usize,
 }
 
 /// What `holdfast config check` reports about a valid configuration.

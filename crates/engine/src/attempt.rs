@@ -194,6 +194,8 @@ pub struct Identity<'a> {
     pub fencing_token: Option<u64>,
     /// How long the attempt may take.
     pub timeout: Duration,
+    /// The attempt's W3C `traceparent` (`trace::traceparent`), sent to tools.
+    pub traceparent: &'a str,
 }
 
 impl Runners {
@@ -284,7 +286,8 @@ impl Runners {
         let mut request = client
             .request(method, url)
             .timeout(id.timeout)
-            .header(IDEMPOTENCY_HEADER, id.idempotency_key);
+            .header(IDEMPOTENCY_HEADER, id.idempotency_key)
+            .header(crate::trace::TRACEPARENT_HEADER, id.traceparent);
         if let Some(token) = id.fencing_token {
             request = request.header(FENCING_HEADER, token.to_string());
         }

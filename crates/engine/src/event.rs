@@ -92,6 +92,8 @@ pub enum TaskEventKind {
     },
     /// The task failed (after its compensations ran).
     Failed {
+        /// From submission to failure.
+        duration: Duration,
         /// Its total cost, in US dollars.
         cost_usd: f64,
     },

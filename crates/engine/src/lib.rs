@@ -34,6 +34,7 @@ mod scheduler;
 mod scope;
 mod step;
 pub mod template;
+pub mod trace;
 
 pub use attempt::{FENCING_HEADER, Failure, IDEMPOTENCY_HEADER, Llm, LlmAnswer, LlmRequest};
 pub use definition::{FewShot, FewShotMode, Workflow, parse, parse_toml};

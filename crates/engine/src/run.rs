@@ -319,7 +319,9 @@ impl Run<'_> {
         a.events.push(event("task_failed", json!({"error": error})));
         a.last_error = Some(error);
         self.commit(a).await?;
+        let since = self.cx.now().saturating_sub(self.st.task.created_at_ms);
         self.cx.emit(TaskEventKind::Failed {
+            duration: Duration::from_millis(since),
             cost_usd: self.st.task.cost_usd,
         });
         Ok(())

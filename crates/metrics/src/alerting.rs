@@ -159,7 +159,13 @@ mod tests {
                 .render()
                 .contains("holdfast_task_oldest_retry_seconds 60\n")
         );
-        metrics.observe_retrying(&event("a", TaskEventKind::Failed { cost_usd: 0.0 }));
+        metrics.observe_retrying(&event(
+            "a",
+            TaskEventKind::Failed {
+                duration: Duration::ZERO,
+                cost_usd: 0.0,
+            },
+        ));
         metrics.age_retrying(at(100));
         assert!(
             metrics

@@ -104,6 +104,7 @@ pub async fn inject(
         model: request.map(|r| r.model),
         stream: meta.stream,
         idempotency_key: header_text(headers, "idempotency-key"),
+        traceparent: header_text(headers, "traceparent"),
         outcome: plan.outcome.class().to_owned(),
         fault: plan.fault.to_owned(),
         prefill_continued: answer.as_ref().is_some_and(|a| a.continued_prefill),

@@ -54,6 +54,9 @@ pub struct RequestRecord {
     pub stream: bool,
     /// Its `Idempotency-Key` header, if any.
     pub idempotency_key: Option<String>,
+    /// Its W3C `traceparent` header, if any: the caller's span.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
     /// The outcome class a correct client should assign.
     pub outcome: String,
     /// The fault that struck it (`none` when healthy).

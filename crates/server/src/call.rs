@@ -59,7 +59,7 @@ pub(crate) async fn stream(job: &Job<'_>) -> Ran<ChunkStream> {
 fn attempts<'a>(job: &Job<'a>) -> Attempts<'a> {
     // Every attempt carries the same key: the client's, else the request id.
     let key = job.meta.idempotency_key.as_deref().unwrap_or(job.id);
-    Attempts::new(job.gateway, job.request, job.check, key)
+    Attempts::new(job.gateway, job.request, job.check, key, &job.meta.trace)
 }
 
 async fn run<T>(

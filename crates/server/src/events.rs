@@ -69,6 +69,9 @@ pub(crate) struct AttemptRecord {
     /// For an attempt made to finish a broken stream: `continuation` or `splice`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) recovery: Option<&'static str>,
+    /// What its span needs, when traces are exported.
+    #[serde(skip)]
+    pub(crate) span: Option<Box<holdfast_telemetry::AttemptSpan>>,
 }
 
 /// What the pipeline did after an attempt.
@@ -305,6 +308,19 @@ fn record(
             note.and_then(|n| n.error.clone())
         },
         recovery: None,
+        span: gateway.ledger.telemetry().map(|_| {
+            let target = gateway.target(event.target);
+            let registry = gateway.registry.lock().unwrap_or_else(|e| e.into_inner());
+            let health = registry.target(event.target);
+            Box::new(holdfast_telemetry::AttemptSpan {
+                started: event.started,
+                system: target.map_or(holdfast_llm::Format::OpenAi, |t| t.endpoint.format),
+                model: target.map_or_else(|| "?".into(), |t| t.endpoint.model.as_str().into()),
+                breaker: health.and_then(|h| h.breaker.as_ref()).map(|b| b.state()),
+                finish: note.and_then(|n| n.finish),
+                next: event.next,
+            })
+        }),
     }
 }
 
@@ -371,7 +387,7 @@ pub(crate) fn task_event(metrics: &Metrics, event: &holdfast_engine::TaskEvent) 
             tasks.task(slot, SUCCEEDED);
             tasks.cost(slot, *cost_usd);
         }
-        TaskEventKind::Failed { cost_usd } => {
+        TaskEventKind::Failed { cost_usd, .. } => {
             tasks.task(slot, FAILED);
             tasks.cost(slot, *cost_usd);
         }

@@ -48,8 +48,14 @@ impl Dialect {
     }
 }
 
-/// Serves a canonical `request` that passed `door`.
-pub(crate) async fn serve(mut door: Door, mut request: ChatRequest, dialect: Dialect) -> Response {
+/// Serves a canonical `request` that passed `door`, every line it logs carrying the
+/// request's trace and span ids when it has them.
+pub(crate) async fn serve(door: Door, request: ChatRequest, dialect: Dialect) -> Response {
+    let span = crate::spans::log_span(&door.meta.trace);
+    tracing::Instrument::instrument(answer(door, request, dialect), span).await
+}
+
+async fn answer(mut door: Door, mut request: ChatRequest, dialect: Dialect) -> Response {
     let gw = Arc::clone(&door.gateway.inner);
     let Some(route) = gw.routes.get(&request.model) else {
         return door.refuse(&ApiError::ModelNotFound(request.model.clone()));
@@ -297,5 +303,6 @@ pub(crate) fn entry(
         cost_usd: 0.0,
         few_shot: door.few_shot.clone(),
         trace,
+        spans: crate::spans::Spans::of(door),
     }
 }

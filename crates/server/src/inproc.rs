@@ -97,6 +97,7 @@ pub(crate) async fn complete(gw: &Inner, local: Local<'_>) -> Result<Answered, R
         deadline: Deadline::after(started, local.timeout),
         agent: local.agent,
         idempotency_key: local.idempotency_key,
+        trace: holdfast_telemetry::Trace::default(),
     };
     let (id, seed) = gw.next_request();
     let job = Job {
@@ -130,6 +131,7 @@ pub(crate) async fn complete(gw: &Inner, local: Local<'_>) -> Result<Answered, R
         cost_usd: 0.0,
         few_shot: few_shot.clone(),
         trace: ran.trace,
+        spans: None,
     };
     let answer = match ran.result {
         Ok(served) => Ok(Answered {

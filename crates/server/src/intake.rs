@@ -62,6 +62,9 @@ impl Door {
         let started_ms = gw.clock.unix_millis();
         let checked = async {
             let mut meta = RequestMeta::from_headers(headers, started)?;
+            if let Some(telemetry) = gw.ledger.telemetry() {
+                meta.trace = telemetry.begin(headers);
+            }
             // One tenant's runaway agent must not open the breaker of another
             // tenant's agent of the same name.
             meta.agent = meta

@@ -14,7 +14,9 @@
 use arc_swap::ArcSwap;
 use std::collections::{HashMap, VecDeque};
 use std::mem::size_of;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use holdfast_telemetry::Telemetry;
 
 use serde::Serialize;
 
@@ -61,6 +63,9 @@ pub(crate) struct Entry {
     /// The pipeline's verdict, its attempts and skips.
     #[serde(flatten)]
     pub(crate) trace: CallTrace,
+    /// Its trace, until its spans are exported at its end.
+    #[serde(skip)]
+    pub(crate) spans: Option<Arc<crate::spans::Spans>>,
 }
 
 impl Entry {
@@ -101,6 +106,8 @@ pub(crate) struct Ledger {
     /// (`live.rs`), and a request that ends after one is counted under its route in
     /// the new metrics.
     metrics: ArcSwap<Metrics>,
+    /// Where requests' spans go, once the binary attached an exporter.
+    telemetry: OnceLock<Arc<Telemetry>>,
 }
 
 /// The result of a stream that has not ended yet.
@@ -144,7 +151,18 @@ impl Ledger {
             max_bytes,
             inner: Mutex::new(Ring::default()),
             metrics: ArcSwap::new(metrics),
+            telemetry: OnceLock::new(),
         }
+    }
+
+    /// Exports every request's spans to `telemetry` from now on.
+    pub(crate) fn attach(&self, telemetry: Arc<Telemetry>) {
+        let _ = self.telemetry.set(telemetry);
+    }
+
+    /// The exporter, once attached.
+    pub(crate) fn telemetry(&self) -> Option<&Arc<Telemetry>> {
+        self.telemetry.get()
     }
 
     /// Records `entry`, dropping the oldest when full. An entry larger than the whole
@@ -153,6 +171,9 @@ impl Ledger {
         entry.total();
         if entry.result != STREAMING {
             events::finished(&self.metrics.load(), &entry);
+            if let Some(spans) = entry.spans.take() {
+                spans.export(&entry);
+            }
         }
         let size = entry.size();
         if size > self.max_bytes {
@@ -189,6 +210,9 @@ impl Ledger {
             entry.total();
             if !was_final && entry.result != STREAMING {
                 events::finished(&self.metrics.load(), entry);
+                if let Some(spans) = entry.spans.take() {
+                    spans.export(entry);
+                }
             }
             ring.bytes = ring.bytes.saturating_sub(before) + entry.size();
             drop(ring.evict(self.capacity, self.max_bytes));
@@ -246,6 +270,7 @@ mod tests {
             cost_usd: 0.0,
             few_shot: None,
             trace: CallTrace::default(),
+            spans: None,
         }
     }
 

@@ -58,6 +58,7 @@ mod ready;
 mod recovery;
 mod respond;
 mod rollout;
+mod spans;
 mod sse;
 mod streaming;
 mod transport;

@@ -419,6 +419,9 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<(String, String)> {
     } else if old.engine != new.engine {
         fixed.push(("engine".to_owned(), restart.to_owned()));
     }
+    if old.telemetry != new.telemetry {
+        fixed.push(("telemetry".to_owned(), restart.to_owned()));
+    }
     // `Alerts` has no `PartialEq`; its `Debug` shows every setting (a secret only
     // redacted, so a changed webhook secret alone is not seen as a change).
     if format!("{:?}", old.alerts) != format!("{:?}", new.alerts) {

@@ -44,6 +44,8 @@ pub(crate) struct RequestMeta {
     pub(crate) deadline: Deadline,
     pub(crate) agent: Option<Arc<str>>,
     pub(crate) idempotency_key: Option<String>,
+    /// The client's trace context, and the request's span when traces are exported.
+    pub(crate) trace: holdfast_telemetry::Trace,
 }
 
 impl RequestMeta {
@@ -70,6 +72,7 @@ impl RequestMeta {
             deadline,
             agent,
             idempotency_key,
+            trace: holdfast_telemetry::Trace::from_headers(headers),
         })
     }
 }

@@ -11,7 +11,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use holdfast_llm::openai::ChatRequest;
+use holdfast_llm::openai::{ChatRequest, FinishReason};
 use holdfast_llm::{CallOptions, ChunkStream, Completion, ProviderError, Usage};
 use holdfast_policy::Outcome;
 use holdfast_policy::driver::{Classified, Transport};
@@ -37,6 +37,8 @@ pub(crate) struct AttemptNote {
     pub(crate) attempt: Option<AttemptId>,
     pub(crate) usage: Option<Usage>,
     pub(crate) error: Option<String>,
+    /// Why the model stopped, for the attempt's span.
+    pub(crate) finish: Option<FinishReason>,
 }
 
 /// What every attempt of one call shares.
@@ -45,6 +47,7 @@ pub(crate) struct Attempts<'a> {
     request: &'a ChatRequest,
     check: &'a OutputCheck,
     idempotency_key: &'a str,
+    trace: &'a holdfast_telemetry::Trace,
     notes: Mutex<Vec<AttemptNote>>,
 }
 
@@ -55,12 +58,14 @@ impl<'a> Attempts<'a> {
         request: &'a ChatRequest,
         check: &'a OutputCheck,
         idempotency_key: &'a str,
+        trace: &'a holdfast_telemetry::Trace,
     ) -> Self {
         Attempts {
             gateway,
             request,
             check,
             idempotency_key,
+            trace,
             notes: Mutex::new(Vec::new()),
         }
     }
@@ -70,11 +75,18 @@ impl<'a> Attempts<'a> {
         std::mem::take(&mut *self.notes.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    fn note(&self, attempt: AttemptId, usage: Option<Usage>, error: Option<&ProviderError>) {
+    fn note(
+        &self,
+        attempt: AttemptId,
+        usage: Option<Usage>,
+        error: Option<&ProviderError>,
+        finish: Option<FinishReason>,
+    ) {
         let note = AttemptNote {
             attempt: Some(attempt),
             usage,
             error: error.map(|e| e.to_string()),
+            finish,
         };
         self.notes
             .lock()
@@ -82,12 +94,14 @@ impl<'a> Attempts<'a> {
             .push(note);
     }
 
+    /// The attempt's options: its provider hears the attempt's own span as the
+    /// `traceparent` (or the client's, when traces are not exported).
     fn options(&self, start: &StartAttempt, mode: Mode) -> CallOptions {
         CallOptions {
             idempotency_key: Some(self.idempotency_key.to_owned()),
             timeout_cap: Some(start.timeout),
             first_byte: self.first_byte(start, mode),
-            headers: Vec::new(),
+            headers: self.trace.headers(start.number),
         }
     }
 
@@ -156,17 +170,22 @@ impl Transport for Completing<'_> {
             Ok(completion) => match attempts.check.check(&completion.response) {
                 Ok(()) => {
                     attempts.learn(&start, Mode::Whole, completion.latency);
-                    attempts.note(start.attempt, completion.usage, None);
+                    let finish = completion
+                        .response
+                        .choices
+                        .iter()
+                        .find_map(|c| c.finish_reason);
+                    attempts.note(start.attempt, completion.usage, None, finish);
                     Ok(completion)
                 }
                 Err(why) => {
                     let err = ProviderError::new(Outcome::InvalidOutput, why);
-                    attempts.note(start.attempt, completion.usage, Some(&err));
+                    attempts.note(start.attempt, completion.usage, Some(&err), None);
                     Err(AttemptError(err))
                 }
             },
             Err(err) => {
-                attempts.note(start.attempt, None, Some(&err));
+                attempts.note(start.attempt, None, Some(&err), None);
                 Err(AttemptError(err))
             }
         }
@@ -201,7 +220,7 @@ impl Transport for Streaming<'_> {
                 Ok(stream)
             }
             Err(err) => {
-                attempts.note(start.attempt, None, Some(&err));
+                attempts.note(start.attempt, None, Some(&err), None);
                 Err(AttemptError(err))
             }
         }

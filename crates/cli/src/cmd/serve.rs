@@ -26,6 +26,7 @@ use holdfast_config::{Config, LoadOptions, Overrides, process_env};
 use holdfast_engine::{Engine, EngineError, GuardSettings, Settings, StoreGuard};
 use holdfast_policy::{Clock, SystemClock};
 use holdfast_server::{ConfigFile, Gateway};
+use holdfast_telemetry::Telemetry;
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -126,6 +127,13 @@ async fn serve(
         );
         gateway = gateway.allow_any_host();
     }
+    let telemetry = match &config.telemetry {
+        Some(settings) => Some(Telemetry::start(settings).map_err(|e| usage(e.to_string()))?),
+        None => None,
+    };
+    if let Some(telemetry) = &telemetry {
+        gateway = gateway.with_telemetry(Arc::clone(telemetry));
+    }
     // The URL is not in the message: a postgres URL may hold a password (the store's
     // own errors redact it).
     let opened = holdfast_store::open(&config.store.url)
@@ -146,10 +154,10 @@ async fn serve(
     let store: Arc<dyn holdfast_store::Store> = guard.clone();
     let engine = Engine::new(
         Arc::clone(&store),
-        clock,
+        Arc::clone(&clock),
         engine_settings(&config),
         Some(gateway.llm()),
-        gateway.task_events(),
+        task_events(&gateway, telemetry, &clock),
     );
     let engine = match &config.store.outbox {
         Some(path) => engine
@@ -320,4 +328,23 @@ pub(crate) fn read_definition(file: &Path) -> anyhow::Result<Value> {
             ))
         })
     }
+}
+
+/// Where the engine's task events go: the gateway's metrics, and the task's spans when
+/// traces are exported.
+fn task_events(
+    gateway: &Gateway,
+    telemetry: Option<Arc<Telemetry>>,
+    clock: &Arc<dyn Clock>,
+) -> holdfast_engine::EventSink {
+    let metrics = gateway.task_events();
+    let Some(telemetry) = telemetry else {
+        return metrics;
+    };
+    let clock = Arc::clone(clock);
+    Arc::new(move |event| {
+        metrics(event);
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_millis(clock.unix_millis());
+        telemetry.task_event(event, now);
+    })
 }

@@ -29,6 +29,7 @@ mod policy;
 mod quality;
 mod route;
 mod target;
+mod telemetry;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -41,6 +42,7 @@ pub use policy::{Breaker, Budget, Hedge, Jitter, Policy, Retry};
 pub use quality::{Gate, OnFail, Quality};
 pub use route::{Degraded, FewShot, FewShotMode, MidStream, RetryOn, Route};
 pub use target::{Price, Probe, ProbeKind, Provider, Target, Timeouts};
+pub use telemetry::{OtlpProtocol, Telemetry};
 
 use crate::units::{ByteSize, HumanDuration};
 
@@ -80,6 +82,8 @@ pub struct Document {
     pub quality: Quality,
     /// `[chaos]`: experiments run against this deployment at set times (game days).
     pub chaos: Chaos,
+    /// `[telemetry]`: traces exported over OTLP (off by default).
+    pub telemetry: Telemetry,
 }
 
 /// `[server]`

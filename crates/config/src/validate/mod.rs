@@ -14,6 +14,7 @@ mod policy;
 mod quality;
 mod route;
 mod target;
+mod telemetry;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -176,6 +177,7 @@ pub(crate) fn run(
     let alerts = alerts::alerts(&mut c, &doc.alerts);
     let quality = quality::quality(&mut c, &doc.quality, &source.name);
     let chaos = chaos::chaos(&mut c, &doc.chaos, &client_keys, &source.name);
+    let telemetry = telemetry::telemetry(&mut c, &doc.telemetry);
     match (server, store, idempotency, logging, engine, pipeline) {
         (
             Some(server),
@@ -201,6 +203,7 @@ pub(crate) fn run(
                 alerts: alerts.unwrap_or_default(),
                 quality,
                 chaos,
+                telemetry,
                 missing_secrets: c.missing_secrets,
             })
         }

@@ -28,12 +28,15 @@ impl Cx<'_> {
         };
         let key = format!("{}/compensate", idempotency_key(&self.task_id, &step.name));
         let agent = format!("{}/{}", self.workflow_name, step.name);
+        let compensation = format!("{}/compensate", step.name);
+        let traceparent = crate::trace::traceparent(&self.task_id, &compensation, attempt);
         let id = Identity {
             tenant: &self.tenant,
             idempotency_key: &key,
             agent: &agent,
             fencing_token: self.fence.as_ref().map(|f| f.token.0),
             timeout: comp.timeout,
+            traceparent: &traceparent,
         };
         let mut try_no = 1;
         let failure = loop {

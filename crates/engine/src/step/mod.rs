@@ -134,12 +134,14 @@ impl Cx<'_> {
         let key = idempotency_key(&self.task_id, &step.name);
         let agent = format!("{}/{}", self.workflow_name, step.name);
         let now = self.now();
+        let traceparent = crate::trace::traceparent(&self.task_id, &step.name, attempt);
         let id = Identity {
             tenant: &self.tenant,
             idempotency_key: &key,
             agent: &agent,
             fencing_token: self.fence.as_ref().map(|f| f.token.0),
             timeout: step.timeout,
+            traceparent: &traceparent,
         };
         let result = match &step.action {
             Action::Llm(a) => self.engine.runners.llm(a, ctx, id).await,
@@ -371,6 +373,7 @@ impl Cx<'_> {
                 "step": step.name,
                 "attempt": attempt,
                 "idempotency_key": key,
+                "traceparent": crate::trace::traceparent(&self.task_id, &step.name, attempt),
                 "input": input,
             }),
         });

@@ -1,0 +1,379 @@
+//! OpenTelemetry traces end to end: `holdfast serve` exporting over OTLP/HTTP to a
+//! receiver in this test, which decodes each `ExportTraceServiceRequest` with the
+//! OpenTelemetry protobuf types.
+//!
+//! One request that retried once and fell back must arrive as one trace under the
+//! client's `traceparent`: the server span and three attempt spans with their outcome
+//! classes, each attempt's span id being the one its provider heard. One workflow task
+//! must arrive as a task span with its steps, the tool having heard its step's span.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use prost::Message;
+use serde_json::{Value, json};
+use support::{ConfigBuilder, Gateway, Mock, chat_body, pause, serial};
+
+const CLIENT_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CLIENT_SPAN: &str = "00f067aa0ba902b7";
+
+/// An OTLP/HTTP collector, and a tool that notes the `traceparent` it hears.
+struct Receiver {
+    base: String,
+    spans: Arc<Mutex<Vec<(String, Span)>>>,
+    tool_heard: Arc<Mutex<Vec<String>>>,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        let spans = Arc::new(Mutex::new(Vec::new()));
+        let tool_heard = Arc::new(Mutex::new(Vec::new()));
+        let (kept, heard) = (Arc::clone(&spans), Arc::clone(&tool_heard));
+        let app = axum::Router::new()
+            .route(
+                "/v1/traces",
+                post(move |body: Bytes| async move {
+                    let request = ExportTraceServiceRequest::decode(body).unwrap();
+                    for resource in request.resource_spans {
+                        let service = resource
+                            .resource
+                            .as_ref()
+                            .and_then(|r| text(&r.attributes, "service.name"))
+                            .unwrap_or_default();
+                        for scope in resource.scope_spans {
+                            for span in scope.spans {
+                                kept.lock().unwrap().push((service.clone(), span));
+                            }
+                        }
+                    }
+                    (
+                        [("content-type", "application/x-protobuf")],
+                        Vec::<u8>::new(),
+                    )
+                }),
+            )
+            .route(
+                "/tool",
+                get(move |headers: HeaderMap| async move {
+                    let parent = headers.get("traceparent").and_then(|v| v.to_str().ok());
+                    heard.lock().unwrap().push(parent.unwrap_or("").to_owned());
+                    axum::Json(json!({"tool": "ok"}))
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Receiver {
+            base: format!("http://{addr}"),
+            spans,
+            tool_heard,
+        }
+    }
+
+    /// The spans of trace `trace` (hex), once `count` arrived (or after 15 s).
+    async fn trace(&self, trace: &str, count: usize) -> Vec<Span> {
+        for _ in 0..150 {
+            let found = self.of(trace);
+            if found.len() >= count {
+                return found;
+            }
+            pause(Duration::from_millis(100)).await;
+        }
+        self.of(trace)
+    }
+
+    fn of(&self, trace: &str) -> Vec<Span> {
+        let spans = self.spans.lock().unwrap();
+        spans
+            .iter()
+            .filter(|(service, span)| service == "holdfast-test" && hex(&span.trace_id) == trace)
+            .map(|(_, span)| span.clone())
+            .collect()
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn text(
+    attributes: &[opentelemetry_proto::tonic::common::v1::KeyValue],
+    key: &str,
+) -> Option<String> {
+    attributes.iter().find(|kv| kv.key == key).and_then(|kv| {
+        match kv.value.as_ref()?.value.as_ref()? {
+            Any::StringValue(s) => Some(s.clone()),
+            Any::IntValue(i) => Some(i.to_string()),
+            Any::DoubleValue(d) => Some(d.to_string()),
+            Any::BoolValue(b) => Some(b.to_string()),
+            Any::ArrayValue(a) => Some(
+                a.values
+                    .iter()
+                    .filter_map(|v| match v.value.as_ref()? {
+                        Any::StringValue(s) => Some(s.clone()),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            _ => None,
+        }
+    })
+}
+
+fn attributes(span: &Span) -> HashMap<String, String> {
+    span.attributes
+        .iter()
+        .filter_map(|kv| Some((kv.key.clone(), text(&span.attributes, &kv.key)?)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_and_failed_over_request_is_one_trace_under_the_clients_span_and_a_task_has_its_steps()
+ {
+    let _serial = serial().await;
+    let receiver = Receiver::start().await;
+    let primary = Mock::start("openai", &["--rate-503", "1"]);
+    let fallback = Mock::start("openai", &[]);
+    let config = ConfigBuilder::new()
+        .target("primary", &primary, "")
+        .target("fallback", &fallback, "")
+        .policy(
+            "twice",
+            r#"retry = { max_attempts = 2, base = "10ms", cap = "20ms", jitter = "none" }"#,
+        )
+        .route("smart", &["primary", "fallback"], r#"policy = "twice""#)
+        .route("warm", &["fallback"], "")
+        .raw(&format!(
+            "[telemetry]\notlp_endpoint = \"{}\"\nprotocol = \"http\"\nservice_name = \"holdfast-test\"\n\n\
+             [engine.egress]\nallow = [\"{}/*\"]\n",
+            receiver.base, receiver.base
+        ));
+    let gateway = Gateway::start(&config);
+
+    let response = gateway
+        .chat(&chat_body("smart", "hello", false))
+        .header("traceparent", format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"))
+        .header("tracestate", "vendor=abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+
+    let spans = receiver.trace(CLIENT_TRACE, 4).await;
+    let server: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.kind == SpanKind::Server as i32)
+        .collect();
+    assert_eq!(server.len(), 1, "one server span: {spans:#?}");
+    let server = server[0];
+    assert_eq!(
+        hex(&server.parent_span_id),
+        CLIENT_SPAN,
+        "under the client's span"
+    );
+    assert_eq!(server.name, "chat smart");
+    assert_eq!(server.trace_state, "vendor=abc");
+    let at = attributes(server);
+    assert_eq!(at["holdfast.outcome"], "ok", "{at:?}");
+    assert_eq!(at["gen_ai.request.model"], "smart");
+    assert_eq!(at["holdfast.attempts"], "3");
+
+    let mut attempts: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.kind == SpanKind::Client as i32)
+        .collect();
+    assert_eq!(attempts.len(), 3, "three attempt spans: {spans:#?}");
+    attempts.sort_by_key(|s| attributes(s)["holdfast.attempt"].parse::<u32>().unwrap());
+    for span in &attempts {
+        assert_eq!(
+            span.parent_span_id, server.span_id,
+            "an attempt is the request's child"
+        );
+        assert!(span.start_time_unix_nano >= server.start_time_unix_nano);
+        assert!(span.end_time_unix_nano <= server.end_time_unix_nano + 1_000_000);
+    }
+    let [first, second, third] = [attempts[0], attempts[1], attempts[2]].map(attributes);
+    assert_eq!(
+        (
+            first["holdfast.target"].as_str(),
+            first["holdfast.outcome"].as_str()
+        ),
+        ("primary", "overloaded"),
+        "{first:?}"
+    );
+    assert_eq!(first["error.type"], "overloaded");
+    assert!(
+        first["holdfast.retry_delay_ms"].parse::<f64>().unwrap() >= 0.0,
+        "{first:?}"
+    );
+    assert!(first.contains_key("holdfast.breaker_state"), "{first:?}");
+    assert_eq!(
+        (
+            second["holdfast.target"].as_str(),
+            second["holdfast.outcome"].as_str()
+        ),
+        ("primary", "overloaded"),
+        "{second:?}"
+    );
+    assert_eq!(
+        second["holdfast.fallback_reason"], "attempts_exhausted",
+        "{second:?}"
+    );
+    assert_eq!(
+        (
+            third["holdfast.target"].as_str(),
+            third["holdfast.outcome"].as_str()
+        ),
+        ("fallback", "ok"),
+        "{third:?}"
+    );
+    assert!(!third.contains_key("error.type"));
+    assert_eq!(third["gen_ai.system"], "openai");
+    assert_eq!(third["gen_ai.request.model"], "smart");
+    assert!(!third["gen_ai.response.model"].is_empty());
+    assert!(
+        third["gen_ai.usage.input_tokens"].parse::<u64>().unwrap() > 0,
+        "{third:?}"
+    );
+    assert!(
+        third["gen_ai.usage.output_tokens"].parse::<u64>().unwrap() > 0,
+        "{third:?}"
+    );
+    assert_eq!(third["gen_ai.response.finish_reasons"], "stop");
+    assert!(third.contains_key("holdfast.cost_usd"));
+
+    // Each provider heard its own attempt's span, in the client's trace.
+    let heard = |requests: Vec<Value>| -> Vec<String> {
+        requests
+            .iter()
+            .filter_map(|r| r["traceparent"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let expected = |span: &Span| format!("00-{CLIENT_TRACE}-{}-01", hex(&span.span_id));
+    let primary_heard = heard(primary.requests().await);
+    assert!(
+        primary_heard.contains(&expected(attempts[0])),
+        "{primary_heard:?}"
+    );
+    assert!(
+        primary_heard.contains(&expected(attempts[1])),
+        "{primary_heard:?}"
+    );
+    assert_eq!(
+        heard(fallback.requests().await),
+        vec![expected(attempts[2])]
+    );
+
+    // A workflow task: its span, with a span per step under it.
+    let workflow = json!({"name": "traced", "steps": [
+        {"name": "fetch", "kind": "http", "method": "GET", "url": format!("{}/tool", receiver.base)},
+        {"name": "ask", "kind": "llm", "route": "warm", "prompt": "hello"}
+    ]});
+    let (status, body) = gateway.post_json("/v1/workflows", &workflow).await;
+    assert!((200..300).contains(&status), "{status} {body}");
+    let (status, task) = gateway
+        .post_json("/v1/tasks", &json!({"workflow": "traced", "input": {}}))
+        .await;
+    assert_eq!(status, 201, "{task}");
+    let id = task["task_id"].as_str().unwrap().to_owned();
+    for _ in 0..200 {
+        let task = gateway.get_json(&format!("/v1/tasks/{id}")).await;
+        if task["status"] == "succeeded" || task["status"] == "failed" {
+            assert_eq!(task["status"], "succeeded", "{task}");
+            break;
+        }
+        pause(Duration::from_millis(50)).await;
+    }
+    let heard = receiver.tool_heard.lock().unwrap().clone();
+    assert_eq!(heard.len(), 1, "the tool was called once: {heard:?}");
+    let trace = heard[0].split('-').nth(1).unwrap().to_owned();
+    let spans = receiver.trace(&trace, 3).await;
+    let task_span = spans
+        .iter()
+        .find(|s| s.name == "task traced")
+        .expect("the task's span");
+    assert!(
+        task_span.parent_span_id.is_empty(),
+        "a task starts its own trace"
+    );
+    assert_eq!(attributes(task_span)["holdfast.task_id"], id);
+    assert_eq!(attributes(task_span)["holdfast.outcome"], "succeeded");
+    let mut steps: Vec<(String, &Span)> = spans
+        .iter()
+        .filter(|s| s.parent_span_id == task_span.span_id)
+        .map(|s| (attributes(s)["holdfast.step"].clone(), s))
+        .collect();
+    steps.sort_by(|a, b| a.0.cmp(&b.0));
+    let names: Vec<&str> = steps.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["ask", "fetch"], "{spans:#?}");
+    let fetch = steps[1].1;
+    assert_eq!(
+        fetch.kind,
+        SpanKind::Client as i32,
+        "a tool call is a client span"
+    );
+    assert_eq!(
+        heard[0],
+        format!("00-{trace}-{}-01", hex(&fetch.span_id)),
+        "the tool heard its step's span"
+    );
+    for (_, step) in &steps {
+        assert!(step.start_time_unix_nano >= task_span.start_time_unix_nano);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_collector_down_requests_are_served_and_lost_spans_are_counted() {
+    let _serial = serial().await;
+    let provider = Mock::start("openai", &[]);
+    // Nothing listens on port 9 (discard) on a test machine: every export fails.
+    let config = ConfigBuilder::new()
+        .target("only", &provider, "")
+        .route("smart", &["only"], "")
+        .raw("[telemetry]\notlp_endpoint = \"http://127.0.0.1:9\"\n");
+    let gateway = Gateway::start(&config);
+    for _ in 0..20 {
+        let response = gateway
+            .chat(&chat_body("smart", "hello", false))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let mut lost = 0.0;
+    for _ in 0..100 {
+        let text = gateway
+            .client
+            .get(gateway.url("/metrics"))
+            .send()
+            .await
+            .unwrap();
+        let text = text.text().await.unwrap();
+        lost = text
+            .lines()
+            .filter(|l| l.starts_with("holdfast_telemetry_spans_dropped_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        if lost >= 40.0 {
+            break;
+        }
+        pause(Duration::from_millis(100)).await;
+    }
+    assert!(
+        lost >= 40.0,
+        "20 requests' 40 spans counted as dropped, got {lost}"
+    );
+}
