@@ -195,6 +195,7 @@ impl<'a> World<'a> {
             agent,
             tokens: known.then_some(tokens),
             seed: rng.next_u64(),
+            priority: crate::concurrency::Priority::Interactive,
         };
         let index = self.slots.len();
         self.trace.push(

@@ -194,6 +194,7 @@ impl Setup {
             budget: target_budget,
             requests: None,
             tokens: None,
+            concurrency: None,
         };
         Setup::new(targets, policy, settings, &vec![each; targets.len()])
     }
