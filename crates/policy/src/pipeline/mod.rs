@@ -399,3 +399,7 @@ fn agent_health(verdict: Verdict, last: Outcome) -> Health {
 #[cfg(test)]
 #[path = "tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "admit_tests.rs"]
+mod admit_tests;
