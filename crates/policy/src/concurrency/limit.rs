@@ -1,12 +1,17 @@
 //! The adaptive concurrency limit of one target: how many calls may be in flight.
 //!
 //! A gradient limiter in the manner of Netflix's Gradient2 and Envoy's adaptive
-//! concurrency filter: the target's no-load latency (the lowest seen over a long
-//! window) against its recent latency (a short moving average) says whether calls
-//! queue inside the provider. While recent latency stays within `tolerance` of the
+//! concurrency filter: the target's no-load latency against its recent latency (a
+//! moving average over some twenty answers) says whether calls queue inside the
+//! provider. The no-load latency is the lowest the moving average reached over a long
+//! window, not a long-run mean: a mean creeps up under sustained overload until the
+//! overload looks normal, and a single fast answer (LLM latencies have long tails on
+//! both sides) would make every later one look slow. While recent latency stays within `tolerance` of the
 //! no-load latency the limit grows; beyond it the limit shrinks by the ratio. An
-//! overload answer (429, 503, a timeout) cuts it multiplicatively at once, as AIMD
-//! does. Latency is counted per output token when the answer's length is known, so a
+//! overload answer (429, 503, a timeout) cuts it multiplicatively, as AIMD does, but
+//! at most once per round trip as TCP does: a provider that refuses a share of calls
+//! at any load must not drive the limit to its floor, while one that refuses
+//! everything beyond its capacity still halves it within a few round trips. Latency is counted per output token when the answer's length is known, so a
 //! long answer is not mistaken for a slow provider.
 
 use std::time::Duration;
@@ -40,7 +45,7 @@ impl Default for Config {
             initial: 4,
             min: 1,
             max: 1_000,
-            tolerance: 1.25,
+            tolerance: 1.5,
             backoff: 0.9,
             baseline_window: Duration::from_secs(60),
         }
@@ -89,7 +94,9 @@ pub enum Sample {
 }
 
 /// Weight of the newest sample in the recent-latency average.
-const RECENT_WEIGHT: f64 = 0.1;
+const RECENT_WEIGHT: f64 = 0.05;
+/// Answers before the moving average counts towards the no-load latency.
+const WARM_UP: u32 = 20;
 /// Weight of a new limit estimate against the current limit: smooths the steps.
 const SMOOTHING: f64 = 0.2;
 
@@ -103,6 +110,13 @@ pub struct AdaptiveLimit {
     /// The lowest seconds per unit in the current and the previous window.
     lowest: [Option<f64>; 2],
     window_started: Instant,
+    /// Seconds a whole answer takes, on average: one round trip.
+    round_trip: Option<f64>,
+    last_cut: Option<Instant>,
+    /// Answers seen: the moving average means something only after a few.
+    answers: u32,
+    /// No sign of load yet: the limit doubles every round trip.
+    slow_start: bool,
 }
 
 impl AdaptiveLimit {
@@ -115,6 +129,10 @@ impl AdaptiveLimit {
             recent: None,
             lowest: [None, None],
             window_started: now,
+            round_trip: None,
+            last_cut: None,
+            answers: 0,
+            slow_start: true,
         })
     }
 
@@ -144,12 +162,24 @@ impl AdaptiveLimit {
     pub fn record(&mut self, now: Instant, sample: Sample, in_flight: u32) {
         match sample {
             Sample::Answered { latency, units } => {
-                let per_unit = latency.as_secs_f64() / f64::from(units.max(1));
-                self.observe(now, per_unit);
+                let seconds = latency.as_secs_f64();
+                self.round_trip = Some(match self.round_trip {
+                    Some(r) => r + RECENT_WEIGHT * (seconds - r),
+                    None => seconds,
+                });
+                self.observe(now, seconds / f64::from(units.max(1)));
                 self.adjust(in_flight);
             }
             Sample::Overloaded => {
-                self.limit = (self.limit * self.config.backoff).max(f64::from(self.config.min));
+                let round_trip = Duration::from_secs_f64(self.round_trip.unwrap_or(0.0));
+                let due = self
+                    .last_cut
+                    .is_none_or(|cut| now.saturating_duration_since(cut) >= round_trip);
+                if due {
+                    self.limit = (self.limit * self.config.backoff).max(f64::from(self.config.min));
+                    self.last_cut = Some(now);
+                    self.slow_start = false;
+                }
             }
             Sample::Neutral => {}
         }
@@ -160,12 +190,20 @@ impl AdaptiveLimit {
             self.lowest = [None, self.lowest[0]];
             self.window_started = now;
         }
-        let lowest = &mut self.lowest[0];
-        *lowest = Some(lowest.map_or(per_unit, |l| l.min(per_unit)));
-        self.recent = Some(match self.recent {
+        let recent = match self.recent {
             Some(recent) => recent + RECENT_WEIGHT * (per_unit - recent),
             None => per_unit,
-        });
+        };
+        self.recent = Some(recent);
+        self.answers = self.answers.saturating_add(1);
+        // Until the average has seen enough answers it still leans on its first one,
+        // which may be the fastest of hundreds: taken as the no-load latency, it would
+        // make every later answer look like overload.
+        if self.answers < WARM_UP {
+            return;
+        }
+        let lowest = &mut self.lowest[0];
+        *lowest = Some(lowest.map_or(recent, |l| l.min(recent)));
     }
 
     fn lowest_seen(&self) -> Option<f64> {
@@ -177,25 +215,38 @@ impl AdaptiveLimit {
     }
 
     fn adjust(&mut self, in_flight: u32) {
-        let (Some(baseline), Some(recent)) = (self.lowest_seen(), self.recent) else {
-            return;
-        };
-        let gradient = if recent <= 0.0 {
-            1.0
-        } else {
-            (self.config.tolerance * baseline / recent).clamp(0.5, 1.0)
+        let gradient = match (self.lowest_seen(), self.recent) {
+            (Some(baseline), Some(recent)) if recent > 0.0 => {
+                (self.config.tolerance * baseline / recent).clamp(0.5, 1.0)
+            }
+            // Warming up: nothing says the target is loaded yet.
+            (Some(_), Some(_)) | (None, _) | (_, None) => 1.0,
         };
         // Grow only when the limit is actually used: an idle target's limit must not
         // drift up to its maximum and then let a burst through unchecked.
         let used = f64::from(in_flight) >= self.limit * 0.5;
-        let headroom = if gradient >= 1.0 && used {
-            self.limit.sqrt()
+        if gradient < 1.0 {
+            self.slow_start = false;
+        }
+        let limit = self.limit;
+        let next = if self.slow_start {
+            // One more per answer doubles the limit every round trip, until the first
+            // sign of load.
+            if used { limit + 1.0 } else { limit }
         } else {
-            0.0
+            // Gradient2's step, spread over the round trip's `limit` answers, so that
+            // one round trip moves the limit as one window of samples does there. Its
+            // headroom only while latency is within tolerance: then the limit settles
+            // where latency reaches the tolerance, not beyond it.
+            let headroom = if used && gradient >= 1.0 {
+                limit.sqrt()
+            } else {
+                0.0
+            };
+            let estimate = limit * gradient + headroom;
+            limit + SMOOTHING * (estimate - limit) / limit.max(1.0)
         };
-        let estimate = self.limit * gradient + headroom;
-        let smoothed = self.limit * (1.0 - SMOOTHING) + estimate * SMOOTHING;
-        self.limit = smoothed.clamp(f64::from(self.config.min), f64::from(self.config.max));
+        self.limit = next.clamp(f64::from(self.config.min), f64::from(self.config.max));
     }
 }
 
@@ -235,9 +286,14 @@ mod tests {
 
     #[test]
     fn shrinks_when_latency_grows_with_load() {
-        // A provider whose latency doubles beyond 10 calls in flight.
+        // A provider whose latency grows in proportion beyond 10 calls in flight: at a
+        // tolerance of 1.5 the limit settles near 15. Light traffic first teaches the
+        // no-load latency, then a flood uses every slot.
         let mut limit = AdaptiveLimit::new(Config::default(), at(0)).unwrap();
-        for i in 0..2_000 {
+        for i in 0..100 {
+            limit.record(at(i), answered(100), 1);
+        }
+        for i in 100..2_000 {
             let in_flight = limit.current();
             let latency = if in_flight > 10 {
                 100 * u64::from(in_flight) / 10
@@ -247,7 +303,7 @@ mod tests {
             limit.record(at(i), answered(latency), in_flight);
         }
         let settled = limit.current();
-        assert!((8..=14).contains(&settled), "limit {settled}");
+        assert!((12..=17).contains(&settled), "limit {settled}");
     }
 
     #[test]
@@ -257,10 +313,16 @@ mod tests {
             ..Config::default()
         };
         let mut limit = AdaptiveLimit::new(config, at(0)).unwrap();
+        limit.record(at(0), answered(100), 1);
         limit.record(at(0), Sample::Overloaded, 20);
         assert_eq!(limit.current(), 18);
-        for i in 0..100 {
+        // Once per round trip (100 ms here): a burst of refusals is one signal.
+        for i in 1..100 {
             limit.record(at(i), Sample::Overloaded, 20);
+        }
+        assert_eq!(limit.current(), 18);
+        for i in 1..100 {
+            limit.record(at(i * 100), Sample::Overloaded, 20);
         }
         assert_eq!(limit.current(), 1);
     }
@@ -283,11 +345,14 @@ mod tests {
     #[test]
     fn the_no_load_latency_is_forgotten_after_two_windows() {
         let mut limit = AdaptiveLimit::new(Config::default(), at(0)).unwrap();
-        limit.record(at(0), answered(50), 1);
-        limit.record(at(61_000), answered(80), 1);
-        assert_eq!(limit.baseline(), Some(Duration::from_millis(50)));
-        limit.record(at(122_000), answered(90), 1);
-        assert_eq!(limit.baseline(), Some(Duration::from_millis(80)));
+        for (ms, latency) in [(0, 50), (61_000, 80), (122_000, 80), (183_000, 90)] {
+            for i in 0..200 {
+                limit.record(at(ms + i), answered(latency), 1);
+            }
+        }
+        // The moving average settled at 80 ms in the window that is still remembered.
+        let baseline = limit.baseline().unwrap().as_secs_f64();
+        assert!((0.079..0.081).contains(&baseline), "{baseline}");
     }
 
     #[test]

@@ -14,8 +14,10 @@ fn rank(priority: Priority, ticket: u64) -> Rank {
 
 fn limiter(initial: u32) -> Limiter {
     let config = Config {
+        // Held at `initial` at most, so that answers do not raise it mid-test.
         limit: LimitConfig {
             initial,
+            max: initial,
             ..LimitConfig::default()
         },
         max_queue: 3,

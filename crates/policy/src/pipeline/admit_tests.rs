@@ -123,7 +123,10 @@ fn over_the_limit_interactive_calls_are_served_before_batch_calls() {
     answer(&mut f, &mut first, running, 100);
     // The batch call came first and looks first, yet the interactive one gets the slot.
     let a = batch.handle(&mut f.registry, at(101), Event::Timer);
-    assert!(started(&a).is_none(), "batch call started before interactive");
+    assert!(
+        started(&a).is_none(),
+        "batch call started before interactive"
+    );
     let a = interactive.handle(&mut f.registry, at(102), Event::Timer);
     let served = started(&a).expect("interactive call waits although a slot is free");
     assert_eq!(f.limiter().in_flight(), 1);
