@@ -95,6 +95,7 @@ pub(crate) async fn complete(gw: &Inner, local: Local<'_>) -> Result<Answered, R
         deadline: Deadline::after(started, local.timeout),
         agent: local.agent,
         idempotency_key: local.idempotency_key,
+        priority: holdfast_policy::concurrency::Priority::default(),
     };
     let (id, seed) = gw.next_request();
     let job = Job {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use holdfast_policy::concurrency::Priority;
 use holdfast_policy::{Deadline, Instant};
 
 use crate::error::ApiError;
@@ -44,6 +45,8 @@ pub(crate) struct RequestMeta {
     pub(crate) deadline: Deadline,
     pub(crate) agent: Option<Arc<str>>,
     pub(crate) idempotency_key: Option<String>,
+    /// The caller's key's place at a target's concurrency limit.
+    pub(crate) priority: Priority,
 }
 
 impl RequestMeta {
@@ -70,6 +73,7 @@ impl RequestMeta {
             deadline,
             agent,
             idempotency_key,
+            priority: Priority::default(),
         })
     }
 }

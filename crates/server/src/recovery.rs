@@ -102,6 +102,7 @@ impl Recovery {
                 deadline: job.meta.deadline,
                 agent: job.meta.agent.clone(),
                 idempotency_key: Some(key.to_owned()),
+                priority: job.meta.priority,
             },
             tokens: job.tokens,
             seed: job.seed,

@@ -15,6 +15,11 @@ use crate::metrics::CONTENT_TYPE;
 pub(crate) async fn metrics(State(gateway): State<Gateway>) -> Response {
     let gw = &gateway.inner;
     let mut text = gw.metrics.render();
+    let limiters = {
+        let registry = gw.registry.lock().unwrap_or_else(|e| e.into_inner());
+        crate::metrics::limiter::render(&registry)
+    };
+    text.push_str(&limiters);
     if let Some(libraries) = gateway.libraries() {
         text.push_str(&crate::metrics::few_shot::render(libraries));
     }

@@ -33,6 +33,7 @@ mod carry;
 mod cells;
 pub(crate) mod few_shot;
 mod labels;
+pub(crate) mod limiter;
 mod render;
 mod store;
 mod tasks;
