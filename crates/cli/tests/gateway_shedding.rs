@@ -53,14 +53,18 @@ async fn a_flood_is_shed_with_retry_after_and_interactive_keys_are_served_first(
     let mut batch = Vec::new();
     for _ in 0..BATCH {
         let gateway = gateway.clone();
-        batch.push(tokio::spawn(async move { ask(&gateway, "sk-bg-test").await }));
+        batch.push(tokio::spawn(
+            async move { ask(&gateway, "sk-bg-test").await },
+        ));
     }
     // The batch calls are in line first.
     support::pause(Duration::from_millis(150)).await;
     let mut interactive = Vec::new();
     for _ in 0..INTERACTIVE {
         let gateway = gateway.clone();
-        interactive.push(tokio::spawn(async move { ask(&gateway, "sk-fg-test").await }));
+        interactive.push(tokio::spawn(
+            async move { ask(&gateway, "sk-fg-test").await },
+        ));
     }
     let mut fg = Vec::new();
     for call in interactive {
@@ -72,7 +76,10 @@ async fn a_flood_is_shed_with_retry_after_and_interactive_keys_are_served_first(
     }
 
     for (status, _, code, elapsed) in &fg {
-        assert_eq!(*status, 200, "an interactive call was refused ({code:?}) after {elapsed:?}");
+        assert_eq!(
+            *status, 200,
+            "an interactive call was refused ({code:?}) after {elapsed:?}"
+        );
     }
     let slowest_fg = fg.iter().map(|c| c.3).max().unwrap();
     let served_bg = bg.iter().filter(|c| c.0 == 200).count();
@@ -101,7 +108,11 @@ async fn a_flood_is_shed_with_retry_after_and_interactive_keys_are_served_first(
     );
     // holdfast held the provider within its capacity: it never refused a call.
     let stats = mock.stats().await;
-    assert_eq!(stats["by_fault"]["over_capacity"].as_u64().unwrap_or(0), 0, "{stats}");
+    assert_eq!(
+        stats["by_fault"]["over_capacity"].as_u64().unwrap_or(0),
+        0,
+        "{stats}"
+    );
     let metrics = gateway
         .client
         .get(gateway.url("/metrics"))
@@ -116,4 +127,19 @@ async fn a_flood_is_shed_with_retry_after_and_interactive_keys_are_served_first(
         .find(|l| l.starts_with("holdfast_concurrency_sheds_total{target=\"solo\"}"))
         .unwrap_or_else(|| panic!("no shed counter in {metrics}"));
     assert!(sheds.ends_with(&format!(" {}", shed.len())), "{sheds}");
+    // The dashboard's targets table reads the same state.
+    let targets: serde_json::Value = gateway
+        .client
+        .get(gateway.url("/v1/holdfast/targets"))
+        .bearer_auth("sk-fg-test")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let load = &targets["data"][0]["concurrency"];
+    assert_eq!(load["limit"], 4, "{targets}");
+    assert_eq!(load["in_flight"], 0, "{targets}");
+    assert_eq!(load["sheds"].as_u64(), Some(shed.len() as u64), "{targets}");
 }
