@@ -30,8 +30,8 @@ use serde::Serialize;
 
 use crate::gateway::Inner;
 use crate::ledger::Entry;
-use crate::metrics::{Metrics, RECOVERY_PATHS, SKIP_REASONS, skip_index};
 use crate::transport::AttemptNote;
+use holdfast_metrics::{Metrics, RECOVERY_PATHS, SKIP_REASONS, skip_index};
 
 /// What one call did, attempt by attempt.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -352,10 +352,10 @@ pub(crate) fn millis(d: std::time::Duration) -> f64 {
 /// Counts one of the workflow engine's task events (the engine's event sink, set up by
 /// `Gateway::task_events`).
 pub(crate) fn task_event(metrics: &Metrics, event: &holdfast_engine::TaskEvent) {
-    use crate::metrics::{
+    use holdfast_engine::TaskEventKind;
+    use holdfast_metrics::{
         CANCELLED, FAILED, STEP_EXHAUSTED, STEP_RETRYING, STEP_SUCCEEDED, SUBMITTED, SUCCEEDED,
     };
-    use holdfast_engine::TaskEventKind;
 
     metrics.observe_retrying(event);
     let tasks = &metrics.tasks;

@@ -10,7 +10,7 @@
 //! [`Inner::build`], handing over what must outlive a configuration: the ledger, the
 //! idempotency and degraded caches, the request ids, the alert board, the attached
 //! engine, the provider client's connection pools and the metrics' totals
-//! (`metrics/carry.rs`). Target health (breakers, Retry-After, rate limits, budgets,
+//! (holdfast-metrics' `carry.rs`). Target health (breakers, Retry-After, rate limits, budgets,
 //! latencies) is handed to the new registry for every target that is still the same
 //! deployment with the same settings (`take_over_health`); a changed one starts afresh.
 
@@ -34,7 +34,7 @@ use crate::error::ServerError;
 use crate::idempotency::IdempotencyStore;
 use crate::inflight::InFlight;
 use crate::ledger::Ledger;
-use crate::metrics::Metrics;
+use holdfast_metrics::Metrics;
 
 /// How many recent requests the attempt ledger keeps.
 pub const LEDGER_CAPACITY: usize = 4096;
@@ -102,8 +102,8 @@ pub(crate) struct Inner {
     /// The few-shot example libraries, built from the attached engine's store
     /// (`few_shot.rs`).
     pub(crate) libraries: std::sync::OnceLock<Arc<holdfast_quality::fewshot::Libraries>>,
-    /// The alert rules and their states (`alerts/`).
-    pub(crate) alerts: Arc<crate::alerts::Alerting>,
+    /// The alert rules and their states (holdfast-alerts).
+    pub(crate) alerts: Arc<holdfast_alerts::Alerting>,
     ids: Arc<RequestIds>,
 }
 
@@ -249,7 +249,7 @@ impl Inner {
             store_health,
             libraries,
             alerts: previous.map_or_else(
-                || Arc::new(crate::alerts::Alerting::new(config.alerts.clone())),
+                || Arc::new(holdfast_alerts::Alerting::new(config.alerts.clone())),
                 |old| Arc::clone(&old.alerts),
             ),
             ids: previous.map_or_else(|| Arc::new(RequestIds::new()), |old| Arc::clone(&old.ids)),

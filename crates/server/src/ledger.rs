@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 use crate::events::{self, AttemptRecord, CallTrace, SkipRecord};
-use crate::metrics::Metrics;
+use holdfast_metrics::Metrics;
 
 /// One request's record.
 #[derive(Debug, Clone, Serialize)]

@@ -35,7 +35,6 @@ mod engine_json;
 mod error;
 mod events;
 mod exchange;
-pub mod exposition;
 mod extract;
 mod failure;
 mod few_shot;
@@ -50,7 +49,6 @@ mod listener;
 mod live;
 mod llm_step;
 mod meta;
-mod metrics;
 mod output;
 mod probe;
 mod prompt;
@@ -67,7 +65,6 @@ mod transport;
 use std::future::Future;
 
 pub use access::OPEN_TENANT;
-pub use alerts::promql::rule_file as prometheus_rules;
 pub use error::{ApiError, ConfigProblem, Flavor, ServerError};
 pub use gateway::{
     DEGRADED_CACHE_CAPACITY, DEGRADED_CACHE_MAX_BYTES, Gateway, LEDGER_CAPACITY, LEDGER_MAX_BYTES,

@@ -27,7 +27,7 @@ impl Gateway {
         };
         let mut d = Deployment {
             config_version: version,
-            alerts: self.inner.alerts.routing(),
+            alerts: crate::alerts::routing(&self.inner.alerts),
             ..Deployment::default()
         };
         if let Some(engine) = self.inner.engine.get() {

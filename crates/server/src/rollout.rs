@@ -21,9 +21,9 @@ use holdfast_quality::{Subject, Suite};
 use holdfast_store::{ConfigGate, Store};
 use serde_json::{Value, json};
 
-use crate::alerts::Notice;
 use crate::gateway::Inner;
 use crate::quality::GatewaySubject;
+use holdfast_alerts::Notice;
 
 /// What a gate decided about a version, as the reload's answer and the history show.
 #[derive(Debug, Clone, PartialEq)]

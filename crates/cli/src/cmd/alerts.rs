@@ -48,7 +48,7 @@ fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
         allow_missing_secrets: true,
     };
     let config = holdfast_config::load(options).map_err(|errors| usage(errors.to_string()))?;
-    let text = holdfast_server::prometheus_rules(&config.alerts);
+    let text = holdfast_alerts::promql::rule_file(&config.alerts);
     match args.output {
         Some(path) => {
             std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;

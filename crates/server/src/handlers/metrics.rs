@@ -2,14 +2,14 @@
 //!
 //! No key needed, like `/health`: a scraper should not hold a client key, and nothing in
 //! the scrape names an agent, a request or a key (labels are routes, targets and closed
-//! sets of classes and reasons). What is counted and why is `metrics.rs`' business.
+//! sets of classes and reasons). What is counted and why is holdfast-metrics' business.
 
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use holdfast_metrics::CONTENT_TYPE;
 
 use crate::gateway::Gateway;
-use crate::metrics::CONTENT_TYPE;
 
 /// The scrape.
 pub(crate) async fn metrics(State(gateway): State<Gateway>) -> Response {
@@ -17,11 +17,11 @@ pub(crate) async fn metrics(State(gateway): State<Gateway>) -> Response {
     let mut text = gw.metrics.render();
     let limiters = {
         let registry = gw.registry.lock().unwrap_or_else(|e| e.into_inner());
-        crate::metrics::limiter::render(&registry)
+        holdfast_metrics::limiter::render(&registry)
     };
     text.push_str(&limiters);
     if let Some(libraries) = gateway.libraries() {
-        text.push_str(&crate::metrics::few_shot::render(libraries));
+        text.push_str(&holdfast_metrics::few_shot::render(libraries));
     }
     let mut response = (StatusCode::OK, text).into_response();
     let headers = response.headers_mut();

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use holdfast_server::exposition::Series;
+use holdfast_alerts::exposition::Series;
 
 /// One sample line.
 pub(crate) type Sample = Series;

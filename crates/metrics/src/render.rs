@@ -10,7 +10,7 @@ use super::labels::{
 
 impl Metrics {
     /// The exposition of every metric.
-    pub(crate) fn render(&self) -> String {
+    pub fn render(&self) -> String {
         let mut out = Exposition(String::with_capacity(8192));
         self.render_requests(&mut out);
         self.render_attempts(&mut out);

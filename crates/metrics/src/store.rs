@@ -19,7 +19,7 @@ const WRITE_BUCKETS: &[f64] = &[
 ];
 
 /// The store's gauges and write latency.
-pub(crate) struct StoreMetrics {
+pub struct StoreMetrics {
     /// Whether a guard reported at all.
     known: AtomicBool,
     up: AtomicBool,
@@ -41,7 +41,7 @@ impl Default for StoreMetrics {
 
 impl StoreMetrics {
     /// Records what the guard reported.
-    pub(crate) fn record(&self, event: &StoreEvent) {
+    pub fn record(&self, event: &StoreEvent) {
         match event {
             StoreEvent::Changed(status) => {
                 let up = match status.state {

@@ -42,7 +42,7 @@ impl Default for Gauge {
 
 impl Metrics {
     /// Notes whether `event` starts or ends a task's retrying (from `events.rs`).
-    pub(crate) fn observe_retrying(&self, event: &TaskEvent) {
+    pub fn observe_retrying(&self, event: &TaskEvent) {
         let mut since = self
             .retrying
             .since
@@ -71,7 +71,7 @@ impl Metrics {
 
     /// Stamps newly retrying tasks with `now` and sets the oldest one's age as the
     /// `holdfast_task_oldest_retry_seconds` gauge (0 with none).
-    pub(crate) fn age_retrying(&self, now: Instant) {
+    pub fn age_retrying(&self, now: Instant) {
         let oldest = {
             let mut since = self
                 .retrying
@@ -85,7 +85,7 @@ impl Metrics {
     }
 
     /// The global retry budget now holds `balance` retries (`None`: no global budget).
-    pub(crate) fn set_retry_budget(&self, balance: Option<f64>) {
+    pub fn set_retry_budget(&self, balance: Option<f64>) {
         let value = balance.filter(|b| b.is_finite()).unwrap_or(f64::NAN);
         self.retry_budget
             .0

@@ -15,26 +15,26 @@ use super::labels::outcome_index;
 
 /// One reading of the totals since the process started.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct Totals {
+pub struct Totals {
     /// Finished requests by their ledger `result` (`ok`, `error`, `degraded`, …).
-    pub(crate) requests: Vec<(&'static str, u64)>,
+    pub requests: Vec<(&'static str, u64)>,
     /// Upstream attempts, retries among them, and fallbacks to another target.
-    pub(crate) attempts: u64,
-    pub(crate) retries: u64,
-    pub(crate) fallbacks: u64,
+    pub attempts: u64,
+    pub retries: u64,
+    pub fallbacks: u64,
     /// USD spent on attempts.
-    pub(crate) cost_usd: f64,
-    pub(crate) input_tokens: u64,
-    pub(crate) output_tokens: u64,
+    pub cost_usd: f64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
     /// Per target, in `TargetId` order: (attempts, attempts whose outcome was not `ok`).
-    pub(crate) targets: Vec<(u64, u64)>,
+    pub targets: Vec<(u64, u64)>,
     /// Tasks submitted, succeeded, failed and cancelled.
-    pub(crate) tasks: [u64; 4],
+    pub tasks: [u64; 4],
 }
 
 impl Metrics {
     /// The totals as of now.
-    pub(crate) fn totals(&self) -> Totals {
+    pub fn totals(&self) -> Totals {
         let mut requests: Vec<(&'static str, u64)> = Vec::new();
         {
             let map = self.requests.lock().unwrap_or_else(|e| e.into_inner());

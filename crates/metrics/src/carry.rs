@@ -131,7 +131,7 @@ impl Moves {
 impl Metrics {
     /// Whether these routes and targets (targets in `TargetId` order) are the ones this
     /// registry was built for, so that it can go on counting for them as it is.
-    pub(crate) fn has_labels<'a>(
+    pub fn has_labels<'a>(
         &self,
         routes: impl IntoIterator<Item = &'a str>,
         targets: impl IntoIterator<Item = &'a str>,
@@ -143,7 +143,7 @@ impl Metrics {
     }
 
     /// Metrics for new routes and targets that start from `old`'s totals.
-    pub(crate) fn succeeding<'a>(
+    pub fn succeeding<'a>(
         old: &Metrics,
         routes: impl IntoIterator<Item = &'a str>,
         targets: impl IntoIterator<Item = &'a str>,

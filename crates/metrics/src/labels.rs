@@ -39,7 +39,7 @@ pub(super) const GIVE_UPS: [GiveUp; 8] = [
 ];
 
 /// Skip reasons, by [`skip_index`]; the names the ledger uses.
-pub(crate) const SKIP_REASONS: [&str; 8] = [
+pub const SKIP_REASONS: [&str; 8] = [
     "breaker_open",
     "retry_after",
     "rate_limited",
@@ -56,7 +56,7 @@ pub(super) const STATES: [State; 3] = [State::Closed, State::HalfOpen, State::Op
 pub(super) const TOKEN_KINDS: [&str; 2] = ["input", "output"];
 
 /// How a broken stream was finished, by [`Metrics::recovery`]'s `path`.
-pub(crate) const RECOVERY_PATHS: [&str; 2] = ["continuation", "splice"];
+pub const RECOVERY_PATHS: [&str; 2] = ["continuation", "splice"];
 
 pub(super) const RECOVERY_RESULTS: [&str; 2] = ["ok", "failed"];
 
@@ -111,7 +111,7 @@ pub(super) fn give_up_index(reason: GiveUp) -> usize {
 }
 
 /// The position of `skip` in [`SKIP_REASONS`].
-pub(crate) fn skip_index(skip: Skip) -> usize {
+pub fn skip_index(skip: Skip) -> usize {
     match skip {
         Skip::BreakerOpen => 0,
         Skip::RetryAfter(_) => 1,

@@ -22,30 +22,30 @@ const OTHER: &str = "other";
 /// Task statuses counted, by [`TaskMetrics::task`]'s `status`.
 const TASK_STATUSES: [&str; 4] = ["submitted", "succeeded", "failed", "cancelled"];
 /// Indices into [`TASK_STATUSES`].
-pub(crate) const SUBMITTED: usize = 0;
+pub const SUBMITTED: usize = 0;
 /// See [`SUBMITTED`].
-pub(crate) const SUCCEEDED: usize = 1;
+pub const SUCCEEDED: usize = 1;
 /// See [`SUBMITTED`].
-pub(crate) const FAILED: usize = 2;
+pub const FAILED: usize = 2;
 /// See [`SUBMITTED`].
-pub(crate) const CANCELLED: usize = 3;
+pub const CANCELLED: usize = 3;
 /// Step kinds; a kind the engine adds later is counted as `other`.
 const STEP_KINDS: [&str; 6] = ["llm", "http", "worker", "human", "sleep", "other"];
 /// Step results, by [`TaskMetrics::step`]'s `result`.
 const STEP_RESULTS: [&str; 3] = ["succeeded", "retrying", "exhausted"];
 /// Indices into [`STEP_RESULTS`]; a succeeded step is [`SUCCEEDED`]'s 0.
-pub(crate) const STEP_SUCCEEDED: usize = 0;
+pub const STEP_SUCCEEDED: usize = 0;
 /// See [`STEP_SUCCEEDED`].
-pub(crate) const STEP_RETRYING: usize = 1;
+pub const STEP_RETRYING: usize = 1;
 /// See [`STEP_SUCCEEDED`].
-pub(crate) const STEP_EXHAUSTED: usize = 2;
+pub const STEP_EXHAUSTED: usize = 2;
 /// Upper bounds of the step duration buckets, in seconds.
 const STEP_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
 ];
 
 /// Every workflow metric.
-pub(crate) struct TaskMetrics {
+pub struct TaskMetrics {
     /// Workflow name → slot; slot `MAX_WORKFLOWS` is `other`.
     slots: Mutex<HashMap<String, usize>>,
     /// Escaped label values by slot, filled as names arrive.
@@ -85,7 +85,7 @@ impl Default for TaskMetrics {
 
 impl TaskMetrics {
     /// The slot of `workflow`, taking a new one while any is left.
-    pub(crate) fn slot(&self, workflow: &str) -> usize {
+    pub fn slot(&self, workflow: &str) -> usize {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(slot) = slots.get(workflow) {
             return *slot;
@@ -101,48 +101,48 @@ impl TaskMetrics {
     }
 
     /// A task of `slot` reached [`TASK_STATUSES`]`[status]`.
-    pub(crate) fn task(&self, slot: usize, status: usize) {
+    pub fn task(&self, slot: usize, status: usize) {
         self.tasks.add(slot * TASK_STATUSES.len() + status, 1);
     }
 
     /// A step of kind `kind` in `slot` ended an attempt with [`STEP_RESULTS`]`[result]`.
-    pub(crate) fn step(&self, slot: usize, kind: &str, result: usize) {
+    pub fn step(&self, slot: usize, kind: &str, result: usize) {
         let kind = kind_index(kind);
         let index = (slot * STEP_KINDS.len() + kind) * STEP_RESULTS.len() + result;
         self.steps.add(index, 1);
     }
 
     /// A successful step attempt of kind `kind` ran for `duration`.
-    pub(crate) fn step_duration(&self, kind: &str, duration: Duration) {
+    pub fn step_duration(&self, kind: &str, duration: Duration) {
         if let Some(histogram) = self.step_seconds.get(kind_index(kind)) {
             histogram.observe(duration.as_secs_f64());
         }
     }
 
     /// A person was asked, in `slot`.
-    pub(crate) fn escalated(&self, slot: usize) {
+    pub fn escalated(&self, slot: usize) {
         self.escalations.add(slot, 1);
     }
 
     /// An escalation was answered, in `slot`.
-    pub(crate) fn escalation_resolved(&self, slot: usize) {
+    pub fn escalation_resolved(&self, slot: usize) {
         self.resolved.add(slot, 1);
     }
 
     /// A committed step was undone, in `slot`.
-    pub(crate) fn compensated(&self, slot: usize) {
+    pub fn compensated(&self, slot: usize) {
         self.compensations.add(slot, 1);
     }
 
     /// A finished task of `slot` cost `usd`.
-    pub(crate) fn cost(&self, slot: usize, usd: f64) {
+    pub fn cost(&self, slot: usize, usd: f64) {
         if usd.is_finite() && usd > 0.0 {
             self.cost.add_f64(slot, usd);
         }
     }
 
     /// A node took over a task whose lease expired.
-    pub(crate) fn taken_over(&self) {
+    pub fn taken_over(&self) {
         self.takeovers.add(0, 1);
     }
 

@@ -1,6 +1,11 @@
-//! Alerts: rules over the server's own metrics, evaluated in process, announced to the
-//! log, the dashboard (`GET /v1/holdfast/alerts`) and webhooks, and exported as a
-//! Prometheus rule file (`holdfast alerts export-prometheus`).
+//! Alerts: rules over holdfast's own metrics, evaluated in process, announced to the
+//! log, the dashboard (`GET /v1/holdfast/alerts`, served by holdfast-server) and
+//! webhooks, and exported as a Prometheus rule file (`holdfast alerts
+//! export-prometheus`).
+//!
+//! A crate of its own because none of it is HTTP serving: the server hands [`run`] a
+//! way to read its exposition text and serves [`Alerting::snapshot`]; everything
+//! between (sampling, evaluation, the state machine, delivery) lives here.
 //!
 //! How it fits together:
 //!
@@ -34,7 +39,8 @@
 
 mod deliver;
 mod eval;
-pub(crate) mod promql;
+pub mod exposition;
+pub mod promql;
 mod rules;
 mod sample;
 mod state;
@@ -43,15 +49,13 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use holdfast_config::{AlertRule, Alerts};
-use holdfast_policy::Instant;
+use holdfast_policy::{Clock, Instant};
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use self::eval::{evaluate, history_needed};
 use self::sample::Sample;
 use self::state::{AlertState, Change, Phase};
-use crate::gateway::{Gateway, Inner};
-use crate::live::Live;
 
 /// Transitions the dashboard keeps.
 const RECENT: usize = 200;
@@ -63,7 +67,7 @@ const RECENT: usize = 200;
 /// unit: a share for rates, seconds for durations, a count for `breaker_open`, a
 /// factor over the baseline for baseline rules, projected retries for the budget.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct Notice {
+pub struct Notice {
     pub(crate) alert: &'static str,
     pub(crate) severity: &'static str,
     pub(crate) state: Change,
@@ -79,7 +83,7 @@ pub(crate) struct Notice {
 impl Notice {
     /// The quality gate failed on a configuration version: `value` failing suites,
     /// named with their failing cases in `summary`.
-    pub(crate) fn gate_failed(summary: String, failing_suites: usize, unix_ms: u64) -> Notice {
+    pub fn gate_failed(summary: String, failing_suites: usize, unix_ms: u64) -> Notice {
         Notice {
             alert: "quality_gate",
             severity: "critical",
@@ -94,7 +98,7 @@ impl Notice {
 }
 
 /// The rules, their states and the recent notices, shared with the dashboard.
-pub(crate) struct Alerting {
+pub struct Alerting {
     config: Alerts,
     board: Mutex<Board>,
     /// Where notices are posted, once the evaluation loop started.
@@ -108,7 +112,8 @@ struct Board {
 }
 
 impl Alerting {
-    pub(crate) fn new(config: Alerts) -> Alerting {
+    /// The board of `config`'s rules, every one inactive.
+    pub fn new(config: Alerts) -> Alerting {
         let states = vec![AlertState::default(); config.rules.len()];
         Alerting {
             config,
@@ -120,26 +125,15 @@ impl Alerting {
         }
     }
 
-    /// Whether rules are evaluated, how many webhooks notices go to, and the enabled
-    /// rules' names: what `holdfast readiness` checks.
-    pub(crate) fn routing(&self) -> holdfast_quality::readiness::AlertRouting {
-        holdfast_quality::readiness::AlertRouting {
-            enabled: self.config.enabled,
-            webhooks: self.config.webhooks.len(),
-            rules: self
-                .config
-                .rules
-                .iter()
-                .filter(|r| r.enabled)
-                .map(|r| r.kind.name().to_owned())
-                .collect(),
-        }
+    /// The rules, their webhooks and whether they are evaluated, as configured.
+    pub fn config(&self) -> &Alerts {
+        &self.config
     }
 
     /// Announces a notice that no rule raised (the quality gate's verdict on a
     /// configuration version): to the log, the dashboard's recent notices and the
     /// webhooks, like a rule's.
-    pub(crate) fn announce(&self, notice: Notice) {
+    pub fn announce(&self, notice: Notice) {
         deliver::log(&notice);
         self.remember(&notice);
         if let Some(webhooks) = self.webhooks.get() {
@@ -197,7 +191,7 @@ impl Alerting {
     }
 
     /// The dashboard's view: every rule with its state, and the recent notices.
-    pub(crate) fn snapshot(&self) -> Value {
+    pub fn snapshot(&self) -> Value {
         let board = self.board.lock().unwrap_or_else(|e| e.into_inner());
         let alerts: Vec<Value> = self
             .config
@@ -237,7 +231,7 @@ fn rule_json(rule: &AlertRule, state: &AlertState) -> Value {
 }
 
 /// Stops the evaluation loop when dropped (when the server stops).
-pub(crate) struct Running(tokio::task::JoinHandle<()>);
+pub struct Running(tokio::task::JoinHandle<()>);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -245,16 +239,20 @@ impl Drop for Running {
     }
 }
 
-/// Starts evaluating `gateway`'s alert rules on the current runtime, unless alerts
-/// are disabled.
-pub(crate) fn start(gateway: &Gateway) -> Option<Running> {
-    let inner = &gateway.inner;
-    let config = &inner.alerts.config;
+/// Starts evaluating `alerts`' rules on the current runtime, unless alerts are
+/// disabled. Every interval `exposition` is asked for the metrics text as of that
+/// instant (the caller refreshes its time-derived gauges first), and one sample of
+/// every signal is read from it.
+pub fn start<F>(alerts: &Arc<Alerting>, clock: Arc<dyn Clock>, exposition: F) -> Option<Running>
+where
+    F: FnMut(Instant) -> String + Send + 'static,
+{
+    let config = &alerts.config;
     if !config.enabled {
         return None;
     }
-    let webhooks = deliver::Webhooks::start(&config.webhooks, Arc::clone(&inner.clock));
-    if inner.alerts.webhooks.set(webhooks).is_err() {
+    let webhooks = deliver::Webhooks::start(&config.webhooks, Arc::clone(&clock));
+    if alerts.webhooks.set(webhooks).is_err() {
         tracing::warn!("alert rules are already evaluating; not starting them twice");
         return None;
     }
@@ -264,17 +262,20 @@ pub(crate) fn start(gateway: &Gateway) -> Option<Running> {
         interval_ms = config.eval_interval.as_millis() as u64,
         "alert rules evaluating"
     );
-    Some(Running(tokio::spawn(run(Arc::clone(&gateway.live)))))
+    Some(Running(tokio::spawn(run(
+        Arc::clone(alerts),
+        clock,
+        exposition,
+    ))))
 }
 
-/// Evaluates every interval on the configuration current at that tick: a reload
-/// (`live.rs`) swaps the registry and maybe the metrics, while the alert board and its
-/// rules are shared by every configuration (`[alerts]` changes need a restart).
-async fn run(live: Arc<Live>) {
-    let (alerts, clock) = {
-        let first = live.current();
-        (Arc::clone(&first.alerts), Arc::clone(&first.clock))
-    };
+/// Evaluates every interval. The alert board and its rules outlive configuration
+/// reloads (`[alerts]` changes need a restart); `exposition` reads whatever
+/// configuration is current at each tick.
+async fn run<F>(alerts: Arc<Alerting>, clock: Arc<dyn Clock>, mut exposition: F)
+where
+    F: FnMut(Instant) -> String,
+{
     let config = &alerts.config;
     let interval = config.eval_interval;
     let keep = history_needed(&config.rules, interval);
@@ -288,7 +289,7 @@ async fn run(live: Arc<Live>) {
             // Fell behind (a stalled runtime): evaluate once, not once per missed tick.
             next = now;
         }
-        history.push_back(take_sample(&live.current(), now));
+        history.push_back(Sample::from_exposition(now, &exposition(now)));
         while history.len() > 2 && history[1].at + keep <= now {
             history.pop_front();
         }
@@ -300,17 +301,6 @@ async fn run(live: Arc<Live>) {
             }
         }
     }
-}
-
-/// Refreshes the time-derived gauges, then reads every signal from the exposition.
-fn take_sample(inner: &Inner, now: Instant) -> Sample {
-    let balance = {
-        let registry = inner.registry.lock().unwrap_or_else(|e| e.into_inner());
-        registry.global_budget.as_ref().map(|b| b.balance(now))
-    };
-    inner.metrics.set_retry_budget(balance);
-    inner.metrics.age_retrying(now);
-    Sample::from_exposition(now, &inner.metrics.render())
 }
 
 /// `2026-11-23T17:48:20.123Z` from Unix milliseconds.

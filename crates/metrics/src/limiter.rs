@@ -7,7 +7,7 @@ use holdfast_policy::pipeline::Registry;
 use super::cells::Exposition;
 
 /// The limiter families of every target that has a limiter.
-pub(crate) fn render(registry: &Registry) -> String {
+pub fn render(registry: &Registry) -> String {
     let mut out = Exposition(String::with_capacity(512));
     let limited: Vec<_> = registry
         .targets()

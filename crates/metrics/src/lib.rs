@@ -1,9 +1,9 @@
-//! The gateway's metrics, served on `GET /metrics` in the Prometheus text exposition
-//! format (version 0.0.4). No client key is needed: nothing here names an agent, a
+//! holdfast's metrics, served by the server on `GET /metrics` in the Prometheus text
+//! exposition format (version 0.0.4). No client key is needed: nothing here names an agent, a
 //! request or a key, only routes and targets from the configuration and the closed sets
 //! of outcome classes, reasons and breaker states.
 //!
-//! The decision: metrics are fed by one writer, `events.rs`, from the policy's
+//! The decision: metrics are fed by one writer, the server's `events.rs`, from the policy's
 //! [`PolicyEvent`](holdfast_policy::pipeline::PolicyEvent)s and, through the ledger,
 //! each request's final result, plus the stream breaks and recovery calls the relay
 //! reports through it; no handler counts anything. Every label set is known
@@ -31,9 +31,9 @@ use holdfast_policy::pipeline::{FallBackReason, GiveUp};
 mod alerting;
 mod carry;
 mod cells;
-pub(crate) mod few_shot;
+pub mod few_shot;
 mod labels;
-pub(crate) mod limiter;
+pub mod limiter;
 mod render;
 mod store;
 mod tasks;
@@ -44,18 +44,18 @@ use labels::{
     DELAY_BUCKETS, FALLBACK_REASONS, GIVE_UPS, RECOVERY_RESULTS, REQUEST_BUCKETS, STATES,
     TOKEN_KINDS, fallback_index, give_up_index, outcome_index, state_index,
 };
-pub(crate) use labels::{RECOVERY_PATHS, SKIP_REASONS, skip_index};
-pub(crate) use store::StoreMetrics;
-pub(crate) use tasks::TaskMetrics;
-pub(crate) use tasks::{
+pub use labels::{RECOVERY_PATHS, SKIP_REASONS, skip_index};
+pub use store::StoreMetrics;
+pub use tasks::TaskMetrics;
+pub use tasks::{
     CANCELLED, FAILED, STEP_EXHAUSTED, STEP_RETRYING, STEP_SUCCEEDED, SUBMITTED, SUCCEEDED,
 };
 
 /// The `Content-Type` of a scrape.
-pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Every metric of one gateway.
-pub(crate) struct Metrics {
+pub struct Metrics {
     /// Route names as label values (escaped), sorted.
     routes: Vec<String>,
     route_index: HashMap<String, usize>,
@@ -86,9 +86,9 @@ pub(crate) struct Metrics {
     /// The workflow engine's metrics (`tasks.rs`). Shared with the metrics of the
     /// configurations that follow on reload (`carry.rs`): the engine's event sink
     /// holds the first one.
-    pub(crate) tasks: Arc<TaskMetrics>,
+    pub tasks: Arc<TaskMetrics>,
     /// The store's health and write latency (`store.rs`), shared on reload as `tasks`.
-    pub(crate) store: Arc<StoreMetrics>,
+    pub store: Arc<StoreMetrics>,
     /// The global retry budget's balance (`alerting.rs`).
     retry_budget: alerting::Gauge,
     /// Tasks retrying a step, and the oldest one's age (`alerting.rs`).
@@ -98,7 +98,7 @@ pub(crate) struct Metrics {
 
 impl Metrics {
     /// Metrics for these routes and targets (targets in `TargetId` order).
-    pub(crate) fn new<'a>(
+    pub fn new<'a>(
         routes: impl IntoIterator<Item = &'a str>,
         targets: impl IntoIterator<Item = &'a str>,
     ) -> Metrics {
@@ -144,12 +144,12 @@ impl Metrics {
     }
 
     /// The index of route `name`, if the configuration has it.
-    pub(crate) fn route(&self, name: &str) -> Option<usize> {
+    pub fn route(&self, name: &str) -> Option<usize> {
         self.route_index.get(name).copied()
     }
 
     /// A request reached its final `result` after `seconds`.
-    pub(crate) fn request(&self, route: usize, result: &'static str, seconds: f64) {
+    pub fn request(&self, route: usize, result: &'static str, seconds: f64) {
         let Some(histogram) = self.request_seconds.get(route) else {
             return;
         };
@@ -159,7 +159,7 @@ impl Metrics {
     }
 
     /// An attempt on `target` ended with `outcome`; `retry` above 0 makes it a retry.
-    pub(crate) fn attempt(&self, target: usize, outcome: Outcome, retry: u32) {
+    pub fn attempt(&self, target: usize, outcome: Outcome, retry: u32) {
         self.attempts
             .add(target * Outcome::ALL.len() + outcome_index(outcome), 1);
         if retry > 0 {
@@ -168,14 +168,14 @@ impl Metrics {
     }
 
     /// The pipeline decided to wait `after` before retrying on `target`.
-    pub(crate) fn retry_delay(&self, target: usize, after: Duration) {
+    pub fn retry_delay(&self, target: usize, after: Duration) {
         if let Some(histogram) = self.retry_delay.get(target) {
             histogram.observe(after.as_secs_f64());
         }
     }
 
     /// The call left `from` for `to`.
-    pub(crate) fn fallback(&self, from: usize, to: usize, reason: FallBackReason) {
+    pub fn fallback(&self, from: usize, to: usize, reason: FallBackReason) {
         let t = self.targets.len();
         if to < t {
             let index = (from * t + to) * FALLBACK_REASONS.len() + fallback_index(reason);
@@ -184,7 +184,7 @@ impl Metrics {
     }
 
     /// A call on `route` ended: answered or not, and whether any attempt failed.
-    pub(crate) fn call(&self, route: usize, succeeded: bool, had_failure: bool) {
+    pub fn call(&self, route: usize, succeeded: bool, had_failure: bool) {
         if had_failure {
             self.calls_with_failure.add(route, 1);
             if succeeded {
@@ -194,65 +194,65 @@ impl Metrics {
     }
 
     /// A call on `route` gave up.
-    pub(crate) fn gave_up(&self, route: usize, reason: GiveUp) {
+    pub fn gave_up(&self, route: usize, reason: GiveUp) {
         self.gave_up
             .add(route * GIVE_UPS.len() + give_up_index(reason), 1);
     }
 
     /// `target`'s breaker moved from `from` to `to`.
-    pub(crate) fn breaker_transition(&self, target: usize, from: State, to: State) {
+    pub fn breaker_transition(&self, target: usize, from: State, to: State) {
         let n = STATES.len();
         let index = (target * n + state_index(from)) * n + state_index(to);
         self.breaker_transitions.add(index, 1);
     }
 
     /// `target`'s breaker is now in `state`.
-    pub(crate) fn breaker_state(&self, target: usize, state: State) {
+    pub fn breaker_state(&self, target: usize, state: State) {
         self.breaker_state.set(target, state_index(state) as u64);
     }
 
     /// Some agent's breaker moved to `to`.
-    pub(crate) fn agent_breaker_transition(&self, to: State) {
+    pub fn agent_breaker_transition(&self, to: State) {
         self.agent_breaker_transitions.add(state_index(to), 1);
     }
 
     /// A retry on `target` was refused by an empty budget.
-    pub(crate) fn budget_exhausted(&self, target: usize) {
+    pub fn budget_exhausted(&self, target: usize) {
         self.budget_exhausted.add(target, 1);
     }
 
     /// A hedge was sent to `target`.
-    pub(crate) fn hedged(&self, target: usize) {
+    pub fn hedged(&self, target: usize) {
         self.hedges.add(target, 1);
     }
 
     /// `target` was passed over for [`SKIP_REASONS`]`[reason]`.
-    pub(crate) fn skipped(&self, target: usize, reason: usize) {
+    pub fn skipped(&self, target: usize, reason: usize) {
         self.skipped.add(target * SKIP_REASONS.len() + reason, 1);
     }
 
     /// `target` used these tokens.
-    pub(crate) fn tokens(&self, target: usize, input: u64, output: u64) {
+    pub fn tokens(&self, target: usize, input: u64, output: u64) {
         self.tokens.add(target * 2, input);
         self.tokens.add(target * 2 + 1, output);
     }
 
     /// `target` cost this much on `route`.
-    pub(crate) fn cost(&self, route: usize, target: usize, usd: f64) {
+    pub fn cost(&self, route: usize, target: usize, usd: f64) {
         if target < self.targets.len() && usd != 0.0 {
             self.cost.add_f64(route * self.targets.len() + target, usd);
         }
     }
 
     /// A stream served by `target` broke with `outcome` after its first byte.
-    pub(crate) fn stream_break(&self, target: usize, outcome: Outcome) {
+    pub fn stream_break(&self, target: usize, outcome: Outcome) {
         self.stream_breaks
             .add(target * Outcome::ALL.len() + outcome_index(outcome), 1);
     }
 
     /// A recovery call on `route` by [`RECOVERY_PATHS`]`[path]` finished the answer
     /// (`ok`) or could not.
-    pub(crate) fn recovery(&self, route: usize, path: usize, ok: bool) {
+    pub fn recovery(&self, route: usize, path: usize, ok: bool) {
         let result = usize::from(!ok);
         let index = (route * RECOVERY_PATHS.len() + path) * RECOVERY_RESULTS.len() + result;
         self.stream_recoveries.add(index, 1);

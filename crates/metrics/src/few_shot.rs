@@ -7,7 +7,7 @@ use holdfast_quality::fewshot::Libraries;
 use super::cells::Exposition;
 
 /// The few-shot families, in the exposition format.
-pub(crate) fn render(libraries: &Libraries) -> String {
+pub fn render(libraries: &Libraries) -> String {
     let mut out = Exposition(String::with_capacity(1024));
     let counts = libraries.counts();
     out.family(

@@ -7,7 +7,7 @@ use holdfast_config::{AlertKind, AlertRule};
 use holdfast_policy::Instant;
 
 use super::*;
-use crate::alerts::rules::Signal;
+use crate::rules::Signal;
 
 fn at(secs: f64) -> Instant {
     Instant::from_origin(Duration::from_secs_f64(secs))
@@ -169,7 +169,7 @@ fn a_falling_budget_is_projected_to_empty_before_it_does() {
     assert!(value < predictive.threshold);
     let eta = eta.expect("a falling trend has an eta");
     assert!((eta - 235.0).abs() < 1e-6, "{eta}");
-    assert_eq!(crate::alerts::rules::human(eta), "3.9m");
+    assert_eq!(crate::rules::human(eta), "3.9m");
     // A shorter horizon does not reach the threshold yet.
     let near = AlertRule {
         horizon: Duration::from_secs(60),
