@@ -58,6 +58,7 @@ fn request(
         agent,
         tokens: Some(1_000),
         seed: 1,
+        priority: holdfast_policy::concurrency::Priority::Interactive,
     }
 }
 

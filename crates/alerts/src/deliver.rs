@@ -177,6 +177,7 @@ impl HookRoute {
             agent: None,
             tokens: None,
             seed,
+            priority: holdfast_policy::concurrency::Priority::Batch,
         });
         let run = driver::run(call, &self.registry, post.clock.as_ref(), &transport).await;
         let attempts = run

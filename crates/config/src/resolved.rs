@@ -144,6 +144,8 @@ pub struct ClientKey {
     pub tokens: Option<rate_limit::Config>,
     /// Requests this key may have in flight at once; 1..=1000000.
     pub max_concurrent_requests: u32,
+    /// Its calls' place at a target's concurrency limit.
+    pub priority: holdfast_policy::concurrency::Priority,
 }
 
 /// An API holdfast calls.

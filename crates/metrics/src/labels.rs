@@ -25,7 +25,7 @@ pub(super) const FALLBACK_REASONS: [FallBackReason; 7] = [
     FallBackReason::RetryNext,
 ];
 
-pub(super) const GIVE_UPS: [GiveUp; 7] = [
+pub(super) const GIVE_UPS: [GiveUp; 8] = [
     GiveUp::NotRetryable,
     GiveUp::Exhausted,
     GiveUp::BudgetExhausted,
@@ -33,15 +33,21 @@ pub(super) const GIVE_UPS: [GiveUp; 7] = [
     GiveUp::Unavailable,
     GiveUp::AgentBreakerOpen,
     GiveUp::TooLarge,
+    GiveUp::Shed {
+        retry_after: std::time::Duration::ZERO,
+    },
 ];
 
 /// Skip reasons, by [`skip_index`]; the names the ledger uses.
-pub const SKIP_REASONS: [&str; 5] = [
+pub const SKIP_REASONS: [&str; 8] = [
     "breaker_open",
     "retry_after",
     "rate_limited",
     "too_large",
     "drained",
+    "at_capacity",
+    "throttled",
+    "shed",
 ];
 
 /// Breaker states, by their gauge value.
@@ -100,6 +106,7 @@ pub(super) fn give_up_index(reason: GiveUp) -> usize {
         GiveUp::Unavailable => 4,
         GiveUp::AgentBreakerOpen => 5,
         GiveUp::TooLarge => 6,
+        GiveUp::Shed { .. } => 7,
     }
 }
 
@@ -111,6 +118,9 @@ pub fn skip_index(skip: Skip) -> usize {
         Skip::RateLimited(_) => 2,
         Skip::TooLarge => 3,
         Skip::Drained => 4,
+        Skip::AtCapacity => 5,
+        Skip::Throttled => 6,
+        Skip::Shed => 7,
     }
 }
 

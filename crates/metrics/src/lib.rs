@@ -34,6 +34,7 @@ mod cells;
 pub mod few_shot;
 mod game_days;
 mod labels;
+pub mod limiter;
 mod render;
 mod store;
 mod tasks;

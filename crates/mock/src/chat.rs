@@ -70,6 +70,7 @@ pub async fn inject(
     let format = provider.format();
     let faults = provider.faults_snapshot();
     let mut turn = provider.begin();
+    let occupancy = provider.occupy();
     let parsed = Request::parse(format, &body);
     let key = presented_key(headers);
     let ctx = Context {
@@ -80,6 +81,7 @@ pub async fn inject(
         elapsed: turn.elapsed,
     };
     let plan = plan::decide(&ctx, &mut turn.rng);
+    let plan = plan::under_load(plan, faults.capacity, occupancy.in_flight);
     let request = parsed.ok();
     let answer = match (&plan.action, &request) {
         (Action::Answer { filtered, .. }, Some(req)) => {
@@ -126,10 +128,14 @@ pub async fn inject(
             if let Action::Answer { stall, .. } = plan.action {
                 provider.pause(stall).await;
             }
-            return forward(body).await;
+            let response = forward(body).await;
+            drop(occupancy);
+            return response;
         }
     }
-    respond(provider, &faults, plan, &meta, answer, turn.rng).await
+    let response = respond(provider, &faults, plan, &meta, answer, turn.rng).await;
+    drop(occupancy);
+    response
 }
 
 async fn respond(

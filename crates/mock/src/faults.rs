@@ -41,6 +41,10 @@ pub struct Faults {
     /// OpenAI finish_reason `content_filter` or Anthropic stop_reason `refusal` and no
     /// text, as both providers report output filtering.
     pub content_filter: f64,
+    /// Calls served at full speed at once (at least 1): beyond it every call's latency
+    /// is multiplied by calls in flight / capacity, and beyond twice it calls are
+    /// refused at once with 503, as a provider in a brownout does. Unset: no limit.
+    pub capacity: Option<u32>,
     /// Time before the first byte of every response.
     pub latency: Distribution,
     /// Time before each streamed content chunk.
@@ -116,6 +120,7 @@ impl Default for Faults {
             quota: 0.0,
             context_window: None,
             content_filter: 0.0,
+            capacity: None,
             latency: Distribution::default(),
             token_interval: Distribution::default(),
             silent: 0.0,

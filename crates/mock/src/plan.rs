@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use holdfast_policy::sim::{Capacity, Load};
 use holdfast_policy::{Outcome, Rng, TimeoutKind};
 
 use crate::faults::Faults;
@@ -80,6 +81,32 @@ pub(crate) struct Context<'a> {
     pub(crate) request: Result<&'a Request, &'a str>,
     /// Time since the origin (start or last reset).
     pub(crate) elapsed: Duration,
+}
+
+/// What `in_flight` calls (this one included) do to `plan` on a provider that serves
+/// `capacity` at full speed ([`Capacity`]): an answer is slowed, or refused at once
+/// with 503; a fault that struck already stays as it is.
+pub(crate) fn under_load(mut plan: Plan, capacity: Option<u32>, in_flight: u32) -> Plan {
+    let Some(capacity) = capacity.and_then(|c| Capacity::new(c).ok()) else {
+        return plan;
+    };
+    if !matches!(plan.action, Action::Answer { .. }) {
+        return plan;
+    }
+    match capacity.load(in_flight) {
+        Load::Within => {}
+        Load::Slowed(factor) => plan.delay = plan.delay.mul_f64(factor),
+        Load::Over => {
+            plan.delay = Duration::ZERO;
+            plan.action = Action::Reject(Rejection::Status {
+                status: 503,
+                retry_after: None,
+            });
+            plan.outcome = Outcome::Overloaded { retry_after: None };
+            plan.fault = "over_capacity";
+        }
+    }
+    plan
 }
 
 /// Decides what happens to one request. Always draws the same amount of randomness.

@@ -121,3 +121,22 @@ fn request_checks_come_in_provider_order() {
         "auth"
     );
 }
+
+#[test]
+fn beyond_its_capacity_the_provider_slows_then_refuses_with_503() {
+    let f = faults("latency = { min = \"100ms\", max = \"100ms\" }\ncapacity = 10");
+    let plan = || decide_at(&f, &request(false), 0.0, &mut Rng::seeded(1));
+    let within = under_load(plan(), f.capacity, 10);
+    assert_eq!(within.delay, Duration::from_millis(100));
+    let slowed = under_load(plan(), f.capacity, 15);
+    assert_eq!(slowed.delay, Duration::from_millis(225));
+    assert_eq!(slowed.outcome, Outcome::Ok);
+    let refused = under_load(plan(), f.capacity, 21);
+    assert_eq!(refused.outcome, Outcome::Overloaded { retry_after: None });
+    assert_eq!(refused.fault, "over_capacity");
+    assert_eq!(refused.delay, Duration::ZERO);
+    // Without a capacity, load changes nothing.
+    let unlimited = faults("latency = { min = \"100ms\", max = \"100ms\" }");
+    let plan = decide_at(&unlimited, &request(false), 0.0, &mut Rng::seeded(1));
+    assert_eq!(under_load(plan.clone(), None, 1_000), plan);
+}

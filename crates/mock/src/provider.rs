@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -77,6 +78,21 @@ struct Inner {
     faults: RwLock<Arc<Faults>>,
     state: Mutex<State>,
     shutdown: watch::Sender<bool>,
+    /// Chat requests being answered now: the load `capacity` judges.
+    in_flight: AtomicU32,
+}
+
+/// One request's share of the provider's load, given back when it is dropped.
+pub(crate) struct Occupancy {
+    inner: Arc<Inner>,
+    /// Requests in flight when this one arrived, itself included.
+    pub(crate) in_flight: u32,
+}
+
+impl Drop for Occupancy {
+    fn drop(&mut self) {
+        self.inner.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 struct State {
@@ -126,6 +142,7 @@ impl MockProvider {
                 faults: RwLock::new(Arc::new(faults)),
                 state: Mutex::new(state),
                 shutdown: watch::Sender::new(false),
+                in_flight: AtomicU32::new(0),
             }),
         })
     }
@@ -188,6 +205,20 @@ impl MockProvider {
 
     pub(crate) fn faults_snapshot(&self) -> Arc<Faults> {
         Arc::clone(&self.inner.faults.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Chat requests being answered now.
+    pub fn in_flight(&self) -> u32 {
+        self.inner.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Counts a request in flight until the returned share is dropped.
+    pub(crate) fn occupy(&self) -> Occupancy {
+        let before = self.inner.in_flight.fetch_add(1, Ordering::AcqRel);
+        Occupancy {
+            inner: Arc::clone(&self.inner),
+            in_flight: before.saturating_add(1),
+        }
     }
 
     /// Numbers a new request and forks its generator.

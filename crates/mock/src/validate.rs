@@ -130,6 +130,9 @@ impl Faults {
                 "must be at least 1 token",
             ));
         }
+        if self.capacity == Some(0) {
+            return Err(MockError::invalid("capacity", "must be at least 1 call"));
+        }
         if self.api_key.as_ref().is_some_and(|key| key.0.is_empty()) {
             return Err(MockError::invalid("api_key", "must not be empty"));
         }

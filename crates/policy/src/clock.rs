@@ -20,6 +20,9 @@ impl Instant {
     /// The clock's origin.
     pub const ZERO: Instant = Instant(0);
 
+    /// The last instant: the deadline of a call that has none.
+    pub const MAX: Instant = Instant(u64::MAX);
+
     /// The instant `elapsed` after the origin.
     pub fn from_origin(elapsed: Duration) -> Self {
         Instant(saturating_nanos(elapsed))

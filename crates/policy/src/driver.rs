@@ -37,6 +37,12 @@ pub trait Transport: Send + Sync {
         &self,
         start: StartAttempt,
     ) -> impl Future<Output = Result<Self::Response, Self::Error>> + Send;
+
+    /// The answer's length in output tokens, when known: a target's concurrency limit
+    /// judges its latency per token, so that long answers are not taken for overload.
+    fn output_tokens(&self, _response: &Self::Response) -> Option<u32> {
+        None
+    }
 }
 
 /// The answer of a successful call.
@@ -109,6 +115,11 @@ pub async fn run<T: Transport>(
             Some((start, result)) = running.next() => {
                 if cancelled.contains(&start.attempt) {
                     continue;
+                }
+                if let Ok(response) = &result
+                    && let Some(tokens) = transport.output_tokens(response)
+                {
+                    call.note_output(start.attempt, tokens);
                 }
                 record(start, result, &mut won, &mut last_error)
             }

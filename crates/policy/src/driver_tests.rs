@@ -96,6 +96,7 @@ fn call(chain: &Arc<Chain>, deadline: Deadline, policy: Policy) -> Call {
         agent: None,
         tokens: None,
         seed: 7,
+        priority: crate::concurrency::Priority::Interactive,
     })
 }
 

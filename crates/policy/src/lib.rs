@@ -16,6 +16,7 @@ pub mod backoff;
 pub mod breaker;
 pub mod budget;
 pub mod clock;
+pub mod concurrency;
 pub mod deadline;
 pub mod driver;
 pub mod fallback;

@@ -65,6 +65,7 @@ impl Fixture {
             agent: None,
             tokens: None,
             seed,
+            priority: holdfast_policy::concurrency::Priority::Interactive,
         })
     }
 }

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::http::{HeaderMap, header};
 use holdfast_config::{ClientKey, Role, Secret};
+use holdfast_policy::concurrency::Priority;
 use holdfast_policy::rate_limit::{Decision, RateLimiter};
 use holdfast_policy::{Instant, InvalidSetting};
 
@@ -27,6 +28,7 @@ struct KeyState {
     name: Arc<str>,
     role: Role,
     tenant: Arc<str>,
+    priority: Priority,
     secret: Option<Secret>,
     limits: Mutex<Limits>,
 }
@@ -55,6 +57,7 @@ impl ClientKeys {
                     name: Arc::from(key.name.as_str()),
                     role: key.role,
                     tenant: Arc::from(key.tenant.as_str()),
+                    priority: key.priority,
                     secret: key.key.clone(),
                     limits: Mutex::new(Limits {
                         requests: key.requests.map(|c| RateLimiter::new(c, now)).transpose()?,
@@ -64,6 +67,14 @@ impl ClientKeys {
             })
             .collect::<Result<_, InvalidSetting>>()?;
         Ok(ClientKeys { keys })
+    }
+
+    /// The place of `caller`'s calls at a target's concurrency limit.
+    pub(crate) fn priority(&self, caller: Caller) -> Priority {
+        match caller {
+            Caller::Key(i) => self.keys.get(i).map_or(Priority::default(), |k| k.priority),
+            Caller::Anyone => Priority::default(),
+        }
     }
 
     /// Whether no key is configured.
@@ -210,6 +221,7 @@ mod tests {
             requests: rpm.map(Config::per_minute),
             tokens: None,
             max_concurrent_requests: 1000,
+            priority: holdfast_policy::concurrency::Priority::Interactive,
         };
         ClientKeys::new(
             &[key("a", "sk-a", Some(1)), key("b", "sk-b", None)],

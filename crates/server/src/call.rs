@@ -78,6 +78,7 @@ where
         agent: job.meta.agent.clone(),
         tokens: Some(job.tokens),
         seed: job.seed,
+        priority: job.meta.priority,
     };
     let run = driver::run(
         pipeline::Call::new(request),

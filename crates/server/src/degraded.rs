@@ -141,6 +141,7 @@ pub(crate) fn may_degrade(error: &ApiError) -> bool {
         | ApiError::InvalidOutput(_)
         | ApiError::RetryBudgetExhausted
         | ApiError::TargetsUnavailable { .. }
+        | ApiError::OverloadedShed { .. }
         | ApiError::AgentBreakerOpen => true,
         ApiError::InvalidJson(_)
         | ApiError::InvalidRequest { .. }

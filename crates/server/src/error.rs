@@ -172,6 +172,13 @@ pub enum ApiError {
     /// The retry budget is spent: retrying now would feed a retry storm.
     #[error("the retry budget is exhausted; retry later")]
     RetryBudgetExhausted,
+    /// Every target that could serve is at its concurrency limit and the request could
+    /// not be served in time: shed, to be sent again after `retry_after`.
+    #[error("every target of the route is at its concurrency limit; retry later")]
+    OverloadedShed {
+        /// When a new try has a fair chance.
+        retry_after: Duration,
+    },
     /// Every target is unavailable (breaker open, Retry-After pending, rate limited).
     #[error("every target of the route is unavailable")]
     TargetsUnavailable {
@@ -275,6 +282,7 @@ impl ApiError {
             | ApiError::InvalidOutput(_) => StatusCode::BAD_GATEWAY,
             ApiError::UpstreamOverloaded { .. }
             | ApiError::RetryBudgetExhausted
+            | ApiError::OverloadedShed { .. }
             | ApiError::TargetsUnavailable { .. }
             | ApiError::AgentBreakerOpen
             | ApiError::EngineUnavailable
@@ -322,6 +330,7 @@ impl ApiError {
             ApiError::InvalidOutput(_) => "invalid_output",
             ApiError::PromptTooLarge => "prompt_too_large",
             ApiError::RetryBudgetExhausted => "retry_budget_exhausted",
+            ApiError::OverloadedShed { .. } => "overloaded_shed",
             ApiError::TargetsUnavailable { .. } => "targets_unavailable",
             ApiError::AgentBreakerOpen => "agent_breaker_open",
             ApiError::InvalidInput { .. } => "invalid_input",
@@ -359,6 +368,7 @@ impl ApiError {
             | ApiError::UpstreamOverloaded { retry_after, .. }
             | ApiError::TargetsUnavailable { retry_after } => *retry_after,
             ApiError::StoreUnavailable(_) => Some(STORE_RETRY_AFTER),
+            ApiError::OverloadedShed { retry_after } => Some(*retry_after),
             _ => None,
         }
     }

@@ -344,7 +344,12 @@ fn next(gateway: &Inner, next: Next) -> NextRecord {
 
 fn skip(gateway: &Inner, target: TargetId, reason: Skip, now: Instant) -> SkipRecord {
     let wait = match reason {
-        Skip::BreakerOpen | Skip::TooLarge | Skip::Drained => None,
+        Skip::BreakerOpen
+        | Skip::TooLarge
+        | Skip::Drained
+        | Skip::AtCapacity
+        | Skip::Throttled
+        | Skip::Shed => None,
         Skip::RetryAfter(until) => Some(until.saturating_duration_since(now)),
         Skip::RateLimited(wait) => Some(wait),
     };

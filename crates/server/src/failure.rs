@@ -32,6 +32,7 @@ pub(crate) fn to_api_error(
         GiveUp::AgentBreakerOpen => return ApiError::AgentBreakerOpen,
         GiveUp::BudgetExhausted => return ApiError::RetryBudgetExhausted,
         GiveUp::DeadlineExceeded => return ApiError::DeadlineExceeded,
+        GiveUp::Shed { retry_after } => return ApiError::OverloadedShed { retry_after },
         GiveUp::NotRetryable | GiveUp::Exhausted | GiveUp::Unavailable => {}
     }
     let Some(outcome) = failure.outcome else {

@@ -165,6 +165,7 @@ mod tests {
             requests: None,
             tokens: None,
             max_concurrent_requests: limit,
+            priority: holdfast_policy::concurrency::Priority::Interactive,
         }
     }
 

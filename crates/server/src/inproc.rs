@@ -98,6 +98,7 @@ pub(crate) async fn complete(gw: &Inner, local: Local<'_>) -> Result<Answered, R
         agent: local.agent,
         idempotency_key: local.idempotency_key,
         trace: holdfast_telemetry::Trace::default(),
+        priority: holdfast_policy::concurrency::Priority::default(),
     };
     let (id, seed) = gw.next_request();
     let job = Job {

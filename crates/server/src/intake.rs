@@ -70,6 +70,7 @@ impl Door {
             meta.agent = meta
                 .agent
                 .map(|agent| Arc::from(format!("{}/{agent}", principal.tenant)));
+            meta.priority = gw.keys.priority(principal.caller);
             gw.keys.admit_request(principal.caller, started)?;
             let body = read_body(body, headers, gw.body_limit).await?;
             Ok::<_, ApiError>((meta, body))

@@ -137,6 +137,9 @@ fn outcome(err: &ApiError) -> Outcome {
         | ApiError::TargetsUnavailable { retry_after } => Outcome::Overloaded {
             retry_after: *retry_after,
         },
+        ApiError::OverloadedShed { retry_after } => Outcome::Overloaded {
+            retry_after: Some(*retry_after),
+        },
         ApiError::RetryBudgetExhausted
         | ApiError::AgentBreakerOpen
         | ApiError::StoreUnavailable(_) => Outcome::Overloaded { retry_after: None },

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use holdfast_policy::concurrency::Priority;
 use holdfast_policy::{Deadline, Instant};
 
 use crate::error::ApiError;
@@ -46,6 +47,8 @@ pub(crate) struct RequestMeta {
     pub(crate) idempotency_key: Option<String>,
     /// The client's trace context, and the request's span when traces are exported.
     pub(crate) trace: holdfast_telemetry::Trace,
+    /// The caller's key's place at a target's concurrency limit.
+    pub(crate) priority: Priority,
 }
 
 impl RequestMeta {
@@ -73,6 +76,7 @@ impl RequestMeta {
             agent,
             idempotency_key,
             trace: holdfast_telemetry::Trace::from_headers(headers),
+            priority: Priority::default(),
         })
     }
 }

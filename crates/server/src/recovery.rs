@@ -103,6 +103,7 @@ impl Recovery {
                 agent: job.meta.agent.clone(),
                 idempotency_key: Some(key.to_owned()),
                 trace: job.meta.trace.clone(),
+                priority: job.meta.priority,
             },
             tokens: job.tokens,
             seed: job.seed,

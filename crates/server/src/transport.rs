@@ -157,6 +157,11 @@ impl Transport for Completing<'_> {
     type Response = Completion;
     type Error = AttemptError;
 
+    fn output_tokens(&self, completion: &Completion) -> Option<u32> {
+        let usage = completion.usage?;
+        Some(u32::try_from(usage.output_tokens).unwrap_or(u32::MAX))
+    }
+
     async fn attempt(&self, start: StartAttempt) -> Result<Completion, AttemptError> {
         let attempts = &self.0;
         let endpoint = attempts.endpoint(&start)?;

@@ -68,6 +68,10 @@ pub(crate) struct FaultArgs {
     /// Share of requests refused for exhausted quota.
     #[arg(long, value_name = "P")]
     quota: Option<f64>,
+    /// Calls served at full speed at once: beyond it latency grows with the calls in
+    /// flight, beyond twice it calls get 503 (a provider in a brownout).
+    #[arg(long, value_name = "N")]
+    capacity: Option<u32>,
     /// Context window in tokens; larger prompts get the provider's real overflow error.
     #[arg(long, value_name = "TOKENS")]
     context_window: Option<u64>,
@@ -154,6 +158,7 @@ pub(crate) fn faults(args: &FaultArgs) -> anyhow::Result<Faults> {
     }
     set(&mut f.quota, args.quota);
     f.context_window = args.context_window.or(f.context_window);
+    f.capacity = args.capacity.or(f.capacity);
     set(&mut f.content_filter, args.content_filter);
     if let Some(latency) = &args.latency {
         f.latency = distribution(latency)?;

@@ -41,7 +41,7 @@ pub use chaos::{Chaos, GameDay};
 pub use policy::{Breaker, Budget, Hedge, Jitter, Policy, Retry};
 pub use quality::{Gate, OnFail, Quality};
 pub use route::{Degraded, FewShot, FewShotMode, MidStream, RetryOn, Route};
-pub use target::{Price, Probe, ProbeKind, Provider, Target, Timeouts};
+pub use target::{Concurrency, Price, Probe, ProbeKind, Provider, Target, Timeouts};
 pub use telemetry::{OtlpProtocol, Telemetry};
 
 use crate::units::{ByteSize, HumanDuration};
@@ -232,6 +232,31 @@ pub struct ClientKey {
     /// one key (a leaked one, a runaway agent) can hold of the server. Default 1000.
     #[serde(default = "default_max_concurrent_requests")]
     pub max_concurrent_requests: u64,
+    /// The key's place when a target is at its concurrency limit (`concurrency` on the
+    /// target): `"interactive"` calls are served first and shed last, `"batch"` calls
+    /// wait behind them and are shed first. Default `"interactive"`.
+    #[serde(default)]
+    pub priority: Priority,
+}
+
+/// A client key's priority (see [`ClientKey::priority`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    /// Someone waits for the answer.
+    #[default]
+    Interactive,
+    /// Work that can wait.
+    Batch,
+}
+
+impl From<Priority> for holdfast_policy::concurrency::Priority {
+    fn from(priority: Priority) -> Self {
+        match priority {
+            Priority::Interactive => holdfast_policy::concurrency::Priority::Interactive,
+            Priority::Batch => holdfast_policy::concurrency::Priority::Batch,
+        }
+    }
 }
 
 /// `[[client_keys]] max_concurrent_requests` when it is left out.

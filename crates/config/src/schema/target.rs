@@ -65,6 +65,54 @@ pub struct Target {
     /// Active health probes while the target's breaker is open.
     #[serde(default)]
     pub probe: Probe,
+    /// Load shedding: an adaptive limit on the calls in flight to this target.
+    #[serde(default)]
+    pub concurrency: Concurrency,
+}
+
+/// `concurrency = { adaptive = true }`: holdfast learns how many calls the target
+/// serves at once without slowing down (its latency per output token against its
+/// no-load latency, and its 429s, 503s and timeouts) and sends no more. Calls over the
+/// limit wait in a queue, interactive keys before batch keys and then by deadline, or
+/// go to the next target of their route; a call that cannot be served in time is
+/// refused with 503 `overloaded_shed` and a Retry-After. A target that keeps refusing
+/// work is also throttled on holdfast's side (Google SRE's client-side throttling).
+/// Off by default.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Concurrency {
+    /// Whether to limit. Default `false`.
+    pub adaptive: bool,
+    /// The limit before anything is learned; within `min..=max`. Default 4.
+    pub initial: u32,
+    /// The lowest limit; at least 1. Default 1.
+    pub min: u32,
+    /// The highest limit; at least `min`. Default 1000.
+    pub max: u32,
+    /// Recent latency up to this multiple of the no-load latency counts as no load;
+    /// 1.0 to 10.0. Default 1.5.
+    pub tolerance: f64,
+    /// Calls that may wait for a slot; at least 1. Default 1000.
+    pub max_queue: u32,
+    /// The longest a call waits for a slot; longer than zero. Default `"5s"`.
+    pub max_wait: HumanDuration,
+    /// Whether to throttle a target that keeps refusing work. Default `true`.
+    pub throttle: bool,
+}
+
+impl Default for Concurrency {
+    fn default() -> Self {
+        Concurrency {
+            adaptive: false,
+            initial: 4,
+            min: 1,
+            max: 1_000,
+            tolerance: 1.5,
+            max_queue: 1_000,
+            max_wait: HumanDuration::secs(5),
+            throttle: true,
+        }
+    }
 }
 
 /// `probe = { every = "2s", kind = "completion" }`: while the target's breaker is open,

@@ -340,6 +340,7 @@ fn client_keys(c: &mut Checker<'_>, raw: &[schema::ClientKey]) -> Vec<ClientKey>
                 path.key("max_concurrent_requests"),
                 key.max_concurrent_requests,
             ),
+            priority: key.priority.into(),
         });
     }
     keys

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use holdfast_llm::client::Timeouts;
 use holdfast_llm::{Format, Price, PriceError};
+use holdfast_policy::concurrency;
 use holdfast_policy::pipeline::TargetSettings;
 
 use super::{Checker, known};
@@ -161,6 +162,7 @@ fn target(
         budget: None,
         requests: c.per_minute(path.key("requests_per_minute"), raw.requests_per_minute),
         tokens: c.per_minute(path.key("tokens_per_minute"), raw.tokens_per_minute),
+        concurrency: concurrency(c, &path.key("concurrency"), &raw.concurrency),
     };
     let provider = provider?;
     if raw.model.trim().is_empty() || raw.context_window == 0 {
@@ -185,6 +187,40 @@ fn target(
         probe,
         settings,
     })
+}
+
+/// A target's concurrency limiter, when it asks for one; each refused field named.
+fn concurrency(
+    c: &mut Checker<'_>,
+    path: &FieldPath,
+    raw: &schema::Concurrency,
+) -> Option<concurrency::Config> {
+    if !raw.adaptive {
+        return None;
+    }
+    let config = concurrency::Config {
+        limit: concurrency::LimitConfig {
+            initial: raw.initial,
+            min: raw.min,
+            max: raw.max,
+            tolerance: raw.tolerance,
+            ..concurrency::LimitConfig::default()
+        },
+        throttle: raw.throttle.then(concurrency::ThrottleConfig::default),
+        max_queue: raw.max_queue as usize,
+        max_wait: raw.max_wait.0,
+    };
+    match config.validate() {
+        Ok(()) => Some(config),
+        Err(refused) => {
+            let field = refused
+                .field
+                .strip_prefix("concurrency.")
+                .unwrap_or(refused.field);
+            c.invalid(path.key(field), refused.problem);
+            None
+        }
+    }
 }
 
 /// The longest learned first-byte timeout of a stream, and the wait before any is

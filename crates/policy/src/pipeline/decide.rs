@@ -105,6 +105,11 @@ impl Call {
         if outcome.health() == Health::Success {
             health.latency.record(now, latency);
         }
+        if flight.slot
+            && let Some(limiter) = &mut health.limiter
+        {
+            limiter.finish(now, outcome, latency, flight.units.unwrap_or(1));
+        }
         if let (Some(breaker), Some(permit)) = (&mut health.breaker, flight.permit)
             && let Some(transition) = breaker.record(now, permit, outcome, latency)
         {

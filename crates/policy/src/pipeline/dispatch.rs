@@ -9,7 +9,7 @@ use crate::fallback::TargetId;
 use crate::rate_limit::Decision;
 
 /// Why the current target cannot take an attempt now.
-enum Blocked {
+pub(super) enum Blocked {
     /// Not for this call now: go to the next target.
     Skip(Skip),
     /// Free again at this instant (a Retry-After or a rate limit): worth waiting for
@@ -26,8 +26,9 @@ impl Call {
         now: Instant,
         out: &mut Vec<Action>,
     ) {
-        let mut earliest: Option<(Instant, usize)> = None;
+        let mut earliest: Option<(Instant, usize, Skip)> = None;
         let mut unavailable = false;
+        self.shed = None;
         loop {
             if self.request.deadline.is_expired(now) {
                 return self.give_up(registry, now, GiveUp::DeadlineExceeded, out);
@@ -39,8 +40,8 @@ impl Call {
                 let reason = match blocked {
                     Blocked::Skip(reason) => reason,
                     Blocked::Until(at, reason) => {
-                        if earliest.is_none_or(|(first, _)| at < first) {
-                            earliest = Some((at, self.link));
+                        if earliest.is_none_or(|(first, _, _)| at < first) {
+                            earliest = Some((at, self.link, reason));
                         }
                         reason
                     }
@@ -73,16 +74,17 @@ impl Call {
                 return self.give_up(registry, now, GiveUp::BudgetExhausted, out);
             }
             acquire_limits(registry, now, link.target, self.request.tokens);
+            let slot = self.take_slot(registry, link.target);
             let permit = self.admit(registry, now, link.target, out);
-            self.launch(registry, now, permit, timeout, false, out);
+            self.launch(registry, now, permit, timeout, false, slot, out);
             return;
         }
     }
 
     /// Whether the target of `link` can take an attempt now. Spends nothing: the
     /// caller spends rate-limit units only once the attempt is certain.
-    fn blocked(
-        &self,
+    pub(super) fn blocked(
+        &mut self,
         registry: &mut Registry,
         now: Instant,
         link: &crate::fallback::Link,
@@ -131,7 +133,7 @@ impl Call {
                 Decision::TooLarge => return Some(Blocked::Skip(Skip::TooLarge)),
             }
         }
-        None
+        self.capacity(registry, now, link.target)
     }
 
     /// Moves to the next link a fallback may use; false if there is none.
@@ -158,11 +160,14 @@ impl Call {
         &mut self,
         registry: &mut Registry,
         now: Instant,
-        earliest: Option<(Instant, usize)>,
+        earliest: Option<(Instant, usize, Skip)>,
         unavailable: bool,
         out: &mut Vec<Action>,
     ) {
-        let Some((at, link)) = earliest else {
+        let Some((at, link, why)) = earliest else {
+            if let Some((target, retry_after)) = self.shed.take() {
+                return self.shed(registry, now, target, retry_after, out);
+            }
             let reason = if unavailable {
                 GiveUp::Unavailable
             } else if self.attempts == 0 {
@@ -181,6 +186,9 @@ impl Call {
                 .allows(now, wait, policy.min_attempt_time);
         if !fits {
             return self.give_up(registry, now, GiveUp::Unavailable, out);
+        }
+        if !self.wait_in_line(registry, now, link, why, out) {
+            return;
         }
         self.link = link;
         self.used[link] = false;
@@ -210,6 +218,7 @@ impl Call {
         }
     }
 
+    #[allow(clippy::too_many_arguments)] // one attempt's every part, each used once
     fn launch(
         &mut self,
         registry: &mut Registry,
@@ -217,6 +226,7 @@ impl Call {
         permit: Option<Permit>,
         timeout: Duration,
         hedge: bool,
+        slot: bool,
         out: &mut Vec<Action>,
     ) {
         let link = self.link;
@@ -240,6 +250,8 @@ impl Call {
             },
             hedge,
             probe,
+            slot,
+            units: None,
         };
         self.tries[link] += 1;
         self.used[link] = true;
@@ -310,12 +322,13 @@ impl Call {
         acquire_limits(registry, now, link.target, self.request.tokens);
         self.hedged = true;
         let timeout = self.request.deadline.cap(now, link.attempt_timeout);
+        let slot = self.take_slot(registry, link.target);
         let permit = self.admit(registry, now, link.target, out);
         out.push(Action::Emit(PolicyEvent::Hedged {
             original,
             target: link.target,
         }));
-        self.launch(registry, now, permit, timeout, true, out);
+        self.launch(registry, now, permit, timeout, true, slot, out);
         self.link = home;
     }
 }

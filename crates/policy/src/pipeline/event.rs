@@ -87,6 +87,12 @@ pub enum GiveUp {
     AgentBreakerOpen,
     /// The request is larger than any target's context window or token limit.
     TooLarge,
+    /// Every target that could take the call is at its concurrency limit and the call
+    /// could not be served in time: the caller should come back after `retry_after`.
+    Shed {
+        /// When a new try has a fair chance.
+        retry_after: Duration,
+    },
 }
 
 impl GiveUp {
@@ -100,6 +106,7 @@ impl GiveUp {
             GiveUp::Unavailable => "unavailable",
             GiveUp::AgentBreakerOpen => "agent_breaker_open",
             GiveUp::TooLarge => "too_large",
+            GiveUp::Shed { .. } => "shed",
         }
     }
 }
@@ -117,6 +124,12 @@ pub enum Skip {
     TooLarge,
     /// An operator took it out of rotation ([`Registry::drain`](super::Registry::drain)).
     Drained,
+    /// It is at its concurrency limit and others rank before this call.
+    AtCapacity,
+    /// Its client-side throttle refused the call: it keeps refusing work itself.
+    Throttled,
+    /// It is at its concurrency limit and the call cannot be served there in time.
+    Shed,
 }
 
 /// What the pipeline did after an attempt ended: why it moved on.

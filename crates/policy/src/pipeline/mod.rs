@@ -12,9 +12,12 @@
 //! floored by Retry-After) fits the deadline and the Retry-After is not above the
 //! route's fail-over threshold; otherwise fall back to the next eligible target in the
 //! chain; otherwise give up with the last outcome. Before every attempt the target must
-//! pass its breaker, its Retry-After, its rate limits and the context-window check, or
-//! be skipped for the next one.
+//! pass its breaker, its Retry-After, its rate limits, the context-window check and its
+//! concurrency limit, or be skipped for the next one; when every target is at its
+//! limit the call waits in the queue of the first, or is shed when it cannot be
+//! served in time.
 
+mod admit;
 mod decide;
 mod dispatch;
 mod event;
@@ -34,6 +37,7 @@ pub use registry::{MAX_AGENTS, Registry, Settings, TargetHealth, TargetSettings}
 use crate::backoff::Backoff;
 use crate::breaker::Permit;
 use crate::clock::Instant;
+use crate::concurrency::Priority;
 use crate::deadline::Deadline;
 use crate::fallback::{Chain, Needs};
 use crate::hedge;
@@ -109,6 +113,8 @@ pub struct Request {
     pub tokens: Option<u64>,
     /// Seeds the call's jitter.
     pub seed: u64,
+    /// Its place when targets are at their concurrency limit.
+    pub priority: Priority,
 }
 
 /// What happens to the call.
@@ -147,6 +153,10 @@ struct InFlight {
     hedge: bool,
     /// The first attempt after its target's Retry-After hold ended (`hold.rs`).
     probe: bool,
+    /// Whether it holds a slot of its target's concurrency limiter.
+    slot: bool,
+    /// The answer's length in output tokens, when the transport knows it.
+    units: Option<u32>,
 }
 
 /// One call's state.
@@ -172,6 +182,12 @@ pub struct Call {
     agent_permit: Option<Permit>,
     last: Option<Outcome>,
     done: bool,
+    /// Handed out at the first wait for a slot; keeps the call's place in line.
+    ticket: Option<u64>,
+    /// The target whose queue the call waits in, and since when.
+    queued: Option<(crate::fallback::TargetId, Instant)>,
+    /// Set while sending when a target would shed the call: the Retry-After to give.
+    shed: Option<(crate::fallback::TargetId, Duration)>,
 }
 
 impl Call {
@@ -196,6 +212,9 @@ impl Call {
             agent_permit: None,
             last: None,
             done: false,
+            ticket: None,
+            queued: None,
+            shed: None,
         }
     }
 
@@ -217,6 +236,14 @@ impl Call {
     /// Attempts started so far.
     pub fn attempts(&self) -> u32 {
         self.attempts
+    }
+
+    /// Notes the length of attempt `attempt`'s answer in output tokens, before its
+    /// [`Event::Finished`]: the concurrency limit judges latency per token.
+    pub fn note_output(&mut self, attempt: AttemptId, tokens: u32) {
+        if let Some(flight) = self.in_flight.iter_mut().find(|f| f.id == attempt) {
+            flight.units = Some(tokens);
+        }
     }
 
     /// Feeds one event at `now`; returns what to do.
@@ -301,6 +328,7 @@ impl Call {
         out: &mut Vec<Action>,
     ) {
         self.cancel_all(registry, now, out);
+        self.leave_queue(registry);
         let elapsed = now.saturating_duration_since(self.started);
         let health = agent_health(verdict, outcome);
         if let (Some(agent), Some(permit)) = (self.request.agent.clone(), self.agent_permit.take())
@@ -375,3 +403,7 @@ fn agent_health(verdict: Verdict, last: Outcome) -> Health {
 #[cfg(test)]
 #[path = "tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "admit_tests.rs"]
+mod admit_tests;

@@ -14,6 +14,7 @@ use super::Reopening;
 use crate::breaker::{self, Breaker, Transition};
 use crate::budget::{self, RetryBudget};
 use crate::clock::Instant;
+use crate::concurrency::{self, Limiter};
 use crate::fallback::TargetId;
 use crate::hedge::{HedgeBudget, LatencyTracker};
 use crate::outcome::Outcome;
@@ -38,6 +39,9 @@ pub struct TargetSettings {
     pub requests: Option<rate_limit::Config>,
     /// Prompt tokens allowed per period.
     pub tokens: Option<rate_limit::Config>,
+    /// Its adaptive concurrency limit, wait queue and throttle; `None` lets every call
+    /// through.
+    pub concurrency: Option<concurrency::Config>,
 }
 
 /// Everything known about one target.
@@ -53,6 +57,8 @@ pub struct TargetHealth {
     pub requests: Option<RateLimiter>,
     /// Its token rate limit.
     pub tokens: Option<RateLimiter>,
+    /// Its concurrency limiter, if enabled.
+    pub limiter: Option<Limiter>,
     /// Recent latencies of successful attempts.
     pub latency: LatencyTracker,
     /// Nothing is sent before this instant: the target's last Retry-After.
@@ -97,6 +103,8 @@ pub struct Registry {
     pub global_budget: Option<RetryBudget>,
     /// The hedge budget over all calls.
     pub hedges: HedgeBudget,
+    /// The last ticket handed to a call: its place in wait queues.
+    tickets: u64,
 }
 
 impl Registry {
@@ -112,6 +120,7 @@ impl Registry {
             agent_breaker: settings.agent_breaker,
             global_budget: settings.global_budget.map(RetryBudget::new).transpose()?,
             hedges: HedgeBudget::new(settings.hedge_ratio, Duration::from_secs(10)),
+            tickets: 0,
         })
     }
 
@@ -136,6 +145,10 @@ impl Registry {
             tokens: settings
                 .tokens
                 .map(|c| RateLimiter::new(c, now))
+                .transpose()?,
+            limiter: settings
+                .concurrency
+                .map(|c| Limiter::new(c, now))
                 .transpose()?,
             latency: LatencyTracker::new(LATENCY_ROTATION, now),
             not_before: Instant::ZERO,
@@ -248,9 +261,14 @@ impl Registry {
             });
             if let Some(previous) = previous {
                 *target = previous.clone();
+                if let Some(limiter) = &mut target.limiter {
+                    // The calls in flight finish against the old registry.
+                    limiter.hand_over();
+                }
                 kept.push(TargetId(index as u32));
             }
         }
+        self.tickets = self.tickets.max(old.tickets);
         if self.agent_breaker == old.agent_breaker {
             self.agents.clone_from(&old.agents);
         }
@@ -259,6 +277,13 @@ impl Registry {
             self.global_budget.clone_from(&old.global_budget);
         }
         kept
+    }
+
+    /// A new ticket: calls that arrive later rank after earlier ones of equal
+    /// priority and deadline.
+    pub(crate) fn ticket(&mut self) -> u64 {
+        self.tickets += 1;
+        self.tickets
     }
 
     /// Whether a retry to `target` would be allowed by its budget and the global one.

@@ -63,6 +63,7 @@ impl Fixture {
             agent: None,
             tokens: None,
             seed: 1,
+            priority: crate::concurrency::Priority::Interactive,
         })
     }
 }

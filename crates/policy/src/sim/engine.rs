@@ -10,7 +10,7 @@
 //! apart from the targets' streams, so that both policies see the very same clients and
 //! the same seed always replays the same trace.
 
-use std::cmp::Ordering;
+use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,6 +95,8 @@ struct World<'a> {
     slots: Vec<Slot>,
     arrivals: Rng,
     targets: Vec<Rng>,
+    /// Per target, when each call it is working on ends: its load.
+    busy: Vec<BinaryHeap<Reverse<Instant>>>,
     agents: Vec<Arc<str>>,
     trace: Trace,
     last_arrival: Instant,
@@ -114,6 +116,7 @@ impl<'a> World<'a> {
             seq: 0,
             slots: Vec::new(),
             arrivals,
+            busy: vec![BinaryHeap::new(); scenario.targets.len()],
             targets,
             agents: (0..scenario.clients.agents)
                 .map(|i| Arc::from(format!("agent-{i}")))
@@ -195,6 +198,7 @@ impl<'a> World<'a> {
             agent,
             tokens: known.then_some(tokens),
             seed: rng.next_u64(),
+            priority: crate::concurrency::Priority::Interactive,
         };
         let index = self.slots.len();
         self.trace.push(
@@ -268,17 +272,25 @@ impl<'a> World<'a> {
     fn start(&mut self, index: usize, now: Instant, start: StartAttempt) {
         self.trace.push(now, call_id(index), Entry::Started(start));
         let target = start.target.0 as usize;
-        let (Some(slot), Some(spec), Some(rng)) = (
+        let (Some(slot), Some(spec), Some(rng), Some(busy)) = (
             self.slots.get_mut(index),
             self.scenario.targets.get(target),
             self.targets.get_mut(target),
+            self.busy.get_mut(target),
         ) else {
             return;
         };
-        let (after, outcome) = spec
-            .profile
-            .answer(now, slot.ask, rng)
-            .within(start.timeout);
+        while busy.peek().is_some_and(|Reverse(end)| *end <= now) {
+            busy.pop();
+        }
+        let in_flight = u32::try_from(busy.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(1);
+        let answer = spec.profile.answer(now, slot.ask, in_flight, rng);
+        let (after, outcome) = answer.within(start.timeout);
+        // The target works on a call until it answers, whether or not the caller
+        // still waits; a call it never answers holds it until the caller gives up.
+        busy.push(Reverse(now + answer.latency.unwrap_or(after).max(after)));
         slot.pending.push(start.attempt);
         let what = What::Completion {
             call: index,

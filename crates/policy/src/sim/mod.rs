@@ -19,6 +19,7 @@
 //! assert!(run.violations.is_empty());
 //! ```
 
+pub mod capacity;
 pub mod check;
 mod engine;
 mod invariant;
@@ -29,6 +30,7 @@ pub mod table;
 pub mod target;
 pub mod trace;
 
+pub use capacity::{Capacity, Load};
 pub use report::{Aggregate, SeedReport};
 pub use scenario::{PolicyKind, Scenario};
 pub use scenarios::{NAMES, ScenarioError};

@@ -16,6 +16,7 @@ use super::target::Target;
 use crate::backoff::{self, Backoff, Jitter};
 use crate::breaker;
 use crate::budget;
+use crate::concurrency;
 use crate::fallback::Chain;
 use crate::hedge;
 use crate::pipeline::{Policy, Registry, Settings, TargetSettings};
@@ -181,6 +182,17 @@ impl Setup {
         target_budget: Option<budget::Config>,
         hedge: Option<hedge::Config>,
     ) -> Result<Self, InvalidSetting> {
+        Setup::holdfast_limited(targets, breaker, target_budget, hedge, None)
+    }
+
+    /// [`Setup::holdfast`], with `concurrency` limiting every target.
+    pub fn holdfast_limited(
+        targets: &[Target],
+        breaker: breaker::Config,
+        target_budget: Option<budget::Config>,
+        hedge: Option<hedge::Config>,
+        concurrency: Option<concurrency::Config>,
+    ) -> Result<Self, InvalidSetting> {
         let mut policy = Policy::new(Backoff::new(backoff::Config::default())?);
         policy.fail_over_when_retry_after_exceeds = Duration::from_secs(2);
         policy.hedge = hedge;
@@ -194,6 +206,7 @@ impl Setup {
             budget: target_budget,
             requests: None,
             tokens: None,
+            concurrency,
         };
         Setup::new(targets, policy, settings, &vec![each; targets.len()])
     }

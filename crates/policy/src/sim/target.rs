@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use super::capacity::{Capacity, Load};
 use crate::clock::Instant;
 use crate::outcome::{Outcome, TimeoutKind};
 use crate::rng::Rng;
@@ -143,6 +144,8 @@ pub struct Profile {
     pub flapping: Option<Flapping>,
     /// The real context window: longer prompts get `ContextOverflow`.
     pub context_window: Option<u64>,
+    /// How it degrades with the calls in flight; `None`: it does not.
+    pub capacity: Option<Capacity>,
 }
 
 impl Profile {
@@ -156,6 +159,7 @@ impl Profile {
             windows: Vec::new(),
             flapping: None,
             context_window: None,
+            capacity: None,
         }
     }
 
@@ -197,8 +201,27 @@ impl Answer {
 }
 
 impl Profile {
-    /// What the target answers to `ask` sent at `at`.
-    pub fn answer(&self, at: Instant, ask: Ask, rng: &mut Rng) -> Answer {
+    /// What the target answers to `ask` sent at `at`, with `in_flight` calls in it
+    /// (this one included).
+    pub fn answer(&self, at: Instant, ask: Ask, in_flight: u32, rng: &mut Rng) -> Answer {
+        let answer = self.answer_unloaded(at, ask, rng);
+        let Some(capacity) = self.capacity else {
+            return answer;
+        };
+        match (capacity.load(in_flight), answer.latency) {
+            (Load::Within, _) | (Load::Slowed(_), None) => answer,
+            (Load::Slowed(factor), Some(latency)) => Answer {
+                latency: Some(latency.mul_f64(factor)),
+                ..answer
+            },
+            (Load::Over, _) => Answer {
+                latency: Some(self.error_latency.sample(rng)),
+                outcome: Outcome::Overloaded { retry_after: None },
+            },
+        }
+    }
+
+    fn answer_unloaded(&self, at: Instant, ask: Ask, rng: &mut Rng) -> Answer {
         let since = at.since_origin();
         let fault = if ask.bad {
             Some(Outcome::BadRequest)
@@ -302,6 +325,7 @@ mod tests {
                 tokens: 10,
                 bad: false,
             },
+            1,
             &mut Rng::seeded(1),
         );
         let timeout = Duration::from_secs(3);

@@ -156,6 +156,9 @@ fn encode_event(fnv: &mut Fnv, event: &PolicyEvent) {
                 Skip::RateLimited(wait) => ("rate_limited", nanos(*wait)),
                 Skip::TooLarge => ("too_large", 0),
                 Skip::Drained => ("drained", 0),
+                Skip::AtCapacity => ("at_capacity", 0),
+                Skip::Throttled => ("throttled", 0),
+                Skip::Shed => ("shed", 0),
             };
             fnv.str(name);
             fnv.u64(value);

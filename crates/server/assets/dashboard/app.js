@@ -335,7 +335,10 @@
           el('td', { class: 'muted', text: `${t.provider} · ${t.model}` }),
           el('td', {}, breaker),
           el('td', { text: rate.text }),
-          el('td', { text: rate.attempts === null ? '–' : rate.attempts }));
+          el('td', { text: rate.attempts === null ? '–' : rate.attempts }),
+          el('td', { 'data-testid': `load-${t.name}`, text: t.concurrency
+            ? `${t.concurrency.in_flight} / ${t.concurrency.limit} · ${t.concurrency.queued} · ${t.concurrency.sheds}`
+            : 'unlimited' }));
       });
       $('targets-body').replaceChildren(...rows);
     } catch (e) {

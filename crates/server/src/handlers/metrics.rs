@@ -15,6 +15,11 @@ use crate::gateway::Gateway;
 pub(crate) async fn metrics(State(gateway): State<Gateway>) -> Response {
     let gw = &gateway.inner;
     let mut text = gw.metrics.render();
+    let limiters = {
+        let registry = gw.registry.lock().unwrap_or_else(|e| e.into_inner());
+        holdfast_metrics::limiter::render(&registry)
+    };
+    text.push_str(&limiters);
     if let Some(libraries) = gateway.libraries() {
         text.push_str(&holdfast_metrics::few_shot::render(libraries));
     }

@@ -51,6 +51,10 @@ pub(crate) async fn targets(caller: Agent) -> Response {
                     "retry_after_ms": remaining(health.not_before),
                     "drained_until": at(health.drained_until),
                     "drained_remaining_ms": remaining(health.drained_until),
+                    "concurrency": health.limiter.as_ref().map(|l| json!({
+                        "limit": l.limit(), "in_flight": l.in_flight(),
+                        "queued": l.queued(), "sheds": l.sheds(),
+                    })),
                 })
             })
             .collect()
