@@ -19,6 +19,7 @@
 //! go to the retry queue with backoff; exhausted steps fail, skip or escalate; a failed
 //! task runs its steps' compensations in reverse commit order.
 
+pub mod artifacts;
 pub mod attempt;
 pub mod definition;
 pub mod egress;
@@ -35,6 +36,7 @@ mod scope;
 mod step;
 pub mod template;
 
+pub use artifacts::{ArtifactSettings, ArtifactStore};
 pub use attempt::{FENCING_HEADER, Failure, IDEMPOTENCY_HEADER, Llm, LlmAnswer, LlmRequest};
 pub use definition::{Workflow, parse, parse_toml};
 pub use engine::{Engine, Settings, Submission};
