@@ -63,7 +63,10 @@ async fn claim(gw: &Gateway) -> Value {
 }
 
 async fn complete(gw: &Gateway, job: &Value, output: Value) {
-    let url = format!("/v1/workers/jobs/{}/complete", job["job_id"].as_str().unwrap());
+    let url = format!(
+        "/v1/workers/jobs/{}/complete",
+        job["job_id"].as_str().unwrap()
+    );
     let (status, body) = gw
         .post_json(&url, &json!({"token": job["token"], "output": output}))
         .await;
@@ -78,7 +81,10 @@ async fn wait_done(gw: &Gateway, task_id: &str) -> Value {
         }
         pause(Duration::from_millis(50)).await;
     }
-    panic!("task {task_id} did not finish; output:\n{}", gw.process.output());
+    panic!(
+        "task {task_id} did not finish; output:\n{}",
+        gw.process.output()
+    );
 }
 
 /// Runs one task of `big` to its end: the first job's worker answers the 20 MiB
@@ -133,16 +139,22 @@ fn rows(db: &Path, task_id: &str) -> (String, String) {
         )
         .unwrap();
     let input: String = conn
-        .query_row("SELECT input FROM tasks WHERE task_id = ?1", [task_id], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT input FROM tasks WHERE task_id = ?1",
+            [task_id],
+            |r| r.get(0),
+        )
         .unwrap();
     (output, input)
 }
 
 /// The digest a reference row holds, after checking it is only a reference.
 fn referenced_digest(row: &str) -> String {
-    assert!(row.len() < 300, "the row holds more than a reference: {} bytes", row.len());
+    assert!(
+        row.len() < 300,
+        "the row holds more than a reference: {} bytes",
+        row.len()
+    );
     let value: Value = serde_json::from_str(row).unwrap();
     let reference = &value["$holdfast_artifact"];
     assert!(reference["bytes"].as_u64().unwrap() > BIG as u64, "{row}");
@@ -208,7 +220,14 @@ impl Moto {
             listener.local_addr().unwrap().port()
         };
         let child = Command::new("python3")
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -246,8 +265,15 @@ impl Moto {
              s3.put_object(Bucket='{bucket}', Key='{key}', Body=body[:-1])\n",
             self.endpoint
         );
-        let out = Command::new("python3").args(["-c", &script]).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("python3")
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -307,10 +333,13 @@ async fn the_sweep_deletes_the_objects_of_a_deleted_task_and_keeps_a_live_ones()
         let done = wait_done(&gw, ids.last().unwrap()).await;
         assert_eq!(done["status"], "succeeded", "{done}");
     }
-    let count = |id: &str| {
-        std::fs::read_dir(objects.join("tasks").join(id)).map_or(0, |d| d.count())
-    };
-    assert_eq!(count(&ids[0]), 2, "the input and the output of the task to delete");
+    let count =
+        |id: &str| std::fs::read_dir(objects.join("tasks").join(id)).map_or(0, |d| d.count());
+    assert_eq!(
+        count(&ids[0]),
+        2,
+        "the input and the output of the task to delete"
+    );
     assert_eq!(count(&ids[1]), 2);
 
     // holdfast has no API to delete a task: an operator's retention job deletes rows.
@@ -318,8 +347,11 @@ async fn the_sweep_deletes_the_objects_of_a_deleted_task_and_keeps_a_live_ones()
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.busy_timeout(Duration::from_secs(10)).unwrap();
     for table in ["escalations", "jobs", "events", "steps", "tasks"] {
-        conn.execute(&format!("DELETE FROM {table} WHERE task_id = ?1"), [&ids[0]])
-            .unwrap();
+        conn.execute(
+            &format!("DELETE FROM {table} WHERE task_id = ?1"),
+            [&ids[0]],
+        )
+        .unwrap();
     }
     drop(conn);
 
@@ -331,7 +363,10 @@ async fn the_sweep_deletes_the_objects_of_a_deleted_task_and_keeps_a_live_ones()
         }
         pause(Duration::from_millis(100)).await;
     }
-    assert!(swept, "the deleted task's objects are still there after 10 s");
+    assert!(
+        swept,
+        "the deleted task's objects are still there after 10 s"
+    );
     assert_eq!(count(&ids[1]), 2, "a live task's objects are kept");
     let kept = gw.get_json(&format!("/v1/tasks/{}", ids[1])).await;
     assert_eq!(kept["input"]["which"], "kept", "{kept}");

@@ -27,7 +27,8 @@ impl Drop for Fixture {
 }
 
 async fn fixture(name: &str) -> Fixture {
-    let dir = std::env::temp_dir().join(format!("holdfast-artifacts-{name}-{}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("holdfast-artifacts-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let raw = holdfast_store::open(&format!("sqlite://{}/h.db", dir.display()))
         .await
@@ -78,7 +79,11 @@ fn objects_of(f: &Fixture, task_id: &str) -> Vec<std::path::PathBuf> {
 async fn a_large_input_is_an_object_its_row_a_reference_and_callers_read_it_whole() {
     let f = fixture("large").await;
     let input = json!({"text": "x".repeat(4000)});
-    let submitted = f.store.submit_task(task("t-1", input.clone()), 2).await.unwrap();
+    let submitted = f
+        .store
+        .submit_task(task("t-1", input.clone()), 2)
+        .await
+        .unwrap();
     assert_eq!(submitted.task().input, input);
     let row = f.raw.get_task("t-1").await.unwrap().unwrap();
     let reference = &row.input["$holdfast_artifact"];
@@ -89,7 +94,10 @@ async fn a_large_input_is_an_object_its_row_a_reference_and_callers_read_it_whol
     assert_eq!(page.tasks[0].input, input);
 
     // A small input stays in its row as it was.
-    f.store.submit_task(task("t-2", json!({"n": 1})), 3).await.unwrap();
+    f.store
+        .submit_task(task("t-2", json!({"n": 1})), 3)
+        .await
+        .unwrap();
     let row = f.raw.get_task("t-2").await.unwrap().unwrap();
     assert_eq!(row.input, json!({"n": 1}));
 }
@@ -104,7 +112,10 @@ async fn a_client_value_shaped_like_a_reference_is_kept_as_it_was_sent() {
         .await
         .unwrap();
     let forged = f.raw.get_task("t-1").await.unwrap().unwrap().input;
-    f.store.submit_task(task("t-2", forged.clone()), 3).await.unwrap();
+    f.store
+        .submit_task(task("t-2", forged.clone()), 3)
+        .await
+        .unwrap();
     let read = f.store.get_task("t-2").await.unwrap().unwrap();
     assert_eq!(read.input, forged);
 }
@@ -118,7 +129,13 @@ async fn a_value_past_max_output_is_refused_by_field_and_nothing_is_stored() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, StoreError::InvalidInput { field: "task.input", .. }),
+        matches!(
+            err,
+            StoreError::InvalidInput {
+                field: "task.input",
+                ..
+            }
+        ),
         "{err}"
     );
     assert!(f.raw.get_task("t-1").await.unwrap().is_none());
@@ -140,14 +157,26 @@ async fn a_missing_or_changed_object_is_named_and_a_task_claimed_with_it_fails_w
     std::fs::write(&changed, bytes).unwrap();
 
     let err = f.store.get_task("t-1").await.unwrap_err();
-    let StoreError::ArtifactUnreadable { task_id, field, fault, .. } = &err else {
+    let StoreError::ArtifactUnreadable {
+        task_id,
+        field,
+        fault,
+        ..
+    } = &err
+    else {
         panic!("{err}");
     };
     assert_eq!((task_id.as_str(), field.as_str()), ("t-1", "input"));
     assert_eq!(fault, &ArtifactFault::Missing);
     let err = f.store.get_task("t-2").await.unwrap_err();
     assert!(
-        matches!(&err, StoreError::ArtifactUnreadable { fault: ArtifactFault::Corrupt { .. }, .. }),
+        matches!(
+            &err,
+            StoreError::ArtifactUnreadable {
+                fault: ArtifactFault::Corrupt { .. },
+                ..
+            }
+        ),
         "{err}"
     );
 

@@ -23,9 +23,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use holdfast_config::{Config, LoadOptions, Overrides, process_env};
-use holdfast_engine::{
-    ArtifactStore, Engine, EngineError, GuardSettings, Settings, StoreGuard,
-};
+use holdfast_engine::{ArtifactStore, Engine, EngineError, GuardSettings, Settings, StoreGuard};
 use holdfast_policy::{Clock, SystemClock};
 use holdfast_server::{ConfigFile, Gateway};
 use serde_json::Value;
@@ -238,7 +236,9 @@ pub(crate) fn engine_settings(config: &Config) -> Settings {
         max_response_bytes: config
             .artifacts
             .as_ref()
-            .map_or(holdfast_engine::attempt::MAX_RESPONSE_BYTES, |a| a.max_output),
+            .map_or(holdfast_engine::attempt::MAX_RESPONSE_BYTES, |a| {
+                a.max_output
+            }),
         egress: config.engine.egress.clone(),
     }
 }

@@ -35,8 +35,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-pub use artifacts::Artifacts;
 pub use alerts::{Alerts, RuleOverride, Severity, Threshold, Webhook};
+pub use artifacts::Artifacts;
 pub use policy::{Breaker, Budget, Hedge, Jitter, Policy, Retry};
 pub use quality::{Gate, OnFail, Quality};
 pub use route::{Degraded, FewShot, FewShotMode, MidStream, RetryOn, Route};

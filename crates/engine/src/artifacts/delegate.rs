@@ -7,10 +7,10 @@ use async_trait::async_trait;
 use holdfast_store::{
     Advance, Cancelled, ConfigGate, ConfigVersion, Escalation, EscalationFilter, EvalResult,
     EvalRun, EvalRunFilter, EvalRunStart, EvalStatus, Example, ExampleAdded, ExampleFilter,
-    ExampleStatus, ExampleUse, FencingToken, Job, JobResult, JournalEntry, LockAcquire, NewEvent,
-    NewEvalResult, NewEvalRun, NewExample, NewTask, NewWorkflow, Resolution, Result, Step, Store,
-    StoreError, StoredConfig, Submitted, Task, TaskClaim, TaskFilter, TaskPage, TaskStatus,
-    WorkflowDef,
+    ExampleStatus, ExampleUse, FencingToken, Job, JobResult, JournalEntry, LockAcquire,
+    NewEvalResult, NewEvalRun, NewEvent, NewExample, NewTask, NewWorkflow, Resolution, Result,
+    Step, Store, StoreError, StoredConfig, Submitted, Task, TaskClaim, TaskFilter, TaskPage,
+    TaskStatus, WorkflowDef,
 };
 use serde_json::json;
 
@@ -43,9 +43,7 @@ impl ArtifactStore {
     async fn resolve_escalation_payload(&self, mut escalation: Escalation) -> Result<Escalation> {
         let payload = std::mem::take(&mut escalation.payload);
         let field = format!("escalations.{}.payload", escalation.escalation_id);
-        escalation.payload = self
-            .resolve(&escalation.task_id, &field, payload)
-            .await?;
+        escalation.payload = self.resolve(&escalation.task_id, &field, payload).await?;
         Ok(escalation)
     }
 
@@ -133,12 +131,14 @@ impl Store for ArtifactStore {
     }
 
     async fn cancel_task(&self, task_id: &str, reason: &str, now_ms: u64) -> Result<Cancelled> {
-        Ok(match self.inner.cancel_task(task_id, reason, now_ms).await? {
-            Cancelled::Cancelled(task) => Cancelled::Cancelled(self.resolve_task(task).await?),
-            Cancelled::AlreadyFinished(task) => {
-                Cancelled::AlreadyFinished(self.resolve_task(task).await?)
-            }
-        })
+        Ok(
+            match self.inner.cancel_task(task_id, reason, now_ms).await? {
+                Cancelled::Cancelled(task) => Cancelled::Cancelled(self.resolve_task(task).await?),
+                Cancelled::AlreadyFinished(task) => {
+                    Cancelled::AlreadyFinished(self.resolve_task(task).await?)
+                }
+            },
+        )
     }
 
     async fn claim_tasks(
@@ -184,7 +184,9 @@ impl Store for ArtifactStore {
         lease: Duration,
         now_ms: u64,
     ) -> Result<u64> {
-        self.inner.heartbeat_task(task_id, token, lease, now_ms).await
+        self.inner
+            .heartbeat_task(task_id, token, lease, now_ms)
+            .await
     }
 
     async fn release_task(&self, task_id: &str, token: FencingToken, now_ms: u64) -> Result<()> {

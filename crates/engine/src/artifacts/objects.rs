@@ -94,9 +94,7 @@ impl Objects {
                     dir: None,
                 })
             }
-            other => Err(bad(format!(
-                "the scheme {other:?} is not file:// or s3://"
-            ))),
+            other => Err(bad(format!("the scheme {other:?} is not file:// or s3://"))),
         }
     }
 
