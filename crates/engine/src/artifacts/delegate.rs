@@ -1,5 +1,6 @@
 //! [`ArtifactStore`] as a [`Store`]: values offloaded on the way in, read back whole on
-//! the way out; every other call passes through.
+//! the way out; every other call passes through. Longer than a module should be
+//! because it is one method per `Store` method, as the store guard is.
 
 use std::time::Duration;
 
