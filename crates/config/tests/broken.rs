@@ -481,7 +481,9 @@ fn artifact_settings_name_their_line_and_field() {
     );
     assert!(errors(&ok, &[]).is_empty());
     one(
-        &with("[engine]\nmax_input_bytes = \"32MiB\"\n[artifacts]\nurl = \"file:///tmp/a\"\nmax_output = \"16MiB\"\n"),
+        &with(
+            "[engine]\nmax_input_bytes = \"32MiB\"\n[artifacts]\nurl = \"file:///tmp/a\"\nmax_output = \"16MiB\"\n",
+        ),
         line,
         "engine.max_input_bytes",
         "artifacts.max_output",
