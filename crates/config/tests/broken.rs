@@ -479,7 +479,9 @@ fn artifact_settings_name_their_line_and_field() {
     let ok = with(
         "[engine]\nmax_input_bytes = \"8MiB\"\n[artifacts]\nurl = \"file:///tmp/a\"\nmax_output = \"16MiB\"\n",
     );
-    assert!(errors(&ok, &[]).is_empty());
+    let config = common::load(&ok, &[]).unwrap();
+    assert_eq!(config.engine.max_input_bytes, 8 << 20);
+    assert_eq!(config.artifacts.unwrap().max_output, 16 << 20);
     one(
         &with(
             "[engine]\nmax_input_bytes = \"32MiB\"\n[artifacts]\nurl = \"file:///tmp/a\"\nmax_output = \"16MiB\"\n",
