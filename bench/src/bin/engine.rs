@@ -12,6 +12,10 @@
 //! Targets (the issue): ≥ 10,000 steps/s on SQLite, ≥ 5,000 on PostgreSQL; after a
 //! restart, first step ≤ 0.3 s and every interrupted task done ≤ 1 s.
 //!
+//! On SQLite it also runs the same load behind the store guard and with the artifact
+//! store on (`[artifacts]`, every value under its threshold), each printed as a ratio
+//! to the plain runs.
+//!
 //! Run: `cargo run --release -p holdfast-bench --bin engine -- --help`
 //! Environment: `HOLDFAST_BENCH_DIR` (default `target/engine-bench`; a real disk, not
 //! tmpfs), `HOLDFAST_TEST_POSTGRES_URL` to measure PostgreSQL too.
@@ -236,6 +240,28 @@ async fn sqlite(dir: &Path, args: &Args) -> anyhow::Result<Row> {
         unguarded,
         row.runs.len(),
         guarded.steps_per_second() / unguarded.max(1.0)
+    );
+    // The same run with `[artifacts]` on (a directory): every value here is small, so
+    // none becomes an object and this is what the size check costs each value.
+    let store = holdfast_store::open(&url("engine-artifacts")).await?;
+    let settings = holdfast_engine::ArtifactSettings {
+        url: format!("file://{}/artifacts", dir.display()),
+        threshold: 256 << 10,
+        max_output: 64 << 20,
+        sweep_interval: Duration::from_secs(3600),
+        sweep_grace: Duration::from_secs(3600),
+    };
+    let artifacts = holdfast_engine::ArtifactStore::open(store, settings)?;
+    let store = Arc::new(CountedStore::new(Arc::new(artifacts)));
+    let with = workflows::run(store, args.plan).await?;
+    print_run("sqlite, artifacts on", &with);
+    println!(
+        "artifacts: {:.0} steps/s with the artifact store on (small values), {:.0} off \
+         (mean of {} runs): ratio {:.3}",
+        with.steps_per_second(),
+        unguarded,
+        row.runs.len(),
+        with.steps_per_second() / unguarded.max(1.0)
     );
     Ok(row)
 }

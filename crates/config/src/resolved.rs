@@ -56,6 +56,8 @@ pub struct Config {
     pub chaos: Chaos,
     /// Where traces go; `None` when none are exported.
     pub telemetry: Option<Telemetry>,
+    /// Where large values are kept as objects, if anywhere.
+    pub artifacts: Option<holdfast_engine::ArtifactSettings>,
     /// Environment variables named by `key_env` that were not set. Empty unless the
     /// configuration was loaded with `allow_missing_secrets`; a server must refuse to
     /// start when it is not empty.
@@ -274,7 +276,8 @@ pub struct Engine {
     pub poll_interval: Duration,
     /// The most tasks this node runs at once; 1..=100000.
     pub max_concurrent_tasks: usize,
-    /// The largest task input, in bytes of JSON; 1..=1 MiB.
+    /// The largest task input, in bytes of JSON; 1..=1 MiB, or up to
+    /// `artifacts.max_output` with artifacts.
     pub max_input_bytes: usize,
     /// Workflow definition files to register at startup, resolved against the
     /// configuration file's directory, in file order; each ends in `.json` or `.toml`.

@@ -454,6 +454,45 @@ fn engine_settings_name_their_line_and_field() {
 }
 
 #[test]
+fn artifact_settings_name_their_line_and_field() {
+    // The first line after `[artifacts]`.
+    let line = BASE.lines().count() + 2;
+    one(
+        &with("[artifacts]\nurl = \"ftp://host/x\"\n"),
+        line,
+        "artifacts.url",
+        "use file:// or s3://",
+    );
+    one(
+        &with("[artifacts]\nurl = \"s3://b/p\"\nthreshold = \"2MiB\"\n"),
+        line + 1,
+        "artifacts.threshold",
+        "1MiB",
+    );
+    one(
+        &with("[artifacts]\nurl = \"s3://b/p\"\nmax_output = \"1GiB\"\n"),
+        line + 1,
+        "artifacts.max_output",
+        "256MiB",
+    );
+    // With artifacts, a task input may pass 1 MiB, up to max_output.
+    let ok = with(
+        "[engine]\nmax_input_bytes = \"8MiB\"\n[artifacts]\nurl = \"file:///tmp/a\"\nmax_output = \"16MiB\"\n",
+    );
+    let config = common::load(&ok, &[]).unwrap();
+    assert_eq!(config.engine.max_input_bytes, 8 << 20);
+    assert_eq!(config.artifacts.unwrap().max_output, 16 << 20);
+    one(
+        &with(
+            "[engine]\nmax_input_bytes = \"32MiB\"\n[artifacts]\nurl = \"file:///tmp/a\"\nmax_output = \"16MiB\"\n",
+        ),
+        line,
+        "engine.max_input_bytes",
+        "artifacts.max_output",
+    );
+}
+
+#[test]
 fn a_client_key_names_a_known_role_and_a_valid_tenant() {
     let key = |extra: &str| {
         with(&format!(

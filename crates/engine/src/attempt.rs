@@ -24,7 +24,8 @@ use crate::template;
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 /// The header that carries the task's lock fencing token to tools.
 pub const FENCING_HEADER: &str = "x-holdfast-fencing-token";
-/// The most bytes of a tool's answer kept as the step's output.
+/// The most bytes of a tool's answer kept as the step's output, by default (with
+/// artifacts, `artifacts.max_output`: see `Settings::max_response_bytes`).
 pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
 
 /// Why an attempt failed.
@@ -171,6 +172,8 @@ pub struct Runners {
     egress: Arc<Rules>,
     llm: Option<Arc<dyn Llm>>,
     clock: Arc<dyn Clock>,
+    /// The most bytes of a tool's answer kept as the step's output.
+    max_response_bytes: usize,
 }
 
 impl std::fmt::Debug for Runners {
@@ -208,7 +211,15 @@ impl Runners {
             egress,
             llm,
             clock,
+            max_response_bytes: MAX_RESPONSE_BYTES,
         }
+    }
+
+    /// The same runners keeping tool answers of up to `bytes` (default
+    /// [`MAX_RESPONSE_BYTES`]).
+    pub fn with_max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = bytes;
+        self
     }
 
     /// Runs an `llm` step's attempt.
@@ -308,7 +319,7 @@ impl Runners {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, self.clock.unix_millis()));
-        let body = read_limited(response).await?;
+        let body = read_limited(response, self.max_response_bytes).await?;
         let outcome = classify_http(status, retry_after, &body);
         if !outcome.is_ok() {
             let snippet: String = String::from_utf8_lossy(&body).chars().take(300).collect();
@@ -324,13 +335,13 @@ impl Runners {
     }
 }
 
-async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, Failure> {
+async fn read_limited(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, Failure> {
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(transport_failure)? {
-        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+        if body.len() + chunk.len() > max {
             return Err(Failure::new(
                 Outcome::InvalidOutput,
-                format!("the answer is larger than {MAX_RESPONSE_BYTES} bytes"),
+                format!("the answer is larger than {max} bytes"),
             ));
         }
         body.extend_from_slice(&chunk);

@@ -46,6 +46,8 @@ pub struct Settings {
     pub max_concurrent_tasks: usize,
     /// The largest task input, in bytes of JSON.
     pub max_input_bytes: usize,
+    /// The most bytes of a tool's answer (an `http` step) kept as its output.
+    pub max_response_bytes: usize,
     /// Where `http` steps may send requests. The default: any public address, nothing
     /// else, no redirects.
     pub egress: Rules,
@@ -59,6 +61,7 @@ impl Default for Settings {
             poll_interval: Duration::from_millis(50),
             max_concurrent_tasks: 1024,
             max_input_bytes: 256 * 1024,
+            max_response_bytes: crate::attempt::MAX_RESPONSE_BYTES,
             egress: Rules::default(),
         }
     }
@@ -127,7 +130,8 @@ impl Engine {
             .finish();
         Engine {
             inner: Arc::new(Inner {
-                runners: Runners::new(llm, clock.clone(), settings.egress.clone()),
+                runners: Runners::new(llm, clock.clone(), settings.egress.clone())
+                    .with_max_response_bytes(settings.max_response_bytes),
                 store,
                 clock,
                 node_id: settings.node_id.clone(),

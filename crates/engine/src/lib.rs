@@ -19,6 +19,7 @@
 //! go to the retry queue with backoff; exhausted steps fail, skip or escalate; a failed
 //! task runs its steps' compensations in reverse commit order.
 
+pub mod artifacts;
 pub mod attempt;
 pub mod definition;
 pub mod egress;
@@ -36,6 +37,7 @@ mod step;
 pub mod template;
 pub mod trace;
 
+pub use artifacts::{ArtifactSettings, ArtifactStore};
 pub use attempt::{FENCING_HEADER, Failure, IDEMPOTENCY_HEADER, Llm, LlmAnswer, LlmRequest};
 pub use definition::{FewShot, FewShotMode, Workflow, parse, parse_toml};
 pub use engine::{Engine, Settings, Submission};

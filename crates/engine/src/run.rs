@@ -96,13 +96,21 @@ pub(crate) async fn run(engine: &Inner, claim: TaskClaim) -> Result<(), Stop> {
     let steps = if task.last_checkpoint.is_none() {
         HashMap::new()
     } else {
-        engine
-            .store
-            .list_steps(&task.task_id)
-            .await?
-            .into_iter()
-            .map(|s| (s.name.clone(), s))
-            .collect()
+        match engine.store.list_steps(&task.task_id).await {
+            Ok(steps) => steps.into_iter().map(|s| (s.name.clone(), s)).collect(),
+            // A committed output kept as an object is gone or changed: no run can
+            // succeed, so fail with the reason instead of claiming it again forever.
+            Err(e @ StoreError::ArtifactUnreadable { .. }) => {
+                let mut a = Advance::new(&task.task_id, claim.token, TaskStatus::Failed);
+                let error = e.to_string();
+                tracing::error!(task_id = %task.task_id, error = %error, "failing the task");
+                a.events = vec![event("task_failed", json!({"error": error}))];
+                a.last_error = Some(error);
+                engine.store.advance(a, engine.clock.unix_millis()).await?;
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        }
     };
     let mut run = Run {
         cx: Cx {

@@ -297,6 +297,10 @@ fn store_error(err: StoreError) -> ApiError {
         StoreError::Conflict { kind, id, reason } => {
             ApiError::Conflict(format!("conflict on {kind} {id:?}: {reason}"))
         }
+        unreadable @ StoreError::ArtifactUnreadable { .. } => {
+            tracing::error!(error = %unreadable, "a stored value is unreadable");
+            ApiError::ArtifactUnreadable(unreadable.to_string())
+        }
         other => ApiError::Internal(format!("store: {other}")),
     }
 }

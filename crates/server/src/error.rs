@@ -238,6 +238,10 @@ pub enum ApiError {
          same Idempotency-Key"
     )]
     StoreUnavailable(String),
+    /// A value kept in the artifact store is missing or no longer matches its digest:
+    /// the message names the task and the field. Retrying does not help.
+    #[error("{0}")]
+    ArtifactUnreadable(String),
     /// A bug or an unexpected failure inside holdfast; the details are logged only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -291,7 +295,9 @@ impl ApiError {
             ApiError::UpstreamTimeout(_) | ApiError::DeadlineExceeded => {
                 StatusCode::GATEWAY_TIMEOUT
             }
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::ArtifactUnreadable(_) | ApiError::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -341,6 +347,7 @@ impl ApiError {
             ApiError::StaleLease(_) => "stale_lease",
             ApiError::EngineUnavailable => "engine_unavailable",
             ApiError::StoreUnavailable(_) => "store_unavailable",
+            ApiError::ArtifactUnreadable(_) => "artifact_unreadable",
             ApiError::Internal(_) => "internal_error",
         }
     }

@@ -143,7 +143,9 @@ fn outcome(err: &ApiError) -> Outcome {
         ApiError::RetryBudgetExhausted
         | ApiError::AgentBreakerOpen
         | ApiError::StoreUnavailable(_) => Outcome::Overloaded { retry_after: None },
-        ApiError::UpstreamError(_) | ApiError::Internal(_) => Outcome::ServerError,
+        ApiError::UpstreamError(_) | ApiError::ArtifactUnreadable(_) | ApiError::Internal(_) => {
+            Outcome::ServerError
+        }
         ApiError::UpstreamTimeout(_) | ApiError::DeadlineExceeded => {
             Outcome::Timeout(TimeoutKind::Total)
         }

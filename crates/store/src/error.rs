@@ -97,6 +97,24 @@ pub enum StoreError {
         /// How long the caller waited.
         waited_ms: u64,
     },
+    /// A large value kept as an object in the artifact store (a step output, a task
+    /// input) could not be read back whole: the object is missing, or its bytes no
+    /// longer hash to the digest its row holds. Retrying does not help.
+    #[error("task {task_id}, {field}: artifact sha256:{sha256} {fault}")]
+    ArtifactUnreadable {
+        /// The task whose value it is.
+        task_id: String,
+        /// Where the value belongs, e.g. `steps.fetch.output` or `input`.
+        field: String,
+        /// The digest the row holds.
+        sha256: String,
+        /// What is wrong with the object.
+        fault: ArtifactFault,
+    },
+    /// The artifact store could not be reached or refused a write (a network error,
+    /// a full disk, missing credentials). The row was not written; retrying may help.
+    #[error("the artifact store failed: {0}")]
+    ArtifactUnavailable(String),
     /// An I/O error outside the database (creating the data directory).
     #[error("i/o error on {path}: {source}")]
     Io {
@@ -111,6 +129,24 @@ pub enum StoreError {
     /// PostgreSQL (or the connection to it) reported an error.
     #[error("postgres: {0}")]
     Postgres(#[from] sqlx::Error),
+}
+
+/// What is wrong with an object read back from the artifact store.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArtifactFault {
+    /// No object under its key.
+    #[error("is missing")]
+    Missing,
+    /// Its bytes hash to another digest: it was changed or truncated.
+    #[error("is corrupt: its bytes hash to sha256:{found}")]
+    Corrupt {
+        /// The digest of the bytes found.
+        found: String,
+    },
+    /// Its bytes hash right but are not the JSON value written (never expected: a
+    /// writer other than holdfast put them there).
+    #[error("is not JSON: {0}")]
+    NotJson(String),
 }
 
 /// The store's result type.
@@ -130,11 +166,13 @@ impl StoreError {
             | StoreError::Conflict { .. }
             | StoreError::BadUrl { .. }
             | StoreError::SchemaTooNew { .. }
-            | StoreError::Corrupt { .. } => false,
+            | StoreError::Corrupt { .. }
+            | StoreError::ArtifactUnreadable { .. } => false,
             StoreError::Connect { .. }
             | StoreError::CommitFailed(_)
             | StoreError::Closed
             | StoreError::Unavailable { .. }
+            | StoreError::ArtifactUnavailable(_)
             | StoreError::Io { .. } => true,
             StoreError::Sqlite(e) => sqlite_unavailable(e),
             StoreError::Postgres(e) => postgres_unavailable(e),

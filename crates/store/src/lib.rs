@@ -35,7 +35,7 @@ pub use coordination::{
     ConfigGate, ConfigVersion, Escalation, EscalationFilter, EscalationStatus, FencingToken, Job,
     JobResult, JobStatus, LockAcquire, LockLease, NewEscalation, NewJob, Resolution, StoredConfig,
 };
-pub use error::{Result, StoreError};
+pub use error::{ArtifactFault, Result, StoreError};
 pub use eval::{
     EvalOutcome, EvalResult, EvalRun, EvalRunFilter, EvalRunStart, EvalStatus, NewEvalResult,
     NewEvalRun,

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use holdfast_config::{Config, LoadOptions, Overrides, process_env};
-use holdfast_engine::{Engine, EngineError, GuardSettings, Settings, StoreGuard};
+use holdfast_engine::{ArtifactStore, Engine, EngineError, GuardSettings, Settings, StoreGuard};
 use holdfast_policy::{Clock, SystemClock};
 use holdfast_server::{ConfigFile, Gateway};
 use holdfast_telemetry::Telemetry;
@@ -151,7 +151,20 @@ async fn serve(
         Some(gateway.store_events()),
     ));
     gateway = gateway.with_store_health(guard.health());
-    let store: Arc<dyn holdfast_store::Store> = guard.clone();
+    let guarded: Arc<dyn holdfast_store::Store> = guard.clone();
+    // Large values become objects on their way to the store, outside the guard: an
+    // object's transfer is not bounded by `store.timeout`.
+    let artifacts = match &config.artifacts {
+        Some(settings) => Some(Arc::new(
+            ArtifactStore::open(guarded.clone(), settings.clone())
+                .context("opening the artifact store (artifacts.url)")?,
+        )),
+        None => None,
+    };
+    let store: Arc<dyn holdfast_store::Store> = match &artifacts {
+        Some(artifacts) => artifacts.clone(),
+        None => guarded,
+    };
     let engine = Engine::new(
         Arc::clone(&store),
         Arc::clone(&clock),
@@ -202,6 +215,14 @@ async fn serve(
         let (engine, stopped) = (engine.clone(), stopped.clone());
         async move { engine.drain_outbox(until(stopped)).await }
     });
+    if let Some(artifacts) = artifacts {
+        let (clock, stopped) = (Arc::clone(&clock), stopped.clone());
+        tokio::spawn(async move {
+            artifacts
+                .sweep_every_interval(clock.as_ref(), until(stopped))
+                .await
+        });
+    }
     let scheduler = tokio::spawn({
         let stopped = stopped.clone();
         async move { engine.run(until(stopped)).await }
@@ -233,6 +254,12 @@ pub(crate) fn engine_settings(config: &Config) -> Settings {
         poll_interval: config.engine.poll_interval,
         max_concurrent_tasks: config.engine.max_concurrent_tasks,
         max_input_bytes: config.engine.max_input_bytes,
+        max_response_bytes: config
+            .artifacts
+            .as_ref()
+            .map_or(holdfast_engine::attempt::MAX_RESPONSE_BYTES, |a| {
+                a.max_output
+            }),
         egress: config.engine.egress.clone(),
     }
 }

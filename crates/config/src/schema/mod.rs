@@ -24,6 +24,7 @@
 //! ```
 
 mod alerts;
+mod artifacts;
 mod chaos;
 mod policy;
 mod quality;
@@ -37,6 +38,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 pub use alerts::{Alerts, RuleOverride, Severity, Threshold, Webhook};
+pub use artifacts::Artifacts;
 pub use chaos::{Chaos, GameDay};
 pub use policy::{Breaker, Budget, Hedge, Jitter, Policy, Retry};
 pub use quality::{Gate, OnFail, Quality};
@@ -84,6 +86,8 @@ pub struct Document {
     pub chaos: Chaos,
     /// `[telemetry]`: traces exported over OTLP (off by default).
     pub telemetry: Telemetry,
+    /// `[artifacts]`: large step outputs and task inputs kept in object storage.
+    pub artifacts: Artifacts,
 }
 
 /// `[server]`
@@ -360,7 +364,8 @@ pub struct Engine {
     /// waits (on a model, a tool, a worker), so a node runs many at once.
     pub max_concurrent_tasks: u64,
     /// The largest task input accepted, in bytes of JSON: bytes, or a size like
-    /// `"256KiB"`; 1 byte to `"1MiB"` (the store's document limit). Default 262144.
+    /// `"256KiB"`; 1 byte to `"1MiB"` (the store's document limit), or to
+    /// `artifacts.max_output` with `[artifacts]`. Default 262144.
     pub max_input_bytes: ByteSize,
     /// Workflow definition files (`.json` or `.toml`) registered when the server
     /// starts; a relative path is relative to this configuration file's directory. A

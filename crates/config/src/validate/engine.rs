@@ -37,6 +37,7 @@ pub(super) fn engine(
     raw: &schema::Engine,
     env: Env<'_>,
     source: &str,
+    max_input: Option<u64>,
 ) -> Option<Engine> {
     let path = FieldPath::root("engine");
     let node_id = match &raw.node_id {
@@ -68,11 +69,16 @@ pub(super) fn engine(
             format!("must be 1..={MAX_CONCURRENT_TASKS}"),
         );
     }
-    if !(1..=MAX_INPUT_BYTES).contains(&raw.max_input_bytes.0) {
-        c.invalid(
-            path.key("max_input_bytes"),
-            format!("must be 1 byte to 1MiB ({MAX_INPUT_BYTES} bytes)"),
-        );
+    let max_input_ok = (1..=max_input.unwrap_or(MAX_INPUT_BYTES)).contains(&raw.max_input_bytes.0);
+    if !max_input_ok {
+        let message = match max_input {
+            Some(max) => format!("must be 1 byte to `artifacts.max_output` ({max} bytes)"),
+            None => format!(
+                "must be 1 byte to 1MiB ({MAX_INPUT_BYTES} bytes), or up to \
+                 `artifacts.max_output` with `[artifacts]`"
+            ),
+        };
+        c.invalid(path.key("max_input_bytes"), message);
     }
     let base = base_dir(source);
     let mut workflows = Vec::with_capacity(raw.workflows.len());
@@ -101,7 +107,7 @@ pub(super) fn engine(
         && !poll.is_zero()
         && poll <= lease
         && (1..=MAX_CONCURRENT_TASKS).contains(&raw.max_concurrent_tasks)
-        && (1..=MAX_INPUT_BYTES).contains(&raw.max_input_bytes.0)
+        && max_input_ok
         && workflows.len() == raw.workflows.len();
     if !ok {
         return None;

@@ -7,6 +7,7 @@
 //! anything that depends on it stays quiet instead of reporting the same mistake twice.
 
 mod alerts;
+mod artifacts;
 mod chaos;
 mod engine;
 mod listener;
@@ -172,7 +173,10 @@ pub(crate) fn run(
     let client_keys = client_keys(&mut c, &doc.client_keys);
     let idempotency = idempotency(&mut c, &doc.idempotency);
     let logging = logging(&mut c, &doc.logging);
-    let engine = engine::engine(&mut c, &doc.engine, inputs.env, &source.name);
+    let artifacts = artifacts::artifacts(&mut c, &doc.artifacts);
+    // With artifacts, a task input may be as large as any value kept as an object.
+    let max_input = artifacts.as_ref().map(|a| a.max_output as u64);
+    let engine = engine::engine(&mut c, &doc.engine, inputs.env, &source.name, max_input);
     let pipeline = policy::settings(&policies, agent_breaker);
     let alerts = alerts::alerts(&mut c, &doc.alerts);
     let quality = quality::quality(&mut c, &doc.quality, &source.name);
@@ -204,6 +208,7 @@ pub(crate) fn run(
                 quality,
                 chaos,
                 telemetry,
+                artifacts,
                 missing_secrets: c.missing_secrets,
             })
         }

@@ -221,6 +221,7 @@ async fn build(
         poll_interval: config.engine.poll_interval,
         max_concurrent_tasks: config.engine.max_concurrent_tasks,
         max_input_bytes: config.engine.max_input_bytes,
+        max_response_bytes: holdfast_engine::attempt::MAX_RESPONSE_BYTES,
         egress: config.engine.egress.clone(),
     };
     let engine_store = Arc::clone(&store);
