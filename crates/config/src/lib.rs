@@ -41,8 +41,8 @@ pub use load::{
 pub use redact::redact_config_text;
 pub use resolved::{
     ClientKey, Config, Degraded, Engine, FewShot, FewShotMode, Idempotency, Listener, Logging,
-    MidStream, Probe, Provider, Quality, QualityGate, Route, Server, Source, Store, Summary,
-    Target,
+    MidStream, Probe, Provider, Quality, QualityGate, QualitySampling, Route, Server, Source,
+    Store, Summary, Target,
 };
 pub use schema::{LogFormat, OnFail, ProbeKind, Role};
 pub use secret::Secret;

@@ -36,7 +36,7 @@ use serde::Deserialize;
 
 pub use alerts::{Alerts, RuleOverride, Severity, Threshold, Webhook};
 pub use policy::{Breaker, Budget, Hedge, Jitter, Policy, Retry};
-pub use quality::{Gate, OnFail, Quality};
+pub use quality::{Gate, OnFail, Quality, Sampling};
 pub use route::{Degraded, FewShot, FewShotMode, MidStream, RetryOn, Route};
 pub use target::{Price, Probe, ProbeKind, Provider, Target, Timeouts};
 

@@ -173,7 +173,7 @@ pub(crate) fn run(
     let engine = engine::engine(&mut c, &doc.engine, inputs.env, &source.name);
     let pipeline = policy::settings(&policies, agent_breaker);
     let alerts = alerts::alerts(&mut c, &doc.alerts);
-    let quality = quality::quality(&mut c, &doc.quality, &source.name);
+    let quality = quality::quality(&mut c, &doc.quality, doc, &source.name);
     match (server, store, idempotency, logging, engine, pipeline) {
         (
             Some(server),
