@@ -222,7 +222,11 @@ async fn a_promoted_sample_becomes_a_labeled_case_only_when_the_suite_accepts_it
     score_all(&f, plan(1.0, 1.0), &["Your parcel left today."]).await;
     let sample = f.samples().await.remove(0);
 
-    let case = sampling::promoted_case(&sample, Some(json!("It left today.")), None);
+    let case = sampling::promoted_case(
+        (sample.id, &sample.input, &sample.answer),
+        Some(json!("It left today.")),
+        None,
+    );
     let path = f.dir.join("support.toml");
     let id = sampling::promote(&path, &case).unwrap();
     assert_eq!(id, format!("sample-{}", sample.id));

@@ -160,7 +160,11 @@ async fn serve(
     for file in &config.engine.workflows {
         register(&engine, file).await?;
     }
-    let gateway = gateway.with_engine(engine.clone());
+    let gateway = gateway
+        .with_engine(engine.clone())
+        .with_sampling()
+        .await
+        .map_err(|e| usage(format!("production sampling: {e}")))?;
     let version = gateway
         .record_history(store, file)
         .await

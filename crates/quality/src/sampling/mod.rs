@@ -13,6 +13,7 @@
 //! the scorer deletes those older than the task type's retention period.
 
 mod budget;
+mod exposition;
 mod promote;
 mod score;
 mod stats;

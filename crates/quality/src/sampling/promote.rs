@@ -8,26 +8,26 @@
 use std::io::Write;
 use std::path::Path;
 
-use holdfast_store::QualitySample;
 use serde_json::{Value, json};
 
 use crate::error::QualityError;
 use crate::suite::{self, Suite};
 
-/// The dataset line for `sample`: tagged `labeled`, its input the sampled request,
-/// `expected` the given answer (or, when none is given, the sampled answer's text,
-/// which the person promoting it vouches for), graded by `asserts` (by default
-/// `equals` against `expected`).
+/// The dataset line for a sample (its id, its stored `input` and `answer`): tagged
+/// `labeled`, `expected` the given answer (or, when none is given, the sampled
+/// answer's text, which the person promoting it vouches for), graded by `asserts` (by
+/// default `equals` against `expected`).
 pub fn promoted_case(
-    sample: &QualitySample,
+    sample: (u64, &Value, &Value),
     expected: Option<Value>,
     asserts: Option<Vec<Value>>,
 ) -> Value {
-    let expected = expected.unwrap_or_else(|| sample.answer["text"].clone());
+    let (id, input, answer) = sample;
+    let expected = expected.unwrap_or_else(|| answer["text"].clone());
     let asserts = asserts.unwrap_or_else(|| vec![json!({"type": "equals"})]);
     json!({
-        "id": format!("sample-{}", sample.id),
-        "input": sample.input,
+        "id": format!("sample-{id}"),
+        "input": input,
         "expected": expected,
         "assert": asserts,
         "tags": ["labeled"],

@@ -18,6 +18,9 @@ pub(crate) async fn metrics(State(gateway): State<Gateway>) -> Response {
     if let Some(libraries) = gateway.libraries() {
         text.push_str(&holdfast_metrics::few_shot::render(libraries));
     }
+    if let Some(sampling) = gw.sampling.get() {
+        text.push_str(&sampling.sampler.exposition());
+    }
     let mut response = (StatusCode::OK, text).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
