@@ -29,6 +29,7 @@ pub(crate) enum Signal {
     OldestRetryingTask,
     TasksSucceeded,
     StoreUp,
+    QualityScore,
 }
 
 /// How a signal folds the series of its metric.
@@ -38,6 +39,8 @@ pub(crate) enum Fold {
     Sum,
     /// How many matching series are above zero.
     CountPositive,
+    /// The lowest of the matching series: the worst task type.
+    Min,
 }
 
 /// Where a signal comes from on `/metrics`.
@@ -51,7 +54,7 @@ pub(crate) struct Selector {
 
 impl Signal {
     /// Every signal, by [`Signal::index`].
-    pub(crate) const ALL: [Signal; 17] = [
+    pub(crate) const ALL: [Signal; 18] = [
         Signal::Attempts,
         Signal::Retries,
         Signal::CallsWithFailure,
@@ -69,6 +72,7 @@ impl Signal {
         Signal::OldestRetryingTask,
         Signal::TasksSucceeded,
         Signal::StoreUp,
+        Signal::QualityScore,
     ];
 
     pub(crate) fn index(self) -> usize {
@@ -90,6 +94,7 @@ impl Signal {
             Signal::OldestRetryingTask => 14,
             Signal::TasksSucceeded => 15,
             Signal::StoreUp => 16,
+            Signal::QualityScore => 17,
         }
     }
 
@@ -134,6 +139,11 @@ impl Signal {
             Signal::OldestRetryingTask => sum("holdfast_task_oldest_retry_seconds"),
             // Absent from a gateway without a store: no data, which never fires.
             Signal::StoreUp => sum("holdfast_store_up"),
+            // Absent until a sampled answer was scored: no data, which never fires.
+            Signal::QualityScore => Selector {
+                fold: Fold::Min,
+                ..sum("holdfast_quality_score")
+            },
         }
     }
 }
@@ -184,6 +194,7 @@ pub(crate) fn expr(kind: AlertKind) -> Expr {
         },
         AlertKind::TaskRetryingLong => Expr::Gauge(S::OldestRetryingTask),
         AlertKind::StoreUnreachable => Expr::Gauge(S::StoreUp),
+        AlertKind::QualityScore => Expr::Gauge(S::QualityScore),
         AlertKind::EscalationRate => Expr::Baseline {
             num: S::Escalations,
             den: S::TasksSubmitted,
@@ -267,6 +278,10 @@ pub(crate) fn summary(rule: &AlertRule, value: f64, eta: Option<f64>) -> String 
             "{:.1}% of finished tasks succeeded over {window} (alert below {:.1}%)",
             value * 100.0,
             t * 100.0
+        ),
+        AlertKind::QualityScore => format!(
+            "the lowest task type's mean score of its recent production samples is {value:.2} \
+             (alert below {t:.2})"
         ),
     }
 }

@@ -65,6 +65,7 @@ pub struct Webhook {
 /// | `cost_per_task` | task cost ÷ tasks finished, over its 1h baseline | > 2× | 10m | 10m | warning |
 /// | `completion_rate` | tasks succeeded ÷ tasks finished (succeeded or failed) | < 0.90 | 10m | 10m | critical |
 /// | `store_unreachable` | `holdfast_store_up` (1 up, 0 down) | < 0.5 | 1m | — | critical |
+/// | `quality_score` | the lowest task type's mean score of its recent production samples | < 0.70 | 10m | — | warning |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum AlertKind {
     /// Share of attempts that were retries.
@@ -89,6 +90,8 @@ pub enum AlertKind {
     CompletionRate,
     /// The store cannot be reached or cannot write.
     StoreUnreachable,
+    /// A task type's production answers score below the threshold.
+    QualityScore,
 }
 
 /// What kind of value a rule reads, which decides the fields that apply to it.
@@ -106,7 +109,7 @@ pub enum Shape {
 
 impl AlertKind {
     /// Every rule, in the order they are shown.
-    pub const ALL: [AlertKind; 11] = [
+    pub const ALL: [AlertKind; 12] = [
         AlertKind::RetryRate,
         AlertKind::SuccessAfterRetry,
         AlertKind::RetryDelay,
@@ -118,6 +121,7 @@ impl AlertKind {
         AlertKind::CostPerTask,
         AlertKind::CompletionRate,
         AlertKind::StoreUnreachable,
+        AlertKind::QualityScore,
     ];
 
     /// Its name in the file, the log, notices and the Prometheus export.
@@ -134,6 +138,7 @@ impl AlertKind {
             AlertKind::CostPerTask => "cost_per_task",
             AlertKind::CompletionRate => "completion_rate",
             AlertKind::StoreUnreachable => "store_unreachable",
+            AlertKind::QualityScore => "quality_score",
         }
     }
 
@@ -150,9 +155,10 @@ impl AlertKind {
             | AlertKind::RetryDelay
             | AlertKind::MaxRetriesExceeded
             | AlertKind::CompletionRate => Shape::Rate,
-            AlertKind::BreakerOpen | AlertKind::TaskRetryingLong | AlertKind::StoreUnreachable => {
-                Shape::Gauge
-            }
+            AlertKind::BreakerOpen
+            | AlertKind::TaskRetryingLong
+            | AlertKind::StoreUnreachable
+            | AlertKind::QualityScore => Shape::Gauge,
             AlertKind::RetryBudgetExhaustion => Shape::Trend,
             AlertKind::EscalationRate | AlertKind::CostPerTask => Shape::Baseline,
         }
@@ -228,6 +234,9 @@ impl AlertRule {
                 rule(2.0, 10, 10, Severity::Warning)
             }
             AlertKind::CompletionRate => rule(0.90, 10, 10, Severity::Critical),
+            // Ten minutes: the score is a mean of the last 50 samples, which a few bad
+            // answers move; a quarter of an hour of them is a regression.
+            AlertKind::QualityScore => rule(0.70, 10, 10, Severity::Warning),
         }
     }
 
@@ -239,6 +248,7 @@ impl AlertRule {
                 | AlertKind::RetryBudgetExhaustion
                 | AlertKind::CompletionRate
                 | AlertKind::StoreUnreachable
+                | AlertKind::QualityScore
         )
     }
 }
