@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use holdfast_llm::openai::{ChatRequest, ChatResponse};
 use holdfast_quality::sampling::{Exchange, Plan, QUEUE, Sampler, Scorer};
-use holdfast_quality::{Answer, Chat, Subject, SubjectError, Suite, TaskCall, TaskType};
+use holdfast_quality::{Answer, Chat, Subject, SubjectError, TaskCall};
 use holdfast_store::Store;
 use serde_json::{Value, json};
 
@@ -39,27 +39,13 @@ impl Gateway {
         let Some(engine) = self.inner.engine.get() else {
             return Err("[quality.sampling] needs the store: attach an engine first".into());
         };
-        let mut plans = Vec::with_capacity(settings.len());
-        for (route, s) in settings {
-            let at = format!("quality.sampling.{route}.suite ({})", s.suite.display());
-            let suite = Suite::load(&s.suite).map_err(|e| format!("{at}: {e}"))?;
-            if suite.task
-                != (TaskType::Route {
-                    route: route.clone(),
-                })
-            {
-                return Err(format!("{at}: the suite's [task] is not route {route:?}"));
-            }
-            if suite.production.is_empty() {
-                return Err(format!("{at}: the suite has no [production] graders"));
-            }
-            plans.push(Plan {
-                suite: Arc::new(suite),
-                share: s.share,
-                budget_per_hour: s.budget_per_hour,
-                retention: s.retention,
-            });
-        }
+        let plans = settings
+            .iter()
+            .map(|(route, s)| {
+                Plan::load(route, &s.suite, s.share, s.budget_per_hour, s.retention)
+                    .map_err(|e| format!("quality.sampling.{route}.suite: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let seed = self.inner.clock.unix_millis();
         let (sampler, scorer) = Sampler::new(plans, QUEUE, seed);
         let sampling = Sampling {

@@ -19,6 +19,7 @@ mod score;
 mod stats;
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -30,7 +31,7 @@ use tokio::sync::mpsc;
 
 use crate::subject::{Answer, Subject};
 use crate::suite::{Suite, TaskType};
-pub use promote::{promote, promoted_case};
+pub use promote::{promote, promoted_case, sample_json};
 pub use stats::{RECENT, TaskStats};
 
 /// How many exchanges wait for scoring at most, by default.
@@ -54,6 +55,32 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The plan of `route`: its suite loaded from `suite`, which must target the route
+    /// and have `[production]` graders; the refusal says why, naming the file.
+    pub fn load(
+        route: &str,
+        suite: &Path,
+        share: f64,
+        budget_per_hour: f64,
+        retention: Duration,
+    ) -> Result<Plan, String> {
+        let at = suite.display();
+        let suite = Suite::load(suite).map_err(|e| format!("{at}: {e}"))?;
+        let targets_route = matches!(&suite.task, TaskType::Route { route: r } if r == route);
+        if !targets_route {
+            return Err(format!("{at}: the suite's [task] is not route {route:?}"));
+        }
+        if suite.production.is_empty() {
+            return Err(format!("{at}: the suite has no [production] graders"));
+        }
+        Ok(Plan {
+            suite: Arc::new(suite),
+            share,
+            budget_per_hour,
+            retention,
+        })
+    }
+
     /// The task type's name: the suite's route (or workflow).
     pub fn task_type(&self) -> &str {
         match &self.suite.task {

@@ -1,4 +1,4 @@
-//! A sampled production answer promoted to a suite case.
+//! A sampled production answer shown, and promoted to a suite case.
 //!
 //! The decision: the dataset is only ever appended to, and only with a line that the
 //! suite accepts. The new line is checked by loading the suite with it (its input as
@@ -8,10 +8,21 @@
 use std::io::Write;
 use std::path::Path;
 
+use holdfast_store::QualitySample;
 use serde_json::{Value, json};
 
 use crate::error::QualityError;
 use crate::suite::{self, Suite};
+
+/// A kept sample as the API shows it.
+pub fn sample_json(s: &QualitySample) -> Value {
+    json!({
+        "id": s.id, "tenant": s.tenant, "task_type": s.task_type, "suite": s.suite,
+        "request_id": s.request_id, "input": s.input, "answer": s.answer,
+        "status": s.status.as_str(), "score": s.score, "verdicts": s.verdicts,
+        "judge_cost_usd": s.judge_cost_usd, "created_at_ms": s.created_at_ms,
+    })
+}
 
 /// The dataset line for a sample (its id, its stored `input` and `answer`): tagged
 /// `labeled`, `expected` the given answer (or, when none is given, the sampled

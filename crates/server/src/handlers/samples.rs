@@ -20,15 +20,7 @@ use crate::error::ApiError;
 use crate::extract::Path;
 use crate::gateway::Gateway;
 use crate::sampling::Sampling;
-
-fn sample_json(s: &QualitySample) -> Value {
-    json!({
-        "id": s.id, "tenant": s.tenant, "task_type": s.task_type, "suite": s.suite,
-        "request_id": s.request_id, "input": s.input, "answer": s.answer,
-        "status": s.status.as_str(), "score": s.score, "verdicts": s.verdicts,
-        "judge_cost_usd": s.judge_cost_usd, "created_at_ms": s.created_at_ms,
-    })
-}
+use holdfast_quality::sampling::sample_json;
 
 fn sampling(gateway: &Gateway) -> Result<&Sampling, ApiError> {
     gateway
