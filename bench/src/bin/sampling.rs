@@ -69,13 +69,25 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(binary: &Path) -> anyhow::Result<()> {
-    let mock_args = ["mock-provider", "--listen", "127.0.0.1:0"].map(String::from);
-    let mock = Server::start(binary, &mock_args, &[]).context("starting the mock provider")?;
     let scratch = Scratch(
         std::env::temp_dir().join(format!("holdfast-bench-sampling-{}", std::process::id())),
     );
     let _ = std::fs::remove_dir_all(&scratch.0);
     std::fs::create_dir_all(&scratch.0)?;
+    // The judge's verdict: what the mock answers when JSON output is asked for.
+    let faults = scratch.0.join("faults.toml");
+    std::fs::write(
+        &faults,
+        "json_answer = { score = 0.9, reason = \"it answers\" }\n",
+    )?;
+    let mock_args = [
+        "mock-provider".to_owned(),
+        "--listen".to_owned(),
+        "127.0.0.1:0".to_owned(),
+        "--faults".to_owned(),
+        faults.display().to_string(),
+    ];
+    let mock = Server::start(binary, &mock_args, &[]).context("starting the mock provider")?;
     std::fs::write(scratch.0.join("sampled.toml"), SUITE)?;
     std::fs::write(scratch.0.join("sampled.jsonl"), CASE)?;
     let config_path = scratch.0.join("holdfast.toml");
