@@ -16,8 +16,9 @@ use holdfast_store::{
     Advance, Cancelled, ConfigGate, ConfigVersion, Escalation, EscalationFilter, EvalResult,
     EvalRun, EvalRunFilter, EvalRunStart, EvalStatus, Example, ExampleAdded, ExampleFilter,
     ExampleStatus, ExampleUse, FencingToken, Job, JobResult, JournalEntry, LockAcquire,
-    NewEvalResult, NewEvalRun, NewEvent, NewExample, NewTask, NewWorkflow, Resolution, Result,
-    Step, Store, StoredConfig, Submitted, Task, TaskClaim, TaskFilter, TaskPage, WorkflowDef,
+    NewEvalResult, NewEvalRun, NewEvent, NewExample, NewQualitySample, NewTask, NewWorkflow,
+    QualitySample, Resolution, Result, SampleFilter, Step, Store, StoredConfig, Submitted, Task,
+    TaskClaim, TaskFilter, TaskPage, WorkflowDef,
 };
 
 use crate::measure::Stopwatch;
@@ -405,5 +406,38 @@ impl Store for CountedStore {
     async fn record_example_uses(&self, uses: Vec<ExampleUse>) -> Result<()> {
         self.timed("record_example_uses", self.inner.record_example_uses(uses))
             .await
+    }
+
+    async fn add_quality_sample(&self, sample: NewQualitySample) -> Result<u64> {
+        self.timed("add_quality_sample", self.inner.add_quality_sample(sample))
+            .await
+    }
+
+    async fn get_quality_sample(
+        &self,
+        tenant: Option<&str>,
+        id: u64,
+    ) -> Result<Option<QualitySample>> {
+        self.timed(
+            "get_quality_sample",
+            self.inner.get_quality_sample(tenant, id),
+        )
+        .await
+    }
+
+    async fn list_quality_samples(&self, filter: &SampleFilter) -> Result<Vec<QualitySample>> {
+        self.timed(
+            "list_quality_samples",
+            self.inner.list_quality_samples(filter),
+        )
+        .await
+    }
+
+    async fn delete_quality_samples(&self, task_type: &str, before_ms: u64) -> Result<u64> {
+        self.timed(
+            "delete_quality_samples",
+            self.inner.delete_quality_samples(task_type, before_ms),
+        )
+        .await
     }
 }

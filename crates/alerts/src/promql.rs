@@ -80,6 +80,7 @@ fn current(signal: Signal) -> String {
     match signal.selector().fold {
         Fold::Sum => format!("sum({})", selector(signal)),
         Fold::CountPositive => format!("count({} > 0)", selector(signal)),
+        Fold::Min => format!("min({})", selector(signal)),
     }
 }
 

@@ -30,6 +30,7 @@ pub(crate) enum Signal {
     TasksSucceeded,
     StoreUp,
     ChaosFailing,
+    QualityScore,
 }
 
 /// How a signal folds the series of its metric.
@@ -39,6 +40,8 @@ pub(crate) enum Fold {
     Sum,
     /// How many matching series are above zero.
     CountPositive,
+    /// The lowest of the matching series: the worst task type.
+    Min,
 }
 
 /// Where a signal comes from on `/metrics`.
@@ -52,7 +55,7 @@ pub(crate) struct Selector {
 
 impl Signal {
     /// Every signal, by [`Signal::index`].
-    pub(crate) const ALL: [Signal; 18] = [
+    pub(crate) const ALL: [Signal; 19] = [
         Signal::Attempts,
         Signal::Retries,
         Signal::CallsWithFailure,
@@ -71,6 +74,7 @@ impl Signal {
         Signal::TasksSucceeded,
         Signal::StoreUp,
         Signal::ChaosFailing,
+        Signal::QualityScore,
     ];
 
     pub(crate) fn index(self) -> usize {
@@ -93,6 +97,7 @@ impl Signal {
             Signal::TasksSucceeded => 15,
             Signal::StoreUp => 16,
             Signal::ChaosFailing => 17,
+            Signal::QualityScore => 18,
         }
     }
 
@@ -139,6 +144,11 @@ impl Signal {
             Signal::StoreUp => sum("holdfast_store_up"),
             // Absent until a scheduled experiment has run (`[chaos] schedule`).
             Signal::ChaosFailing => sum("holdfast_chaos_failing"),
+            // Absent until a sampled answer was scored: no data, which never fires.
+            Signal::QualityScore => Selector {
+                fold: Fold::Min,
+                ..sum("holdfast_quality_score")
+            },
         }
     }
 }
@@ -190,6 +200,7 @@ pub(crate) fn expr(kind: AlertKind) -> Expr {
         AlertKind::TaskRetryingLong => Expr::Gauge(S::OldestRetryingTask),
         AlertKind::StoreUnreachable => Expr::Gauge(S::StoreUp),
         AlertKind::ChaosFailed => Expr::Gauge(S::ChaosFailing),
+        AlertKind::QualityScore => Expr::Gauge(S::QualityScore),
         AlertKind::EscalationRate => Expr::Baseline {
             num: S::Escalations,
             den: S::TasksSubmitted,
@@ -277,6 +288,10 @@ pub(crate) fn summary(rule: &AlertRule, value: f64, eta: Option<f64>) -> String 
         AlertKind::ChaosFailed => format!(
             "{value} scheduled experiment(s) failed their latest run (alert above {t}; \
              the verdicts are on the dashboard's game-day panel)"
+        ),
+        AlertKind::QualityScore => format!(
+            "the lowest task type's mean score of its recent production samples is {value:.2} \
+             (alert below {t:.2})"
         ),
     }
 }

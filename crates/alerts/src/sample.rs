@@ -79,6 +79,10 @@ impl Sample {
             let value = match selector.fold {
                 Fold::Sum => matching.map(|s| s.value).sum(),
                 Fold::CountPositive => matching.filter(|s| s.value > 0.0).count() as f64,
+                Fold::Min => match matching.map(|s| s.value).reduce(f64::min) {
+                    Some(lowest) => lowest,
+                    None => continue,
+                },
             };
             sample.values[signal.index()] = Some(value);
         }

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use support::{ConfigBuilder, Gateway, Mock, Stopwatch, TempDir, chat_body, pause, serial};
 
 /// Every rule name; a test enables one.
-const RULES: [&str; 12] = [
+const RULES: [&str; 13] = [
     "retry_rate",
     "success_after_retry",
     "retry_delay",
@@ -36,6 +36,7 @@ const RULES: [&str; 12] = [
     "completion_rate",
     "store_unreachable",
     "chaos_failed",
+    "quality_score",
 ];
 
 /// The webhook's bearer token; must never show in the server's output.
@@ -653,6 +654,51 @@ async fn completion_rate_fires_when_tasks_fail_and_resolves_when_they_succeed() 
             .unwrap()
             .contains("of finished tasks succeeded"),
         "{firing}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quality_score_fires_when_answers_degrade_and_resolves_when_they_recover() {
+    let _serial = serial().await;
+    let mock = Mock::start("openai", &[]);
+    let dir = TempDir::new("quality-score");
+    dir.write(
+        "smart.jsonl",
+        r#"{"id": "c1", "input": [{"role": "user", "content": "hello"}], "expected": "scripted", "assert": [{"type": "contains"}], "tags": ["labeled"]}"#,
+    );
+    // Every answer sampled, graded by whether it is the mock's scripted one.
+    let suite = dir.write(
+        "smart.toml",
+        "name = \"smart\"\ndataset = \"smart.jsonl\"\n[task]\nroute = \"smart\"\n\
+         [production]\nassert = [{ type = \"contains\", value = \"scripted answer\" }]\n",
+    );
+    let sampling = format!(
+        "[quality.sampling.smart]\nsuite = \"{}\"\nshare = 1.0",
+        suite.display()
+    );
+    let (firing, resolved, gateway) = fire_then_resolve(
+        "quality_score",
+        "for = \"0s\"",
+        single_attempt(&mock, "").raw(&sampling),
+        &mock,
+        Phases::fault(json!({"answer": "I would rather not say."})),
+        Load::Chats(2, Duration::from_millis(5)),
+    )
+    .await;
+    assert!(firing["value"].as_f64().unwrap() < 0.7, "{firing}");
+    assert!(resolved["value"].as_f64().unwrap() >= 0.7, "{resolved}");
+    let metrics = gateway
+        .client
+        .get(gateway.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("holdfast_quality_samples_total{task_type=\"smart\",result=\"scored\"}"),
+        "{metrics}"
     );
 }
 

@@ -66,6 +66,7 @@ pub struct Webhook {
 /// | `completion_rate` | tasks succeeded ÷ tasks finished (succeeded or failed) | < 0.90 | 10m | 10m | critical |
 /// | `store_unreachable` | `holdfast_store_up` (1 up, 0 down) | < 0.5 | 1m | — | critical |
 /// | `chaos_failed` | scheduled experiments whose latest run failed (`[chaos] schedule`) | > 0 | 0s | — | critical |
+/// | `quality_score` | the lowest task type's mean score of its recent production samples | < 0.70 | 10m | — | warning |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum AlertKind {
     /// Share of attempts that were retries.
@@ -92,6 +93,8 @@ pub enum AlertKind {
     StoreUnreachable,
     /// A scheduled chaos experiment (a game day) failed its latest run.
     ChaosFailed,
+    /// A task type's production answers score below the threshold.
+    QualityScore,
 }
 
 /// What kind of value a rule reads, which decides the fields that apply to it.
@@ -109,7 +112,7 @@ pub enum Shape {
 
 impl AlertKind {
     /// Every rule, in the order they are shown.
-    pub const ALL: [AlertKind; 12] = [
+    pub const ALL: [AlertKind; 13] = [
         AlertKind::RetryRate,
         AlertKind::SuccessAfterRetry,
         AlertKind::RetryDelay,
@@ -122,6 +125,7 @@ impl AlertKind {
         AlertKind::CompletionRate,
         AlertKind::StoreUnreachable,
         AlertKind::ChaosFailed,
+        AlertKind::QualityScore,
     ];
 
     /// Its name in the file, the log, notices and the Prometheus export.
@@ -139,6 +143,7 @@ impl AlertKind {
             AlertKind::CompletionRate => "completion_rate",
             AlertKind::StoreUnreachable => "store_unreachable",
             AlertKind::ChaosFailed => "chaos_failed",
+            AlertKind::QualityScore => "quality_score",
         }
     }
 
@@ -158,7 +163,8 @@ impl AlertKind {
             AlertKind::BreakerOpen
             | AlertKind::TaskRetryingLong
             | AlertKind::StoreUnreachable
-            | AlertKind::ChaosFailed => Shape::Gauge,
+            | AlertKind::ChaosFailed
+            | AlertKind::QualityScore => Shape::Gauge,
             AlertKind::RetryBudgetExhaustion => Shape::Trend,
             AlertKind::EscalationRate | AlertKind::CostPerTask => Shape::Baseline,
         }
@@ -236,6 +242,9 @@ impl AlertRule {
             AlertKind::CompletionRate => rule(0.90, 10, 10, Severity::Critical),
             // At once: a failed game day is a finished verdict, not a noisy reading.
             AlertKind::ChaosFailed => rule(0.0, 0, 5, Severity::Critical),
+            // Ten minutes: the score is a mean of the last 50 samples, which a few bad
+            // answers move; a quarter of an hour of them is a regression.
+            AlertKind::QualityScore => rule(0.70, 10, 10, Severity::Warning),
         }
     }
 
@@ -247,6 +256,7 @@ impl AlertRule {
                 | AlertKind::RetryBudgetExhaustion
                 | AlertKind::CompletionRate
                 | AlertKind::StoreUnreachable
+                | AlertKind::QualityScore
         )
     }
 }

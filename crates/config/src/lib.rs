@@ -41,7 +41,7 @@ pub use load::{
 pub use redact::redact_config_text;
 pub use resolved::{
     Chaos, ClientKey, Config, Degraded, Engine, FewShot, FewShotMode, GameDayTime, Idempotency,
-    Listener, Logging, MidStream, Probe, Provider, Quality, QualityGate, Route,
+    Listener, Logging, MidStream, Probe, Provider, Quality, QualityGate, QualitySampling, Route,
     ScheduledExperiment, Server, Source, Store, Summary, Target, Telemetry,
 };
 pub use schema::{LogFormat, OnFail, OtlpProtocol, ProbeKind, Role};

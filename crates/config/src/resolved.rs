@@ -287,10 +287,25 @@ pub struct Engine {
 }
 
 /// The quality loop's settings.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Quality {
     /// The gate on new configuration versions, when set.
     pub gate: Option<QualityGate>,
+    /// Production sampling, by route.
+    pub sampling: std::collections::BTreeMap<String, QualitySampling>,
+}
+
+/// How a route's production answers are sampled and scored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QualitySampling {
+    /// The suite file, resolved against the configuration file's directory.
+    pub suite: PathBuf,
+    /// The share of answers sampled, in [0, 1].
+    pub share: f64,
+    /// The judge's budget per hour, in US dollars, at least 0.
+    pub budget_per_hour: f64,
+    /// How long samples are kept, at least a minute.
+    pub retention: std::time::Duration,
 }
 
 /// The gate on new configuration versions.

@@ -49,6 +49,7 @@ pub mod report;
 mod result;
 pub mod rollout;
 mod runner;
+pub mod sampling;
 pub mod stats;
 mod subject;
 mod suite;

@@ -28,7 +28,11 @@ fn exposition(inner: &Inner, now: Instant) -> String {
     };
     inner.metrics.set_retry_budget(balance);
     inner.metrics.age_retrying(now);
-    inner.metrics.render()
+    let mut text = inner.metrics.render();
+    if let Some(sampling) = inner.sampling.get() {
+        text.push_str(&sampling.sampler.exposition());
+    }
+    text
 }
 
 /// Whether rules are evaluated, how many webhooks notices go to, and the enabled

@@ -138,6 +138,7 @@ async fn whole(door: &Door, job: &Job<'_>, dialect: Dialect, leader: Option<Lead
     let mut entry = entry(door, job.route, false, 200, "ok", &reply, trace);
     entry.target.clone_from(&reply.target);
     door.gateway.inner.ledger.insert(entry);
+    crate::sampling::offer(door, &job.route.name, job.request, response, reply.cost_usd);
     respond::json(StatusCode::OK, body, &reply)
 }
 

@@ -102,6 +102,8 @@ pub(crate) struct Inner {
     /// The few-shot example libraries, built from the attached engine's store
     /// (`few_shot.rs`).
     pub(crate) libraries: std::sync::OnceLock<Arc<holdfast_quality::fewshot::Libraries>>,
+    /// Production sampling, once set up (`sampling.rs`).
+    pub(crate) sampling: std::sync::OnceLock<Arc<crate::sampling::Sampling>>,
     /// The alert rules and their states (holdfast-alerts).
     pub(crate) alerts: Arc<holdfast_alerts::Alerting>,
     ids: Arc<RequestIds>,
@@ -208,6 +210,10 @@ impl Inner {
         if let Some(attached) = previous.and_then(|old| old.libraries.get()) {
             let _ = libraries.set(Arc::clone(attached));
         }
+        let sampling = std::sync::OnceLock::new();
+        if let Some(attached) = previous.and_then(|old| old.sampling.get()) {
+            let _ = sampling.set(Arc::clone(attached));
+        }
         // On a reload the shared ledger is pointed at the new metrics when the new
         // state is swapped in (`live.rs`), not here: this build may still be dropped.
         let ledger = match previous {
@@ -248,6 +254,7 @@ impl Inner {
             engine,
             store_health,
             libraries,
+            sampling,
             alerts: previous.map_or_else(
                 || Arc::new(holdfast_alerts::Alerting::new(config.alerts.clone())),
                 |old| Arc::clone(&old.alerts),

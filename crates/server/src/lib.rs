@@ -58,6 +58,7 @@ mod ready;
 mod recovery;
 mod respond;
 mod rollout;
+mod sampling;
 mod spans;
 mod sse;
 mod streaming;
@@ -101,6 +102,7 @@ pub async fn serve(
     let _alerts = alerts::start(&gateway);
     let _probes = probe::start(&gateway);
     let _few_shot = few_shot::start(&gateway);
+    sampling::start(&gateway);
     // The routes are resolved once, here, and the result shared by every connection:
     // resolving them per connection would rebuild the whole route table each time
     // (~18 KiB, held as long as the connection lives: 18 MiB with 1,000 clients

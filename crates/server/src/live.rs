@@ -21,7 +21,8 @@
 //! counts against it from start), `store.url`, `store.timeout` and
 //! `store.probe_interval` (the store is open and guarded), `[engine]`
 //! (the node id is in every lease; the scheduler and the registered workflows were set
-//! up at start) and `[alerts]` (the evaluation loop and webhooks run from start).
+//! up at start), `[alerts]` (the evaluation loop and webhooks run from start) and
+//! `[quality.sampling]` (the scorer and its suites were set up at start).
 //!
 //! A rollback is a reload of a stored text, validated again (the environment may have
 //! changed since), and recorded as a new version; the history shows which version a
@@ -424,6 +425,9 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<(String, String)> {
     }
     // `Alerts` has no `PartialEq`; its `Debug` shows every setting (a secret only
     // redacted, so a changed webhook secret alone is not seen as a change).
+    if old.quality.sampling != new.quality.sampling {
+        fixed.push(("quality.sampling".to_owned(), restart.to_owned()));
+    }
     if format!("{:?}", old.alerts) != format!("{:?}", new.alerts) {
         fixed.push(("alerts".to_owned(), restart.to_owned()));
     }

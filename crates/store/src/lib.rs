@@ -24,6 +24,7 @@ mod migrate;
 mod plan;
 mod postgres;
 mod rows;
+pub mod sample;
 mod sqlite;
 pub mod store;
 pub mod task;
@@ -44,6 +45,7 @@ pub use example::{
     Example, ExampleAdded, ExampleFilter, ExampleSource, ExampleStatus, ExampleUse, NewExample,
 };
 pub use postgres::PostgresStore;
+pub use sample::{NewQualitySample, QualitySample, SampleFilter, SampleStatus};
 pub use sqlite::SqliteStore;
 pub use store::Store;
 pub use task::{

@@ -20,6 +20,7 @@ use crate::eval::{
     EvalResult, EvalRun, EvalRunFilter, EvalRunStart, EvalStatus, NewEvalResult, NewEvalRun,
 };
 use crate::example::{Example, ExampleAdded, ExampleFilter, ExampleStatus, ExampleUse, NewExample};
+use crate::sample::{NewQualitySample, QualitySample, SampleFilter};
 use crate::task::{
     Advance, Cancelled, JournalEntry, NewEvent, NewTask, NewWorkflow, Step, Submitted, Task,
     TaskClaim, TaskFilter, TaskPage, WorkflowDef,
@@ -228,4 +229,19 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Adds calls to examples' usage counts; an example of another tenant than the one
     /// named, or gone, is skipped.
     async fn record_example_uses(&self, uses: Vec<ExampleUse>) -> Result<()>;
+
+    // --- production samples of the quality loop ---
+    /// Keeps a scored (or skipped) production sample; answers its id.
+    async fn add_quality_sample(&self, sample: NewQualitySample) -> Result<u64>;
+    /// A sample by id; `None` when missing or of another tenant than the one named.
+    async fn get_quality_sample(
+        &self,
+        tenant: Option<&str>,
+        id: u64,
+    ) -> Result<Option<QualitySample>>;
+    /// Samples, newest first.
+    async fn list_quality_samples(&self, filter: &SampleFilter) -> Result<Vec<QualitySample>>;
+    /// Deletes `task_type`'s samples created before `before_ms` (the start of its
+    /// retention period); answers how many.
+    async fn delete_quality_samples(&self, task_type: &str, before_ms: u64) -> Result<u64>;
 }

@@ -14,6 +14,7 @@ mod conformance {
     pub(crate) mod examples;
     pub(crate) mod harness;
     pub(crate) mod leases;
+    pub(crate) mod samples;
     pub(crate) mod steps;
     pub(crate) mod tasks;
     pub(crate) mod tenants;
@@ -93,4 +94,7 @@ conformance! {
     examples::usage_counts_add_up_for_their_own_tenant_only,
     examples::examples_are_each_tenants_own,
     examples::bad_example_input_is_refused_with_nothing_stored,
+    samples::samples_read_back_list_newest_first_and_expire,
+    samples::samples_are_each_tenants_own,
+    samples::bad_sample_input_is_refused_with_nothing_stored,
 }

@@ -182,7 +182,11 @@ async fn serve(
         register(&engine, file).await?;
     }
     let game_days = super::game_days::load(&config)?;
-    let gateway = gateway.with_engine(engine.clone());
+    let gateway = gateway
+        .with_engine(engine.clone())
+        .with_sampling()
+        .await
+        .map_err(|e| usage(format!("production sampling: {e}")))?;
     let version = gateway
         .record_history(store, file)
         .await

@@ -1,6 +1,10 @@
 //! `[quality]`: the quality loop's settings in the server's configuration.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
+
+use crate::units::HumanDuration;
 
 /// `[quality]`: how configuration changes are judged by evaluation suites.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -10,6 +14,48 @@ pub struct Quality {
     /// version (a reload, a text sent through the API, a rollback) is judged by the
     /// suites whose route it changed before it takes traffic. Default: no gate.
     pub gate: Option<Gate>,
+    /// `[quality.sampling.ROUTE]`: production answers of a route sampled and scored in
+    /// the background by its suite's graders, one table per route. Default: none.
+    pub sampling: BTreeMap<String, Sampling>,
+}
+
+/// `[quality.sampling.ROUTE]`: how a route's production answers are sampled and scored.
+///
+/// A sampled answer is kept with its request (users' inputs: see `retention`) and
+/// scored after it was sent, off the request path, on a bounded queue (an answer that
+/// finds the queue full is dropped and counted), by the suite's `[production]` graders
+/// and its `[judge]` route. Only whole (not streamed) answers are sampled.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sampling {
+    /// The suite file (`.toml`) whose `[production]` graders score the samples; its
+    /// `[task] route` must be this route. A relative path is relative to this
+    /// configuration file's directory.
+    pub suite: String,
+    /// The share of the route's successful answers sampled, in [0, 1]; default 0.05.
+    #[serde(default = "default_share")]
+    pub share: f64,
+    /// The most the judge's calls may cost per hour, in US dollars (at least 0);
+    /// default 1.0. Once spent, samples are kept but not scored (`skipped_budget`)
+    /// until the hour is over.
+    #[serde(default = "default_budget")]
+    pub budget_per_hour: f64,
+    /// How long samples (requests and answers) are kept before they are deleted, at
+    /// least `"1m"`; default `"168h"` (7 days).
+    #[serde(default = "default_retention")]
+    pub retention: HumanDuration,
+}
+
+fn default_share() -> f64 {
+    0.05
+}
+
+fn default_budget() -> f64 {
+    1.0
+}
+
+fn default_retention() -> HumanDuration {
+    HumanDuration::secs(7 * 24 * 3600)
 }
 
 /// The gate on configuration versions.

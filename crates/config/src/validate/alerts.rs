@@ -228,7 +228,7 @@ fn number_problem(kind: AlertKind, n: f64) -> Option<String> {
             | AlertKind::MaxRetriesExceeded
             | AlertKind::CompletionRate => n > 0.0 && n <= 1.0,
             // Below 1 by more than the resolve band, or a firing alert never resolves.
-            AlertKind::StoreUnreachable => n > 0.0 && n <= 0.9,
+            AlertKind::StoreUnreachable | AlertKind::QualityScore => n > 0.0 && n <= 0.9,
             AlertKind::BreakerOpen | AlertKind::RetryBudgetExhaustion | AlertKind::ChaosFailed => {
                 n >= 0.0
             }
@@ -250,6 +250,7 @@ fn number_problem(kind: AlertKind, n: f64) -> Option<String> {
         AlertKind::StoreUnreachable => {
             format!("{n} is not a value of holdfast_store_up in (0, 0.9]")
         }
+        AlertKind::QualityScore => format!("{n} is not a score in (0, 0.9]"),
         AlertKind::RetryBudgetExhaustion => format!("{n} is not a number of retries ≥ 0"),
         AlertKind::EscalationRate | AlertKind::CostPerTask => {
             format!("{n} is not a factor over the baseline > 1")

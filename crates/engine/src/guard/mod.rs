@@ -20,9 +20,9 @@ use holdfast_store::{
     Advance, Cancelled, ConfigGate, ConfigVersion, Escalation, EscalationFilter, EvalResult,
     EvalRun, EvalRunFilter, EvalRunStart, EvalStatus, Example, ExampleAdded, ExampleFilter,
     ExampleStatus, ExampleUse, FencingToken, Job, JobResult, JournalEntry, LockAcquire,
-    NewEvalResult, NewEvalRun, NewEvent, NewExample, NewTask, NewWorkflow, Resolution, Result,
-    Step, Store, StoreError, StoredConfig, Submitted, Task, TaskClaim, TaskFilter, TaskPage,
-    WorkflowDef,
+    NewEvalResult, NewEvalRun, NewEvent, NewExample, NewQualitySample, NewTask, NewWorkflow,
+    QualitySample, Resolution, Result, SampleFilter, Step, Store, StoreError, StoredConfig,
+    Submitted, Task, TaskClaim, TaskFilter, TaskPage, WorkflowDef,
 };
 
 use health::Observed;
@@ -413,6 +413,33 @@ impl Store for StoreGuard {
 
     async fn record_example_uses(&self, uses: Vec<ExampleUse>) -> Result<()> {
         self.call(WRITE, self.inner.record_example_uses(uses)).await
+    }
+
+    async fn add_quality_sample(&self, sample: NewQualitySample) -> Result<u64> {
+        self.call(WRITE, self.inner.add_quality_sample(sample))
+            .await
+    }
+
+    async fn get_quality_sample(
+        &self,
+        tenant: Option<&str>,
+        id: u64,
+    ) -> Result<Option<QualitySample>> {
+        self.call(READ, self.inner.get_quality_sample(tenant, id))
+            .await
+    }
+
+    async fn list_quality_samples(&self, filter: &SampleFilter) -> Result<Vec<QualitySample>> {
+        self.call(READ, self.inner.list_quality_samples(filter))
+            .await
+    }
+
+    async fn delete_quality_samples(&self, task_type: &str, before_ms: u64) -> Result<u64> {
+        self.call(
+            WRITE,
+            self.inner.delete_quality_samples(task_type, before_ms),
+        )
+        .await
     }
 
     async fn start_eval_run(&self, run: NewEvalRun, now_ms: u64) -> Result<EvalRunStart> {

@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use crate::dataset::{self, Case};
 use crate::duration;
 use crate::error::QualityError;
+use crate::grader::Assertion;
 use crate::names;
 use crate::problem::{Problem, Problems};
 use locate::Locator;
@@ -132,6 +133,8 @@ pub struct Suite {
     pub cases: Vec<Case>,
     /// SHA-256 (hex) of the suite file and the dataset.
     pub digest: String,
+    /// The graders of sampled production answers, from `[production]`.
+    pub production: Vec<Assertion>,
 }
 
 impl Suite {
@@ -169,6 +172,15 @@ impl Suite {
         tags.dedup();
         tags
     }
+}
+
+/// The text of the suite file at `path` and the path of the dataset it names.
+pub(crate) fn dataset_of(path: &Path) -> Result<(String, PathBuf), QualityError> {
+    let text = read(path)?;
+    let raw = parse_raw(&text, &path.display().to_string()).map_err(QualityError::Invalid)?;
+    let dir = path.parent().unwrap_or(Path::new(""));
+    let dataset = dir.join(&raw.dataset);
+    Ok((text, dataset))
 }
 
 fn read(path: &Path) -> Result<String, QualityError> {
@@ -248,6 +260,18 @@ fn build(
     }
     let run = run_settings(&raw.run, &mut found);
     let thresholds = thresholds(&raw.thresholds, &mut found);
+    let has_judge = judge.is_some();
+    let mut production = Vec::with_capacity(raw.production.asserts.len());
+    for assert in raw.production.asserts {
+        match assert.compile(None, has_judge) {
+            Ok(assertion) => production.push(assertion),
+            Err(faults) => {
+                for (field, message) in faults {
+                    found.add(&["production", "assert", field], message);
+                }
+            }
+        }
+    }
     let cases = match &task {
         Some(task) => dataset::parse(dataset_file, dataset_text, task, judge.is_some()),
         None => Ok(Vec::new()),
@@ -279,6 +303,7 @@ fn build(
         run,
         thresholds,
         cases,
+        production,
         digest: digest
             .finalize()
             .iter()

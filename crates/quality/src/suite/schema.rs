@@ -40,6 +40,22 @@ pub(crate) struct RawSuite {
     /// What counts as passing.
     #[serde(default)]
     pub(crate) thresholds: RawThresholds,
+    /// How the task type's production answers are scored when sampled.
+    #[serde(default)]
+    pub(crate) production: RawProduction,
+}
+
+/// `[production]`: the graders of sampled production answers
+/// (`[quality.sampling.ROUTE]` in the server's configuration names this suite).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProduction {
+    /// The graders, written as a dataset line's `assert` (inline tables:
+    /// `assert = [{ type = "rubric", value = "polite and on topic" }, { type =
+    /// "is_json" }]`). A production answer has no expected answer, so `equals` and
+    /// `contains` must give their `value`. A case's score is their weighted mean.
+    #[serde(default, rename = "assert")]
+    pub(crate) asserts: Vec<crate::grader::RawAssert>,
 }
 
 /// `[task]`: exactly one of `route` and `workflow`.

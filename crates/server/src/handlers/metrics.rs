@@ -26,6 +26,9 @@ pub(crate) async fn metrics(State(gateway): State<Gateway>) -> Response {
     if let Some(telemetry) = gw.ledger.telemetry() {
         text.push_str(&telemetry.dropped().exposition());
     }
+    if let Some(sampling) = gw.sampling.get() {
+        text.push_str(&sampling.sampler.exposition());
+    }
     let mut response = (StatusCode::OK, text).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));

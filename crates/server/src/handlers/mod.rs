@@ -22,6 +22,7 @@ mod models;
 mod readiness;
 mod ready;
 mod requests;
+mod samples;
 mod summary;
 mod targets;
 mod tasks;
@@ -124,6 +125,9 @@ routes! {
     get "/v1/holdfast/examples/{id}" reviewer => examples::get;
     post "/v1/holdfast/examples/{id}/approve" reviewer => examples::approve;
     post "/v1/holdfast/examples/{id}/retire" reviewer => examples::retire;
+    get "/v1/holdfast/samples" reviewer => samples::list;
+    get "/v1/holdfast/samples/{id}" reviewer => samples::get;
+    post "/v1/holdfast/samples/{id}/promote" admin => samples::promote;
     post "/admin/config" admin => admin_config::reload_body;
     post "/admin/config/reload" admin => admin_config::reload_file;
     post "/admin/config/rollback" admin => admin_config::rollback;

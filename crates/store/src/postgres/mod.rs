@@ -16,6 +16,7 @@ mod evals;
 mod examples;
 mod gates;
 mod reads;
+mod samples;
 mod store_impl;
 mod tls;
 mod writes;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::PgConnection;
 
-use super::{PostgresStore, coord, evals, examples, gates, reads, writes};
+use super::{PostgresStore, coord, evals, examples, gates, reads, samples, writes};
 use crate::coordination::{
     ConfigGate, ConfigVersion, Escalation, EscalationFilter, Job, JobResult, LockAcquire,
     Resolution, StoredConfig,
@@ -22,6 +22,7 @@ use crate::example::{
     self, Example, ExampleAdded, ExampleFilter, ExampleStatus, ExampleUse, NewExample,
 };
 use crate::plan;
+use crate::sample::{self, NewQualitySample, QualitySample, SampleFilter};
 use crate::task::{
     Advance, Cancelled, JournalEntry, NewEvent, NewTask, NewWorkflow, Step, Submitted, Task,
     TaskClaim, TaskFilter, TaskPage, WorkflowDef,
@@ -409,5 +410,28 @@ impl Store for PostgresStore {
             return Ok(());
         }
         in_tx!(self, |c| examples::record_uses(c, &uses).await)
+    }
+
+    async fn add_quality_sample(&self, s: NewQualitySample) -> Result<u64> {
+        let docs = sample::check_new(&s, self.max_doc)?;
+        on_conn!(self, |c| samples::add(c, &s, &docs).await)
+    }
+
+    async fn get_quality_sample(
+        &self,
+        tenant: Option<&str>,
+        id: u64,
+    ) -> Result<Option<QualitySample>> {
+        on_conn!(self, |c| samples::get(c, tenant, id).await)
+    }
+
+    async fn list_quality_samples(&self, filter: &SampleFilter) -> Result<Vec<QualitySample>> {
+        on_conn!(self, |c| samples::list(c, filter).await)
+    }
+
+    async fn delete_quality_samples(&self, task_type: &str, before_ms: u64) -> Result<u64> {
+        name("task_type", task_type)?;
+        on_conn!(self, |c| samples::delete_before(c, task_type, before_ms)
+            .await)
     }
 }

@@ -12,6 +12,7 @@ mod evals;
 mod examples;
 mod gates;
 mod reads;
+mod samples;
 mod store_impl;
 mod writer;
 mod writes;

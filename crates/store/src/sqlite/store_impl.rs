@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{SqliteStore, advance, coord, evals, examples, gates, reads, writes};
+use super::{SqliteStore, advance, coord, evals, examples, gates, reads, samples, writes};
 use crate::coordination::{
     ConfigGate, ConfigVersion, Escalation, EscalationFilter, Job, JobResult, LockAcquire,
     Resolution, StoredConfig,
@@ -20,6 +20,7 @@ use crate::example::{
     self, Example, ExampleAdded, ExampleFilter, ExampleStatus, ExampleUse, NewExample,
 };
 use crate::plan;
+use crate::sample::{self, NewQualitySample, QualitySample, SampleFilter};
 use crate::task::{
     Advance, Cancelled, JournalEntry, NewEvent, NewTask, NewWorkflow, Step, Submitted, Task,
     TaskClaim, TaskFilter, TaskPage, WorkflowDef,
@@ -455,6 +456,37 @@ impl Store for SqliteStore {
         }
         self.writer
             .write(move |c| examples::record_uses(c, &uses))
+            .await
+    }
+
+    async fn add_quality_sample(&self, s: NewQualitySample) -> Result<u64> {
+        let docs = sample::check_new(&s, self.max_doc)?;
+        self.writer.write(move |c| samples::add(c, &s, &docs)).await
+    }
+
+    async fn get_quality_sample(
+        &self,
+        tenant: Option<&str>,
+        id: u64,
+    ) -> Result<Option<QualitySample>> {
+        let tenant = tenant.map(str::to_owned);
+        self.readers
+            .read(move |c| samples::get(c, tenant.as_deref(), id))
+            .await
+    }
+
+    async fn list_quality_samples(&self, filter: &SampleFilter) -> Result<Vec<QualitySample>> {
+        limit("filter.limit", filter.limit)?;
+        let filter = filter.clone();
+        self.readers.read(move |c| samples::list(c, &filter)).await
+    }
+
+    async fn delete_quality_samples(&self, task_type: &str, before_ms: u64) -> Result<u64> {
+        name("task_type", task_type)?;
+        millis("before_ms", before_ms)?;
+        let task_type = task_type.to_owned();
+        self.writer
+            .write(move |c| samples::delete_before(c, &task_type, before_ms))
             .await
     }
 }

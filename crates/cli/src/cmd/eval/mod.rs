@@ -13,6 +13,7 @@ mod compare;
 mod http;
 mod list;
 mod progress;
+mod promote;
 mod run;
 mod show;
 
@@ -42,6 +43,8 @@ pub(crate) enum Command {
     Show(show::Args),
     /// Compare a stored run with another as its baseline.
     Compare(compare::Args),
+    /// Append a sampled production answer to a suite's dataset as a labeled case.
+    Promote(promote::Args),
 }
 
 /// Where runs are kept and whose they are.
@@ -72,6 +75,7 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::List(args) => list::run(args),
         Command::Show(args) => show::run(args),
         Command::Compare(args) => compare::run(args),
+        Command::Promote(args) => promote::run(args),
     }
 }
 
