@@ -142,6 +142,20 @@ impl Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // The test failed: what the process said is often why.
+            let output = self.output();
+            let tail = output
+                .char_indices()
+                .rev()
+                .nth(4000)
+                .map_or(output.as_str(), |(i, _)| &output[i..]);
+            eprintln!(
+                "--- {} (pid {}) said, last lines:\n{tail}",
+                self.name,
+                self.child.id()
+            );
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.store_dir);
