@@ -2,6 +2,8 @@
 //! key, and chat requests read the way a client reads them (the target that served from
 //! `x-holdfast-target`, the cost from `x-holdfast-cost-usd`, the error code otherwise).
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 /// One answered chat request.
@@ -216,6 +218,41 @@ impl Api {
                 .as_str()
                 .map_or_else(|| format!("http_{}", status.as_u16()), str::to_owned)),
         }
+    }
+
+    /// The steps `id`'s journal commits more than once (each named once, in order), or
+    /// why the journal could not be read.
+    pub(crate) async fn steps_committed_twice(&self, id: &str) -> Result<Vec<String>, String> {
+        const PAGE: u64 = 1000;
+        let mut committed: BTreeMap<String, u32> = BTreeMap::new();
+        let mut after = 0;
+        loop {
+            let page = self
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/v1/tasks/{id}/journal?after={after}&limit={PAGE}"),
+                    None,
+                )
+                .await?;
+            let entries = page["entries"]
+                .as_array()
+                .ok_or_else(|| format!("task {id}: no entries in its journal"))?;
+            for entry in entries {
+                if entry["kind"] == "step_succeeded" {
+                    let step = entry["data"]["step"].as_str().unwrap_or_default();
+                    *committed.entry(step.to_owned()).or_default() += 1;
+                }
+                after = entry["seq"].as_u64().unwrap_or(after).max(after);
+            }
+            if (entries.len() as u64) < PAGE {
+                break;
+            }
+        }
+        Ok(committed
+            .into_iter()
+            .filter(|(_, n)| *n > 1)
+            .map(|(step, _)| step)
+            .collect())
     }
 
     /// A task's status (`running`, `succeeded`…), or why it could not be read.

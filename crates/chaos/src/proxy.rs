@@ -17,6 +17,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::serve::ListenerExt;
 use bytes::Bytes;
 use holdfast_mock::{Forward, MockProvider};
 use serde_json::json;
@@ -177,6 +178,11 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let provider = proxy.provider.clone();
     let app = router(proxy);
+    // A relayed event leaves as soon as it arrives: Nagle's algorithm would hold a small
+    // write back while the last is unacknowledged, and the proxy must stay invisible.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let signal = async move {
         shutdown.await;
         provider.shut_down();

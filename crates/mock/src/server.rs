@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 
 use crate::chat::{chat, presented_key};
 use crate::format::{Format, Meta};
@@ -60,6 +61,11 @@ pub async fn serve(
         shutdown.await;
         provider.shut_down();
     };
+    // Each event of a stream leaves as soon as it is written, as a provider's does:
+    // Nagle's algorithm would hold a small write back while the last is unacknowledged.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     // Routes resolved once, not rebuilt per connection (see `holdfast_server::serve`).
     axum::serve(listener, app.into_make_service())
         .with_graceful_shutdown(signal)

@@ -113,7 +113,10 @@ impl Probe {
             return problem("when", "a probe is checked in at least one phase");
         }
         match self.kind {
-            ProbeKind::SuccessRate | ProbeKind::TrafficShare | ProbeKind::TasksCompleted => {
+            ProbeKind::SuccessRate
+            | ProbeKind::TrafficShare
+            | ProbeKind::TasksCompleted
+            | ProbeKind::StepsOnce => {
                 if self.kind == ProbeKind::TrafficShare {
                     need(&self.target, "target", &kind)?;
                 }

@@ -8,6 +8,7 @@ use toml::Spanned;
 
 use super::run::{PhaseSpan, Sample};
 use super::spec::{Bound, Phase, Probe, ProbeKind};
+use super::traffic::Settled;
 use crate::api::Api;
 
 /// One probe in one phase.
@@ -59,7 +60,8 @@ impl Counters {
                 | ProbeKind::Latency
                 | ProbeKind::TrafficShare
                 | ProbeKind::CostPerRequest
-                | ProbeKind::TasksCompleted => Ok(None),
+                | ProbeKind::TasksCompleted
+                | ProbeKind::StepsOnce => Ok(None),
             };
             values.push(value);
         }
@@ -68,12 +70,12 @@ impl Counters {
 }
 
 impl Counters {
-    /// The values of the probes not of `kind`, in order: the counters of a filtered
-    /// probe list.
-    pub(crate) fn only(&self, probes: &[Spanned<Probe>], kind: ProbeKind) -> Counters {
+    /// The values of the probes not on tasks, in order: the counters of the probes
+    /// judged while the experiment runs.
+    pub(crate) fn off_tasks(&self, probes: &[Spanned<Probe>]) -> Counters {
         let kept = probes.iter().zip(&self.0);
         Counters(
-            kept.filter(|(p, _)| p.get_ref().kind != kind)
+            kept.filter(|(p, _)| !p.get_ref().kind.on_tasks())
                 .map(|(_, v)| v.clone())
                 .collect(),
         )
@@ -120,7 +122,7 @@ pub(crate) fn all(
     phases: &[PhaseSpan],
     counters: &[Counters],
     samples: &[Sample],
-    tasks: &BTreeMap<String, String>,
+    tasks: &Settled,
 ) -> Vec<Judgement> {
     let mut out = Vec::new();
     for (k, span) in phases.iter().enumerate() {
@@ -151,7 +153,7 @@ fn one(
     span: &PhaseSpan,
     samples: &[&Sample],
     delta: Result<Option<f64>, String>,
-    tasks: &BTreeMap<String, String>,
+    tasks: &Settled,
 ) -> Judgement {
     let min = probe.min;
     let max = match probe.max {
@@ -200,7 +202,7 @@ fn one(
             let done = |status: &String| probe.statuses.contains(status);
             let succeeded = accepted
                 .iter()
-                .filter(|id| tasks.get(**id).is_some_and(done))
+                .filter(|id| tasks.statuses.get(**id).is_some_and(done))
                 .count();
             let value = share(succeeded, accepted.len());
             let shown = value.map_or_else(
@@ -208,6 +210,39 @@ fn one(
                 |v| format!("{:.1}% of {} tasks", v * 100.0, accepted.len()),
             );
             (value, shown, None)
+        }
+        ProbeKind::StepsOnce => {
+            let accepted: Vec<&str> = samples.iter().filter_map(|s| s.task.as_deref()).collect();
+            let unread = accepted
+                .iter()
+                .find_map(|id| tasks.twice.get(*id).and_then(|t| t.as_ref().err()));
+            let twice: Vec<(&str, &Vec<String>)> = accepted
+                .iter()
+                .filter_map(|id| match tasks.twice.get(*id) {
+                    Some(Ok(steps)) if !steps.is_empty() => Some((*id, steps)),
+                    _ => None,
+                })
+                .collect();
+            match unread {
+                // A journal that cannot be read proves nothing either way.
+                Some(why) => (None, format!("a journal was not read: {why}"), None),
+                None => {
+                    let value = share(accepted.len() - twice.len(), accepted.len());
+                    let shown = match (value, twice.first()) {
+                        (None, _) => "no tasks accepted".to_owned(),
+                        (Some(_), Some((id, steps))) => format!(
+                            "{} of {} tasks committed a step twice (task {id}: {})",
+                            twice.len(),
+                            accepted.len(),
+                            steps.join(", ")
+                        ),
+                        (Some(_), None) => {
+                            format!("every step once in {} tasks", accepted.len())
+                        }
+                    };
+                    (value, shown, None)
+                }
+            }
         }
         ProbeKind::CostPerRequest => {
             let total: f64 = answered
@@ -260,9 +295,10 @@ fn percent(value: Option<f64>, of: usize) -> String {
 
 fn tolerance(probe: &Probe, min: Option<f64>, max: Option<f64>) -> String {
     let shown = |v: f64| match probe.kind {
-        ProbeKind::SuccessRate | ProbeKind::TrafficShare | ProbeKind::TasksCompleted => {
-            format!("{:.1}%", v * 100.0)
-        }
+        ProbeKind::SuccessRate
+        | ProbeKind::TrafficShare
+        | ProbeKind::TasksCompleted
+        | ProbeKind::StepsOnce => format!("{:.1}%", v * 100.0),
         ProbeKind::Latency => format!("{v:.3} s"),
         ProbeKind::CostPerRequest => format!("${v:.6}"),
         ProbeKind::UpstreamCalls | ProbeKind::Metric => format!("{v}"),
@@ -358,7 +394,7 @@ mod tests {
             &[during(1000, 2000)],
             &counters,
             &samples,
-            &BTreeMap::new(),
+            &Settled::default(),
         );
         assert_eq!(judged.len(), 1);
         assert!(!judged[0].held);
@@ -381,7 +417,7 @@ mod tests {
             &[during(1000, 2000)],
             &counters,
             &samples,
-            &BTreeMap::new(),
+            &Settled::default(),
         );
         assert_eq!(judged[0].value, Some(3.0));
         assert!(!judged[0].held);
@@ -402,9 +438,63 @@ mod tests {
             &[during(0, 1000)],
             &counters,
             &[],
-            &BTreeMap::new(),
+            &Settled::default(),
         );
         assert!(!judged[0].held);
         assert_eq!(judged[0].shown, "unreachable");
+    }
+
+    #[test]
+    fn a_step_committed_twice_breaks_steps_once_and_an_unread_journal_is_not_judged() {
+        let probes =
+            probes("[[steady_state.probes]]\nname = \"once\"\nkind = \"steps_once\"\nmin = 1.0\n");
+        let task = |ms, id: &str| Sample {
+            task: Some(id.to_owned()),
+            ..sample(ms, Ok("a"))
+        };
+        let samples = [task(1100, "t1"), task(1200, "t2")];
+        let counters = [Counters(vec![Ok(None)]), Counters(vec![Ok(None)])];
+        let mut settled = Settled::default();
+        settled.twice.insert("t1".to_owned(), Ok(Vec::new()));
+        settled
+            .twice
+            .insert("t2".to_owned(), Ok(vec!["call".to_owned()]));
+        let judged = all(
+            &probes,
+            &[during(1000, 2000)],
+            &counters,
+            &samples,
+            &settled,
+        );
+        assert_eq!(judged[0].value, Some(0.5));
+        assert!(!judged[0].held);
+        assert!(
+            judged[0].shown.contains("task t2: call"),
+            "{}",
+            judged[0].shown
+        );
+
+        settled.twice.insert("t2".to_owned(), Ok(Vec::new()));
+        let judged = all(
+            &probes,
+            &[during(1000, 2000)],
+            &counters,
+            &samples,
+            &settled,
+        );
+        assert!(judged[0].held, "{}", judged[0].shown);
+
+        settled
+            .twice
+            .insert("t2".to_owned(), Err("http_503".to_owned()));
+        let judged = all(
+            &probes,
+            &[during(1000, 2000)],
+            &counters,
+            &samples,
+            &settled,
+        );
+        assert_eq!(judged[0].value, None);
+        assert!(!judged[0].held);
     }
 }

@@ -25,3 +25,4 @@ pub use spec::{
     Action, ActionKind, Bound, Experiment, Phase, Phases, Probe, ProbeKind, SpecError, SteadyState,
     Traffic,
 };
+pub use traffic::Settled;

@@ -80,7 +80,14 @@ impl Report {
                 "list": a.list, "what": a.what, "at_s": secs(a.at), "done_s": secs(a.done), "error": a.error,
             })).collect::<Vec<_>>(),
             "requests": self.samples.len(),
-            "tasks": self.tasks,
+            "tasks": self.tasks.statuses,
+            "steps_twice": self.tasks.twice.iter()
+                .filter(|(_, t)| t.as_ref().map_or(true, |steps| !steps.is_empty()))
+                .map(|(id, t)| (id.clone(), match t {
+                    Ok(steps) => json!(steps),
+                    Err(why) => json!({ "unread": why }),
+                }))
+                .collect::<serde_json::Map<String, Value>>(),
         })
     }
 }

@@ -8,7 +8,6 @@
 //! report plots the same record). Only a failing `before` changes the course: as in
 //! Chaos Toolkit, no turbulence is injected into a system that is not steady.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,7 +16,8 @@ use tokio::sync::watch;
 
 use super::action::ActionLog;
 use super::judge::{self, Counters, Judgement};
-use super::spec::{Action, Experiment, Phase, ProbeKind};
+use super::spec::{Action, Experiment, Phase};
+use super::traffic::Settled;
 use crate::api::Api;
 
 /// The longest one request of the experiment may take.
@@ -98,8 +98,9 @@ pub struct Report {
     pub actions: Vec<ActionLog>,
     /// When faults were in force (from the first action to the end of the rollbacks).
     pub fault_windows: Vec<(Duration, Duration)>,
-    /// With workflow traffic: each accepted task's status at the end.
-    pub tasks: BTreeMap<String, String>,
+    /// With workflow traffic: each accepted task's status at the end, and the steps
+    /// committed twice when a probe asked.
+    pub tasks: Settled,
     /// Each probe in each phase.
     pub judgements: Vec<Judgement>,
     /// The verdict.
@@ -250,19 +251,14 @@ impl Run<'_> {
             .steady_state
             .probes
             .iter()
-            .filter(|p| p.get_ref().kind != ProbeKind::TasksCompleted)
+            .filter(|p| !p.get_ref().kind.on_tasks())
             .cloned()
             .collect();
         let counters: Vec<Counters> = counters
             .iter()
-            .map(|c| {
-                c.only(
-                    &self.experiment.steady_state.probes,
-                    ProbeKind::TasksCompleted,
-                )
-            })
+            .map(|c| c.off_tasks(&self.experiment.steady_state.probes))
             .collect();
-        judge::all(&probes, phases, &counters, &samples, &BTreeMap::new())
+        judge::all(&probes, phases, &counters, &samples, &Settled::default())
     }
 
     async fn phase(&self, phase: Phase, length: Duration) -> PhaseSpan {
@@ -344,7 +340,7 @@ impl Run<'_> {
 fn is_on_tasks(probes: &[toml::Spanned<super::spec::Probe>], name: &str) -> bool {
     probes
         .iter()
-        .any(|p| p.get_ref().name == name && p.get_ref().kind == ProbeKind::TasksCompleted)
+        .any(|p| p.get_ref().name == name && p.get_ref().kind.on_tasks())
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -244,6 +244,16 @@ pub enum ProbeKind {
     /// The share of the tasks accepted in the phase that reached one of the probe's
     /// `statuses` (default: succeeded) by the end.
     TasksCompleted,
+    /// The share of the tasks accepted in the phase whose journal commits each step at
+    /// most once: a node killed or paused mid-step must not get a step committed twice.
+    StepsOnce,
+}
+
+impl ProbeKind {
+    /// Whether it judges the accepted tasks, and so only once they have settled.
+    pub fn on_tasks(self) -> bool {
+        matches!(self, ProbeKind::TasksCompleted | ProbeKind::StepsOnce)
+    }
 }
 
 /// A phase of an experiment.

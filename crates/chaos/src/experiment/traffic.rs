@@ -111,9 +111,48 @@ impl Run<'_> {
         }
     }
 
+    /// Waits (up to the `settle` phase) for every accepted task to finish: their
+    /// statuses at the end, and, when a probe asks, the steps each committed twice.
+    pub(super) async fn settle(&self, samples: &[Sample]) -> Settled {
+        let statuses = self.wait_for_tasks(samples).await;
+        let mut twice = BTreeMap::new();
+        let asked = self.experiment.steady_state.probes.iter();
+        if asked
+            .map(|p| p.get_ref().kind)
+            .any(|k| k == ProbeKind::StepsOnce)
+        {
+            let readers = self.readers();
+            for id in statuses.keys() {
+                // Any node can answer; the first that does is asked.
+                let mut found = Err("no node answered".to_owned());
+                for api in &readers {
+                    found = api.steps_committed_twice(id).await;
+                    if found.is_ok() {
+                        break;
+                    }
+                }
+                twice.insert(id.clone(), found);
+            }
+        }
+        Settled { statuses, twice }
+    }
+
+    /// Every node that can answer for a task: the experiment's server, then its traffic's.
+    fn readers(&self) -> Vec<Api> {
+        let mut readers = vec![self.api.clone()];
+        readers.extend(
+            self.experiment
+                .traffic
+                .servers
+                .iter()
+                .map(|b| self.api.at(b)),
+        );
+        readers
+    }
+
     /// Waits (up to the `settle` phase) for every accepted task to finish; their
     /// statuses at the end.
-    pub(super) async fn settle(&self, samples: &[Sample]) -> BTreeMap<String, String> {
+    async fn wait_for_tasks(&self, samples: &[Sample]) -> BTreeMap<String, String> {
         // A status a probe counts as done ends the wait too: a task waiting in the
         // escalation inbox stays there until someone answers it.
         let counted: Vec<&str> = self
@@ -136,14 +175,7 @@ impl Run<'_> {
         }
         let clock = &self.runner.clock;
         let end = clock.now() + self.experiment.phases.settle.duration();
-        let mut readers = vec![self.api.clone()];
-        readers.extend(
-            self.experiment
-                .traffic
-                .servers
-                .iter()
-                .map(|b| self.api.at(b)),
-        );
+        let readers = self.readers();
         loop {
             for (id, status) in tasks.iter_mut().filter(|(_, s)| !is_final(s)) {
                 // Any node can answer; the first that does is asked.
@@ -168,6 +200,16 @@ impl Run<'_> {
                 .await;
         }
     }
+}
+
+/// How the accepted tasks ended.
+#[derive(Debug, Clone, Default)]
+pub struct Settled {
+    /// Each accepted task's status at the end.
+    pub statuses: BTreeMap<String, String>,
+    /// With a `steps_once` probe: for each accepted task, the steps its journal commits
+    /// more than once, or why the journal could not be read.
+    pub twice: BTreeMap<String, Result<Vec<String>, String>>,
 }
 
 /// Whether a task status is final.
