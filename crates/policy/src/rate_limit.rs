@@ -67,8 +67,9 @@ pub struct RateLimiter {
 struct Shared {
     /// How long a call short of units is told to wait: the time to the next grant.
     wait: Duration,
-    /// The largest cost refused since the last grant, so that a grant covers it even
-    /// when it is larger than a batch.
+    /// The costs refused since the last grant, added up: the calls waiting now, so
+    /// that the next grant covers them even when they need more than a batch (a
+    /// burst the shared bucket can serve, or one call larger than a batch).
     short_of: u64,
 }
 
@@ -135,8 +136,9 @@ impl RateLimiter {
         self.shared.is_some()
     }
 
-    /// Units to ask the shared bucket for so as to hold `batch` (or the largest cost
-    /// refused since the last grant): 0 when it holds enough or is not shared.
+    /// Units to ask the shared bucket for so as to hold `batch`, or what the calls
+    /// refused since the last grant need if more (at most a full bucket): 0 when it
+    /// holds enough or is not shared.
     pub fn wanted(&self, batch: u64) -> u64 {
         let Some(shared) = self.shared else {
             return 0;
@@ -172,7 +174,7 @@ impl RateLimiter {
         if self.available >= cost {
             Decision::Granted
         } else if let Some(shared) = &mut self.shared {
-            shared.short_of = shared.short_of.max(cost as u64);
+            shared.short_of = shared.short_of.saturating_add(cost as u64);
             Decision::Wait(shared.wait)
         } else {
             let missing = cost - self.available;

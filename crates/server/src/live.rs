@@ -420,6 +420,9 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<(String, String)> {
     } else if old.engine != new.engine {
         fixed.push(("engine".to_owned(), restart.to_owned()));
     }
+    if old.share_health != new.share_health {
+        fixed.push(("cluster.share_health".to_owned(), restart.to_owned()));
+    }
     if old.telemetry != new.telemetry {
         fixed.push(("telemetry".to_owned(), restart.to_owned()));
     }

@@ -1,0 +1,259 @@
+//! Health shared by three `holdfast serve` nodes on one PostgreSQL schema
+//! (`[cluster] share_health = true`), over real sockets: the nodes hold one target's
+//! 600 requests/min limit together within ±5% under load at all three, a breaker opened
+//! by one node is open on the other two within a second (and an operator's reset on one
+//! closes it on all), and a SQLite store refuses the setting.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+use support::{ConfigBuilder, Gateway, Mock, Stopwatch, TempDir, chat_body, pause};
+
+/// A schema of its own in the test database, dropped at the end.
+struct PgSchema {
+    server: String,
+    schema: String,
+    url: String,
+}
+
+impl PgSchema {
+    /// `None`, after a loud skip (a failure in CI), without `HOLDFAST_TEST_POSTGRES_URL`.
+    fn for_test(prefix: &str) -> Option<PgSchema> {
+        let server = support::needs::postgres_url()?;
+        let millis = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis();
+        let schema = format!("{prefix}_{}_{millis}", std::process::id());
+        let sep = if server.contains('?') { '&' } else { '?' };
+        let url = format!("{server}{sep}schema={schema}");
+        Some(PgSchema {
+            server,
+            schema,
+            url,
+        })
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("psql")
+            .arg(&self.server)
+            .arg("-qc")
+            .arg(format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema))
+            .output();
+    }
+}
+
+/// Three nodes sharing health on `pg`, each with `config` and its own node id.
+fn three_nodes(pg: &PgSchema, config: &ConfigBuilder) -> Vec<Gateway> {
+    ["a", "b", "c"]
+        .iter()
+        .map(|node| {
+            let config = config
+                .clone()
+                .raw(&format!("[engine]\nnode_id = \"node-{node}\"\n"))
+                .raw("[cluster]\nshare_health = true\n");
+            Gateway::start_with_env(&config, &[("HOLDFAST_STORE_URL", &pg.url)])
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_hold_a_shared_600_per_minute_limit_within_5_percent() {
+    let Some(pg) = PgSchema::for_test("shared_limit") else {
+        return;
+    };
+    let mock = Mock::start("openai", &[]);
+    let config = ConfigBuilder::new()
+        .target("limited", &mock, "requests_per_minute = 600")
+        .route("m", &["limited"], "");
+    let nodes = Arc::new(three_nodes(&pg, &config));
+    // Four clients per node, each sending again as soon as it has an answer: far more
+    // than 10 requests/s, at every node.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for node in 0..3 {
+        for _ in 0..4 {
+            let (nodes, stop) = (Arc::clone(&nodes), Arc::clone(&stop));
+            clients.push(tokio::spawn(async move {
+                let gateway = &nodes[node];
+                while !stop.load(Ordering::Relaxed) {
+                    let sent = gateway
+                        .chat(&chat_body("m", "hello", false))
+                        .timeout(Duration::from_secs(5))
+                        .send()
+                        .await;
+                    if !sent.is_ok_and(|r| r.status().is_success()) {
+                        pause(Duration::from_millis(20)).await;
+                    }
+                }
+            }));
+        }
+    }
+    // The shared bucket starts full (600 units, the limit's burst): the window starts
+    // once the burst is spent and the nodes take units only as fast as they refill.
+    let started = Stopwatch::start();
+    while mock.total().await < 600 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the 600-unit burst was not spent in 60 s: {} upstream calls",
+            mock.total().await
+        );
+        pause(Duration::from_millis(100)).await;
+    }
+    pause(Duration::from_secs(2)).await;
+    // 30 s at 600/min is 300 calls; ±5% is ±15.
+    let window = Duration::from_secs(30);
+    let before = mock.total().await;
+    let watch = Stopwatch::start();
+    pause(window).await;
+    let after = mock.total().await;
+    let took = watch.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.await.unwrap();
+    }
+    let per_minute = (after - before) as f64 * 60.0 / took.as_secs_f64();
+    println!(
+        "three nodes, one shared limit of 600/min: {} upstream calls in {:.2} s = {per_minute:.1}/min",
+        after - before,
+        took.as_secs_f64()
+    );
+    assert!(
+        (570.0..=630.0).contains(&per_minute),
+        "{per_minute:.1} upstream calls/min through three nodes holding 600/min together"
+    );
+    // Each node served its share: the limit is held together, not by one node alone.
+    for gateway in nodes.iter() {
+        let metrics = gateway
+            .client
+            .get(gateway.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains("holdfast_cluster_shared_health_up 1"),
+            "{metrics}"
+        );
+        let granted = metrics
+            .lines()
+            .find(|l| l.starts_with("holdfast_cluster_units_granted_total{target=\"limited\""))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0);
+        assert!(granted >= 30, "node {} got {granted} units", gateway.base);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_breaker_opened_on_one_node_is_open_on_all_within_a_second() {
+    let Some(pg) = PgSchema::for_test("shared_breaker") else {
+        return;
+    };
+    let mock = Mock::start("openai", &[]);
+    mock.set_faults(json!({"error_rates": {"503": 1.0}})).await;
+    let config = ConfigBuilder::new()
+        .target("flaky", &mock, "")
+        .route("m", &["flaky"], "policy = \"trip\"")
+        .policy(
+            "trip",
+            "retry = { max_attempts = 1 }\n\
+             breaker = { min_calls = 3, consecutive_failures = 3, open_for = \"60s\", max_open_for = \"120s\" }",
+        );
+    let nodes = three_nodes(&pg, &config);
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    for node in [a, b, c] {
+        assert_eq!(node.breaker("flaky").await, "closed");
+    }
+    // Only node A calls the failing target.
+    let mut calls = 0;
+    while a.breaker("flaky").await != "open" {
+        a.ask("m").await;
+        calls += 1;
+        assert!(
+            calls < 50,
+            "node A's breaker did not open after {calls} failures"
+        );
+    }
+    let opened = Stopwatch::start();
+    for node in [b, c] {
+        while node.breaker("flaky").await != "open" {
+            assert!(
+                opened.elapsed() < Duration::from_secs(1),
+                "{} did not open within 1 s of node A",
+                node.base
+            );
+            pause(Duration::from_millis(20)).await;
+        }
+    }
+    println!(
+        "node A's breaker open on B and C after {} ms",
+        opened.elapsed().as_millis()
+    );
+    // B and C refuse the target without calling it.
+    let upstream = mock.total().await;
+    let (status, _, _) = b.ask("m").await;
+    assert_ne!(status, 200);
+    assert_eq!(
+        mock.total().await,
+        upstream,
+        "an open breaker sends nothing"
+    );
+    let metrics = b
+        .client
+        .get(b.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            "holdfast_cluster_breaker_notes_total{direction=\"applied\",kind=\"opened\"} 1"
+        ),
+        "{metrics}"
+    );
+    // An operator's reset on C closes it everywhere.
+    let reset = c
+        .client
+        .post(c.url("/admin/targets/flaky/reset"))
+        .send()
+        .await
+        .unwrap();
+    assert!(reset.status().is_success(), "{}", reset.status());
+    let reset_at = Stopwatch::start();
+    for node in [a, b] {
+        while node.breaker("flaky").await != "closed" {
+            assert!(
+                reset_at.elapsed() < Duration::from_secs(1),
+                "{} did not close within 1 s of the reset on node C",
+                node.base
+            );
+            pause(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[test]
+fn share_health_on_a_sqlite_store_is_refused_with_a_clear_error() {
+    let dir = TempDir::new("share-health-sqlite");
+    let text = ConfigBuilder::new()
+        .raw("[cluster]\nshare_health = true\n")
+        .build(dir.path());
+    let path = dir.write("holdfast.toml", &text);
+    let (code, stdout, stderr) =
+        support::run(&["config", "check", "--config", &path.display().to_string()]);
+    assert_eq!(code, Some(2), "{stdout}{stderr}");
+    assert!(stderr.contains("cluster.share_health"), "{stderr}");
+    assert!(stderr.contains("postgres://"), "{stderr}");
+}
