@@ -223,14 +223,9 @@ async fn a_breaker_opened_on_one_node_is_open_on_all_within_a_second() {
         ),
         "{metrics}"
     );
-    // An operator's reset on C closes it everywhere.
-    let reset = c
-        .client
-        .post(c.url("/admin/targets/flaky/reset"))
-        .send()
-        .await
-        .unwrap();
-    assert!(reset.status().is_success(), "{}", reset.status());
+    // An operator's reset on C (`holdfast targets reset`) closes it everywhere.
+    let (code, out, err) = support::run(&["targets", "reset", "flaky", "--server", &c.base]);
+    assert_eq!(code, Some(0), "{out}{err}");
     let reset_at = Stopwatch::start();
     for node in [a, b] {
         while node.breaker("flaky").await != "closed" {
@@ -251,8 +246,7 @@ fn share_health_on_a_sqlite_store_is_refused_with_a_clear_error() {
         .raw("[cluster]\nshare_health = true\n")
         .build(dir.path());
     let path = dir.write("holdfast.toml", &text);
-    let (code, stdout, stderr) =
-        support::run(&["config", "check", "--config", &path.display().to_string()]);
+    let (code, stdout, stderr) = support::run(&["config", "check", &path.display().to_string()]);
     assert_eq!(code, Some(2), "{stdout}{stderr}");
     assert!(stderr.contains("cluster.share_health"), "{stderr}");
     assert!(stderr.contains("postgres://"), "{stderr}");
