@@ -2,7 +2,8 @@
 //! (`[cluster] share_health = true`), over real sockets: the nodes hold one target's
 //! 600 requests/min limit together within ±5% under load at all three, a breaker opened
 //! by one node is open on the other two within a second (and an operator's reset on one
-//! closes it on all), and a SQLite store refuses the setting.
+//! closes it on all), a node whose store stops answering falls back to its own limits
+//! and says so, and a SQLite store refuses the setting.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 mod support;
@@ -236,6 +237,124 @@ async fn a_breaker_opened_on_one_node_is_open_on_all_within_a_second() {
             );
             pause(Duration::from_millis(20)).await;
         }
+    }
+}
+
+/// A TCP relay to PostgreSQL that can stall every byte in both directions: the store
+/// hangs without refusing, the worst case for a node that must not wait on it.
+async fn stallable_relay(to: String, stalled: Arc<AtomicBool>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(&to).await else {
+                continue;
+            };
+            let (client_read, client_write) = client.into_split();
+            let (server_read, server_write) = server.into_split();
+            for (mut from, mut to) in [(client_read, server_write), (server_read, client_write)] {
+                let stalled = Arc::clone(&stalled);
+                tokio::spawn(async move {
+                    let mut buffer = vec![0u8; 16 * 1024];
+                    while let Ok(n) = from.read(&mut buffer).await {
+                        while stalled.load(Ordering::Relaxed) {
+                            pause(Duration::from_millis(10)).await;
+                        }
+                        if n == 0 || to.write_all(&buffer[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        }
+    });
+    addr
+}
+
+/// `holdfast_cluster_shared_health_up` on `gateway`'s `/metrics`.
+async fn shared_health_up(gateway: &Gateway) -> Option<String> {
+    let metrics = gateway
+        .client
+        .get(gateway.url("/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("holdfast_cluster_shared_health_up "))
+        .map(str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_whose_store_hangs_falls_back_to_its_own_limits_and_says_so() {
+    let Some(pg) = PgSchema::for_test("shared_fallback") else {
+        return;
+    };
+    let server = pg
+        .url
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next());
+    let server = server.unwrap().to_owned();
+    let stalled = Arc::new(AtomicBool::new(false));
+    let relay = stallable_relay(server.clone(), Arc::clone(&stalled)).await;
+    let url = pg.url.replacen(&server, &relay, 1);
+    let mock = Mock::start("openai", &[]);
+    let config = ConfigBuilder::new()
+        .target("limited", &mock, "requests_per_minute = 600")
+        .route("m", &["limited"], "")
+        .raw("[cluster]\nshare_health = true\n");
+    let node = Gateway::start_with_env(&config, &[("HOLDFAST_STORE_URL", &url)]);
+    let (status, _, _) = node.ask("m").await;
+    assert_eq!(status, 200);
+    assert_eq!(shared_health_up(&node).await.as_deref(), Some("1"));
+    stalled.store(true, Ordering::Relaxed);
+    let watch = Stopwatch::start();
+    while shared_health_up(&node).await.as_deref() != Some("0") {
+        assert!(
+            watch.elapsed() < Duration::from_secs(3),
+            "the node did not notice the hung store"
+        );
+        pause(Duration::from_millis(50)).await;
+    }
+    // Calls are served from the node's own limit (10 units/s from the fallback on),
+    // not held for the store.
+    pause(Duration::from_millis(400)).await;
+    let served = Stopwatch::start();
+    for _ in 0..3 {
+        let response = node
+            .chat(&chat_body("m", "hello", false))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let ledger = node.ledger_of(response.headers()).await;
+        assert_eq!(status, 200, "{ledger}");
+    }
+    assert!(
+        served.elapsed() < Duration::from_secs(2),
+        "3 calls took {:?} with the store hung",
+        served.elapsed()
+    );
+    assert!(
+        node.process
+            .output()
+            .contains("falls back to its own rate limits and breakers"),
+        "{}",
+        node.process.output()
+    );
+    stalled.store(false, Ordering::Relaxed);
+    let watch = Stopwatch::start();
+    while shared_health_up(&node).await.as_deref() != Some("1") {
+        assert!(
+            watch.elapsed() < Duration::from_secs(10),
+            "the node did not share again once the store answered"
+        );
+        pause(Duration::from_millis(50)).await;
     }
 }
 
