@@ -321,8 +321,9 @@ async fn a_node_whose_store_hangs_falls_back_to_its_own_limits_and_says_so() {
         );
         pause(Duration::from_millis(50)).await;
     }
-    // Calls are served from the node's own limit (10 units/s from the fallback on),
-    // not held for the store.
+    // Calls are served from the node's own limit, not held for the store. It refills
+    // at 10 units/s from the fallback on, and the tests' policy waits at most 50 ms
+    // (its backoff cap) for a unit: a few units are there first.
     pause(Duration::from_millis(400)).await;
     let served = Stopwatch::start();
     for _ in 0..3 {
