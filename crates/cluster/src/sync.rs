@@ -65,18 +65,7 @@ pub async fn run<H: Host>(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
 ) {
-    let started_ms = clock.unix_millis();
-    let mut state = Loop {
-        health,
-        host,
-        store,
-        clock,
-        phase: Phase::Starting,
-        after_note: 0,
-        started_ms,
-        known_open: HashMap::new(),
-        last_exchange: None,
-    };
+    let mut state = Loop::new(health, host, store, clock);
     loop {
         state.round().await;
         let next = state.clock.now() + TICK;
@@ -85,6 +74,25 @@ pub async fn run<H: Host>(
 }
 
 impl<H: Host> Loop<H> {
+    fn new(
+        health: Arc<SharedHealth>,
+        host: H,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Loop {
+            health,
+            host,
+            store,
+            phase: Phase::Starting,
+            after_note: 0,
+            started_ms: clock.unix_millis(),
+            clock,
+            known_open: HashMap::new(),
+            last_exchange: None,
+        }
+    }
+
     async fn round(&mut self) {
         let now = self.clock.now();
         let unix = self.clock.unix_millis();
@@ -292,3 +300,7 @@ fn kind_name(kind: NoteKind) -> &'static str {
         NoteKind::Reset => "reset",
     }
 }
+
+#[cfg(test)]
+#[path = "sync_tests.rs"]
+mod tests;

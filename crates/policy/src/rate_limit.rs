@@ -277,12 +277,13 @@ mod tests {
         assert_eq!(limiter.try_acquire(at(60_000), 1), Decision::Granted);
         assert_eq!(limiter.try_acquire(at(60_000), 1), Decision::Granted);
         assert_eq!(limiter.try_acquire(at(60_000), 1), Decision::Wait(wait));
-        // A cost larger than a batch is asked for whole.
+        // What the refused calls need is asked for, even beyond a batch.
         assert!(matches!(
             limiter.try_acquire(at(60_000), 40),
             Decision::Wait(_)
         ));
-        assert_eq!(limiter.wanted(2), 40);
+        assert_eq!(limiter.wanted(2), 41);
+        assert_eq!(limiter.wanted(100), 100);
         limiter.grant(40);
         assert_eq!(limiter.try_acquire(at(60_000), 40), Decision::Granted);
     }
