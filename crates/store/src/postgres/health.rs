@@ -15,8 +15,13 @@ pub(super) async fn exchange(
     now_ms: u64,
 ) -> Result<HealthReply> {
     let now = millis("now", now_ms)?;
-    let mut granted = Vec::with_capacity(exchange.takes.len());
-    for take in &exchange.takes {
+    let mut granted = vec![0; exchange.takes.len()];
+    // Buckets are locked in name order, so that two nodes taking the same buckets
+    // listed in another order (their configurations differ) cannot deadlock.
+    let mut order: Vec<usize> = (0..exchange.takes.len()).collect();
+    order.sort_by(|a, b| exchange.takes[*a].bucket.cmp(&exchange.takes[*b].bucket));
+    for index in order {
+        let take = &exchange.takes[index];
         // Creates the bucket full, or locks it; answers its state before this take.
         let row = sqlx::query(
             "INSERT INTO rate_buckets (name, available, updated_at) VALUES ($1, $2, $3) \
@@ -39,7 +44,7 @@ pub(super) async fn exchange(
         .bind(now)
         .execute(&mut *c)
         .await?;
-        granted.push(units);
+        granted[index] = units;
     }
     if !exchange.publish.is_empty() {
         let cutoff = now.saturating_sub(NOTE_RETENTION_MS as i64);

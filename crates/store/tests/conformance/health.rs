@@ -28,10 +28,10 @@ fn takes(takes: Vec<TokenTake>) -> HealthExchange {
 
 pub(crate) async fn a_bucket_grants_what_it_holds_and_refills_at_its_rate(s: Arc<dyn Store>) {
     let reply = s
-        .exchange_health(takes(vec![take("a", 500), take("b", 1)]), T0)
+        .exchange_health(takes(vec![take("b", 1), take("a", 500)]), T0)
         .await
         .unwrap();
-    assert_eq!(reply.granted, vec![500, 1]);
+    assert_eq!(reply.granted, vec![1, 500], "in the order of the takes");
     let reply = s
         .exchange_health(takes(vec![take("a", 500)]), T0)
         .await
