@@ -433,6 +433,18 @@ impl Store for CountedStore {
         .await
     }
 
+    async fn exchange_health(
+        &self,
+        exchange: holdfast_store::health::HealthExchange,
+        now_ms: u64,
+    ) -> Result<holdfast_store::health::HealthReply> {
+        self.timed(
+            "exchange_health",
+            self.inner.exchange_health(exchange, now_ms),
+        )
+        .await
+    }
+
     async fn delete_quality_samples(&self, task_type: &str, before_ms: u64) -> Result<u64> {
         self.timed(
             "delete_quality_samples",

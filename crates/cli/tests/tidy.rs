@@ -56,8 +56,12 @@ const LAYERS: &[(&str, &[&str])] = &[
             "holdfast-quality",
             "holdfast-metrics",
             "holdfast-alerts",
+            // Shared health: its loop reads and changes the running registry.
+            "holdfast-cluster",
         ],
     ),
+    // Health shared by nodes through the store (ARCHITECTURE.md).
+    ("holdfast-cluster", &["holdfast-policy", "holdfast-store"]),
     (
         "holdfast-metrics",
         &["holdfast-policy", "holdfast-engine", "holdfast-quality"],

@@ -31,6 +31,9 @@ pub struct Config {
     pub server: Server,
     /// Where durable state lives.
     pub store: Store,
+    /// Whether targets' rate limits and breakers are shared with the other nodes on
+    /// the same PostgreSQL store (`[cluster] share_health`).
+    pub share_health: bool,
     /// The keys clients may present, in file order. Empty: no key is required.
     pub client_keys: Vec<ClientKey>,
     /// Providers by name.

@@ -149,6 +149,8 @@ pub enum Reason {
     ActiveProbeSucceeded,
     /// An operator reset it.
     Reset,
+    /// The same target's breaker opened on another node sharing health with this one.
+    OpenedElsewhere,
 }
 
 impl Reason {
@@ -163,6 +165,7 @@ impl Reason {
             Reason::ConsecutiveFailures(n) => format!("{n} failures in a row"),
             Reason::ActiveProbeSucceeded => "an active probe succeeded".to_owned(),
             Reason::Reset => "reset by an operator".to_owned(),
+            Reason::OpenedElsewhere => "opened on another node".to_owned(),
         }
     }
 }
@@ -457,6 +460,23 @@ impl Breaker {
             Phase::Closed => None,
             Phase::Open { .. } | Phase::HalfOpen { .. } => {
                 Some(self.move_to(Phase::Closed, Reason::Reset))
+            }
+        }
+    }
+
+    /// Opens until `until` because the same target's breaker opened on another node
+    /// (`[cluster] share_health`): what that node learned spares this one the failures
+    /// it would take to learn it again. The open time does not count as a trip of this
+    /// breaker (its own trips still grow theirs). `None` when `until` is past, or the
+    /// breaker is already open at least as long.
+    pub fn open_elsewhere(&mut self, now: Instant, until: Instant) -> Option<Transition> {
+        if until <= now {
+            return None;
+        }
+        match self.phase {
+            Phase::Open { until: current } if current >= until => None,
+            Phase::Closed | Phase::Open { .. } | Phase::HalfOpen { .. } => {
+                Some(self.move_to(Phase::Open { until }, Reason::OpenedElsewhere))
             }
         }
     }

@@ -312,3 +312,31 @@ fn a_reset_closes_and_forgets_the_retry_after() {
         "the old Retry-After is forgotten"
     );
 }
+
+#[test]
+fn a_breaker_opened_elsewhere_opens_here_until_the_same_instant() {
+    let mut b = Breaker::new(config()).unwrap();
+    let t = b.open_elsewhere(at(100), at(3_000)).unwrap();
+    assert_eq!(
+        (t.from, t.to, t.reason, t.open_until),
+        (
+            State::Closed,
+            State::Open,
+            Reason::OpenedElsewhere,
+            Some(at(3_000))
+        )
+    );
+    assert!(!b.would_admit(at(2_999)));
+    // The same news again, or an older one, changes nothing; a later end extends it.
+    assert_eq!(b.open_elsewhere(at(200), at(3_000)), None);
+    assert_eq!(b.open_elsewhere(at(200), at(2_000)), None);
+    assert_eq!(b.open_elsewhere(at(200), at(150)), None);
+    assert_eq!(
+        b.open_elsewhere(at(200), at(4_000)).unwrap().open_until,
+        Some(at(4_000))
+    );
+    // It was not this breaker's trip: its own first trip opens for `open_for`.
+    assert!(b.admit(at(4_000)).1.is_some());
+    b.reset();
+    assert_eq!(trip(&mut b, at(5_000)).open_until, Some(at(10_000)));
+}

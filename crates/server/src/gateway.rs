@@ -104,6 +104,8 @@ pub(crate) struct Inner {
     pub(crate) libraries: std::sync::OnceLock<Arc<holdfast_quality::fewshot::Libraries>>,
     /// Production sampling, once set up (`sampling.rs`).
     pub(crate) sampling: std::sync::OnceLock<Arc<crate::sampling::Sampling>>,
+    /// The health shared with other nodes, once started (`cluster.rs`).
+    pub(crate) shared_health: std::sync::OnceLock<Arc<holdfast_cluster::SharedHealth>>,
     /// The alert rules and their states (holdfast-alerts).
     pub(crate) alerts: Arc<holdfast_alerts::Alerting>,
     ids: Arc<RequestIds>,
@@ -172,6 +174,10 @@ impl Inner {
         }
         let now = clock.now();
         let mut registry = Registry::new(config.pipeline.clone()).map_err(invalid)?;
+        if config.share_health {
+            // From the first call on: a node's own full buckets would exceed the limit.
+            registry.share_limits(holdfast_cluster::TICK);
+        }
         let (targets, ids) = build_targets(config, &mut registry, now)?;
         let routes = build_routes(config, &ids)?;
         let models = models_body(config);
@@ -214,6 +220,10 @@ impl Inner {
         if let Some(attached) = previous.and_then(|old| old.sampling.get()) {
             let _ = sampling.set(Arc::clone(attached));
         }
+        let shared_health = std::sync::OnceLock::new();
+        if let Some(attached) = previous.and_then(|old| old.shared_health.get()) {
+            let _ = shared_health.set(Arc::clone(attached));
+        }
         // On a reload the shared ledger is pointed at the new metrics when the new
         // state is swapped in (`live.rs`), not here: this build may still be dropped.
         let ledger = match previous {
@@ -255,6 +265,7 @@ impl Inner {
             store_health,
             libraries,
             sampling,
+            shared_health,
             alerts: previous.map_or_else(
                 || Arc::new(holdfast_alerts::Alerting::new(config.alerts.clone())),
                 |old| Arc::clone(&old.alerts),

@@ -27,6 +27,7 @@ mod access;
 mod alerts;
 mod auth;
 mod call;
+mod cluster;
 mod corrections;
 mod dashboard;
 mod degraded;
@@ -67,6 +68,7 @@ mod transport;
 use std::future::Future;
 
 pub use access::OPEN_TENANT;
+pub use cluster::SharingHealth;
 pub use error::{ApiError, ConfigProblem, Flavor, ServerError};
 pub use gateway::{
     DEGRADED_CACHE_CAPACITY, DEGRADED_CACHE_MAX_BYTES, Gateway, LEDGER_CAPACITY, LEDGER_MAX_BYTES,

@@ -21,8 +21,9 @@
 //! counts against it from start), `store.url`, `store.timeout` and
 //! `store.probe_interval` (the store is open and guarded), `[engine]`
 //! (the node id is in every lease; the scheduler and the registered workflows were set
-//! up at start), `[alerts]` (the evaluation loop and webhooks run from start) and
-//! `[quality.sampling]` (the scorer and its suites were set up at start).
+//! up at start), `[alerts]` (the evaluation loop and webhooks run from start),
+//! `[quality.sampling]` (the scorer and its suites were set up at start) and
+//! `cluster.share_health` (the loop sharing health runs from start).
 //!
 //! A rollback is a reload of a stored text, validated again (the environment may have
 //! changed since), and recorded as a new version; the history shows which version a
@@ -419,6 +420,9 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<(String, String)> {
         fixed.push(("engine.node_id".to_owned(), restart.to_owned()));
     } else if old.engine != new.engine {
         fixed.push(("engine".to_owned(), restart.to_owned()));
+    }
+    if old.share_health != new.share_health {
+        fixed.push(("cluster.share_health".to_owned(), restart.to_owned()));
     }
     if old.telemetry != new.telemetry {
         fixed.push(("telemetry".to_owned(), restart.to_owned()));

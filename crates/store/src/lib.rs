@@ -20,6 +20,7 @@ pub mod error;
 pub mod eval;
 pub mod example;
 mod fenced;
+pub mod health;
 mod migrate;
 mod plan;
 mod postgres;

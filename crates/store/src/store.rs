@@ -20,6 +20,7 @@ use crate::eval::{
     EvalResult, EvalRun, EvalRunFilter, EvalRunStart, EvalStatus, NewEvalResult, NewEvalRun,
 };
 use crate::example::{Example, ExampleAdded, ExampleFilter, ExampleStatus, ExampleUse, NewExample};
+use crate::health::{HealthExchange, HealthReply};
 use crate::sample::{NewQualitySample, QualitySample, SampleFilter};
 use crate::task::{
     Advance, Cancelled, JournalEntry, NewEvent, NewTask, NewWorkflow, Step, Submitted, Task,
@@ -244,4 +245,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Deletes `task_type`'s samples created before `before_ms` (the start of its
     /// retention period); answers how many.
     async fn delete_quality_samples(&self, task_type: &str, before_ms: u64) -> Result<u64>;
+
+    // --- health shared by nodes ---
+    /// One exchange of a node with the health it shares with the others, atomically:
+    /// takes units from each named rate-limit bucket (created full on first use,
+    /// refilled at `per_ms` up to `capacity` on the callers' clocks; a changed capacity
+    /// or rate applies from now), publishes breaker notes and returns the notes after
+    /// `after_note`. Notes older than an hour are dropped.
+    async fn exchange_health(&self, exchange: HealthExchange, now_ms: u64) -> Result<HealthReply>;
 }

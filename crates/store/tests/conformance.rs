@@ -13,6 +13,7 @@ mod conformance {
     pub(crate) mod evals;
     pub(crate) mod examples;
     pub(crate) mod harness;
+    pub(crate) mod health;
     pub(crate) mod leases;
     pub(crate) mod samples;
     pub(crate) mod steps;
@@ -97,4 +98,8 @@ conformance! {
     samples::samples_read_back_list_newest_first_and_expire,
     samples::samples_are_each_tenants_own,
     samples::bad_sample_input_is_refused_with_nothing_stored,
+    health::a_bucket_grants_what_it_holds_and_refills_at_its_rate,
+    health::concurrent_takers_never_get_the_same_units,
+    health::breaker_notes_come_back_in_order_to_every_reader,
+    health::bad_health_input_is_refused_with_nothing_stored,
 }

@@ -152,6 +152,12 @@ async fn serve(
     ));
     gateway = gateway.with_store_health(guard.health());
     let guarded: Arc<dyn holdfast_store::Store> = guard.clone();
+    // Shared rate limits and breakers go through the guard too: it reports an outage.
+    // The process id keeps nodes apart that share a host name (the default node id).
+    let _sharing = config.share_health.then(|| {
+        let node = format!("{}:{}", config.engine.node_id, std::process::id());
+        gateway.share_health(guarded.clone(), node)
+    });
     // Large values become objects on their way to the store, outside the guard: an
     // object's transfer is not bounded by `store.timeout`.
     let artifacts = match &config.artifacts {

@@ -88,6 +88,8 @@ pub struct Document {
     pub telemetry: Telemetry,
     /// `[artifacts]`: large step outputs and task inputs kept in object storage.
     pub artifacts: Artifacts,
+    /// `[cluster]`: what the nodes sharing one PostgreSQL database share beyond it.
+    pub cluster: Cluster,
 }
 
 /// `[server]`
@@ -340,6 +342,22 @@ impl Default for Idempotency {
             max_bytes: ByteSize(64 << 20),
         }
     }
+}
+
+/// `[cluster]`: what several nodes on one PostgreSQL database share besides tasks.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Cluster {
+    /// Share targets' rate limits and breakers with every node on the same PostgreSQL
+    /// database: a target's `requests_per_minute` and `tokens_per_minute` are held by
+    /// all nodes together (each node takes units from one shared bucket in small
+    /// batches, a few times a second), and a breaker that opens on one node, or is
+    /// reset there by `holdfast targets reset`, does so on every node within a second.
+    /// No call waits on the database: if it does not answer within 500 ms, a node
+    /// falls back to its own limits and breakers (logged, and
+    /// `holdfast_cluster_shared_health_up` 0) until it answers again. Needs a
+    /// `postgres://` `store.url` (a SQLite file has one node). Default `false`.
+    pub share_health: bool,
 }
 
 /// `[engine]`: the workflow engine. Tasks and their state live in `[store]`; these

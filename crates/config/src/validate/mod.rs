@@ -164,6 +164,7 @@ pub(crate) fn run(
     };
     let server = server(&mut c, doc, &inputs);
     let store = store(&mut c, &doc.store, &inputs.store_url);
+    let share_health = share_health(&mut c, &doc.cluster, store.as_ref());
     let policies = policy::all(&mut c, &doc.policies);
     let agent_breaker = policy::breaker(&mut c, &FieldPath::root("agents"), &doc.agents.breaker);
     let providers = target::providers(&mut c, &doc.providers);
@@ -195,6 +196,7 @@ pub(crate) fn run(
                 source,
                 server,
                 store,
+                share_health,
                 client_keys,
                 providers,
                 targets,
@@ -291,6 +293,22 @@ fn store(c: &mut Checker<'_>, raw: &schema::Store, url: &Layered) -> Option<Stor
             None
         }
     }
+}
+
+/// `[cluster] share_health` needs a store that several nodes share: on SQLite it would
+/// share with nobody, so it is refused rather than silently ignored.
+fn share_health(c: &mut Checker<'_>, raw: &schema::Cluster, store: Option<&Store>) -> bool {
+    let Some(store) = store.filter(|_| raw.share_health) else {
+        return false;
+    };
+    if store.url.starts_with("sqlite:") {
+        c.invalid(
+            FieldPath::root("cluster").key("share_health"),
+            "shares rate limits and breakers between nodes through PostgreSQL, but              store.url is a SQLite file, which one node uses alone: set store.url to a              postgres:// URL, or remove share_health",
+        );
+        return false;
+    }
+    true
 }
 
 fn client_keys(c: &mut Checker<'_>, raw: &[schema::ClientKey]) -> Vec<ClientKey> {

@@ -439,6 +439,14 @@ impl Store for ArtifactStore {
         self.inner.list_quality_samples(filter).await
     }
 
+    async fn exchange_health(
+        &self,
+        exchange: holdfast_store::health::HealthExchange,
+        now_ms: u64,
+    ) -> Result<holdfast_store::health::HealthReply> {
+        self.inner.exchange_health(exchange, now_ms).await
+    }
+
     async fn delete_quality_samples(&self, task_type: &str, before_ms: u64) -> Result<u64> {
         self.inner
             .delete_quality_samples(task_type, before_ms)

@@ -434,6 +434,15 @@ impl Store for StoreGuard {
             .await
     }
 
+    async fn exchange_health(
+        &self,
+        exchange: holdfast_store::health::HealthExchange,
+        now_ms: u64,
+    ) -> Result<holdfast_store::health::HealthReply> {
+        self.call(WRITE, self.inner.exchange_health(exchange, now_ms))
+            .await
+    }
+
     async fn delete_quality_samples(&self, task_type: &str, before_ms: u64) -> Result<u64> {
         self.call(
             WRITE,

@@ -105,6 +105,9 @@ pub struct Registry {
     pub hedges: HedgeBudget,
     /// The last ticket handed to a call: its place in wait queues.
     tickets: u64,
+    /// While `Some(wait)`, every rate limit takes its units from a bucket shared with
+    /// other nodes (see [`RateLimiter::share`]), targets added later included.
+    shared_limits: Option<Duration>,
 }
 
 impl Registry {
@@ -121,6 +124,7 @@ impl Registry {
             global_budget: settings.global_budget.map(RetryBudget::new).transpose()?,
             hedges: HedgeBudget::new(settings.hedge_ratio, Duration::from_secs(10)),
             tickets: 0,
+            shared_limits: None,
         })
     }
 
@@ -133,19 +137,33 @@ impl Registry {
     ) -> Result<TargetId, InvalidSetting> {
         let id = u32::try_from(self.targets.len())
             .map_err(|_| InvalidSetting::new("targets", "too many targets"))?;
+        let share = |limiter: Option<RateLimiter>| {
+            limiter.map(|mut limiter| {
+                if let Some(wait) = self.shared_limits {
+                    limiter.share(wait);
+                }
+                limiter
+            })
+        };
+        let requests = share(
+            settings
+                .requests
+                .map(|c| RateLimiter::new(c, now))
+                .transpose()?,
+        );
+        let tokens = share(
+            settings
+                .tokens
+                .map(|c| RateLimiter::new(c, now))
+                .transpose()?,
+        );
         self.targets.push(TargetHealth {
             name: Arc::from(name),
             settings: settings.clone(),
             breaker: settings.breaker.map(Breaker::new).transpose()?,
             budget: settings.budget.map(RetryBudget::new).transpose()?,
-            requests: settings
-                .requests
-                .map(|c| RateLimiter::new(c, now))
-                .transpose()?,
-            tokens: settings
-                .tokens
-                .map(|c| RateLimiter::new(c, now))
-                .transpose()?,
+            requests,
+            tokens,
             limiter: settings
                 .concurrency
                 .map(|c| Limiter::new(c, now))
@@ -235,6 +253,55 @@ impl Registry {
         health.not_before = Instant::ZERO;
         health.reopening = Reopening::default();
         health.breaker.as_mut()?.reset()
+    }
+
+    /// Makes every rate limit take its units from grants of a bucket shared with other
+    /// nodes, those of targets added later included; a call short of units waits
+    /// `wait` for the next grant. Sharing again only changes the wait.
+    pub fn share_limits(&mut self, wait: Duration) {
+        self.shared_limits = Some(wait);
+        for health in &mut self.targets {
+            for limiter in [&mut health.requests, &mut health.tokens]
+                .into_iter()
+                .flatten()
+            {
+                limiter.share(wait);
+            }
+        }
+    }
+
+    /// Makes every rate limit refill on its own again from `now`: the shared bucket
+    /// cannot be reached, and a node must not block calls on it.
+    pub fn unshare_limits(&mut self, now: Instant) {
+        self.shared_limits = None;
+        for health in &mut self.targets {
+            for limiter in [&mut health.requests, &mut health.tokens]
+                .into_iter()
+                .flatten()
+            {
+                limiter.unshare(now);
+            }
+        }
+    }
+
+    /// Whether rate limits take their units from a shared bucket.
+    pub fn limits_shared(&self) -> bool {
+        self.shared_limits.is_some()
+    }
+
+    /// Opens `target`'s breaker because another node's opened, until `until` (as that
+    /// node's does). Returns the change of state; `None` when there is no such target
+    /// or breaker, or it is already open at least that long.
+    pub fn open_elsewhere(
+        &mut self,
+        target: TargetId,
+        now: Instant,
+        until: Instant,
+    ) -> Option<Transition> {
+        self.target_mut(target)?
+            .breaker
+            .as_mut()?
+            .open_elsewhere(now, until)
     }
 
     /// Puts a drained `target` back in rotation now. False if there is no such target.

@@ -837,3 +837,47 @@ fn a_probe_answered_with_another_retry_after_starts_the_next_hold() {
     let a = behind.handle(&mut f.registry, at(11_021), Event::Start);
     assert_eq!(started(&a)[0].target, TargetId(1));
 }
+
+#[test]
+fn a_call_short_of_shared_units_waits_for_the_next_grant() {
+    let f = fixture(1);
+    let mut registry = Registry::new(Settings::default()).unwrap();
+    registry.share_limits(ms(50));
+    let settings = TargetSettings {
+        requests: Some(crate::rate_limit::Config::per_minute(600)),
+        ..TargetSettings::default()
+    };
+    let id = registry.add_target("t0", settings, at(0)).unwrap();
+    let mut call = f.call(Deadline::NONE);
+    let actions = call.handle(&mut registry, at(0), Event::Start);
+    assert!(started(&actions).is_empty(), "{actions:?}");
+    assert!(
+        actions.contains(&Action::WakeAt(at(50))),
+        "waits one tick for a grant: {actions:?}"
+    );
+    let limiter = registry.target_mut(id).unwrap().requests.as_mut().unwrap();
+    limiter.grant(1);
+    let actions = call.handle(&mut registry, at(50), Event::Timer);
+    assert_eq!(started(&actions).len(), 1, "{actions:?}");
+}
+
+#[test]
+fn a_call_waits_for_a_limit_no_longer_shared_to_refill() {
+    let f = fixture(1);
+    let mut registry = Registry::new(Settings::default()).unwrap();
+    registry.share_limits(ms(50));
+    let settings = TargetSettings {
+        requests: Some(crate::rate_limit::Config::per_minute(600)),
+        ..TargetSettings::default()
+    };
+    registry.add_target("t0", settings, at(0)).unwrap();
+    registry.unshare_limits(at(1_000));
+    let mut call = f.call(Deadline::NONE);
+    let actions = call.handle(&mut registry, at(1_025), Event::Start);
+    assert!(
+        actions.contains(&Action::WakeAt(at(1_100))),
+        "waits for the local refill: {actions:?}"
+    );
+    let actions = call.handle(&mut registry, at(1_100), Event::Timer);
+    assert_eq!(started(&actions).len(), 1, "{actions:?}");
+}

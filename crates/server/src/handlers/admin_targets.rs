@@ -114,6 +114,9 @@ pub(crate) async fn reset(
         gw.metrics.breaker_state(index, transition.to);
         crate::events::log_transition(gw, target, transition);
     }
+    if let Some(shared) = gw.shared_health.get() {
+        shared.reset(&name);
+    }
     tracing::warn!(target = %name, "target reset: breaker closed, Retry-After forgotten");
     Ok(reply(
         StatusCode::OK,

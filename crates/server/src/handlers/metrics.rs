@@ -26,6 +26,9 @@ pub(crate) async fn metrics(State(gateway): State<Gateway>) -> Response {
     if let Some(telemetry) = gw.ledger.telemetry() {
         text.push_str(&telemetry.dropped().exposition());
     }
+    if let Some(shared) = gw.shared_health.get() {
+        text.push_str(&shared.exposition());
+    }
     if let Some(sampling) = gw.sampling.get() {
         text.push_str(&sampling.sampler.exposition());
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::PgConnection;
 
-use super::{PostgresStore, coord, evals, examples, gates, reads, samples, writes};
+use super::{PostgresStore, coord, evals, examples, gates, health, reads, samples, writes};
 use crate::coordination::{
     ConfigGate, ConfigVersion, Escalation, EscalationFilter, Job, JobResult, LockAcquire,
     Resolution, StoredConfig,
@@ -21,6 +21,7 @@ use crate::eval::{
 use crate::example::{
     self, Example, ExampleAdded, ExampleFilter, ExampleStatus, ExampleUse, NewExample,
 };
+use crate::health::{HealthExchange, HealthReply};
 use crate::plan;
 use crate::sample::{self, NewQualitySample, QualitySample, SampleFilter};
 use crate::task::{
@@ -433,5 +434,10 @@ impl Store for PostgresStore {
         name("task_type", task_type)?;
         on_conn!(self, |c| samples::delete_before(c, task_type, before_ms)
             .await)
+    }
+
+    async fn exchange_health(&self, exchange: HealthExchange, now_ms: u64) -> Result<HealthReply> {
+        crate::health::check(&exchange, now_ms)?;
+        in_tx!(self, |c| health::exchange(c, &exchange, now_ms).await)
     }
 }

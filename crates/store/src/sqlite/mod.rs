@@ -11,6 +11,7 @@ mod coord;
 mod evals;
 mod examples;
 mod gates;
+mod health;
 mod reads;
 mod samples;
 mod store_impl;

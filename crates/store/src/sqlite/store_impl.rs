@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{SqliteStore, advance, coord, evals, examples, gates, reads, samples, writes};
+use super::{SqliteStore, advance, coord, evals, examples, gates, health, reads, samples, writes};
 use crate::coordination::{
     ConfigGate, ConfigVersion, Escalation, EscalationFilter, Job, JobResult, LockAcquire,
     Resolution, StoredConfig,
@@ -19,6 +19,7 @@ use crate::eval::{
 use crate::example::{
     self, Example, ExampleAdded, ExampleFilter, ExampleStatus, ExampleUse, NewExample,
 };
+use crate::health::{HealthExchange, HealthReply};
 use crate::plan;
 use crate::sample::{self, NewQualitySample, QualitySample, SampleFilter};
 use crate::task::{
@@ -487,6 +488,13 @@ impl Store for SqliteStore {
         let task_type = task_type.to_owned();
         self.writer
             .write(move |c| samples::delete_before(c, &task_type, before_ms))
+            .await
+    }
+
+    async fn exchange_health(&self, exchange: HealthExchange, now_ms: u64) -> Result<HealthReply> {
+        crate::health::check(&exchange, now_ms)?;
+        self.writer
+            .write(move |c| health::exchange(c, &exchange, now_ms))
             .await
     }
 }
