@@ -1,5 +1,6 @@
 //! The store fails under load: PostgreSQL stopped and started again, SQLite locked by
-//! another writer, while `holdfast serve` takes model calls and runs workflows.
+//! another writer, SQLite on a full disk, while `holdfast serve` takes model calls and
+//! runs workflows.
 //!
 //! What must hold: model calls keep their latency (they do not need the store);
 //! `/ready` turns unready within a second and ready again within a second of the store
@@ -12,7 +13,9 @@
 //!
 //! PostgreSQL runs as a private instance of this test (initdb and pg_ctl from the
 //! PostgreSQL 15 install, on a port of its own), so stopping it disturbs no other test;
-//! it is stopped and its directory removed when the test ends, failed or not.
+//! it is stopped and its directory removed when the test ends, failed or not. The full
+//! disk is real too: a small tmpfs of the test's own, filled up and emptied again
+//! ([`SmallDisk`]), so SQLite's writes fail with `SQLITE_FULL` as they would in production.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
@@ -490,8 +493,8 @@ async fn postgres_stopped_and_started_under_load() {
 }
 
 /// SQLite that cannot be written: another process holds its write lock (an open
-/// `BEGIN EXCLUSIVE`), which is what a writer sees of a read-only file or a full disk:
-/// every write fails or waits, while reads still answer.
+/// `BEGIN EXCLUSIVE`), so every write waits for the lock and times out, while reads
+/// still answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_locked_by_another_writer_under_load() {
     if !needs::command("python3", &["--version"], "install python3") {
@@ -538,6 +541,99 @@ fn hold_write_lock(db: &Path) -> std::process::Child {
     child
 }
 
+/// SQLite on a disk that fills up under load and is emptied again: every write fails
+/// with `SQLITE_FULL` while reads still answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_on_a_full_disk_under_load() {
+    let Some(disk) = SmallDisk::mount("full") else {
+        return;
+    };
+    let mock = Mock::start("openai", &[]);
+    let url = format!("sqlite://{}", disk.path("holdfast.db").display());
+    let gw = Gateway::start_with_env(&config(&mock), &[("HOLDFAST_STORE_URL", &url)]);
+    outage(&gw, || disk.fill(), || disk.free()).await;
+    let said = gw.process.output();
+    assert!(
+        said.contains("database or disk is full"),
+        "the outage was SQLite's full disk: {said}"
+    );
+}
+
+/// A filesystem of this test's own: a tmpfs of [`SmallDisk::SIZE`] mounted on a
+/// scratch directory. Filling it is a real full disk, seen by nothing else, and it is
+/// unmounted when the test ends, failed or not. Mounting needs root, as CI runs.
+struct SmallDisk {
+    dir: PathBuf,
+}
+
+impl SmallDisk {
+    /// Large enough for the database and its WAL under this load, small enough to fill
+    /// in a moment.
+    const SIZE: &str = "32m";
+
+    /// Mounts it; `None` after a skip when this process may not mount.
+    fn mount(label: &str) -> Option<SmallDisk> {
+        let dir = std::env::temp_dir().join(format!(
+            "holdfast-disk-{label}-{}-{}",
+            std::process::id(),
+            support_free_port()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let size = format!("size={}", SmallDisk::SIZE);
+        let mounted = is_root()
+            && Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &size, "tmpfs"])
+                .arg(&dir)
+                .status()
+                .is_ok_and(|s| s.success());
+        if !mounted {
+            let _ = std::fs::remove_dir(&dir);
+            needs::skip(
+                "mounting a small tmpfs (a disk to fill) needs root",
+                "run the tests as root, as CI does",
+            );
+            return None;
+        }
+        Some(SmallDisk { dir })
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Takes every free byte: writes zeros until the disk refuses another page.
+    fn fill(&self) {
+        let mut filler = std::fs::File::create(self.path("filler")).unwrap();
+        let zeros = vec![0_u8; 1 << 20];
+        for chunk in [1 << 20, 4096] {
+            while let Ok(n) = std::io::Write::write(&mut filler, &zeros[..chunk]) {
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+        let taken = filler.metadata().unwrap().len();
+        assert!(taken > 0, "the disk was full before it was filled");
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.path("filler")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        // Lazily: a holdfast killed a moment ago may still hold its files open.
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
 /// `POST /v1/tasks` as the key `key`: the status and the answer.
 async fn submit_as(gw: &Gateway, key: &str, idempotency_key: Option<&str>, n: u64) -> (u16, Value) {
     let mut body = json!({"workflow": "outage", "input": {"n": n}});
@@ -580,6 +676,23 @@ async fn postgres_outbox_survives_an_outage_and_a_kill() {
     let Some(pg) = PrivatePostgres::start() else {
         return;
     };
+    outbox_survives(pg.url(), || pg.stop(), || pg.ctl_start()).await;
+}
+
+/// The same with SQLite on a disk that fills up: the node killed while the disk is
+/// full, the disk emptied, the node started again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_outbox_survives_a_full_disk_and_a_kill() {
+    let Some(disk) = SmallDisk::mount("outbox") else {
+        return;
+    };
+    let url = format!("sqlite://{}", disk.path("holdfast.db").display());
+    outbox_survives(url, || disk.fill(), || disk.free()).await;
+}
+
+/// The outbox's checks, shared by both backends; `fail` takes the store away and
+/// `heal` gives it back.
+async fn outbox_survives(url: String, fail: impl FnOnce(), heal: impl FnOnce()) {
     let mock = Mock::start("openai", &[]);
     let keep = TempDir::new("outbox");
     let outbox = keep.path().join("outbox.jsonl");
@@ -589,7 +702,7 @@ async fn postgres_outbox_survives_an_outage_and_a_kill() {
         .client_key("acme", "ACME_KEY")
         .client_key_as("beta", "BETA_KEY", "agent", "beta");
     let envs = [
-        ("HOLDFAST_STORE_URL", pg.url()),
+        ("HOLDFAST_STORE_URL", url),
         ("ACME_KEY", ACME.to_owned()),
         ("BETA_KEY", BETA.to_owned()),
     ];
@@ -608,7 +721,7 @@ async fn postgres_outbox_survives_an_outage_and_a_kill() {
     let (status, body) = submit_as(&first, ACME, Some("warm"), 0).await;
     assert_eq!(status, 201, "{body}");
 
-    pg.stop();
+    fail();
     until_ready_is(&first, 503, Duration::from_secs(5)).await;
     let mut keys = Vec::new();
     for n in 0..5 {
@@ -635,7 +748,7 @@ async fn postgres_outbox_survives_an_outage_and_a_kill() {
     assert!(outbox.exists());
     drop(first); // SIGKILL while the submissions wait
 
-    pg.ctl_start();
+    heal();
     let second = Gateway::start_with_env(&config, &envs);
     let started = Instant::now();
     let mut ids = Vec::new();
