@@ -690,6 +690,105 @@ async fn sqlite_outbox_survives_a_full_disk_and_a_kill() {
     outbox_survives(url, || disk.fill(), || disk.free()).await;
 }
 
+/// `[store] outbox_max`: once the outbox holds its bound, a submission during the
+/// outage is answered 503 `outbox_full` with `Retry-After` instead of being queued, and
+/// `/metrics` counts it; what was queued is stored and run once the store is back, and
+/// the refused submission sent again is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_outbox_refuses_with_retry_after_and_keeps_what_it_holds() {
+    let Some(disk) = SmallDisk::mount("capped") else {
+        return;
+    };
+    let mock = Mock::start("openai", &[]);
+    let keep = TempDir::new("capped-outbox");
+    let outbox = keep.path().join("outbox.jsonl");
+    let config = config(&mock)
+        .store("outbox = true")
+        .store(&format!("outbox_path = \"{}\"", outbox.display()))
+        .store("outbox_max = \"1KiB\"");
+    let url = format!("sqlite://{}", disk.path("holdfast.db").display());
+    let gw = Gateway::start_with_env(&config, &[("HOLDFAST_STORE_URL", &url)]);
+    let (status, body) = gw.post_json("/v1/workflows", &workflow()).await;
+    assert!(status == 201 || status == 200, "{status} {body}");
+    let (status, _, body, _) = submit(&gw, "warm", 0).await;
+    assert_eq!(status, 201, "{body}");
+
+    disk.fill();
+    until_ready_is(&gw, 503, Duration::from_secs(5)).await;
+    let mut queued = Vec::new();
+    let refused = loop {
+        let n = queued.len() as u64 + 1;
+        let key = format!("capped-{n}");
+        let (status, retry_after, body, took) = submit(&gw, &key, n).await;
+        assert!(took <= TIMEOUT + SLACK, "a submission took {took:?}");
+        if status == 202 {
+            queued.push((key, n));
+            assert!(queued.len() < 50, "1 KiB holds fewer submissions than that");
+            continue;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["error"]["code"], "outbox_full", "{body}");
+        assert_eq!(retry_after.as_deref(), Some("1"));
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("store.outbox_max"), "{message}");
+        break (key, n);
+    };
+    assert!(
+        queued.len() >= 3,
+        "queued before the bound: {}",
+        queued.len()
+    );
+    // Still full: refused again, and counted.
+    let (status, _, body, _) = submit(&gw, "capped-extra", 999).await;
+    assert_eq!(status, 503, "{body}");
+    let metrics = gw.client.get(gw.url("/metrics")).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    assert_eq!(metric(&metrics, "holdfast_outbox_refused_total"), Some(2.0));
+    assert_eq!(metric(&metrics, "holdfast_outbox_max_bytes"), Some(1024.0));
+    let held = metric(&metrics, "holdfast_outbox_bytes").unwrap();
+    assert!(held > 0.0 && held <= 1024.0, "{held}");
+    assert!(std::fs::metadata(&outbox).unwrap().len() <= 1024);
+
+    disk.free();
+    until_ready_is(&gw, 200, Duration::from_secs(5)).await;
+    let started = Instant::now();
+    let mut ids = Vec::new();
+    for (key, n) in &queued {
+        loop {
+            let (status, _, body, _) = submit(&gw, key, *n).await;
+            if status == 200 {
+                ids.push(body["task_id"].as_str().unwrap().to_owned());
+                break;
+            }
+            // Until the outbox drained, a submission still queues behind it (or finds
+            // it full).
+            assert!(
+                status == 202 || body["error"]["code"] == "outbox_full",
+                "{status} {body}"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{key} never stored"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let (status, _, body, _) = submit(&gw, &refused.0, refused.1).await;
+    assert_eq!(status, 201, "the refused submission sent again: {body}");
+    ids.push(body["task_id"].as_str().unwrap().to_owned());
+    all_succeed(&gw, &ids, Duration::from_secs(60)).await;
+    let metrics = gw.client.get(gw.url("/metrics")).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    assert_eq!(metric(&metrics, "holdfast_outbox_bytes"), Some(0.0));
+}
+
+/// The value of an unlabelled sample in a `/metrics` exposition.
+fn metric(exposition: &str, name: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
 /// The outbox's checks, shared by both backends; `fail` takes the store away and
 /// `heal` gives it back.
 async fn outbox_survives(url: String, fail: impl FnOnce(), heal: impl FnOnce()) {

@@ -142,7 +142,8 @@ fn outcome(err: &ApiError) -> Outcome {
         },
         ApiError::RetryBudgetExhausted
         | ApiError::AgentBreakerOpen
-        | ApiError::StoreUnavailable(_) => Outcome::Overloaded { retry_after: None },
+        | ApiError::StoreUnavailable(_)
+        | ApiError::OutboxFull(_) => Outcome::Overloaded { retry_after: None },
         ApiError::UpstreamError(_) | ApiError::ArtifactUnreadable(_) | ApiError::Internal(_) => {
             Outcome::ServerError
         }
