@@ -335,6 +335,83 @@ async fn a_retried_and_failed_over_request_is_one_trace_under_the_clients_span_a
     }
 }
 
+/// A task submitted with a `traceparent` joins the submitter's trace: its span is a
+/// child of the submitter's span and its steps are under it, also when the node that
+/// accepted it is killed with SIGKILL mid-task and a restarted node finishes it (the
+/// traceparent is stored with the task, not kept in memory).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_submitted_with_a_traceparent_joins_the_submitters_trace_across_a_restart() {
+    let _serial = serial().await;
+    const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+    const SPAN: &str = "b7ad6b7169203331";
+    let receiver = Receiver::start().await;
+    let provider = Mock::start("openai", &[]);
+    let data = support::TempDir::new("traced-task");
+    let url = format!("sqlite://{}", data.path().join("holdfast.db").display());
+    let config = ConfigBuilder::new()
+        .target("only", &provider, "")
+        .route("smart", &["only"], "")
+        .raw(&format!(
+            "[telemetry]\notlp_endpoint = \"{}\"\nprotocol = \"http\"\nservice_name = \"holdfast-test\"\n\n\
+             [engine]\nnode_id = \"traced-node\"\npoll_interval = \"50ms\"\n\n\
+             [engine.egress]\nallow = [\"{}/*\"]\n",
+            receiver.base, receiver.base
+        ));
+    let envs = [("HOLDFAST_STORE_URL", url.as_str())];
+    let first = Gateway::start_with_env(&config, &envs);
+    let workflow = json!({"name": "resumed", "steps": [
+        {"name": "nap", "kind": "sleep", "duration": "1500ms"},
+        {"name": "fetch", "kind": "http", "method": "GET", "url": format!("{}/tool", receiver.base)}
+    ]});
+    let (status, body) = first.post_json("/v1/workflows", &workflow).await;
+    assert!((200..300).contains(&status), "{status} {body}");
+    let response = first
+        .client
+        .post(first.url("/v1/tasks"))
+        .header("traceparent", format!("00-{TRACE}-{SPAN}-01"))
+        .json(&json!({"workflow": "resumed", "input": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let task: Value = response.json().await.unwrap();
+    let id = task["task_id"].as_str().unwrap().to_owned();
+    pause(Duration::from_millis(300)).await;
+    drop(first); // SIGKILL while the task sleeps
+
+    let second = Gateway::start_with_env(&config, &envs);
+    for _ in 0..200 {
+        let task = second.get_json(&format!("/v1/tasks/{id}")).await;
+        if task["status"] == "succeeded" || task["status"] == "failed" {
+            assert_eq!(task["status"], "succeeded", "{task}");
+            break;
+        }
+        pause(Duration::from_millis(50)).await;
+    }
+    let spans = receiver.trace(TRACE, 3).await;
+    let task_span = spans
+        .iter()
+        .find(|s| s.name == "task resumed")
+        .unwrap_or_else(|| panic!("the task's span in the submitter's trace: {spans:#?}"));
+    assert_eq!(
+        hex(&task_span.parent_span_id),
+        SPAN,
+        "under the submitter's span"
+    );
+    assert_eq!(attributes(task_span)["holdfast.task_id"], id);
+    let fetch = spans
+        .iter()
+        .find(|s| s.name == "step fetch")
+        .expect("the fetch step's span");
+    assert_eq!(fetch.parent_span_id, task_span.span_id);
+    let heard = receiver.tool_heard.lock().unwrap().clone();
+    assert_eq!(
+        heard,
+        vec![format!("00-{TRACE}-{}-01", hex(&fetch.span_id))],
+        "the tool heard its step's span, in the submitter's trace"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_collector_down_requests_are_served_and_lost_spans_are_counted() {
     let _serial = serial().await;

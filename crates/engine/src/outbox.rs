@@ -69,6 +69,9 @@ struct Entry {
     input: Value,
     idempotency_key: String,
     queued_at_ms: u64,
+    /// The submitter's `traceparent` (absent from lines written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    traceparent: Option<String>,
 }
 
 /// The outbox file and what is known of it.
@@ -181,6 +184,9 @@ impl Engine {
             input: submission.input,
             idempotency_key: idempotency_key.clone(),
             queued_at_ms: now,
+            traceparent: submission
+                .traceparent
+                .filter(|t| crate::trace::parse(t).is_some()),
         };
         let mut line = serde_json::to_vec(&entry).map_err(|e| {
             EngineError::Store(holdfast_store::StoreError::Io {
@@ -263,6 +269,7 @@ impl Engine {
                 version: Some(entry.version),
                 input: entry.input.clone(),
                 idempotency_key: Some(entry.idempotency_key.clone()),
+                traceparent: entry.traceparent.clone(),
             };
             match self.submit(submission).await {
                 Ok(_) => {}
@@ -413,6 +420,7 @@ mod tests {
             input: serde_json::json!({"n": 1}),
             idempotency_key: key.to_owned(),
             queued_at_ms: 7,
+            traceparent: None,
         }
     }
 

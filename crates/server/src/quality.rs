@@ -115,6 +115,7 @@ impl Subject for GatewaySubject {
                 version: call.version,
                 input: call.input,
                 idempotency_key: Some(call.idempotency_key),
+                traceparent: None,
             })
             .await
             .map_err(|e| SubjectError::new("task_refused", e.to_string()))?;
