@@ -91,6 +91,7 @@ impl Subject for GatewaySubject {
             timeout: call.timeout,
             endpoint: "quality.eval",
             few_shot: None,
+            traceparent: None,
         };
         let answered = inproc::complete(&self.inner, local)
             .await
