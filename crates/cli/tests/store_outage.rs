@@ -16,6 +16,9 @@
 //! it is stopped and its directory removed when the test ends, failed or not. The full
 //! disk is real too: a small tmpfs of the test's own, filled up and emptied again
 //! ([`SmallDisk`]), so SQLite's writes fail with `SQLITE_FULL` as they would in production.
+//!
+//! The tests run one at a time: each times `/ready` and model calls against bounds of a
+//! second, which several outages at once on a small machine would blur.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
@@ -28,7 +31,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{ConfigBuilder, Gateway, Mock, TempDir, needs};
+use support::{ConfigBuilder, Gateway, Mock, TempDir, needs, serial};
 
 /// Where Debian's PostgreSQL 15 keeps its programs.
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
@@ -484,6 +487,7 @@ async fn outage(gw: &Gateway, fail: impl FnOnce(), heal: impl FnOnce()) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_stopped_and_started_under_load() {
+    let _serial = serial().await;
     let Some(pg) = PrivatePostgres::start() else {
         return;
     };
@@ -497,6 +501,7 @@ async fn postgres_stopped_and_started_under_load() {
 /// still answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_locked_by_another_writer_under_load() {
+    let _serial = serial().await;
     if !needs::command("python3", &["--version"], "install python3") {
         return;
     }
@@ -545,6 +550,7 @@ fn hold_write_lock(db: &Path) -> std::process::Child {
 /// with `SQLITE_FULL` while reads still answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_on_a_full_disk_under_load() {
+    let _serial = serial().await;
     let Some(disk) = SmallDisk::mount("full") else {
         return;
     };
@@ -673,6 +679,7 @@ const BETA: &str = "beta-key-0123456789";
 /// tenant, and runs it; the same key then answers the stored task.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_outbox_survives_an_outage_and_a_kill() {
+    let _serial = serial().await;
     let Some(pg) = PrivatePostgres::start() else {
         return;
     };
@@ -683,6 +690,7 @@ async fn postgres_outbox_survives_an_outage_and_a_kill() {
 /// full, the disk emptied, the node started again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_outbox_survives_a_full_disk_and_a_kill() {
+    let _serial = serial().await;
     let Some(disk) = SmallDisk::mount("outbox") else {
         return;
     };
@@ -696,6 +704,7 @@ async fn sqlite_outbox_survives_a_full_disk_and_a_kill() {
 /// the refused submission sent again is accepted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_full_outbox_refuses_with_retry_after_and_keeps_what_it_holds() {
+    let _serial = serial().await;
     let Some(disk) = SmallDisk::mount("capped") else {
         return;
     };
