@@ -1,6 +1,6 @@
 //! The store fails under load: PostgreSQL stopped and started again, SQLite locked by
-//! another writer, SQLite on a full disk, while `holdfast serve` takes model calls and
-//! runs workflows.
+//! another writer, SQLite on a full disk, SQLite's file made read-only, while
+//! `holdfast serve` takes model calls and runs workflows.
 //!
 //! What must hold: model calls keep their latency (they do not need the store);
 //! `/ready` turns unready within a second and ready again within a second of the store
@@ -15,7 +15,8 @@
 //! PostgreSQL 15 install, on a port of its own), so stopping it disturbs no other test;
 //! it is stopped and its directory removed when the test ends, failed or not. The full
 //! disk is real too: a small tmpfs of the test's own, filled up and emptied again
-//! ([`SmallDisk`]), so SQLite's writes fail with `SQLITE_FULL` as they would in production.
+//! ([`SmallDisk`]), so SQLite's writes fail with `SQLITE_FULL` as they would in
+//! production; and so is the read-only file (immutable, on an ext4 image of its own).
 //!
 //! The tests run one at a time: each times `/ready` and model calls against bounds of a
 //! second, which several outages at once on a small machine would blur.
@@ -565,11 +566,34 @@ async fn sqlite_on_a_full_disk_under_load() {
     );
 }
 
-/// A filesystem of this test's own: a tmpfs of [`SmallDisk::SIZE`] mounted on a
-/// scratch directory. Filling it is a real full disk, seen by nothing else, and it is
-/// unmounted when the test ends, failed or not. Mounting needs root, as CI runs.
+/// SQLite on a file made read-only under load (the immutable attribute, which holds
+/// even for root): every write fails with `SQLITE_IOERR` while reads still answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_on_a_read_only_file_under_load() {
+    let _serial = serial().await;
+    let Some(disk) = SmallDisk::ext4("read-only") else {
+        return;
+    };
+    let mock = Mock::start("openai", &[]);
+    let url = format!("sqlite://{}", disk.path("holdfast.db").display());
+    let gw = Gateway::start_with_env(&config(&mock), &[("HOLDFAST_STORE_URL", &url)]);
+    outage(&gw, || disk.freeze(true), || disk.freeze(false)).await;
+    let said = gw.process.output();
+    assert!(
+        said.contains("disk I/O error"),
+        "the outage was SQLite's read-only file: {said}"
+    );
+}
+
+/// A filesystem of this test's own, mounted on a scratch directory and unmounted when
+/// the test ends, failed or not: a tmpfs of [`SmallDisk::SIZE`], whose filling is a
+/// real full disk seen by nothing else, or an ext4 image, whose files can be made
+/// immutable (tmpfs does not refuse writes to an immutable file already open). Mounting
+/// needs root, as CI runs.
 struct SmallDisk {
     dir: PathBuf,
+    /// The ext4 image behind it, if it is one.
+    image: Option<PathBuf>,
 }
 
 impl SmallDisk {
@@ -577,30 +601,76 @@ impl SmallDisk {
     /// in a moment.
     const SIZE: &str = "32m";
 
-    /// Mounts it; `None` after a skip when this process may not mount.
+    /// Mounts a tmpfs; `None` after a skip when this process may not mount.
     fn mount(label: &str) -> Option<SmallDisk> {
+        let size = format!("size={}", SmallDisk::SIZE);
+        SmallDisk::mounted(label, None, &["-t", "tmpfs", "-o", &size, "tmpfs"])
+    }
+
+    /// Mounts a fresh ext4 image; `None` after a skip when this process may not.
+    fn ext4(label: &str) -> Option<SmallDisk> {
+        let tools = "install e2fsprogs (mkfs.ext4, chattr)";
+        if !needs::command("mkfs.ext4", &["-V"], tools)
+            || !needs::command("sh", &["-c", "command -v chattr"], tools)
+        {
+            return None;
+        }
+        let image = std::env::temp_dir().join(format!(
+            "holdfast-disk-{label}-{}-{}.img",
+            std::process::id(),
+            support_free_port()
+        ));
+        let made = Command::new("truncate")
+            .args(["-s", SmallDisk::SIZE])
+            .arg(&image)
+            .status()
+            .is_ok_and(|s| s.success())
+            && Command::new("mkfs.ext4")
+                .arg("-q")
+                .arg(&image)
+                .status()
+                .is_ok_and(|s| s.success());
+        assert!(made, "making the ext4 image {}", image.display());
+        let path = image.display().to_string();
+        SmallDisk::mounted(label, Some(image), &["-o", "loop", &path])
+    }
+
+    fn mounted(label: &str, image: Option<PathBuf>, args: &[&str]) -> Option<SmallDisk> {
         let dir = std::env::temp_dir().join(format!(
             "holdfast-disk-{label}-{}-{}",
             std::process::id(),
             support_free_port()
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        let size = format!("size={}", SmallDisk::SIZE);
+        let disk = SmallDisk { dir, image };
         let mounted = is_root()
             && Command::new("mount")
-                .args(["-t", "tmpfs", "-o", &size, "tmpfs"])
-                .arg(&dir)
+                .args(args)
+                .arg(&disk.dir)
                 .status()
                 .is_ok_and(|s| s.success());
         if !mounted {
-            let _ = std::fs::remove_dir(&dir);
+            drop(disk);
             needs::skip(
-                "mounting a small tmpfs (a disk to fill) needs root",
+                "mounting a small filesystem (a disk to fill, a file to freeze) needs root",
                 "run the tests as root, as CI does",
             );
             return None;
         }
-        Some(SmallDisk { dir })
+        Some(disk)
+    }
+
+    /// Makes the database and its WAL immutable (`true`) or writable again.
+    fn freeze(&self, frozen: bool) {
+        let flag = if frozen { "+i" } else { "-i" };
+        for name in ["holdfast.db", "holdfast.db-wal"] {
+            let status = Command::new("chattr")
+                .arg(flag)
+                .arg(self.path(name))
+                .status()
+                .unwrap();
+            assert!(status.success(), "chattr {flag} {name}");
+        }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -630,6 +700,16 @@ impl SmallDisk {
 impl Drop for SmallDisk {
     fn drop(&mut self) {
         // Lazily: a holdfast killed a moment ago may still hold its files open.
+        if self.image.is_some() {
+            // Whatever a failed test left frozen would outlive the image's mount.
+            for name in ["holdfast.db", "holdfast.db-wal"] {
+                let _ = Command::new("chattr")
+                    .arg("-i")
+                    .arg(self.path(name))
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
         let _ = Command::new("umount")
             .arg("-l")
             .arg(&self.dir)
@@ -637,6 +717,9 @@ impl Drop for SmallDisk {
             .stderr(Stdio::null())
             .status();
         let _ = std::fs::remove_dir(&self.dir);
+        if let Some(image) = &self.image {
+            let _ = std::fs::remove_file(image);
+        }
     }
 }
 
