@@ -222,6 +222,7 @@ async fn submit_all(engines: &[Engine], plan: Plan) -> anyhow::Result<()> {
                             version: None,
                             input: json!({"n": i}),
                             idempotency_key: None,
+                            traceparent: None,
                         })
                         .await?;
                 }

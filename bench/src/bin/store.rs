@@ -150,6 +150,7 @@ async fn workflows_per_second(
                         idempotency_key: None,
                         pending_steps: steps.clone(),
                         run_at_ms: T0,
+                        traceparent: None,
                     };
                     store.submit_task(task, T0).await?;
                     // Every driver claims once per task it submitted, so there is always
@@ -223,6 +224,7 @@ async fn steps_per_second(
             idempotency_key: None,
             pending_steps: vec![],
             run_at_ms: T0,
+            traceparent: None,
         };
         store.submit_task(task, T0).await?;
     }

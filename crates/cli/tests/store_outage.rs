@@ -1,5 +1,6 @@
 //! The store fails under load: PostgreSQL stopped and started again, SQLite locked by
-//! another writer, while `holdfast serve` takes model calls and runs workflows.
+//! another writer, SQLite on a full disk, SQLite's file made read-only, while
+//! `holdfast serve` takes model calls and runs workflows.
 //!
 //! What must hold: model calls keep their latency (they do not need the store);
 //! `/ready` turns unready within a second and ready again within a second of the store
@@ -12,7 +13,13 @@
 //!
 //! PostgreSQL runs as a private instance of this test (initdb and pg_ctl from the
 //! PostgreSQL 15 install, on a port of its own), so stopping it disturbs no other test;
-//! it is stopped and its directory removed when the test ends, failed or not.
+//! it is stopped and its directory removed when the test ends, failed or not. The full
+//! disk is real too: a small tmpfs of the test's own, filled up and emptied again
+//! ([`SmallDisk`]), so SQLite's writes fail with `SQLITE_FULL` as they would in
+//! production; and so is the read-only file (immutable, on an ext4 image of its own).
+//!
+//! The tests run one at a time: each times `/ready` and model calls against bounds of a
+//! second, which several outages at once on a small machine would blur.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
@@ -25,7 +32,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{ConfigBuilder, Gateway, Mock, TempDir, needs};
+use support::{ConfigBuilder, Gateway, Mock, TempDir, needs, serial};
 
 /// Where Debian's PostgreSQL 15 keeps its programs.
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
@@ -481,6 +488,7 @@ async fn outage(gw: &Gateway, fail: impl FnOnce(), heal: impl FnOnce()) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_stopped_and_started_under_load() {
+    let _serial = serial().await;
     let Some(pg) = PrivatePostgres::start() else {
         return;
     };
@@ -490,10 +498,11 @@ async fn postgres_stopped_and_started_under_load() {
 }
 
 /// SQLite that cannot be written: another process holds its write lock (an open
-/// `BEGIN EXCLUSIVE`), which is what a writer sees of a read-only file or a full disk:
-/// every write fails or waits, while reads still answer.
+/// `BEGIN EXCLUSIVE`), so every write waits for the lock and times out, while reads
+/// still answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_locked_by_another_writer_under_load() {
+    let _serial = serial().await;
     if !needs::command("python3", &["--version"], "install python3") {
         return;
     }
@@ -538,6 +547,182 @@ fn hold_write_lock(db: &Path) -> std::process::Child {
     child
 }
 
+/// SQLite on a disk that fills up under load and is emptied again: every write fails
+/// with `SQLITE_FULL` while reads still answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_on_a_full_disk_under_load() {
+    let _serial = serial().await;
+    let Some(disk) = SmallDisk::mount("full") else {
+        return;
+    };
+    let mock = Mock::start("openai", &[]);
+    let url = format!("sqlite://{}", disk.path("holdfast.db").display());
+    let gw = Gateway::start_with_env(&config(&mock), &[("HOLDFAST_STORE_URL", &url)]);
+    outage(&gw, || disk.fill(), || disk.free()).await;
+    let said = gw.process.output();
+    assert!(
+        said.contains("database or disk is full"),
+        "the outage was SQLite's full disk: {said}"
+    );
+}
+
+/// SQLite on a file made read-only under load (the immutable attribute, which holds
+/// even for root): every write fails with `SQLITE_IOERR` while reads still answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_on_a_read_only_file_under_load() {
+    let _serial = serial().await;
+    let Some(disk) = SmallDisk::ext4("read-only") else {
+        return;
+    };
+    let mock = Mock::start("openai", &[]);
+    let url = format!("sqlite://{}", disk.path("holdfast.db").display());
+    let gw = Gateway::start_with_env(&config(&mock), &[("HOLDFAST_STORE_URL", &url)]);
+    outage(&gw, || disk.freeze(true), || disk.freeze(false)).await;
+    let said = gw.process.output();
+    assert!(
+        said.contains("disk I/O error"),
+        "the outage was SQLite's read-only file: {said}"
+    );
+}
+
+/// A filesystem of this test's own, mounted on a scratch directory and unmounted when
+/// the test ends, failed or not: a tmpfs of [`SmallDisk::SIZE`], whose filling is a
+/// real full disk seen by nothing else, or an ext4 image, whose files can be made
+/// immutable (tmpfs does not refuse writes to an immutable file already open). Mounting
+/// needs root, as CI runs.
+struct SmallDisk {
+    dir: PathBuf,
+    /// The ext4 image behind it, if it is one.
+    image: Option<PathBuf>,
+}
+
+impl SmallDisk {
+    /// Large enough for the database and its WAL under this load, small enough to fill
+    /// in a moment.
+    const SIZE: &str = "32m";
+
+    /// Mounts a tmpfs; `None` after a skip when this process may not mount.
+    fn mount(label: &str) -> Option<SmallDisk> {
+        let size = format!("size={}", SmallDisk::SIZE);
+        SmallDisk::mounted(label, None, &["-t", "tmpfs", "-o", &size, "tmpfs"])
+    }
+
+    /// Mounts a fresh ext4 image; `None` after a skip when this process may not.
+    fn ext4(label: &str) -> Option<SmallDisk> {
+        let tools = "install e2fsprogs (mkfs.ext4, chattr)";
+        if !needs::command("mkfs.ext4", &["-V"], tools)
+            || !needs::command("sh", &["-c", "command -v chattr"], tools)
+        {
+            return None;
+        }
+        let image = std::env::temp_dir().join(format!(
+            "holdfast-disk-{label}-{}-{}.img",
+            std::process::id(),
+            support_free_port()
+        ));
+        let made = Command::new("truncate")
+            .args(["-s", SmallDisk::SIZE])
+            .arg(&image)
+            .status()
+            .is_ok_and(|s| s.success())
+            && Command::new("mkfs.ext4")
+                .arg("-q")
+                .arg(&image)
+                .status()
+                .is_ok_and(|s| s.success());
+        assert!(made, "making the ext4 image {}", image.display());
+        let path = image.display().to_string();
+        SmallDisk::mounted(label, Some(image), &["-o", "loop", &path])
+    }
+
+    fn mounted(label: &str, image: Option<PathBuf>, args: &[&str]) -> Option<SmallDisk> {
+        let dir = std::env::temp_dir().join(format!(
+            "holdfast-disk-{label}-{}-{}",
+            std::process::id(),
+            support_free_port()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let disk = SmallDisk { dir, image };
+        let mounted = is_root()
+            && Command::new("mount")
+                .args(args)
+                .arg(&disk.dir)
+                .status()
+                .is_ok_and(|s| s.success());
+        if !mounted {
+            drop(disk);
+            needs::skip(
+                "mounting a small filesystem (a disk to fill, a file to freeze) needs root",
+                "run the tests as root, as CI does",
+            );
+            return None;
+        }
+        Some(disk)
+    }
+
+    /// Makes the database and its WAL immutable (`true`) or writable again.
+    fn freeze(&self, frozen: bool) {
+        let flag = if frozen { "+i" } else { "-i" };
+        for name in ["holdfast.db", "holdfast.db-wal"] {
+            let status = Command::new("chattr")
+                .arg(flag)
+                .arg(self.path(name))
+                .status()
+                .unwrap();
+            assert!(status.success(), "chattr {flag} {name}");
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Takes every free byte: writes zeros until the disk refuses another page.
+    fn fill(&self) {
+        let mut filler = std::fs::File::create(self.path("filler")).unwrap();
+        let zeros = vec![0_u8; 1 << 20];
+        for chunk in [1 << 20, 4096] {
+            while let Ok(n) = std::io::Write::write(&mut filler, &zeros[..chunk]) {
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+        let taken = filler.metadata().unwrap().len();
+        assert!(taken > 0, "the disk was full before it was filled");
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.path("filler")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        // Lazily: a holdfast killed a moment ago may still hold its files open.
+        if self.image.is_some() {
+            // Whatever a failed test left frozen would outlive the image's mount.
+            for name in ["holdfast.db", "holdfast.db-wal"] {
+                let _ = Command::new("chattr")
+                    .arg("-i")
+                    .arg(self.path(name))
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir(&self.dir);
+        if let Some(image) = &self.image {
+            let _ = std::fs::remove_file(image);
+        }
+    }
+}
+
 /// `POST /v1/tasks` as the key `key`: the status and the answer.
 async fn submit_as(gw: &Gateway, key: &str, idempotency_key: Option<&str>, n: u64) -> (u16, Value) {
     let mut body = json!({"workflow": "outage", "input": {"n": n}});
@@ -577,9 +762,128 @@ const BETA: &str = "beta-key-0123456789";
 /// tenant, and runs it; the same key then answers the stored task.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_outbox_survives_an_outage_and_a_kill() {
+    let _serial = serial().await;
     let Some(pg) = PrivatePostgres::start() else {
         return;
     };
+    outbox_survives(pg.url(), || pg.stop(), || pg.ctl_start()).await;
+}
+
+/// The same with SQLite on a disk that fills up: the node killed while the disk is
+/// full, the disk emptied, the node started again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_outbox_survives_a_full_disk_and_a_kill() {
+    let _serial = serial().await;
+    let Some(disk) = SmallDisk::mount("outbox") else {
+        return;
+    };
+    let url = format!("sqlite://{}", disk.path("holdfast.db").display());
+    outbox_survives(url, || disk.fill(), || disk.free()).await;
+}
+
+/// `[store] outbox_max`: once the outbox holds its bound, a submission during the
+/// outage is answered 503 `outbox_full` with `Retry-After` instead of being queued, and
+/// `/metrics` counts it; what was queued is stored and run once the store is back, and
+/// the refused submission sent again is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_outbox_refuses_with_retry_after_and_keeps_what_it_holds() {
+    let _serial = serial().await;
+    let Some(disk) = SmallDisk::mount("capped") else {
+        return;
+    };
+    let mock = Mock::start("openai", &[]);
+    let keep = TempDir::new("capped-outbox");
+    let outbox = keep.path().join("outbox.jsonl");
+    let config = config(&mock)
+        .store("outbox = true")
+        .store(&format!("outbox_path = \"{}\"", outbox.display()))
+        .store("outbox_max = \"1KiB\"");
+    let url = format!("sqlite://{}", disk.path("holdfast.db").display());
+    let gw = Gateway::start_with_env(&config, &[("HOLDFAST_STORE_URL", &url)]);
+    let (status, body) = gw.post_json("/v1/workflows", &workflow()).await;
+    assert!(status == 201 || status == 200, "{status} {body}");
+    let (status, _, body, _) = submit(&gw, "warm", 0).await;
+    assert_eq!(status, 201, "{body}");
+
+    disk.fill();
+    until_ready_is(&gw, 503, Duration::from_secs(5)).await;
+    let mut queued = Vec::new();
+    let refused = loop {
+        let n = queued.len() as u64 + 1;
+        let key = format!("capped-{n}");
+        let (status, retry_after, body, took) = submit(&gw, &key, n).await;
+        assert!(took <= TIMEOUT + SLACK, "a submission took {took:?}");
+        if status == 202 {
+            queued.push((key, n));
+            assert!(queued.len() < 50, "1 KiB holds fewer submissions than that");
+            continue;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["error"]["code"], "outbox_full", "{body}");
+        assert_eq!(retry_after.as_deref(), Some("1"));
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("store.outbox_max"), "{message}");
+        break (key, n);
+    };
+    assert!(
+        queued.len() >= 3,
+        "queued before the bound: {}",
+        queued.len()
+    );
+    // Still full: refused again, and counted.
+    let (status, _, body, _) = submit(&gw, "capped-extra", 999).await;
+    assert_eq!(status, 503, "{body}");
+    let metrics = gw.client.get(gw.url("/metrics")).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    assert_eq!(metric(&metrics, "holdfast_outbox_refused_total"), Some(2.0));
+    assert_eq!(metric(&metrics, "holdfast_outbox_max_bytes"), Some(1024.0));
+    let held = metric(&metrics, "holdfast_outbox_bytes").unwrap();
+    assert!(held > 0.0 && held <= 1024.0, "{held}");
+    assert!(std::fs::metadata(&outbox).unwrap().len() <= 1024);
+
+    disk.free();
+    until_ready_is(&gw, 200, Duration::from_secs(5)).await;
+    let started = Instant::now();
+    let mut ids = Vec::new();
+    for (key, n) in &queued {
+        loop {
+            let (status, _, body, _) = submit(&gw, key, *n).await;
+            if status == 200 {
+                ids.push(body["task_id"].as_str().unwrap().to_owned());
+                break;
+            }
+            // Until the outbox drained, a submission still queues behind it (or finds
+            // it full).
+            assert!(
+                status == 202 || body["error"]["code"] == "outbox_full",
+                "{status} {body}"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{key} never stored"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let (status, _, body, _) = submit(&gw, &refused.0, refused.1).await;
+    assert_eq!(status, 201, "the refused submission sent again: {body}");
+    ids.push(body["task_id"].as_str().unwrap().to_owned());
+    all_succeed(&gw, &ids, Duration::from_secs(60)).await;
+    let metrics = gw.client.get(gw.url("/metrics")).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    assert_eq!(metric(&metrics, "holdfast_outbox_bytes"), Some(0.0));
+}
+
+/// The value of an unlabelled sample in a `/metrics` exposition.
+fn metric(exposition: &str, name: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// The outbox's checks, shared by both backends; `fail` takes the store away and
+/// `heal` gives it back.
+async fn outbox_survives(url: String, fail: impl FnOnce(), heal: impl FnOnce()) {
     let mock = Mock::start("openai", &[]);
     let keep = TempDir::new("outbox");
     let outbox = keep.path().join("outbox.jsonl");
@@ -589,7 +893,7 @@ async fn postgres_outbox_survives_an_outage_and_a_kill() {
         .client_key("acme", "ACME_KEY")
         .client_key_as("beta", "BETA_KEY", "agent", "beta");
     let envs = [
-        ("HOLDFAST_STORE_URL", pg.url()),
+        ("HOLDFAST_STORE_URL", url),
         ("ACME_KEY", ACME.to_owned()),
         ("BETA_KEY", BETA.to_owned()),
     ];
@@ -608,7 +912,7 @@ async fn postgres_outbox_survives_an_outage_and_a_kill() {
     let (status, body) = submit_as(&first, ACME, Some("warm"), 0).await;
     assert_eq!(status, 201, "{body}");
 
-    pg.stop();
+    fail();
     until_ready_is(&first, 503, Duration::from_secs(5)).await;
     let mut keys = Vec::new();
     for n in 0..5 {
@@ -635,7 +939,7 @@ async fn postgres_outbox_survives_an_outage_and_a_kill() {
     assert!(outbox.exists());
     drop(first); // SIGKILL while the submissions wait
 
-    pg.ctl_start();
+    heal();
     let second = Gateway::start_with_env(&config, &envs);
     let started = Instant::now();
     let mut ids = Vec::new();

@@ -1,11 +1,13 @@
-//! OpenTelemetry traces end to end: `holdfast serve` exporting over OTLP/HTTP to a
-//! receiver in this test, which decodes each `ExportTraceServiceRequest` with the
-//! OpenTelemetry protobuf types.
+//! OpenTelemetry traces end to end: `holdfast serve` exporting over OTLP/HTTP, and over
+//! OTLP/gRPC, to receivers in this test, which decode each `ExportTraceServiceRequest`
+//! with the OpenTelemetry protobuf types (the gRPC one is a tonic server).
 //!
 //! One request that retried once and fell back must arrive as one trace under the
 //! client's `traceparent`: the server span and three attempt spans with their outcome
 //! classes, each attempt's span id being the one its provider heard. One workflow task
-//! must arrive as a task span with its steps, the tool having heard its step's span.
+//! must arrive as a task span with its steps, the tool having heard its step's span, and
+//! its `llm` step's model call with a request span and an attempt span under the step,
+//! as a client's call has.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -18,7 +20,12 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
@@ -45,19 +52,7 @@ impl Receiver {
             .route(
                 "/v1/traces",
                 post(move |body: Bytes| async move {
-                    let request = ExportTraceServiceRequest::decode(body).unwrap();
-                    for resource in request.resource_spans {
-                        let service = resource
-                            .resource
-                            .as_ref()
-                            .and_then(|r| text(&r.attributes, "service.name"))
-                            .unwrap_or_default();
-                        for scope in resource.scope_spans {
-                            for span in scope.spans {
-                                kept.lock().unwrap().push((service.clone(), span));
-                            }
-                        }
-                    }
+                    keep(&kept, ExportTraceServiceRequest::decode(body).unwrap());
                     (
                         [("content-type", "application/x-protobuf")],
                         Vec::<u8>::new(),
@@ -101,6 +96,64 @@ impl Receiver {
             .filter(|(service, span)| service == "holdfast-test" && hex(&span.trace_id) == trace)
             .map(|(_, span)| span.clone())
             .collect()
+    }
+}
+
+type Spans = Arc<Mutex<Vec<(String, Span)>>>;
+
+/// Keeps every span of `request` with its service's name.
+fn keep(spans: &Spans, request: ExportTraceServiceRequest) {
+    for resource in request.resource_spans {
+        let service = resource
+            .resource
+            .as_ref()
+            .and_then(|r| text(&r.attributes, "service.name"))
+            .unwrap_or_default();
+        for scope in resource.scope_spans {
+            for span in scope.spans {
+                spans.lock().unwrap().push((service.clone(), span));
+            }
+        }
+    }
+}
+
+/// An OTLP/gRPC collector: tonic's server with the OpenTelemetry trace service.
+struct GrpcCollector {
+    spans: Spans,
+}
+
+#[tonic::async_trait]
+impl TraceService for GrpcCollector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        keep(&self.spans, request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
+impl Receiver {
+    /// A receiver whose collector speaks OTLP over gRPC (its `base` is the endpoint).
+    async fn start_grpc() -> Receiver {
+        let spans: Spans = Arc::default();
+        let collector = GrpcCollector {
+            spans: Arc::clone(&spans),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(TraceServiceServer::new(collector))
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+        );
+        Receiver {
+            base: format!("http://{addr}"),
+            spans,
+            tool_heard: Arc::default(),
+        }
     }
 }
 
@@ -300,7 +353,7 @@ async fn a_retried_and_failed_over_request_is_one_trace_under_the_clients_span_a
     let heard = receiver.tool_heard.lock().unwrap().clone();
     assert_eq!(heard.len(), 1, "the tool was called once: {heard:?}");
     let trace = heard[0].split('-').nth(1).unwrap().to_owned();
-    let spans = receiver.trace(&trace, 3).await;
+    let spans = receiver.trace(&trace, 5).await;
     let task_span = spans
         .iter()
         .find(|s| s.name == "task traced")
@@ -333,6 +386,159 @@ async fn a_retried_and_failed_over_request_is_one_trace_under_the_clients_span_a
     for (_, step) in &steps {
         assert!(step.start_time_unix_nano >= task_span.start_time_unix_nano);
     }
+    // The `llm` step's model call, made in process: a request span under the step's
+    // span, and an attempt span under it with the attributes a client's attempt has;
+    // the provider heard the attempt's span.
+    let ask = steps[0].1;
+    let call = spans
+        .iter()
+        .find(|s| s.parent_span_id == ask.span_id)
+        .unwrap_or_else(|| panic!("the ask step's model call: {spans:#?}"));
+    assert_eq!(call.name, "chat warm");
+    assert_eq!(call.kind, SpanKind::Internal as i32, "made in process");
+    let attempt = spans
+        .iter()
+        .find(|s| s.parent_span_id == call.span_id)
+        .unwrap_or_else(|| panic!("the call's attempt: {spans:#?}"));
+    assert_eq!(attempt.kind, SpanKind::Client as i32);
+    let at = attributes(attempt);
+    assert_eq!(at["holdfast.target"], "fallback", "{at:?}");
+    assert_eq!(at["holdfast.outcome"], "ok", "{at:?}");
+    assert_eq!(at["gen_ai.system"], "openai", "{at:?}");
+    assert!(at["gen_ai.usage.output_tokens"].parse::<u64>().unwrap() > 0);
+    let fallback_heard = heard_by(fallback.requests().await);
+    assert!(
+        fallback_heard.contains(&format!("00-{trace}-{}-01", hex(&attempt.span_id))),
+        "{fallback_heard:?}"
+    );
+}
+
+/// The `traceparent` headers a mock provider's requests carried.
+fn heard_by(requests: Vec<Value>) -> Vec<String> {
+    requests
+        .iter()
+        .filter_map(|r| r["traceparent"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// `protocol = "grpc"` against a live collector: one request's server span and its
+/// attempt arrive decoded, under the client's span.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_exported_over_grpc_reach_a_live_collector() {
+    let _serial = serial().await;
+    let receiver = Receiver::start_grpc().await;
+    let provider = Mock::start("openai", &[]);
+    let config = ConfigBuilder::new()
+        .target("only", &provider, "")
+        .route("smart", &["only"], "")
+        .raw(&format!(
+            "[telemetry]\notlp_endpoint = \"{}\"\nprotocol = \"grpc\"\nservice_name = \"holdfast-test\"\n",
+            receiver.base
+        ));
+    let gateway = Gateway::start(&config);
+    let response = gateway
+        .chat(&chat_body("smart", "hello", false))
+        .header("traceparent", format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let spans = receiver.trace(CLIENT_TRACE, 2).await;
+    let server = spans
+        .iter()
+        .find(|s| s.kind == SpanKind::Server as i32)
+        .unwrap_or_else(|| panic!("the server span over gRPC: {spans:#?}"));
+    assert_eq!(hex(&server.parent_span_id), CLIENT_SPAN);
+    assert_eq!(server.name, "chat smart");
+    let attempt = spans
+        .iter()
+        .find(|s| s.kind == SpanKind::Client as i32)
+        .unwrap_or_else(|| panic!("the attempt span over gRPC: {spans:#?}"));
+    assert_eq!(attempt.parent_span_id, server.span_id);
+    let at = attributes(attempt);
+    assert_eq!(at["holdfast.target"], "only", "{at:?}");
+    assert_eq!(at["gen_ai.request.model"], "smart", "{at:?}");
+    assert_eq!(
+        heard_by(provider.requests().await),
+        vec![format!("00-{CLIENT_TRACE}-{}-01", hex(&attempt.span_id))]
+    );
+}
+
+/// A task submitted with a `traceparent` joins the submitter's trace: its span is a
+/// child of the submitter's span and its steps are under it, also when the node that
+/// accepted it is killed with SIGKILL mid-task and a restarted node finishes it (the
+/// traceparent is stored with the task, not kept in memory).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_submitted_with_a_traceparent_joins_the_submitters_trace_across_a_restart() {
+    let _serial = serial().await;
+    const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+    const SPAN: &str = "b7ad6b7169203331";
+    let receiver = Receiver::start().await;
+    let provider = Mock::start("openai", &[]);
+    let data = support::TempDir::new("traced-task");
+    let url = format!("sqlite://{}", data.path().join("holdfast.db").display());
+    let config = ConfigBuilder::new()
+        .target("only", &provider, "")
+        .route("smart", &["only"], "")
+        .raw(&format!(
+            "[telemetry]\notlp_endpoint = \"{}\"\nprotocol = \"http\"\nservice_name = \"holdfast-test\"\n\n\
+             [engine]\nnode_id = \"traced-node\"\npoll_interval = \"50ms\"\n\n\
+             [engine.egress]\nallow = [\"{}/*\"]\n",
+            receiver.base, receiver.base
+        ));
+    let envs = [("HOLDFAST_STORE_URL", url.as_str())];
+    let first = Gateway::start_with_env(&config, &envs);
+    let workflow = json!({"name": "resumed", "steps": [
+        {"name": "nap", "kind": "sleep", "duration": "1500ms"},
+        {"name": "fetch", "kind": "http", "method": "GET", "url": format!("{}/tool", receiver.base)}
+    ]});
+    let (status, body) = first.post_json("/v1/workflows", &workflow).await;
+    assert!((200..300).contains(&status), "{status} {body}");
+    let response = first
+        .client
+        .post(first.url("/v1/tasks"))
+        .header("traceparent", format!("00-{TRACE}-{SPAN}-01"))
+        .json(&json!({"workflow": "resumed", "input": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let task: Value = response.json().await.unwrap();
+    let id = task["task_id"].as_str().unwrap().to_owned();
+    pause(Duration::from_millis(300)).await;
+    drop(first); // SIGKILL while the task sleeps
+
+    let second = Gateway::start_with_env(&config, &envs);
+    for _ in 0..200 {
+        let task = second.get_json(&format!("/v1/tasks/{id}")).await;
+        if task["status"] == "succeeded" || task["status"] == "failed" {
+            assert_eq!(task["status"], "succeeded", "{task}");
+            break;
+        }
+        pause(Duration::from_millis(50)).await;
+    }
+    let spans = receiver.trace(TRACE, 3).await;
+    let task_span = spans
+        .iter()
+        .find(|s| s.name == "task resumed")
+        .unwrap_or_else(|| panic!("the task's span in the submitter's trace: {spans:#?}"));
+    assert_eq!(
+        hex(&task_span.parent_span_id),
+        SPAN,
+        "under the submitter's span"
+    );
+    assert_eq!(attributes(task_span)["holdfast.task_id"], id);
+    let fetch = spans
+        .iter()
+        .find(|s| s.name == "step fetch")
+        .expect("the fetch step's span");
+    assert_eq!(fetch.parent_span_id, task_span.span_id);
+    let heard = receiver.tool_heard.lock().unwrap().clone();
+    assert_eq!(
+        heard,
+        vec![format!("00-{TRACE}-{}-01", hex(&fetch.span_id))],
+        "the tool heard its step's span, in the submitter's trace"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

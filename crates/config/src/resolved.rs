@@ -129,6 +129,8 @@ pub struct Store {
     pub probe_interval: Duration,
     /// Where submissions wait while the store is down; `None` refuses them with 503.
     pub outbox: Option<PathBuf>,
+    /// The most bytes the outbox file may hold.
+    pub outbox_max: u64,
 }
 
 /// A key clients may present.

@@ -105,6 +105,16 @@ fn budget_ratio_out_of_range() {
 }
 
 #[test]
+fn outbox_max_out_of_range() {
+    one(
+        &with("[store]\noutbox = true\noutbox_max = \"100B\"\n"),
+        19,
+        "store.outbox_max",
+        "\"1KiB\" to \"1TiB\"",
+    );
+}
+
+#[test]
 fn unknown_target_in_route() {
     let text = BASE.replace(r#"["gpt-4o", "claude"]"#, r#"["gpt-4o", "gpt-5"]"#);
     let e = one(&text, 16, "routes.smart.targets[1]", "unknown target");

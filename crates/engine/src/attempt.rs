@@ -139,6 +139,8 @@ pub struct LlmRequest {
     pub timeout: Duration,
     /// The step's own few-shot examples, replacing the route's.
     pub few_shot: Option<crate::definition::FewShot>,
+    /// The attempt's W3C `traceparent`: the call's spans are children of the step's.
+    pub traceparent: String,
 }
 
 /// A model's answer.
@@ -253,6 +255,7 @@ impl Runners {
             agent: id.agent.to_string(),
             timeout: id.timeout,
             few_shot: action.few_shot.clone(),
+            traceparent: id.traceparent.to_string(),
         };
         let answer = llm.complete(request).await?;
         let output = match &action.output_schema {

@@ -25,6 +25,7 @@ use crate::egress::Rules;
 use crate::error::{EngineError, Problem};
 use crate::event::{EventSink, TaskEvent, TaskEventKind};
 use crate::lease::LeaseKeeper;
+use crate::trace::TaskTrace;
 
 /// The longest an idle node waits between polls for due work (timers, retries, expired
 /// leases of dead nodes); never shorter than `Settings::poll_interval`.
@@ -81,6 +82,9 @@ pub struct Submission {
     /// A second submission of the same tenant with the same key returns the first
     /// task; with another workflow or input it is refused as a conflict.
     pub idempotency_key: Option<String>,
+    /// The submitter's W3C `traceparent`: the task's spans join its trace. One that
+    /// does not parse is ignored.
+    pub traceparent: Option<String>,
 }
 
 /// The workflow engine. Cheap to clone.
@@ -222,6 +226,10 @@ impl Engine {
             idempotency_key: submission.idempotency_key,
             pending_steps: workflow.steps.iter().map(|s| s.name.clone()).collect(),
             run_at_ms: now,
+            // One that does not parse is dropped: the task starts a trace of its own.
+            traceparent: submission
+                .traceparent
+                .filter(|t| crate::trace::parse(t).is_some()),
         };
         let asked = (task.input.clone(), submission.version);
         let submitted = self.inner.store.submit_task(task, now).await?;
@@ -232,6 +240,7 @@ impl Engine {
             (self.inner.events)(&TaskEvent {
                 task_id: task.task_id.clone(),
                 workflow: Arc::from(task.workflow.as_str()),
+                trace: TaskTrace::of(&task.task_id, task.traceparent.as_deref()),
                 kind: TaskEventKind::Submitted,
             });
             self.inner.wake.notify_one();
@@ -389,6 +398,7 @@ impl Inner {
         (self.events)(&TaskEvent {
             task_id: esc.task_id.clone(),
             workflow: Arc::from(task.workflow.as_str()),
+            trace: TaskTrace::of(&task.task_id, task.traceparent.as_deref()),
             kind: TaskEventKind::EscalationResolved {
                 step: esc.step.clone(),
                 resolution,

@@ -63,6 +63,18 @@ pub enum EngineError {
         /// What contradicts what.
         reason: String,
     },
+    /// The store is unavailable and the outbox holds as much as it may
+    /// (`store.outbox_max`): the submission was neither stored nor queued.
+    #[error(
+        "the store is unavailable and the outbox is full ({used_bytes} of {max_bytes} bytes, \
+         store.outbox_max): the submission was not queued; retry once the store is back"
+    )]
+    OutboxFull {
+        /// What the outbox holds.
+        used_bytes: u64,
+        /// Its bound.
+        max_bytes: u64,
+    },
     /// The store refused or failed.
     #[error(transparent)]
     Store(#[from] StoreError),

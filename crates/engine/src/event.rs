@@ -15,6 +15,8 @@ pub struct TaskEvent {
     pub task_id: String,
     /// Its workflow's name.
     pub workflow: Arc<str>,
+    /// Its place in a trace (its submitter's, or its own).
+    pub trace: crate::trace::TaskTrace,
     /// What happened.
     pub kind: TaskEventKind,
 }

@@ -44,6 +44,6 @@ pub use engine::{Engine, Settings, Submission};
 pub use error::{EngineError, Problem};
 pub use event::{EventSink, TaskEvent, TaskEventKind};
 pub use guard::{GuardSettings, StoreGuard, StoreHealth};
-pub use outbox::Accepted;
+pub use outbox::{Accepted, OutboxEvent, OutboxEventSink};
 pub use scope::Scope;
 pub use step::{escalation_id, idempotency_key, job_id};

@@ -9,12 +9,15 @@
 //! submissions queue behind them, so that the store receives them in the order they
 //! were accepted. Only a submission that can be checked without the store is queued:
 //! its workflow version must be known to this node (a task of an unknown workflow or
-//! with a bad input is refused now, not lost later).
+//! with a bad input is refused now, not lost later). The file is bounded
+//! (`[store] outbox_max`): a submission that would take it past its bound is refused
+//! with [`EngineError::OutboxFull`] rather than queued, so that a long outage ends in
+//! clear refusals instead of a full disk.
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use holdfast_store::Submitted;
@@ -40,6 +43,23 @@ pub enum Accepted {
     },
 }
 
+/// What the outbox reports to whoever watches it (the server's metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxEvent {
+    /// The file now holds `bytes` of waiting submissions, of at most `max_bytes`.
+    Size {
+        /// What the file holds.
+        bytes: u64,
+        /// Its bound (`store.outbox_max`).
+        max_bytes: u64,
+    },
+    /// A submission was refused because it would have taken the file past its bound.
+    Refused,
+}
+
+/// Where the outbox's [`OutboxEvent`]s go.
+pub type OutboxEventSink = Arc<dyn Fn(&OutboxEvent) + Send + Sync>;
+
 /// One queued submission, a line of the file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Entry {
@@ -49,6 +69,9 @@ struct Entry {
     input: Value,
     idempotency_key: String,
     queued_at_ms: u64,
+    /// The submitter's `traceparent` (absent from lines written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    traceparent: Option<String>,
 }
 
 /// The outbox file and what is known of it.
@@ -58,28 +81,45 @@ pub(crate) struct Outbox {
     file: tokio::sync::Mutex<()>,
     /// Whether the file may hold entries (it does after a push, until a replay empties it).
     pending: AtomicBool,
+    /// The file's length in bytes, as this node wrote it.
+    bytes: AtomicU64,
+    /// The most it may hold (`store.outbox_max`).
+    max_bytes: u64,
+    events: Option<OutboxEventSink>,
     /// The store's health: while it is down, submissions are queued at once.
     health: Option<Arc<StoreHealth>>,
 }
 
 impl Engine {
-    /// This engine with an outbox at `path` (created if missing; entries left by an
-    /// earlier run are replayed by [`Engine::drain_outbox`]). `health` lets
-    /// submissions skip the store while it is known to be down.
+    /// This engine with an outbox at `path` holding at most `max_bytes` (created if
+    /// missing; entries left by an earlier run are replayed by
+    /// [`Engine::drain_outbox`]). `health` lets submissions skip the store while it is
+    /// known to be down; `events` hears the file's size and every refusal.
     pub fn with_outbox(
         self,
         path: PathBuf,
+        max_bytes: u64,
         health: Option<Arc<StoreHealth>>,
+        events: Option<OutboxEventSink>,
     ) -> Result<Engine, EngineError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| outbox_error(&path, &e))?;
         }
+        let bytes = match std::fs::metadata(&path) {
+            Ok(meta) => meta.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(outbox_error(&path, &e)),
+        };
         let outbox = Outbox {
             pending: AtomicBool::new(path.exists()),
             path,
             file: tokio::sync::Mutex::new(()),
             health,
+            bytes: AtomicU64::new(bytes),
+            max_bytes,
+            events,
         };
+        outbox.report_size();
         if self.inner.outbox.set(outbox).is_err() {
             tracing::warn!("an outbox is already attached to this engine; keeping the first");
         }
@@ -144,6 +184,9 @@ impl Engine {
             input: submission.input,
             idempotency_key: idempotency_key.clone(),
             queued_at_ms: now,
+            traceparent: submission
+                .traceparent
+                .filter(|t| crate::trace::parse(t).is_some()),
         };
         let mut line = serde_json::to_vec(&entry).map_err(|e| {
             EngineError::Store(holdfast_store::StoreError::Io {
@@ -153,11 +196,27 @@ impl Engine {
         })?;
         line.push(b'\n');
         let _file = outbox.file.lock().await;
+        let used = outbox.bytes.load(Ordering::Acquire);
+        let added = line.len() as u64;
+        if used.saturating_add(added) > outbox.max_bytes {
+            outbox.report(&OutboxEvent::Refused);
+            tracing::warn!(
+                used_bytes = used,
+                max_bytes = outbox.max_bytes,
+                "the store is unavailable and the outbox is full: the submission is refused"
+            );
+            return Err(EngineError::OutboxFull {
+                used_bytes: used,
+                max_bytes: outbox.max_bytes,
+            });
+        }
         let path = outbox.path.clone();
         tokio::task::spawn_blocking(move || append(&path, &line))
             .await
             .map_err(|e| outbox_error(&outbox.path, &std::io::Error::other(e)))?
             .map_err(|e| outbox_error(&outbox.path, &e))?;
+        outbox.bytes.fetch_add(added, Ordering::AcqRel);
+        outbox.report_size();
         outbox.pending.store(true, Ordering::Release);
         tracing::info!(
             workflow = %entry.workflow,
@@ -210,6 +269,7 @@ impl Engine {
                 version: Some(entry.version),
                 input: entry.input.clone(),
                 idempotency_key: Some(entry.idempotency_key.clone()),
+                traceparent: entry.traceparent.clone(),
             };
             match self.submit(submission).await {
                 Ok(_) => {}
@@ -232,12 +292,29 @@ impl Engine {
         let rest = entries.get(done..).unwrap_or_default().to_vec();
         let left = rest.len();
         let path = outbox.path.clone();
-        tokio::task::spawn_blocking(move || rewrite(&path, &rest))
+        let bytes = tokio::task::spawn_blocking(move || rewrite(&path, &rest))
             .await
             .map_err(|e| outbox_error(&outbox.path, &std::io::Error::other(e)))?
             .map_err(|e| outbox_error(&outbox.path, &e))?;
+        outbox.bytes.store(bytes, Ordering::Release);
+        outbox.report_size();
         outbox.pending.store(left > 0, Ordering::Release);
         Ok(done)
+    }
+}
+
+impl Outbox {
+    fn report(&self, event: &OutboxEvent) {
+        if let Some(events) = &self.events {
+            events(event);
+        }
+    }
+
+    fn report_size(&self) {
+        self.report(&OutboxEvent::Size {
+            bytes: self.bytes.load(Ordering::Acquire),
+            max_bytes: self.max_bytes,
+        });
     }
 }
 
@@ -298,26 +375,30 @@ fn read(path: &Path) -> std::io::Result<Vec<Entry>> {
 }
 
 /// Replaces the file with `rest` (removes it when empty), durably: a temporary file,
-/// fsynced, renamed over it, and the directory fsynced.
-fn rewrite(path: &Path, rest: &[Entry]) -> std::io::Result<()> {
+/// fsynced, renamed over it, and the directory fsynced. Returns the file's new length.
+fn rewrite(path: &Path, rest: &[Entry]) -> std::io::Result<u64> {
     if rest.is_empty() {
         match std::fs::remove_file(path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        return sync_dir(path);
+        sync_dir(path)?;
+        return Ok(0);
     }
     let temp = path.with_extension("tmp");
     let mut file = std::fs::File::create(&temp)?;
+    let mut bytes = 0;
     for entry in rest {
         let mut line = serde_json::to_vec(entry).map_err(std::io::Error::other)?;
         line.push(b'\n');
         file.write_all(&line)?;
+        bytes += line.len() as u64;
     }
     file.sync_all()?;
     std::fs::rename(&temp, path)?;
-    sync_dir(path)
+    sync_dir(path)?;
+    Ok(bytes)
 }
 
 fn sync_dir(path: &Path) -> std::io::Result<()> {
@@ -339,6 +420,7 @@ mod tests {
             input: serde_json::json!({"n": 1}),
             idempotency_key: key.to_owned(),
             queued_at_ms: 7,
+            traceparent: None,
         }
     }
 

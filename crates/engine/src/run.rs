@@ -121,6 +121,7 @@ pub(crate) async fn run(engine: &Inner, claim: TaskClaim) -> Result<(), Stop> {
             input: task.input.clone(),
             workflow,
             fence: None,
+            trace: crate::trace::TaskTrace::of(&task.task_id, task.traceparent.as_deref()),
         },
         st: State {
             token: claim.token,

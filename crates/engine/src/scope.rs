@@ -106,6 +106,10 @@ impl Engine {
                     (self.inner.events)(&TaskEvent {
                         task_id: task.task_id.clone(),
                         workflow: Arc::from(task.workflow.as_str()),
+                        trace: crate::trace::TaskTrace::of(
+                            &task.task_id,
+                            task.traceparent.as_deref(),
+                        ),
                         kind: TaskEventKind::Cancelled,
                     });
                 }

@@ -66,6 +66,7 @@ fn task(id: &str, input: Value) -> NewTask {
         idempotency_key: None,
         pending_steps: vec![],
         run_at_ms: 1,
+        traceparent: None,
     }
 }
 

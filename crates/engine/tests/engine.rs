@@ -181,6 +181,7 @@ impl Harness {
                 version: None,
                 input,
                 idempotency_key: None,
+                traceparent: None,
             })
             .await
             .unwrap()
@@ -574,6 +575,7 @@ async fn bad_input_is_refused_with_its_path_and_nothing_is_stored() {
             version: None,
             input: json!({"topic": 3, "tags": ["x", 4]}),
             idempotency_key: None,
+            traceparent: None,
         })
         .await;
     let Err(EngineError::Invalid { problems }) = refused else {
@@ -593,6 +595,7 @@ async fn bad_input_is_refused_with_its_path_and_nothing_is_stored() {
             version: None,
             input: big,
             idempotency_key: None,
+            traceparent: None,
         })
         .await;
     let Err(EngineError::Invalid { problems }) = refused else {
@@ -607,6 +610,7 @@ async fn bad_input_is_refused_with_its_path_and_nothing_is_stored() {
             version: None,
             input: json!({}),
             idempotency_key: None,
+            traceparent: None,
         })
         .await;
     assert!(
@@ -640,6 +644,7 @@ async fn a_duplicate_submission_returns_the_same_task_and_versions_stick() {
         version: None,
         input: json!({}),
         idempotency_key: Some("order-7".into()),
+        traceparent: None,
     };
     let first = h.engine.submit(sub.clone()).await.unwrap();
     let again = h.engine.submit(sub).await.unwrap();
@@ -675,6 +680,7 @@ async fn an_idempotency_key_is_its_tenants_own_and_cannot_name_another_submissio
         version: None,
         input,
         idempotency_key: Some("order-1".into()),
+        traceparent: None,
     };
     let acme = h.engine.submit(sub("acme", json!({"n": 1}))).await.unwrap();
     let globex = h

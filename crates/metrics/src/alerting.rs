@@ -124,6 +124,7 @@ mod tests {
 
     fn event(task: &str, kind: TaskEventKind) -> TaskEvent {
         TaskEvent {
+            trace: holdfast_engine::trace::TaskTrace::of(task, None),
             task_id: task.to_owned(),
             workflow: Arc::from("wf"),
             kind,

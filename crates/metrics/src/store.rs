@@ -1,5 +1,7 @@
 //! The store's metrics: `holdfast_store_up`, the time since its last change, and the
-//! latency of its writes, fed by the store guard's `StoreEvent`s.
+//! latency of its writes, fed by the store guard's `StoreEvent`s; and the outbox that
+//! holds submissions while the store is down (its size, its bound, its refusals), fed
+//! by the engine's `OutboxEvent`s.
 //!
 //! The decision: like the task metrics they are shared by every configuration that
 //! follows on reload (`carry.rs`), because the guard's sink holds the first one; and
@@ -8,6 +10,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use holdfast_engine::OutboxEvent;
 use holdfast_engine::guard::{StoreEvent, StoreState};
 
 use super::cells::{Exposition, Histogram};
@@ -26,6 +29,11 @@ pub struct StoreMetrics {
     /// Unix milliseconds of the latest change of state.
     since_ms: AtomicU64,
     write_seconds: Histogram,
+    /// Whether an outbox reported at all (`[store] outbox` is on).
+    outbox_known: AtomicBool,
+    outbox_bytes: AtomicU64,
+    outbox_max_bytes: AtomicU64,
+    outbox_refused: AtomicU64,
 }
 
 impl Default for StoreMetrics {
@@ -35,6 +43,10 @@ impl Default for StoreMetrics {
             up: AtomicBool::new(false),
             since_ms: AtomicU64::new(0),
             write_seconds: Histogram::new(WRITE_BUCKETS),
+            outbox_known: AtomicBool::new(false),
+            outbox_bytes: AtomicU64::new(0),
+            outbox_max_bytes: AtomicU64::new(0),
+            outbox_refused: AtomicU64::new(0),
         }
     }
 }
@@ -56,8 +68,23 @@ impl StoreMetrics {
         }
     }
 
+    /// Records what the outbox reported.
+    pub fn record_outbox(&self, event: &OutboxEvent) {
+        match event {
+            OutboxEvent::Size { bytes, max_bytes } => {
+                self.outbox_bytes.store(*bytes, Ordering::Relaxed);
+                self.outbox_max_bytes.store(*max_bytes, Ordering::Relaxed);
+            }
+            OutboxEvent::Refused => {
+                self.outbox_refused.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.outbox_known.store(true, Ordering::Relaxed);
+    }
+
     /// The exposition of the store's metrics, once a guard reported.
     pub(super) fn render(&self, out: &mut Exposition) {
+        self.render_outbox(out);
         if !self.known.load(Ordering::Relaxed) {
             return;
         }
@@ -87,5 +114,33 @@ impl StoreMetrics {
         );
         self.write_seconds
             .render(out, "holdfast_store_write_seconds", ("store", "main"));
+    }
+
+    /// The outbox's size, bound and refusals, once an outbox reported.
+    fn render_outbox(&self, out: &mut Exposition) {
+        if !self.outbox_known.load(Ordering::Relaxed) {
+            return;
+        }
+        out.family(
+            "holdfast_outbox_bytes",
+            "gauge",
+            "Bytes of task submissions waiting in the outbox for the store to come back.",
+        );
+        let bytes = self.outbox_bytes.load(Ordering::Relaxed);
+        out.sample("holdfast_outbox_bytes", &[], bytes);
+        out.family(
+            "holdfast_outbox_max_bytes",
+            "gauge",
+            "The most the outbox may hold (store.outbox_max).",
+        );
+        let max = self.outbox_max_bytes.load(Ordering::Relaxed);
+        out.sample("holdfast_outbox_max_bytes", &[], max);
+        out.family(
+            "holdfast_outbox_refused_total",
+            "counter",
+            "Submissions answered 503 outbox_full: the store was unavailable and the outbox full.",
+        );
+        let refused = self.outbox_refused.load(Ordering::Relaxed);
+        out.sample("holdfast_outbox_refused_total", &[], refused);
     }
 }

@@ -173,6 +173,7 @@ pub(crate) fn may_degrade(error: &ApiError) -> bool {
         | ApiError::StaleLease(_)
         | ApiError::EngineUnavailable
         | ApiError::StoreUnavailable(_)
+        | ApiError::OutboxFull(_)
         | ApiError::ArtifactUnreadable(_)
         | ApiError::Internal(_) => false,
     }

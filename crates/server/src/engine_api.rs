@@ -267,6 +267,7 @@ pub(crate) fn engine_error(err: EngineError) -> ApiError {
         }
         EngineError::NotFound { .. } => ApiError::NotFound(err.to_string()),
         EngineError::Conflict { .. } => ApiError::Conflict(err.to_string()),
+        EngineError::OutboxFull { .. } => ApiError::OutboxFull(err.to_string()),
         EngineError::Store(store) => store_error(store),
     }
 }

@@ -238,6 +238,10 @@ pub enum ApiError {
          same Idempotency-Key"
     )]
     StoreUnavailable(String),
+    /// The store is unavailable and the outbox holds `store.outbox_max`: the submission
+    /// was not queued. The message says how full it is.
+    #[error("{0}")]
+    OutboxFull(String),
     /// A value kept in the artifact store is missing or no longer matches its digest:
     /// the message names the task and the field. Retrying does not help.
     #[error("{0}")]
@@ -291,6 +295,7 @@ impl ApiError {
             | ApiError::AgentBreakerOpen
             | ApiError::EngineUnavailable
             | ApiError::StoreUnavailable(_)
+            | ApiError::OutboxFull(_)
             | ApiError::HistoryUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::UpstreamTimeout(_) | ApiError::DeadlineExceeded => {
                 StatusCode::GATEWAY_TIMEOUT
@@ -347,6 +352,7 @@ impl ApiError {
             ApiError::StaleLease(_) => "stale_lease",
             ApiError::EngineUnavailable => "engine_unavailable",
             ApiError::StoreUnavailable(_) => "store_unavailable",
+            ApiError::OutboxFull(_) => "outbox_full",
             ApiError::ArtifactUnreadable(_) => "artifact_unreadable",
             ApiError::Internal(_) => "internal_error",
         }
@@ -374,7 +380,7 @@ impl ApiError {
             ApiError::UpstreamRateLimited { retry_after, .. }
             | ApiError::UpstreamOverloaded { retry_after, .. }
             | ApiError::TargetsUnavailable { retry_after } => *retry_after,
-            ApiError::StoreUnavailable(_) => Some(STORE_RETRY_AFTER),
+            ApiError::StoreUnavailable(_) | ApiError::OutboxFull(_) => Some(STORE_RETRY_AFTER),
             ApiError::OverloadedShed { retry_after } => Some(*retry_after),
             _ => None,
         }

@@ -42,6 +42,9 @@ pub(crate) struct Local<'a> {
     pub(crate) endpoint: &'static str,
     /// Few-shot examples of the caller's own (an `llm` step's), replacing the route's.
     pub(crate) few_shot: Option<holdfast_config::FewShot>,
+    /// The caller's span (an `llm` step attempt's): when traces are exported, the call
+    /// gets its spans under it.
+    pub(crate) traceparent: Option<&'a str>,
 }
 
 /// A call that was answered.
@@ -93,11 +96,17 @@ pub(crate) async fn complete(gw: &Inner, local: Local<'_>) -> Result<Answered, R
     let tokens = prompt::tokens(&request, body_len, route.smallest_window).await;
     let started = gw.clock.now();
     let started_ms = gw.clock.unix_millis();
+    let traced = local
+        .traceparent
+        .and_then(|parent| crate::spans::Spans::local(gw, parent, (started, started_ms)));
     let meta = RequestMeta {
         deadline: Deadline::after(started, local.timeout),
         agent: local.agent,
         idempotency_key: local.idempotency_key,
-        trace: holdfast_telemetry::Trace::default(),
+        trace: traced
+            .as_ref()
+            .map(|spans| spans.trace().clone())
+            .unwrap_or_default(),
         priority: holdfast_policy::concurrency::Priority::default(),
     };
     let (id, seed) = gw.next_request();
@@ -132,7 +141,7 @@ pub(crate) async fn complete(gw: &Inner, local: Local<'_>) -> Result<Answered, R
         cost_usd: 0.0,
         few_shot: few_shot.clone(),
         trace: ran.trace,
-        spans: None,
+        spans: traced,
     };
     let answer = match ran.result {
         Ok(served) => Ok(Answered {

@@ -410,7 +410,7 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<(String, String)> {
     if old.store.timeout != new.store.timeout {
         fixed.push(("store.timeout".to_owned(), restart.to_owned()));
     }
-    if old.store.outbox != new.store.outbox {
+    if old.store.outbox != new.store.outbox || old.store.outbox_max != new.store.outbox_max {
         fixed.push(("store.outbox".to_owned(), restart.to_owned()));
     }
     if old.store.probe_interval != new.store.probe_interval {

@@ -92,6 +92,9 @@ async fn run(gw: &Inner, step: LlmRequest) -> Result<LlmAnswer, Failure> {
         idempotency_key: Some(step.idempotency_key.clone()),
         timeout: step.timeout,
         endpoint: "workflow.llm",
+        // The call's spans (a request span and one per attempt, as a client's call
+        // has) go under the step's span.
+        traceparent: Some(&step.traceparent),
         few_shot: step.few_shot.as_ref().map(|f| holdfast_config::FewShot {
             library: f.library.clone(),
             k: f.k,
@@ -142,7 +145,8 @@ fn outcome(err: &ApiError) -> Outcome {
         },
         ApiError::RetryBudgetExhausted
         | ApiError::AgentBreakerOpen
-        | ApiError::StoreUnavailable(_) => Outcome::Overloaded { retry_after: None },
+        | ApiError::StoreUnavailable(_)
+        | ApiError::OutboxFull(_) => Outcome::Overloaded { retry_after: None },
         ApiError::UpstreamError(_) | ApiError::ArtifactUnreadable(_) | ApiError::Internal(_) => {
             Outcome::ServerError
         }
@@ -207,6 +211,7 @@ mod tests {
             agent: "article/draft".into(),
             timeout: Duration::from_secs(5),
             few_shot: None,
+            traceparent: String::new(),
         };
         let body = body(&request);
         assert_eq!(body["messages"][0]["role"], "system");
@@ -258,6 +263,7 @@ mod tests {
                 agent: "article/draft".into(),
                 timeout: Duration::from_secs(5),
                 few_shot: None,
+                traceparent: String::new(),
             })
             .await
             .unwrap();

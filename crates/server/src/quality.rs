@@ -91,6 +91,7 @@ impl Subject for GatewaySubject {
             timeout: call.timeout,
             endpoint: "quality.eval",
             few_shot: None,
+            traceparent: None,
         };
         let answered = inproc::complete(&self.inner, local)
             .await
@@ -115,6 +116,7 @@ impl Subject for GatewaySubject {
                 version: call.version,
                 input: call.input,
                 idempotency_key: Some(call.idempotency_key),
+                traceparent: None,
             })
             .await
             .map_err(|e| SubjectError::new("task_refused", e.to_string()))?;

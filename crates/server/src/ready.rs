@@ -35,6 +35,12 @@ impl Gateway {
         Arc::new(move |event| store.record(event))
     }
 
+    /// Where the engine's outbox reports its size and refusals: `/metrics`.
+    pub fn outbox_events(&self) -> holdfast_engine::OutboxEventSink {
+        let store = Arc::clone(&self.inner.metrics.store);
+        Arc::new(move |event| store.record_outbox(event))
+    }
+
     /// Whether the node is ready, and the body of `/ready`.
     pub(crate) fn dependencies(&self) -> (bool, Value) {
         let now_ms = self.inner.clock.unix_millis();

@@ -17,6 +17,8 @@ pub(crate) struct Spans {
     telemetry: Arc<Telemetry>,
     trace: Trace,
     started: (Instant, SystemTime),
+    /// Made in process (an `llm` step's call), not received over HTTP.
+    in_process: bool,
 }
 
 impl Spans {
@@ -29,7 +31,35 @@ impl Spans {
                 door.started,
                 SystemTime::UNIX_EPOCH + Duration::from_millis(door.started_ms),
             ),
+            in_process: false,
         }))
+    }
+
+    /// The spans of a call made in process under the span `traceparent` names (an
+    /// `llm` step's attempt), when traces are exported.
+    pub(crate) fn local(
+        gw: &crate::gateway::Inner,
+        traceparent: &str,
+        (started, started_ms): (Instant, u64),
+    ) -> Option<Arc<Spans>> {
+        let telemetry = Arc::clone(gw.ledger.telemetry()?);
+        let mut headers = axum::http::HeaderMap::new();
+        let value = axum::http::HeaderValue::from_str(traceparent).ok()?;
+        headers.insert(holdfast_telemetry::TRACEPARENT, value);
+        Some(Arc::new(Spans {
+            trace: telemetry.begin(&headers),
+            telemetry,
+            started: (
+                started,
+                SystemTime::UNIX_EPOCH + Duration::from_millis(started_ms),
+            ),
+            in_process: true,
+        }))
+    }
+
+    /// The call's place in its trace.
+    pub(crate) fn trace(&self) -> &Trace {
+        &self.trace
     }
 
     /// Exports the spans of `entry`, whose result is final.
@@ -55,6 +85,7 @@ impl Spans {
             error_code: entry.error_code,
             started: self.started,
             ended: self.started.1 + Duration::from_secs_f64(entry.latency_ms.max(0.0) / 1000.0),
+            in_process: self.in_process,
             attempts: attempts.collect(),
         });
     }

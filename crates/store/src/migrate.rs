@@ -52,6 +52,10 @@ pub(crate) const SQLITE: &[Migration] = &[
         version: 8,
         sql: include_str!("../migrations/sqlite/0008_shared_health.sql"),
     },
+    Migration {
+        version: 9,
+        sql: include_str!("../migrations/sqlite/0009_task_traceparent.sql"),
+    },
 ];
 
 /// The PostgreSQL migrations, in order.
@@ -99,6 +103,10 @@ pub(crate) const POSTGRES: &[Migration] = &[
     Migration {
         version: 11,
         sql: include_str!("../migrations/postgres/0011_shared_health.sql"),
+    },
+    Migration {
+        version: 12,
+        sql: include_str!("../migrations/postgres/0012_task_traceparent.sql"),
     },
 ];
 

@@ -38,6 +38,7 @@ pub(crate) struct TaskRow {
     pub(crate) lease_expires_at: Option<i64>,
     pub(crate) created_at: i64,
     pub(crate) updated_at: i64,
+    pub(crate) traceparent: Option<String>,
 }
 
 fn version(what: &'static str, v: i64) -> Result<u32> {
@@ -92,6 +93,7 @@ impl TaskRow {
             lease,
             created_at_ms: unsigned("task.created_at", self.created_at)?,
             updated_at_ms: unsigned("task.updated_at", self.updated_at)?,
+            traceparent: self.traceparent,
         })
     }
 }

@@ -155,6 +155,9 @@ pub struct NewTask {
     pub pending_steps: Vec<String>,
     /// When it may first run, in Unix milliseconds (usually `now`).
     pub run_at_ms: u64,
+    /// The submitter's W3C `traceparent`, when it sent one: the task's spans join its
+    /// trace. At most 255 bytes of printable ASCII.
+    pub traceparent: Option<String>,
 }
 
 /// What a submission did: an expected outcome, not an error.
@@ -235,6 +238,8 @@ pub struct Task {
     pub created_at_ms: u64,
     /// When it last changed, in Unix milliseconds.
     pub updated_at_ms: u64,
+    /// The submitter's W3C `traceparent`, if it sent one.
+    pub traceparent: Option<String>,
 }
 
 /// Which tasks to list, newest first.

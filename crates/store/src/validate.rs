@@ -139,6 +139,15 @@ pub(crate) fn new_task(t: &NewTask, max: usize) -> Result<(String, String)> {
         name("task.pending_steps", step)?;
     }
     millis("task.run_at_ms", t.run_at_ms)?;
+    if let Some(parent) = &t.traceparent {
+        if parent.is_empty() || !parent.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(StoreError::invalid(
+                "task.traceparent",
+                "must be printable ASCII, not empty",
+            ));
+        }
+        text("task.traceparent", parent, 255)?;
+    }
     let input = json("task.input", &t.input, max)?;
     Ok((input, names_json(&t.pending_steps)))
 }

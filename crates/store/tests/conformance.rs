@@ -61,6 +61,7 @@ conformance! {
     tasks::list_tasks_filters_and_pages,
     tasks::cancel_fences_the_running_node,
     tasks::bad_input_is_refused_with_nothing_stored,
+    tasks::a_tasks_traceparent_is_kept_for_whoever_runs_it,
     leases::expired_lease_is_taken_over_and_the_old_token_is_stale,
     leases::heartbeat_keeps_a_lease_and_release_frees_it,
     leases::a_restarted_node_releases_its_predecessors_leases_at_once,

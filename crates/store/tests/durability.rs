@@ -141,6 +141,7 @@ async fn write_forever(store: Arc<dyn Store>, writer: usize) {
             idempotency_key: None,
             pending_steps: vec!["a".into()],
             run_at_ms: T0,
+            traceparent: None,
         };
         store.submit_task(task, T0).await.unwrap();
         println!("SUBMITTED {id}");

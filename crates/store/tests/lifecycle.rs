@@ -119,6 +119,7 @@ async fn postgres_nodes_share_work_and_take_over_a_dead_nodes_tasks() {
             idempotency_key: None,
             pending_steps: vec![],
             run_at_ms: T0,
+            traceparent: None,
         };
         b.submit_task(task, T0).await.unwrap();
     }
@@ -199,6 +200,7 @@ async fn check_migrated(store: std::sync::Arc<dyn holdfast_store::Store>) {
         idempotency_key: Some("order-1".into()),
         pending_steps: vec![],
         run_at_ms: T0,
+        traceparent: None,
     };
     let same = store
         .submit_task(submit("default", "again"), T0)

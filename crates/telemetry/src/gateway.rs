@@ -40,6 +40,9 @@ pub struct Request<'a> {
     pub started: (Instant, SystemTime),
     /// See `started`.
     pub ended: SystemTime,
+    /// Made in process (an `llm` step's call, kind internal), not received over HTTP
+    /// (kind server).
+    pub in_process: bool,
     /// The attempts, in the order they ended.
     pub attempts: Vec<Attempt<'a>>,
 }
@@ -106,7 +109,14 @@ impl Telemetry {
             span.clone(),
             parent.map_or(SpanId::INVALID, SpanContext::span_id),
             parent.is_some(),
-            (SpanKind::Server, format!("chat {}", request.route)),
+            (
+                if request.in_process {
+                    SpanKind::Internal
+                } else {
+                    SpanKind::Server
+                },
+                format!("chat {}", request.route),
+            ),
             (request.started.1, request.ended),
             attributes,
             failed.then(|| request.error_code.unwrap_or(request.result)),

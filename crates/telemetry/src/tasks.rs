@@ -4,12 +4,14 @@
 //!
 //! The ids are the task's own (`holdfast_engine::trace`), so the span a tool or a
 //! worker saw as its parent is the one exported here, whichever node ran the attempt.
+//! A task submitted with a `traceparent` is in its submitter's trace, the task span a
+//! child of the submitter's span (the event carries that context, read from the store).
 //! Events carry durations, not start times: a span ends when its event arrives and
 //! starts that long before.
 
 use std::time::SystemTime;
 
-use holdfast_engine::trace::{step_span_id, task_span_id, trace_id};
+use holdfast_engine::trace::{step_span_id, task_span_id};
 use holdfast_engine::{TaskEvent, TaskEventKind};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{SpanContext, SpanId, SpanKind, TraceFlags, TraceId, TraceState};
@@ -19,10 +21,22 @@ use crate::Telemetry;
 impl Telemetry {
     /// Queues the span that `event`, arriving at `now`, ends, if its trace is sampled.
     pub fn task_event(&self, event: &TaskEvent, now: SystemTime) {
-        let trace = TraceId::from(trace_id(&event.task_id));
-        if !self.sampled(None, trace) {
+        let trace = TraceId::from(event.trace.trace_id);
+        let submitter = event.trace.parent.map(|(span, flags)| {
+            SpanContext::new(
+                trace,
+                SpanId::from(span),
+                TraceFlags::new(flags),
+                true,
+                TraceState::default(),
+            )
+        });
+        if !self.sampled(submitter.as_ref(), trace) {
             return;
         }
+        let root = submitter
+            .as_ref()
+            .map_or(SpanId::INVALID, SpanContext::span_id);
         let task = SpanId::from(task_span_id(&event.task_id));
         let mut attributes = vec![
             KeyValue::new("holdfast.task_id", event.task_id.clone()),
@@ -34,7 +48,7 @@ impl Telemetry {
                 attributes.push(KeyValue::new("holdfast.cost_usd", *cost_usd));
                 (
                     task,
-                    SpanId::INVALID,
+                    root,
                     SpanKind::Internal,
                     task_name(event),
                     *duration,
@@ -47,7 +61,7 @@ impl Telemetry {
                 let error = Some("failed");
                 (
                     task,
-                    SpanId::INVALID,
+                    root,
                     SpanKind::Internal,
                     task_name(event),
                     *duration,
@@ -106,10 +120,11 @@ impl Telemetry {
         let context =
             SpanContext::new(trace, id, TraceFlags::SAMPLED, false, TraceState::default());
         let start = now.checked_sub(took).unwrap_or(now);
+        let remote = submitter.is_some() && parent == root;
         self.push(self.span(
             context,
             parent,
-            false,
+            remote,
             (kind, name),
             (start, now),
             attributes,

@@ -180,7 +180,12 @@ async fn serve(
     );
     let engine = match &config.store.outbox {
         Some(path) => engine
-            .with_outbox(path.clone(), Some(guard.health()))
+            .with_outbox(
+                path.clone(),
+                config.store.outbox_max,
+                Some(guard.health()),
+                Some(gateway.outbox_events()),
+            )
             .context("opening the outbox (store.outbox_path)")?,
         None => engine,
     };

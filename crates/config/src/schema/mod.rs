@@ -186,6 +186,11 @@ pub struct Store {
     /// The outbox file (created if missing; a relative path is relative to the working
     /// directory). One per node. Default `"holdfast-data/outbox.jsonl"`.
     pub outbox_path: PathBuf,
+    /// The most the outbox file may hold: a submission that would take it past this is
+    /// not queued but answered 503 `outbox_full` with `Retry-After`, so that a long
+    /// outage cannot fill the node's disk (`holdfast_outbox_bytes` and
+    /// `holdfast_outbox_refused_total` show it). `"1KiB"` to `"1TiB"`; default `"64MiB"`.
+    pub outbox_max: ByteSize,
 }
 
 impl Default for Store {
@@ -196,6 +201,7 @@ impl Default for Store {
             probe_interval: HumanDuration::millis(250),
             outbox: false,
             outbox_path: PathBuf::from("holdfast-data/outbox.jsonl"),
+            outbox_max: ByteSize(64 << 20),
         }
     }
 }

@@ -270,6 +270,11 @@ fn store(c: &mut Checker<'_>, raw: &schema::Store, url: &Layered) -> Option<Stor
             "must be between \"50ms\" and \"10s\"",
         );
     }
+    let outbox_max = raw.outbox_max.0;
+    let outbox_max_ok = (1 << 10..=1 << 40).contains(&outbox_max);
+    if !outbox_max_ok {
+        c.invalid(root.key("outbox_max"), "must be \"1KiB\" to \"1TiB\"");
+    }
     let problem = match url::Url::parse(&url.value) {
         Ok(parsed) => match parsed.scheme() {
             "sqlite" | "postgres" | "postgresql" => None,
@@ -281,11 +286,12 @@ fn store(c: &mut Checker<'_>, raw: &schema::Store, url: &Layered) -> Option<Stor
         Err(e) => Some(format!("{:?} is not a URL: {e}", url.value)),
     };
     match problem {
-        None if timeout_ok && probe_ok => Some(Store {
+        None if timeout_ok && probe_ok && outbox_max_ok => Some(Store {
             url: url.value.clone(),
             timeout,
             probe_interval,
             outbox: raw.outbox.then(|| raw.outbox_path.clone()),
+            outbox_max,
         }),
         None => None,
         Some(message) => {

@@ -29,7 +29,9 @@ impl Cx<'_> {
         let key = format!("{}/compensate", idempotency_key(&self.task_id, &step.name));
         let agent = format!("{}/{}", self.workflow_name, step.name);
         let compensation = format!("{}/compensate", step.name);
-        let traceparent = crate::trace::traceparent(&self.task_id, &compensation, attempt);
+        let traceparent = self
+            .trace
+            .traceparent(&self.task_id, &compensation, attempt);
         let id = Identity {
             tenant: &self.tenant,
             idempotency_key: &key,

@@ -113,6 +113,8 @@ pub(crate) struct Cx<'a> {
     pub(crate) workflow: Arc<Workflow>,
     /// The task's lock, once taken: its token goes with every write and tool call.
     pub(crate) fence: Option<Fence>,
+    /// Its place in a trace: tools and workers hear its steps' spans in it.
+    pub(crate) trace: crate::trace::TaskTrace,
 }
 
 impl Cx<'_> {
@@ -124,6 +126,7 @@ impl Cx<'_> {
         (self.engine.events)(&TaskEvent {
             task_id: self.task_id.clone(),
             workflow: self.workflow_name.clone(),
+            trace: self.trace,
             kind,
         });
     }
@@ -134,7 +137,7 @@ impl Cx<'_> {
         let key = idempotency_key(&self.task_id, &step.name);
         let agent = format!("{}/{}", self.workflow_name, step.name);
         let now = self.now();
-        let traceparent = crate::trace::traceparent(&self.task_id, &step.name, attempt);
+        let traceparent = self.trace.traceparent(&self.task_id, &step.name, attempt);
         let id = Identity {
             tenant: &self.tenant,
             idempotency_key: &key,
@@ -373,7 +376,7 @@ impl Cx<'_> {
                 "step": step.name,
                 "attempt": attempt,
                 "idempotency_key": key,
-                "traceparent": crate::trace::traceparent(&self.task_id, &step.name, attempt),
+                "traceparent": self.trace.traceparent(&self.task_id, &step.name, attempt),
                 "input": input,
             }),
         });

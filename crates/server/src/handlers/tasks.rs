@@ -76,6 +76,11 @@ pub(crate) async fn submit(
             version: request.version,
             input: request.input,
             idempotency_key: key,
+            // The task's spans join the submitter's trace, on every node that runs it.
+            traceparent: headers
+                .get(holdfast_engine::trace::TRACEPARENT_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
         })
         .await
         .map_err(engine_error)?;

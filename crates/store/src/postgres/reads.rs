@@ -17,10 +17,10 @@ pub(super) const TASK_COLS: &str = "t.task_id, t.workflow, t.workflow_version, t
     t.input::text, t.output::text, t.idempotency_key, t.completed_steps::text, \
     t.pending_steps::text, t.retry_count, t.last_error, t.checkpoint_step, hf_ms(t.checkpoint_at), \
     t.cost_usd, hf_ms(t.next_run_at), t.lease_owner, t.lease_token, hf_ms(t.lease_expires_at), \
-    hf_ms(t.created_at), hf_ms(t.updated_at), t.tenant";
+    hf_ms(t.created_at), hf_ms(t.updated_at), t.tenant, t.traceparent";
 
 /// How many columns [`TASK_COLS`] selects: a query's own columns come after them.
-pub(super) const TASK_COL_COUNT: usize = 21;
+pub(super) const TASK_COL_COUNT: usize = 22;
 
 pub(super) fn task_row(r: &PgRow) -> Result<TaskRow> {
     Ok(TaskRow {
@@ -45,6 +45,7 @@ pub(super) fn task_row(r: &PgRow) -> Result<TaskRow> {
         created_at: r.try_get(18)?,
         updated_at: r.try_get(19)?,
         tenant: r.try_get(20)?,
+        traceparent: r.try_get(21)?,
     })
 }
 

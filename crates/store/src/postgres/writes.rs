@@ -44,7 +44,7 @@ pub(super) async fn put_workflow(
     Ok(stored)
 }
 
-/// Submits a task with one call of `hf_submit` (migration 0005): one round trip, one
+/// Submits a task with one call of `hf_submit` (migrations 0005, 0011): one round trip, one
 /// statement, so one transaction of its own.
 pub(super) async fn submit(
     c: &mut PgConnection,
@@ -56,7 +56,7 @@ pub(super) async fn submit(
     // The composite the function returns, spread back into a `tasks` row named `t`, so
     // that the usual column list and decoder apply; its code comes after them.
     let sql = format!(
-        "SELECT {} FROM hf_submit($1, $2, $3, $4, $5, $6, $7, $8, $9) s \
+        "SELECT {} FROM hf_submit($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) s \
          CROSS JOIN LATERAL (SELECT (s.task).*) t",
         submit_cols()
     );
@@ -70,6 +70,7 @@ pub(super) async fn submit(
         .bind(pending)
         .bind(millis("task.run_at_ms", t.run_at_ms)?)
         .bind(now)
+        .bind(t.traceparent.as_deref())
         .fetch_one(&mut *c)
         .await?;
     submitted(&row, t)
@@ -123,6 +124,7 @@ pub(super) fn submit_json(
         "pending": pending,
         "run_at": millis("task.run_at_ms", t.run_at_ms)?,
         "now": now,
+        "traceparent": t.traceparent,
     }))
 }
 

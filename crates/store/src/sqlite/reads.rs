@@ -14,10 +14,10 @@ use crate::validate::{limit, millis, unsigned};
 pub(super) const TASK_COLS: &str = "task_id, workflow, workflow_version, status, input, output, \
     idempotency_key, completed_steps, pending_steps, retry_count, last_error, checkpoint_step, \
     checkpoint_at, cost_usd, next_run_at, lease_owner, lease_token, lease_expires_at, created_at, \
-    updated_at, tenant";
+    updated_at, tenant, traceparent";
 
 /// How many columns [`TASK_COLS`] selects: a query's own columns come after them.
-const TASK_COL_COUNT: usize = 21;
+const TASK_COL_COUNT: usize = 22;
 
 pub(super) fn task_row(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
     Ok(TaskRow {
@@ -42,6 +42,7 @@ pub(super) fn task_row(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
         created_at: r.get(18)?,
         updated_at: r.get(19)?,
         tenant: r.get(20)?,
+        traceparent: r.get(21)?,
     })
 }
 

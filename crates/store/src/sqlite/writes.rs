@@ -65,8 +65,8 @@ pub(super) fn submit(
     }
     conn.prepare_cached(
         "INSERT INTO tasks (task_id, workflow, workflow_version, status, input, idempotency_key, \
-         pending_steps, next_run_at, created_at, updated_at, tenant) \
-         VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
+         pending_steps, next_run_at, created_at, updated_at, tenant, traceparent) \
+         VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10)",
     )?
     .execute(params![
         t.task_id,
@@ -77,7 +77,8 @@ pub(super) fn submit(
         pending,
         millis("task.run_at_ms", t.run_at_ms)?,
         now,
-        t.tenant
+        t.tenant,
+        t.traceparent
     ])?;
     append_events(conn, &t.task_id, &[("submitted", "{}".to_string())], now)?;
     let task =

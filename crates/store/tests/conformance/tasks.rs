@@ -31,6 +31,7 @@ pub(crate) fn new_task(id: &str, key: Option<&str>) -> NewTask {
         idempotency_key: key.map(String::from),
         pending_steps: vec!["a".into(), "b".into()],
         run_at_ms: T0,
+        traceparent: None,
     }
 }
 
@@ -425,4 +426,46 @@ pub(crate) async fn bad_input_is_refused_with_nothing_stored(s: Arc<dyn Store>) 
         Err(StoreError::InvalidInput { .. })
     ));
     assert_eq!(s.get_task("t1").await.unwrap().unwrap(), before);
+}
+
+/// The submitter's `traceparent` comes back with the task from every read, the claim
+/// included (a node resuming the task after a restart reads it there), whether the
+/// submission went alone or in a batch; a control character in it is refused.
+pub(crate) async fn a_tasks_traceparent_is_kept_for_whoever_runs_it(s: Arc<dyn Store>) {
+    workflow(&s).await;
+    let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let traced = NewTask {
+        traceparent: Some(parent.to_owned()),
+        ..new_task("traced", Some("tp-1"))
+    };
+    let created = s.submit_task(traced.clone(), T0).await.unwrap();
+    assert_eq!(created.task().traceparent.as_deref(), Some(parent));
+    // Submitted together, each keeps its own.
+    let (a, b) = tokio::join!(
+        s.submit_task(new_task("untraced", None), T0),
+        s.submit_task(traced, T0)
+    );
+    assert_eq!(a.unwrap().task().traceparent, None);
+    assert_eq!(b.unwrap().task().traceparent.as_deref(), Some(parent));
+    let read = s.get_task("traced").await.unwrap().unwrap();
+    assert_eq!(read.traceparent.as_deref(), Some(parent));
+    let claims = s.claim_tasks("node-a", LEASE, 10, T0).await.unwrap();
+    let claimed = claims.iter().find(|c| c.task.task_id == "traced").unwrap();
+    assert_eq!(claimed.task.traceparent.as_deref(), Some(parent));
+    let bad = NewTask {
+        traceparent: Some("00-\n".to_owned()),
+        ..new_task("bad-parent", None)
+    };
+    let refused = s.submit_task(bad, T0).await.unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            StoreError::InvalidInput {
+                field: "task.traceparent",
+                ..
+            }
+        ),
+        "{refused}"
+    );
+    assert!(s.get_task("bad-parent").await.unwrap().is_none());
 }

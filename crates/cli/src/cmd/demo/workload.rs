@@ -118,6 +118,7 @@ pub(crate) async fn submit(
             version: None,
             input: json!({"topic": topic}),
             idempotency_key: Some(format!("demo-{seed}-{n}")),
+            traceparent: None,
         };
         if let Err(e) = engine.submit(submission).await {
             tracing::warn!(error = %e, "the demo could not submit a task");
