@@ -201,3 +201,39 @@ fn a_seed_report_counts_every_request_once() {
     assert!(run.upstream >= run.succeeded);
     assert!(run.latency(50.0) <= run.latency(99.0));
 }
+
+/// The brownout's primary degrades with the calls in flight: the naive policy's retries
+/// push it over (a retry storm), holdfast's budget and breakers hold it at capacity and
+/// move the rest to the fallback, answering more requests with fewer calls.
+#[test]
+fn a_brownout_does_not_become_a_retry_storm() {
+    let report = both("brownout", 20);
+    let (holdfast, naive) = (&report.holdfast, &report.naive);
+    assert!(
+        holdfast.success_rate() > naive.success_rate(),
+        "holdfast {:?}, naive {:?}",
+        holdfast.gave_up,
+        naive.gave_up
+    );
+    let calls = |a: &Aggregate| a.per_request(a.upstream);
+    assert!(
+        calls(holdfast) * 2.0 < calls(naive),
+        "holdfast {:.3} upstream calls per request, naive {:.3}",
+        calls(holdfast),
+        calls(naive)
+    );
+}
+
+/// In `mixed`, calls that waited for the primary while the large target was held, and
+/// hung attempts whose next target's breaker was open, used to be lost: holdfast
+/// answered fewer requests than the naive policy there.
+#[test]
+fn mixed_faults_answer_at_least_as_many_requests_as_the_naive_policy() {
+    let report = both("mixed", 20);
+    assert!(
+        report.holdfast.success_rate() >= report.naive.success_rate(),
+        "holdfast {:?}, naive {:?}",
+        report.holdfast.gave_up,
+        report.naive.gave_up
+    );
+}

@@ -191,6 +191,14 @@ impl Call {
             return;
         }
         self.link = link;
+        // Links this pass only passed over (held, open, busy) were never tried: after
+        // the wait they stay open to a fallback, or a context overflow on `link` would
+        // find no larger target left although one was merely held a moment ago.
+        for later in link..self.used.len() {
+            if self.tries[later] == 0 {
+                self.used[later] = false;
+            }
+        }
         self.used[link] = false;
         self.waited = self.waited.saturating_add(wait);
         self.wake_at(at, Wake::Dispatch, out);
@@ -309,13 +317,23 @@ impl Call {
             return;
         }
         let home = self.link;
-        let Some(next) = self.next_link(home) else {
-            return;
+        // The first later link free now, not only the next: a hedge that gave up
+        // because the next target's breaker is open would leave a hung call to its
+        // deadline while a third target could answer it.
+        let mut next = self.next_link(home);
+        let link = loop {
+            let Some(candidate) = next else {
+                self.link = home;
+                return;
+            };
+            let link = self.request.chain.links()[candidate].clone();
+            self.link = candidate;
+            if self.blocked(registry, now, &link).is_none() {
+                break link;
+            }
+            next = self.request.chain.next(candidate, self.needs, &self.used);
         };
-        let link = self.request.chain.links()[next].clone();
-        self.link = next;
-        let free = self.blocked(registry, now, &link).is_none();
-        if !free || !registry.hedges.try_hedge(now) {
+        if !registry.hedges.try_hedge(now) {
             self.link = home;
             return;
         }

@@ -881,3 +881,77 @@ fn a_call_waits_for_a_limit_no_longer_shared_to_refill() {
     let actions = call.handle(&mut registry, at(1_100), Event::Timer);
     assert_eq!(started(&actions).len(), 1, "{actions:?}");
 }
+
+fn hold(f: &mut Fixture, target: u32, until: Instant) {
+    f.registry
+        .target_mut(TargetId(target))
+        .expect("a target of the fixture")
+        .not_before = until;
+}
+
+/// A call that waited for the first target while the larger ones were held by
+/// Retry-After found no larger target left when the first answered "context overflow":
+/// passing over a held target had spent it as if it had been tried.
+#[test]
+fn a_target_passed_over_while_held_stays_open_to_a_later_fallback() {
+    let mut f = fixture(3);
+    hold(&mut f, 0, at(100));
+    hold(&mut f, 1, at(60_000));
+    hold(&mut f, 2, at(500));
+    let mut call = f.call(Deadline::NONE);
+    let a = call.handle(&mut f.registry, at(0), Event::Start);
+    assert!(started(&a).is_empty());
+    assert_eq!(wake(&a), Some(at(100)));
+    let s = started(&call.handle(&mut f.registry, at(100), Event::Timer))[0];
+    assert_eq!(s.target, TargetId(0));
+    let a = call.handle(
+        &mut f.registry,
+        at(110),
+        Event::Finished {
+            attempt: s.attempt,
+            outcome: Outcome::ContextOverflow,
+        },
+    );
+    assert_eq!(verdict(&a), None, "{a:?}");
+    assert_eq!(wake(&a), Some(at(500)));
+    let s = started(&call.handle(&mut f.registry, at(500), Event::Timer))[0];
+    assert_eq!(s.target, TargetId(2));
+}
+
+/// A hung attempt was left to its deadline when the next target of the chain was held,
+/// although the one after it was free: the hedge looked one link ahead only.
+#[test]
+fn a_hedge_passes_over_a_held_target_to_a_free_one() {
+    let mut f = fixture(3);
+    f.policy.hedge = Some(crate::hedge::Config {
+        min_samples: 5,
+        ..crate::hedge::Config::default()
+    });
+    f.registry = Registry::new(Settings {
+        hedge_ratio: 1.0,
+        ..Settings::default()
+    })
+    .unwrap();
+    for name in ["t0", "t1", "t2"] {
+        f.registry
+            .add_target(name, TargetSettings::default(), at(0))
+            .unwrap();
+    }
+    for _ in 0..10 {
+        let mut call = f.call(Deadline::NONE);
+        let s = started(&call.handle(&mut f.registry, at(0), Event::Start))[0];
+        let outcome = Outcome::Ok;
+        let finished = Event::Finished {
+            attempt: s.attempt,
+            outcome,
+        };
+        call.handle(&mut f.registry, at(100), finished);
+    }
+    hold(&mut f, 1, at(60_000));
+    let mut call = f.call(Deadline::NONE);
+    let a = call.handle(&mut f.registry, at(1_000), Event::Start);
+    let hedge_at = wake(&a).expect("a hedge is scheduled");
+    let hedge = started(&call.handle(&mut f.registry, hedge_at, Event::Timer))[0];
+    assert!(hedge.hedge);
+    assert_eq!(hedge.target, TargetId(2));
+}

@@ -12,6 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::capacity::Capacity;
 use super::scenario::{Arrivals, Clients, Scenario, Setup, Traffic};
 use super::target::{FaultWindow, Flapping, Latency, Profile, Slow, Target};
 use crate::breaker;
@@ -206,19 +207,23 @@ fn rate_limit_storm() -> Result<Scenario, InvalidSetting> {
     scenario("429-storm", summary, targets, chain, clients(), holdfast)
 }
 
-/// Both targets fail often but below the breakers' threshold, so only the retry
-/// budget stands between a degraded provider and a retry storm; production defaults,
-/// at a traffic where the budget binds.
+/// The primary browns out: it serves 100 calls at once at full speed, while 100
+/// requests/s answered in 1.35 s on average keep about 135 in flight; beyond 100 its
+/// calls slow down and beyond 200 it refuses them ([`Capacity`]). The fallback has room
+/// for 200. Both also fail 5% of calls whatever the load. Every call sent beyond
+/// capacity slows the others, so the retries a policy adds are what decides whether the
+/// primary serves at its best or collapses; only the retry budget and the breakers
+/// stand between it and a retry storm.
 fn brownout() -> Result<Scenario, InvalidSetting> {
     let mut primary = Profile::healthy(normal_latency());
-    primary.errors = vec![(0.3, Outcome::Overloaded { retry_after: None })];
+    primary.errors = vec![(0.05, Outcome::Overloaded { retry_after: None })];
+    primary.capacity = Some(Capacity::new(100)?);
     let mut fallback = Profile::healthy(normal_latency());
-    fallback.errors = vec![(0.3, Outcome::ServerError)];
+    fallback.errors = vec![(0.05, Outcome::ServerError)];
+    fallback.capacity = Some(Capacity::new(200)?);
     let (targets, chain) = primary_and_fallback(primary, fallback)?;
     let holdfast = Setup::holdfast(&targets, breaker(), None, None)?;
-    // The simulated targets do not degrade under load, so this scenario shows what the
-    // cap costs, not the retry storm it prevents.
-    let summary = "both targets fail 30% at 100 req/s, below the breakers' threshold: the budget caps retries (targets here do not degrade under load)";
+    let summary = "at 100 req/s the primary needs ~135 calls in flight and serves 100 at full speed: beyond, calls slow down (up to 4x) and beyond 200 get 503; the fallback has room for 200; both fail 5% anyway";
     let mut brownout = scenario("brownout", summary, targets, chain, clients(), holdfast)?;
     brownout.traffic = Traffic {
         rate: 100.0,

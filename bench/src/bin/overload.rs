@@ -1,0 +1,355 @@
+//! Overload: a provider offered five times what it can serve, reached directly, through
+//! `holdfast serve` without a concurrency limit, and through it with the adaptive
+//! limiter (`concurrency = { adaptive = true }`), all in the same run.
+//!
+//! The provider is one mock with `--capacity 8` answering in 200 ms: up to 8 calls in
+//! flight it answers on time, beyond that every answer slows by the square of the
+//! overload and beyond 16 calls it refuses with 503, so that a client sending more than
+//! it can serve makes every call slower (the brownout of `sim/capacity.rs`). Its
+//! capacity is measured first, by 8 closed-loop clients straight at it; the unloaded
+//! p99 at half that rate through the limited gateway is the reference for latency.
+//! Then 5× the capacity is sent open-loop (each request on its own task, whatever the
+//! answers do) to each path: direct, no limiter, the limiter with the shipped
+//! tolerance and with a tighter one; and finally half of it as interactive keys and
+//! half as batch keys to the tighter limiter. Both limited targets wait at most
+//! `MAX_WAIT` for a slot: an admitted call must not spend in line what it saves at the
+//! provider. Requests sent in a phase's first `WARM_UP` are left out of its figures.
+//!
+//! Run: `cargo build --release -p holdfast && cargo run --release -p holdfast-bench --bin overload`
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use holdfast_bench::load::{self, Endpoint, HttpClient};
+use holdfast_bench::measure::{Stopwatch, pause, percentile};
+use holdfast_bench::process::{Server, holdfast_binary};
+use tokio::sync::Mutex;
+
+/// Calls the mock serves at full speed at once, and how long each takes.
+const CAPACITY: u32 = 8;
+const LATENCY: &str = "200ms";
+/// The load of the overload phases, as a multiple of the measured capacity.
+const OVERLOAD: f64 = 5.0;
+const SPAN: Duration = Duration::from_secs(10);
+const MAX_WAIT: &str = "100ms";
+/// The `tight` target's limiter lets latency rise this far above the no-load latency
+/// (the shipped default, `limited`'s, is 1.5).
+const TIGHT_TOLERANCE: f64 = 1.2;
+/// Answers to requests sent in the first seconds of a phase are left out: the limit
+/// is still moving from the previous phase's load.
+const WARM_UP: Duration = Duration::from_secs(2);
+/// Longest a client waits for one answer.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+const INTERACTIVE_KEY: &str = "sk-bench-interactive";
+const BATCH_KEY: &str = "sk-bench-batch";
+
+/// The targets, from the issue.
+const MIN_GOODPUT: f64 = 0.9;
+const MAX_P99_RATIO: f64 = 1.5;
+
+fn main() -> anyhow::Result<()> {
+    let binary = holdfast_binary()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(&binary))
+}
+
+/// A scratch directory for the gateway's config and store, removed on drop.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One gateway, three targets on the same mock: `limited` with the adaptive limiter,
+/// `tight` with it and a lower tolerance, `plain` without; a route of each name, and a client key of each priority.
+fn config(mock: &Server, dir: &Path) -> String {
+    let base_url = format!("http://{}/v1", mock.addr());
+    let target = |name: &str, extra: &str| {
+        format!(
+            "[targets.{name}]\nprovider = \"mock\"\nmodel = \"mock-{name}\"\ncontext_window = 128000\n{extra}\n\n\
+             [routes.{name}]\ntargets = [\"{name}\"]\n\n"
+        )
+    };
+    let key = |name: &str, priority: &str| {
+        format!(
+            "[[client_keys]]\nname = \"{name}\"\nkey_env = \"BENCH_{}_KEY\"\npriority = \"{priority}\"\n\n",
+            name.to_uppercase()
+        )
+    };
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n[store]\nurl = \"sqlite://{store}/holdfast.db\"\n\n\
+         [logging]\nfilter = \"warn\"\n\n\
+         [providers.mock]\nformat = \"openai\"\nbase_url = \"{base_url}\"\n\n{limited}{tight}{plain}{fg}{bg}",
+        store = dir.display(),
+        limited = target(
+            "limited",
+            &format!("concurrency = {{ adaptive = true, max_wait = \"{MAX_WAIT}\" }}")
+        ),
+        tight = target(
+            "tight",
+            &format!(
+                "concurrency = {{ adaptive = true, max_wait = \"{MAX_WAIT}\", tolerance = {TIGHT_TOLERANCE} }}"
+            )
+        ),
+        plain = target("plain", ""),
+        fg = key("interactive", "interactive"),
+        bg = key("batch", "batch"),
+    )
+}
+
+fn chat(route: &str) -> Bytes {
+    Bytes::from(format!(
+        r#"{{"model":"{route}","max_tokens":16,"messages":[{{"role":"user","content":"Say something scripted."}}]}}"#
+    ))
+}
+
+/// One request's fate: whether it was answered 200, and after how long.
+#[derive(Debug, Clone, Copy)]
+struct Answer {
+    ok: bool,
+    sent: Duration,
+    latency: Duration,
+}
+
+/// Sends `rate` requests/s for `span`, round-robin over `endpoints`, each request on its
+/// own task; every answer, per endpoint, once all are in.
+async fn open_loop(
+    client: &HttpClient,
+    endpoints: &[Endpoint],
+    rate: f64,
+    span: Duration,
+) -> Vec<Vec<Answer>> {
+    let answers: Arc<Vec<Mutex<Vec<Answer>>>> =
+        Arc::new(endpoints.iter().map(|_| Mutex::new(Vec::new())).collect());
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let clock = Stopwatch::start();
+    let mut sent = tokio::task::JoinSet::new();
+    let mut turn = 0;
+    while clock.elapsed() < span {
+        ticker.tick().await;
+        let index = turn % endpoints.len();
+        turn += 1;
+        let (client, endpoint) = (client.clone(), endpoints[index].clone());
+        let answers = Arc::clone(&answers);
+        let at = clock.elapsed();
+        sent.spawn(async move {
+            let started = Stopwatch::start();
+            let ok = matches!(
+                tokio::time::timeout(CLIENT_TIMEOUT, endpoint.call(&client)).await,
+                Ok(Ok(()))
+            );
+            let answer = Answer {
+                ok,
+                sent: at,
+                latency: started.elapsed(),
+            };
+            answers[index].lock().await.push(answer);
+        });
+    }
+    while sent.join_next().await.is_some() {}
+    let mut out = Vec::new();
+    for list in answers.iter() {
+        out.push(list.lock().await.clone());
+    }
+    out
+}
+
+/// What one path did under one load.
+struct Figures {
+    sent: usize,
+    ok: usize,
+    goodput: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+impl Figures {
+    /// The figures of the requests sent after [`WARM_UP`].
+    fn of(answers: &[Answer], span: Duration) -> Figures {
+        let counted: Vec<&Answer> = answers.iter().filter(|a| a.sent >= WARM_UP).collect();
+        let span = span.saturating_sub(WARM_UP);
+        let mut served: Vec<Duration> =
+            counted.iter().filter(|a| a.ok).map(|a| a.latency).collect();
+        served.sort_unstable();
+        let (p50, p99) = if served.is_empty() {
+            (Duration::ZERO, Duration::ZERO)
+        } else {
+            (percentile(&served, 50.0), percentile(&served, 99.0))
+        };
+        Figures {
+            sent: counted.len(),
+            ok: served.len(),
+            goodput: served.len() as f64 / span.as_secs_f64(),
+            p50,
+            p99,
+        }
+    }
+
+    fn print(&self, label: &str, capacity: f64, reference: Duration) {
+        println!(
+            "  {label:<26} {:>7.1}/s  ×{:.2} of capacity  served {:>5}/{:<5}  p50 {:>8}  p99 {:>8} (×{:.2})",
+            self.goodput,
+            self.goodput / capacity,
+            self.ok,
+            self.sent,
+            ms(self.p50),
+            ms(self.p99),
+            ratio(self.p99, reference)
+        );
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.0}ms", d.as_secs_f64() * 1e3)
+}
+
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64().max(1e-9)
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "MISSED" }
+}
+
+async fn run(binary: &Path) -> anyhow::Result<()> {
+    let client = load::client();
+    let mock_args = [
+        "mock-provider",
+        "--listen",
+        "127.0.0.1:0",
+        "--format",
+        "openai",
+        "--capacity",
+        &CAPACITY.to_string(),
+        "--latency",
+        LATENCY,
+    ]
+    .map(String::from);
+    let mock = Server::start(binary, &mock_args, &[]).context("starting the mock")?;
+    let scratch = Scratch(
+        std::env::temp_dir().join(format!("holdfast-bench-overload-{}", std::process::id())),
+    );
+    let _ = std::fs::remove_dir_all(&scratch.0);
+    std::fs::create_dir_all(&scratch.0)?;
+    let config_path = scratch.0.join("holdfast.toml");
+    std::fs::write(&config_path, config(&mock, &scratch.0))?;
+    let serve_args = ["serve", "--config", &config_path.display().to_string()].map(String::from);
+    let envs = [
+        ("BENCH_INTERACTIVE_KEY", INTERACTIVE_KEY),
+        ("BENCH_BATCH_KEY", BATCH_KEY),
+    ]
+    .map(|(name, value)| (name.to_owned(), value.to_owned()));
+    let gateway = Server::start(binary, &serve_args, &envs).context("starting holdfast serve")?;
+    let via = |route: &str, key: &str| -> anyhow::Result<Endpoint> {
+        Ok(Endpoint {
+            uri: format!("http://{}/v1/chat/completions", gateway.addr()).parse()?,
+            body: chat(route),
+            headers: vec![("authorization".to_owned(), format!("Bearer {key}"))],
+        })
+    };
+    let direct = Endpoint {
+        uri: format!("http://{}/v1/chat/completions", mock.addr()).parse()?,
+        body: chat("mock"),
+        headers: Vec::new(),
+    };
+    let limited = via("limited", INTERACTIVE_KEY)?;
+    let tight = via("tight", INTERACTIVE_KEY)?;
+    let tight_batch = via("tight", BATCH_KEY)?;
+    let plain = via("plain", INTERACTIVE_KEY)?;
+    for endpoint in [&direct, &limited, &tight, &plain] {
+        load::latencies(&client, endpoint, 20)
+            .await
+            .with_context(|| gateway.stderr_tail())?;
+    }
+    let settle = || pause(Duration::from_secs(2));
+
+    eprintln!("capacity: {CAPACITY} closed-loop clients straight at the mock…");
+    let capacity = load::throughput(&client, &direct, CAPACITY as usize, SPAN)
+        .await?
+        .per_second;
+    let unloaded_rate = capacity / 2.0;
+    let overload_rate = capacity * OVERLOAD;
+    eprintln!("unloaded: {unloaded_rate:.1} requests/s through both limiters…");
+    let unloaded = open_loop(
+        &client,
+        &[limited.clone(), tight.clone()],
+        unloaded_rate,
+        SPAN,
+    )
+    .await;
+    let unloaded = Figures::of(&unloaded[0], SPAN);
+    let reference = unloaded.p99;
+    let mut rows = Vec::new();
+    for (label, endpoint) in [
+        ("direct", &direct),
+        ("holdfast, no limiter", &plain),
+        ("holdfast, limiter", &limited),
+        ("holdfast, limiter, tol. 1.2", &tight),
+    ] {
+        settle().await;
+        eprintln!("{label}: {overload_rate:.1} requests/s…");
+        let answers = open_loop(&client, std::slice::from_ref(endpoint), overload_rate, SPAN).await;
+        rows.push((label, Figures::of(&answers[0], SPAN)));
+    }
+    settle().await;
+    eprintln!("priorities: {overload_rate:.1} requests/s, half interactive, half batch…");
+    let mixed = open_loop(
+        &client,
+        &[tight.clone(), tight_batch.clone()],
+        overload_rate,
+        SPAN,
+    )
+    .await;
+    let interactive = Figures::of(&mixed[0], SPAN);
+    let batch = Figures::of(&mixed[1], SPAN);
+
+    println!(
+        "overload: one mock serving {CAPACITY} calls at once in {LATENCY}, offered ×{OVERLOAD} its capacity for {} s per phase (the first {} s left out)",
+        SPAN.as_secs(),
+        WARM_UP.as_secs()
+    );
+    println!();
+    println!(
+        "capacity (direct, {CAPACITY} closed-loop clients)  {capacity:.1}/s; unloaded p99 through the limiter at {unloaded_rate:.1}/s: {} (p50 {})",
+        ms(reference),
+        ms(unloaded.p50)
+    );
+    println!("at {overload_rate:.1} requests/s open-loop:");
+    for (label, figures) in &rows {
+        figures.print(label, capacity, reference);
+    }
+    for (label, figures) in rows.iter().skip(2) {
+        let goodput = figures.goodput / capacity;
+        let p99 = ratio(figures.p99, reference);
+        println!(
+            "  {label}: goodput ×{goodput:.2} of capacity (target ≥ ×{MIN_GOODPUT}): {}; p99 of admitted ×{p99:.2} unloaded (target ≤ ×{MAX_P99_RATIO}): {}",
+            verdict(goodput >= MIN_GOODPUT),
+            verdict(p99 <= MAX_P99_RATIO)
+        );
+    }
+    println!(
+        "at {overload_rate:.1} requests/s, half interactive and half batch keys, limiter with tolerance {TIGHT_TOLERANCE}:"
+    );
+    interactive.print("interactive", capacity, reference);
+    batch.print("batch", capacity, reference);
+    let share = |f: &Figures| f.ok as f64 / f.sent.max(1) as f64;
+    println!(
+        "  interactive served {:.1}%, batch {:.1}%; interactive p99 ×{:.2} unloaded (target ≤ ×{MAX_P99_RATIO}): {}",
+        100.0 * share(&interactive),
+        100.0 * share(&batch),
+        ratio(interactive.p99, reference),
+        verdict(
+            ratio(interactive.p99, reference) <= MAX_P99_RATIO
+                && share(&interactive) >= share(&batch)
+        )
+    );
+    Ok(())
+}
