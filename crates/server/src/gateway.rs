@@ -104,6 +104,8 @@ pub(crate) struct Inner {
     pub(crate) libraries: std::sync::OnceLock<Arc<holdfast_quality::fewshot::Libraries>>,
     /// Production sampling, once set up (`sampling.rs`).
     pub(crate) sampling: std::sync::OnceLock<Arc<crate::sampling::Sampling>>,
+    /// Few-shot libraries that use embeddings: library → embedding route.
+    pub(crate) few_shot_embeddings: std::collections::BTreeMap<String, String>,
     /// The alert rules and their states (holdfast-alerts).
     pub(crate) alerts: Arc<holdfast_alerts::Alerting>,
     ids: Arc<RequestIds>,
@@ -255,6 +257,7 @@ impl Inner {
             store_health,
             libraries,
             sampling,
+            few_shot_embeddings: config.quality.few_shot_embeddings.clone(),
             alerts: previous.map_or_else(
                 || Arc::new(holdfast_alerts::Alerting::new(config.alerts.clone())),
                 |old| Arc::clone(&old.alerts),

@@ -30,6 +30,7 @@ mod call;
 mod corrections;
 mod dashboard;
 mod degraded;
+mod embeddings;
 mod engine_api;
 mod engine_json;
 mod error;

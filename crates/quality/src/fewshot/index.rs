@@ -194,6 +194,11 @@ impl Index {
             .collect()
     }
 
+    /// The example `id`, if held.
+    pub(crate) fn get(&self, id: u64) -> Option<Arc<Shot>> {
+        self.by_id.get(&id).and_then(|slot| self.shot(*slot))
+    }
+
     fn shot(&self, slot: u32) -> Option<Arc<Shot>> {
         self.shots.get(slot as usize).and_then(Option::clone)
     }
