@@ -93,7 +93,7 @@ pub(crate) async fn embeddings(
     });
     let texts = match (rejection, request) {
         (None, Ok((_, texts))) => texts,
-        (Some(rejection), _) | (None, Err(_)) => {
+        (rejection, _) => {
             let rejection = rejection.unwrap_or(Rejection::BadRequest("unreadable".into()));
             let meta = Meta {
                 id_bits: 0,
