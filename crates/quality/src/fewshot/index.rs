@@ -33,12 +33,21 @@ const B: f32 = 0.75;
 /// The length of a removed example's slot.
 const TOMBSTONE: u32 = u32::MAX;
 
-/// One word's postings: the slots holding it, ascending, with its occurrences there,
-/// and what bounds its contribution to any of them.
+/// One word in one example: the example's slot, the word's occurrences in it and the
+/// example's length in words (both saturating), so that scoring reads the postings in
+/// order and touches nothing per example but its score.
+#[derive(Debug, Clone, Copy)]
+struct Posting {
+    slot: u32,
+    tf: u16,
+    len: u16,
+}
+
+/// One word's postings, by slot ascending, and what bounds its contribution to any of
+/// them.
 #[derive(Debug)]
 struct Postings {
-    slots: Vec<u32>,
-    tfs: Vec<u32>,
+    entries: Vec<Posting>,
     /// The most occurrences in one example (an upper bound: removal does not lower it).
     max_tf: u32,
     /// The fewest words of an example holding it (a lower bound, likewise).
@@ -48,8 +57,7 @@ struct Postings {
 impl Default for Postings {
     fn default() -> Self {
         Postings {
-            slots: Vec::new(),
-            tfs: Vec::new(),
+            entries: Vec::new(),
             max_tf: 0,
             min_len: u32::MAX,
         }
@@ -114,6 +122,9 @@ pub(crate) struct Index {
     shots: Vec<Option<Arc<Shot>>>,
     /// Words per slot, [`TOMBSTONE`] for a removed example.
     lengths: Vec<u32>,
+    /// One bit per slot, set while its example is live: 1/32 of `lengths`, so the
+    /// check stays in cache.
+    live: Vec<u64>,
     /// Example id per slot.
     ids: Vec<u64>,
     /// Example id → slot, in id order (the `fixed` mode takes the first k).
@@ -145,13 +156,22 @@ impl Index {
             *counts.entry(word).or_default() += 1;
             length = length.saturating_add(1).min(TOMBSTONE - 1);
         }
+        let short = |n: u32| u16::try_from(n).unwrap_or(u16::MAX);
         for (word, n) in counts {
             let postings = self.postings.entry(word.into_boxed_str()).or_default();
-            postings.slots.push(slot);
-            postings.tfs.push(n);
-            postings.max_tf = postings.max_tf.max(n);
-            postings.min_len = postings.min_len.min(length);
+            postings.entries.push(Posting {
+                slot,
+                tf: short(n),
+                len: short(length),
+            });
+            postings.max_tf = postings.max_tf.max(n.min(u32::from(u16::MAX)));
+            postings.min_len = postings.min_len.min(length.min(u32::from(u16::MAX)));
         }
+        let word = slot as usize / 64;
+        if self.live.len() <= word {
+            self.live.resize(word + 1, 0);
+        }
+        self.live[word] |= 1 << (slot % 64);
         self.total_words += u64::from(length);
         self.by_id.insert(shot.id, slot);
         self.ids.push(shot.id);
@@ -168,6 +188,9 @@ impl Index {
         if let Some(length) = self.lengths.get_mut(slot) {
             self.total_words -= u64::from(*length);
             *length = TOMBSTONE;
+        }
+        if let Some(word) = self.live.get_mut(slot / 64) {
+            *word &= !(1 << (slot % 64));
         }
         if let Some(shot) = self.shots.get_mut(slot) {
             *shot = None;
@@ -192,6 +215,11 @@ impl Index {
             .filter_map(|slot| self.shot(*slot))
             .take(k)
             .collect()
+    }
+
+    fn is_live(&self, slot: u32) -> bool {
+        let word = self.live.get(slot as usize / 64).copied().unwrap_or(0);
+        word & (1 << (slot % 64)) != 0
     }
 
     /// The example `id`, if held.
@@ -225,13 +253,14 @@ impl Index {
             .iter()
             .filter_map(|word| {
                 let postings = self.postings.get(word.as_str())?;
-                let df = postings.slots.len() as f32;
+                let df = postings.entries.len() as f32;
                 if df > common {
                     return None;
                 }
                 // Tombstones count in `df`; the floor keeps every contribution positive.
                 let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln().max(1e-6);
-                let bound = weight(idf, postings.max_tf, a + b * postings.min_len as f32);
+                let (tf, len) = (postings.max_tf as f32, postings.min_len as f32);
+                let bound = idf * tf * (K1 + 1.0) / (tf + a + b * len);
                 Some(Term {
                     postings,
                     idf,
@@ -264,16 +293,15 @@ impl Index {
                     break;
                 }
                 let term = terms[i];
-                for (&slot, &tf) in term.postings.slots.iter().zip(&term.postings.tfs) {
-                    let len = self.lengths[slot as usize];
-                    if len == TOMBSTONE {
+                for p in &term.postings.entries {
+                    if !self.is_live(p.slot) {
                         continue;
                     }
-                    let score = &mut scores[slot as usize];
+                    let score = &mut scores[p.slot as usize];
                     if *score == 0.0 {
-                        touched.push(slot);
+                        touched.push(p.slot);
                     }
-                    *score += weight(term.idf, tf, a + b * len as f32);
+                    *score += weight(term.idf, p.tf, a + b * f32::from(p.len));
                     best = best.max(*score);
                 }
                 i += 1;
@@ -288,9 +316,10 @@ impl Index {
                         *score = 0.0;
                         return false;
                     }
-                    if let Ok(at) = term.postings.slots.binary_search(&slot) {
-                        let len = self.lengths[slot as usize];
-                        *score += weight(term.idf, term.postings.tfs[at], a + b * len as f32);
+                    let entries = &term.postings.entries;
+                    if let Ok(at) = entries.binary_search_by_key(&slot, |p| p.slot) {
+                        let p = entries[at];
+                        *score += weight(term.idf, p.tf, a + b * f32::from(p.len));
                     }
                     true
                 });
@@ -339,8 +368,8 @@ impl Index {
 }
 
 /// One word's BM25 contribution: its idf, its occurrences and the example's length norm.
-fn weight(idf: f32, tf: u32, norm: f32) -> f32 {
-    let tf = tf as f32;
+fn weight(idf: f32, tf: u16, norm: f32) -> f32 {
+    let tf = f32::from(tf);
     idf * tf * (K1 + 1.0) / (tf + norm)
 }
 
@@ -419,16 +448,16 @@ mod tests {
             let Some(postings) = index.postings.get(term.as_str()) else {
                 continue;
             };
-            let df = postings.slots.len() as f32;
+            let df = postings.entries.len() as f32;
             if df > common {
                 continue;
             }
             let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln().max(1e-6);
-            for (&slot, &tf) in postings.slots.iter().zip(&postings.tfs) {
-                let len = index.lengths[slot as usize];
+            for p in &postings.entries {
+                let len = index.lengths[p.slot as usize];
                 if len != TOMBSTONE {
                     let norm = K1 * (1.0 - B + B * len as f32 / average);
-                    *scores.entry(slot).or_default() += weight(idf, tf, norm);
+                    *scores.entry(p.slot).or_default() += weight(idf, p.tf, norm);
                 }
             }
         }
