@@ -165,7 +165,7 @@ async fn run(live: Arc<Live>) {
 }
 
 /// The libraries' similarity as configured: library → embedding route.
-fn similarity(embeddings: &BTreeMap<String, String>) -> HashMap<String, Similarity> {
+pub(crate) fn similarity(embeddings: &BTreeMap<String, String>) -> HashMap<String, Similarity> {
     let embed = |route: &String| Similarity::Embeddings {
         route: route.clone(),
     };
