@@ -15,10 +15,10 @@ use async_trait::async_trait;
 use holdfast_store::{
     Advance, Cancelled, ConfigGate, ConfigVersion, Escalation, EscalationFilter, EvalResult,
     EvalRun, EvalRunFilter, EvalRunStart, EvalStatus, Example, ExampleAdded, ExampleFilter,
-    ExampleStatus, ExampleUse, FencingToken, Job, JobResult, JournalEntry, LockAcquire,
-    NewEvalResult, NewEvalRun, NewEvent, NewExample, NewQualitySample, NewTask, NewWorkflow,
-    QualitySample, Resolution, Result, SampleFilter, Step, Store, StoredConfig, Submitted, Task,
-    TaskClaim, TaskFilter, TaskPage, WorkflowDef,
+    ExampleStatus, ExampleUse, ExampleVector, FencingToken, Job, JobResult, JournalEntry,
+    LockAcquire, NewEvalResult, NewEvalRun, NewEvent, NewExample, NewQualitySample, NewTask,
+    NewWorkflow, QualitySample, Resolution, Result, SampleFilter, Step, Store, StoredConfig,
+    Submitted, Task, TaskClaim, TaskFilter, TaskPage, WorkflowDef,
 };
 
 use crate::measure::Stopwatch;
@@ -406,6 +406,27 @@ impl Store for CountedStore {
     async fn record_example_uses(&self, uses: Vec<ExampleUse>) -> Result<()> {
         self.timed("record_example_uses", self.inner.record_example_uses(uses))
             .await
+    }
+
+    async fn put_example_vectors(&self, vectors: Vec<ExampleVector>) -> Result<()> {
+        self.timed(
+            "put_example_vectors",
+            self.inner.put_example_vectors(vectors),
+        )
+        .await
+    }
+
+    async fn example_vectors(
+        &self,
+        tenant: &str,
+        model: &str,
+        ids: Vec<u64>,
+    ) -> Result<Vec<ExampleVector>> {
+        self.timed(
+            "example_vectors",
+            self.inner.example_vectors(tenant, model, ids),
+        )
+        .await
     }
 
     async fn add_quality_sample(&self, sample: NewQualitySample) -> Result<u64> {

@@ -298,6 +298,9 @@ pub struct Quality {
     pub gate: Option<QualityGate>,
     /// Production sampling, by route.
     pub sampling: std::collections::BTreeMap<String, QualitySampling>,
+    /// Few-shot libraries that use embeddings: library → embedding route. Every other
+    /// library is lexical.
+    pub few_shot_embeddings: std::collections::BTreeMap<String, String>,
 }
 
 /// How a route's production answers are sampled and scored.

@@ -668,3 +668,35 @@ fn few_shot_library_and_k_are_checked() {
         "unknown variant `nearest`",
     );
 }
+
+#[test]
+fn a_few_shot_library_using_embeddings_names_an_existing_route() {
+    let ok = common::load(
+        &with(
+            "[quality.few_shot.triage]\nsimilarity = \"embeddings\"\nembedding_route = \"smart\"\n",
+        ),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(ok.quality.few_shot_embeddings["triage"], "smart");
+    one(
+        &with(
+            "[quality.few_shot.triage]\nsimilarity = \"embeddings\"\nembedding_route = \"embed\"\n",
+        ),
+        19,
+        "quality.few_shot.triage.embedding_route",
+        "names no route",
+    );
+    one(
+        &with("[quality.few_shot.triage]\nsimilarity = \"embeddings\"\n"),
+        17,
+        "quality.few_shot.triage",
+        "embedding_route is required",
+    );
+    one(
+        &with("[quality.few_shot.triage]\nembedding_route = \"smart\"\n"),
+        18,
+        "quality.few_shot.triage.embedding_route",
+        "only for similarity",
+    );
+}

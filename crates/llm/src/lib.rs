@@ -22,7 +22,8 @@ pub mod tokens;
 pub mod translate;
 
 pub use client::{
-    ApiKey, CallOptions, ChunkStream, Completion, Endpoint, ProviderClient, ProviderError, Timeouts,
+    ApiKey, CallOptions, ChunkStream, Completion, Embedded, Endpoint, ProviderClient,
+    ProviderError, Timeouts,
 };
 pub use price::{Price, PriceError, Usage};
 

@@ -1,5 +1,5 @@
 //! The few-shot families of `/metrics`: retrievals (hits and misses), examples used,
-//! feedback verdicts and library sizes, per library (every tenant's together: a
+//! feedback verdicts, embedding fallbacks and failures, and library sizes, per library (every tenant's together: a
 //! library is a task type's name from the configuration, never a tenant's).
 
 use holdfast_quality::fewshot::Libraries;
@@ -54,6 +54,30 @@ pub fn render(libraries: &Libraries) -> String {
             "holdfast_few_shot_feedback_total",
             &[("library", library), ("verdict", "bad")],
             c.feedback_bad,
+        );
+    }
+    out.family(
+        "holdfast_few_shot_embedding_fallbacks_total",
+        "counter",
+        "Calls of a library using embeddings whose input could not be embedded, served from the lexical index.",
+    );
+    for (library, c) in &counts {
+        out.sample(
+            "holdfast_few_shot_embedding_fallbacks_total",
+            &[("library", library)],
+            c.embedding_fallbacks,
+        );
+    }
+    out.family(
+        "holdfast_few_shot_embedding_failures_total",
+        "counter",
+        "Embedding requests for a library's examples that failed (tried again a few seconds later).",
+    );
+    for (library, c) in &counts {
+        out.sample(
+            "holdfast_few_shot_embedding_failures_total",
+            &[("library", library)],
+            c.embedding_failures,
         );
     }
     out.family(

@@ -26,6 +26,7 @@ mod admin;
 mod answer;
 mod anthropic;
 mod chat;
+mod embeddings;
 mod error;
 mod faults;
 mod format;
@@ -39,6 +40,7 @@ mod timing;
 mod validate;
 
 pub use chat::{Forward, inject};
+pub use embeddings::{DIMENSIONS, embed};
 pub use error::{MockError, Result};
 pub use faults::{
     ApiKey, DEFAULT_ANSWER, ErrorRates, Faults, Flapping, Outage, Reply, Stall, StreamFault,

@@ -192,7 +192,7 @@ pub(crate) fn refuse_key(faults: &Faults, presented: Option<&str>) -> Option<Rej
 }
 
 /// The failing status of an outage window or a flapping phase at `elapsed`, if any.
-fn unavailable(faults: &Faults, elapsed: Duration) -> Option<(u16, &'static str)> {
+pub(crate) fn unavailable(faults: &Faults, elapsed: Duration) -> Option<(u16, &'static str)> {
     let t = elapsed.as_secs_f64();
     let outage = faults
         .outages

@@ -15,19 +15,24 @@ use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 
 use crate::chat::{chat, presented_key};
+use crate::embeddings::embeddings;
 use crate::format::{Format, Meta};
 use crate::plan;
 use crate::provider::MockProvider;
 use crate::{admin, format::Reply};
 
-/// The mock's routes: the chat and models endpoints of its format, and `/admin/*`.
+/// The mock's routes: the chat and models endpoints of its format (and embeddings for
+/// OpenAI), and `/admin/*`.
 pub fn router(provider: MockProvider) -> Router {
     let mut router = Router::new();
     for path in provider.format().chat_paths() {
         router = router.route(path, post(chat));
     }
     if provider.format() == Format::OpenAi {
-        router = router.route("/models", get(models));
+        router = router
+            .route("/models", get(models))
+            .route("/embeddings", post(embeddings))
+            .route("/v1/embeddings", post(embeddings));
     }
     router
         .route("/v1/models", get(models))

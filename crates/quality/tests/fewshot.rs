@@ -6,7 +6,9 @@
 
 use std::sync::Arc;
 
-use holdfast_quality::fewshot::{Correction, Libraries, Mode, add_correction};
+use holdfast_quality::fewshot::{
+    Correction, Embedder, Libraries, Mode, Similarity, add_correction,
+};
 use holdfast_store::{ExampleSource, ExampleStatus, Store};
 
 const T0: u64 = 1_700_000_000_000;
@@ -196,4 +198,97 @@ async fn usage_counts_reach_the_store_and_survive_a_restart_of_the_cache() {
             .len(),
         1
     );
+}
+
+/// Embeds with the mock provider's vectors, counting texts; fails when told to.
+#[derive(Default)]
+struct Counting {
+    texts: std::sync::Mutex<Vec<(String, String)>>,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl Embedder for Counting {
+    async fn embed(
+        &self,
+        tenant: &str,
+        route: &str,
+        texts: Vec<String>,
+    ) -> Result<Vec<Vec<f32>>, String> {
+        assert_eq!(route, "embed");
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("the embedding route is down".into());
+        }
+        let mut seen = self.texts.lock().unwrap();
+        seen.extend(texts.iter().map(|t| (tenant.to_owned(), t.clone())));
+        Ok(texts.iter().map(|t| holdfast_mock::embed(t)).collect())
+    }
+}
+
+fn embedding(store: Arc<dyn Store>, embedder: &Arc<Counting>) -> Libraries {
+    let libraries = Libraries::new(store);
+    libraries.set_embedder(embedder.clone());
+    libraries.configure(
+        [(
+            "triage".to_owned(),
+            Similarity::Embeddings {
+                route: "embed".into(),
+            },
+        )]
+        .into(),
+    );
+    libraries
+}
+
+#[tokio::test]
+async fn embeddings_find_examples_once_embedded_and_a_restart_reads_the_vectors() {
+    let store = store("embeddings").await;
+    let embedder = Arc::new(Counting::default());
+    let libraries = embedding(store.clone(), &embedder);
+    for (tenant, input, output) in [
+        ("acme", "charged twice for my invoice", "billing"),
+        ("acme", "my parcel never arrived", "shipping"),
+        ("globex", "charged twice this month", "fraud"),
+    ] {
+        add_correction(&libraries, correction(tenant, input, output, true), T0)
+            .await
+            .unwrap();
+    }
+    libraries.refresh().await.unwrap();
+    let embedded = embedder.texts.lock().unwrap().len();
+    assert_eq!(embedded, 3, "each example once");
+    let shots = libraries
+        .retrieve_for(
+            "acme",
+            "triage",
+            "I was charged twice",
+            1,
+            Mode::Similar,
+            T0,
+        )
+        .await;
+    assert_eq!(inputs(&shots), ["charged twice for my invoice"]);
+    assert_eq!(
+        embedder.texts.lock().unwrap().last().unwrap(),
+        &("acme".to_owned(), "I was charged twice".to_owned())
+    );
+
+    // A new cache on the same store reads the vectors instead of embedding again.
+    let again = embedding(store.clone(), &embedder);
+    again.refresh().await.unwrap();
+    assert_eq!(embedder.texts.lock().unwrap().len(), embedded + 1);
+    let shots = again
+        .retrieve_for("acme", "triage", "parcel arrived", 4, Mode::Similar, T0)
+        .await;
+    assert_eq!(inputs(&shots), ["my parcel never arrived"]);
+
+    // The route fails: the lexical index answers, and the fallback is counted.
+    embedder
+        .failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let shots = again
+        .retrieve_for("acme", "triage", "charged twice", 4, Mode::Similar, T0)
+        .await;
+    assert_eq!(inputs(&shots), ["charged twice for my invoice"]);
+    assert_eq!(again.counts()[0].1.embedding_fallbacks, 1);
 }

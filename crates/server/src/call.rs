@@ -10,7 +10,8 @@
 use std::sync::Arc;
 
 use holdfast_llm::openai::ChatRequest;
-use holdfast_llm::{ChunkStream, Completion};
+use holdfast_llm::openai::embeddings::EmbeddingsRequest;
+use holdfast_llm::{ChunkStream, Completion, Embedded};
 use holdfast_policy::Instant;
 use holdfast_policy::driver::{self, Served, Transport};
 use holdfast_policy::pipeline::{self, PolicyEvent};
@@ -21,7 +22,7 @@ use crate::failure::{earliest_free, to_api_error};
 use crate::gateway::{Inner, RouteRuntime};
 use crate::meta::{Reply, RequestMeta};
 use crate::output::OutputCheck;
-use crate::transport::{AttemptError, AttemptNote, Attempts, Completing, Streaming};
+use crate::transport::{AttemptError, AttemptNote, Attempts, Completing, Embedding, Streaming};
 
 /// One client request, ready for the pipeline.
 pub(crate) struct Job<'a> {
@@ -46,24 +47,59 @@ pub(crate) struct Ran<R> {
 
 /// Runs `job`, waiting for whole, validated answers.
 pub(crate) async fn complete(job: &Job<'_>) -> Ran<Completion> {
-    let transport = Completing(attempts(job));
-    run(job, &transport, || transport.0.take_notes()).await
+    let transport = Completing(
+        attempts(job.gateway, job.meta, job.id),
+        job.request,
+        job.check,
+    );
+    run(&job.lane(), &transport, || transport.0.take_notes()).await
 }
 
 /// Runs `job` up to the commit point of a stream.
 pub(crate) async fn stream(job: &Job<'_>) -> Ran<ChunkStream> {
-    let transport = Streaming(attempts(job));
-    run(job, &transport, || transport.0.take_notes()).await
+    let transport = Streaming(attempts(job.gateway, job.meta, job.id), job.request);
+    run(&job.lane(), &transport, || transport.0.take_notes()).await
 }
 
-fn attempts<'a>(job: &Job<'a>) -> Attempts<'a> {
+/// Runs an embeddings call of `lane` for `request`.
+pub(crate) async fn embed(lane: &Lane<'_>, request: &EmbeddingsRequest) -> Ran<Embedded> {
+    let transport = Embedding(attempts(lane.gateway, lane.meta, lane.id), request);
+    run(lane, &transport, || transport.0.take_notes()).await
+}
+
+fn attempts<'a>(gateway: &'a Inner, meta: &'a RequestMeta, id: &'a str) -> Attempts<'a> {
     // Every attempt carries the same key: the client's, else the request id.
-    let key = job.meta.idempotency_key.as_deref().unwrap_or(job.id);
-    Attempts::new(job.gateway, job.request, job.check, key, &job.meta.trace)
+    let key = meta.idempotency_key.as_deref().unwrap_or(id);
+    Attempts::new(gateway, key, &meta.trace)
+}
+
+/// What the pipeline needs of a call, whatever it asks a provider for.
+pub(crate) struct Lane<'a> {
+    pub(crate) gateway: &'a Inner,
+    pub(crate) route: &'a RouteRuntime,
+    pub(crate) meta: &'a RequestMeta,
+    pub(crate) id: &'a Arc<str>,
+    pub(crate) tokens: u64,
+    pub(crate) seed: u64,
+}
+
+impl Job<'_> {
+    fn lane(&self) -> Lane<'_> {
+        let (gateway, route, meta, id) = (self.gateway, self.route, self.meta, self.id);
+        let (tokens, seed) = (self.tokens, self.seed);
+        Lane {
+            gateway,
+            route,
+            meta,
+            id,
+            tokens,
+            seed,
+        }
+    }
 }
 
 async fn run<T>(
-    job: &Job<'_>,
+    job: &Lane<'_>,
     transport: &T,
     notes: impl FnOnce() -> Vec<AttemptNote>,
 ) -> Ran<T::Response>
@@ -112,7 +148,7 @@ where
 }
 
 /// The client's error for a call that gave up at `now`.
-fn client_error(job: &Job<'_>, failure: &driver::Failure<AttemptError>, now: Instant) -> ApiError {
+fn client_error(job: &Lane<'_>, failure: &driver::Failure<AttemptError>, now: Instant) -> ApiError {
     to_api_error(failure, || {
         let registry = job
             .gateway

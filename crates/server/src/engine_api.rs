@@ -35,6 +35,9 @@ impl Gateway {
     /// second engine keeps the first.
     pub fn with_engine(self, engine: Engine) -> Gateway {
         let libraries = holdfast_quality::fewshot::Libraries::new(Arc::clone(engine.store()));
+        let embedder = crate::embeddings::GatewayEmbedder(Arc::downgrade(&self.live));
+        libraries.set_embedder(Arc::new(embedder));
+        libraries.configure(crate::few_shot::similarity(&self.inner.few_shot_embeddings));
         let _ = self.inner.libraries.set(Arc::new(libraries));
         if self.inner.engine.set(engine).is_err() {
             tracing::warn!("an engine is already attached to this gateway; keeping the first");

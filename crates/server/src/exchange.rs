@@ -67,6 +67,7 @@ async fn answer(mut door: Door, mut request: ChatRequest, dialect: Dialect) -> R
         &mut request,
         gw.clock.unix_millis(),
     )
+    .await
     .map(Arc::new);
     let check = match OutputCheck::for_request(&request) {
         Ok(check) => check,

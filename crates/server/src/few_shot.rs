@@ -9,12 +9,13 @@
 //! engine's store; a background loop catches them up with the store every
 //! [`REFRESH`] (what another node approved) and writes usage counts every [`FLUSH`].
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use holdfast_config::{FewShot, FewShotMode};
 use holdfast_llm::openai::{AssistantMessage, ChatRequest, Content, Message, UserMessage};
-use holdfast_quality::fewshot::{Libraries, Mode};
+use holdfast_quality::fewshot::{Libraries, Mode, Similarity};
 use serde::Serialize;
 
 use crate::gateway::Gateway;
@@ -62,7 +63,7 @@ impl Used {
 /// Inserts `route`'s examples for `tenant` into `request`; returns what was inserted
 /// (with no example, the call's input all the same, for feedback), or `None` when the
 /// route keeps no library or no library is attached.
-pub(crate) fn insert(
+pub(crate) async fn insert(
     libraries: Option<&Arc<Libraries>>,
     few_shot: Option<&FewShot>,
     tenant: &str,
@@ -83,14 +84,8 @@ pub(crate) fn insert(
         FewShotMode::Similar => Mode::Similar,
         FewShotMode::Fixed => Mode::Fixed,
     };
-    let shots = libraries.retrieve(
-        tenant,
-        &few_shot.library,
-        &input,
-        few_shot.k as usize,
-        mode,
-        now_ms,
-    );
+    let (library, k) = (&few_shot.library, few_shot.k as usize);
+    let shots = (libraries.retrieve_for(tenant, library, &input, k, mode, now_ms)).await;
     let at = request
         .messages
         .iter()
@@ -152,6 +147,7 @@ async fn run(live: Arc<Live>) {
         let current = live.current();
         let clock = Arc::clone(&current.clock);
         if let Some(libraries) = current.libraries.get().cloned() {
+            libraries.configure(similarity(&current.few_shot_embeddings));
             if let Err(e) = libraries.refresh().await {
                 tracing::warn!(error = %e, "the example libraries could not catch up with the store");
             }
@@ -166,4 +162,15 @@ async fn run(live: Arc<Live>) {
         clock.sleep_until(clock.now() + REFRESH).await;
         since_flush += REFRESH;
     }
+}
+
+/// The libraries' similarity as configured: library → embedding route.
+pub(crate) fn similarity(embeddings: &BTreeMap<String, String>) -> HashMap<String, Similarity> {
+    let embed = |route: &String| Similarity::Embeddings {
+        route: route.clone(),
+    };
+    embeddings
+        .iter()
+        .map(|(l, route)| (l.clone(), embed(route)))
+        .collect()
 }

@@ -106,6 +106,8 @@ pub(crate) struct Inner {
     pub(crate) sampling: std::sync::OnceLock<Arc<crate::sampling::Sampling>>,
     /// The health shared with other nodes, once started (`cluster.rs`).
     pub(crate) shared_health: std::sync::OnceLock<Arc<holdfast_cluster::SharedHealth>>,
+    /// Few-shot libraries that use embeddings: library → embedding route.
+    pub(crate) few_shot_embeddings: std::collections::BTreeMap<String, String>,
     /// The alert rules and their states (holdfast-alerts).
     pub(crate) alerts: Arc<holdfast_alerts::Alerting>,
     ids: Arc<RequestIds>,
@@ -266,6 +268,7 @@ impl Inner {
             libraries,
             sampling,
             shared_health,
+            few_shot_embeddings: config.quality.few_shot_embeddings.clone(),
             alerts: previous.map_or_else(
                 || Arc::new(holdfast_alerts::Alerting::new(config.alerts.clone())),
                 |old| Arc::clone(&old.alerts),

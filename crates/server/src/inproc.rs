@@ -89,6 +89,7 @@ pub(crate) async fn complete(gw: &Inner, local: Local<'_>) -> Result<Answered, R
         &mut request,
         gw.clock.unix_millis(),
     )
+    .await
     .map(Arc::new);
     let check = OutputCheck::for_request(&request)?;
     let request = Arc::new(request);

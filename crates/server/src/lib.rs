@@ -31,6 +31,7 @@ mod cluster;
 mod corrections;
 mod dashboard;
 mod degraded;
+mod embeddings;
 mod engine_api;
 mod engine_json;
 mod error;

@@ -11,8 +11,9 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use holdfast_llm::openai::embeddings::EmbeddingsRequest;
 use holdfast_llm::openai::{ChatRequest, FinishReason};
-use holdfast_llm::{CallOptions, ChunkStream, Completion, ProviderError, Usage};
+use holdfast_llm::{CallOptions, ChunkStream, Completion, Embedded, ProviderError, Usage};
 use holdfast_policy::Outcome;
 use holdfast_policy::driver::{Classified, Transport};
 use holdfast_policy::pipeline::{AttemptId, StartAttempt};
@@ -44,26 +45,20 @@ pub(crate) struct AttemptNote {
 /// What every attempt of one call shares.
 pub(crate) struct Attempts<'a> {
     gateway: &'a Inner,
-    request: &'a ChatRequest,
-    check: &'a OutputCheck,
     idempotency_key: &'a str,
     trace: &'a holdfast_telemetry::Trace,
     notes: Mutex<Vec<AttemptNote>>,
 }
 
 impl<'a> Attempts<'a> {
-    /// Attempts of `request`, each sent with `idempotency_key`.
+    /// Attempts of one call, each sent with `idempotency_key`.
     pub(crate) fn new(
         gateway: &'a Inner,
-        request: &'a ChatRequest,
-        check: &'a OutputCheck,
         idempotency_key: &'a str,
         trace: &'a holdfast_telemetry::Trace,
     ) -> Self {
         Attempts {
             gateway,
-            request,
-            check,
             idempotency_key,
             trace,
             notes: Mutex::new(Vec::new()),
@@ -151,7 +146,11 @@ impl<'a> Attempts<'a> {
 }
 
 /// Attempts that wait for the whole answer and validate it.
-pub(crate) struct Completing<'a>(pub(crate) Attempts<'a>);
+pub(crate) struct Completing<'a>(
+    pub(crate) Attempts<'a>,
+    pub(crate) &'a ChatRequest,
+    pub(crate) &'a OutputCheck,
+);
 
 impl Transport for Completing<'_> {
     type Response = Completion;
@@ -169,10 +168,10 @@ impl Transport for Completing<'_> {
         match attempts
             .gateway
             .client
-            .complete(endpoint, attempts.request, &options)
+            .complete(endpoint, self.1, &options)
             .await
         {
-            Ok(completion) => match attempts.check.check(&completion.response) {
+            Ok(completion) => match self.2.check(&completion.response) {
                 Ok(()) => {
                     attempts.learn(&start, Mode::Whole, completion.latency);
                     let finish = completion
@@ -198,7 +197,7 @@ impl Transport for Completing<'_> {
 }
 
 /// Attempts that return once a stream has started; its chunks are relayed later.
-pub(crate) struct Streaming<'a>(pub(crate) Attempts<'a>);
+pub(crate) struct Streaming<'a>(pub(crate) Attempts<'a>, pub(crate) &'a ChatRequest);
 
 impl Transport for Streaming<'_> {
     type Response = ChunkStream;
@@ -212,7 +211,7 @@ impl Transport for Streaming<'_> {
         match attempts
             .gateway
             .client
-            .stream(endpoint, attempts.request, &options)
+            .stream(endpoint, self.1, &options)
             .await
         {
             Ok(stream) => {
@@ -229,5 +228,26 @@ impl Transport for Streaming<'_> {
                 Err(AttemptError(err))
             }
         }
+    }
+}
+
+/// Attempts of an embeddings call (`POST /v1/embeddings`, a library's examples).
+pub(crate) struct Embedding<'a>(pub(crate) Attempts<'a>, pub(crate) &'a EmbeddingsRequest);
+
+impl Transport for Embedding<'_> {
+    type Response = Embedded;
+    type Error = AttemptError;
+
+    async fn attempt(&self, start: StartAttempt) -> Result<Embedded, AttemptError> {
+        let (attempts, options) = (&self.0, self.0.options(&start, Mode::Whole));
+        let embedded = (attempts.gateway.client)
+            .embed(attempts.endpoint(&start)?, self.1, &options)
+            .await;
+        let (usage, err) = (
+            embedded.as_ref().ok().map(|e| e.usage),
+            embedded.as_ref().err(),
+        );
+        attempts.note(start.attempt, usage, err, None);
+        embedded.map_err(AttemptError)
     }
 }

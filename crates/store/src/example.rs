@@ -265,3 +265,87 @@ impl ExampleRow {
         })
     }
 }
+
+/// The longest vector kept, in numbers.
+pub const MAX_VECTOR_LEN: usize = 16_384;
+
+/// The most vectors one read or write names.
+pub const MAX_VECTORS: usize = 1000;
+
+/// An example's embedding vector under one embedding model (a route), kept so that a
+/// restarted node does not embed its libraries again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExampleVector {
+    /// The example's tenant: a vector for an example of another tenant (or for none) is
+    /// not kept.
+    pub tenant: String,
+    /// The example.
+    pub id: u64,
+    /// What embedded it (the embedding route's name): a valid name.
+    pub model: String,
+    /// The vector: 1..=16,384 finite numbers.
+    pub vector: Vec<f32>,
+}
+
+/// Checks vectors to keep.
+pub(crate) fn check_vectors(vectors: &[ExampleVector]) -> Result<()> {
+    if vectors.len() > MAX_VECTORS {
+        return Err(StoreError::invalid(
+            "vectors",
+            format!("at most {MAX_VECTORS} at once"),
+        ));
+    }
+    for v in vectors {
+        name("vector.tenant", &v.tenant)?;
+        name("vector.model", &v.model)?;
+        millis("vector.id", v.id)?;
+        if v.vector.is_empty() || v.vector.len() > MAX_VECTOR_LEN {
+            return Err(StoreError::invalid(
+                "vector.vector",
+                format!("must hold 1..={MAX_VECTOR_LEN} numbers"),
+            ));
+        }
+        if !v.vector.iter().all(|x| x.is_finite()) {
+            return Err(StoreError::invalid(
+                "vector.vector",
+                "must be finite numbers",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a read of vectors.
+pub(crate) fn check_vector_read(tenant: &str, model: &str, ids: &[u64]) -> Result<()> {
+    name("tenant", tenant)?;
+    name("model", model)?;
+    if ids.len() > MAX_VECTORS {
+        return Err(StoreError::invalid(
+            "ids",
+            format!("at most {MAX_VECTORS} at once"),
+        ));
+    }
+    for id in ids {
+        millis("id", *id)?;
+    }
+    Ok(())
+}
+
+/// A vector as stored: its numbers as little-endian `f32`s.
+pub(crate) fn vector_bytes(vector: &[f32]) -> Vec<u8> {
+    vector.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// A stored vector read back.
+pub(crate) fn vector_from_bytes(bytes: &[u8]) -> Result<Vec<f32>> {
+    if bytes.is_empty() || bytes.len() % 4 != 0 {
+        return Err(StoreError::corrupt(
+            "vector",
+            "not a whole number of 4-byte floats",
+        ));
+    }
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
+}

@@ -43,7 +43,8 @@ pub use eval::{
     NewEvalRun,
 };
 pub use example::{
-    Example, ExampleAdded, ExampleFilter, ExampleSource, ExampleStatus, ExampleUse, NewExample,
+    Example, ExampleAdded, ExampleFilter, ExampleSource, ExampleStatus, ExampleUse, ExampleVector,
+    NewExample,
 };
 pub use postgres::PostgresStore;
 pub use sample::{NewQualitySample, QualitySample, SampleFilter, SampleStatus};

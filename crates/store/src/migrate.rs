@@ -56,6 +56,10 @@ pub(crate) const SQLITE: &[Migration] = &[
         version: 9,
         sql: include_str!("../migrations/sqlite/0009_task_traceparent.sql"),
     },
+    Migration {
+        version: 10,
+        sql: include_str!("../migrations/sqlite/0010_example_vectors.sql"),
+    },
 ];
 
 /// The PostgreSQL migrations, in order.
@@ -107,6 +111,10 @@ pub(crate) const POSTGRES: &[Migration] = &[
     Migration {
         version: 12,
         sql: include_str!("../migrations/postgres/0012_task_traceparent.sql"),
+    },
+    Migration {
+        version: 13,
+        sql: include_str!("../migrations/postgres/0013_example_vectors.sql"),
     },
 ];
 

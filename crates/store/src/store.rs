@@ -19,7 +19,9 @@ use crate::coordination::{
 use crate::eval::{
     EvalResult, EvalRun, EvalRunFilter, EvalRunStart, EvalStatus, NewEvalResult, NewEvalRun,
 };
-use crate::example::{Example, ExampleAdded, ExampleFilter, ExampleStatus, ExampleUse, NewExample};
+use crate::example::{
+    Example, ExampleAdded, ExampleFilter, ExampleStatus, ExampleUse, ExampleVector, NewExample,
+};
 use crate::health::{HealthExchange, HealthReply};
 use crate::sample::{NewQualitySample, QualitySample, SampleFilter};
 use crate::task::{
@@ -230,6 +232,18 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Adds calls to examples' usage counts; an example of another tenant than the one
     /// named, or gone, is skipped.
     async fn record_example_uses(&self, uses: Vec<ExampleUse>) -> Result<()>;
+    /// Keeps examples' embedding vectors (at most 1,000 at once), each replacing the
+    /// example's vector under the same model; a vector naming an example that is not
+    /// its tenant's (or is gone) is skipped.
+    async fn put_example_vectors(&self, vectors: Vec<ExampleVector>) -> Result<()>;
+    /// The vectors under `model` of those of `ids` (at most 1,000) that are `tenant`'s
+    /// examples and have one, in no particular order.
+    async fn example_vectors(
+        &self,
+        tenant: &str,
+        model: &str,
+        ids: Vec<u64>,
+    ) -> Result<Vec<ExampleVector>>;
 
     // --- production samples of the quality loop ---
     /// Keeps a scored (or skipped) production sample; answers its id.

@@ -96,6 +96,7 @@ conformance! {
     examples::usage_counts_add_up_for_their_own_tenant_only,
     examples::examples_are_each_tenants_own,
     examples::bad_example_input_is_refused_with_nothing_stored,
+    examples::example_vectors_are_kept_per_model_replaced_and_each_tenants_own,
     samples::samples_read_back_list_newest_first_and_expire,
     samples::samples_are_each_tenants_own,
     samples::bad_sample_input_is_refused_with_nothing_stored,

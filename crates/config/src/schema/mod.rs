@@ -41,7 +41,7 @@ pub use alerts::{Alerts, RuleOverride, Severity, Threshold, Webhook};
 pub use artifacts::Artifacts;
 pub use chaos::{Chaos, GameDay};
 pub use policy::{Breaker, Budget, Hedge, Jitter, Policy, Retry};
-pub use quality::{Gate, OnFail, Quality, Sampling};
+pub use quality::{FewShotLibrary, FewShotSimilarity, Gate, OnFail, Quality, Sampling};
 pub use route::{Degraded, FewShot, FewShotMode, MidStream, RetryOn, Route};
 pub use target::{Concurrency, Price, Probe, ProbeKind, Provider, Target, Timeouts};
 pub use telemetry::{OtlpProtocol, Telemetry};

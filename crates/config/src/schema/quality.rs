@@ -17,6 +17,39 @@ pub struct Quality {
     /// `[quality.sampling.ROUTE]`: production answers of a route sampled and scored in
     /// the background by its suite's graders, one table per route. Default: none.
     pub sampling: BTreeMap<String, Sampling>,
+    /// `[quality.few_shot.LIBRARY]`: how a few-shot library (the `library` a route's
+    /// or an llm step's `few_shot` names) finds the examples similar to a call's
+    /// input. A library not named here uses the built-in lexical index.
+    pub few_shot: BTreeMap<String, FewShotLibrary>,
+}
+
+/// `[quality.few_shot.LIBRARY]`, e.g. `similarity = "embeddings", embedding_route =
+/// "embed"`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FewShotLibrary {
+    /// `"lexical"` (default): BM25 over the inputs' words, built in. `"embeddings"`:
+    /// the cosine of vectors from `embedding_route`; each example is embedded once
+    /// when it becomes active (its vector kept in the store) and each call's input
+    /// when the call is made. When the route fails, the call's examples come from the
+    /// lexical index (logged, and counted in
+    /// `holdfast_few_shot_embedding_fallbacks_total`): the call itself never fails.
+    #[serde(default)]
+    pub similarity: FewShotSimilarity,
+    /// The route that embeds (`POST /v1/embeddings` through its targets, which must
+    /// speak `openai`): required with `"embeddings"`, refused otherwise.
+    pub embedding_route: Option<String>,
+}
+
+/// How a library measures similarity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FewShotSimilarity {
+    /// BM25 over the inputs' words.
+    #[default]
+    Lexical,
+    /// Cosine of embedding vectors.
+    Embeddings,
 }
 
 /// `[quality.sampling.ROUTE]`: how a route's production answers are sampled and scored.

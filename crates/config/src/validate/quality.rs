@@ -28,7 +28,39 @@ pub(super) fn quality(
             .as_ref()
             .and_then(|gate| self::gate(c, gate, source)),
         sampling: sampling(c, &raw.sampling, doc, source),
+        few_shot_embeddings: few_shot(c, &raw.few_shot, doc),
     }
+}
+
+/// The libraries using embeddings, each with a route to embed through.
+fn few_shot(
+    c: &mut Checker<'_>,
+    raw: &BTreeMap<String, schema::FewShotLibrary>,
+    doc: &schema::Document,
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (library, l) in raw {
+        let path = FieldPath::root("quality").key("few_shot").key(library);
+        match (l.similarity, &l.embedding_route) {
+            (schema::FewShotSimilarity::Lexical, None) => {}
+            (schema::FewShotSimilarity::Lexical, Some(_)) => c.invalid(
+                path.key("embedding_route"),
+                "is only for similarity = \"embeddings\"",
+            ),
+            (schema::FewShotSimilarity::Embeddings, None) => c.invalid(
+                path.clone(),
+                "embedding_route is required with similarity = \"embeddings\"",
+            ),
+            (schema::FewShotSimilarity::Embeddings, Some(route)) => {
+                if doc.routes.contains_key(route) {
+                    out.insert(library.clone(), route.clone());
+                } else {
+                    c.invalid(path.key("embedding_route"), "names no route in [routes]");
+                }
+            }
+        }
+    }
+    out
 }
 
 /// A suite file named at `at`: a `.toml` path, resolved against the base directory.

@@ -19,10 +19,10 @@ use holdfast_policy::Clock;
 use holdfast_store::{
     Advance, Cancelled, ConfigGate, ConfigVersion, Escalation, EscalationFilter, EvalResult,
     EvalRun, EvalRunFilter, EvalRunStart, EvalStatus, Example, ExampleAdded, ExampleFilter,
-    ExampleStatus, ExampleUse, FencingToken, Job, JobResult, JournalEntry, LockAcquire,
-    NewEvalResult, NewEvalRun, NewEvent, NewExample, NewQualitySample, NewTask, NewWorkflow,
-    QualitySample, Resolution, Result, SampleFilter, Step, Store, StoreError, StoredConfig,
-    Submitted, Task, TaskClaim, TaskFilter, TaskPage, WorkflowDef,
+    ExampleStatus, ExampleUse, ExampleVector, FencingToken, Job, JobResult, JournalEntry,
+    LockAcquire, NewEvalResult, NewEvalRun, NewEvent, NewExample, NewQualitySample, NewTask,
+    NewWorkflow, QualitySample, Resolution, Result, SampleFilter, Step, Store, StoreError,
+    StoredConfig, Submitted, Task, TaskClaim, TaskFilter, TaskPage, WorkflowDef,
 };
 
 use health::Observed;
@@ -413,6 +413,21 @@ impl Store for StoreGuard {
 
     async fn record_example_uses(&self, uses: Vec<ExampleUse>) -> Result<()> {
         self.call(WRITE, self.inner.record_example_uses(uses)).await
+    }
+
+    async fn put_example_vectors(&self, vectors: Vec<ExampleVector>) -> Result<()> {
+        self.call(WRITE, self.inner.put_example_vectors(vectors))
+            .await
+    }
+
+    async fn example_vectors(
+        &self,
+        tenant: &str,
+        model: &str,
+        ids: Vec<u64>,
+    ) -> Result<Vec<ExampleVector>> {
+        self.call(READ, self.inner.example_vectors(tenant, model, ids))
+            .await
     }
 
     async fn add_quality_sample(&self, sample: NewQualitySample) -> Result<u64> {

@@ -118,6 +118,17 @@ pub struct CallOptions {
     pub headers: Vec<(String, String)>,
 }
 
+/// A successful embeddings call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embedded {
+    /// The answer, checked: one vector per input, in input order.
+    pub response: crate::openai::embeddings::EmbeddingsResponse,
+    /// Tokens read (embeddings generate none).
+    pub usage: Usage,
+    /// From sending the request to the whole answer.
+    pub latency: Duration,
+}
+
 /// A successful non-streamed call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Completion {

@@ -14,7 +14,7 @@ mod request;
 mod stream;
 mod transport;
 
-pub use endpoint::{ApiKey, CallOptions, Completion, Endpoint, Timeouts};
+pub use endpoint::{ApiKey, CallOptions, Completion, Embedded, Endpoint, Timeouts};
 pub use error::ProviderError;
 pub use stream::ChunkStream;
 pub use transport::describe_causes;
@@ -29,6 +29,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use holdfast_policy::{Clock, Instant, Outcome, TimeoutKind};
 
+use crate::openai::embeddings::{EmbeddingsRequest, EmbeddingsResponse};
 use crate::openai::{ChatRequest, ChatResponse};
 use crate::translate::to_openai_response;
 use crate::{Format, Usage, anthropic, classify};
@@ -229,6 +230,68 @@ impl ProviderClient {
         Ok(stream)
     }
 
+    /// Sends `request` to `endpoint`'s embeddings endpoint (`{base}/embeddings`; an
+    /// OpenAI-speaking target only) with the target's model, and waits for the whole
+    /// answer, checked to hold one finite vector per input in input order. Enforces the
+    /// connect, idle and total timeouts as [`ProviderClient::complete`] does.
+    pub async fn embed(
+        &self,
+        endpoint: &Endpoint,
+        request: &EmbeddingsRequest,
+        options: &CallOptions,
+    ) -> Result<Embedded, ProviderError> {
+        if endpoint.format != Format::OpenAi {
+            return Err(ProviderError::new(
+                Outcome::BadRequest,
+                "embeddings are served by openai targets only",
+            ));
+        }
+        let start = self.clock.now();
+        let total = total_deadline(start, endpoint, options);
+        let mut outgoing = request.clone();
+        outgoing.model.clone_from(&endpoint.model);
+        let body = serde_json::to_vec(&outgoing).map_err(|e| {
+            ProviderError::new(
+                Outcome::BadRequest,
+                format!("the request cannot be encoded: {e}"),
+            )
+        })?;
+        let (client, chat) = self.transport(endpoint)?;
+        let uri = chat
+            .to_string()
+            .replacen("/chat/completions", "/embeddings", 1);
+        let uri = http::Uri::try_from(uri)
+            .map_err(|e| ProviderError::new(Outcome::BadRequest, e.to_string()))?;
+        let response = self
+            .post(&client, uri, endpoint, body, options, false, total)
+            .await?;
+        let status = response.status.as_u16();
+        let retry_after = error::retry_after(&response.headers, self.clock.unix_millis());
+        let bytes = self.read_body(response.body, endpoint, total).await?;
+        if !(200..300).contains(&status) {
+            return Err(ProviderError::from_http(
+                status,
+                retry_after,
+                &bytes,
+                key(endpoint),
+            ));
+        }
+        let invalid = |message: String| ProviderError::new(Outcome::InvalidOutput, message);
+        let mut response: EmbeddingsResponse = serde_json::from_slice(&bytes).map_err(|e| {
+            invalid(format!(
+                "the answer is not a valid embeddings response: {e}"
+            ))
+        })?;
+        response
+            .check(request.input.texts().len())
+            .map_err(invalid)?;
+        Ok(Embedded {
+            usage: Usage::new(response.usage.prompt_tokens, 0),
+            response,
+            latency: self.clock.now().saturating_duration_since(start),
+        })
+    }
+
     /// Asks `endpoint`'s provider for its model list (`GET …/models`), the cheapest
     /// call that proves it answers: an active health probe. Ok on a 2xx within
     /// `timeout`; otherwise the classified error.
@@ -284,6 +347,22 @@ impl ProviderClient {
         deadline: Deadline,
     ) -> Result<Received, ProviderError> {
         let (client, uri) = self.transport(endpoint)?;
+        self.post(&client, uri, endpoint, body, options, stream, deadline)
+            .await
+    }
+
+    /// Posts `body` to `uri` and waits for the response head, racing `deadline`.
+    #[allow(clippy::too_many_arguments)]
+    async fn post(
+        &self,
+        client: &Transport,
+        uri: http::Uri,
+        endpoint: &Endpoint,
+        body: Vec<u8>,
+        options: &CallOptions,
+        stream: bool,
+        deadline: Deadline,
+    ) -> Result<Received, ProviderError> {
         let mut request = http::Request::post(uri)
             .body(Bytes::from(body))
             .map_err(|e| ProviderError::new(Outcome::BadRequest, e.to_string()))?;

@@ -7,6 +7,7 @@
 //! an OpenAI target unchanged instead of being dropped or rejected.
 
 mod content;
+pub mod embeddings;
 mod response;
 mod validate;
 

@@ -10,10 +10,11 @@
 //! the store in one write now and then ([`Libraries::flush_uses`]).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
 use holdfast_store::{Example, ExampleStatus, ExampleUse, Store, StoreError};
 
+use super::embedding::{Embedder, Similarity, Vectors};
 use super::index::Index;
 use super::{Mode, Shot};
 
@@ -22,16 +23,18 @@ const PAGE: u32 = 1000;
 
 /// A library as the cache holds it.
 #[derive(Debug, Default)]
-struct Library {
-    index: Index,
+pub(super) struct Library {
+    pub(super) index: Index,
+    /// Its vectors, when it is (or was) configured for embeddings.
+    pub(super) vectors: Vectors,
     /// Every example's status, to count candidates and retired ones.
     statuses: HashMap<u64, ExampleStatus>,
 }
 
 /// What the cache holds: libraries by (tenant, library), and the revision it caught up to.
 #[derive(Debug, Default)]
-struct Held {
-    libraries: HashMap<(String, String), Library>,
+pub(super) struct Held {
+    pub(super) libraries: HashMap<(String, String), Library>,
     revision: u64,
 }
 
@@ -48,6 +51,11 @@ pub struct Counts {
     pub feedback_good: u64,
     /// Calls people said were wrong.
     pub feedback_bad: u64,
+    /// Calls of an embeddings library served from the lexical index because their
+    /// input could not be embedded.
+    pub embedding_fallbacks: u64,
+    /// Embedding requests for a library's examples that failed.
+    pub embedding_failures: u64,
 }
 
 /// How many examples a library holds, by status (every tenant's together).
@@ -62,14 +70,24 @@ pub struct Size {
 }
 
 /// Every library of every tenant, searchable in memory.
-#[derive(Debug)]
 pub struct Libraries {
-    store: Arc<dyn Store>,
-    held: RwLock<Held>,
+    pub(super) store: Arc<dyn Store>,
+    pub(super) held: RwLock<Held>,
+    /// Each library's similarity, by name (lexical when not named).
+    pub(super) similarity: RwLock<HashMap<String, Similarity>>,
+    pub(super) embedder: OnceLock<Arc<dyn Embedder>>,
     /// One refresh at a time, so two cannot apply the same changes out of order.
     refreshing: tokio::sync::Mutex<()>,
     uses: Mutex<HashMap<(String, u64), (u64, u64)>>,
     counts: Mutex<HashMap<String, Counts>>,
+}
+
+impl std::fmt::Debug for Libraries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Libraries")
+            .field("revision", &self.read().revision)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Libraries {
@@ -78,6 +96,8 @@ impl Libraries {
         Libraries {
             store,
             held: RwLock::new(Held::default()),
+            similarity: RwLock::new(HashMap::new()),
+            embedder: OnceLock::new(),
             refreshing: tokio::sync::Mutex::new(()),
             uses: Mutex::new(HashMap::new()),
             counts: Mutex::new(HashMap::new()),
@@ -89,9 +109,16 @@ impl Libraries {
         &self.store
     }
 
-    /// Applies every change stored since the last refresh; returns how many.
+    /// Applies every change stored since the last refresh, then embeds what libraries
+    /// using embeddings are missing; returns how many changes.
     pub async fn refresh(&self) -> Result<usize, StoreError> {
         let _one = self.refreshing.lock().await;
+        let applied = self.catch_up().await;
+        self.embed_pending().await;
+        applied
+    }
+
+    async fn catch_up(&self) -> Result<usize, StoreError> {
         let mut applied = 0;
         loop {
             let after = self.read().revision;
@@ -112,7 +139,7 @@ impl Libraries {
         }
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Held> {
+    pub(super) fn read(&self) -> std::sync::RwLockReadGuard<'_, Held> {
         self.held.read().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -143,7 +170,7 @@ impl Libraries {
         shots
     }
 
-    fn count(&self, tenant: &str, library: &str, shots: &[Arc<Shot>], now_ms: u64) {
+    pub(super) fn count(&self, tenant: &str, library: &str, shots: &[Arc<Shot>], now_ms: u64) {
         {
             let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
             let c = counts.entry(library.to_owned()).or_default();
@@ -163,6 +190,12 @@ impl Libraries {
             used.0 += 1;
             used.1 = used.1.max(now_ms);
         }
+    }
+
+    /// Adds to `library`'s counts.
+    pub(super) fn add_counts(&self, library: &str, add: impl FnOnce(&mut Counts)) {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        add(counts.entry(library.to_owned()).or_default());
     }
 
     /// Counts a person's verdict on a call of `library`.
@@ -239,11 +272,17 @@ fn apply(held: &mut Held, example: Example) {
         .or_default();
     lib.statuses.insert(example.id, example.status);
     match example.status {
-        ExampleStatus::Active => lib.index.insert(Arc::new(Shot {
-            id: example.id,
-            input: example.input,
-            output: example.output,
-        })),
-        ExampleStatus::Candidate | ExampleStatus::Retired => lib.index.remove(example.id),
+        ExampleStatus::Active => {
+            lib.vectors.activate(example.id);
+            lib.index.insert(Arc::new(Shot {
+                id: example.id,
+                input: example.input,
+                output: example.output,
+            }));
+        }
+        ExampleStatus::Candidate | ExampleStatus::Retired => {
+            lib.vectors.remove(example.id);
+            lib.index.remove(example.id);
+        }
     }
 }

@@ -3,11 +3,13 @@
 //!
 //! The store keeps the examples and merges near-duplicates on the key [`fingerprint`]
 //! computes; [`Libraries`] holds every library's active examples in a lexical index
-//! (BM25, [`index`]) and answers retrieval in memory; [`import`] reads a JSONL file of
+//! (BM25, [`index`]) and answers retrieval in memory, or, for a library configured
+//! with [`Similarity::Embeddings`], by the cosine of vectors an [`Embedder`] gives; [`import`] reads a JSONL file of
 //! examples whole before anything is added; [`correction`] turns a person's correction
 //! into a new example, and into a labeled case of the task type's suite.
 
 mod correction;
+mod embedding;
 pub mod import;
 mod index;
 mod label;
@@ -15,6 +17,7 @@ mod library;
 mod text;
 
 pub use correction::{Correction, add_correction};
+pub use embedding::{Embedder, Similarity};
 pub use import::Importer;
 pub use label::{Labeled, label_correction, label_in_suites};
 pub use library::{Counts, Libraries, Size};

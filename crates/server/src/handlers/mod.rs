@@ -90,6 +90,7 @@ macro_rules! routes {
 routes! {
     post "/v1/chat/completions" agent => chat::chat_completions;
     post "/v1/messages" agent => messages::messages;
+    post "/v1/embeddings" agent => crate::embeddings::embeddings;
     get "/v1/models" agent => models::models;
     get "/health" public => health::health;
     get "/ready" public => ready::ready;

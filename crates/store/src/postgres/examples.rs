@@ -11,7 +11,8 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 use crate::example::{
-    self, Example, ExampleAdded, ExampleFilter, ExampleRow, ExampleStatus, ExampleUse, NewExample,
+    self, Example, ExampleAdded, ExampleFilter, ExampleRow, ExampleStatus, ExampleUse,
+    ExampleVector, NewExample,
 };
 use crate::validate::{limit, millis};
 use crate::{Result, StoreError};
@@ -212,4 +213,54 @@ pub(super) async fn record_uses(c: &mut PgConnection, uses: &[ExampleUse]) -> Re
         .await?;
     }
     Ok(())
+}
+
+pub(super) async fn put_vectors(c: &mut PgConnection, vectors: &[ExampleVector]) -> Result<()> {
+    for v in vectors {
+        sqlx::query(
+            "INSERT INTO example_vectors (example_id, tenant, model, vector) \
+             SELECT id, tenant, $3, $4 FROM examples WHERE id = $1 AND tenant = $2 \
+             ON CONFLICT (example_id, model) DO UPDATE SET vector = excluded.vector",
+        )
+        .bind(millis("vector.id", v.id)?)
+        .bind(&v.tenant)
+        .bind(&v.model)
+        .bind(example::vector_bytes(&v.vector))
+        .execute(&mut *c)
+        .await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn vectors(
+    c: &mut PgConnection,
+    tenant: &str,
+    model: &str,
+    ids: &[u64],
+) -> Result<Vec<ExampleVector>> {
+    let ids = ids
+        .iter()
+        .map(|id| millis("id", *id))
+        .collect::<Result<Vec<i64>>>()?;
+    let rows = sqlx::query(
+        "SELECT example_id, vector FROM example_vectors \
+         WHERE tenant = $1 AND model = $2 AND example_id = ANY($3)",
+    )
+    .bind(tenant)
+    .bind(model)
+    .bind(&ids)
+    .fetch_all(&mut *c)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let id: i64 = r.try_get(0)?;
+            let bytes: Vec<u8> = r.try_get(1)?;
+            Ok(ExampleVector {
+                tenant: tenant.to_owned(),
+                id: crate::validate::unsigned("vector.id", id)?,
+                model: model.to_owned(),
+                vector: example::vector_from_bytes(&bytes)?,
+            })
+        })
+        .collect()
 }

@@ -19,7 +19,8 @@ use crate::eval::{
     self, EvalResult, EvalRun, EvalRunFilter, EvalRunStart, EvalStatus, NewEvalResult, NewEvalRun,
 };
 use crate::example::{
-    self, Example, ExampleAdded, ExampleFilter, ExampleStatus, ExampleUse, NewExample,
+    self, Example, ExampleAdded, ExampleFilter, ExampleStatus, ExampleUse, ExampleVector,
+    NewExample,
 };
 use crate::health::{HealthExchange, HealthReply};
 use crate::plan;
@@ -411,6 +412,24 @@ impl Store for PostgresStore {
             return Ok(());
         }
         in_tx!(self, |c| examples::record_uses(c, &uses).await)
+    }
+
+    async fn put_example_vectors(&self, vectors: Vec<ExampleVector>) -> Result<()> {
+        example::check_vectors(&vectors)?;
+        if vectors.is_empty() {
+            return Ok(());
+        }
+        in_tx!(self, |c| examples::put_vectors(c, &vectors).await)
+    }
+
+    async fn example_vectors(
+        &self,
+        tenant: &str,
+        model: &str,
+        ids: Vec<u64>,
+    ) -> Result<Vec<ExampleVector>> {
+        example::check_vector_read(tenant, model, &ids)?;
+        on_conn!(self, |c| examples::vectors(c, tenant, model, &ids).await)
     }
 
     async fn add_quality_sample(&self, s: NewQualitySample) -> Result<u64> {

@@ -7,7 +7,8 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::example::{
-    self, Example, ExampleAdded, ExampleFilter, ExampleRow, ExampleStatus, ExampleUse, NewExample,
+    self, Example, ExampleAdded, ExampleFilter, ExampleRow, ExampleStatus, ExampleUse,
+    ExampleVector, NewExample,
 };
 use crate::validate::{limit, millis};
 use crate::{Result, StoreError};
@@ -184,4 +185,47 @@ pub(super) fn record_uses(conn: &Connection, uses: &[ExampleUse]) -> Result<()> 
         ])?;
     }
     Ok(())
+}
+
+pub(super) fn put_vectors(conn: &Connection, vectors: &[ExampleVector]) -> Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO example_vectors (example_id, tenant, model, vector) \
+         SELECT id, tenant, ?3, ?4 FROM examples WHERE id = ?1 AND tenant = ?2 \
+         ON CONFLICT (example_id, model) DO UPDATE SET vector = excluded.vector",
+    )?;
+    for v in vectors {
+        stmt.execute(params![
+            millis("vector.id", v.id)?,
+            v.tenant,
+            v.model,
+            example::vector_bytes(&v.vector)
+        ])?;
+    }
+    Ok(())
+}
+
+pub(super) fn vectors(
+    conn: &Connection,
+    tenant: &str,
+    model: &str,
+    ids: &[u64],
+) -> Result<Vec<ExampleVector>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT vector FROM example_vectors WHERE example_id = ?1 AND tenant = ?2 AND model = ?3",
+    )?;
+    let mut found = Vec::new();
+    for &id in ids {
+        let bytes: Option<Vec<u8>> = stmt
+            .query_row(params![millis("id", id)?, tenant, model], |r| r.get(0))
+            .optional()?;
+        if let Some(bytes) = bytes {
+            found.push(ExampleVector {
+                tenant: tenant.to_owned(),
+                id,
+                model: model.to_owned(),
+                vector: example::vector_from_bytes(&bytes)?,
+            });
+        }
+    }
+    Ok(found)
 }

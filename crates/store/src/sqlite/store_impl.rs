@@ -17,7 +17,8 @@ use crate::eval::{
     self, EvalResult, EvalRun, EvalRunFilter, EvalRunStart, EvalStatus, NewEvalResult, NewEvalRun,
 };
 use crate::example::{
-    self, Example, ExampleAdded, ExampleFilter, ExampleStatus, ExampleUse, NewExample,
+    self, Example, ExampleAdded, ExampleFilter, ExampleStatus, ExampleUse, ExampleVector,
+    NewExample,
 };
 use crate::health::{HealthExchange, HealthReply};
 use crate::plan;
@@ -457,6 +458,29 @@ impl Store for SqliteStore {
         }
         self.writer
             .write(move |c| examples::record_uses(c, &uses))
+            .await
+    }
+
+    async fn put_example_vectors(&self, vectors: Vec<ExampleVector>) -> Result<()> {
+        example::check_vectors(&vectors)?;
+        if vectors.is_empty() {
+            return Ok(());
+        }
+        self.writer
+            .write(move |c| examples::put_vectors(c, &vectors))
+            .await
+    }
+
+    async fn example_vectors(
+        &self,
+        tenant: &str,
+        model: &str,
+        ids: Vec<u64>,
+    ) -> Result<Vec<ExampleVector>> {
+        example::check_vector_read(tenant, model, &ids)?;
+        let (tenant, model) = (tenant.to_owned(), model.to_owned());
+        self.readers
+            .read(move |c| examples::vectors(c, &tenant, &model, &ids))
             .await
     }
 

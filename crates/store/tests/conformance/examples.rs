@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use holdfast_store::{
-    ExampleAdded, ExampleFilter, ExampleSource, ExampleStatus, ExampleUse, NewExample, Store,
-    StoreError,
+    ExampleAdded, ExampleFilter, ExampleSource, ExampleStatus, ExampleUse, ExampleVector,
+    NewExample, Store, StoreError,
 };
 
 use super::harness::MAX_DOC;
@@ -261,4 +261,60 @@ pub(crate) async fn bad_example_input_is_refused_with_nothing_stored(s: Arc<dyn 
         );
     }
     assert!(s.example_changes(0, 10).await.unwrap().is_empty());
+}
+
+fn vector(tenant: &str, id: u64, model: &str, vector: Vec<f32>) -> ExampleVector {
+    ExampleVector {
+        tenant: tenant.into(),
+        id,
+        model: model.into(),
+        vector,
+    }
+}
+
+pub(crate) async fn example_vectors_are_kept_per_model_replaced_and_each_tenants_own(
+    s: Arc<dyn Store>,
+) {
+    let added = s
+        .add_example(new("acme", "fp-v", "billing", ExampleStatus::Active), T0)
+        .await
+        .unwrap();
+    let id = added.example().id;
+    s.put_example_vectors(vec![
+        vector("acme", id, "embed", vec![0.5, -0.25, 1e-3]),
+        vector("acme", id, "other", vec![1.0]),
+        // Not globex's example, and no example at all: skipped.
+        vector("globex", id, "embed", vec![9.0]),
+        vector("acme", id + 1000, "embed", vec![9.0]),
+    ])
+    .await
+    .unwrap();
+    let read = s
+        .example_vectors("acme", "embed", vec![id, id + 1000])
+        .await
+        .unwrap();
+    assert_eq!(read, [vector("acme", id, "embed", vec![0.5, -0.25, 1e-3])]);
+    assert!(
+        s.example_vectors("globex", "embed", vec![id])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    s.put_example_vectors(vec![vector("acme", id, "embed", vec![2.0, 3.0])])
+        .await
+        .unwrap();
+    let read = s.example_vectors("acme", "embed", vec![id]).await.unwrap();
+    assert_eq!(read[0].vector, [2.0, 3.0]);
+    let other = s.example_vectors("acme", "other", vec![id]).await.unwrap();
+    assert_eq!(other[0].vector, [1.0]);
+
+    let bad = s
+        .put_example_vectors(vec![vector("acme", id, "embed", vec![f32::NAN])])
+        .await;
+    assert!(
+        matches!(bad, Err(StoreError::InvalidInput { .. })),
+        "{bad:?}"
+    );
+    let read = s.example_vectors("acme", "embed", vec![id]).await.unwrap();
+    assert_eq!(read[0].vector, [2.0, 3.0]);
 }
