@@ -10,6 +10,7 @@
 //! other path (`/v1/models`, …) is forwarded untouched.
 
 use std::future::Future;
+use std::task::Poll;
 
 use axum::Router;
 use axum::body::Body;
@@ -18,7 +19,8 @@ use axum::http::{HeaderMap, HeaderName, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::serve::ListenerExt;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
 use holdfast_mock::{Forward, MockProvider};
 use serde_json::json;
 
@@ -121,17 +123,53 @@ fn without_url(err: &reqwest::Error) -> String {
     }
 }
 
-/// The upstream's status, headers and body, the body passed on chunk by chunk.
+/// The upstream's status, headers and body, the body passed on as it arrives.
 fn relay(answer: reqwest::Response) -> Response {
     let status = answer.status();
     let mut headers = answer.headers().clone();
     for name in &HOP_BY_HOP {
         headers.remove(name);
     }
-    let mut response = Body::from_stream(answer.bytes_stream()).into_response();
+    let mut response = Body::from_stream(coalesced(answer.bytes_stream())).into_response();
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     response
+}
+
+/// `chunks`, each joined with the chunks already waiting behind it: a burst of stream
+/// events crosses the proxy as one write and one wake-up of the client instead of one
+/// per event, and nothing is held back to wait for more.
+fn coalesced<S>(chunks: S) -> impl Stream<Item = reqwest::Result<Bytes>> + Send + 'static
+where
+    S: Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
+{
+    let mut chunks = Box::pin(chunks.fuse());
+    // An error (or the end) met while joining is given on the next poll, after the bytes
+    // before it.
+    let mut held: Option<reqwest::Error> = None;
+    futures_util::stream::poll_fn(move |cx| {
+        if let Some(err) = held.take() {
+            return Poll::Ready(Some(Err(err)));
+        }
+        let first = match chunks.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(first))) => first,
+            other => return other,
+        };
+        let mut joined: Option<BytesMut> = None;
+        loop {
+            match chunks.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(next))) => joined
+                    .get_or_insert_with(|| BytesMut::from(&first[..]))
+                    .extend_from_slice(&next),
+                Poll::Ready(Some(Err(err))) => {
+                    held = Some(err);
+                    break;
+                }
+                Poll::Ready(None) | Poll::Pending => break,
+            }
+        }
+        Poll::Ready(Some(Ok(joined.map_or(first, BytesMut::freeze))))
+    })
 }
 
 /// The proxy's routes: the chat paths of its format through the fault set, the mock's
