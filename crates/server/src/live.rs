@@ -31,6 +31,7 @@
 //! Reloads are serialised by one async mutex, so two cannot interleave their build,
 //! record and swap.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
@@ -57,6 +58,8 @@ pub(crate) struct Live {
     /// The prefixes a `key_env` of a configuration sent through the API (or restored
     /// by a rollback) may start with; the defaults when not set.
     key_env_prefixes: OnceLock<Vec<String>>,
+    /// The states a running gate's workflow tasks call models through, by tenant.
+    pinned: std::sync::Mutex<HashMap<String, Arc<Inner>>>,
 }
 
 /// The configuration being served, as loaded.
@@ -162,6 +165,33 @@ impl Live {
             history: OnceLock::new(),
             bound: std::sync::Mutex::new(Bound::Unknown),
             key_env_prefixes: OnceLock::new(),
+            pinned: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The state the model calls of `tenant`'s tasks run on: the current one, or for
+    /// a gate's tasks the state it judges; `None` for a gate's task no gate here runs.
+    pub(crate) fn state_for(&self, tenant: &str) -> Option<Arc<Inner>> {
+        if !tenant.starts_with(rollout::TASK_TENANT_PREFIX) {
+            return Some(self.current());
+        }
+        let pinned = self.pinned.lock().unwrap_or_else(|e| e.into_inner());
+        pinned.get(tenant).cloned()
+    }
+
+    /// Pins each `(tenant, state)` until the guard drops.
+    fn pin(&self, states: [(String, &Arc<Inner>); 2]) -> Pins<'_> {
+        let mut pinned = self.pinned.lock().unwrap_or_else(|e| e.into_inner());
+        let tenants = states
+            .into_iter()
+            .map(|(tenant, inner)| {
+                pinned.insert(tenant.clone(), Arc::clone(inner));
+                tenant
+            })
+            .collect();
+        Pins {
+            live: self,
+            tenants,
         }
     }
 
@@ -268,10 +298,14 @@ impl Live {
         };
         // A gate implies a history, so the version was recorded.
         let version = version.ok_or(ReloadError::NoHistory)?;
-        let changed = rollout::changed_routes(&running.config, &config);
+        let changed = rollout::change(&running.config, &config, &old).await;
         let store = &history.store;
-        let serving = rollout::subject(&old, "serving", running.version);
-        let candidate = rollout::subject(&inner, "candidate", Some(version));
+        let serving = rollout::subject(&old, "serving", running.version, version);
+        let candidate = rollout::subject(&inner, "candidate", Some(version), version);
+        let _pins = self.pin([
+            (rollout::task_tenant(version, "serving"), &old),
+            (rollout::task_tenant(version, "candidate"), &inner),
+        ]);
         if gate.on_fail != OnFail::Rollback {
             // Judged beside the serving state: nothing reaches the candidate's routes
             // but the suites until the verdict.
@@ -360,6 +394,21 @@ impl Live {
         );
         running.config = config;
         running.version = version;
+    }
+}
+
+/// Tenants pinned to a state while a gate runs.
+struct Pins<'a> {
+    live: &'a Live,
+    tenants: Vec<String>,
+}
+
+impl Drop for Pins<'_> {
+    fn drop(&mut self) {
+        let mut pinned = self.live.pinned.lock().unwrap_or_else(|e| e.into_inner());
+        for tenant in &self.tenants {
+            pinned.remove(tenant);
+        }
     }
 }
 
