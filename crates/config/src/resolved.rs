@@ -291,11 +291,11 @@ pub struct Engine {
 pub struct Quality {
     /// The gate on new configuration versions, when set.
     pub gate: Option<QualityGate>,
-    /// Production sampling, by route.
+    /// Production sampling, by route or workflow name.
     pub sampling: std::collections::BTreeMap<String, QualitySampling>,
 }
 
-/// How a route's production answers are sampled and scored.
+/// How a route's production answers, or a workflow's finished tasks, are sampled and scored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QualitySampling {
     /// The suite file, resolved against the configuration file's directory.

@@ -1,5 +1,6 @@
-//! Production scoring: a share of a task type's answers is sampled on the request
-//! path and scored in the background by its suite's `[production]` graders.
+//! Production scoring: a share of a task type's answers (a route's chats, streamed or
+//! not, or a workflow's finished tasks) is sampled and scored in the background by its
+//! suite's `[production]` graders.
 //!
 //! The decision that shapes it: the request path does two cheap things and nothing
 //! else. [`Sampler::wants`] draws whether this answer is sampled (a counter through a
@@ -55,10 +56,11 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The plan of `route`: its suite loaded from `suite`, which must target the route
-    /// and have `[production]` graders; the refusal says why, naming the file.
+    /// The plan of `task_type` (a route's or a workflow's name): its suite loaded from
+    /// `suite`, which must run against that route or workflow and have `[production]`
+    /// graders; the refusal says why, naming the file.
     pub fn load(
-        route: &str,
+        task_type: &str,
         suite: &Path,
         share: f64,
         budget_per_hour: f64,
@@ -66,9 +68,14 @@ impl Plan {
     ) -> Result<Plan, String> {
         let at = suite.display();
         let suite = Suite::load(suite).map_err(|e| format!("{at}: {e}"))?;
-        let targets_route = matches!(&suite.task, TaskType::Route { route: r } if r == route);
-        if !targets_route {
-            return Err(format!("{at}: the suite's [task] is not route {route:?}"));
+        let runs_against = match &suite.task {
+            TaskType::Route { route } => route == task_type,
+            TaskType::Workflow { workflow, .. } => workflow == task_type,
+        };
+        if !runs_against {
+            return Err(format!(
+                "{at}: the suite's [task] is not route or workflow {task_type:?}"
+            ));
         }
         if suite.production.is_empty() {
             return Err(format!("{at}: the suite has no [production] graders"));
@@ -95,11 +102,12 @@ impl Plan {
 pub struct Exchange {
     /// The caller's tenant.
     pub tenant: String,
-    /// The task type (the route asked).
+    /// The task type (the route asked, or the task's workflow).
     pub task_type: String,
-    /// The gateway's request id.
+    /// The gateway's request id, or the task's id.
     pub request_id: String,
-    /// The request in the OpenAI chat format, without `model` and `stream`.
+    /// The request in the OpenAI chat format, without `model` and `stream`; or the
+    /// task's input.
     pub input: Value,
     /// What was answered.
     pub answer: Answer,
