@@ -31,13 +31,13 @@
 //! Reloads are serialised by one async mutex, so two cannot interleave their build,
 //! record and swap.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 use axum::extract::FromRef;
 use holdfast_config::{Config, ConfigErrors, OnFail, Overrides};
+use holdfast_quality::rollout::Pinned;
 use holdfast_store::{ConfigVersion, Store, StoreError};
 
 use crate::access::Bound;
@@ -58,8 +58,8 @@ pub(crate) struct Live {
     /// The prefixes a `key_env` of a configuration sent through the API (or restored
     /// by a rollback) may start with; the defaults when not set.
     key_env_prefixes: OnceLock<Vec<String>>,
-    /// The states a running gate's workflow tasks call models through, by tenant.
-    pinned: std::sync::Mutex<HashMap<String, Arc<Inner>>>,
+    /// The states a running gate's workflow tasks call models through.
+    pinned: Pinned<Inner>,
 }
 
 /// The configuration being served, as loaded.
@@ -165,34 +165,14 @@ impl Live {
             history: OnceLock::new(),
             bound: std::sync::Mutex::new(Bound::Unknown),
             key_env_prefixes: OnceLock::new(),
-            pinned: std::sync::Mutex::new(HashMap::new()),
+            pinned: Pinned::default(),
         }
     }
 
     /// The state the model calls of `tenant`'s tasks run on: the current one, or for
     /// a gate's tasks the state it judges; `None` for a gate's task no gate here runs.
     pub(crate) fn state_for(&self, tenant: &str) -> Option<Arc<Inner>> {
-        if !tenant.starts_with(rollout::TASK_TENANT_PREFIX) {
-            return Some(self.current());
-        }
-        let pinned = self.pinned.lock().unwrap_or_else(|e| e.into_inner());
-        pinned.get(tenant).cloned()
-    }
-
-    /// Pins each `(tenant, state)` until the guard drops.
-    fn pin(&self, states: [(String, &Arc<Inner>); 2]) -> Pins<'_> {
-        let mut pinned = self.pinned.lock().unwrap_or_else(|e| e.into_inner());
-        let tenants = states
-            .into_iter()
-            .map(|(tenant, inner)| {
-                pinned.insert(tenant.clone(), Arc::clone(inner));
-                tenant
-            })
-            .collect();
-        Pins {
-            live: self,
-            tenants,
-        }
+        self.pinned.state_for(tenant, || self.current())
     }
 
     /// Where the server listens, as open mode's `Host` check knows it.
@@ -302,10 +282,7 @@ impl Live {
         let store = &history.store;
         let serving = rollout::subject(&old, "serving", running.version, version);
         let candidate = rollout::subject(&inner, "candidate", Some(version), version);
-        let _pins = self.pin([
-            (rollout::task_tenant(version, "serving"), &old),
-            (rollout::task_tenant(version, "candidate"), &inner),
-        ]);
+        let _pins = self.pinned.pin(version, &old, &inner);
         if gate.on_fail != OnFail::Rollback {
             // Judged beside the serving state: nothing reaches the candidate's routes
             // but the suites until the verdict.
@@ -394,21 +371,6 @@ impl Live {
         );
         running.config = config;
         running.version = version;
-    }
-}
-
-/// Tenants pinned to a state while a gate runs.
-struct Pins<'a> {
-    live: &'a Live,
-    tenants: Vec<String>,
-}
-
-impl Drop for Pins<'_> {
-    fn drop(&mut self) {
-        let mut pinned = self.live.pinned.lock().unwrap_or_else(|e| e.into_inner());
-        for tenant in &self.tenants {
-            pinned.remove(tenant);
-        }
     }
 }
 

@@ -7,12 +7,10 @@
 //! serving one, never swapped in before the verdict when it may be refused), the
 //! verdict recorded beside the version in the history, and the alert.
 //!
-//! A workflow suite's tasks run on the engine, whose `llm` steps reach the gateway
-//! through the live state; so that they run on the state being judged (the candidate
-//! before it takes traffic), the subject submits them as a tenant of the gate's own
-//! ([`task_tenant`]), which `live.rs` pins to that state while the gate runs. A model
-//! call of such a task with no pin (its gate is over, or another node claimed it)
-//! fails rather than run on a state nobody is judging.
+//! A workflow suite's tasks are submitted as the gate's own tenants ([`task_tenant`]),
+//! which `live.rs` pins to the states being judged while the gate runs
+//! (`holdfast_quality::rollout::Pinned`), so their `llm` steps call the candidate's
+//! routes before it takes traffic.
 //!
 //! Which configuration's gate applies: the serving one's, else the candidate's. A
 //! version cannot switch the gate off (or soften `on_fail`) for itself; the version
@@ -23,7 +21,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use holdfast_config::{Config, OnFail, QualityGate};
-use holdfast_quality::rollout::{Change, Gatekeeper, Verdict};
+use holdfast_quality::rollout::{Change, Gatekeeper, Verdict, task_tenant};
 use holdfast_quality::{Subject, Suite};
 use holdfast_store::{ConfigGate, Store};
 use serde_json::{Value, json};
@@ -88,14 +86,6 @@ fn route_print(config: &Config, name: &str) -> Option<String> {
         }
     }
     Some(print)
-}
-
-/// The start of every tenant a gate's workflow tasks run as.
-pub(crate) const TASK_TENANT_PREFIX: &str = "holdfast:gate-v";
-
-/// The tenant the tasks of the gate on `candidate` run as through the `role` state.
-pub(crate) fn task_tenant(candidate: u64, role: &str) -> String {
-    format!("{TASK_TENANT_PREFIX}{candidate}-{role}")
 }
 
 /// What `new` changes of `old` for suites: its changed routes, and the workflows

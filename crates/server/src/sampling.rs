@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, Weak};
 use holdfast_engine::{Scope, TaskEvent, TaskEventKind};
 use holdfast_llm::openai::{ChatRequest, ChatResponse};
 use holdfast_quality::sampling::{Exchange, Plan, QUEUE, Sampler, Scorer};
-use holdfast_quality::{Answer, Chat, Subject, SubjectError, TaskCall, TaskType};
+use holdfast_quality::{Answer, Chat, Subject, SubjectError, TaskCall};
 use holdfast_store::Store;
 use serde_json::{Value, json};
 
@@ -43,27 +43,27 @@ impl Gateway {
         let Some(engine) = self.inner.engine.get() else {
             return Err("[quality.sampling] needs the store: attach an engine first".into());
         };
-        let routes = self.live.running().await.config.routes.clone();
-        let workflows = engine
+        let routes: Vec<String> = self
+            .live
+            .running()
+            .await
+            .config
+            .routes
+            .keys()
+            .cloned()
+            .collect();
+        let routes: Vec<&str> = routes.iter().map(String::as_str).collect();
+        let defs = engine
             .workflows()
             .await
-            .map_err(|e| format!("listing the workflows to sample: {e}"))?;
+            .map_err(|e| format!("listing the workflows: {e}"))?;
+        let workflows: Vec<&str> = defs.iter().map(|w| w.name.as_str()).collect();
         let mut plans = Vec::with_capacity(settings.len());
         for (name, s) in &settings {
             let plan = Plan::load(name, &s.suite, s.share, s.budget_per_hour, s.retention)
                 .map_err(|e| format!("quality.sampling.{name}.suite: {e}"))?;
-            let known = match &plan.suite.task {
-                TaskType::Route { route } => routes.contains_key(route),
-                TaskType::Workflow { workflow, .. } => {
-                    workflows.iter().any(|w| &w.name == workflow)
-                }
-            };
-            if !known {
-                let what = plan.suite.task.label();
-                return Err(format!(
-                    "quality.sampling.{name}: no {what} is configured or registered"
-                ));
-            }
+            plan.check_served(&routes, &workflows)
+                .map_err(|e| format!("quality.sampling.{name}: {e}"))?;
             plans.push(plan);
         }
         let seed = self.inner.clock.unix_millis();
@@ -127,11 +127,7 @@ impl Pending {
         if !sampling.sampler.wants(route) {
             return None;
         }
-        let mut input = serde_json::to_value(request).unwrap_or(Value::Null);
-        if let Some(fields) = input.as_object_mut() {
-            fields.remove("model");
-            fields.remove("stream");
-        }
+        let input = Exchange::chat_input(request);
         Some(Pending {
             sampling: Arc::clone(sampling),
             tenant: door.principal.tenant.to_string(),
@@ -144,13 +140,7 @@ impl Pending {
 
     /// Offers the streamed answer the client got: `text`, costing `cost_usd`.
     pub(crate) fn offer(self, gw: &Inner, text: String, cost_usd: f64) {
-        let answer = Answer {
-            text,
-            finish_reason: Some("stop".to_owned()),
-            cost_usd,
-            ..Answer::default()
-        };
-        self.send(gw, answer);
+        self.send(gw, Answer::streamed(text, cost_usd));
     }
 
     fn send(self, gw: &Inner, mut answer: Answer) {
@@ -191,29 +181,12 @@ pub(crate) fn offer_task(live: &Weak<Live>, event: &TaskEvent) {
     };
     let (sampling, engine, task_id) = (Arc::clone(sampling), engine.clone(), event.task_id.clone());
     runtime.spawn(async move {
-        let task = match engine.task(&task_id, &Scope::All).await {
-            Ok(task) => task,
-            Err(e) => {
-                return tracing::warn!(task_id, error = %e, "a sampled task could not be read");
-            }
-        };
-        let evaluated = task
-            .idempotency_key
-            .as_deref()
-            .is_some_and(|k| k.starts_with("eval/"));
-        if evaluated || task.tenant.starts_with(crate::rollout::TASK_TENANT_PREFIX) {
-            return;
+        let task = engine.task(&task_id, &Scope::All).await;
+        match task.map(|t| Exchange::of_task(t, duration, gw.clock.unix_millis())) {
+            Ok(Some(exchange)) => sampling.sampler.offer(exchange),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(task_id, error = %e, "a sampled task could not be read"),
         }
-        let output = task.output.unwrap_or(Value::Null);
-        sampling.sampler.offer(Exchange {
-            answer: Answer::from_output(output, task.cost_usd, &task.task_id),
-            tenant: task.tenant,
-            task_type: task.workflow,
-            request_id: task.task_id,
-            input: task.input,
-            latency: duration,
-            at_ms: gw.clock.unix_millis(),
-        });
     });
 }
 

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use holdfast_policy::Clock;
-use holdfast_store::Store;
+use holdfast_store::{Store, Task};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -88,6 +88,20 @@ impl Plan {
         })
     }
 
+    /// Checks that the task type is served here: a route among `routes`, or a
+    /// workflow among `workflows`.
+    pub fn check_served(&self, routes: &[&str], workflows: &[&str]) -> Result<(), String> {
+        let served = match &self.suite.task {
+            TaskType::Route { route } => routes.contains(&route.as_str()),
+            TaskType::Workflow { workflow, .. } => workflows.contains(&workflow.as_str()),
+        };
+        if served {
+            return Ok(());
+        }
+        let what = self.suite.task.label();
+        Err(format!("no {what} is configured or registered"))
+    }
+
     /// The task type's name: the suite's route (or workflow).
     pub fn task_type(&self) -> &str {
         match &self.suite.task {
@@ -115,6 +129,40 @@ pub struct Exchange {
     pub latency: Duration,
     /// When the answer was sent, in Unix milliseconds.
     pub at_ms: u64,
+}
+
+impl Exchange {
+    /// A chat request as a sample keeps it: without `model` and `stream`.
+    pub fn chat_input(request: &impl serde::Serialize) -> Value {
+        let mut input = serde_json::to_value(request).unwrap_or(Value::Null);
+        if let Some(fields) = input.as_object_mut() {
+            fields.remove("model");
+            fields.remove("stream");
+        }
+        input
+    }
+
+    /// A task that succeeded in `latency`, as a sample of its workflow; `None` for
+    /// the suites' own tasks (a gate's or an evaluation's), which are not production.
+    pub fn of_task(task: Task, latency: Duration, at_ms: u64) -> Option<Exchange> {
+        let evaluated = task
+            .idempotency_key
+            .as_deref()
+            .is_some_and(|k| k.starts_with("eval/"));
+        if evaluated || task.tenant.starts_with(crate::rollout::TASK_TENANT_PREFIX) {
+            return None;
+        }
+        let output = task.output.unwrap_or(Value::Null);
+        Some(Exchange {
+            answer: Answer::from_output(output, task.cost_usd, &task.task_id),
+            tenant: task.tenant,
+            task_type: task.workflow,
+            request_id: task.task_id,
+            input: task.input,
+            latency,
+            at_ms,
+        })
+    }
 }
 
 /// The request path's side: decides and hands over.

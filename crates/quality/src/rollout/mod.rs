@@ -19,6 +19,8 @@
 //! - Every gate run is an ordinary evaluation run under [`GATE_TENANT`] with the id
 //!   `gate-v<VERSION>-<MILLIS>/<SUITE>`: `holdfast eval list|show|compare` read them.
 
+mod pinned;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -32,6 +34,7 @@ use crate::report::Report;
 use crate::runner::{NoProgress, RunSpec, Runner};
 use crate::subject::Subject;
 use crate::suite::{Suite, TaskType};
+pub use pinned::{Pinned, Pins, TASK_TENANT_PREFIX, task_tenant};
 
 /// The tenant gate runs are recorded under.
 pub const GATE_TENANT: &str = "default";
