@@ -387,6 +387,18 @@ async fn a_workflow_whose_route_gets_worse_is_refused_before_its_tasks_reach_the
         "{failing}"
     );
     assert!(!failing.contains("canada"), "{failing}");
+    let alerts = gateway.get_json("/v1/holdfast/alerts").await;
+    let notice = alerts["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["alert"] == "quality_gate")
+        .unwrap_or_else(|| panic!("no quality_gate notice: {alerts}"))
+        .clone();
+    let summary = notice["summary"].as_str().unwrap();
+    for needle in ["version 2", "refused", "suite ask", "returns"] {
+        assert!(summary.contains(needle), "{needle}: {summary}");
+    }
 
     // An equally good deployment passes: its tasks ran through the twin.
     let (status, body) = post_config(&gateway, retarget(&gateway, "small-eu")).await;
