@@ -37,6 +37,21 @@ pub(crate) fn evaluate(rule: &AlertRule, samples: &[Sample]) -> Reading {
             ratio(start, now, num, den, rule.min_volume)
         }
         Expr::Baseline { num, den } => baseline(rule, samples, now, num, den),
+        Expr::WorstRatio { num, den } => {
+            let start = at_or_before(samples, now.at - rule.window);
+            let ratios = now.groups_of(den).filter_map(|group| {
+                let d = (now.get_in(den, group)? - start.get_in(den, group)?).max(0.0);
+                if d <= 0.0 || d < rule.min_volume {
+                    return None;
+                }
+                Some((now.get_in(num, group)? - start.get_in(num, group)?).max(0.0) / d)
+            });
+            if rule.fires_above() {
+                ratios.reduce(f64::max)
+            } else {
+                ratios.reduce(f64::min)
+            }
+        }
         Expr::Trend { signal, spent } => {
             let start = at_or_before(samples, now.at - rule.window);
             let spending = increase(start, now, spent).is_some_and(|spent| spent > 0.0);
@@ -150,7 +165,7 @@ pub(crate) fn history_needed(rules: &[AlertRule], interval: Duration) -> Duratio
         .filter(|r| r.enabled)
         .map(|r| match expr(r.kind) {
             Expr::Baseline { .. } => r.window + r.baseline_window,
-            Expr::Ratio { .. } | Expr::Trend { .. } => r.window,
+            Expr::Ratio { .. } | Expr::WorstRatio { .. } | Expr::Trend { .. } => r.window,
             Expr::Gauge(_) => Duration::ZERO,
         })
         .max()

@@ -110,6 +110,40 @@ fn gauges_read_the_latest_sample() {
 }
 
 #[test]
+fn completion_rate_is_the_worst_task_types_and_recovers_with_it() {
+    // `busy` finishes 10 tasks a second, all succeeding; `rare` 1 a second, and from
+    // t = 60 s to t = 120 s every one of its tasks fails, then they succeed again.
+    let samples: Vec<Sample> = (0..=180)
+        .map(|i| {
+            let failed = (i.clamp(60, 120) - 60) as f64;
+            Sample::empty(at(i as f64))
+                .with_in(Signal::TasksFinished, "busy", 10.0 * i as f64)
+                .with_in(Signal::TasksSucceeded, "busy", 10.0 * i as f64)
+                .with_in(Signal::TasksFinished, "rare", i as f64)
+                .with_in(Signal::TasksSucceeded, "rare", i as f64 - failed)
+        })
+        .collect();
+    let completion = AlertRule {
+        window: Duration::from_secs(20),
+        min_volume: 10.0,
+        ..AlertRule::default_for(AlertKind::CompletionRate)
+    };
+    let at_second = |t: usize| value(evaluate(&completion, &samples[..=t]));
+    assert!((at_second(50) - 1.0).abs() < 1e-9);
+    // Failing: `rare` is at 0 while the total is still at 10 in 11.
+    assert!(at_second(100).abs() < 1e-9);
+    assert!(at_second(100) < completion.threshold);
+    // Recovered: a whole window after its tasks succeed again.
+    assert!((at_second(150) - 1.0).abs() < 1e-9);
+    // A task type below its `min_volume` in the window is not judged.
+    let strict = AlertRule {
+        min_volume: 30.0,
+        ..completion.clone()
+    };
+    assert!((value(evaluate(&strict, &samples[..=100])) - 1.0).abs() < 1e-9);
+}
+
+#[test]
 fn a_baseline_rule_compares_the_window_with_the_hour_before() {
     // Tasks at 1 a second; escalations at 1 in 20 for 3600 s, then 1 in 4.
     let samples = series(3901, 1.0, |i| {

@@ -53,6 +53,14 @@ fn expression(rule: &AlertRule) -> String {
             let (n, d) = (increase(num, &w, None), increase(den, &w, None));
             format!("({n} / {d}) {cmp} {t} and {d} >= {min}")
         }
+        Expr::WorstRatio { num, den } => {
+            let by = |signal: Signal| {
+                let by = signal.selector().by.unwrap_or(rules::TASK_TYPE);
+                format!("sum by ({by}) (increase({}[{w}]))", selector(signal))
+            };
+            let (n, d) = (by(num), by(den));
+            format!("({n} / {d}) {cmp} {t} and {d} >= {min}")
+        }
         Expr::Gauge(signal) => format!("{} {cmp} {t}", current(signal)),
         Expr::Trend { signal, spent } => format!(
             "predict_linear({}[{w}], {}) {cmp} {t} and on() {} > 0",

@@ -51,6 +51,9 @@ pub(crate) struct Selector {
     /// A label and the values it may take.
     pub(crate) label: Option<(&'static str, &'static [&'static str])>,
     pub(crate) fold: Fold,
+    /// The label whose values are also kept apart (the task type), when the signal
+    /// feeds a rule judged per value ([`Expr::WorstRatio`]).
+    pub(crate) by: Option<&'static str>,
 }
 
 impl Signal {
@@ -106,6 +109,7 @@ impl Signal {
             metric,
             label: None,
             fold: Fold::Sum,
+            by: None,
         };
         match self {
             Signal::Attempts => sum("holdfast_attempts_total"),
@@ -130,10 +134,12 @@ impl Signal {
             },
             Signal::TasksFinished => Selector {
                 label: Some(("status", &["succeeded", "failed"])),
+                by: Some(TASK_TYPE),
                 ..sum("holdfast_tasks_total")
             },
             Signal::TasksSucceeded => Selector {
                 label: Some(("status", &["succeeded"])),
+                by: Some(TASK_TYPE),
                 ..sum("holdfast_tasks_total")
             },
             Signal::Escalations => sum("holdfast_escalations_total"),
@@ -153,6 +159,9 @@ impl Signal {
     }
 }
 
+/// The label that names a task's type (its workflow) on the task metrics.
+pub(crate) const TASK_TYPE: &str = "workflow";
+
 /// What a rule computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Expr {
@@ -170,6 +179,10 @@ pub(crate) enum Expr {
     Trend { signal: Signal, spent: Signal },
     /// The ratio over the window divided by the ratio over the baseline window before.
     Baseline { num: Signal, den: Signal },
+    /// [`Expr::Ratio`] for each value of `den`'s `by` label (each task type), each
+    /// with its own `min_volume`: the worst of them, so that one task type failing
+    /// is not hidden by the others' volume.
+    WorstRatio { num: Signal, den: Signal },
 }
 
 /// The expression of `kind`.
@@ -209,7 +222,7 @@ pub(crate) fn expr(kind: AlertKind) -> Expr {
             num: S::TaskCost,
             den: S::TasksFinished,
         },
-        AlertKind::CompletionRate => Expr::Ratio {
+        AlertKind::CompletionRate => Expr::WorstRatio {
             num: S::TasksSucceeded,
             den: S::TasksFinished,
         },
@@ -281,7 +294,8 @@ pub(crate) fn summary(rule: &AlertRule, value: f64, eta: Option<f64>) -> String 
             human(rule.baseline_window.as_secs_f64())
         ),
         AlertKind::CompletionRate => format!(
-            "{:.1}% of finished tasks succeeded over {window} (alert below {:.1}%)",
+            "{:.1}% of the finished tasks of the lowest task type succeeded over {window} \
+             (alert below {:.1}%)",
             value * 100.0,
             t * 100.0
         ),

@@ -6,7 +6,7 @@
 //! names, so the in-process rules and the exported Prometheus rules agree by
 //! construction, and the metrics module needs no second, alerts-shaped API.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use holdfast_policy::Instant;
 
@@ -18,6 +18,9 @@ use crate::exposition::Series;
 pub(crate) struct Sample {
     pub(crate) at: Instant,
     pub(crate) values: [Option<f64>; Signal::ALL.len()],
+    /// The signals kept apart by their selector's `by` label: by signal index, then
+    /// label value.
+    pub(crate) groups: BTreeMap<(usize, String), f64>,
 }
 
 impl Sample {
@@ -26,12 +29,40 @@ impl Sample {
         Sample {
             at,
             values: [None; Signal::ALL.len()],
+            groups: BTreeMap::new(),
         }
     }
 
     /// The value of `signal`.
     pub(crate) fn get(&self, signal: Signal) -> Option<f64> {
         self.values[signal.index()]
+    }
+
+    /// The value of `signal` for `group` (a task type): zero while the signal is
+    /// exposed and the group has no series yet.
+    pub(crate) fn get_in(&self, signal: Signal, group: &str) -> Option<f64> {
+        let key = (signal.index(), group.to_owned());
+        self.get(signal)
+            .map(|_| self.groups.get(&key).copied().unwrap_or(0.0))
+    }
+
+    /// The groups `signal` has a value for.
+    pub(crate) fn groups_of(&self, signal: Signal) -> impl Iterator<Item = &str> {
+        let index = signal.index();
+        self.groups
+            .keys()
+            .filter(move |(i, _)| *i == index)
+            .map(|(_, group)| group.as_str())
+    }
+
+    /// Sets `signal` for `group`, and the signal's total with it (for tests).
+    #[cfg(test)]
+    pub(crate) fn with_in(mut self, signal: Signal, group: &str, value: f64) -> Sample {
+        let total = self.get(signal).unwrap_or(0.0) + value;
+        self.values[signal.index()] = Some(total);
+        self.groups
+            .insert((signal.index(), group.to_owned()), value);
+        self
     }
 
     /// Sets `signal` (for tests and synthetic series).
@@ -68,14 +99,26 @@ impl Sample {
             if !declared.contains(selector.metric) {
                 continue;
             }
-            let matching = series.iter().filter(|s| {
-                s.name == selector.metric
-                    && selector.label.is_none_or(|(label, values)| {
-                        s.labels
-                            .iter()
-                            .any(|(l, v)| l == label && values.contains(&v.as_str()))
-                    })
-            });
+            let matching: Vec<&Series> = series
+                .iter()
+                .filter(|s| {
+                    s.name == selector.metric
+                        && selector.label.is_none_or(|(label, values)| {
+                            s.labels
+                                .iter()
+                                .any(|(l, v)| l == label && values.contains(&v.as_str()))
+                        })
+                })
+                .collect();
+            if let Some(by) = selector.by {
+                for s in &matching {
+                    if let Some((_, group)) = s.labels.iter().find(|(l, _)| l == by) {
+                        let key = (signal.index(), group.clone());
+                        *sample.groups.entry(key).or_insert(0.0) += s.value;
+                    }
+                }
+            }
+            let matching = matching.into_iter();
             let value = match selector.fold {
                 Fold::Sum => matching.map(|s| s.value).sum(),
                 Fold::CountPositive => matching.filter(|s| s.value > 0.0).count() as f64,
@@ -121,5 +164,23 @@ holdfast_breaker_state{target="c"} 1
         // Not exposed at all: missing.
         assert_eq!(s.get(Signal::BudgetRemaining), None);
         assert_eq!(s.get(Signal::OldestRetryingTask), None);
+    }
+
+    #[test]
+    fn task_counts_are_kept_per_task_type_beside_their_sum() {
+        let text = "# TYPE holdfast_tasks_total counter
+            holdfast_tasks_total{workflow=\"a\",status=\"succeeded\"} 9
+            holdfast_tasks_total{workflow=\"a\",status=\"failed\"} 1
+            holdfast_tasks_total{workflow=\"b\",status=\"failed\"} 4
+            holdfast_tasks_total{workflow=\"b\",status=\"submitted\"} 6
+";
+        let s = Sample::from_exposition(Instant::ZERO, text);
+        assert_eq!(s.get(Signal::TasksFinished), Some(14.0));
+        assert_eq!(s.get_in(Signal::TasksFinished, "a"), Some(10.0));
+        assert_eq!(s.get_in(Signal::TasksFinished, "b"), Some(4.0));
+        assert_eq!(s.get_in(Signal::TasksSucceeded, "b"), Some(0.0));
+        let groups: Vec<&str> = s.groups_of(Signal::TasksFinished).collect();
+        assert_eq!(groups, ["a", "b"]);
+        assert_eq!(s.get_in(Signal::Attempts, "a"), None);
     }
 }

@@ -652,7 +652,7 @@ async fn completion_rate_fires_when_tasks_fail_and_resolves_when_they_succeed() 
         firing["summary"]
             .as_str()
             .unwrap()
-            .contains("of finished tasks succeeded"),
+            .contains("of the finished tasks of the lowest task type succeeded"),
         "{firing}"
     );
 }

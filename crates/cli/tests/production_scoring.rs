@@ -4,6 +4,9 @@
 //! its slow judge; `/metrics` shows the score, the counts and the judge's cost; the
 //! samples are listed through the API; one is promoted to a suite case through
 //! `holdfast eval promote`, and promoting it again (a repeated id) changes nothing.
+//! Streamed answers are sampled once the stream is complete, with the text the client
+//! got, and a workflow's tasks that succeeded are sampled with their input and output
+//! and scored by the workflow suite's graders, counted under the workflow's name.
 //! (The `quality_score` alert firing on degraded answers is in `alerts.rs`.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -155,4 +158,124 @@ async fn answers_are_sampled_and_scored_after_they_are_sent_and_one_is_promoted(
         std::fs::read_to_string(dir.path().join("smart.jsonl")).unwrap(),
         dataset
     );
+}
+
+/// Polls `/metrics` until `series` reads `want`; answers the last scrape.
+async fn until_metric(gateway: &Gateway, series: &str, want: f64) -> String {
+    let mut text = String::new();
+    for _ in 0..200 {
+        text = scrape(gateway).await;
+        if metric(&text, series) == Some(want) {
+            return text;
+        }
+        pause(Duration::from_millis(100)).await;
+    }
+    panic!("{series} never reached {want}:\n{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_answers_and_finished_tasks_are_sampled_and_scored() {
+    let answers = Mock::start("openai", &[]);
+    let dir = TempDir::new("production-scoring-streams");
+    dir.write("smart.jsonl", CASE);
+    let route_suite = dir.write(
+        "smart.toml",
+        "name = \"smart\"\ndataset = \"smart.jsonl\"\n[task]\nroute = \"smart\"\n\
+         [production]\nassert = [{ type = \"contains\", value = \"scripted answer\" }]\n",
+    );
+    let task_case = r#"{"id": "t1", "input": {"question": "hello"}, "expected": "scripted", "assert": [{"type": "contains"}], "tags": ["labeled"]}"#;
+    dir.write("ask.jsonl", task_case);
+    let workflow_suite = dir.write(
+        "ask.toml",
+        "name = \"ask\"\ndataset = \"ask.jsonl\"\n[task]\nworkflow = \"ask\"\n\
+         [production]\nassert = [{ type = \"contains\", value = \"scripted answer\" }, \
+         { type = \"contains\", value = \"never said\" }]\n",
+    );
+    let workflow = dir.write(
+        "ask.json",
+        r#"{"name": "ask", "version": 1, "steps": [
+            {"name": "reply", "kind": "llm", "route": "smart", "prompt": "{{ input.question }}"}]}"#,
+    );
+    let config = ConfigBuilder::new()
+        .target("primary", &answers, "")
+        .route("smart", &["primary"], "")
+        .raw(&format!(
+            "[engine]\npoll_interval = \"50ms\"\nworkflows = [{:?}]\n",
+            workflow.display().to_string()
+        ))
+        .raw(&format!(
+            "[quality.sampling.smart]\nsuite = {:?}\nshare = 1.0\n\n\
+             [quality.sampling.ask]\nsuite = {:?}\nshare = 1.0\n",
+            route_suite.display().to_string(),
+            workflow_suite.display().to_string()
+        ));
+    let gateway = Gateway::start(&config);
+
+    // Streamed answers: each stream is whole for the client, then sampled.
+    let streams = 3;
+    for i in 0..streams {
+        let body = chat_body("smart", &format!("streamed question {i}"), true);
+        let response = gateway.chat(&body).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let text = response.text().await.unwrap();
+        let events = support::sse_events(&text);
+        assert!(
+            support::stream_text(&events).contains("scripted answer"),
+            "{text}"
+        );
+    }
+    let scored = "holdfast_quality_samples_total{task_type=\"smart\",result=\"scored\"}";
+    let text = until_metric(&gateway, scored, f64::from(streams)).await;
+    let score = metric(&text, "holdfast_quality_score{task_type=\"smart\"}").unwrap();
+    assert!((score - 1.0).abs() < 1e-9, "{text}");
+    let listed = gateway
+        .get_json("/v1/holdfast/samples?task_type=smart")
+        .await;
+    let newest = &listed["samples"][0];
+    assert_eq!(
+        newest["input"]["messages"][0]["content"],
+        "streamed question 2"
+    );
+    assert!(
+        newest["answer"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("scripted answer"),
+        "{newest}"
+    );
+
+    // Tasks: each one that succeeded is sampled with its input and output. Their
+    // `llm` steps are not route answers a client got: `smart` counts no more.
+    let tasks = 2;
+    for i in 0..tasks {
+        let input = json!({"workflow": "ask", "input": {"question": format!("task question {i}")}});
+        let (status, task) = gateway.post_json("/v1/tasks", &input).await;
+        assert_eq!(status, 201, "{task}");
+    }
+    let scored = "holdfast_quality_samples_total{task_type=\"ask\",result=\"scored\"}";
+    let text = until_metric(&gateway, scored, f64::from(tasks)).await;
+    // One grader of two passes on every task.
+    let score = metric(&text, "holdfast_quality_score{task_type=\"ask\"}").unwrap();
+    assert!((score - 0.5).abs() < 1e-9, "{text}");
+    let sampled = "holdfast_quality_samples_total{task_type=\"smart\",result=\"sampled\"}";
+    assert_eq!(metric(&text, sampled), Some(f64::from(streams)), "{text}");
+    let listed = gateway.get_json("/v1/holdfast/samples?task_type=ask").await;
+    let samples = listed["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), tasks as usize, "{listed}");
+    let sample = &samples[0];
+    assert!(
+        sample["input"]["question"]
+            .as_str()
+            .unwrap()
+            .starts_with("task question"),
+        "{sample}"
+    );
+    assert!(
+        sample["answer"]["output"]
+            .as_str()
+            .unwrap()
+            .contains("scripted answer"),
+        "{sample}"
+    );
+    assert_eq!(sample["suite"], "ask");
 }

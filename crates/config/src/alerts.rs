@@ -87,7 +87,7 @@ pub enum AlertKind {
     EscalationRate,
     /// Cost per task above its baseline.
     CostPerTask,
-    /// Share of finished tasks that succeeded.
+    /// Share of finished tasks that succeeded, per task type (the worst workflow's).
     CompletionRate,
     /// The store cannot be reached or cannot write.
     StoreUnreachable,

@@ -296,14 +296,14 @@ pub struct Engine {
 pub struct Quality {
     /// The gate on new configuration versions, when set.
     pub gate: Option<QualityGate>,
-    /// Production sampling, by route.
+    /// Production sampling, by route or workflow name.
     pub sampling: std::collections::BTreeMap<String, QualitySampling>,
     /// Few-shot libraries that use embeddings: library → embedding route. Every other
     /// library is lexical.
     pub few_shot_embeddings: std::collections::BTreeMap<String, String>,
 }
 
-/// How a route's production answers are sampled and scored.
+/// How a route's production answers, or a workflow's finished tasks, are sampled and scored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QualitySampling {
     /// The suite file, resolved against the configuration file's directory.

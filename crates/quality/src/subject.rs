@@ -127,6 +127,16 @@ impl Answer {
         }
     }
 
+    /// A streamed chat's answer: the text the client got, costing `cost_usd`.
+    pub fn streamed(text: String, cost_usd: f64) -> Answer {
+        Answer {
+            text,
+            finish_reason: Some("stop".to_owned()),
+            cost_usd,
+            ..Answer::default()
+        }
+    }
+
     /// A task's answer: its output, as text and as JSON.
     pub fn from_output(output: Value, cost_usd: f64, task_id: &str) -> Answer {
         let text = match &output {

@@ -56,10 +56,15 @@ impl Gateway {
         Arc::new(crate::llm_step::GatewayLlm::new(Arc::downgrade(&self.live)))
     }
 
-    /// Where the engine sends its task events: this gateway's metrics.
+    /// Where the engine sends its task events: this gateway's metrics, and its
+    /// production sampling of workflows.
     pub fn task_events(&self) -> EventSink {
         let metrics = Arc::clone(&self.inner.metrics);
-        Arc::new(move |event| crate::events::task_event(&metrics, event))
+        let live = Arc::downgrade(&self.live);
+        Arc::new(move |event| {
+            crate::events::task_event(&metrics, event);
+            crate::sampling::offer_task(&live, event);
+        })
     }
 }
 

@@ -38,6 +38,7 @@ use std::sync::{Arc, OnceLock};
 use arc_swap::ArcSwap;
 use axum::extract::FromRef;
 use holdfast_config::{Config, ConfigErrors, OnFail, Overrides};
+use holdfast_quality::rollout::Pinned;
 use holdfast_store::{ConfigVersion, Store, StoreError};
 
 use crate::access::Bound;
@@ -58,6 +59,8 @@ pub(crate) struct Live {
     /// The prefixes a `key_env` of a configuration sent through the API (or restored
     /// by a rollback) may start with; the defaults when not set.
     key_env_prefixes: OnceLock<Vec<String>>,
+    /// The states a running gate's workflow tasks call models through.
+    pinned: Pinned<Inner>,
 }
 
 /// The configuration being served, as loaded.
@@ -163,7 +166,14 @@ impl Live {
             history: OnceLock::new(),
             bound: std::sync::Mutex::new(Bound::Unknown),
             key_env_prefixes: OnceLock::new(),
+            pinned: Pinned::default(),
         }
+    }
+
+    /// The state the model calls of `tenant`'s tasks run on: the current one, or for
+    /// a gate's tasks the state it judges; `None` for a gate's task no gate here runs.
+    pub(crate) fn state_for(&self, tenant: &str) -> Option<Arc<Inner>> {
+        self.pinned.state_for(tenant, || self.current())
     }
 
     /// Where the server listens, as open mode's `Host` check knows it.
@@ -269,10 +279,11 @@ impl Live {
         };
         // A gate implies a history, so the version was recorded.
         let version = version.ok_or(ReloadError::NoHistory)?;
-        let changed = rollout::changed_routes(&running.config, &config);
+        let changed = rollout::change(&running.config, &config, &old).await;
         let store = &history.store;
-        let serving = rollout::subject(&old, "serving", running.version);
-        let candidate = rollout::subject(&inner, "candidate", Some(version));
+        let serving = rollout::subject(&old, "serving", running.version, version);
+        let candidate = rollout::subject(&inner, "candidate", Some(version), version);
+        let _pins = self.pinned.pin(version, &old, &inner);
         if gate.on_fail != OnFail::Rollback {
             // Judged beside the serving state: nothing reaches the candidate's routes
             // but the suites until the verdict.

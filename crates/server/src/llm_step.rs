@@ -18,7 +18,8 @@
 //! the call's deadline.
 //!
 //! The step reaches the gateway through the live configuration (`live.rs`), read once
-//! per call: after a reload, the next step runs on the new routes and targets.
+//! per call: after a reload, the next step runs on the new routes and targets; a
+//! quality gate's task runs on the state its gate judges (`rollout.rs`).
 
 use std::sync::{Arc, Weak};
 
@@ -47,10 +48,16 @@ impl GatewayLlm {
 #[async_trait]
 impl Llm for GatewayLlm {
     async fn complete(&self, request: LlmRequest) -> Result<LlmAnswer, Failure> {
-        let Some(gateway) = self.gateway.upgrade().map(|live| live.current()) else {
+        let Some(live) = self.gateway.upgrade() else {
             return Err(Failure::new(
                 Outcome::Cancelled,
                 "the gateway is shutting down",
+            ));
+        };
+        let Some(gateway) = live.state_for(&request.tenant) else {
+            return Err(Failure::new(
+                Outcome::BadRequest,
+                "a quality gate's task, and no gate on this node runs it",
             ));
         };
         run(&gateway, request).await

@@ -47,6 +47,8 @@ impl Gateway {
 pub(crate) struct GatewaySubject {
     inner: Arc<Inner>,
     tenant: Arc<str>,
+    /// The tenant its tasks run as (a gate's, for its tasks to run on `inner`).
+    task_tenant: Arc<str>,
     describe: Value,
 }
 
@@ -58,7 +60,16 @@ impl GatewaySubject {
         GatewaySubject {
             inner,
             tenant: Arc::from(tenant),
+            task_tenant: Arc::from(tenant),
             describe,
+        }
+    }
+
+    /// The same subject submitting its tasks as `tenant`.
+    pub(crate) fn with_task_tenant(self, tenant: &str) -> GatewaySubject {
+        GatewaySubject {
+            task_tenant: Arc::from(tenant),
+            ..self
         }
     }
 }
@@ -111,7 +122,7 @@ impl Subject for GatewaySubject {
         };
         let submitted = engine
             .submit(Submission {
-                tenant: self.tenant.to_string(),
+                tenant: self.task_tenant.to_string(),
                 workflow: call.workflow,
                 version: call.version,
                 input: call.input,
@@ -125,7 +136,7 @@ impl Subject for GatewaySubject {
         };
         let clock = &self.inner.clock;
         let deadline = clock.now() + call.timeout;
-        let scope = Scope::Tenant(self.tenant.to_string());
+        let scope = Scope::Tenant(self.task_tenant.to_string());
         let mut pause = FIRST_POLL;
         loop {
             let task = engine

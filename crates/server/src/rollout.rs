@@ -7,6 +7,11 @@
 //! serving one, never swapped in before the verdict when it may be refused), the
 //! verdict recorded beside the version in the history, and the alert.
 //!
+//! A workflow suite's tasks are submitted as the gate's own tenants ([`task_tenant`]),
+//! which `live.rs` pins to the states being judged while the gate runs
+//! (`holdfast_quality::rollout::Pinned`), so their `llm` steps call the candidate's
+//! routes before it takes traffic.
+//!
 //! Which configuration's gate applies: the serving one's, else the candidate's. A
 //! version cannot switch the gate off (or soften `on_fail`) for itself; the version
 //! after it runs under its rules.
@@ -16,7 +21,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use holdfast_config::{Config, OnFail, QualityGate};
-use holdfast_quality::rollout::{Gatekeeper, Verdict};
+use holdfast_quality::rollout::{Change, Gatekeeper, Verdict, task_tenant};
 use holdfast_quality::{Subject, Suite};
 use holdfast_store::{ConfigGate, Store};
 use serde_json::{Value, json};
@@ -83,14 +88,42 @@ fn route_print(config: &Config, name: &str) -> Option<String> {
     Some(print)
 }
 
-/// A suite subject over a gateway state.
-pub(crate) fn subject(inner: &Arc<Inner>, role: &str, version: Option<u64>) -> Arc<dyn Subject> {
+/// What `new` changes of `old` for suites: its changed routes, and the workflows
+/// registered with the engine (if any) whose `llm` steps call one of them.
+pub(crate) async fn change(old: &Config, new: &Config, inner: &Inner) -> Result<Change, String> {
+    let routes = changed_routes(old, new);
+    let Some(engine) = inner.engine.get() else {
+        return Ok(Change {
+            routes,
+            workflows: BTreeSet::new(),
+        });
+    };
+    let defs = engine
+        .workflows()
+        .await
+        .map_err(|e| format!("the quality gate could not list the workflows: {e}"))?;
+    let workflows = holdfast_quality::rollout::workflows_calling(
+        defs.iter().map(|d| (d.name.as_str(), &d.definition)),
+        &routes,
+    );
+    Ok(Change { routes, workflows })
+}
+
+/// A suite subject over a gateway state (`role` of the gate on `candidate`), serving
+/// configuration `version`; its tasks run as [`task_tenant`].
+pub(crate) fn subject(
+    inner: &Arc<Inner>,
+    role: &str,
+    version: Option<u64>,
+    candidate: u64,
+) -> Arc<dyn Subject> {
     let describe = json!({"via": "in-process", "gate": role, "config_version": version});
-    Arc::new(GatewaySubject::new(
+    let subject = GatewaySubject::new(
         Arc::clone(inner),
         holdfast_quality::rollout::GATE_TENANT,
         describe,
-    ))
+    );
+    Arc::new(subject.with_task_tenant(&task_tenant(candidate, role)))
 }
 
 /// Judges `candidate` (version `version`) against `serving` with `suites`; a gate
@@ -99,14 +132,15 @@ pub(crate) async fn judge(
     store: &Arc<dyn Store>,
     inner: &Inner,
     suites: &[Suite],
-    changed: &BTreeSet<String>,
+    change: &Result<Change, String>,
     version: u64,
     candidate: Arc<dyn Subject>,
     serving: Arc<dyn Subject>,
 ) -> Result<Verdict, String> {
+    let change = change.as_ref().map_err(Clone::clone)?;
     let keeper = Gatekeeper::new(Arc::clone(store), Arc::clone(&inner.clock));
     keeper
-        .judge(suites, changed, version, candidate, serving)
+        .judge(suites, change, version, candidate, serving)
         .await
         .map_err(|e| format!("the quality gate could not run: {e}"))
 }

@@ -67,8 +67,8 @@ pub(crate) enum Encoder {
 /// How a relayed stream ended.
 #[derive(Debug, Clone)]
 pub(crate) enum StreamEnd {
-    /// Complete.
-    Complete { usage: Option<Usage> },
+    /// Complete, with the text of the first choice as the client got it.
+    Complete { usage: Option<Usage>, text: String },
     /// Broken after it started; the client got an error event.
     Failed {
         outcome: Outcome,
@@ -187,7 +187,8 @@ impl Relay {
                 None => {
                     self.encode_end(&mut out);
                     let usage = self.settle_usage();
-                    self.end(StreamEnd::Complete { usage }, &out);
+                    let text = std::mem::take(&mut self.delivered);
+                    self.end(StreamEnd::Complete { usage, text }, &out);
                 }
             }
             if let Some(recorded) = &mut self.recorded

@@ -61,6 +61,7 @@ pub(crate) async fn serve(
         number: served_number.unwrap_or(0),
         leader,
         reply: reply.clone(),
+        sample: crate::sampling::Pending::of(door, &job.route.name, job.request),
     };
     let encoder = encoder(dialect, job.request, &job.route.name, job.tokens);
     let key = job.meta.idempotency_key.as_deref().unwrap_or(job.id);
@@ -84,6 +85,8 @@ struct Settle {
     number: u32,
     leader: Option<Leader>,
     reply: Reply,
+    /// The exchange, when its route samples it: offered once the stream is complete.
+    sample: Option<crate::sampling::Pending>,
 }
 
 impl Settle {
@@ -95,7 +98,7 @@ impl Settle {
         let gw = &self.gateway.inner;
         let now = gw.clock.now();
         let (result, usage, broke) = match &end {
-            StreamEnd::Complete { usage } => ("ok", *usage, None),
+            StreamEnd::Complete { usage, .. } => ("ok", *usage, None),
             StreamEnd::Failed {
                 outcome,
                 message,
@@ -103,19 +106,23 @@ impl Settle {
             } => ("stream_error", *usage, Some((*outcome, message.clone()))),
             StreamEnd::ClientGone { usage } => ("client_closed", *usage, None),
         };
+        let mut cost_usd = 0.0;
         gw.ledger.update(&self.id, |entry| {
             entry.result = result;
             entry.latency_ms = millis(now.saturating_duration_since(self.started));
             if let Some(usage) = usage {
                 entry.trace.settle(gw, self.number, usage);
             }
+            cost_usd = entry.trace.cost_usd();
             if let Some((outcome, message)) = broke {
                 entry.error_code = Some("stream_interrupted");
                 entry.stream_error = Some(format!("{}: {message}", outcome.class()));
             }
         });
-        if let (StreamEnd::Complete { .. }, Some(body), Some(leader)) = (end, recorded, self.leader)
-        {
+        let StreamEnd::Complete { text, .. } = end else {
+            return;
+        };
+        if let (Some(body), Some(leader)) = (recorded, self.leader) {
             let stored = Stored {
                 status: StatusCode::OK,
                 content_type: "text/event-stream",
@@ -123,6 +130,9 @@ impl Settle {
                 reply: self.reply,
             };
             leader.complete(stored, now);
+        }
+        if let Some(sample) = self.sample {
+            sample.offer(gw, text, cost_usd);
         }
     }
 }

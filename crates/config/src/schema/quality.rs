@@ -14,8 +14,9 @@ pub struct Quality {
     /// version (a reload, a text sent through the API, a rollback) is judged by the
     /// suites whose route it changed before it takes traffic. Default: no gate.
     pub gate: Option<Gate>,
-    /// `[quality.sampling.ROUTE]`: production answers of a route sampled and scored in
-    /// the background by its suite's graders, one table per route. Default: none.
+    /// `[quality.sampling.NAME]`: production answers of a route, or finished tasks of a
+    /// workflow, sampled and scored in the background by its suite's graders, one
+    /// table per route or workflow. Default: none.
     pub sampling: BTreeMap<String, Sampling>,
     /// `[quality.few_shot.LIBRARY]`: how a few-shot library (the `library` a route's
     /// or an llm step's `few_shot` names) finds the examples similar to a call's
@@ -52,17 +53,20 @@ pub enum FewShotSimilarity {
     Embeddings,
 }
 
-/// `[quality.sampling.ROUTE]`: how a route's production answers are sampled and scored.
+/// `[quality.sampling.NAME]`: how a route's production answers, or a workflow's
+/// finished tasks, are sampled and scored.
 ///
 /// A sampled answer is kept with its request (users' inputs: see `retention`) and
 /// scored after it was sent, off the request path, on a bounded queue (an answer that
 /// finds the queue full is dropped and counted), by the suite's `[production]` graders
-/// and its `[judge]` route. Only whole (not streamed) answers are sampled.
+/// and its `[judge]` route. A route's whole and streamed answers are sampled (a
+/// stream's once it is complete, as the client got its text); a workflow's tasks that
+/// succeeded are sampled with their input and output.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Sampling {
     /// The suite file (`.toml`) whose `[production]` graders score the samples; its
-    /// `[task] route` must be this route. A relative path is relative to this
+    /// `[task]` must be this route or this workflow (checked at start). A relative path is relative to this
     /// configuration file's directory.
     pub suite: String,
     /// The share of the route's successful answers sampled, in [0, 1]; default 0.05.

@@ -27,7 +27,7 @@ pub(super) fn quality(
             .gate
             .as_ref()
             .and_then(|gate| self::gate(c, gate, source)),
-        sampling: sampling(c, &raw.sampling, doc, source),
+        sampling: sampling(c, &raw.sampling, source),
         few_shot_embeddings: few_shot(c, &raw.few_shot, doc),
     }
 }
@@ -83,15 +83,13 @@ fn suite_file(c: &mut Checker<'_>, at: FieldPath, file: &str, source: &str) -> O
 fn sampling(
     c: &mut Checker<'_>,
     raw: &BTreeMap<String, schema::Sampling>,
-    doc: &schema::Document,
     source: &str,
 ) -> BTreeMap<String, QualitySampling> {
     let mut out = BTreeMap::new();
+    // A name is a route's or a workflow's; which one, and that it exists, the server
+    // checks at start against the suite's `[task]` and the workflows it registered.
     for (route, s) in raw {
         let path = FieldPath::root("quality").key("sampling").key(route);
-        if !doc.routes.contains_key(route) {
-            c.invalid(path.clone(), "names no route in [routes]");
-        }
         let suite = suite_file(c, path.key("suite"), &s.suite, source);
         if !(0.0..=1.0).contains(&s.share) {
             c.invalid(path.key("share"), "must be in [0, 1]");

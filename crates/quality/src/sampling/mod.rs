@@ -1,5 +1,6 @@
-//! Production scoring: a share of a task type's answers is sampled on the request
-//! path and scored in the background by its suite's `[production]` graders.
+//! Production scoring: a share of a task type's answers (a route's chats, streamed or
+//! not, or a workflow's finished tasks) is sampled and scored in the background by its
+//! suite's `[production]` graders.
 //!
 //! The decision that shapes it: the request path does two cheap things and nothing
 //! else. [`Sampler::wants`] draws whether this answer is sampled (a counter through a
@@ -25,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use holdfast_policy::Clock;
-use holdfast_store::Store;
+use holdfast_store::{Store, Task};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -55,10 +56,11 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The plan of `route`: its suite loaded from `suite`, which must target the route
-    /// and have `[production]` graders; the refusal says why, naming the file.
+    /// The plan of `task_type` (a route's or a workflow's name): its suite loaded from
+    /// `suite`, which must run against that route or workflow and have `[production]`
+    /// graders; the refusal says why, naming the file.
     pub fn load(
-        route: &str,
+        task_type: &str,
         suite: &Path,
         share: f64,
         budget_per_hour: f64,
@@ -66,9 +68,14 @@ impl Plan {
     ) -> Result<Plan, String> {
         let at = suite.display();
         let suite = Suite::load(suite).map_err(|e| format!("{at}: {e}"))?;
-        let targets_route = matches!(&suite.task, TaskType::Route { route: r } if r == route);
-        if !targets_route {
-            return Err(format!("{at}: the suite's [task] is not route {route:?}"));
+        let runs_against = match &suite.task {
+            TaskType::Route { route } => route == task_type,
+            TaskType::Workflow { workflow, .. } => workflow == task_type,
+        };
+        if !runs_against {
+            return Err(format!(
+                "{at}: the suite's [task] is not route or workflow {task_type:?}"
+            ));
         }
         if suite.production.is_empty() {
             return Err(format!("{at}: the suite has no [production] graders"));
@@ -79,6 +86,20 @@ impl Plan {
             budget_per_hour,
             retention,
         })
+    }
+
+    /// Checks that the task type is served here: a route among `routes`, or a
+    /// workflow among `workflows`.
+    pub fn check_served(&self, routes: &[&str], workflows: &[&str]) -> Result<(), String> {
+        let served = match &self.suite.task {
+            TaskType::Route { route } => routes.contains(&route.as_str()),
+            TaskType::Workflow { workflow, .. } => workflows.contains(&workflow.as_str()),
+        };
+        if served {
+            return Ok(());
+        }
+        let what = self.suite.task.label();
+        Err(format!("no {what} is configured or registered"))
     }
 
     /// The task type's name: the suite's route (or workflow).
@@ -95,11 +116,12 @@ impl Plan {
 pub struct Exchange {
     /// The caller's tenant.
     pub tenant: String,
-    /// The task type (the route asked).
+    /// The task type (the route asked, or the task's workflow).
     pub task_type: String,
-    /// The gateway's request id.
+    /// The gateway's request id, or the task's id.
     pub request_id: String,
-    /// The request in the OpenAI chat format, without `model` and `stream`.
+    /// The request in the OpenAI chat format, without `model` and `stream`; or the
+    /// task's input.
     pub input: Value,
     /// What was answered.
     pub answer: Answer,
@@ -107,6 +129,40 @@ pub struct Exchange {
     pub latency: Duration,
     /// When the answer was sent, in Unix milliseconds.
     pub at_ms: u64,
+}
+
+impl Exchange {
+    /// A chat request as a sample keeps it: without `model` and `stream`.
+    pub fn chat_input(request: &impl serde::Serialize) -> Value {
+        let mut input = serde_json::to_value(request).unwrap_or(Value::Null);
+        if let Some(fields) = input.as_object_mut() {
+            fields.remove("model");
+            fields.remove("stream");
+        }
+        input
+    }
+
+    /// A task that succeeded in `latency`, as a sample of its workflow; `None` for
+    /// the suites' own tasks (a gate's or an evaluation's), which are not production.
+    pub fn of_task(task: Task, latency: Duration, at_ms: u64) -> Option<Exchange> {
+        let evaluated = task
+            .idempotency_key
+            .as_deref()
+            .is_some_and(|k| k.starts_with("eval/"));
+        if evaluated || task.tenant.starts_with(crate::rollout::TASK_TENANT_PREFIX) {
+            return None;
+        }
+        let output = task.output.unwrap_or(Value::Null);
+        Some(Exchange {
+            answer: Answer::from_output(output, task.cost_usd, &task.task_id),
+            tenant: task.tenant,
+            task_type: task.workflow,
+            request_id: task.task_id,
+            input: task.input,
+            latency,
+            at_ms,
+        })
+    }
 }
 
 /// The request path's side: decides and hands over.

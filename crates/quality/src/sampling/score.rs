@@ -14,6 +14,7 @@ use super::{Exchange, Plan};
 use crate::dataset::{Case, CaseInput};
 use crate::grader::{self, Check, Verdict, judge};
 use crate::subject::Subject;
+use crate::suite::TaskType;
 
 /// What scoring one sample needs.
 pub(super) struct Context<'a> {
@@ -85,9 +86,13 @@ struct Graded {
 
 async fn grade(ctx: &Context<'_>, exchange: &Exchange) -> Graded {
     let suite = &ctx.plan.suite;
+    let input = match &suite.task {
+        TaskType::Route { .. } => CaseInput::Chat(exchange.input.clone()),
+        TaskType::Workflow { .. } => CaseInput::Task(exchange.input.clone()),
+    };
     let case = Case {
         id: exchange.request_id.clone(),
-        input: CaseInput::Chat(exchange.input.clone()),
+        input,
         expected: None,
         asserts: Vec::new(),
         tags: Vec::new(),

@@ -2,10 +2,14 @@
 //! changed, before (or right after) it takes traffic.
 //!
 //! The decisions that shape it:
-//! - Only what changed is evaluated: a suite runs when the version changes its route
-//!   (or its judge's route); the caller says which routes changed, since only it can
-//!   compare two configurations. A version that changes no suite's route passes with
-//!   nothing run, and says so.
+//! - Only what changed is evaluated: a route suite runs when the version changes its
+//!   route (or its judge's route), a workflow suite when the version changes a route
+//!   that one of the workflow's `llm` steps calls (what a configuration version can
+//!   change of a workflow: its definition is registered with the engine, and `[engine]`
+//!   only changes with a restart). The caller says which routes and workflows changed,
+//!   since only it can compare two configurations and read the definitions
+//!   ([`workflows_calling`] finds them). A version that changes no suite's route or
+//!   workflow passes with nothing run, and says so.
 //! - Each suite is gated as `holdfast eval run` gates it (thresholds, and the paired
 //!   comparison with a baseline), through the same [`Runner`], so a gate's verdict can
 //!   be reproduced and explained from the store like any run. The baseline is the
@@ -15,18 +19,22 @@
 //! - Every gate run is an ordinary evaluation run under [`GATE_TENANT`] with the id
 //!   `gate-v<VERSION>-<MILLIS>/<SUITE>`: `holdfast eval list|show|compare` read them.
 
+mod pinned;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use holdfast_policy::Clock;
 use holdfast_store::{EvalRunFilter, EvalStatus, Store};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::error::QualityError;
 use crate::report::Report;
 use crate::runner::{NoProgress, RunSpec, Runner};
 use crate::subject::Subject;
 use crate::suite::{Suite, TaskType};
+pub use pinned::{Pinned, Pins, TASK_TENANT_PREFIX, task_tenant};
 
 /// The tenant gate runs are recorded under.
 pub const GATE_TENANT: &str = "default";
@@ -47,9 +55,12 @@ pub struct Verdict {
     pub passed: bool,
     /// The routes the version changed.
     pub changed_routes: Vec<String>,
+    /// The workflows whose `llm` steps call a changed route.
+    #[serde(default)]
+    pub changed_workflows: Vec<String>,
     /// The suites that ran, each with its verdict.
     pub suites: Vec<SuiteVerdict>,
-    /// The suites that did not run: their routes did not change.
+    /// The suites that did not run: their routes or workflows did not change.
     pub unchanged: Vec<String>,
 }
 
@@ -80,7 +91,7 @@ impl Verdict {
     /// One line for people: which suites failed, on which checks and cases.
     pub fn summary(&self) -> String {
         if self.suites.is_empty() {
-            return "no suite's route changed: nothing to evaluate".to_owned();
+            return "no suite's route or workflow changed: nothing to evaluate".to_owned();
         }
         let failed: Vec<String> = self
             .suites
@@ -106,19 +117,48 @@ impl Verdict {
     }
 }
 
-/// Which of `suites` a change of `changed_routes` puts to the test: those whose route
-/// or judge route changed.
-pub fn affected<'s>(suites: &'s [Suite], changed_routes: &BTreeSet<String>) -> Vec<&'s Suite> {
+/// What a configuration version changed, as far as suites care.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Change {
+    /// The routes it serves differently.
+    pub routes: BTreeSet<String>,
+    /// The workflows whose `llm` steps call one of `routes`.
+    pub workflows: BTreeSet<String>,
+}
+
+/// Which of `suites` `change` puts to the test: route suites whose route changed,
+/// workflow suites whose workflow did, and any suite whose judge route changed.
+pub fn affected<'s>(suites: &'s [Suite], change: &Change) -> Vec<&'s Suite> {
     suites
         .iter()
         .filter(|s| {
-            let route = match &s.task {
-                TaskType::Route { route } => Some(route),
-                TaskType::Workflow { .. } => None,
+            let own = match &s.task {
+                TaskType::Route { route } => change.routes.contains(route),
+                TaskType::Workflow { workflow, .. } => change.workflows.contains(workflow),
             };
-            route.is_some_and(|r| changed_routes.contains(r))
-                || s.judge.as_ref().is_some_and(|j| changed_routes.contains(j))
+            own || s.judge.as_ref().is_some_and(|j| change.routes.contains(j))
         })
+        .collect()
+}
+
+/// The names of the workflows, of `definitions` (`(name, definition as registered)`,
+/// every version), whose `llm` steps call one of `routes`. Every version counts, since
+/// a suite may pin an older one.
+pub fn workflows_calling<'d>(
+    definitions: impl IntoIterator<Item = (&'d str, &'d Value)>,
+    routes: &BTreeSet<String>,
+) -> BTreeSet<String> {
+    definitions
+        .into_iter()
+        .filter(|(_, definition)| {
+            definition["steps"].as_array().is_some_and(|steps| {
+                steps.iter().any(|step| {
+                    step["kind"] == "llm"
+                        && step["route"].as_str().is_some_and(|r| routes.contains(r))
+                })
+            })
+        })
+        .map(|(name, _)| name.to_owned())
         .collect()
 }
 
@@ -134,18 +174,18 @@ impl Gatekeeper {
         Gatekeeper { store, clock }
     }
 
-    /// Runs every suite of `suites` whose route is in `changed_routes` through
+    /// Runs every suite of `suites` that `change` puts to the test through
     /// `candidate` (version `version`), each compared with its newest passing gate
     /// run, or, when it has none, with a run through `serving` first.
     pub async fn judge(
         &self,
         suites: &[Suite],
-        changed_routes: &BTreeSet<String>,
+        change: &Change,
         version: u64,
         candidate: Arc<dyn Subject>,
         serving: Arc<dyn Subject>,
     ) -> Result<Verdict, QualityError> {
-        let to_run = affected(suites, changed_routes);
+        let to_run = affected(suites, change);
         let ran: BTreeSet<&str> = to_run.iter().map(|s| s.name.as_str()).collect();
         let unchanged = suites
             .iter()
@@ -170,7 +210,8 @@ impl Gatekeeper {
         }
         Ok(Verdict {
             passed: verdicts.iter().all(|v| v.passed),
-            changed_routes: changed_routes.iter().cloned().collect(),
+            changed_routes: change.routes.iter().cloned().collect(),
+            changed_workflows: change.workflows.iter().cloned().collect(),
             suites: verdicts,
             unchanged,
         })
@@ -256,5 +297,57 @@ fn suite_verdict(
             .collect(),
         cases: report.cases,
         passed_cases: report.passed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn suite(name: &str, task: &str) -> Suite {
+        let text = format!("name = \"{name}\"\ndataset = \"d.jsonl\"\n[task]\n{task}\n");
+        let case = json!({"id": "a", "input": {"question": "hi"}, "expected": "x",
+                          "assert": [{"type": "equals"}], "tags": ["labeled"]});
+        let case = if task.starts_with("route") {
+            json!({"id": "a", "input": [{"role": "user", "content": "hi"}], "expected": "x",
+                   "assert": [{"type": "equals"}], "tags": ["labeled"]})
+        } else {
+            case
+        };
+        Suite::parse(("s.toml", &text), ("d.jsonl", &case.to_string())).unwrap()
+    }
+
+    #[test]
+    fn a_workflow_suite_runs_when_a_route_its_llm_steps_call_changes() {
+        let article = json!({"steps": [
+            {"name": "fetch", "kind": "http", "url": "http://x"},
+            {"name": "draft", "kind": "llm", "route": "smart", "prompt": "p"}]});
+        let other = json!({"steps": [{"name": "w", "kind": "worker", "route": "smart"}]});
+        let routes: BTreeSet<String> = ["smart".to_owned()].into();
+        let calling = workflows_calling([("article", &article), ("other", &other)], &routes);
+        assert_eq!(calling, ["article".to_owned()].into());
+        assert!(
+            workflows_calling([("article", &article)], &["cheap".to_owned()].into()).is_empty()
+        );
+
+        let suites = [
+            suite("support", "route = \"support\""),
+            suite("article", "workflow = \"article\""),
+        ];
+        let change = Change {
+            routes,
+            workflows: calling,
+        };
+        let names: Vec<&str> = affected(&suites, &change)
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(names, ["article"]);
+        let untouched = Change {
+            routes: ["cheap".to_owned()].into(),
+            workflows: BTreeSet::new(),
+        };
+        assert!(affected(&suites, &untouched).is_empty());
     }
 }
