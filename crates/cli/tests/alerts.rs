@@ -514,15 +514,7 @@ async fn retry_budget_exhaustion_warns_before_the_budget_is_empty() {
     assert!(resolved["value"].as_f64().unwrap() >= 1.1, "{resolved}");
     // The budget never ran dry: the warning came first, and the budget gauge is
     // served on /metrics.
-    let scrape = gateway
-        .client
-        .get(gateway.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let scrape = gateway.metrics().await;
     let remaining: f64 = scrape
         .lines()
         .find_map(|l| l.strip_prefix("holdfast_retry_budget_remaining "))
@@ -687,15 +679,7 @@ async fn quality_score_fires_when_answers_degrade_and_resolves_when_they_recover
     .await;
     assert!(firing["value"].as_f64().unwrap() < 0.7, "{firing}");
     assert!(resolved["value"].as_f64().unwrap() >= 0.7, "{resolved}");
-    let metrics = gateway
-        .client
-        .get(gateway.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gateway.metrics().await;
     assert!(
         metrics.contains("holdfast_quality_samples_total{task_type=\"smart\",result=\"scored\"}"),
         "{metrics}"
@@ -886,15 +870,7 @@ async fn a_scrape_under_load_passes_promtool_check_metrics() {
     let gateway = Gateway::start(&config);
     let traffic = Traffic::start(&gateway, "smart", 4, Duration::from_millis(2));
     pause(Duration::from_millis(1500)).await;
-    let scrape = gateway
-        .client
-        .get(gateway.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let scrape = gateway.metrics().await;
     traffic.stop().await;
     assert!(
         scrape.contains("holdfast_retry_budget_remaining"),

@@ -311,15 +311,7 @@ async fn a_reviewers_edit_teaches_the_route_and_the_next_similar_ticket_is_answe
             &json!("Ticket: my parcel never arrived")
         )
     );
-    let metrics = gateway
-        .client
-        .get(gateway.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gateway.metrics().await;
     assert!(
         metrics
             .contains("holdfast_few_shot_library_examples{library=\"triage\",status=\"active\"} 1"),

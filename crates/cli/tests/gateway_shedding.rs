@@ -113,15 +113,7 @@ async fn a_flood_is_shed_with_retry_after_and_interactive_keys_are_served_first(
         0,
         "{stats}"
     );
-    let metrics = gateway
-        .client
-        .get(gateway.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gateway.metrics().await;
     let sheds = metrics
         .lines()
         .find(|l| l.starts_with("holdfast_concurrency_sheds_total{target=\"solo\"}"))

@@ -132,15 +132,7 @@ async fn three_nodes_hold_a_shared_600_per_minute_limit_within_5_percent() {
     );
     // Each node served its share: the limit is held together, not by one node alone.
     for gateway in nodes.iter() {
-        let metrics = gateway
-            .client
-            .get(gateway.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = gateway.metrics().await;
         assert!(
             metrics.contains("holdfast_cluster_shared_health_up 1"),
             "{metrics}"
@@ -209,15 +201,7 @@ async fn a_breaker_opened_on_one_node_is_open_on_all_within_a_second() {
         upstream,
         "an open breaker sends nothing"
     );
-    let metrics = b
-        .client
-        .get(b.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = b.metrics().await;
     assert!(
         metrics.contains(
             "holdfast_cluster_breaker_notes_total{direction=\"applied\",kind=\"opened\"} 1"

@@ -428,15 +428,7 @@ async fn outage(gw: &Gateway, fail: impl FnOnce(), heal: impl FnOnce()) {
     let (status, body) = complete_job(gw, &job).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "store_unavailable", "{body}");
-    let metrics = gw
-        .client
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     assert!(metrics.contains("holdfast_store_up 0"), "{metrics}");
 
     heal();
@@ -470,15 +462,7 @@ async fn outage(gw: &Gateway, fail: impl FnOnce(), heal: impl FnOnce()) {
         accepted.push(body["task_id"].as_str().unwrap().to_owned());
     }
     all_succeed(gw, &accepted, Duration::from_secs(60)).await;
-    let metrics = gw
-        .client
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     assert!(metrics.contains("holdfast_store_up 1"), "{metrics}");
     assert!(
         metrics.contains("holdfast_store_write_seconds_count"),

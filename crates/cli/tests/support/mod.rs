@@ -605,6 +605,12 @@ impl Gateway {
         format!("{}{path}", self.base)
     }
 
+    /// `GET /metrics`: the Prometheus exposition.
+    pub async fn metrics(&self) -> String {
+        let response = self.client.get(self.url("/metrics")).send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
     /// `GET path` as JSON, whatever the status.
     pub async fn get_json(&self, path: &str) -> Value {
         let response = self.client.get(self.url(path)).send().await.unwrap();

@@ -180,7 +180,7 @@ pub(crate) fn run(
     let engine = engine::engine(&mut c, &doc.engine, inputs.env, &source.name, max_input);
     let pipeline = policy::settings(&policies, agent_breaker);
     let alerts = alerts::alerts(&mut c, &doc.alerts);
-    let quality = quality::quality(&mut c, &doc.quality, &doc, &source.name);
+    let quality = quality::quality(&mut c, &doc.quality, doc, &source.name);
     let chaos = chaos::chaos(&mut c, &doc.chaos, &client_keys, &source.name);
     let telemetry = telemetry::telemetry(&mut c, &doc.telemetry);
     match (server, store, idempotency, logging, engine, pipeline) {
