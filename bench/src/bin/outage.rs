@@ -12,9 +12,15 @@
 //!    phase before it.
 //! 2. 20% of the primary's calls answered 503, under 8 closed-loop clients: goodput and
 //!    success against the healthy phase, with `retry_on = "same"` (back off and retry
-//!    the primary) and `retry_on = "next"` (go to the fallback at once).
+//!    the primary) and `retry_on = "next"` (go to the fallback at once, and shift load
+//!    off the primary while it fails). Twice: with 503s that take the 50 ms of an answer,
+//!    and with 503s sent at once, as a provider's load balancer refuses calls.
+//! 3. A 1 s Retry-After on a route's only target met by 8 concurrent clients: how many
+//!    calls reach the target when the hold ends, before the first of them is answered
+//!    (the mock answers in 300 ms then); without the hold's single probe, all 8 would.
 //!
 //! Run: `cargo build --release -p holdfast && cargo run --release -p holdfast-bench --bin outage`
+//! (the same without `--release` measures a debug build).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -42,6 +48,10 @@ const MAX_TIME_TO_OPEN: Duration = Duration::from_secs(1);
 const MAX_DEAD_CALLS_PER_REQUEST: f64 = 0.05;
 const MIN_OUTAGE_GOODPUT: f64 = 0.8;
 const MIN_NEXT_GOODPUT: f64 = 0.9;
+const MAX_HERD: usize = 2;
+/// Clients of the Retry-After scenario, and its target's answer time once the hold ends.
+const HELD_CLIENTS: usize = 8;
+const HELD_ANSWER_MS: u64 = 300;
 
 fn main() -> anyhow::Result<()> {
     let binary = holdfast_binary()?;
@@ -96,6 +106,24 @@ impl Mock {
         let stats = get(client, &self.url("/admin/stats")).await?;
         stats["total"].as_u64().context("stats without total")
     }
+
+    /// Sets `faults` as they are (no latency added).
+    async fn set(&self, client: &HttpClient, faults: &Value) -> anyhow::Result<()> {
+        post(client, &self.url("/admin/faults"), faults).await?;
+        Ok(())
+    }
+
+    /// Zeroes the counts and the request log and restarts the mock's clock.
+    async fn reset(&self, client: &HttpClient) -> anyhow::Result<()> {
+        post(client, &self.url("/admin/reset"), &json!({})).await?;
+        Ok(())
+    }
+
+    /// The request log, oldest first: each entry's `seq`, `at_ms` and `outcome`.
+    async fn requests(&self, client: &HttpClient) -> anyhow::Result<Vec<Value>> {
+        let log = get(client, &self.url("/admin/requests")).await?;
+        log.as_array().cloned().context("a request log that is not an array")
+    }
 }
 
 async fn get(client: &HttpClient, url: &str) -> anyhow::Result<Value> {
@@ -121,8 +149,8 @@ async fn read(client: &HttpClient, request: hyper::Request<Full<Bytes>>) -> anyh
     Ok(serde_json::from_slice(&body)?)
 }
 
-/// The gateway's configuration: the two mocks behind `same` and `next`, defaults
-/// everywhere else.
+/// The gateway's configuration: the two mocks behind `same` and `next`, the primary
+/// alone behind `solo`, defaults everywhere else.
 fn config(primary: &Mock, fallback: &Mock, dir: &Path) -> String {
     let target = |name: &str, mock: &Mock| {
         format!(
@@ -135,7 +163,8 @@ fn config(primary: &Mock, fallback: &Mock, dir: &Path) -> String {
         "[server]\nlisten = \"127.0.0.1:0\"\n\n[store]\nurl = \"sqlite://{store}/holdfast.db\"\n\n\
          [logging]\nfilter = \"warn\"\n\n{p}{f}\
          [routes.same]\ntargets = [\"primary\", \"fallback\"]\n\n\
-         [routes.next]\ntargets = [\"primary\", \"fallback\"]\nretry_on = \"next\"\n",
+         [routes.next]\ntargets = [\"primary\", \"fallback\"]\nretry_on = \"next\"\n\n\
+         [routes.solo]\ntargets = [\"primary\"]\n",
         store = dir.display(),
         p = target("primary", primary),
         f = target("fallback", fallback),
@@ -296,8 +325,17 @@ async fn run(binary: &Path) -> anyhow::Result<()> {
     primary
         .faults(&client, json!({"error_rates": {"503": 0.2}}))
         .await?;
-    let (same_cl, same_share) = closed_loop(&client, &same, PHASE_SPAN).await;
-    let (next_cl, next_share) = closed_loop(&client, &next, PHASE_SPAN).await;
+    let slow = ErrorRun::measure(&client, &same, &next).await;
+    primary
+        .faults(
+            &client,
+            json!({"error_rates": {"503": 0.2}, "error_latency": "0ms"}),
+        )
+        .await?;
+    let fast = ErrorRun::measure(&client, &same, &next).await;
+
+    eprintln!("3. a 1 s Retry-After ending under {HELD_CLIENTS} clients…");
+    let herd = herd(&client, &primary, &endpoint("solo")?).await?;
 
     println!("recovery under load: holdfast serve, shipped defaults, mocks answering in 50 ms");
     println!();
@@ -323,16 +361,104 @@ async fn run(binary: &Path) -> anyhow::Result<()> {
     );
     println!();
     println!("20% 503s on the primary, {CLIENTS} closed-loop clients (healthy {healthy_cl:.1}/s)");
+    slow.print("503s after the 50 ms of an answer", healthy_cl);
+    fast.print("503s at once", healthy_cl);
+    println!();
     println!(
-        "  retry_on = \"same\"          {same_cl:>7.1}/s   ×{:.2}, success {:.2}%",
-        same_cl / healthy_cl,
-        same_share * 100.0
+        "a 1 s Retry-After on the only target, {HELD_CLIENTS} clients, answers in {HELD_ANSWER_MS} ms after it"
     );
-    let next_ratio = next_cl / healthy_cl;
     println!(
-        "  retry_on = \"next\"          {next_cl:>7.1}/s   ×{next_ratio:.2}, success {:.2}%   target ≥ ×{MIN_NEXT_GOODPUT} and 100%: {}",
-        next_share * 100.0,
-        verdict(next_ratio >= MIN_NEXT_GOODPUT && next_share >= 1.0)
+        "  calls before the first verdict {:>4}   target ≤ {MAX_HERD}: {} (of {} after the hold; {} served)",
+        herd.before_verdict,
+        verdict(herd.before_verdict <= MAX_HERD && herd.served == HELD_CLIENTS),
+        herd.after_hold,
+        herd.served
     );
     Ok(())
+}
+
+/// Goodput and success share of each route under one kind of 503s.
+struct ErrorRun {
+    same: (f64, f64),
+    next: (f64, f64),
+}
+
+impl ErrorRun {
+    async fn measure(client: &HttpClient, same: &Endpoint, next: &Endpoint) -> ErrorRun {
+        ErrorRun {
+            same: closed_loop(client, same, PHASE_SPAN).await,
+            next: closed_loop(client, next, PHASE_SPAN).await,
+        }
+    }
+
+    fn print(&self, title: &str, healthy: f64) {
+        println!("  {title}");
+        let (same, same_share) = self.same;
+        println!(
+            "    retry_on = \"same\"        {same:>7.1}/s   ×{:.2}, success {:.2}%",
+            same / healthy,
+            same_share * 100.0
+        );
+        let (next, next_share) = self.next;
+        let ratio = next / healthy;
+        println!(
+            "    retry_on = \"next\"        {next:>7.1}/s   ×{ratio:.2}, success {:.2}%   target ≥ ×{MIN_NEXT_GOODPUT} and 100%: {}",
+            next_share * 100.0,
+            verdict(ratio >= MIN_NEXT_GOODPUT && next_share >= 1.0)
+        );
+    }
+}
+
+/// What the end of a Retry-After hold let through.
+struct Herd {
+    /// Calls that reached the target after the hold, before the first was answered.
+    before_verdict: usize,
+    /// Calls that reached it after the hold in all.
+    after_hold: usize,
+    /// Clients answered with a success.
+    served: usize,
+}
+
+/// `HELD_CLIENTS` clients each send one call on `solo` while the primary answers 429
+/// with a 1 s Retry-After (for its first 200 ms), then answers in `HELD_ANSWER_MS`:
+/// every call that reaches it within that time of the first one after the hold came
+/// before any verdict.
+async fn herd(client: &HttpClient, primary: &Mock, solo: &Endpoint) -> anyhow::Result<Herd> {
+    primary
+        .set(
+            client,
+            &json!({
+                "outages": [{"start": "0s", "end": "200ms", "status": 429}],
+                "error_rates": {"retry_after": "1s"},
+                "latency": format!("{HELD_ANSWER_MS}ms"),
+            }),
+        )
+        .await?;
+    primary.reset(client).await?;
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..HELD_CLIENTS {
+        let (client, solo) = (client.clone(), solo.clone());
+        calls.spawn(async move { solo.call(&client).await.is_ok() });
+    }
+    let mut served = 0;
+    while let Some(ok) = calls.join_next().await {
+        served += usize::from(ok?);
+    }
+    let mut log = primary.requests(client).await?;
+    primary.faults(client, json!({})).await?;
+    log.sort_by_key(|r| r["seq"].as_u64());
+    let after: Vec<u64> = log
+        .iter()
+        .filter(|r| r["outcome"] != "rate_limited")
+        .filter_map(|r| r["at_ms"].as_u64())
+        .collect();
+    let first = after.first().copied().context("no call reached the primary after the hold")?;
+    Ok(Herd {
+        before_verdict: after
+            .iter()
+            .filter(|&&at| at < first + HELD_ANSWER_MS)
+            .count(),
+        after_hold: after.len(),
+        served,
+    })
 }

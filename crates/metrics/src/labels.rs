@@ -39,7 +39,7 @@ pub(super) const GIVE_UPS: [GiveUp; 8] = [
 ];
 
 /// Skip reasons, by [`skip_index`]; the names the ledger uses.
-pub const SKIP_REASONS: [&str; 8] = [
+pub const SKIP_REASONS: [&str; 9] = [
     "breaker_open",
     "retry_after",
     "rate_limited",
@@ -48,6 +48,7 @@ pub const SKIP_REASONS: [&str; 8] = [
     "at_capacity",
     "throttled",
     "shed",
+    "shifted",
 ];
 
 /// Breaker states, by their gauge value.
@@ -121,6 +122,7 @@ pub fn skip_index(skip: Skip) -> usize {
         Skip::AtCapacity => 5,
         Skip::Throttled => 6,
         Skip::Shed => 7,
+        Skip::Shifted => 8,
     }
 }
 

@@ -47,6 +47,11 @@ pub struct Faults {
     pub capacity: Option<u32>,
     /// Time before the first byte of every response.
     pub latency: Distribution,
+    /// Time before an error status (of `error_rates`, `outages` or `flapping`) is
+    /// answered, instead of `latency`. Unset: `latency`, an error that took the work of
+    /// an answer; `"0ms"`: a refusal sent at once, as a provider's load balancer sends
+    /// its 503s.
+    pub error_latency: Option<Distribution>,
     /// Time before each streamed content chunk.
     pub token_interval: Distribution,
     /// Probability in `[0, 1]` of accepting a request and never answering it.
@@ -122,6 +127,7 @@ impl Default for Faults {
             content_filter: 0.0,
             capacity: None,
             latency: Distribution::default(),
+            error_latency: None,
             token_interval: Distribution::default(),
             silent: 0.0,
             stall_before_first_byte: Stall::default(),

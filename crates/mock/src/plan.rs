@@ -112,11 +112,16 @@ pub(crate) fn under_load(mut plan: Plan, capacity: Option<u32>, in_flight: u32) 
 /// Decides what happens to one request. Always draws the same amount of randomness.
 pub(crate) fn decide(ctx: &Context<'_>, rng: &mut Rng) -> Plan {
     let draw = rng.unit();
-    let delay = ctx.faults.latency.sample(rng);
+    let latency = ctx.faults.latency.sample(rng);
+    let error_latency = ctx.faults.error_latency.as_ref().map(|d| d.sample(rng));
     let (action, outcome, fault) = deterministic(ctx).unwrap_or_else(|| {
         let streaming = ctx.request.is_ok_and(|r| r.stream);
         random(ctx.faults, streaming, draw)
     });
+    let delay = match (&action, error_latency) {
+        (Action::Reject(Rejection::Status { .. }), Some(error_latency)) => error_latency,
+        _ => latency,
+    };
     Plan {
         delay,
         action,

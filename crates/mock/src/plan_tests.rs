@@ -140,3 +140,36 @@ fn beyond_its_capacity_the_provider_slows_then_refuses_with_503() {
     let plan = decide_at(&unlimited, &request(false), 0.0, &mut Rng::seeded(1));
     assert_eq!(under_load(plan.clone(), None, 1_000), plan);
 }
+
+#[test]
+fn error_latency_times_error_statuses_only() {
+    let f = faults(
+        "error_rates = { \"503\" = 0.5 }\nlatency = \"50ms\"\nerror_latency = \"0ms\"\n\
+         outages = [{ start = \"10s\", end = \"20s\", status = 502 }]",
+    );
+    let mut rng = Rng::seeded(3);
+    let (mut errors, mut answers) = (0, 0);
+    for _ in 0..200 {
+        let plan = decide_at(&f, &request(false), 0.0, &mut rng);
+        match plan.outcome {
+            Outcome::Ok => {
+                answers += 1;
+                assert_eq!(plan.delay, Duration::from_millis(50));
+            }
+            _ => {
+                errors += 1;
+                assert_eq!(plan.delay, Duration::ZERO, "{plan:?}");
+            }
+        }
+    }
+    assert!(errors > 50 && answers > 50, "{errors} errors, {answers} answers");
+    let outage = decide_at(&f, &request(false), 15.0, &mut rng);
+    assert_eq!(
+        (outage.fault, outage.delay),
+        ("outage", Duration::ZERO),
+        "an outage's status is an error status too"
+    );
+    let unset = faults("error_rates = { \"503\" = 1.0 }\nlatency = \"50ms\"");
+    let plan = decide_at(&unset, &request(false), 0.0, &mut rng);
+    assert_eq!(plan.delay, Duration::from_millis(50), "unset: the latency");
+}

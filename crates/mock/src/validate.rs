@@ -157,6 +157,9 @@ impl Faults {
             wait.check("error_rates.retry_after")?;
         }
         self.latency.check("latency")?;
+        if let Some(latency) = &self.error_latency {
+            latency.check("error_latency")?;
+        }
         self.token_interval.check("token_interval")?;
         self.stall_before_first_byte
             .duration

@@ -6,8 +6,10 @@
 //! to a failing target ([`breaker`]), respect rate limits ([`rate_limit`]) and one
 //! deadline across everything ([`deadline`]), fall back along a chain of targets
 //! ([`fallback`]), hedge slow attempts ([`hedge`]) and call a target silent after a
-//! wait learned from its latency ([`silence`]). [`pipeline`] composes these into
-//! one pure state machine; [`driver`] runs it over a [`driver::Transport`].
+//! wait learned from its latency ([`silence`]), and, on a route that fails over at
+//! once, shift traffic off a target in proportion to its recent failures ([`shift`]).
+//! [`pipeline`] composes these into one pure state machine; [`driver`] runs it over a
+//! [`driver::Transport`].
 //!
 //! Nothing here does I/O or reads the time on its own: time comes from a [`Clock`], and
 //! randomness from a seeded [`Rng`], so that every behaviour can be replayed exactly.
@@ -26,6 +28,7 @@ pub mod pipeline;
 pub mod rate_limit;
 pub mod rng;
 pub mod setting;
+pub mod shift;
 pub mod silence;
 pub mod sim;
 pub mod window;

@@ -349,7 +349,8 @@ fn skip(gateway: &Inner, target: TargetId, reason: Skip, now: Instant) -> SkipRe
         | Skip::Drained
         | Skip::AtCapacity
         | Skip::Throttled
-        | Skip::Shed => None,
+        | Skip::Shed
+        | Skip::Shifted => None,
         Skip::RetryAfter(until) => Some(until.saturating_duration_since(now)),
         Skip::RateLimited(wait) => Some(wait),
     };

@@ -8,6 +8,7 @@ use super::{
     RetryOn, Verdict, Wake,
 };
 use crate::clock::Instant;
+use crate::fallback::Needs;
 use crate::outcome::{Health, Outcome, TimeoutKind};
 
 impl Call {
@@ -105,6 +106,7 @@ impl Call {
         if outcome.health() == Health::Success {
             health.latency.record(now, latency);
         }
+        health.recent.record(now, outcome.health());
         if flight.slot
             && let Some(limiter) = &mut health.limiter
         {
@@ -198,12 +200,24 @@ impl Call {
         outcome: Outcome,
     ) -> bool {
         let chain = &self.request.chain;
-        let Some(needs) = self.needs.after(outcome, &chain.links()[link]) else {
-            return false;
-        };
+        match self.needs.after(outcome, &chain.links()[link]) {
+            Some(needs) => self.later_free(registry, now, link, needs),
+            None => false,
+        }
+    }
+
+    /// Whether a link after `link` that meets `needs` could take the call now.
+    pub(super) fn later_free(
+        &self,
+        registry: &Registry,
+        now: Instant,
+        link: usize,
+        needs: Needs,
+    ) -> bool {
+        let chain = &self.request.chain;
         let mut used = self.used.clone();
         let mut from = link;
-        while let Some(next) = chain.next(from, needs, &used) {
+        while let Some(next) = self.after(from, needs, &used) {
             let target = chain.links()[next].target;
             let free = registry.target(target).is_some_and(|h| {
                 now >= h.drained_until
@@ -224,7 +238,20 @@ impl Call {
     fn fallback_after(&self, outcome: Outcome, link: usize) -> Option<usize> {
         let chain = &self.request.chain;
         let needs = self.needs.after(outcome, &chain.links()[link])?;
-        chain.next(link, needs, &self.used)
+        self.after(link, needs, &self.used)
+    }
+
+    /// The first link after `from` not in `used` that meets `needs`; past the chain's
+    /// end, the link load shifting passed over, while it is untried.
+    pub(super) fn after(&self, from: usize, needs: Needs, used: &[bool]) -> Option<usize> {
+        let chain = &self.request.chain;
+        chain.next(from, needs, used).or_else(|| {
+            let link = self.shifted?;
+            let untried = link != from
+                && !used.get(link).copied().unwrap_or(true)
+                && self.tries.get(link) == Some(&0);
+            (untried && needs.met_by(chain.get(link)?)).then_some(link)
+        })
     }
 
     fn link_to_fallback(&mut self) {

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use super::{Action, Call, GiveUp, InFlight, PolicyEvent, Registry, Skip, StartAttempt, Wake};
+use super::{
+    Action, Call, GiveUp, InFlight, PolicyEvent, Registry, RetryOn, Skip, StartAttempt, Wake,
+};
 use crate::breaker::{Admission, Permit};
 use crate::clock::Instant;
 use crate::fallback::TargetId;
@@ -149,9 +151,39 @@ impl Call {
         }
     }
 
-    /// The first unused link after `from` that meets what earlier failures require.
+    /// The first unused link after `from` that meets what earlier failures require
+    /// (after the chain's end, the link load shifting passed over).
     pub(super) fn next_link(&self, from: usize) -> Option<usize> {
-        self.request.chain.next(from, self.needs, &self.used)
+        self.after(from, self.needs, &self.used)
+    }
+
+    /// On a route that retries on the next target, sends this new call past its first
+    /// target with the probability its recent failures call for (`shift.rs`), when a
+    /// later target can take it now; the target stays open to the call after them.
+    pub(super) fn shift(&mut self, registry: &mut Registry, now: Instant, out: &mut Vec<Action>) {
+        if self.request.policy.retry_on != RetryOn::Next {
+            return;
+        }
+        let link = self.link;
+        let Some(target) = self.request.chain.get(link).map(|l| l.target) else {
+            return;
+        };
+        let share = registry.target(target).map_or(0.0, |h| h.recent.share(now));
+        if share <= 0.0
+            || !self.later_free(registry, now, link, self.needs)
+            || !self.rng.chance(share)
+        {
+            return;
+        }
+        let Some(next) = self.next_link(link) else {
+            return;
+        };
+        out.push(Action::Emit(PolicyEvent::Skipped {
+            target,
+            reason: Skip::Shifted,
+        }));
+        self.shifted = Some(link);
+        self.link = next;
     }
 
     /// No target can take the call now: wait for the first that frees up in time, or
@@ -331,7 +363,7 @@ impl Call {
             if self.blocked(registry, now, &link).is_none() {
                 break link;
             }
-            next = self.request.chain.next(candidate, self.needs, &self.used);
+            next = self.after(candidate, self.needs, &self.used);
         };
         if !registry.hedges.try_hedge(now) {
             self.link = home;

@@ -130,6 +130,9 @@ pub enum Skip {
     Throttled,
     /// It is at its concurrency limit and the call cannot be served there in time.
     Shed,
+    /// It fails enough of its recent calls that this call went to the next target
+    /// instead ([`shift`](crate::shift)); it is still tried if no later one can take it.
+    Shifted,
 }
 
 /// What the pipeline did after an attempt ended: why it moved on.

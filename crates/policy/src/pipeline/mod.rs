@@ -15,7 +15,9 @@
 //! pass its breaker, its Retry-After, its rate limits, the context-window check and its
 //! concurrency limit, or be skipped for the next one; when every target is at its
 //! limit the call waits in the queue of the first, or is shed when it cannot be
-//! served in time.
+//! served in time. On a route with `retry_on = "next"`, a share of new calls skips a
+//! target that fails enough of its recent calls ([`shift`](crate::shift)) and comes
+//! back to it only if no later target can take them.
 
 mod admit;
 mod decide;
@@ -188,6 +190,9 @@ pub struct Call {
     queued: Option<(crate::fallback::TargetId, Instant)>,
     /// Set while sending when a target would shed the call: the Retry-After to give.
     shed: Option<(crate::fallback::TargetId, Duration)>,
+    /// The link load shifting sent this call past (`shift.rs`): still open to it, after
+    /// the later ones, while untried.
+    shifted: Option<usize>,
 }
 
 impl Call {
@@ -215,6 +220,7 @@ impl Call {
             ticket: None,
             queued: None,
             shed: None,
+            shifted: None,
         }
     }
 
@@ -282,6 +288,7 @@ impl Call {
                 }
             }
         }
+        self.shift(registry, now, out);
         self.dispatch(registry, now, out);
     }
 
@@ -407,3 +414,7 @@ mod tests;
 #[cfg(test)]
 #[path = "admit_tests.rs"]
 mod admit_tests;
+
+#[cfg(test)]
+#[path = "shift_tests.rs"]
+mod shift_tests;

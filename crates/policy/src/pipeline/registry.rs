@@ -20,6 +20,7 @@ use crate::hedge::{HedgeBudget, LatencyTracker};
 use crate::outcome::Outcome;
 use crate::rate_limit::{self, RateLimiter};
 use crate::setting::InvalidSetting;
+use crate::shift::Recent;
 
 /// Agent breakers kept at most: agent keys come from clients, so their number must be
 /// bounded or a client could grow the registry without limit.
@@ -61,6 +62,8 @@ pub struct TargetHealth {
     pub limiter: Option<Limiter>,
     /// Recent latencies of successful attempts.
     pub latency: LatencyTracker,
+    /// Recent successes and failures: how much traffic shifts off it (`shift.rs`).
+    pub recent: Recent,
     /// Nothing is sent before this instant: the target's last Retry-After.
     pub not_before: Instant,
     /// What the end of that Retry-After hold lets through (`hold.rs`).
@@ -169,6 +172,7 @@ impl Registry {
                 .map(|c| Limiter::new(c, now))
                 .transpose()?,
             latency: LatencyTracker::new(LATENCY_ROTATION, now),
+            recent: Recent::default(),
             not_before: Instant::ZERO,
             reopening: Reopening::default(),
             drained_until: Instant::ZERO,
@@ -252,6 +256,7 @@ impl Registry {
         let health = self.target_mut(target)?;
         health.not_before = Instant::ZERO;
         health.reopening = Reopening::default();
+        health.recent.clear();
         health.breaker.as_mut()?.reset()
     }
 
@@ -312,8 +317,8 @@ impl Registry {
     /// Takes over what `old` learned (a registry being replaced by this one, on a
     /// configuration reload): each target of the same name whose settings are equal
     /// and for which `same_place` holds keeps its breaker, budget, rate limits,
-    /// latencies, Retry-After and drain; the agent breakers and the global retry budget carry
-    /// over when their settings are equal. A reload must not close a breaker that an
+    /// latencies, recent failures, Retry-After and drain; the agent breakers and the
+    /// global retry budget carry over when their settings are equal. A reload must not close a breaker that an
     /// outage opened, nor forget a Retry-After, and send the next burst to a target
     /// known to be down. Returns the targets that kept their health.
     pub fn inherit_health(

@@ -4,21 +4,21 @@ use crate::breaker;
 use crate::fallback::{Link, TargetId};
 use crate::outcome::TimeoutKind;
 
-fn ms(n: u64) -> Duration {
+pub(super) fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-fn at(n: u64) -> Instant {
+pub(super) fn at(n: u64) -> Instant {
     Instant::from_origin(ms(n))
 }
 
-struct Fixture {
-    registry: Registry,
-    chain: Arc<Chain>,
-    policy: Policy,
+pub(super) struct Fixture {
+    pub(super) registry: Registry,
+    pub(super) chain: Arc<Chain>,
+    pub(super) policy: Policy,
 }
 
-fn fixture(targets: usize) -> Fixture {
+pub(super) fn fixture(targets: usize) -> Fixture {
     let mut registry = Registry::new(Settings::default()).unwrap();
     let links = (0..targets)
         .map(|i| {
@@ -68,7 +68,7 @@ impl Fixture {
     }
 }
 
-fn started(actions: &[Action]) -> Vec<StartAttempt> {
+pub(super) fn started(actions: &[Action]) -> Vec<StartAttempt> {
     actions
         .iter()
         .filter_map(|a| match a {
@@ -78,14 +78,14 @@ fn started(actions: &[Action]) -> Vec<StartAttempt> {
         .collect()
 }
 
-fn wake(actions: &[Action]) -> Option<Instant> {
+pub(super) fn wake(actions: &[Action]) -> Option<Instant> {
     actions.iter().rev().find_map(|a| match a {
         Action::WakeAt(t) => Some(*t),
         _ => None,
     })
 }
 
-fn verdict(actions: &[Action]) -> Option<Verdict> {
+pub(super) fn verdict(actions: &[Action]) -> Option<Verdict> {
     actions.iter().find_map(|a| match a {
         Action::Done(v) => Some(*v),
         _ => None,

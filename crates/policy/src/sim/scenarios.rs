@@ -20,6 +20,7 @@ use crate::budget;
 use crate::fallback::{Chain, Link, TargetId};
 use crate::hedge;
 use crate::outcome::{Outcome, TimeoutKind};
+use crate::pipeline::RetryOn;
 use crate::setting::InvalidSetting;
 
 /// Every built-in scenario's name, in report order.
@@ -185,8 +186,11 @@ fn overloaded_20pct() -> Result<Scenario, InvalidSetting> {
     let mut primary = Profile::healthy(normal_latency());
     primary.errors = vec![(0.2, Outcome::Overloaded { retry_after: None })];
     let (targets, chain) = primary_and_fallback(primary, Profile::healthy(normal_latency()))?;
-    let holdfast = Setup::holdfast(&targets, breaker(), None, None)?;
-    let summary = "the primary answers 503 to 20% of calls; the fallback is healthy";
+    let mut holdfast = Setup::holdfast(&targets, breaker(), None, None)?;
+    // What a route with a healthy fallback is given when a 503 should not wait: retries
+    // go to the fallback at once, and traffic shifts off the primary (`shift.rs`).
+    Arc::make_mut(&mut holdfast.policy).retry_on = RetryOn::Next;
+    let summary = "the primary answers 503 to 20% of calls; the fallback is healthy (holdfast: retry_on = \"next\")";
     scenario("503-20pct", summary, targets, chain, clients(), holdfast)
 }
 

@@ -159,6 +159,7 @@ fn encode_event(fnv: &mut Fnv, event: &PolicyEvent) {
                 Skip::AtCapacity => ("at_capacity", 0),
                 Skip::Throttled => ("throttled", 0),
                 Skip::Shed => ("shed", 0),
+                Skip::Shifted => ("shifted", 0),
             };
             fnv.str(name);
             fnv.u64(value);
