@@ -112,6 +112,18 @@ fn a_primary_failing_a_fifth_of_calls_costs_clients_nothing() {
         100.0 * success,
         report.holdfast.gave_up
     );
+    // Its route retries on the fallback (`retry_on = "next"`) and shifts load off the
+    // primary until the primary's 503s waste at most 0.05 round trips per request.
+    let holdfast = report.holdfast.per_request(report.holdfast.upstream);
+    let naive = report.naive.per_request(report.naive.upstream);
+    assert!(
+        holdfast <= 1.08 && holdfast < naive,
+        "holdfast sends {holdfast:.3} upstream calls per request, naive {naive:.3}"
+    );
+    assert!(
+        naive >= 1.2,
+        "naive sends {naive:.3}: a fifth of its calls fail once"
+    );
 }
 
 #[test]
