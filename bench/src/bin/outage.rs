@@ -122,7 +122,9 @@ impl Mock {
     /// The request log, oldest first: each entry's `seq`, `at_ms` and `outcome`.
     async fn requests(&self, client: &HttpClient) -> anyhow::Result<Vec<Value>> {
         let log = get(client, &self.url("/admin/requests")).await?;
-        log.as_array().cloned().context("a request log that is not an array")
+        log.as_array()
+            .cloned()
+            .context("a request log that is not an array")
     }
 }
 
@@ -452,7 +454,10 @@ async fn herd(client: &HttpClient, primary: &Mock, solo: &Endpoint) -> anyhow::R
         .filter(|r| r["outcome"] != "rate_limited")
         .filter_map(|r| r["at_ms"].as_u64())
         .collect();
-    let first = after.first().copied().context("no call reached the primary after the hold")?;
+    let first = after
+        .first()
+        .copied()
+        .context("no call reached the primary after the hold")?;
     Ok(Herd {
         before_verdict: after
             .iter()

@@ -162,7 +162,10 @@ fn error_latency_times_error_statuses_only() {
             }
         }
     }
-    assert!(errors > 50 && answers > 50, "{errors} errors, {answers} answers");
+    assert!(
+        errors > 50 && answers > 50,
+        "{errors} errors, {answers} answers"
+    );
     let outage = decide_at(&f, &request(false), 15.0, &mut rng);
     assert_eq!(
         (outage.fault, outage.delay),

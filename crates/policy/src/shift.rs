@@ -125,7 +125,11 @@ mod tests {
 
     #[test]
     fn a_target_failing_rarely_or_called_seldom_keeps_its_traffic() {
-        assert_eq!(recent(96, 4).share(at(1_000)), 0.0, "4% is within the bound");
+        assert_eq!(
+            recent(96, 4).share(at(1_000)),
+            0.0,
+            "4% is within the bound"
+        );
         assert_eq!(recent(0, 0).share(at(1_000)), 0.0);
         assert_eq!(
             recent(5, 14).share(at(1_000)),

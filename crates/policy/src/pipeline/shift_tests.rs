@@ -89,7 +89,11 @@ fn nothing_shifts_with_retry_on_same_a_healthy_target_or_no_free_fallback() {
     drained.policy.retry_on = RetryOn::Next;
     failing(&mut drained, 0, 100, 20);
     drained.registry.drain(TargetId(1), at(60_000));
-    assert_eq!(kept_on_first(&mut drained, 500), 500, "the fallback drained");
+    assert_eq!(
+        kept_on_first(&mut drained, 500),
+        500,
+        "the fallback drained"
+    );
 }
 
 #[test]
