@@ -315,3 +315,44 @@ async fn a_drained_target_is_passed_over_until_it_is_restored() {
     let response = gw.chat(&request(false)).await;
     assert_eq!(response.headers()["x-holdfast-target"], "a");
 }
+
+/// On a `retry_on = "next"` route, a primary failing 30% of its calls keeps only the
+/// share of new calls that holds its waste to 0.05 round trips per request (about one
+/// in six; the others start on the fallback), every call is still answered, and the
+/// ledger of a call sent past it says why.
+#[tokio::test]
+async fn load_shifts_off_a_primary_failing_part_of_its_calls_on_retry_on_next() {
+    let (gw, a, _b) = pair(
+        "error_rates = { \"503\" = 0.3 }",
+        "",
+        "retry_on = \"next\"\n",
+    )
+    .await;
+    // Enough verdicts for the primary's failure rate to be judged.
+    for _ in 0..40 {
+        assert_eq!(gw.chat(&request(false)).await.status(), 200);
+    }
+    let before = a.calls();
+    let mut ledger = None;
+    for _ in 0..100 {
+        let response = gw.chat(&request(false)).await;
+        assert_eq!(response.status(), 200);
+        if ledger.is_none()
+            && response.headers()["x-holdfast-target"] == "b"
+            && response.headers()["x-holdfast-attempts"] == "1"
+        {
+            ledger = Some(gw.ledger(response.headers()).await);
+        }
+    }
+    let primary = a.calls() - before;
+    assert!(
+        primary < 50,
+        "the primary got {primary} of 100 calls; without shifting it gets all 100"
+    );
+    let ledger = ledger.expect("a call that started on the fallback");
+    assert_eq!(
+        ledger["skipped"][0],
+        json!({"target": "a", "reason": "shifted"}),
+        "{ledger}"
+    );
+}
