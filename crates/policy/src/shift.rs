@@ -19,7 +19,8 @@
 //! share, so its failure rate stays measured and traffic returns as it heals. Shifting
 //! only ever removes calls from the failing target and adds none anywhere (the
 //! skipped call makes one attempt, on the next target), so it cannot feed a retry
-//! storm; it applies only when the next target can take the call now.
+//! storm; it applies to the route's first target, where every new call starts, and
+//! only when a later target can take the call now.
 
 use std::time::Duration;
 

@@ -44,9 +44,9 @@ pub struct Route {
     /// `"same"` (default) retries the same target after the policy's backoff; `"next"`
     /// moves at once, without backoff, to the next target of `targets` that can take
     /// the call (breaker closed, no Retry-After pending), and retries the same target
-    /// after the backoff only when none can; with `"next"`, new calls also skip a
-    /// target failing a share p > 5% of its recent calls with probability 1 − 0.05/p
-    /// (`holdfast_policy::shift`).
+    /// after the backoff only when none can; with `"next"`, new calls also skip the
+    /// first target while it fails a share p > 5% of its recent calls, with
+    /// probability 1 − 0.05/p (`holdfast_policy::shift`).
     #[serde(default)]
     pub retry_on: RetryOn,
 }
