@@ -40,10 +40,11 @@ fn approval_workflow() -> Value {
     })
 }
 
-/// A gateway with a client key and the engine, over two mock targets: `primary`, whose
-/// breaker opens after a few failures and stays open for a minute (long enough for a
-/// browser to see it), and `backup`, which serves while it is open.
-fn start(primary: &Mock, backup: &Mock) -> Gateway {
+/// A gateway with a client key and the engine (its outbox on, in `outbox`), over two
+/// mock targets: `primary`, whose breaker opens after a few failures and stays open for
+/// a minute (long enough for a browser to see it), and `backup`, which serves while it
+/// is open.
+fn start(primary: &Mock, backup: &Mock, outbox: &TempDir) -> Gateway {
     let price = "price = { input_per_mtok = 2.5, output_per_mtok = 10.0 }";
     let config = ConfigBuilder::new()
         .target("primary", primary, price)
@@ -55,6 +56,12 @@ breaker = { failure_rate = 0.5, window = "30s", min_calls = 3, open_for = "60s",
         )
         .route("smart", &["primary", "backup"], "policy = \"outage\"")
         .client_key("ops", KEY_ENV)
+        .store("outbox = true")
+        .store(&format!(
+            "outbox_path = \"{}\"",
+            outbox.path().join("outbox.jsonl").display()
+        ))
+        .store("outbox_max = \"1MiB\"")
         .raw("[engine]\nnode_id = \"dashboard-node\"\npoll_interval = \"20ms\"\n");
     Gateway::start_with_env(&config, &[(KEY_ENV, KEY)])
 }
@@ -174,7 +181,17 @@ fn browser_tools() -> Result<PathBuf, String> {
 async fn dashboard_assets_and_summary_answer_bad_input_clearly() {
     let _serial = serial().await;
     let (primary, backup) = (Mock::start("openai", &[]), Mock::start("openai", &[]));
-    let gateway = start(&primary, &backup);
+    let outbox = TempDir::new("dashboard-outbox");
+    let gateway = start(&primary, &backup, &outbox);
+
+    // The store's health, where the page reads it: up, and the outbox's fill.
+    let ready = gateway.get_json("/ready").await;
+    assert_eq!(ready["checks"]["store"]["state"], "up", "{ready}");
+    assert_eq!(
+        ready["checks"]["store"]["outbox"],
+        json!({"bytes": 0, "max_bytes": 1 << 20}),
+        "{ready}"
+    );
 
     // The page and its files: public, typed, under a strict CSP.
     for (path, kind) in [
@@ -276,7 +293,8 @@ async fn browser_sees_an_open_breaker_and_approves_an_escalation() {
     };
     let _serial = serial().await;
     let (primary, backup) = (Mock::start("openai", &[]), Mock::start("openai", &[]));
-    let gateway = Arc::new(start(&primary, &backup));
+    let outbox = TempDir::new("dashboard-outbox");
+    let gateway = Arc::new(start(&primary, &backup, &outbox));
     open_the_breaker(&gateway, &primary).await;
     let (task_id, escalation_id) = task_waiting_for_a_person(&gateway).await;
     let (other_task_id, other_escalation_id) = task_waiting_for_a_person(&gateway).await;

@@ -4,8 +4,9 @@
 //! `POST /v1/embeddings`. `POST /v1/embeddings` goes through its route like a chat
 //! call; a correction becomes an example that is embedded once, kept in the store and
 //! not embedded again after a restart; a similar ticket then gets it, another tenant
-//! never does; and when the embedding provider fails, calls are still answered, from
-//! the lexical index, and the fallback is counted.
+//! never does; a call whose tenant has no vector yet is not embedded; and when the
+//! embedding provider fails, calls are still answered, from the lexical index, and the
+//! fallback is counted.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -180,30 +181,45 @@ async fn examples_are_found_by_embeddings_kept_across_a_restart_and_fall_back_to
         "another tenant never gets acme's example"
     );
     let metrics = serve.get(acme, "/metrics").await;
-    assert!(
-        metrics.contains("holdfast_few_shot_embedding_fallbacks_total{library=\"triage\"} 0"),
-        "{metrics}"
-    );
+    assert_eq!(fallbacks(&metrics, "embedding_failed"), 0, "{metrics}");
+    // The first ticket (acme's library empty) and globex's (no library) were not
+    // embedded: there was no vector to compare them with.
+    assert!(fallbacks(&metrics, "no_vectors") >= 2, "{metrics}");
 
     // Restarted on the same store: the example's vector is read, not asked for again;
-    // the only embedding request is the new call's own input.
+    // the only embedding requests are the inputs of calls made once it was read.
     drop(serve);
     let before = embed.total().await;
     let serve = Serve::start(&config, &dir, "holdfast.toml");
     let mut answered = String::new();
     for _ in 0..100 {
         answered = serve.classify(acme, "a double charge on my card").await.0;
-        if answered == "billing" {
+        let (calls, unembedded) = served(&serve).await;
+        if answered == "billing" && calls > unembedded {
             break;
         }
         support::pause(Duration::from_millis(50)).await;
     }
     assert_eq!(answered, "billing");
-    let calls = embed.total().await - before;
-    let expected = serve_calls_until_right(&serve).await;
+    let embedded = embed.total().await - before;
+    let (calls, unembedded) = served(&serve).await;
+    assert!(
+        calls > unembedded,
+        "{calls} calls, {unembedded} not embedded"
+    );
     assert_eq!(
-        calls, expected,
-        "one embedding per call, none for the example"
+        embedded,
+        calls - unembedded,
+        "one embedding per call with vectors to compare, none for the example"
+    );
+    let (answer, _) = serve
+        .classify("agent-key-globex", "a double charge on my card")
+        .await;
+    assert_eq!(answer, "shipping");
+    assert_eq!(
+        embed.total().await - before,
+        embedded,
+        "a tenant without vectors is not embedded"
     );
 
     // The embedding provider fails: the call is still answered (the lexical index has
@@ -212,18 +228,28 @@ async fn examples_are_found_by_embeddings_kept_across_a_restart_and_fall_back_to
     let (answer, _) = serve.classify(acme, "a double charge on my card").await;
     assert_eq!(answer, "billing");
     let metrics = serve.get(acme, "/metrics").await;
-    assert!(
-        metrics.contains("holdfast_few_shot_embedding_fallbacks_total{library=\"triage\"} 1"),
-        "{metrics}"
-    );
+    assert_eq!(fallbacks(&metrics, "embedding_failed"), 1, "{metrics}");
 }
 
-/// How many chat calls the restarted server has served: each embedded its input once.
-async fn serve_calls_until_right(serve: &Serve) -> u64 {
+/// The calls of the library a server has served, and how many of them were served
+/// without embedding their input (the tenant's library held no vector yet).
+async fn served(serve: &Serve) -> (u64, u64) {
     let metrics = serve.get("agent-key-acme", "/metrics").await;
-    metrics
+    let calls = metrics
         .lines()
         .filter(|l| l.starts_with("holdfast_few_shot_retrievals_total{library=\"triage\""))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
+        .sum();
+    (calls, fallbacks(&metrics, "no_vectors"))
+}
+
+/// `holdfast_few_shot_embedding_fallbacks_total` of the library for `reason`.
+fn fallbacks(metrics: &str, reason: &str) -> u64 {
+    let series = format!(
+        "holdfast_few_shot_embedding_fallbacks_total{{library=\"triage\",reason=\"{reason}\"}} "
+    );
+    (metrics.lines())
+        .find_map(|l| l.strip_prefix(series.as_str()))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series}in {metrics}"))
 }

@@ -464,6 +464,67 @@ async fn spans_exported_over_grpc_reach_a_live_collector() {
     );
 }
 
+/// With `sampling_ratio = 0`, a task submitted without a `traceparent` is not
+/// recorded, and neither is its `llm` step's model call: the provider hears the call's
+/// trace unsampled and the collector gets none of its spans, while a client's request
+/// that asks for sampling still arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_llm_step_of_a_task_without_traceparent_follows_the_sampling_ratio() {
+    let _serial = serial().await;
+    let receiver = Receiver::start().await;
+    let provider = Mock::start("openai", &[]);
+    let config = ConfigBuilder::new()
+        .target("only", &provider, "")
+        .route("warm", &["only"], "")
+        .raw(&format!(
+            "[telemetry]\notlp_endpoint = \"{}\"\nprotocol = \"http\"\nservice_name = \"holdfast-test\"\n\
+             sampling_ratio = 0.0\n",
+            receiver.base
+        ));
+    let gateway = Gateway::start(&config);
+    let workflow = json!({"name": "unsampled", "steps": [
+        {"name": "ask", "kind": "llm", "route": "warm", "prompt": "hello"}
+    ]});
+    let (status, body) = gateway.post_json("/v1/workflows", &workflow).await;
+    assert!((200..300).contains(&status), "{status} {body}");
+    let (status, task) = gateway
+        .post_json("/v1/tasks", &json!({"workflow": "unsampled", "input": {}}))
+        .await;
+    assert_eq!(status, 201, "{task}");
+    let id = task["task_id"].as_str().unwrap().to_owned();
+    let mut task = Value::Null;
+    for _ in 0..200 {
+        task = gateway.get_json(&format!("/v1/tasks/{id}")).await;
+        if task["status"] == "succeeded" || task["status"] == "failed" {
+            break;
+        }
+        pause(Duration::from_millis(50)).await;
+    }
+    assert_eq!(task["status"], "succeeded", "{task}");
+    let heard = heard_by(provider.requests().await);
+    assert_eq!(heard.len(), 1, "{heard:?}");
+    assert!(heard[0].ends_with("-00"), "the provider heard {heard:?}");
+    let trace = heard[0].split('-').nth(1).unwrap().to_owned();
+
+    // Spans leave through one queue in order: the client's arriving means that any of
+    // the task's, queued before, would have arrived too.
+    let response = gateway
+        .chat(&chat_body("warm", "hello", false))
+        .header("traceparent", format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let client = receiver.trace(CLIENT_TRACE, 2).await;
+    assert_eq!(
+        client.len(),
+        2,
+        "the client's request and attempt: {client:#?}"
+    );
+    let task_spans = receiver.of(&trace);
+    assert!(task_spans.is_empty(), "the task's trace: {task_spans:#?}");
+}
+
 /// A task submitted with a `traceparent` joins the submitter's trace: its span is a
 /// child of the submitter's span and its steps are under it, also when the node that
 /// accepted it is killed with SIGKILL mid-task and a restarted node finishes it (the

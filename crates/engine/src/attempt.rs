@@ -141,6 +141,10 @@ pub struct LlmRequest {
     pub few_shot: Option<crate::definition::FewShot>,
     /// The attempt's W3C `traceparent`: the call's spans are children of the step's.
     pub traceparent: String,
+    /// The task's place in a trace: whether the call's spans are recorded is decided
+    /// as the task's own are (by its submitter's flag, else by the exporter's ratio),
+    /// which `traceparent`'s flag alone cannot say.
+    pub trace: crate::trace::TaskTrace,
 }
 
 /// A model's answer.
@@ -201,6 +205,8 @@ pub struct Identity<'a> {
     pub timeout: Duration,
     /// The attempt's W3C `traceparent` (`trace::traceparent`), sent to tools.
     pub traceparent: &'a str,
+    /// The task's place in a trace.
+    pub trace: crate::trace::TaskTrace,
 }
 
 impl Runners {
@@ -256,6 +262,7 @@ impl Runners {
             timeout: id.timeout,
             few_shot: action.few_shot.clone(),
             traceparent: id.traceparent.to_string(),
+            trace: id.trace,
         };
         let answer = llm.complete(request).await?;
         let output = match &action.output_schema {

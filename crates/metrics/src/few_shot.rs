@@ -1,6 +1,7 @@
 //! The few-shot families of `/metrics`: retrievals (hits and misses), examples used,
-//! feedback verdicts, embedding fallbacks and failures, and library sizes, per library (every tenant's together: a
-//! library is a task type's name from the configuration, never a tenant's).
+//! feedback verdicts, embedding fallbacks (by reason) and failures, and library sizes,
+//! per library (every tenant's together: a library is a task type's name from the
+//! configuration, never a tenant's).
 
 use holdfast_quality::fewshot::Libraries;
 
@@ -59,14 +60,20 @@ pub fn render(libraries: &Libraries) -> String {
     out.family(
         "holdfast_few_shot_embedding_fallbacks_total",
         "counter",
-        "Calls of a library using embeddings whose input could not be embedded, served from the lexical index.",
+        "Calls of a library using embeddings served from the lexical index: their input could not be \
+         embedded (embedding_failed), or was not, the tenant's library holding no vector yet (no_vectors).",
     );
     for (library, c) in &counts {
-        out.sample(
-            "holdfast_few_shot_embedding_fallbacks_total",
-            &[("library", library)],
-            c.embedding_fallbacks,
-        );
+        for (reason, n) in [
+            ("embedding_failed", c.embedding_failed),
+            ("no_vectors", c.embedding_no_vectors),
+        ] {
+            out.sample(
+                "holdfast_few_shot_embedding_fallbacks_total",
+                &[("library", library), ("reason", reason)],
+                n,
+            );
+        }
     }
     out.family(
         "holdfast_few_shot_embedding_failures_total",

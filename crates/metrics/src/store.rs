@@ -82,6 +82,17 @@ impl StoreMetrics {
         self.outbox_known.store(true, Ordering::Relaxed);
     }
 
+    /// The outbox's size and bound in bytes, once an outbox reported: what `/ready`
+    /// shows beside the store's state.
+    pub fn outbox(&self) -> Option<(u64, u64)> {
+        self.outbox_known.load(Ordering::Relaxed).then(|| {
+            (
+                self.outbox_bytes.load(Ordering::Relaxed),
+                self.outbox_max_bytes.load(Ordering::Relaxed),
+            )
+        })
+    }
+
     /// The exposition of the store's metrics, once a guard reported.
     pub(super) fn render(&self, out: &mut Exposition) {
         self.render_outbox(out);

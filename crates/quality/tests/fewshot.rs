@@ -290,5 +290,53 @@ async fn embeddings_find_examples_once_embedded_and_a_restart_reads_the_vectors(
         .retrieve_for("acme", "triage", "charged twice", 4, Mode::Similar, T0)
         .await;
     assert_eq!(inputs(&shots), ["charged twice for my invoice"]);
-    assert_eq!(again.counts()[0].1.embedding_fallbacks, 1);
+    let counts = &again.counts()[0].1;
+    assert_eq!(
+        (counts.embedding_failed, counts.embedding_no_vectors),
+        (1, 0)
+    );
+}
+
+#[tokio::test]
+async fn a_tenant_without_vectors_gets_lexical_examples_and_no_embedding_request() {
+    let embedder = Arc::new(Counting::default());
+    let libraries = embedding(store("no-vectors").await, &embedder);
+    // The example cannot be embedded: active, in the lexical index, without a vector.
+    let failing = |on| {
+        (embedder.failing).store(on, std::sync::atomic::Ordering::SeqCst);
+    };
+    failing(true);
+    let example = correction("acme", "charged twice for my invoice", "billing", true);
+    add_correction(&libraries, example, T0).await.unwrap();
+    failing(false);
+
+    let query = "I was charged twice";
+    let shots = (libraries.retrieve_for("acme", "triage", query, 1, Mode::Similar, T0)).await;
+    assert_eq!(inputs(&shots), ["charged twice for my invoice"]);
+    let shots = (libraries.retrieve_for("globex", "triage", query, 1, Mode::Similar, T0)).await;
+    assert!(
+        shots.is_empty(),
+        "another tenant's example is never retrieved"
+    );
+    assert!(
+        embedder.texts.lock().unwrap().is_empty(),
+        "no call's input was embedded: there was no vector to compare it with"
+    );
+    let counts = &libraries.counts()[0].1;
+    assert_eq!(
+        (counts.hits, counts.misses, counts.embedding_no_vectors),
+        (1, 1, 2)
+    );
+    assert_eq!((counts.embedding_failed, counts.embedding_failures), (0, 1));
+
+    // Once embedded, calls are embedded again.
+    for _ in 0..=20 {
+        libraries.refresh().await.unwrap();
+    }
+    let shots = (libraries.retrieve_for("acme", "triage", query, 1, Mode::Similar, T0)).await;
+    assert_eq!(inputs(&shots), ["charged twice for my invoice"]);
+    let texts = embedder.texts.lock().unwrap().clone();
+    let texts: Vec<&str> = texts.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(texts, ["charged twice for my invoice", query]);
+    assert_eq!(libraries.counts()[0].1.embedding_no_vectors, 2);
 }

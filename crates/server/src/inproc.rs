@@ -42,9 +42,10 @@ pub(crate) struct Local<'a> {
     pub(crate) endpoint: &'static str,
     /// Few-shot examples of the caller's own (an `llm` step's), replacing the route's.
     pub(crate) few_shot: Option<holdfast_config::FewShot>,
-    /// The caller's span (an `llm` step attempt's): when traces are exported, the call
-    /// gets its spans under it.
-    pub(crate) traceparent: Option<&'a str>,
+    /// The caller's span (an `llm` step attempt's `traceparent`) and its task's trace:
+    /// when traces are exported, the call gets its spans under it, recorded when the
+    /// task's are.
+    pub(crate) step_trace: Option<(&'a str, holdfast_engine::trace::TaskTrace)>,
 }
 
 /// A call that was answered.
@@ -98,8 +99,8 @@ pub(crate) async fn complete(gw: &Inner, local: Local<'_>) -> Result<Answered, R
     let started = gw.clock.now();
     let started_ms = gw.clock.unix_millis();
     let traced = local
-        .traceparent
-        .and_then(|parent| crate::spans::Spans::local(gw, parent, (started, started_ms)));
+        .step_trace
+        .and_then(|step| crate::spans::Spans::local(gw, step, (started, started_ms)));
     let meta = RequestMeta {
         deadline: Deadline::after(started, local.timeout),
         agent: local.agent,

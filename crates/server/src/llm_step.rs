@@ -101,7 +101,7 @@ async fn run(gw: &Inner, step: LlmRequest) -> Result<LlmAnswer, Failure> {
         endpoint: "workflow.llm",
         // The call's spans (a request span and one per attempt, as a client's call
         // has) go under the step's span.
-        traceparent: Some(&step.traceparent),
+        step_trace: Some((&step.traceparent, step.trace)),
         few_shot: step.few_shot.as_ref().map(|f| holdfast_config::FewShot {
             library: f.library.clone(),
             k: f.k,
@@ -219,6 +219,7 @@ mod tests {
             timeout: Duration::from_secs(5),
             few_shot: None,
             traceparent: String::new(),
+            trace: holdfast_engine::trace::TaskTrace::of("t-1", None),
         };
         let body = body(&request);
         assert_eq!(body["messages"][0]["role"], "system");
@@ -271,6 +272,7 @@ mod tests {
                 timeout: Duration::from_secs(5),
                 few_shot: None,
                 traceparent: String::new(),
+                trace: holdfast_engine::trace::TaskTrace::of("t-1", None),
             })
             .await
             .unwrap();

@@ -102,7 +102,7 @@ impl Subject for GatewaySubject {
             timeout: call.timeout,
             endpoint: "quality.eval",
             few_shot: None,
-            traceparent: None,
+            step_trace: None,
         };
         let answered = inproc::complete(&self.inner, local)
             .await

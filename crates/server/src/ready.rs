@@ -35,7 +35,8 @@ impl Gateway {
         Arc::new(move |event| store.record(event))
     }
 
-    /// Where the engine's outbox reports its size and refusals: `/metrics`.
+    /// Where the engine's outbox reports its size and refusals: `/metrics`, and its size
+    /// on `/ready`.
     pub fn outbox_events(&self) -> holdfast_engine::OutboxEventSink {
         let store = Arc::clone(&self.inner.metrics.store);
         Arc::new(move |event| store.record_outbox(event))
@@ -56,6 +57,13 @@ impl Gateway {
             });
             if let (Some(cause), Some(object)) = (status.cause, check.as_object_mut()) {
                 object.insert("cause".to_owned(), json!(cause));
+            }
+            // The outbox holds what the store cannot take yet: its fill is the store's
+            // health as this node lives it (the same figures `/metrics` shows).
+            let outbox = self.inner.metrics.store.outbox();
+            if let (Some((bytes, max_bytes)), Some(object)) = (outbox, check.as_object_mut()) {
+                let outbox = json!({"bytes": bytes, "max_bytes": max_bytes});
+                object.insert("outbox".to_owned(), outbox);
             }
             checks.insert("store".to_owned(), check);
         }

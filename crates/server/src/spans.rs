@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use holdfast_engine::trace::TaskTrace;
 use holdfast_policy::Instant;
 use holdfast_telemetry::{Attempt, Request, Telemetry, Trace};
 
@@ -36,18 +37,16 @@ impl Spans {
     }
 
     /// The spans of a call made in process under the span `traceparent` names (an
-    /// `llm` step's attempt), when traces are exported.
+    /// `llm` step's attempt) of a task whose trace is `task`, when traces are exported:
+    /// sampled as the task's spans are, not as the flag of `traceparent` says.
     pub(crate) fn local(
         gw: &crate::gateway::Inner,
-        traceparent: &str,
+        (traceparent, task): (&str, TaskTrace),
         (started, started_ms): (Instant, u64),
     ) -> Option<Arc<Spans>> {
         let telemetry = Arc::clone(gw.ledger.telemetry()?);
-        let mut headers = axum::http::HeaderMap::new();
-        let value = axum::http::HeaderValue::from_str(traceparent).ok()?;
-        headers.insert(holdfast_telemetry::TRACEPARENT, value);
         Some(Arc::new(Spans {
-            trace: telemetry.begin(&headers),
+            trace: telemetry.begin_step(&task, traceparent),
             telemetry,
             started: (
                 started,

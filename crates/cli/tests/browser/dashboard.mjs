@@ -14,6 +14,7 @@
 //   USER_DATA_DIR   a fresh, empty profile directory
 //
 // It checks, in order: the page loads with its CSP; the key form takes the key; the
+// store shows up and its outbox empty beside it (from /ready); the
 // target's breaker shows as open; a hidden tab stops the polling; an escalation
 // resolved elsewhere meanwhile is reported as a 409 when approved in the page; a bad edit is refused in the page as invalid JSON
 // and nothing is sent; Approve resolves the escalation; the task shows as succeeded;
@@ -112,6 +113,9 @@ try {
 
   step('see the store up, from /ready');
   await page.getByTestId('store-status').filter({ hasText: 'store up since' }).waitFor();
+
+  step('see the outbox empty beside it, from /ready');
+  await page.getByTestId('outbox-status').filter({ hasText: 'outbox 0 B of 1 MiB (0.0%)' }).waitFor();
 
   step(`see ${target}'s breaker open`);
   await page.locator(`[data-testid="breaker-${target}"][data-state="open"]`).waitFor();

@@ -32,9 +32,11 @@ pub struct FewShotLibrary {
     /// `"lexical"` (default): BM25 over the inputs' words, built in. `"embeddings"`:
     /// the cosine of vectors from `embedding_route`; each example is embedded once
     /// when it becomes active (its vector kept in the store) and each call's input
-    /// when the call is made. When the route fails, the call's examples come from the
-    /// lexical index (logged, and counted in
-    /// `holdfast_few_shot_embedding_fallbacks_total`): the call itself never fails.
+    /// when the call is made, unless the tenant has no embedded example yet (then the
+    /// lexical index answers, counted in `holdfast_few_shot_embedding_fallbacks_total`
+    /// with `reason="no_vectors"`). When the route fails, the call's examples come from
+    /// the lexical index (logged, and counted there with `reason="embedding_failed"`):
+    /// the call itself never fails.
     #[serde(default)]
     pub similarity: FewShotSimilarity,
     /// The route that embeds (`POST /v1/embeddings` through its targets, which must

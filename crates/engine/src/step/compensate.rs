@@ -39,6 +39,7 @@ impl Cx<'_> {
             fencing_token: self.fence.as_ref().map(|f| f.token.0),
             timeout: comp.timeout,
             traceparent: &traceparent,
+            trace: self.trace,
         };
         let mut try_no = 1;
         let failure = loop {

@@ -145,6 +145,7 @@ impl Cx<'_> {
             fencing_token: self.fence.as_ref().map(|f| f.token.0),
             timeout: step.timeout,
             traceparent: &traceparent,
+            trace: self.trace,
         };
         let result = match &step.action {
             Action::Llm(a) => self.engine.runners.llm(a, ctx, id).await,

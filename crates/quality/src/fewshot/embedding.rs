@@ -5,10 +5,11 @@
 //! Every active example stays in the lexical index whatever happens; an example is
 //! embedded after it becomes active (in the refresh that brings it, its vector kept in
 //! the store so a restarted node reads it instead of asking again), and a call's input
-//! is embedded when the call is made. When the embedding route fails, the call is
-//! served from the lexical index, logged and counted, and examples not yet embedded
-//! are tried again a few refreshes later. Examples not yet embedded are not retrieved
-//! by embeddings.
+//! is embedded when the call is made, unless the tenant's library holds no vector yet
+//! (nothing to compare it with): then the call is served from the lexical index without
+//! asking, and counted. When the embedding route fails, the call is served from the
+//! lexical index, logged and counted, and examples not yet embedded are tried again a
+//! few refreshes later. Examples not yet embedded are not retrieved by embeddings.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -91,6 +92,12 @@ impl Vectors {
         }
     }
 
+    /// Whether any example holds a vector from `route`: with none, a call's vector
+    /// would be compared with nothing.
+    pub(crate) fn any(&self, route: &str) -> bool {
+        self.route.as_deref() == Some(route) && !self.by_id.is_empty()
+    }
+
     /// Up to `limit` examples waiting for a vector.
     pub(crate) fn pending(&self, limit: usize) -> Vec<u64> {
         self.pending.iter().take(limit).copied().collect()
@@ -161,7 +168,9 @@ impl Libraries {
 
     /// Up to `k` examples for a call, as [`Libraries::retrieve`] gives them, except that
     /// a library using embeddings finds `Similar` ones by the cosine of the vector of
-    /// `query`; when the vector cannot be had they come from the lexical index, and the
+    /// `query`. When `tenant`'s library holds no vector yet, `query` is not embedded
+    /// (there is nothing to compare it with) and the examples come from the lexical
+    /// index, counted; when the vector cannot be had they come from there too, and the
     /// fallback is logged and counted. Never fails the call.
     pub async fn retrieve_for(
         &self,
@@ -179,6 +188,10 @@ impl Libraries {
         let (Some(route), Some(embedder)) = (route, self.embedder.get()) else {
             return self.retrieve(tenant, library, query, k, mode, now_ms);
         };
+        if !self.has_vectors(tenant, library, &route) {
+            self.add_counts(library, |c| c.embedding_no_vectors += 1);
+            return self.retrieve(tenant, library, query, k, mode, now_ms);
+        }
         let why = match embedder.embed(tenant, &route, vec![query.to_owned()]).await {
             Ok(vectors) if vectors.len() == 1 => {
                 let mut shots = self.nearest(tenant, library, &vectors[0], k);
@@ -191,8 +204,14 @@ impl Libraries {
         };
         tracing::warn!(library, route = %route, error = %why,
             "a call's input could not be embedded; its examples come from the lexical index");
-        self.add_counts(library, |c| c.embedding_fallbacks += 1);
+        self.add_counts(library, |c| c.embedding_failed += 1);
         self.retrieve(tenant, library, query, k, mode, now_ms)
+    }
+
+    fn has_vectors(&self, tenant: &str, library: &str, route: &str) -> bool {
+        let held = self.read();
+        (held.libraries.get(&(tenant.to_owned(), library.to_owned())))
+            .is_some_and(|lib| lib.vectors.any(route))
     }
 
     fn nearest(&self, tenant: &str, library: &str, vector: &[f32], k: usize) -> Vec<Arc<Shot>> {
@@ -332,6 +351,7 @@ mod tests {
         v.insert("embed", 3, vec![-1.0, 0.0]);
         v.insert("other", 4, vec![1.0, 0.0]);
         assert_eq!(v.pending(10), [4]);
+        assert!(v.any("embed") && !v.any("other"));
         assert_eq!(v.nearest(&[2.0, 0.1], 4), [1, 2]);
         assert_eq!(v.nearest(&[0.0, 1.0], 1), [2]);
         v.remove(2);
@@ -339,5 +359,6 @@ mod tests {
         v.use_route("other");
         assert_eq!(v.pending(10), [1, 3, 4]);
         assert!(v.nearest(&[1.0, 0.0], 4).is_empty());
+        assert!(!v.any("other"));
     }
 }

@@ -53,7 +53,10 @@ pub struct Counts {
     pub feedback_bad: u64,
     /// Calls of an embeddings library served from the lexical index because their
     /// input could not be embedded.
-    pub embedding_fallbacks: u64,
+    pub embedding_failed: u64,
+    /// Calls of an embeddings library served from the lexical index, their input not
+    /// embedded, because the tenant's library held no vector yet.
+    pub embedding_no_vectors: u64,
     /// Embedding requests for a library's examples that failed.
     pub embedding_failures: u64,
 }

@@ -623,9 +623,11 @@
   }
 
   // The store's state from /ready (no key needed; 503 is an answer, not a failure):
-  // "store up since 14:02:11" or "store down since 14:05:40 (timeout)".
+  // "store up since 14:02:11" or "store down since 14:05:40 (timeout)", and, with
+  // [store] outbox on, how full the outbox is: "outbox 12.5 KiB of 64 MiB (0.0%)".
   async function refreshStore() {
     const node = $('store-status');
+    const outbox = $('outbox-status');
     let body = null;
     try {
       const response = await fetch('/ready', { cache: 'no-store', headers: { Accept: 'application/json' } });
@@ -637,11 +639,34 @@
     if (!store) {
       node.className = 'badge';
       node.textContent = body ? 'no store' : 'store ?';
+      show(outbox, false);
       return;
     }
     node.className = `badge ${store.state}`;
     const cause = store.cause ? ` (${store.cause})` : '';
     node.textContent = `store ${store.state} since ${clock(store.since_ms)}${cause}`;
+    const held = store.outbox;
+    show(outbox, Boolean(held));
+    if (held) {
+      const share = held.max_bytes > 0 ? held.bytes / held.max_bytes : 0;
+      // Empty is the normal state; filling means the store is down; near full, refusals.
+      const state = held.bytes === 0 ? 'up' : (share < 0.8 ? 'pending' : 'down');
+      outbox.className = `badge ${state}`;
+      outbox.dataset.bytes = String(held.bytes);
+      outbox.textContent = `outbox ${size(held.bytes)} of ${size(held.max_bytes)} (${(100 * share).toFixed(1)}%)`;
+    }
+  }
+
+  function size(bytes) {
+    if (typeof bytes !== 'number' || !Number.isFinite(bytes)) return '–';
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let value = bytes;
+    let unit = 0;
+    while (value >= 1024 && unit < units.length - 1) {
+      value /= 1024;
+      unit += 1;
+    }
+    return unit === 0 ? `${value} B` : `${Number.isInteger(value) ? value : value.toFixed(1)} ${units[unit]}`;
   }
 
   // ---------------------------------------------------------------------------------
