@@ -429,9 +429,15 @@ impl Store for CountedStore {
         .await
     }
 
-    async fn add_quality_sample(&self, sample: NewQualitySample) -> Result<u64> {
-        self.timed("add_quality_sample", self.inner.add_quality_sample(sample))
-            .await
+    async fn add_quality_samples(
+        &self,
+        samples: Vec<NewQualitySample>,
+    ) -> Result<Vec<Result<u64>>> {
+        self.timed(
+            "add_quality_samples",
+            self.inner.add_quality_samples(samples),
+        )
+        .await
     }
 
     async fn get_quality_sample(

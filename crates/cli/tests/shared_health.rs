@@ -1,6 +1,7 @@
 //! Health shared by three `holdfast serve` nodes on one PostgreSQL schema
 //! (`[cluster] share_health = true`), over real sockets: the nodes hold one target's
-//! 600 requests/min limit together within ±5% under load at all three, a breaker opened
+//! 600 requests/min limit together within ±5% under load at all three, and a client
+//! key's 300 requests/min limit the same way, a breaker opened
 //! by one node is open on the other two within a second (and an operator's reset on one
 //! closes it on all), a node whose store stops answering falls back to its own limits
 //! and says so, and a SQLite store refuses the setting.
@@ -53,6 +54,15 @@ impl Drop for PgSchema {
 
 /// Three nodes sharing health on `pg`, each with `config` and its own node id.
 fn three_nodes(pg: &PgSchema, config: &ConfigBuilder) -> Vec<Gateway> {
+    three_nodes_with_env(pg, config, &[])
+}
+
+/// As [`three_nodes`], with more environment variables.
+fn three_nodes_with_env(
+    pg: &PgSchema,
+    config: &ConfigBuilder,
+    env: &[(&str, &str)],
+) -> Vec<Gateway> {
     ["a", "b", "c"]
         .iter()
         .map(|node| {
@@ -60,7 +70,9 @@ fn three_nodes(pg: &PgSchema, config: &ConfigBuilder) -> Vec<Gateway> {
                 .clone()
                 .raw(&format!("[engine]\nnode_id = \"node-{node}\"\n"))
                 .raw("[cluster]\nshare_health = true\n");
-            Gateway::start_with_env(&config, &[("HOLDFAST_STORE_URL", &pg.url)])
+            let mut env = env.to_vec();
+            env.push(("HOLDFAST_STORE_URL", &pg.url));
+            Gateway::start_with_env(&config, &env)
         })
         .collect()
 }
@@ -144,6 +156,91 @@ async fn three_nodes_hold_a_shared_600_per_minute_limit_within_5_percent() {
             .and_then(|n| n.parse::<u64>().ok())
             .unwrap_or(0);
         assert!(granted >= 30, "node {} got {granted} units", gateway.base);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_hold_a_client_keys_shared_300_per_minute_limit_within_5_percent() {
+    let Some(pg) = PgSchema::for_test("shared_key_limit") else {
+        return;
+    };
+    const KEY: &str = "sk-shared-key-limit";
+    let mock = Mock::start("openai", &[]);
+    let config = ConfigBuilder::new()
+        .target("open", &mock, "")
+        .route("m", &["open"], "")
+        .raw(
+            "[[client_keys]]\nname = \"agent\"\nkey_env = \"HF_TEST_AGENT_KEY\"\n\
+             requests_per_minute = 300\n",
+        );
+    let nodes = Arc::new(three_nodes_with_env(
+        &pg,
+        &config,
+        &[("HF_TEST_AGENT_KEY", KEY)],
+    ));
+    // Four clients per node on the one key, each sending again as soon as it has an
+    // answer (after a short pause on a 429): far more than 5 requests/s at every node.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for node in 0..3 {
+        for _ in 0..4 {
+            let (nodes, stop) = (Arc::clone(&nodes), Arc::clone(&stop));
+            clients.push(tokio::spawn(async move {
+                let gateway = &nodes[node];
+                while !stop.load(Ordering::Relaxed) {
+                    let sent = gateway
+                        .chat(&chat_body("m", "hello", false))
+                        .bearer_auth(KEY)
+                        .timeout(Duration::from_secs(5))
+                        .send()
+                        .await;
+                    if !sent.is_ok_and(|r| r.status().is_success()) {
+                        pause(Duration::from_millis(20)).await;
+                    }
+                }
+            }));
+        }
+    }
+    // The shared bucket starts full (300 units): the window starts once it is spent.
+    let started = Stopwatch::start();
+    while mock.total().await < 300 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the 300-unit burst was not spent in 60 s: {} upstream calls",
+            mock.total().await
+        );
+        pause(Duration::from_millis(100)).await;
+    }
+    pause(Duration::from_secs(2)).await;
+    // 30 s at 300/min is 150 calls; ±5% is ±7.5.
+    let before = mock.total().await;
+    let watch = Stopwatch::start();
+    pause(Duration::from_secs(30)).await;
+    let after = mock.total().await;
+    let took = watch.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.await.unwrap();
+    }
+    let per_minute = (after - before) as f64 * 60.0 / took.as_secs_f64();
+    println!(
+        "three nodes, one client key limited to 300/min: {} answered in {:.2} s = {per_minute:.1}/min",
+        after - before,
+        took.as_secs_f64()
+    );
+    assert!(
+        (285.0..=315.0).contains(&per_minute),
+        "{per_minute:.1} requests/min answered for one key through three nodes holding 300/min together"
+    );
+    for gateway in nodes.iter() {
+        let metrics = gateway.metrics().await;
+        let granted = metrics
+            .lines()
+            .find(|l| l.starts_with("holdfast_cluster_units_granted_total{target=\"key:agent\""))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0);
+        assert!(granted >= 15, "node {} got {granted} units", gateway.base);
     }
 }
 

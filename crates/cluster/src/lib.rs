@@ -1,6 +1,6 @@
 //! Health shared by several holdfast nodes on one PostgreSQL database
-//! (`[cluster] share_health = true`): a target's rate limits are held by all nodes
-//! together, and a breaker that opens on one node (or an operator's reset on one) is
+//! (`[cluster] share_health = true`): a target's rate limits, and a client key's, are
+//! held by all nodes together, and a breaker that opens on one node (or an operator's reset on one) is
 //! applied on every node within a fraction of a second.
 //!
 //! The decision that shapes it: no call ever waits on the database. Each node keeps its
@@ -22,6 +22,7 @@ use std::time::Duration;
 use holdfast_policy::breaker::Transition;
 use holdfast_policy::fallback::TargetId;
 use holdfast_policy::pipeline::Registry;
+use holdfast_policy::rate_limit::RateLimiter;
 
 pub use sync::run;
 
@@ -42,6 +43,11 @@ pub trait Host: Send + Sync + 'static {
     /// A target's breaker moved because of another node: log and count it as the
     /// gateway does its own breakers' moves.
     fn breaker_moved(&self, target: TargetId, transition: &Transition);
+    /// Runs `f` on each rate limit of the client keys that calls use now, with the
+    /// key's name and the limit's ("requests" or "tokens"). None by default.
+    fn with_key_limits(&self, f: &mut dyn FnMut(&str, &'static str, &mut RateLimiter)) {
+        let _ = f;
+    }
 }
 
 /// This node's handle on the shared health: its identity, the operator resets waiting

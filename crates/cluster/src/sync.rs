@@ -25,11 +25,38 @@ enum Phase {
     Down,
 }
 
+/// Whose limit a take is for.
+#[derive(Debug, Clone)]
+enum Owner {
+    Target(Arc<str>),
+    Key(Arc<str>),
+}
+
 /// Which limiter a take is for.
 #[derive(Debug, Clone)]
 struct Want {
-    target: Arc<str>,
+    owner: Owner,
     limit: &'static str,
+}
+
+impl Want {
+    /// The shared bucket's name. A target's is `TARGET#LIMIT` and a key's
+    /// `KEY#key-LIMIT`: what follows the last `#` says whose it is, so a key and a
+    /// target of the same name never share a bucket.
+    fn bucket(&self) -> String {
+        match &self.owner {
+            Owner::Target(target) => format!("{target}#{}", self.limit),
+            Owner::Key(key) => format!("{key}#key-{}", self.limit),
+        }
+    }
+
+    /// The name `/metrics` counts its grants under.
+    fn label(&self) -> String {
+        match &self.owner {
+            Owner::Target(target) => target.to_string(),
+            Owner::Key(key) => format!("key:{key}"),
+        }
+    }
 }
 
 /// What one round sends.
@@ -133,13 +160,12 @@ impl<H: Host> Loop<H> {
             for target in registry.targets() {
                 let limits = [("requests", &target.requests), ("tokens", &target.tokens)];
                 for (limit, limiter) in limits {
-                    if let Some(take) = limiter.as_ref().and_then(|l| take(&target.name, limit, l))
-                    {
-                        out.takes.push(take);
-                        out.wants.push(Want {
-                            target: Arc::clone(&target.name),
+                    if let Some(limiter) = limiter {
+                        let want = Want {
+                            owner: Owner::Target(Arc::clone(&target.name)),
                             limit,
-                        });
+                        };
+                        out.ask(want, limiter);
                     }
                 }
                 let Some(until) = target.breaker.as_ref().and_then(|b| b.open_until()) else {
@@ -160,6 +186,17 @@ impl<H: Host> Loop<H> {
                 });
                 out.opened.push(Arc::clone(&target.name));
             }
+        });
+        self.host.with_key_limits(&mut |key, limit, limiter| {
+            match phase {
+                Phase::Down => limiter.unshare(now),
+                Phase::Up | Phase::Starting => limiter.share(TICK),
+            }
+            let want = Want {
+                owner: Owner::Key(Arc::from(key)),
+                limit,
+            };
+            out.ask(want, limiter);
         });
         for target in self.health.take_resets() {
             self.known_open.remove(target.as_str());
@@ -194,12 +231,37 @@ impl<H: Host> Loop<H> {
         let unix = self.clock.unix_millis();
         let (node, started_ms) = (self.health.node(), self.started_ms);
         let known_open = &mut self.known_open;
+        let granted: Vec<(&Want, u64)> = out
+            .wants
+            .iter()
+            .zip(reply.granted.iter().copied())
+            .collect();
+        for (want, units) in &granted {
+            metrics.granted(&want.label(), want.limit, *units);
+        }
+        let for_keys: HashMap<String, u64> = granted
+            .iter()
+            .filter(|(want, _)| matches!(want.owner, Owner::Key(_)))
+            .map(|(want, units)| (want.bucket(), *units))
+            .collect();
+        self.host.with_key_limits(&mut |key, limit, limiter| {
+            limiter.share(TICK);
+            let want = Want {
+                owner: Owner::Key(Arc::from(key)),
+                limit,
+            };
+            if let Some(units) = for_keys.get(&want.bucket()) {
+                limiter.grant(*units);
+            }
+        });
         let moved = self.host.with_registry(|registry| {
             registry.share_limits(TICK);
-            for (want, units) in out.wants.iter().zip(&reply.granted) {
-                if let Some(limiter) = limiter(registry, &want.target, want.limit) {
+            for (want, units) in &granted {
+                let Owner::Target(target) = &want.owner else {
+                    continue;
+                };
+                if let Some(limiter) = limiter(registry, target, want.limit) {
                     limiter.grant(*units);
-                    metrics.granted(&want.target, want.limit, *units);
                 }
             }
             let mut moved = Vec::new();
@@ -257,23 +319,31 @@ impl<H: Host> Loop<H> {
         let now = self.clock.now();
         self.host
             .with_registry(|registry| registry.unshare_limits(now));
+        self.host
+            .with_key_limits(&mut |_, _, limiter| limiter.unshare(now));
     }
 }
 
-/// The take a shared limiter needs this round, if any. A batch is what the limit earns
-/// in two ticks (at least one unit): a node at the limit is served every tick without
-/// waiting, and the units the nodes hold unspent stay a few ticks' worth.
-fn take(target: &str, limit: &'static str, limiter: &RateLimiter) -> Option<TokenTake> {
-    let batch = (limiter.per_second() * 2.0 * TICK.as_secs_f64())
-        .ceil()
-        .max(1.0) as u64;
-    let want = limiter.wanted(batch);
-    (want > 0).then(|| TokenTake {
-        bucket: format!("{target}#{limit}"),
-        capacity: limiter.capacity() as f64,
-        per_ms: limiter.per_second() / 1000.0,
-        want,
-    })
+impl Outgoing {
+    /// Asks for the units `limiter` needs this round, if any. A batch is what the limit
+    /// earns in two ticks (at least one unit): a node at the limit is served every tick
+    /// without waiting, and the units the nodes hold unspent stay a few ticks' worth.
+    fn ask(&mut self, want: Want, limiter: &RateLimiter) {
+        let batch = (limiter.per_second() * 2.0 * TICK.as_secs_f64())
+            .ceil()
+            .max(1.0) as u64;
+        let units = limiter.wanted(batch);
+        if units == 0 {
+            return;
+        }
+        self.takes.push(TokenTake {
+            bucket: want.bucket(),
+            capacity: limiter.capacity() as f64,
+            per_ms: limiter.per_second() / 1000.0,
+            want: units,
+        });
+        self.wants.push(want);
+    }
 }
 
 fn target_id(registry: &Registry, name: &str) -> Option<TargetId> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use holdfast_policy::ManualClock;
 use holdfast_policy::breaker::{self, Reason, State, Transition};
 use holdfast_policy::pipeline::{Settings, TargetSettings};
-use holdfast_policy::rate_limit::{self, Decision};
+use holdfast_policy::rate_limit::{self, Decision, RateLimiter};
 
 use super::*;
 
@@ -15,6 +15,8 @@ use super::*;
 struct Node {
     registry: Mutex<Option<Registry>>,
     moved: Mutex<Vec<Transition>>,
+    /// One client key's request limit.
+    key: Mutex<Option<RateLimiter>>,
 }
 
 impl Host for Arc<Node> {
@@ -24,6 +26,13 @@ impl Host for Arc<Node> {
 
     fn breaker_moved(&self, _: TargetId, transition: &Transition) {
         self.moved.lock().unwrap().push(*transition);
+    }
+
+    fn with_key_limits(&self, f: &mut dyn FnMut(&str, &'static str, &mut RateLimiter)) {
+        if let Some(limiter) = self.key.lock().unwrap().as_mut() {
+            // Named like the target: a key's bucket must not be the target's.
+            f("t", "requests", limiter);
+        }
     }
 }
 
@@ -75,9 +84,14 @@ async fn cluster(label: &str, nodes: usize) -> Cluster {
                 ..TargetSettings::default()
             };
             registry.add_target("t", settings, clock.now()).unwrap();
+            let mut key =
+                RateLimiter::new(rate_limit::Config::per_minute(300), clock.now()).unwrap();
+            // As the gateway builds it when health is shared: nothing earned locally.
+            key.share(TICK);
             let node = Arc::new(Node {
                 registry: Mutex::new(Some(registry)),
                 moved: Mutex::default(),
+                key: Mutex::new(Some(key)),
             });
             let clock: Arc<dyn Clock> = Arc::new(Patient((*clock).clone()));
             let health = SharedHealth::new(format!("node-{i}"));
@@ -98,8 +112,8 @@ impl Cluster {
     }
 }
 
-/// Spends every unit the node holds, then asks for `waiting` more (refused): the calls
-/// waiting at that node. Returns the units spent.
+/// Spends every unit the node's target limit holds, then asks for `waiting` more
+/// (refused): the calls waiting at that node. Returns the units spent.
 fn spend(node: &Node, now: Instant, waiting: u64) -> u64 {
     node.with_registry_for_test(|registry| {
         let limiter = registry
@@ -108,15 +122,24 @@ fn spend(node: &Node, now: Instant, waiting: u64) -> u64 {
             .requests
             .as_mut()
             .unwrap();
-        let mut spent = 0;
-        while limiter.try_acquire(now, 1) == Decision::Granted {
-            spent += 1;
-        }
-        for _ in 0..waiting {
-            assert!(matches!(limiter.try_acquire(now, 1), Decision::Wait(_)));
-        }
-        spent
+        drain(limiter, now, waiting)
     })
+}
+
+/// As [`spend`], on the node's client key limit.
+fn spend_key(node: &Node, now: Instant, waiting: u64) -> u64 {
+    drain(node.key.lock().unwrap().as_mut().unwrap(), now, waiting)
+}
+
+fn drain(limiter: &mut RateLimiter, now: Instant, waiting: u64) -> u64 {
+    let mut spent = 0;
+    while limiter.try_acquire(now, 1) == Decision::Granted {
+        spent += 1;
+    }
+    for _ in 0..waiting {
+        assert!(matches!(limiter.try_acquire(now, 1), Decision::Wait(_)));
+    }
+    spent
 }
 
 impl Node {
@@ -145,6 +168,50 @@ async fn two_nodes_spend_no_more_than_the_shared_limit() {
         "both nodes were served: {spent:?}"
     );
     assert!(c.nodes.iter().all(|(_, state)| state.health.is_up()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_spend_no_more_than_a_client_keys_shared_limit() {
+    let mut c = cluster("key-limit", 2).await;
+    let (mut key, mut target) = ([0u64; 2], [0u64; 2]);
+    // 60 s of rounds with calls always waiting at both nodes, on the key and the target.
+    for _ in 0..1_200 {
+        for (i, (node, _)) in c.nodes.iter().enumerate() {
+            key[i] += spend_key(node, c.clock.now(), 4);
+            target[i] += spend(node, c.clock.now(), 4);
+        }
+        c.round().await;
+    }
+    let total: u64 = key.iter().sum();
+    // The key's full bucket (300) and what 60 s refill (300), less the last grants;
+    // each node alone would have spent that much.
+    assert!((595..=600).contains(&total), "{key:?}");
+    assert!(
+        key.iter().all(|s| *s > 100),
+        "both nodes were served: {key:?}"
+    );
+    let target: u64 = target.iter().sum();
+    assert!(
+        (1_195..=1_200).contains(&target),
+        "the target of the same name has its own bucket: {target}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_store_gives_a_client_key_its_own_limit_back() {
+    let mut c = cluster("key-fallback", 1).await;
+    for _ in 0..4 {
+        c.round().await;
+    }
+    let node = Arc::clone(&c.nodes[0].0);
+    assert!(node.key.lock().unwrap().as_ref().unwrap().is_shared());
+    let out = Outgoing::default();
+    c.nodes[0].1.fall_back(out, "test: the store is gone");
+    let key = node.key.lock().unwrap();
+    assert!(
+        !key.as_ref().unwrap().is_shared(),
+        "refills on its own again"
+    );
 }
 
 /// Rounds until `b` has seen `moves` breaker moves; answers how many rounds it took.

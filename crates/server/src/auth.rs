@@ -48,8 +48,21 @@ pub(crate) enum Caller {
 }
 
 impl ClientKeys {
-    /// Keys from the configuration, their buckets full at `now`.
-    pub(crate) fn new(keys: &[ClientKey], now: Instant) -> Result<Self, InvalidSetting> {
+    /// Keys from the configuration, their buckets full at `now`; or, when the nodes
+    /// share their limits (`shared`), empty until the shared buckets grant units.
+    pub(crate) fn new(
+        keys: &[ClientKey],
+        now: Instant,
+        shared: bool,
+    ) -> Result<Self, InvalidSetting> {
+        let limiter = |config| {
+            let mut limiter = RateLimiter::new(config, now)?;
+            if shared {
+                // From the first call on: a node's own full bucket would exceed the limit.
+                limiter.share(holdfast_cluster::TICK);
+            }
+            Ok::<_, InvalidSetting>(limiter)
+        };
         let keys = keys
             .iter()
             .map(|key| {
@@ -60,13 +73,27 @@ impl ClientKeys {
                     priority: key.priority,
                     secret: key.key.clone(),
                     limits: Mutex::new(Limits {
-                        requests: key.requests.map(|c| RateLimiter::new(c, now)).transpose()?,
-                        tokens: key.tokens.map(|c| RateLimiter::new(c, now)).transpose()?,
+                        requests: key.requests.map(limiter).transpose()?,
+                        tokens: key.tokens.map(limiter).transpose()?,
                     }),
                 })
             })
             .collect::<Result<_, InvalidSetting>>()?;
         Ok(ClientKeys { keys })
+    }
+
+    /// Runs `f` on each key's rate limits, with the key's name and the limit's: how
+    /// the nodes sharing their health hold a key's limit together.
+    pub(crate) fn for_each_limit(&self, f: &mut dyn FnMut(&str, &'static str, &mut RateLimiter)) {
+        for key in &self.keys {
+            let mut limits = key.limits.lock().unwrap_or_else(|e| e.into_inner());
+            let Limits { requests, tokens } = &mut *limits;
+            for (name, limiter) in [("requests", requests), ("tokens", tokens)] {
+                if let Some(limiter) = limiter {
+                    f(&key.name, name, limiter);
+                }
+            }
+        }
     }
 
     /// The place of `caller`'s calls at a target's concurrency limit.
@@ -226,6 +253,7 @@ mod tests {
         ClientKeys::new(
             &[key("a", "sk-a", Some(1)), key("b", "sk-b", None)],
             Instant::ZERO,
+            false,
         )
         .unwrap()
     }

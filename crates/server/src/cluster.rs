@@ -1,6 +1,6 @@
 //! Wires the health shared with other nodes (`[cluster] share_health`,
 //! holdfast-cluster) to the running configuration: its loop reads and changes the
-//! registry current at each round (a reload swaps it), and the breaker moves another
+//! registry and the client keys current at each round (a reload swaps them), and the breaker moves another
 //! node causes are logged and counted here as this node's own are.
 
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use holdfast_cluster::{Host, SharedHealth};
 use holdfast_policy::breaker::Transition;
 use holdfast_policy::fallback::TargetId;
 use holdfast_policy::pipeline::Registry;
+use holdfast_policy::rate_limit::RateLimiter;
 
 use crate::gateway::Gateway;
 use crate::live::Live;
@@ -39,6 +40,10 @@ impl Host for Current {
             .breaker_transition(index, transition.from, transition.to);
         inner.metrics.breaker_state(index, transition.to);
         crate::events::log_transition(&inner, target, transition);
+    }
+
+    fn with_key_limits(&self, f: &mut dyn FnMut(&str, &'static str, &mut RateLimiter)) {
+        self.0.current().keys.for_each_limit(f);
     }
 }
 

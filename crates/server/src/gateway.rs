@@ -245,7 +245,8 @@ impl Inner {
             registry: Mutex::new(registry),
             targets,
             routes,
-            keys: ClientKeys::new(&config.client_keys, now).map_err(invalid)?,
+            keys: ClientKeys::new(&config.client_keys, now, config.share_health)
+                .map_err(invalid)?,
             inflight: InFlight::new(&config.client_keys, previous.map(|old| &old.inflight)),
             body_limit: config.server.body_limit,
             listener: config.server.listener,

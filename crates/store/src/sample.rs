@@ -4,7 +4,10 @@
 //! skipped because the scoring budget was spent, or found ungradable), never updated;
 //! what a dashboard sorts and filters on (task type, status, score, judge cost, time)
 //! are columns, the input, the answer and the graders' verdicts are JSON documents the
-//! quality crate writes and reads back. Samples hold users' inputs, so they are kept
+//! quality crate writes and reads back. Samples are written in batches (one
+//! transaction for many), because the scorer keeps one per production answer and a
+//! commit per answer would cost the gateway's machine more than the answer's scoring;
+//! an invalid sample in a batch is refused alone. Samples hold users' inputs, so they are kept
 //! only for a retention period: [`crate::Store::delete_quality_samples`] removes those
 //! older than a time. A sample belongs to a tenant; another tenant's is not found.
 
@@ -100,6 +103,51 @@ pub(crate) struct SampleDocs {
     pub(crate) input: String,
     pub(crate) answer: String,
     pub(crate) verdicts: String,
+}
+
+/// A batch of samples checked before any SQL: the valid ones with their documents, in
+/// order, and each sample's refusal (`None` for the valid ones).
+pub(crate) struct CheckedBatch {
+    pub(crate) valid: Vec<(NewQualitySample, SampleDocs)>,
+    refused: Vec<Option<StoreError>>,
+}
+
+impl CheckedBatch {
+    /// Checks each of `samples`.
+    pub(crate) fn check(samples: Vec<NewQualitySample>, max_doc: usize) -> CheckedBatch {
+        let mut valid = Vec::with_capacity(samples.len());
+        let mut refused = Vec::with_capacity(samples.len());
+        for s in samples {
+            match check_new(&s, max_doc) {
+                Ok(docs) => {
+                    valid.push((s, docs));
+                    refused.push(None);
+                }
+                Err(e) => refused.push(Some(e)),
+            }
+        }
+        CheckedBatch { valid, refused }
+    }
+
+    /// Takes the valid samples out, leaving what [`CheckedBatch::answer`] needs.
+    pub(crate) fn take_valid(&mut self) -> Vec<(NewQualitySample, SampleDocs)> {
+        std::mem::take(&mut self.valid)
+    }
+
+    /// Each sample's answer, in the order given: its id (`ids` are the valid samples'
+    /// ids, in order) or its refusal.
+    pub(crate) fn answer(self, ids: Vec<u64>) -> Vec<Result<u64>> {
+        let mut ids = ids.into_iter();
+        self.refused
+            .into_iter()
+            .map(|refusal| match refusal {
+                Some(e) => Err(e),
+                None => ids
+                    .next()
+                    .ok_or_else(|| StoreError::invalid("sample", "no id was assigned")),
+            })
+            .collect()
+    }
 }
 
 /// Checks a sample before any SQL and serialises its documents.

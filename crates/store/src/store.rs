@@ -246,8 +246,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Vec<ExampleVector>>;
 
     // --- production samples of the quality loop ---
-    /// Keeps a scored (or skipped) production sample; answers its id.
-    async fn add_quality_sample(&self, sample: NewQualitySample) -> Result<u64>;
+    /// Keeps production samples (scored or skipped) in one transaction; answers each
+    /// one's id, in the order given, or why that one was refused (the others are kept
+    /// all the same). An error of the whole call means none was kept.
+    async fn add_quality_samples(&self, samples: Vec<NewQualitySample>)
+    -> Result<Vec<Result<u64>>>;
     /// A sample by id; `None` when missing or of another tenant than the one named.
     async fn get_quality_sample(
         &self,

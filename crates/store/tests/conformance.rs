@@ -99,7 +99,7 @@ conformance! {
     examples::example_vectors_are_kept_per_model_replaced_and_each_tenants_own,
     samples::samples_read_back_list_newest_first_and_expire,
     samples::samples_are_each_tenants_own,
-    samples::bad_sample_input_is_refused_with_nothing_stored,
+    samples::a_batch_keeps_its_order_and_refuses_bad_samples_alone,
     health::a_bucket_grants_what_it_holds_and_refills_at_its_rate,
     health::concurrent_takers_never_get_the_same_units,
     health::breaker_notes_come_back_in_order_to_every_reader,

@@ -354,9 +354,9 @@ impl Default for Idempotency {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Cluster {
-    /// Share targets' rate limits and breakers with every node on the same PostgreSQL
-    /// database: a target's `requests_per_minute` and `tokens_per_minute` are held by
-    /// all nodes together (each node takes units from one shared bucket in small
+    /// Share targets' rate limits and breakers, and client keys' rate limits, with
+    /// every node on the same PostgreSQL database: a target's or a key's
+    /// `requests_per_minute` and `tokens_per_minute` are held by all nodes together (each node takes units from one shared bucket in small
     /// batches, a few times a second), and a breaker that opens on one node, or is
     /// reset there by `holdfast targets reset`, does so on every node within a second.
     /// No call waits on the database: if it does not answer within 500 ms, a node

@@ -436,8 +436,11 @@ impl Store for ArtifactStore {
         self.inner.example_vectors(tenant, model, ids).await
     }
 
-    async fn add_quality_sample(&self, sample: NewQualitySample) -> Result<u64> {
-        self.inner.add_quality_sample(sample).await
+    async fn add_quality_samples(
+        &self,
+        samples: Vec<NewQualitySample>,
+    ) -> Result<Vec<Result<u64>>> {
+        self.inner.add_quality_samples(samples).await
     }
 
     async fn get_quality_sample(

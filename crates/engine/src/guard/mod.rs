@@ -430,8 +430,11 @@ impl Store for StoreGuard {
             .await
     }
 
-    async fn add_quality_sample(&self, sample: NewQualitySample) -> Result<u64> {
-        self.call(WRITE, self.inner.add_quality_sample(sample))
+    async fn add_quality_samples(
+        &self,
+        samples: Vec<NewQualitySample>,
+    ) -> Result<Vec<Result<u64>>> {
+        self.call(WRITE, self.inner.add_quality_samples(samples))
             .await
     }
 

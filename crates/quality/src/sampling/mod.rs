@@ -9,6 +9,10 @@
 //! the judge's calls and the store's write happen on the [`Scorer`]'s own task, after
 //! the answer was sent, so a sampled request is exactly as fast as another one, and a
 //! slow judge or store fills the queue and drops samples rather than slowing traffic.
+//! The scorer works in batches: once woken by an exchange it lets more gather for
+//! [`GATHER`] (offers made meanwhile wake nobody), grades them, and keeps them in one
+//! store write, so at a high sampling rate its wake-ups and commits stay a few per
+//! second instead of one per answer, sharing the machine with the gateway.
 //! The judge's cost per hour is bounded per task type (`budget.rs`); a sample arriving
 //! once it is spent is kept unscored (`skipped_budget`). Samples hold users' inputs, so
 //! the scorer deletes those older than the task type's retention period.
@@ -37,6 +41,12 @@ pub use stats::{RECENT, TaskStats};
 
 /// How many exchanges wait for scoring at most, by default.
 pub const QUEUE: usize = 1024;
+
+/// How long the scorer lets exchanges gather after the first one of a batch.
+pub const GATHER: Duration = Duration::from_millis(100);
+
+/// The most exchanges scored and kept as one batch.
+const BATCH: usize = 128;
 
 /// How often samples past their retention period are deleted.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
@@ -260,27 +270,46 @@ impl Scorer {
                 next_purge = clock.now() + PURGE_EVERY;
             }
             let wait = clock.sleep_until(next_purge);
-            let exchange = tokio::select! {
+            let first = tokio::select! {
                 received = self.queue.recv() => match received {
                     Some(exchange) => exchange,
                     None => return,
                 },
                 () = wait => continue,
             };
-            let (Some(plan), Some(budget)) = (
-                self.plans.get(&exchange.task_type),
-                budgets.get_mut(&exchange.task_type),
-            ) else {
-                continue;
-            };
-            let ctx = score::Context {
-                plan,
-                subject: &*subject,
-                store: &*store,
-                counts: &self.counts,
-                now_ms: clock.unix_millis(),
-            };
-            score::score(&ctx, budget, exchange).await;
+            let mut batch = vec![first];
+            self.drain_into(&mut batch);
+            if batch.len() < BATCH {
+                clock.sleep_until(clock.now() + GATHER).await;
+                self.drain_into(&mut batch);
+            }
+            let mut samples = Vec::with_capacity(batch.len());
+            for exchange in batch {
+                let (Some(plan), Some(budget)) = (
+                    self.plans.get(&exchange.task_type),
+                    budgets.get_mut(&exchange.task_type),
+                ) else {
+                    continue;
+                };
+                let ctx = score::Context {
+                    plan,
+                    subject: &*subject,
+                    counts: &self.counts,
+                    now_ms: clock.unix_millis(),
+                };
+                samples.push(score::score(&ctx, budget, exchange).await);
+            }
+            score::keep(&*store, &self.counts, samples).await;
+        }
+    }
+
+    /// Moves what is queued into `batch`, up to [`BATCH`], without waiting.
+    fn drain_into(&mut self, batch: &mut Vec<Exchange>) {
+        while batch.len() < BATCH {
+            match self.queue.try_recv() {
+                Ok(exchange) => batch.push(exchange),
+                Err(_) => return,
+            }
         }
     }
 }

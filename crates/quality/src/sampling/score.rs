@@ -1,4 +1,5 @@
-//! Scoring one sample: its graders, its judge within the budget, and its record.
+//! Scoring one sample: its graders, its judge within the budget, and its record; and
+//! keeping a batch of them in one write.
 //!
 //! A sample is graded like a case without an expected answer (`[production]` graders
 //! give their own values), so a rubric's judge reads the same prompt as in a suite
@@ -20,19 +21,22 @@ use crate::suite::TaskType;
 pub(super) struct Context<'a> {
     pub(super) plan: &'a Plan,
     pub(super) subject: &'a dyn Subject,
-    pub(super) store: &'a dyn Store,
     pub(super) counts: &'a Counts,
     pub(super) now_ms: u64,
 }
 
-/// Grades `exchange` (when the budget allows), keeps it, and counts what happened.
-pub(super) async fn score(ctx: &Context<'_>, budget: &mut Budget, exchange: Exchange) {
+/// Grades `exchange` (when the budget allows) and counts what became of it; answers
+/// the sample to keep.
+pub(super) async fn score(
+    ctx: &Context<'_>,
+    budget: &mut Budget,
+    exchange: Exchange,
+) -> NewQualitySample {
     let suite = &ctx.plan.suite;
     let needs_judge = suite
         .production
         .iter()
         .any(|a| matches!(a.check, Check::Rubric { .. }));
-    let task = exchange.task_type.clone();
     let graded = if budget.allows(ctx.now_ms, needs_judge) {
         let graded = grade(ctx, &exchange).await;
         budget.spend(ctx.now_ms, graded.judge_cost_usd);
@@ -45,7 +49,18 @@ pub(super) async fn score(ctx: &Context<'_>, budget: &mut Budget, exchange: Exch
             judge_cost_usd: 0.0,
         }
     };
-    let sample = NewQualitySample {
+    let task = &exchange.task_type;
+    match (graded.status, graded.score) {
+        (SampleStatus::Scored, Some(score)) => {
+            ctx.counts.scored(task, score, graded.judge_cost_usd)
+        }
+        (SampleStatus::SkippedBudget, _) => ctx.counts.update(task, |s| s.skipped_budget += 1),
+        (SampleStatus::Scored | SampleStatus::Error, _) => ctx.counts.update(task, |s| {
+            s.errors += 1;
+            s.judge_cost_usd += graded.judge_cost_usd;
+        }),
+    }
+    NewQualitySample {
         tenant: exchange.tenant,
         task_type: exchange.task_type,
         suite: suite.name.clone(),
@@ -57,23 +72,31 @@ pub(super) async fn score(ctx: &Context<'_>, budget: &mut Budget, exchange: Exch
         verdicts: graded.verdicts,
         judge_cost_usd: graded.judge_cost_usd,
         created_at_ms: exchange.at_ms,
-    };
-    let kept = ctx.store.add_quality_sample(sample).await;
-    if let Err(e) = &kept {
-        tracing::warn!(task_type = %task, error = %e, "a production sample could not be kept");
     }
-    match (graded.status, graded.score) {
-        (SampleStatus::Scored, Some(score)) => {
-            ctx.counts.scored(&task, score, graded.judge_cost_usd)
+}
+
+/// Keeps `samples` in one write; each one that could not be kept is counted as an
+/// error of its task type and logged.
+pub(super) async fn keep(store: &dyn Store, counts: &Counts, samples: Vec<NewQualitySample>) {
+    if samples.is_empty() {
+        return;
+    }
+    let tasks: Vec<String> = samples.iter().map(|s| s.task_type.clone()).collect();
+    match store.add_quality_samples(samples).await {
+        Ok(answers) => {
+            for (task, answer) in tasks.iter().zip(answers) {
+                if let Err(e) = answer {
+                    tracing::warn!(task_type = %task, error = %e, "a production sample could not be kept");
+                    counts.update(task, |s| s.errors += 1);
+                }
+            }
         }
-        (SampleStatus::SkippedBudget, _) => ctx.counts.update(&task, |s| s.skipped_budget += 1),
-        (SampleStatus::Scored | SampleStatus::Error, _) => ctx.counts.update(&task, |s| {
-            s.errors += 1;
-            s.judge_cost_usd += graded.judge_cost_usd;
-        }),
-    }
-    if kept.is_err() {
-        ctx.counts.update(&task, |s| s.errors += 1);
+        Err(e) => {
+            tracing::warn!(samples = tasks.len(), error = %e, "production samples could not be kept");
+            for task in &tasks {
+                counts.update(task, |s| s.errors += 1);
+            }
+        }
     }
 }
 

@@ -27,11 +27,19 @@ fn row(r: &PgRow) -> Result<SampleRow> {
     })
 }
 
-pub(super) async fn add(
+/// Inserts every sample of a checked batch, in order, inside the caller's transaction.
+pub(super) async fn add_all(
     c: &mut PgConnection,
-    s: &NewQualitySample,
-    docs: &SampleDocs,
-) -> Result<u64> {
+    batch: &[(NewQualitySample, SampleDocs)],
+) -> Result<Vec<u64>> {
+    let mut ids = Vec::with_capacity(batch.len());
+    for (s, docs) in batch {
+        ids.push(add(c, s, docs).await?);
+    }
+    Ok(ids)
+}
+
+async fn add(c: &mut PgConnection, s: &NewQualitySample, docs: &SampleDocs) -> Result<u64> {
     let created = millis("sample.created_at_ms", s.created_at_ms)?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO quality_samples (tenant, task_type, suite, request_id, input, answer, \

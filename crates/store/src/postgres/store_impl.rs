@@ -432,9 +432,15 @@ impl Store for PostgresStore {
         on_conn!(self, |c| examples::vectors(c, tenant, model, &ids).await)
     }
 
-    async fn add_quality_sample(&self, s: NewQualitySample) -> Result<u64> {
-        let docs = sample::check_new(&s, self.max_doc)?;
-        on_conn!(self, |c| samples::add(c, &s, &docs).await)
+    async fn add_quality_samples(&self, batch: Vec<NewQualitySample>) -> Result<Vec<Result<u64>>> {
+        let mut checked = sample::CheckedBatch::check(batch, self.max_doc);
+        let valid = checked.take_valid();
+        let ids = if valid.is_empty() {
+            Vec::new()
+        } else {
+            in_tx!(self, |c| samples::add_all(c, &valid).await)?
+        };
+        Ok(checked.answer(ids))
     }
 
     async fn get_quality_sample(

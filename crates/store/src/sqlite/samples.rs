@@ -26,7 +26,15 @@ fn row(r: &Row<'_>) -> rusqlite::Result<SampleRow> {
     })
 }
 
-pub(super) fn add(conn: &Connection, s: &NewQualitySample, docs: &SampleDocs) -> Result<u64> {
+/// Inserts every sample of a checked batch, in order, inside the writer's transaction.
+pub(super) fn add_all(
+    conn: &Connection,
+    batch: &[(NewQualitySample, SampleDocs)],
+) -> Result<Vec<u64>> {
+    batch.iter().map(|(s, docs)| add(conn, s, docs)).collect()
+}
+
+fn add(conn: &Connection, s: &NewQualitySample, docs: &SampleDocs) -> Result<u64> {
     let created = millis("sample.created_at_ms", s.created_at_ms)?;
     conn.prepare_cached(
         "INSERT INTO quality_samples (tenant, task_type, suite, request_id, input, answer, \

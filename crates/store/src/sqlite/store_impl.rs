@@ -484,9 +484,17 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn add_quality_sample(&self, s: NewQualitySample) -> Result<u64> {
-        let docs = sample::check_new(&s, self.max_doc)?;
-        self.writer.write(move |c| samples::add(c, &s, &docs)).await
+    async fn add_quality_samples(&self, batch: Vec<NewQualitySample>) -> Result<Vec<Result<u64>>> {
+        let mut checked = sample::CheckedBatch::check(batch, self.max_doc);
+        let valid = checked.take_valid();
+        let ids = if valid.is_empty() {
+            Vec::new()
+        } else {
+            self.writer
+                .write(move |c| samples::add_all(c, &valid))
+                .await?
+        };
+        Ok(checked.answer(ids))
     }
 
     async fn get_quality_sample(

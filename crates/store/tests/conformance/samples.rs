@@ -1,6 +1,7 @@
 //! Cases on the quality loop's production samples: a sample reads back as written,
 //! lists newest first by tenant and task type, is its tenant's own, is deleted once
-//! older than the retention period, and bad input stores nothing.
+//! older than the retention period, a batch keeps its order, and a bad sample in a
+//! batch is refused alone.
 
 use std::sync::Arc;
 
@@ -25,6 +26,13 @@ fn new(tenant: &str, task_type: &str, at: u64) -> NewQualitySample {
     }
 }
 
+/// Keeps one sample through the batch call.
+async fn add(s: &Arc<dyn Store>, sample: NewQualitySample) -> Result<u64, StoreError> {
+    let mut answers = s.add_quality_samples(vec![sample]).await?;
+    assert_eq!(answers.len(), 1, "one answer per sample");
+    answers.remove(0)
+}
+
 fn all(tenant: Option<&str>, task_type: Option<&str>) -> SampleFilter {
     SampleFilter {
         tenant: tenant.map(str::to_owned),
@@ -35,20 +43,14 @@ fn all(tenant: Option<&str>, task_type: Option<&str>) -> SampleFilter {
 }
 
 pub(crate) async fn samples_read_back_list_newest_first_and_expire(s: Arc<dyn Store>) {
-    let first = s
-        .add_quality_sample(new("acme", "support", T0))
-        .await
-        .unwrap();
+    let first = add(&s, new("acme", "support", T0)).await.unwrap();
     let mut skipped = new("acme", "support", T0 + 10);
     skipped.status = SampleStatus::SkippedBudget;
     skipped.score = None;
     skipped.verdicts = json!([]);
     skipped.judge_cost_usd = 0.0;
-    let second = s.add_quality_sample(skipped.clone()).await.unwrap();
-    let other_type = s
-        .add_quality_sample(new("acme", "triage", T0 + 20))
-        .await
-        .unwrap();
+    let second = add(&s, skipped.clone()).await.unwrap();
+    let other_type = add(&s, new("acme", "triage", T0 + 20)).await.unwrap();
     assert!(first < second && second < other_type, "ids grow");
 
     let read = s
@@ -119,13 +121,8 @@ pub(crate) async fn samples_read_back_list_newest_first_and_expire(s: Arc<dyn St
 }
 
 pub(crate) async fn samples_are_each_tenants_own(s: Arc<dyn Store>) {
-    let id = s
-        .add_quality_sample(new("acme", "support", T0))
-        .await
-        .unwrap();
-    s.add_quality_sample(new("globex", "support", T0))
-        .await
-        .unwrap();
+    let id = add(&s, new("acme", "support", T0)).await.unwrap();
+    add(&s, new("globex", "support", T0)).await.unwrap();
     assert!(
         s.get_quality_sample(Some("globex"), id)
             .await
@@ -153,30 +150,51 @@ pub(crate) async fn samples_are_each_tenants_own(s: Arc<dyn Store>) {
     );
 }
 
-pub(crate) async fn bad_sample_input_is_refused_with_nothing_stored(s: Arc<dyn Store>) {
+pub(crate) async fn a_batch_keeps_its_order_and_refuses_bad_samples_alone(s: Arc<dyn Store>) {
     let mut bad_tenant = new("acme", "support", T0);
     bad_tenant.tenant = "no spaces".into();
     let mut bad_score = new("acme", "support", T0);
     bad_score.score = Some(1.5);
     let mut bad_cost = new("acme", "support", T0);
     bad_cost.judge_cost_usd = f64::NAN;
-    for (sample, field) in [
-        (bad_tenant, "sample.tenant"),
-        (bad_score, "sample.score"),
-        (bad_cost, "sample.judge_cost_usd"),
-    ] {
-        match s.add_quality_sample(sample).await {
-            Err(StoreError::InvalidInput { field: got, .. }) => assert_eq!(got, field),
-            other => panic!("{field}: {other:?}"),
-        }
-    }
+    let batch = vec![
+        bad_tenant,
+        new("acme", "support", T0 + 1),
+        bad_score,
+        new("acme", "support", T0 + 2),
+        bad_cost,
+    ];
+    let answers = s.add_quality_samples(batch).await.unwrap();
+    assert_eq!(answers.len(), 5, "one answer per sample, in order");
+    let refused = |i: usize| match &answers[i] {
+        Err(StoreError::InvalidInput { field, .. }) => field.to_string(),
+        other => panic!("sample {i}: {other:?}"),
+    };
+    assert_eq!(refused(0), "sample.tenant");
+    assert_eq!(refused(2), "sample.score");
+    assert_eq!(refused(4), "sample.judge_cost_usd");
+    let (Ok(first), Ok(second)) = (&answers[1], &answers[3]) else {
+        panic!("the valid samples are kept: {answers:?}");
+    };
+    assert!(first < second, "ids follow the batch's order");
+    let kept = s.list_quality_samples(&all(None, None)).await.unwrap();
+    let kept: Vec<(u64, u64)> = kept.iter().map(|x| (x.id, x.created_at_ms)).collect();
+    assert_eq!(kept, vec![(*second, T0 + 2), (*first, T0 + 1)]);
+
+    // A large batch is one call, every sample kept in order; an empty one keeps nothing.
+    let many: Vec<NewQualitySample> = (0..200).map(|i| new("globex", "bulk", T0 + i)).collect();
+    let ids: Vec<u64> = s
+        .add_quality_samples(many)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.unwrap())
+        .collect();
+    assert_eq!(ids.len(), 200);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids grow in order");
+    assert!(s.add_quality_samples(Vec::new()).await.unwrap().is_empty());
+
     let mut zero = all(None, None);
     zero.limit = 0;
     assert!(s.list_quality_samples(&zero).await.is_err());
-    assert!(
-        s.list_quality_samples(&all(None, None))
-            .await
-            .unwrap()
-            .is_empty()
-    );
 }
