@@ -70,15 +70,9 @@ const LAYERS: &[(&str, &[&str])] = &[
         "holdfast-alerts",
         &["holdfast-policy", "holdfast-llm", "holdfast-config"],
     ),
-    // Suite files are TOML located as the configuration file is (config's locator).
     (
         "holdfast-quality",
-        &[
-            "holdfast-policy",
-            "holdfast-llm",
-            "holdfast-store",
-            "holdfast-config",
-        ],
+        &["holdfast-policy", "holdfast-llm", "holdfast-store"],
     ),
     (
         "holdfast-chaos",

@@ -22,7 +22,7 @@ mod alerts;
 mod error;
 mod litellm;
 mod load;
-pub mod locate;
+mod locate;
 mod path;
 mod redact;
 mod resolved;

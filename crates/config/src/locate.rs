@@ -4,8 +4,7 @@
 //! deserialization, when the spans are gone; instead of threading `Spanned` through
 //! every schema type, the locator re-parses the text with spans once and walks it by
 //! path. A path that is only partly in the file (a default) lands on the nearest table
-//! that is. The quality crate's suite files are TOML too and locate their problems with
-//! this same locator ([`Locator::find_keys`]), so both files report places alike.
+//! that is.
 
 use std::ops::Range;
 
@@ -15,22 +14,20 @@ use crate::path::{FieldPath, Segment};
 
 /// A place in the file, 1-based; the column counts characters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Position {
-    /// The line, from 1.
-    pub line: usize,
-    /// The column, from 1, in characters.
-    pub column: usize,
+pub(crate) struct Position {
+    pub(crate) line: usize,
+    pub(crate) column: usize,
 }
 
-/// A TOML document parsed with its spans, to find where a field is written.
-pub struct Locator<'t> {
+/// The parsed document with its spans.
+pub(crate) struct Locator<'t> {
     text: &'t str,
     root: DeTable<'t>,
 }
 
 impl<'t> Locator<'t> {
     /// Parses `text`, keeping what a syntax error leaves usable.
-    pub fn new(text: &'t str) -> Self {
+    pub(crate) fn new(text: &'t str) -> Self {
         let (root, _errors) = DeTable::parse_recoverable(text);
         Locator {
             text,
@@ -39,7 +36,7 @@ impl<'t> Locator<'t> {
     }
 
     /// The line and column of byte `offset`.
-    pub fn position(&self, offset: usize) -> Position {
+    pub(crate) fn position(&self, offset: usize) -> Position {
         let offset = offset.min(self.text.len());
         let before = self.text.get(..offset).unwrap_or(self.text);
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
@@ -52,16 +49,6 @@ impl<'t> Locator<'t> {
     /// Where the field at `path` is written, or the nearest enclosing table that is.
     pub(crate) fn find(&self, path: &FieldPath) -> Position {
         self.position(self.span(path).map_or(0, |span| span.start))
-    }
-
-    /// Where the value under the table keys `keys` is written, or the nearest
-    /// enclosing table that is.
-    pub fn find_keys(&self, keys: &[&str]) -> Position {
-        let mut path = FieldPath::default();
-        for key in keys {
-            path.push(Segment::Key((*key).to_owned()));
-        }
-        self.find(&path)
     }
 
     /// The span of the value at `path`, or of the nearest enclosing one in the file.
@@ -167,23 +154,6 @@ mod tests {
             locator.find(&FieldPath::root("nothing")),
             Position { line: 1, column: 1 }
         );
-    }
-
-    #[test]
-    fn finds_values_by_keys_and_falls_back_to_their_table() {
-        let text = "name = \"s\"\n\n[thresholds]\npass_rate = { labeled = 2 }\n";
-        let locator = Locator::new(text);
-        let at = locator.find_keys(&["thresholds", "pass_rate", "labeled"]);
-        assert_eq!(
-            at,
-            Position {
-                line: 4,
-                column: 25
-            }
-        );
-        assert_eq!(locator.find_keys(&["thresholds", "cost_per_case"]).line, 3);
-        assert_eq!(locator.find_keys(&["name", "deeper"]).line, 1);
-        assert_eq!(locator.find_keys(&[]), Position { line: 1, column: 1 });
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! (SHA-256 of both files) is recorded with every run, so a run resumed under the
 //! same id is known to run the same cases.
 
+mod locate;
 mod schema;
 
 use std::collections::BTreeMap;
@@ -22,7 +23,7 @@ use crate::error::QualityError;
 use crate::grader::Assertion;
 use crate::names;
 use crate::problem::{Problem, Problems};
-use holdfast_config::locate::{Locator, Position};
+use locate::Locator;
 use schema::{RawRun, RawSuite, RawThresholds};
 
 /// The key of `pass_rate` that means every case, whatever its tags.
@@ -202,14 +203,14 @@ fn parse_raw(text: &str, file: &str) -> Result<RawSuite, Problems> {
         let keys: Vec<&str> = field.split('.').collect();
         let at = match inner.span() {
             Some(span) => locator.position(span.start),
-            None => locator.find_keys(&keys),
+            None => locator.find(&keys),
         };
         let field = (field != ".").then_some(field);
         one(file, Some(at), field, inner.message())
     })
 }
 
-fn one(file: &str, at: Option<Position>, field: Option<String>, message: &str) -> Problems {
+fn one(file: &str, at: Option<locate::Position>, field: Option<String>, message: &str) -> Problems {
     Problems(vec![Problem {
         file: file.to_owned(),
         line: at.map(|p| p.line),
@@ -228,7 +229,7 @@ struct Found<'a> {
 
 impl Found<'_> {
     fn add(&mut self, keys: &[&str], message: impl Into<String>) {
-        let at = self.locator.find_keys(keys);
+        let at = self.locator.find(keys);
         self.problems.push(Problem {
             file: self.file.to_owned(),
             line: Some(at.line),
