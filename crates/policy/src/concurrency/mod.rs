@@ -123,8 +123,9 @@ pub struct Limiter {
     limit: AdaptiveLimit,
     throttle: Option<Throttle>,
     queue: WaitQueue,
-    /// Since when calls have been waiting without the queue running empty.
-    waiting_since: Option<Instant>,
+    /// Since when calls of each priority or a better one have been waiting without
+    /// running out (by [`Priority`] order: interactive, then batch).
+    waiting_since: [Option<Instant>; 2],
     in_flight: u32,
     /// Seconds a whole call takes, on average: how fast slots free up.
     service: Option<f64>,
@@ -140,7 +141,7 @@ impl Limiter {
             limit: AdaptiveLimit::new(config.limit, now)?,
             throttle: config.throttle.map(Throttle::new).transpose()?,
             queue: WaitQueue::new(config.max_queue),
-            waiting_since: None,
+            waiting_since: [None; 2],
             config,
             in_flight: 0,
             service: None,
@@ -202,21 +203,22 @@ impl Limiter {
         }
         let wait = self.estimated_wait(ahead + 1 - free);
         let too_late = now + wait > rank.deadline;
-        if too_late || waited.saturating_add(wait) > self.patience(now) {
+        if too_late || waited.saturating_add(wait) > self.patience(now, rank) {
             return Admission::Shed(self.retry_after(wait));
         }
         let look = (wait / LOOKS).clamp(POLL_MIN, POLL_MAX);
         Admission::Wait(now + look)
     }
 
-    /// How long a call may wait for a slot. A queue that has not run empty for
-    /// `max_wait` is not a burst being absorbed but a standing queue (overload): every
-    /// call that waits long there is late, and the target gains nothing from it,
-    /// since a call or two in line keep its slots busy. CoDel's insight, as Facebook
-    /// applies it to server queues.
-    fn patience(&self, now: Instant) -> Duration {
-        let standing = self
-            .waiting_since
+    /// How long the call ranked `rank` may wait for a slot. A queue that has held
+    /// calls of its priority (or a better one) for `max_wait` without running out is
+    /// not a burst being absorbed but a standing queue (overload): every call that
+    /// waits long there is late, and the target gains nothing from it, since a call
+    /// or two in line keep its slots busy. CoDel's insight, as Facebook applies it to
+    /// server queues. Per priority, so that interactive calls arriving behind a
+    /// standing queue of batch calls still wait their full `max_wait`.
+    fn patience(&self, now: Instant, rank: Rank) -> Duration {
+        let standing = self.waiting_since[rank.priority as usize]
             .is_some_and(|since| now.saturating_duration_since(since) >= self.config.max_wait);
         if !standing {
             return self.config.max_wait;
@@ -237,8 +239,10 @@ impl Limiter {
         if !self.queue.contains(rank) {
             self.limit.wanted();
         }
-        if self.queue.is_empty() {
-            self.waiting_since = Some(now);
+        for (class, since) in self.waiting_since.iter_mut().enumerate() {
+            if rank.priority as usize <= class && since.is_none() {
+                *since = Some(now);
+            }
         }
         self.queue.join(now, rank).map_err(|Full| {
             self.sheds += 1;
@@ -253,8 +257,11 @@ impl Limiter {
     }
 
     fn note_empty(&mut self) {
-        if self.queue.is_empty() {
-            self.waiting_since = None;
+        let best = self.queue.best().map_or(usize::MAX, |p| p as usize);
+        for (class, since) in self.waiting_since.iter_mut().enumerate() {
+            if best > class {
+                *since = None;
+            }
         }
     }
 
@@ -263,7 +270,7 @@ impl Limiter {
     pub fn hand_over(&mut self) {
         self.in_flight = 0;
         self.queue = WaitQueue::new(self.config.max_queue);
-        self.waiting_since = None;
+        self.waiting_since = [None; 2];
     }
 
     /// Counts a call shed after [`Limiter::check`] said so.

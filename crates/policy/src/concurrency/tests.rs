@@ -109,6 +109,48 @@ fn a_full_queue_sheds_batch_before_interactive() {
 }
 
 #[test]
+fn a_standing_queue_sheds_what_would_wait_long_but_not_a_burst_of_a_better_class() {
+    let mut limiter = limiter(1);
+    limiter.start(rank(Priority::Batch, 0));
+    answer(&mut limiter, at(300), 300);
+    limiter.start(rank(Priority::Batch, 0));
+    let batch: Vec<Rank> = (1..=3).map(|t| rank(Priority::Batch, t)).collect();
+    // A burst: the third in line waits three slots (900 ms), within max_wait (5 s).
+    for &r in &batch {
+        limiter.enqueue(at(300), r).unwrap();
+    }
+    let third = limiter.check(at(300), batch[2], Duration::ZERO, 0.5);
+    assert!(matches!(third, Admission::Wait(_)), "{third:?}");
+    // Still waiting 5 s later: a standing queue, where three slots is too long to
+    // wait, and one is not.
+    for t in (800..=5_800).step_by(500) {
+        for &r in &batch {
+            limiter.enqueue(at(t), r).unwrap();
+        }
+    }
+    let third = limiter.check(at(5_800), batch[2], Duration::ZERO, 0.5);
+    assert!(matches!(third, Admission::Shed(_)), "{third:?}");
+    let first = limiter.check(at(5_800), batch[0], Duration::ZERO, 0.5);
+    assert!(matches!(first, Admission::Wait(_)), "{first:?}");
+    // Interactive calls arriving now rank first and wait as a burst does: their class
+    // has no standing queue...
+    let interactive: Vec<Rank> = (10..=12).map(|t| rank(Priority::Interactive, t)).collect();
+    for &r in &interactive[..2] {
+        limiter.enqueue(at(5_800), r).unwrap();
+    }
+    let third = limiter.check(at(5_800), interactive[2], Duration::ZERO, 0.5);
+    assert!(matches!(third, Admission::Wait(_)), "{third:?}");
+    // ...until they have been standing as long.
+    for t in (6_300..=11_300).step_by(500) {
+        for &r in &interactive[..2] {
+            limiter.enqueue(at(t), r).unwrap();
+        }
+    }
+    let third = limiter.check(at(11_300), interactive[2], Duration::ZERO, 0.5);
+    assert!(matches!(third, Admission::Shed(_)), "{third:?}");
+}
+
+#[test]
 fn a_target_refusing_everything_is_throttled_on_our_side() {
     let mut limiter = limiter(100);
     for i in 0..100 {
