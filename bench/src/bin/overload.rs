@@ -10,10 +10,12 @@
 //! p99 at half that rate through the limited gateway is the reference for latency.
 //! Then 5× the capacity is sent open-loop (each request on its own task, whatever the
 //! answers do) to each path: direct, no limiter, the limiter with the shipped
-//! tolerance and with a tighter one; and finally half of it as interactive keys and
-//! half as batch keys to the tighter limiter. Both limited targets wait at most
-//! `MAX_WAIT` for a slot: an admitted call must not spend in line what it saves at the
-//! provider. Requests sent in a phase's first `WARM_UP` are left out of its figures.
+//! tolerance and with a looser one (the former default); and finally half of it as
+//! interactive keys and half as batch keys to the shipped limiter. Both limited
+//! targets wait at most `MAX_WAIT` for a slot: an admitted call must not spend in line
+//! what it saves at the provider. Requests sent in a phase's first `WARM_UP` are left
+//! out of its figures. Each limited phase also prints where the limit sat (sampled
+//! from `/metrics`) and how many calls reached the mock.
 //!
 //! Run: `cargo build --release -p holdfast && cargo run --release -p holdfast-bench --bin overload`
 
@@ -26,6 +28,7 @@ use bytes::Bytes;
 use holdfast_bench::load::{self, Endpoint, HttpClient};
 use holdfast_bench::measure::{Stopwatch, pause, percentile};
 use holdfast_bench::process::{Server, holdfast_binary};
+use http_body_util::{BodyExt, Full};
 use tokio::sync::Mutex;
 
 /// Calls the mock serves at full speed at once, and how long each takes.
@@ -35,9 +38,9 @@ const LATENCY: &str = "200ms";
 const OVERLOAD: f64 = 5.0;
 const SPAN: Duration = Duration::from_secs(10);
 const MAX_WAIT: &str = "100ms";
-/// The `tight` target's limiter lets latency rise this far above the no-load latency
-/// (the shipped default, `limited`'s, is 1.5).
-const TIGHT_TOLERANCE: f64 = 1.2;
+/// The `loose` target's limiter lets latency rise this far above the long-run latency
+/// (the former default; `limited` has the shipped one).
+const LOOSE_TOLERANCE: f64 = 1.5;
 /// Answers to requests sent in the first seconds of a phase are left out: the limit
 /// is still moving from the previous phase's load.
 const WARM_UP: Duration = Duration::from_secs(2);
@@ -68,7 +71,8 @@ impl Drop for Scratch {
 }
 
 /// One gateway, three targets on the same mock: `limited` with the adaptive limiter,
-/// `tight` with it and a lower tolerance, `plain` without; a route of each name, and a client key of each priority.
+/// `loose` with it and a higher tolerance, `plain` without; a route of each name, and
+/// a client key of each priority.
 fn config(mock: &Server, dir: &Path) -> String {
     let base_url = format!("http://{}/v1", mock.addr());
     let target = |name: &str, extra: &str| {
@@ -86,16 +90,16 @@ fn config(mock: &Server, dir: &Path) -> String {
     format!(
         "[server]\nlisten = \"127.0.0.1:0\"\n\n[store]\nurl = \"sqlite://{store}/holdfast.db\"\n\n\
          [logging]\nfilter = \"warn\"\n\n\
-         [providers.mock]\nformat = \"openai\"\nbase_url = \"{base_url}\"\n\n{limited}{tight}{plain}{fg}{bg}",
+         [providers.mock]\nformat = \"openai\"\nbase_url = \"{base_url}\"\n\n{limited}{loose}{plain}{fg}{bg}",
         store = dir.display(),
         limited = target(
             "limited",
             &format!("concurrency = {{ adaptive = true, max_wait = \"{MAX_WAIT}\" }}")
         ),
-        tight = target(
-            "tight",
+        loose = target(
+            "loose",
             &format!(
-                "concurrency = {{ adaptive = true, max_wait = \"{MAX_WAIT}\", tolerance = {TIGHT_TOLERANCE} }}"
+                "concurrency = {{ adaptive = true, max_wait = \"{MAX_WAIT}\", tolerance = {LOOSE_TOLERANCE} }}"
             )
         ),
         plain = target("plain", ""),
@@ -160,6 +164,124 @@ async fn open_loop(
         out.push(list.lock().await.clone());
     }
     out
+}
+
+/// GETs `url` and returns its body as text.
+async fn text(client: &HttpClient, url: &str) -> anyhow::Result<String> {
+    let request = hyper::Request::get(url).body(Full::new(Bytes::new()))?;
+    let response = client.request(request).await?;
+    let status = response.status();
+    let body = response.into_body().collect().await?.to_bytes();
+    anyhow::ensure!(status.is_success(), "GET {url}: {status}");
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The value of gauge `name` of `target` in a `/metrics` exposition.
+fn gauge(metrics: &str, name: &str, target: &str) -> Option<f64> {
+    let prefix = format!("{name}{{target=\"{target}\"}} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+/// Chat calls the mock received, and of them those it refused as over capacity.
+async fn upstream(client: &HttpClient, mock: &Server) -> anyhow::Result<(u64, u64)> {
+    let stats = text(client, &format!("http://{}/admin/stats", mock.addr())).await?;
+    let stats: serde_json::Value = serde_json::from_str(&stats)?;
+    let total = stats["total"]
+        .as_u64()
+        .context("mock stats without total")?;
+    let refused = stats["by_fault"]["over_capacity"].as_u64().unwrap_or(0);
+    Ok((total, refused))
+}
+
+/// A limited target's limit and queue, sampled every [`TRACE_EVERY`] over a phase
+/// (after its warm-up): where the limit sat against the mock's knee.
+#[derive(Debug, Default)]
+struct Trace {
+    limits: Vec<f64>,
+    queued: Vec<f64>,
+}
+
+const TRACE_EVERY: Duration = Duration::from_millis(50);
+
+impl Trace {
+    /// Samples `target`'s gauges on the gateway at `addr` until `stop` is set.
+    async fn record(
+        client: HttpClient,
+        url: String,
+        target: String,
+        stop: Arc<std::sync::atomic::AtomicBool>,
+    ) -> Trace {
+        let mut trace = Trace::default();
+        let clock = Stopwatch::start();
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            pause(TRACE_EVERY).await;
+            if clock.elapsed() < WARM_UP {
+                continue;
+            }
+            let Ok(metrics) = text(&client, &url).await else {
+                continue;
+            };
+            let limit = gauge(&metrics, "holdfast_concurrency_limit", &target);
+            let queued = gauge(&metrics, "holdfast_concurrency_queue_depth", &target);
+            if let (Some(limit), Some(queued)) = (limit, queued) {
+                trace.limits.push(limit);
+                trace.queued.push(queued);
+            }
+        }
+        trace
+    }
+
+    fn print(&self) {
+        if self.limits.is_empty() {
+            return;
+        }
+        let n = self.limits.len() as f64;
+        let mean = self.limits.iter().sum::<f64>() / n;
+        let min = self.limits.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = self.limits.iter().copied().fold(0.0, f64::max);
+        let share = |keep: fn(f64) -> bool| {
+            100.0 * self.limits.iter().filter(|&&l| keep(l)).count() as f64 / n
+        };
+        println!(
+            "      limit mean {mean:.1} (min {min:.0}, max {max:.0}); time below {CAPACITY} {:.0}%, at {CAPACITY} {:.0}%, at {} {:.0}%, above {:.0}%; queue mean {:.1}",
+            share(|l| l < f64::from(CAPACITY)),
+            share(|l| l == f64::from(CAPACITY)),
+            CAPACITY + 1,
+            share(|l| l == f64::from(CAPACITY + 1)),
+            share(|l| l > f64::from(CAPACITY + 1)),
+            self.queued.iter().sum::<f64>() / n
+        );
+    }
+}
+
+/// [`open_loop`], with the limit of `traced` (a target name) sampled from the
+/// gateway's `/metrics` at `metrics` meanwhile.
+async fn phase(
+    client: &HttpClient,
+    endpoints: &[Endpoint],
+    rate: f64,
+    metrics: &str,
+    traced: Option<&str>,
+) -> (Vec<Vec<Answer>>, Trace) {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = traced.map(|target| {
+        tokio::spawn(Trace::record(
+            client.clone(),
+            metrics.to_owned(),
+            target.to_owned(),
+            Arc::clone(&stop),
+        ))
+    });
+    let answers = open_loop(client, endpoints, rate, SPAN).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let trace = match sampler {
+        Some(task) => task.await.unwrap_or_default(),
+        None => Trace::default(),
+    };
+    (answers, trace)
 }
 
 /// What one path did under one load.
@@ -261,10 +383,10 @@ async fn run(binary: &Path) -> anyhow::Result<()> {
         headers: Vec::new(),
     };
     let limited = via("limited", INTERACTIVE_KEY)?;
-    let tight = via("tight", INTERACTIVE_KEY)?;
-    let tight_batch = via("tight", BATCH_KEY)?;
+    let loose = via("loose", INTERACTIVE_KEY)?;
+    let batch_key = via("limited", BATCH_KEY)?;
     let plain = via("plain", INTERACTIVE_KEY)?;
-    for endpoint in [&direct, &limited, &tight, &plain] {
+    for endpoint in [&direct, &limited, &loose, &plain] {
         load::latencies(&client, endpoint, 20)
             .await
             .with_context(|| gateway.stderr_tail())?;
@@ -280,32 +402,50 @@ async fn run(binary: &Path) -> anyhow::Result<()> {
     eprintln!("unloaded: {unloaded_rate:.1} requests/s through both limiters…");
     let unloaded = open_loop(
         &client,
-        &[limited.clone(), tight.clone()],
+        &[limited.clone(), loose.clone()],
         unloaded_rate,
         SPAN,
     )
     .await;
     let unloaded = Figures::of(&unloaded[0], SPAN);
     let reference = unloaded.p99;
+    let metrics = format!("http://{}/metrics", gateway.addr());
     let mut rows = Vec::new();
-    for (label, endpoint) in [
-        ("direct", &direct),
-        ("holdfast, no limiter", &plain),
-        ("holdfast, limiter", &limited),
-        ("holdfast, limiter, tol. 1.2", &tight),
+    for (label, endpoint, traced) in [
+        ("direct", &direct, None),
+        ("holdfast, no limiter", &plain, None),
+        ("holdfast, limiter", &limited, Some("limited")),
+        ("holdfast, limiter, tol. 1.5", &loose, Some("loose")),
     ] {
         settle().await;
         eprintln!("{label}: {overload_rate:.1} requests/s…");
-        let answers = open_loop(&client, std::slice::from_ref(endpoint), overload_rate, SPAN).await;
-        rows.push((label, Figures::of(&answers[0], SPAN)));
+        let before = upstream(&client, &mock).await?;
+        let (answers, trace) = phase(
+            &client,
+            std::slice::from_ref(endpoint),
+            overload_rate,
+            &metrics,
+            traced,
+        )
+        .await;
+        let after = upstream(&client, &mock).await?;
+        let calls = (after.0 - before.0, after.1 - before.1);
+        rows.push((
+            label,
+            Figures::of(&answers[0], SPAN),
+            trace,
+            calls,
+            answers[0].len(),
+        ));
     }
     settle().await;
     eprintln!("priorities: {overload_rate:.1} requests/s, half interactive, half batch…");
-    let mixed = open_loop(
+    let (mixed, mixed_trace) = phase(
         &client,
-        &[tight.clone(), tight_batch.clone()],
+        &[limited.clone(), batch_key.clone()],
         overload_rate,
-        SPAN,
+        &metrics,
+        Some("limited"),
     )
     .await;
     let interactive = Figures::of(&mixed[0], SPAN);
@@ -323,10 +463,15 @@ async fn run(binary: &Path) -> anyhow::Result<()> {
         ms(unloaded.p50)
     );
     println!("at {overload_rate:.1} requests/s open-loop:");
-    for (label, figures) in &rows {
+    for (label, figures, trace, (calls, refused), requests) in &rows {
         figures.print(label, capacity, reference);
+        println!(
+            "      {:.2} calls reached the mock per request, {refused} of them refused (503)",
+            *calls as f64 / (*requests).max(1) as f64
+        );
+        trace.print();
     }
-    for (label, figures) in rows.iter().skip(2) {
+    for (label, figures, ..) in rows.iter().skip(2) {
         let goodput = figures.goodput / capacity;
         let p99 = ratio(figures.p99, reference);
         println!(
@@ -336,10 +481,11 @@ async fn run(binary: &Path) -> anyhow::Result<()> {
         );
     }
     println!(
-        "at {overload_rate:.1} requests/s, half interactive and half batch keys, limiter with tolerance {TIGHT_TOLERANCE}:"
+        "at {overload_rate:.1} requests/s, half interactive and half batch keys, limiter with the shipped settings:"
     );
     interactive.print("interactive", capacity, reference);
     batch.print("batch", capacity, reference);
+    mixed_trace.print();
     let share = |f: &Figures| f.ok as f64 / f.sent.max(1) as f64;
     println!(
         "  interactive served {:.1}%, batch {:.1}%; interactive p99 ×{:.2} unloaded (target ≤ ×{MAX_P99_RATIO}): {}",

@@ -89,8 +89,9 @@ pub struct Concurrency {
     pub min: u32,
     /// The highest limit; at least `min`. Default 1000.
     pub max: u32,
-    /// Recent latency up to this multiple of the no-load latency counts as no load;
-    /// 1.0 to 10.0. Default 1.5.
+    /// Recent latency up to this multiple of the long-run latency counts as no load
+    /// (more when the target's latencies vary so much that a smaller rise could be
+    /// chance); 1.0 to 10.0. Default 1.1.
     pub tolerance: f64,
     /// Calls that may wait for a slot; at least 1. Default 1000.
     pub max_queue: u32,
@@ -107,7 +108,7 @@ impl Default for Concurrency {
             initial: 4,
             min: 1,
             max: 1_000,
-            tolerance: 1.5,
+            tolerance: 1.1,
             max_queue: 1_000,
             max_wait: HumanDuration::secs(5),
             throttle: true,

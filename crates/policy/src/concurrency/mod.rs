@@ -102,6 +102,13 @@ pub enum Admission {
 /// Shortest and longest interval between a waiting call's looks at the queue.
 const POLL_MIN: Duration = Duration::from_millis(1);
 const POLL_MAX: Duration = Duration::from_millis(20);
+/// Looks per expected wait: a slot freed stays empty until the call next in line
+/// looks, so the first in line looks often and the last seldom.
+const LOOKS: u32 = 8;
+/// Under a standing queue a call waits at most this many slots' worth (or a tenth of
+/// `max_wait`, if longer): enough to keep every slot busy, short enough that what an
+/// admitted call spends in line stays small against its time at the provider.
+const STANDING_SLOTS: f64 = 2.0;
 /// A waiting call that has not looked for this many of its intervals has gone.
 const STALE_POLLS: u32 = 50;
 /// The Retry-After of a shed call when nothing better is known.
@@ -116,6 +123,9 @@ pub struct Limiter {
     limit: AdaptiveLimit,
     throttle: Option<Throttle>,
     queue: WaitQueue,
+    /// Since when calls of each priority or a better one have been waiting without
+    /// running out (by [`Priority`] order: interactive, then batch).
+    waiting_since: [Option<Instant>; 2],
     in_flight: u32,
     /// Seconds a whole call takes, on average: how fast slots free up.
     service: Option<f64>,
@@ -131,6 +141,7 @@ impl Limiter {
             limit: AdaptiveLimit::new(config.limit, now)?,
             throttle: config.throttle.map(Throttle::new).transpose()?,
             queue: WaitQueue::new(config.max_queue),
+            waiting_since: [None; 2],
             config,
             in_flight: 0,
             service: None,
@@ -192,17 +203,47 @@ impl Limiter {
         }
         let wait = self.estimated_wait(ahead + 1 - free);
         let too_late = now + wait > rank.deadline;
-        if too_late || waited.saturating_add(wait) > self.config.max_wait {
+        if too_late || waited.saturating_add(wait) > self.patience(now, rank) {
             return Admission::Shed(self.retry_after(wait));
         }
-        Admission::Wait(now + self.poll())
+        let look = (wait / LOOKS).clamp(POLL_MIN, POLL_MAX);
+        Admission::Wait(now + look)
+    }
+
+    /// How long the call ranked `rank` may wait for a slot. A queue that has held
+    /// calls of its priority (or a better one) for `max_wait` without running out is
+    /// not a burst being absorbed but a standing queue (overload): every call that
+    /// waits long there is late, and the target gains nothing from it, since a call
+    /// or two in line keep its slots busy. CoDel's insight, as Facebook applies it to
+    /// server queues. Per priority, so that interactive calls arriving behind a
+    /// standing queue of batch calls still wait their full `max_wait`.
+    fn patience(&self, now: Instant, rank: Rank) -> Duration {
+        let standing = self.waiting_since[rank.priority as usize]
+            .is_some_and(|since| now.saturating_duration_since(since) >= self.config.max_wait);
+        if !standing {
+            return self.config.max_wait;
+        }
+        let slots = self
+            .estimated_wait(1)
+            .mul_f64(STANDING_SLOTS)
+            .max(self.config.max_wait / 10);
+        slots.min(self.config.max_wait)
     }
 
     /// Puts the call ranked `rank` in the queue (or notes that it looked again);
     /// `Err` with the Retry-After to give it when the queue has no room for it.
     pub fn enqueue(&mut self, now: Instant, rank: Rank) -> Result<(), Duration> {
         self.queue
-            .forget_stale(now, self.poll().saturating_mul(STALE_POLLS));
+            .forget_stale(now, POLL_MAX.saturating_mul(STALE_POLLS));
+        self.note_empty();
+        if !self.queue.contains(rank) {
+            self.limit.wanted();
+        }
+        for (class, since) in self.waiting_since.iter_mut().enumerate() {
+            if rank.priority as usize <= class && since.is_none() {
+                *since = Some(now);
+            }
+        }
         self.queue.join(now, rank).map_err(|Full| {
             self.sheds += 1;
             self.retry_after(self.estimated_wait(self.queue.len()))
@@ -212,6 +253,16 @@ impl Limiter {
     /// Takes the call out of the queue, if it is there (it started elsewhere, or ended).
     pub fn leave(&mut self, rank: Rank) {
         self.queue.leave(rank);
+        self.note_empty();
+    }
+
+    fn note_empty(&mut self) {
+        let best = self.queue.best().map_or(usize::MAX, |p| p as usize);
+        for (class, since) in self.waiting_since.iter_mut().enumerate() {
+            if best > class {
+                *since = None;
+            }
+        }
     }
 
     /// Keeps what was learned and forgets the calls: for a registry that takes over
@@ -219,6 +270,7 @@ impl Limiter {
     pub fn hand_over(&mut self) {
         self.in_flight = 0;
         self.queue = WaitQueue::new(self.config.max_queue);
+        self.waiting_since = [None; 2];
     }
 
     /// Counts a call shed after [`Limiter::check`] said so.
@@ -234,6 +286,7 @@ impl Limiter {
     /// The call ranked `rank` starts an attempt: it leaves the queue and takes a slot.
     pub fn start(&mut self, rank: Rank) {
         self.queue.leave(rank);
+        self.note_empty();
         self.in_flight += 1;
     }
 
@@ -254,7 +307,7 @@ impl Limiter {
         if let Some(throttle) = &mut self.throttle
             && outcome != Outcome::Cancelled
         {
-            throttle.record(now, sample != Sample::Overloaded);
+            throttle.record(now, !matches!(sample, Sample::Overloaded { .. }));
         }
     }
 
@@ -265,10 +318,6 @@ impl Limiter {
         };
         let per_slot = service / f64::from(self.limit().max(1));
         Duration::try_from_secs_f64(per_slot * nth as f64).unwrap_or(Duration::MAX)
-    }
-
-    fn poll(&self) -> Duration {
-        self.estimated_wait(1).clamp(POLL_MIN, POLL_MAX)
     }
 
     fn retry_after(&self, wait: Duration) -> Duration {
@@ -282,7 +331,7 @@ fn sample(outcome: Outcome, latency: Duration, units: u32) -> Sample {
     match outcome {
         Outcome::Ok => Sample::Answered { latency, units },
         Outcome::RateLimited { .. } | Outcome::Overloaded { .. } | Outcome::Timeout(_) => {
-            Sample::Overloaded
+            Sample::Overloaded { latency }
         }
         Outcome::QuotaExhausted
         | Outcome::ServerError

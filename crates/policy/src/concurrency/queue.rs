@@ -61,6 +61,11 @@ impl WaitQueue {
         self.waiters.is_empty()
     }
 
+    /// The priority of the best-ranked waiting call.
+    pub fn best(&self) -> Option<Priority> {
+        self.waiters.first().map(|w| w.rank.priority)
+    }
+
     /// How many waiting calls rank before `rank` (itself excluded).
     pub fn ahead_of(&self, rank: Rank) -> usize {
         self.waiters.partition_point(|w| w.rank < rank)
