@@ -1,6 +1,8 @@
 //! Production scoring's cost on the request path: the same gateway, the same target,
 //! one route sampled at 100% (graded by a deterministic grader and a judge route) and
-//! one not, measured in alternating rounds of one run.
+//! two not (a route and its twin), measured in alternating rounds of one run. The
+//! twin's difference from the unsampled route, round by round, is the noise the
+//! sampled route's difference is judged against.
 //!
 //! Why this baseline: sampling's promise is that scoring happens after the answer is
 //! sent, off the request path, on a bounded queue. Two routes of one process share
@@ -13,6 +15,7 @@
 //! Run: `cargo build --release -p holdfast && cargo run --release -p holdfast-bench --bin sampling`
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -22,7 +25,7 @@ use holdfast_bench::process::{Server, holdfast_binary};
 
 /// Requests per round, and rounds per route (alternating).
 const ROUND: usize = 500;
-const ROUNDS: usize = 6;
+const ROUNDS: usize = 8;
 
 /// A scratch directory for the config, the suite and the store, removed on drop.
 struct Scratch(PathBuf);
@@ -53,7 +56,7 @@ fn config(mock: &Server, dir: &Path) -> String {
          [providers.mock]\nformat = \"openai\"\nbase_url = \"{base}\"\n\n\
          [targets.primary]\nprovider = \"mock\"\nmodel = \"mock-primary\"\ncontext_window = 128000\n\
          price = {{ input_per_mtok = 2.5, output_per_mtok = 10.0 }}\n\n\
-         [routes.plain]\ntargets = [\"primary\"]\n\n[routes.sampled]\ntargets = [\"primary\"]\n\n\
+         [routes.plain]\ntargets = [\"primary\"]\n\n[routes.twin]\ntargets = [\"primary\"]\n\n[routes.sampled]\ntargets = [\"primary\"]\n\n\
          [routes.judge]\ntargets = [\"primary\"]\n\n\
          [quality.sampling.sampled]\nsuite = \"sampled.toml\"\nshare = 1.0\nbudget_per_hour = 1000.0\n",
         store = dir.display(),
@@ -106,49 +109,98 @@ async fn run(binary: &Path) -> anyhow::Result<()> {
             headers: Vec::new(),
         })
     };
-    let (off, on) = (endpoint("plain")?, endpoint("sampled")?);
+    let (off, twin, on) = (endpoint("plain")?, endpoint("twin")?, endpoint("sampled")?);
 
     eprintln!("warming up…");
     load::latencies(&client, &off, 300).await?;
+    load::latencies(&client, &twin, 300).await?;
     load::latencies(&client, &on, 300)
         .await
         .with_context(|| gateway.stderr_tail())?;
     let clock = Stopwatch::start();
-    let (mut plain, mut sampled) = (Vec::new(), Vec::new());
+    let (mut off_p50s, mut twin_p50s, mut on_p50s) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut plain, mut twins, mut sampled) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
-        plain.extend(load::latencies(&client, &off, ROUND).await?);
-        sampled.extend(load::latencies(&client, &on, ROUND).await?);
+        for (route, all, medians) in [
+            (&off, &mut plain, &mut off_p50s),
+            (&twin, &mut twins, &mut twin_p50s),
+            (&on, &mut sampled, &mut on_p50s),
+        ] {
+            let mut round = load::latencies(&client, route, ROUND).await?;
+            round.sort_unstable();
+            medians.push(percentile(&round, 50.0));
+            all.extend(round);
+        }
     }
-    plain.sort_unstable();
-    sampled.sort_unstable();
+    for all in [&mut plain, &mut twins, &mut sampled] {
+        all.sort_unstable();
+    }
     let counts = scrape(&gateway).await?;
 
-    let (p50_off, p50_on) = (percentile(&plain, 50.0), percentile(&sampled, 50.0));
-    let (p99_off, p99_on) = (percentile(&plain, 99.0), percentile(&sampled, 99.0));
     println!(
         "{} requests per route at concurrency 1, {ROUNDS} alternating rounds, in {}:",
         ROUND * ROUNDS,
         human(clock.elapsed())
     );
+    for (label, all) in [
+        ("sampling off  ", &plain),
+        ("off, its twin ", &twins),
+        ("sampling 100% ", &sampled),
+    ] {
+        println!(
+            "  {label} p50 {:>10}  p99 {:>10}",
+            human(percentile(all, 50.0)),
+            human(percentile(all, 99.0))
+        );
+    }
+    // Per round, each route's p50 against the unsampled route's of the same round: the
+    // twin's differences are the noise, the sampled route's what sampling adds to it.
+    let noise = Differences::of(&twin_p50s, &off_p50s);
+    let added = Differences::of(&on_p50s, &off_p50s);
     println!(
-        "  sampling off   p50 {:>10}  p99 {:>10}",
-        human(p50_off),
-        human(p99_off)
+        "p50 against sampling off, per round: twin {:+.1} µs (sd {:.1}), sampled {:+.1} µs (sd {:.1})",
+        noise.mean, noise.sd, added.mean, added.sd
     );
+    // Within noise: the sampled route's mean difference is no further from the twin's
+    // than two standard errors of a round's difference allow.
+    let margin = 2.0 * noise.sd.max(added.sd) * (2.0 / ROUNDS as f64).sqrt();
+    let within = (added.mean - noise.mean).abs() <= margin;
     println!(
-        "  sampling 100%  p50 {:>10}  p99 {:>10}",
-        human(p50_on),
-        human(p99_on)
-    );
-    let added = p50_on.as_secs_f64() - p50_off.as_secs_f64();
-    println!(
-        "added p50 {:+.1} µs, ratio on/off p50 {:.3}×, p99 {:.3}×",
-        added * 1e6,
-        p50_on.as_secs_f64() / p50_off.as_secs_f64().max(1e-9),
-        p99_on.as_secs_f64() / p99_off.as_secs_f64().max(1e-9),
+        "added p50 {:+.1} µs against the twin's, margin ±{margin:.1} µs: {} (ratio on/off p50 {:.3}×, p99 {:.3}×)",
+        added.mean - noise.mean,
+        if within {
+            "within noise"
+        } else {
+            "NOT within noise"
+        },
+        percentile(&sampled, 50.0).as_secs_f64() / percentile(&plain, 50.0).as_secs_f64().max(1e-9),
+        percentile(&sampled, 99.0).as_secs_f64() / percentile(&plain, 99.0).as_secs_f64().max(1e-9),
     );
     println!("scorer: {counts}");
     Ok(())
+}
+
+/// The mean and standard deviation of per-round differences, in microseconds.
+struct Differences {
+    mean: f64,
+    sd: f64,
+}
+
+impl Differences {
+    fn of(routes: &[Duration], baseline: &[Duration]) -> Differences {
+        let d: Vec<f64> = routes
+            .iter()
+            .zip(baseline)
+            .map(|(a, b)| (a.as_secs_f64() - b.as_secs_f64()) * 1e6)
+            .collect();
+        let n = d.len().max(1) as f64;
+        let mean = d.iter().sum::<f64>() / n;
+        let var = d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+        Differences {
+            mean,
+            sd: var.sqrt(),
+        }
+    }
 }
 
 /// The sampled route's counts from `/metrics`, as one line.

@@ -1,7 +1,8 @@
 //! Production scoring over a real store (SQLite) and a scripted judge: sampled answers
 //! are graded by the suite's `[production]` graders and kept, a spent budget keeps
 //! samples unscored, a full queue drops and counts, the share is honoured, and a
-//! sample promoted to a case lands in the dataset only when the suite accepts it.
+//! sample promoted to a case lands in the dataset only when the suite accepts it, and
+//! the scorer runs on a thread of its own at the lowest CPU priority.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 use std::path::PathBuf;
@@ -243,4 +244,49 @@ async fn a_promoted_sample_becomes_a_labeled_case_only_when_the_suite_accepts_it
         std::fs::read_to_string(f.dir.join("support.jsonl")).unwrap(),
         before
     );
+}
+
+/// The nice value of this process's thread named `name`, read from `/proc`.
+#[cfg(target_os = "linux")]
+fn nice_of_thread(name: &str) -> Option<i64> {
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let dir = task.ok()?.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+        // Fields after the command's closing parenthesis: state is field 3, nice 19.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        return rest.split(' ').nth(16)?.parse().ok();
+    }
+    None
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scorer_runs_on_its_own_thread_at_the_lowest_priority_and_keeps_samples() {
+    let f = Fixture::new("background").await;
+    let (sampler, scorer) = Sampler::new(vec![plan(1.0, 1.0)], 64, 7);
+    let judge: Arc<dyn Subject> = Arc::new(Judge::default());
+    let thread = scorer
+        .spawn_background(f.store.clone(), judge, Arc::new(SystemClock::new()))
+        .unwrap();
+    sampler.offer(exchange(0, "Your parcel left today."));
+    let mut nice = None;
+    for _ in 0..500 {
+        nice = nice_of_thread("holdfast-scorer");
+        if nice.is_some() && !f.samples().await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(nice, Some(19), "the scorer's thread is niced");
+    let kept = f.samples().await;
+    assert_eq!(kept.len(), 1, "scored and kept from its own thread");
+    assert_eq!(kept[0].status, SampleStatus::Scored);
+    drop(sampler);
+    tokio::task::spawn_blocking(move || thread.join().unwrap())
+        .await
+        .unwrap();
 }

@@ -78,8 +78,8 @@ impl Gateway {
     }
 }
 
-/// Starts the scorer on the current runtime, when the gateway samples; it stops when
-/// the last state holding the sampler is dropped.
+/// Starts the scorer on a thread of its own at the lowest CPU priority, when the
+/// gateway samples; it stops when the last state holding the sampler is dropped.
 pub(crate) fn start(gateway: &Gateway) {
     let Some(sampling) = gateway.inner.sampling.get() else {
         return;
@@ -92,7 +92,10 @@ pub(crate) fn start(gateway: &Gateway) {
     if let Some(scorer) = scorer {
         let subject = Arc::new(LiveSubject(Arc::downgrade(&gateway.live)));
         let clock = Arc::clone(&gateway.inner.clock);
-        tokio::spawn(scorer.run(Arc::clone(&sampling.store), subject, clock));
+        let store = Arc::clone(&sampling.store);
+        if let Err(e) = scorer.spawn_background(store, subject, clock) {
+            tracing::error!(error = %e, "the scorer could not start: sampled answers are not scored");
+        }
     }
 }
 

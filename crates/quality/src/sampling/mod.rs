@@ -9,7 +9,9 @@
 //! the judge's calls and the store's write happen on the [`Scorer`]'s own task, after
 //! the answer was sent, so a sampled request is exactly as fast as another one, and a
 //! slow judge or store fills the queue and drops samples rather than slowing traffic.
-//! The scorer works in batches: once woken by an exchange it lets more gather for
+//! The scorer runs on a thread of its own at the lowest CPU priority
+//! ([`Scorer::spawn_background`]), so on a busy machine scoring waits, answers do not.
+//! It works in batches: once woken by an exchange it lets more gather for
 //! [`GATHER`] (offers made meanwhile wake nobody), grades them, and keeps them in one
 //! store write, so at a high sampling rate its wake-ups and commits stay a few per
 //! second instead of one per answer, sharing the machine with the gateway.
@@ -17,6 +19,7 @@
 //! once it is spent is kept unscored (`skipped_budget`). Samples hold users' inputs, so
 //! the scorer deletes those older than the task type's retention period.
 
+mod background;
 mod budget;
 mod exposition;
 mod promote;
