@@ -26,6 +26,7 @@ pub mod pipeline;
 pub mod rate_limit;
 pub mod rng;
 pub mod setting;
+mod significance;
 pub mod silence;
 pub mod sim;
 pub mod window;
