@@ -343,6 +343,10 @@ fn a_breaker_opened_elsewhere_opens_here_until_the_same_instant() {
     assert_eq!(trip(&mut b, at(5_000)).open_until, Some(at(10_000)));
 }
 
+/// A call's end: when (ns), its sequence, its permit's index, whether it failed, and
+/// its latency (ns).
+type End = (u64, u64, u64, bool, u64);
+
 /// Traffic through a breaker with the production defaults: Poisson arrivals at `rate`
 /// per second from 0 to `until` seconds; a call fails when `fails(start, rng)` says so,
 /// in 20–200 ms, and succeeds in 0.5–3 s (an LLM answer: slower than a refusal). Returns
@@ -360,8 +364,7 @@ fn traffic(
     let mut b = Breaker::new(Config::default()).unwrap();
     let nanos = |s: f64| (s * 1e9) as u64;
     let instant = |n: u64| Instant::from_origin(Duration::from_nanos(n));
-    // (end, sequence, permit, failed, latency)
-    let mut ends: BinaryHeap<Reverse<(u64, u64, u64, bool, u64)>> = BinaryHeap::new();
+    let mut ends: BinaryHeap<Reverse<End>> = BinaryHeap::new();
     let mut permits = Vec::new();
     let mut next = 0.0;
     let mut seq = 0;

@@ -11,7 +11,7 @@
 
 /// Whether `P(X ≥ k) < alpha` for `X ~ Binomial(n, p)`; `k` above `n` counts as `n`.
 /// `alpha` is expected in `(0, 0.5)`.
-pub fn upper_tail_below(k: u64, n: u64, p: f64, alpha: f64) -> bool {
+pub(crate) fn upper_tail_below(k: u64, n: u64, p: f64, alpha: f64) -> bool {
     let k = k.min(n);
     if k == 0 || p >= 1.0 {
         return false; // the tail is 1

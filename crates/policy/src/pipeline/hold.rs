@@ -29,7 +29,7 @@ pub(super) const POLL: Duration = Duration::from_millis(50);
 /// is answered in the time of a round trip) while an answer takes as long as the model
 /// writes; a probe not refused by then was taken, and waiting for its whole answer would
 /// keep a target that serves again out for seconds.
-pub const VERDICT: Duration = Duration::from_secs(1);
+pub(super) const VERDICT: Duration = Duration::from_secs(1);
 
 /// What the end of a target's Retry-After hold lets through.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
