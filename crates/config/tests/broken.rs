@@ -334,6 +334,12 @@ fn agent_breaker_and_hedge_name_their_fields() {
         "below breaker.open_for",
     );
     one(
+        &with("[policies.fast]\nbreaker = { short_window_alpha = 0.5 }\n"),
+        18,
+        "policies.fast.breaker.short_window_alpha",
+        "is not in (0, 0.5)",
+    );
+    one(
         &with("[policies.fast]\nhedge = { after_percentile = 10 }\n"),
         18,
         "policies.fast.hedge.after_percentile",

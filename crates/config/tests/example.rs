@@ -204,7 +204,7 @@ policy = "strict"
 targets = ["t"]
 
 [policies.strict]
-breaker = { min_calls = 5 }
+breaker = { min_calls = 5, short_window = "0s" }
 budget = { enabled = false }
 "#;
     let config = load(text, &[]).unwrap();
@@ -213,6 +213,11 @@ budget = { enabled = false }
         settings.breaker.unwrap().min_calls,
         5,
         "zeta is first in the file"
+    );
+    assert_eq!(
+        settings.breaker.unwrap().short_window,
+        Duration::ZERO,
+        "a zero short window turns it off"
     );
     assert_eq!(settings.budget, None);
 }

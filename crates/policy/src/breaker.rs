@@ -1,10 +1,15 @@
 //! The circuit breaker: stop sending traffic to a target that is failing.
 //!
 //! Closed, it counts outcomes over a sliding window and opens when the failure rate or
-//! the slow-call rate reaches its threshold, once the window holds `min_calls`, or at
-//! once on a run of `consecutive_failures` (as Envoy's outlier detection does): a window
-//! full of earlier successes must not outvote a total outage for seconds, while a run
-//! that long is next to impossible from a target that fails a fifth of the time. Open, it
+//! the slow-call rate reaches its threshold, once the window holds `min_calls`; at once
+//! on a run of `consecutive_failures` (as Envoy's outlier detection does); or when the
+//! failures of a short recent window (`short_window`, a second) are too many for chance
+//! from a target failing at the threshold rate (a binomial tail below
+//! `short_window_alpha`). A window full of earlier successes must not outvote a total
+//! outage for seconds, while a run that long, or a burst that significant, is next to
+//! impossible from a target that fails a fifth of the time. The short window's test
+//! needs about ten failures at the default threshold and α (½¹⁰ ≈ 1e-3), so below ten
+//! calls per second it cannot conclude within its second and the run trips instead. Open, it
 //! admits nothing until `open_for` has passed (at least the target's last Retry-After;
 //! doubled on each failed probe in a row, up to `max_open_for`), or until an active
 //! probe sent by the caller succeeds ([`Breaker::probe_succeeded`]): recovery follows
@@ -24,6 +29,7 @@ use std::time::Duration;
 use crate::clock::Instant;
 use crate::outcome::{Health, Outcome};
 use crate::setting::{InvalidSetting, check_positive, check_rate};
+use crate::significance;
 use crate::window::Window;
 
 /// Calls that ended with a success or a failure.
@@ -34,6 +40,11 @@ const SLOW: usize = 2;
 /// outvoting slow successes still running.
 const STARTED: usize = 3;
 const NEUTRAL: usize = 4;
+
+/// Failures the short window must hold before it can open the breaker, whatever the
+/// significance test says: with a low `failure_rate` a handful of failures would pass
+/// it, and a handful is too little to cut a target off.
+pub const RECENT_MIN_FAILURES: u64 = 5;
 
 /// Breaker settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -57,6 +68,11 @@ pub struct Config {
     /// Failures in a row that open the breaker whatever the window holds; 0 turns
     /// this off.
     pub consecutive_failures: u32,
+    /// The short recent window judged apart from `window`; zero turns it off.
+    pub short_window: Duration,
+    /// The short window opens the breaker when its failures would come from a target
+    /// failing at `failure_rate` with a probability below this; in `(0, 0.5)`.
+    pub short_window_alpha: f64,
 }
 
 impl Default for Config {
@@ -71,6 +87,8 @@ impl Default for Config {
             max_open_for: Duration::from_secs(20),
             half_open_probes: 3,
             consecutive_failures: 20,
+            short_window: Duration::from_secs(1),
+            short_window_alpha: 1e-3,
         }
     }
 }
@@ -96,6 +114,12 @@ impl Config {
                     "{:?} is below breaker.open_for {:?}",
                     self.max_open_for, self.open_for
                 ),
+            ));
+        }
+        if !(self.short_window_alpha > 0.0 && self.short_window_alpha < 0.5) {
+            return Err(InvalidSetting::new(
+                "breaker.short_window_alpha",
+                format!("{} is not in (0, 0.5)", self.short_window_alpha),
             ));
         }
         if !(1..=1000).contains(&self.half_open_probes) {
@@ -145,6 +169,16 @@ pub enum Reason {
     ProbesSucceeded,
     /// This many calls in a row failed.
     ConsecutiveFailures(u32),
+    /// So many of the calls in the short window failed that a target failing at the
+    /// threshold rate would almost never show as many.
+    RecentFailures {
+        /// Failures in the short window.
+        failures: u64,
+        /// The calls they are judged against.
+        calls: u64,
+        /// The short window's length.
+        window: Duration,
+    },
     /// An active probe, sent while the breaker was open, succeeded.
     ActiveProbeSucceeded,
     /// An operator reset it.
@@ -163,6 +197,11 @@ impl Reason {
             Reason::ProbeFailed => "a half-open probe failed".to_owned(),
             Reason::ProbesSucceeded => "half-open probes succeeded".to_owned(),
             Reason::ConsecutiveFailures(n) => format!("{n} failures in a row"),
+            Reason::RecentFailures {
+                failures,
+                calls,
+                window,
+            } => format!("{failures} of {calls} calls failed in the last {window:?}"),
             Reason::ActiveProbeSucceeded => "an active probe succeeded".to_owned(),
             Reason::Reset => "reset by an operator".to_owned(),
             Reason::OpenedElsewhere => "opened on another node".to_owned(),
@@ -230,6 +269,8 @@ pub struct Breaker {
     config: Config,
     phase: Phase,
     window: Window<5>,
+    /// The same counts over `short_window`.
+    recent: Window<5>,
     generation: u64,
     consecutive_trips: u32,
     /// Failures recorded in a row while closed.
@@ -248,6 +289,7 @@ impl Breaker {
             config,
             phase: Phase::Closed,
             window: Window::new(config.window),
+            recent: Window::new(config.short_window),
             generation: 0,
             consecutive_trips: 0,
             failures_in_a_row: 0,
@@ -312,6 +354,7 @@ impl Breaker {
             Phase::Closed => {
                 self.observing_since.get_or_insert(now);
                 self.window.add(now, STARTED, 1);
+                self.recent.add(now, STARTED, 1);
                 Admission::Admitted(Permit {
                     generation,
                     probe: false,
@@ -368,8 +411,9 @@ impl Breaker {
             self.last_retry_after = Some((now, wait));
         }
         let slow = latency >= self.config.slow_call && health != Health::Neutral;
+        let started = Instant::from_origin(now.since_origin().saturating_sub(latency));
         match self.phase {
-            Phase::Closed => self.record_closed(now, health, slow),
+            Phase::Closed => self.record_closed(now, started, health, slow),
             Phase::HalfOpen { .. } => self.record_probe(now, health, slow),
             Phase::Open { .. } => None,
         }
@@ -413,14 +457,23 @@ impl Breaker {
     /// end before slow successes, and judging only the calls that ended would trip a
     /// breaker on a target that fails a fraction of the time, so the calls started
     /// count too, those still running as not (yet) failed.
-    fn record_closed(&mut self, now: Instant, health: Health, slow: bool) -> Option<Transition> {
+    fn record_closed(
+        &mut self,
+        now: Instant,
+        started: Instant,
+        health: Health,
+        slow: bool,
+    ) -> Option<Transition> {
         if health == Health::Neutral {
             self.window.add(now, NEUTRAL, 1);
+            self.recent.add_at(now, started, NEUTRAL, 1);
             return None;
         }
         self.window.add(now, CALLS, 1);
+        self.recent.add_at(now, started, CALLS, 1);
         if health == Health::Failure {
             self.window.add(now, FAILURES, 1);
+            self.recent.add_at(now, started, FAILURES, 1);
             self.failures_in_a_row = self.failures_in_a_row.saturating_add(1);
         } else {
             self.failures_in_a_row = 0;
@@ -429,14 +482,30 @@ impl Breaker {
             self.window.add(now, SLOW, 1);
         }
         let run = self.config.consecutive_failures;
-        if run > 0 && self.failures_in_a_row >= run {
+        if run > 0 && self.failures_in_a_row >= run && self.run_outnumbers_running(now) {
             let until = self.open_until_after_trip(now);
             return Some(self.move_to(
                 Phase::Open { until },
                 Reason::ConsecutiveFailures(self.failures_in_a_row),
             ));
         }
+        if health == Health::Failure
+            && let Some(transition) = self.judge_recent(now)
+        {
+            return Some(transition);
+        }
         self.judge(now)
+    }
+
+    /// Whether the run of failures is longer than the calls still running, any of which
+    /// may yet succeed and break it. Refusals come back in milliseconds and answers in
+    /// seconds: at start-up, under a target failing a fifth of the time, the first twenty
+    /// calls to end are often all failures while a hundred successes are still on their
+    /// way, and that is no run at all.
+    fn run_outnumbers_running(&self, now: Instant) -> bool {
+        let [calls, _, _, started, neutral] = self.window.totals(now);
+        let running = started.saturating_sub(calls.saturating_add(neutral));
+        u64::from(self.failures_in_a_row) > running
     }
 
     /// An active probe (a cheap request the caller sent on its own while the breaker
@@ -490,7 +559,45 @@ impl Breaker {
             return None;
         }
         self.window.add(now, FAILURES, 1);
-        self.judge(now)
+        self.recent.add(now, FAILURES, 1);
+        self.judge_recent(now).or_else(|| self.judge(now))
+    }
+
+    /// Opens the breaker if the short window holds more failures than chance allows a
+    /// target failing at the threshold rate: at least [`RECENT_MIN_FAILURES`], and so
+    /// many that `short_window_alpha` bounds the odds of a false trip in any one
+    /// window. The long window lets seconds of earlier successes outvote a total
+    /// outage; this one forgets them after `short_window`. It counts the calls that
+    /// *started* in it, by their outcome once known: the window is shorter than most
+    /// answers, so a success sent before an outage must not dilute it when it lands
+    /// seconds later, and the calls still running count as not failed, so fast
+    /// failures cannot outvote slow successes on their way. A total outage by hangs is
+    /// left to the run and the long window: its failures end long after they start.
+    fn judge_recent(&mut self, now: Instant) -> Option<Transition> {
+        if self.config.short_window.is_zero() {
+            return None;
+        }
+        let [calls, failures, _, started, neutral] = self.recent.totals(now);
+        if failures < RECENT_MIN_FAILURES {
+            return None;
+        }
+        let judged = calls.max(started.saturating_sub(neutral));
+        let failures = failures.min(judged);
+        if !significance::upper_tail_below(
+            failures,
+            judged,
+            self.config.failure_rate,
+            self.config.short_window_alpha,
+        ) {
+            return None;
+        }
+        let until = self.open_until_after_trip(now);
+        let reason = Reason::RecentFailures {
+            failures,
+            calls: judged,
+            window: self.recent.span(),
+        };
+        Some(self.move_to(Phase::Open { until }, reason))
     }
 
     /// Opens the breaker if the window's rates reach a threshold.
@@ -545,6 +652,7 @@ impl Breaker {
         self.observing_since = None;
         self.failures_in_a_row = 0;
         self.window.clear();
+        self.recent.clear();
         self.generation += 1;
         self.phase = phase;
         Transition {

@@ -20,6 +20,8 @@ fn config() -> Config {
         max_open_for: Duration::from_secs(20),
         half_open_probes: 2,
         consecutive_failures: 0,
+        short_window: Duration::ZERO,
+        short_window_alpha: 1e-3,
     }
 }
 
@@ -339,4 +341,212 @@ fn a_breaker_opened_elsewhere_opens_here_until_the_same_instant() {
     assert!(b.admit(at(4_000)).1.is_some());
     b.reset();
     assert_eq!(trip(&mut b, at(5_000)).open_until, Some(at(10_000)));
+}
+
+/// A call's end: when (ns), its sequence, its permit's index, whether it failed, and
+/// its latency (ns).
+type End = (u64, u64, u64, bool, u64);
+
+/// Traffic through a breaker with the production defaults: Poisson arrivals at `rate`
+/// per second from 0 to `until` seconds; a call fails when `fails(start, rng)` says so,
+/// in 20–200 ms, and succeeds in 0.5–3 s (an LLM answer: slower than a refusal). Returns
+/// the first change of state and when it happened, in seconds.
+fn traffic(
+    seed: u64,
+    rate: f64,
+    until: f64,
+    mut fails: impl FnMut(f64, &mut crate::rng::Rng) -> bool,
+) -> Option<(f64, Transition)> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+
+    let mut rng = crate::rng::Rng::seeded(seed);
+    let mut b = Breaker::new(Config::default()).unwrap();
+    let nanos = |s: f64| (s * 1e9) as u64;
+    let instant = |n: u64| Instant::from_origin(Duration::from_nanos(n));
+    let mut ends: BinaryHeap<Reverse<End>> = BinaryHeap::new();
+    let mut permits = Vec::new();
+    let mut next = 0.0;
+    let mut seq = 0;
+    loop {
+        let arrival = nanos(next);
+        let first_end = ends.peek().map(|Reverse(e)| e.0);
+        if next >= until && first_end.is_none() {
+            return None;
+        }
+        if next < until && first_end.is_none_or(|end| arrival <= end) {
+            let (admission, t) = b.admit(instant(arrival));
+            if let Some(t) = t {
+                return Some((next, t));
+            }
+            if let Admission::Admitted(permit) = admission {
+                let failed = fails(next, &mut rng);
+                let ms = if failed {
+                    rng.range_inclusive(20, 200)
+                } else {
+                    rng.range_inclusive(500, 3_000)
+                };
+                let latency = ms * 1_000_000;
+                permits.push(permit);
+                ends.push(Reverse((
+                    arrival + latency,
+                    seq,
+                    permits.len() as u64 - 1,
+                    failed,
+                    latency,
+                )));
+                seq += 1;
+            }
+            next += -(1.0 - rng.unit()).ln() / rate;
+            continue;
+        }
+        let Some(Reverse((end, _, index, failed, latency))) = ends.pop() else {
+            continue;
+        };
+        let outcome = if failed {
+            Outcome::ServerError
+        } else {
+            Outcome::Ok
+        };
+        let permit = permits[index as usize];
+        if let Some(t) = b.record(instant(end), permit, outcome, Duration::from_nanos(latency)) {
+            return Some((end as f64 / 1e9, t));
+        }
+    }
+}
+
+/// A minute of health, then every call fails: how long until the breaker opens, and why.
+fn outage(seed: u64, rate: f64) -> (f64, Reason) {
+    let (at, t) = traffic(seed, rate, 200.0, |start, _| start >= 60.0).expect("trips");
+    assert_eq!((t.from, t.to), (State::Closed, State::Open));
+    (at - 60.0, t.reason)
+}
+
+#[test]
+fn a_total_outage_opens_the_breaker_within_about_a_second_from_twenty_calls_a_second() {
+    for rate in [10.0, 20.0, 150.0, 1_000.0] {
+        let mut slowest: f64 = 0.0;
+        for seed in 0..50 {
+            let (after, reason) = outage(seed, rate);
+            assert!(
+                after >= 0.0,
+                "{rate}/s seed {seed}: tripped before the outage"
+            );
+            slowest = slowest.max(after);
+            if rate >= 20.0 {
+                assert!(
+                    matches!(reason, Reason::RecentFailures { .. }),
+                    "{rate}/s seed {seed}: {reason:?} after {after:.2}s"
+                );
+            }
+        }
+        // At 10/s the second holds about ten calls, the least the test can condemn
+        // (½¹⁰ ≈ 1e-3), so some seeds wait for a window that happens to hold them.
+        let bound = match rate {
+            r if r >= 50.0 => 1.1,
+            r if r >= 20.0 => 1.5,
+            _ => 4.0,
+        };
+        assert!(slowest <= bound, "{rate}/s: slowest trip {slowest:.2}s");
+    }
+}
+
+/// The floor: the short window's test needs ten failures within its second (½¹⁰ ≈ 1e-3
+/// at the default threshold and α), which two calls a second never bring; the run of
+/// `consecutive_failures` (20) opens it after ten seconds instead. The long window
+/// (30 s, 50%) alone would take as long again.
+#[test]
+fn at_two_calls_a_second_the_run_of_failures_opens_it_after_twenty_calls() {
+    for seed in 0..50 {
+        let (after, reason) = outage(seed, 2.0);
+        assert!(
+            matches!(
+                reason,
+                Reason::ConsecutiveFailures(20) | Reason::FailureRate(_)
+            ),
+            "seed {seed}: {reason:?}"
+        );
+        assert!((5.0..=20.0).contains(&after), "seed {seed}: {after:.2}s");
+    }
+}
+
+#[test]
+fn a_steady_fifth_of_failures_never_opens_it_at_any_rate() {
+    for rate in [2.0, 10.0, 50.0, 150.0] {
+        for seed in 0..100 {
+            let tripped = traffic(seed, rate, 60.0, |_, rng| rng.chance(0.2));
+            assert_eq!(tripped, None, "{rate}/s seed {seed}");
+        }
+    }
+}
+
+#[test]
+fn the_short_window_needs_significance_not_a_majority() {
+    let mut b = Breaker::new(Config {
+        short_window: Duration::from_secs(1),
+        min_calls: 1_000,
+        ..config()
+    })
+    .unwrap();
+    // 9 of 10 failed within the second: P(X ≥ 9 | 10, ½) = 1.1% is not below 1e-3.
+    assert_eq!(call(&mut b, at(0), Outcome::Ok), None);
+    for i in 0..9 {
+        assert_eq!(call(&mut b, at(10 * i), Outcome::ServerError), None);
+    }
+    // A second later those have left the window; ten failures of ten are enough.
+    for i in 0..9 {
+        assert_eq!(call(&mut b, at(1_500 + i), Outcome::ServerError), None);
+    }
+    let t = call(&mut b, at(1_509), Outcome::ServerError).unwrap();
+    assert_eq!(
+        t.reason,
+        Reason::RecentFailures {
+            failures: 10,
+            calls: 10,
+            window: Duration::from_secs(1),
+        }
+    );
+    assert_eq!(t.reason.describe(), "10 of 10 calls failed in the last 1s");
+}
+
+#[test]
+fn calls_still_running_count_against_fast_failures_in_the_short_window() {
+    let mut b = Breaker::new(Config {
+        short_window: Duration::from_secs(1),
+        min_calls: 1_000,
+        ..config()
+    })
+    .unwrap();
+    // 30 calls start together; the 12 that fail answer first, the rest are still
+    // running: 12 of 30 is no evidence against a target failing below half the time.
+    let permits: Vec<Permit> = (0..30).map(|_| admitted(&mut b, at(0))).collect();
+    for permit in &permits[..12] {
+        assert_eq!(
+            b.record(at(100), *permit, Outcome::ServerError, ms(100)),
+            None
+        );
+    }
+    assert_eq!(b.state(), State::Closed);
+}
+
+#[test]
+fn the_short_window_is_off_at_zero_and_its_alpha_is_checked() {
+    let mut b = Breaker::new(config()).unwrap();
+    for i in 0..100 {
+        assert_eq!(call(&mut b, at(i), Outcome::Ok), None);
+    }
+    for i in 0..50 {
+        assert_eq!(call(&mut b, at(100 + i), Outcome::ServerError), None);
+    }
+    let bad = |alpha| {
+        Breaker::new(Config {
+            short_window_alpha: alpha,
+            ..Config::default()
+        })
+        .unwrap_err()
+        .field
+    };
+    assert_eq!(bad(0.0), "breaker.short_window_alpha");
+    assert_eq!(bad(0.5), "breaker.short_window_alpha");
+    assert_eq!(bad(f64::NAN), "breaker.short_window_alpha");
 }

@@ -29,6 +29,7 @@ pub mod rate_limit;
 pub mod rng;
 pub mod setting;
 pub mod shift;
+mod significance;
 pub mod silence;
 pub mod sim;
 pub mod window;

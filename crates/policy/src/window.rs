@@ -55,6 +55,18 @@ impl<const N: usize> Window<N> {
         }
     }
 
+    /// Adds `amount` to counter `kind` in the bucket of `at`, an instant at or before
+    /// `now`: an event counted when it began rather than when it was learned. Ignored
+    /// when `at` has left the window ending at `now`.
+    pub fn add_at(&mut self, now: Instant, at: Instant, kind: usize, amount: u64) {
+        let current = now.as_nanos() / self.slot_nanos;
+        let epoch = at.as_nanos() / self.slot_nanos;
+        if epoch > current || epoch + (SLOTS as u64 - 1) < current {
+            return;
+        }
+        self.add(at, kind, amount);
+    }
+
     /// Every counter summed over the window ending at `now`.
     pub fn totals(&self, now: Instant) -> [u64; N] {
         let current = now.as_nanos() / self.slot_nanos;
@@ -101,6 +113,20 @@ mod tests {
         w.add(at(0), 0, 5);
         w.add(at(1_000), 0, 1);
         assert_eq!(w.totals(at(1_000)), [1]);
+    }
+
+    #[test]
+    fn an_event_counted_when_it_began_lands_in_its_bucket_or_nowhere() {
+        let mut w: Window<1> = Window::new(Duration::from_secs(1));
+        w.add(at(950), 0, 1);
+        w.add_at(at(950), at(400), 0, 1);
+        w.add_at(at(950), at(0), 0, 1);
+        assert_eq!(w.totals(at(950)), [3]);
+        assert_eq!(w.totals(at(1_350)), [2], "the one from 0 ms has left");
+        w.add_at(at(1_350), at(300), 0, 5);
+        assert_eq!(w.totals(at(1_350)), [2], "too old to count");
+        w.add_at(at(1_350), at(2_000), 0, 5);
+        assert_eq!(w.totals(at(1_350)), [2], "not yet");
     }
 
     #[test]

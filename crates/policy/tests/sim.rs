@@ -155,7 +155,17 @@ fn a_429_storm_is_served_from_the_fallback_without_waiting_for_the_primary() {
 #[test]
 fn the_scenarios_exercise_every_invariant() {
     let mut seen = BTreeSet::new();
-    for scenario in Scenario::all().unwrap() {
+    // Breakers whose short window opens them within a second of a burst of refusals
+    // leave the retry budget little to refuse: the brownout with it off spends it.
+    let mut slower = Scenario::named("brownout").unwrap();
+    let breaker = holdfast_policy::breaker::Config {
+        window: Duration::from_secs(10),
+        min_calls: 20,
+        short_window: Duration::ZERO,
+        ..holdfast_policy::breaker::Config::default()
+    };
+    slower.holdfast = sim::scenario::Setup::holdfast(&slower.targets, breaker, None, None).unwrap();
+    for scenario in Scenario::all().unwrap().into_iter().chain([slower]) {
         let limits = &scenario.holdfast.limits;
         if limits.target_budgets.iter().any(Option::is_some) {
             seen.insert("target budget");

@@ -124,7 +124,9 @@ impl Default for Budget {
 /// half_open_probes = 3 }`: stops traffic to a failing target. It opens when the
 /// failure or slow-call rate over `window` reaches its threshold (once the window holds
 /// `min_calls`), stays open `open_for` (doubling on each repeated trip up to
-/// `max_open_for`), then lets `half_open_probes` probes decide.
+/// `max_open_for`), then lets `half_open_probes` probes decide. It also opens at once on
+/// `consecutive_failures` failures in a row, or on a burst of failures in
+/// `short_window` too significant to be chance.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Breaker {
@@ -154,7 +156,20 @@ pub struct Breaker {
     /// (a total outage is cut off after this many calls at any traffic); 0 turns it
     /// off. Default 20 (at 30% failures a run of 10 happens often enough, among
     /// thousands of calls, to trip a healthy-enough target; a run of 20 almost never).
+    /// A run counts only once it outnumbers the calls still running.
     pub consecutive_failures: u32,
+    /// A short recent window judged apart from `window`: it opens the breaker when the
+    /// calls started in it failed so often that a target failing at `failure_rate`
+    /// would show as many failures with a probability below `short_window_alpha` (and
+    /// at least 5), so a total outage is cut off within about a second from 20 calls/s
+    /// up, while a steady 20% of failures does not trip it. `"0s"` turns it off.
+    /// Default `"1s"`.
+    pub short_window: HumanDuration,
+    /// The significance of the short window's test; above 0, below 0.5. Default 0.001
+    /// (ten failures of ten calls at the default `failure_rate`: below ten calls per
+    /// `short_window` it cannot conclude, and the run of `consecutive_failures` trips
+    /// instead).
+    pub short_window_alpha: f64,
 }
 
 impl Default for Breaker {
@@ -170,6 +185,8 @@ impl Default for Breaker {
             max_open_for: None,
             half_open_probes: 3,
             consecutive_failures: 20,
+            short_window: HumanDuration::secs(1),
+            short_window_alpha: 0.001,
         }
     }
 }

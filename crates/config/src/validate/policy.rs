@@ -139,6 +139,8 @@ pub(crate) fn breaker(
             .map_or_else(|| DEFAULT_MAX_OPEN_FOR.max(raw.open_for.0), |set| set.0),
         half_open_probes: raw.half_open_probes,
         consecutive_failures: raw.consecutive_failures,
+        short_window: raw.short_window.0,
+        short_window_alpha: raw.short_window_alpha,
     };
     config.validate().map_err(|e| c.setting(path, e)).ok()?;
     Some(Some(config))
@@ -192,6 +194,8 @@ mod tests {
             max_open_for: r.max_open_for.map_or(DEFAULT_MAX_OPEN_FOR, |set| set.0),
             half_open_probes: r.half_open_probes,
             consecutive_failures: r.consecutive_failures,
+            short_window: r.short_window.0,
+            short_window_alpha: r.short_window_alpha,
         };
         assert_eq!(breaker, breaker::Config::default());
         let h = schema::Hedge::default();

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{
     Action, AttemptId, Call, FallBackReason, GiveUp, InFlight, Next, PolicyEvent, Registry,
-    RetryOn, Verdict, Wake,
+    Reopening, RetryOn, Verdict, Wake,
 };
 use crate::clock::Instant;
 use crate::fallback::Needs;
@@ -94,13 +94,23 @@ impl Call {
             return;
         };
         if let Some(wait) = outcome.retry_after() {
+            let wait = match &health.breaker {
+                Some(breaker) if flight.probe => Reopening::grown(
+                    wait,
+                    health.reopening.refused(),
+                    breaker.config().max_open_for,
+                ),
+                Some(_) | None => wait,
+            };
             health.not_before = health.not_before.max(now + wait);
             health.reopening.hold();
         } else if outcome == Outcome::Cancelled {
             if flight.probe {
                 health.reopening.release();
             }
-        } else if now >= health.not_before {
+        } else if flight.started >= health.not_before {
+            // Only a call sent after the hold ended speaks for the target now: one sent
+            // before the 429 that set it may answer late, and would let the herd in.
             health.reopening.reopen();
         }
         if outcome.health() == Health::Success {

@@ -829,13 +829,112 @@ fn a_probe_answered_with_another_retry_after_starts_the_next_hold() {
         },
     );
     let health = f.registry.target(TargetId(0)).unwrap();
-    assert_eq!(health.not_before, at(11_020));
+    assert_eq!(
+        health.not_before,
+        at(21_020),
+        "a refused probe doubles the hold, up to the breaker's max_open_for (20 s)"
+    );
     let mut later = f.call(Deadline::NONE);
-    let a = later.handle(&mut f.registry, at(11_020), Event::Start);
-    assert_eq!(started(&a)[0].target, TargetId(0), "the next probe");
+    let a = later.handle(&mut f.registry, at(21_020), Event::Start);
+    let next = started(&a)[0];
+    assert_eq!(next.target, TargetId(0), "the next probe");
     let mut behind = f.call(Deadline::NONE);
-    let a = behind.handle(&mut f.registry, at(11_021), Event::Start);
+    let a = behind.handle(&mut f.registry, at(21_021), Event::Start);
     assert_eq!(started(&a)[0].target, TargetId(1));
+    later.handle(
+        &mut f.registry,
+        at(21_040),
+        Event::Finished {
+            attempt: next.attempt,
+            outcome: Outcome::Ok,
+        },
+    );
+    // A probe answered: the next Retry-After is taken as it is.
+    let mut again = f.call(Deadline::NONE);
+    let s = started(&again.handle(&mut f.registry, at(21_050), Event::Start))[0];
+    again.handle(
+        &mut f.registry,
+        at(21_060),
+        Event::Finished {
+            attempt: s.attempt,
+            outcome: Outcome::RateLimited {
+                retry_after: Some(Duration::from_secs(1)),
+            },
+        },
+    );
+    let health = f.registry.target(TargetId(0)).unwrap();
+    assert_eq!(health.not_before, at(22_060));
+}
+
+#[test]
+fn without_a_breaker_a_hold_lasts_what_the_target_asks() {
+    let mut f = fixture(2);
+    let health = f.registry.target_mut(TargetId(0)).unwrap();
+    health.breaker = None;
+    health.not_before = at(1_000);
+    health.reopening.hold();
+    let mut probe = f.call(Deadline::NONE);
+    let s = started(&probe.handle(&mut f.registry, at(1_000), Event::Start))[0];
+    probe.handle(
+        &mut f.registry,
+        at(1_020),
+        Event::Finished {
+            attempt: s.attempt,
+            outcome: Outcome::RateLimited {
+                retry_after: Some(Duration::from_secs(10)),
+            },
+        },
+    );
+    let health = f.registry.target(TargetId(0)).unwrap();
+    assert_eq!(health.not_before, at(11_020));
+}
+
+/// In the simulator's 429 storm, a call sent before the storm answered "ok" just after
+/// a hold ended and before its probe went out: that reopened the target to everyone,
+/// and five calls met the next 429 where one probe would have.
+#[test]
+fn an_answer_to_a_call_sent_before_the_hold_does_not_end_it() {
+    let mut f = fixture(2);
+    let mut early = f.call(Deadline::NONE);
+    let sent_early = started(&early.handle(&mut f.registry, at(0), Event::Start))[0];
+    let mut limited = f.call(Deadline::NONE);
+    let s = started(&limited.handle(&mut f.registry, at(10), Event::Start))[0];
+    limited.handle(
+        &mut f.registry,
+        at(20),
+        Event::Finished {
+            attempt: s.attempt,
+            outcome: Outcome::RateLimited {
+                retry_after: Some(Duration::from_secs(1)),
+            },
+        },
+    );
+    // The hold ends at 1,020; the early call's answer comes after, before any probe.
+    early.handle(
+        &mut f.registry,
+        at(1_100),
+        Event::Finished {
+            attempt: sent_early.attempt,
+            outcome: Outcome::Ok,
+        },
+    );
+    let mut targets = Vec::new();
+    for i in 0..5 {
+        let mut call = f.call(Deadline::NONE);
+        let a = call.handle(&mut f.registry, at(1_200 + i), Event::Start);
+        targets.push(started(&a)[0].target);
+    }
+    assert_eq!(
+        targets,
+        [
+            TargetId(0),
+            TargetId(1),
+            TargetId(1),
+            TargetId(1),
+            TargetId(1)
+        ],
+        "one probe; the rest wait for its answer elsewhere"
+    );
 }
 
 #[test]
