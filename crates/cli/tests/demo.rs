@@ -207,7 +207,14 @@ async fn demo_report_figures_agree_with_metrics() {
 
     assert!(int(&report, "/tasks/completed") > 0, "{report:#}\n{out}");
     assert!(int(&report, "/llm/retries") > 0, "{report:#}\n{out}");
-    assert!(int(&report, "/llm/fallbacks") > 0, "{report:#}\n{out}");
+    // The chain served calls past a failing target: after a failure (a fallback) or,
+    // once its breaker or Retry-After hold was known, without trying it (routed around).
+    // In a short run the breaker's short window can open before any call exhausts its
+    // tries on the primary, so either may be all of it.
+    assert!(
+        int(&report, "/llm/fallbacks") + int(&report, "/llm/routed_around") > 0,
+        "{report:#}\n{out}"
+    );
     // The people in the loop were asked and answered.
     assert!(answered > 0, "{report:#}");
     // The editor's edits fed the article library, and the model calls used it.
