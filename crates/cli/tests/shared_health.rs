@@ -77,6 +77,60 @@ fn three_nodes_with_env(
         .collect()
 }
 
+/// Loads every node with four clients (on `key`, if given), each sending again as soon
+/// as it has an answer (after a short pause on a refusal): far more than the limit, at
+/// every node. Once the shared bucket's full `burst` is spent, counts the calls that
+/// reach `mock` over 30 s; answers them and the time they took.
+async fn rate_after_burst(
+    nodes: &Arc<Vec<Gateway>>,
+    mock: &Mock,
+    key: Option<&'static str>,
+    burst: u64,
+) -> (u64, Duration) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for node in 0..nodes.len() {
+        for _ in 0..4 {
+            let (nodes, stop) = (Arc::clone(nodes), Arc::clone(&stop));
+            clients.push(tokio::spawn(async move {
+                let gateway = &nodes[node];
+                while !stop.load(Ordering::Relaxed) {
+                    let mut request = gateway.chat(&chat_body("m", "hello", false));
+                    if let Some(key) = key {
+                        request = request.bearer_auth(key);
+                    }
+                    let sent = request.timeout(Duration::from_secs(5)).send().await;
+                    if !sent.is_ok_and(|r| r.status().is_success()) {
+                        pause(Duration::from_millis(20)).await;
+                    }
+                }
+            }));
+        }
+    }
+    // The shared bucket starts full (the limit's burst): the window starts once the
+    // burst is spent and the nodes take units only as fast as they refill.
+    let started = Stopwatch::start();
+    while mock.total().await < burst {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the {burst}-unit burst was not spent in 60 s: {} upstream calls",
+            mock.total().await
+        );
+        pause(Duration::from_millis(100)).await;
+    }
+    pause(Duration::from_secs(2)).await;
+    let before = mock.total().await;
+    let watch = Stopwatch::start();
+    pause(Duration::from_secs(30)).await;
+    let calls = mock.total().await - before;
+    let took = watch.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.await.unwrap();
+    }
+    (calls, took)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_hold_a_shared_600_per_minute_limit_within_5_percent() {
     let Some(pg) = PgSchema::for_test("shared_limit") else {
@@ -87,55 +141,10 @@ async fn three_nodes_hold_a_shared_600_per_minute_limit_within_5_percent() {
         .target("limited", &mock, "requests_per_minute = 600")
         .route("m", &["limited"], "");
     let nodes = Arc::new(three_nodes(&pg, &config));
-    // Four clients per node, each sending again as soon as it has an answer: far more
-    // than 10 requests/s, at every node.
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut clients = Vec::new();
-    for node in 0..3 {
-        for _ in 0..4 {
-            let (nodes, stop) = (Arc::clone(&nodes), Arc::clone(&stop));
-            clients.push(tokio::spawn(async move {
-                let gateway = &nodes[node];
-                while !stop.load(Ordering::Relaxed) {
-                    let sent = gateway
-                        .chat(&chat_body("m", "hello", false))
-                        .timeout(Duration::from_secs(5))
-                        .send()
-                        .await;
-                    if !sent.is_ok_and(|r| r.status().is_success()) {
-                        pause(Duration::from_millis(20)).await;
-                    }
-                }
-            }));
-        }
-    }
-    // The shared bucket starts full (600 units, the limit's burst): the window starts
-    // once the burst is spent and the nodes take units only as fast as they refill.
-    let started = Stopwatch::start();
-    while mock.total().await < 600 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the 600-unit burst was not spent in 60 s: {} upstream calls",
-            mock.total().await
-        );
-        pause(Duration::from_millis(100)).await;
-    }
-    pause(Duration::from_secs(2)).await;
-    // 30 s at 600/min is 300 calls; ±5% is ±15.
-    let window = Duration::from_secs(30);
-    let before = mock.total().await;
-    let watch = Stopwatch::start();
-    pause(window).await;
-    let after = mock.total().await;
-    let took = watch.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    for client in clients {
-        client.await.unwrap();
-    }
-    let per_minute = (after - before) as f64 * 60.0 / took.as_secs_f64();
+    let (calls, took) = rate_after_burst(&nodes, &mock, None, 600).await;
+    let per_minute = calls as f64 * 60.0 / took.as_secs_f64();
     println!(
-        "three nodes, one shared limit of 600/min: {} upstream calls in {:.2} s = {per_minute:.1}/min",
-        after - before,
+        "three nodes, one shared limit of 600/min: {calls} upstream calls in {:.2} s = {per_minute:.1}/min",
         took.as_secs_f64()
     );
     assert!(
@@ -178,54 +187,10 @@ async fn three_nodes_hold_a_client_keys_shared_300_per_minute_limit_within_5_per
         &config,
         &[("HF_TEST_AGENT_KEY", KEY)],
     ));
-    // Four clients per node on the one key, each sending again as soon as it has an
-    // answer (after a short pause on a 429): far more than 5 requests/s at every node.
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut clients = Vec::new();
-    for node in 0..3 {
-        for _ in 0..4 {
-            let (nodes, stop) = (Arc::clone(&nodes), Arc::clone(&stop));
-            clients.push(tokio::spawn(async move {
-                let gateway = &nodes[node];
-                while !stop.load(Ordering::Relaxed) {
-                    let sent = gateway
-                        .chat(&chat_body("m", "hello", false))
-                        .bearer_auth(KEY)
-                        .timeout(Duration::from_secs(5))
-                        .send()
-                        .await;
-                    if !sent.is_ok_and(|r| r.status().is_success()) {
-                        pause(Duration::from_millis(20)).await;
-                    }
-                }
-            }));
-        }
-    }
-    // The shared bucket starts full (300 units): the window starts once it is spent.
-    let started = Stopwatch::start();
-    while mock.total().await < 300 {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the 300-unit burst was not spent in 60 s: {} upstream calls",
-            mock.total().await
-        );
-        pause(Duration::from_millis(100)).await;
-    }
-    pause(Duration::from_secs(2)).await;
-    // 30 s at 300/min is 150 calls; ±5% is ±7.5.
-    let before = mock.total().await;
-    let watch = Stopwatch::start();
-    pause(Duration::from_secs(30)).await;
-    let after = mock.total().await;
-    let took = watch.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    for client in clients {
-        client.await.unwrap();
-    }
-    let per_minute = (after - before) as f64 * 60.0 / took.as_secs_f64();
+    let (calls, took) = rate_after_burst(&nodes, &mock, Some(KEY), 300).await;
+    let per_minute = calls as f64 * 60.0 / took.as_secs_f64();
     println!(
-        "three nodes, one client key limited to 300/min: {} answered in {:.2} s = {per_minute:.1}/min",
-        after - before,
+        "three nodes, one client key limited to 300/min: {calls} answered in {:.2} s = {per_minute:.1}/min",
         took.as_secs_f64()
     );
     assert!(
