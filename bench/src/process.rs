@@ -186,3 +186,24 @@ fn keep_tail(from: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
         }
     });
 }
+
+/// A scratch directory for a benchmark's config, suite and store, under the system's
+/// temporary one: emptied when made, removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    /// `holdfast-bench-LABEL-PID` in the temporary directory, empty.
+    pub fn new(label: &str) -> anyhow::Result<Scratch> {
+        let dir =
+            std::env::temp_dir().join(format!("holdfast-bench-{label}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Scratch(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

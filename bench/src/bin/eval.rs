@@ -20,7 +20,7 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use holdfast_bench::load::{self, Endpoint};
 use holdfast_bench::measure::Stopwatch;
-use holdfast_bench::process::{Server, holdfast_binary};
+use holdfast_bench::process::{Scratch, Server, holdfast_binary};
 
 /// Cases in the benchmark's suite.
 const CASES: usize = 2000;
@@ -35,29 +35,11 @@ const MIN_CASES_PER_SECOND: f64 = 200.0;
 
 fn main() -> anyhow::Result<()> {
     let binary = holdfast_binary()?;
-    let scratch = Scratch::new()?;
+    let scratch = Scratch::new("eval")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(run(&binary, &scratch.0))
-}
-
-/// A scratch directory, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> anyhow::Result<Scratch> {
-        let dir = std::env::temp_dir().join(format!("holdfast-bench-eval-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir)?;
-        Ok(Scratch(dir))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 async fn run(binary: &Path, dir: &Path) -> anyhow::Result<()> {

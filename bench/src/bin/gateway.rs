@@ -14,7 +14,7 @@
 //!
 //! Run: `cargo build --release -p holdfast && cargo run --release -p holdfast-bench --bin gateway`
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -22,7 +22,7 @@ use bytes::Bytes;
 use holdfast_bench::gateway::{KEY, KEY_ENV, chat, config};
 use holdfast_bench::load::{self, Endpoint, HttpClient};
 use holdfast_bench::measure::{Stopwatch, human, percentile};
-use holdfast_bench::process::{Server, holdfast_binary};
+use holdfast_bench::process::{Scratch, Server, holdfast_binary};
 
 /// Requests per concurrency-1 round, and rounds (alternating direct and through).
 const LATENCY_ROUND: usize = 750;
@@ -91,15 +91,6 @@ impl Cpu {
     }
 }
 
-/// A scratch directory for the gateway's config and store, removed on drop.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 async fn run(binary: &Path) -> anyhow::Result<Report> {
     let mock_args = [
         "mock-provider",
@@ -110,11 +101,7 @@ async fn run(binary: &Path) -> anyhow::Result<Report> {
     ]
     .map(String::from);
     let mock = Server::start(binary, &mock_args, &[]).context("starting the mock provider")?;
-    let scratch = Scratch(
-        std::env::temp_dir().join(format!("holdfast-bench-gateway-{}", std::process::id())),
-    );
-    let _ = std::fs::remove_dir_all(&scratch.0);
-    std::fs::create_dir_all(&scratch.0)?;
+    let scratch = Scratch::new("gateway")?;
     let config_path = scratch.0.join("holdfast.toml");
     std::fs::write(&config_path, config(mock.addr(), &scratch.0, ""))?;
     let serve_args = [

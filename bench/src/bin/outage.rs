@@ -22,7 +22,7 @@
 //! Run: `cargo build --release -p holdfast && cargo run --release -p holdfast-bench --bin outage`
 //! (the same without `--release` measures a debug build).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -31,7 +31,7 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use holdfast_bench::load::{self, Endpoint, HttpClient};
 use holdfast_bench::measure::{Stopwatch, pause};
-use holdfast_bench::process::{Server, holdfast_binary};
+use holdfast_bench::process::{Scratch, Server, holdfast_binary};
 use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 
@@ -59,15 +59,6 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(run(&binary))
-}
-
-/// A scratch directory for the gateway's config and store, removed on drop.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// A mock provider answering in 50 ms.
@@ -280,10 +271,7 @@ async fn run(binary: &Path) -> anyhow::Result<()> {
     for mock in [&primary, &fallback] {
         mock.faults(&client, json!({})).await?;
     }
-    let scratch =
-        Scratch(std::env::temp_dir().join(format!("holdfast-bench-outage-{}", std::process::id())));
-    let _ = std::fs::remove_dir_all(&scratch.0);
-    std::fs::create_dir_all(&scratch.0)?;
+    let scratch = Scratch::new("outage")?;
     let config_path = scratch.0.join("holdfast.toml");
     std::fs::write(&config_path, config(&primary, &fallback, &scratch.0))?;
     let serve_args = ["serve", "--config", &config_path.display().to_string()].map(String::from);

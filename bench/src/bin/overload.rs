@@ -21,7 +21,7 @@
 //!
 //! Run: `cargo build --release -p holdfast && cargo run --release -p holdfast-bench --bin overload`
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,7 +29,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use holdfast_bench::load::{self, Endpoint, HttpClient};
 use holdfast_bench::measure::{Stopwatch, pause, percentile};
-use holdfast_bench::process::{Server, holdfast_binary};
+use holdfast_bench::process::{Scratch, Server, holdfast_binary};
 use http_body_util::{BodyExt, Full};
 use tokio::sync::Mutex;
 
@@ -61,15 +61,6 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(run(&binary))
-}
-
-/// A scratch directory for the gateway's config and store, removed on drop.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// One gateway, three targets on the same mock: `limited` with the adaptive limiter,
@@ -358,11 +349,7 @@ async fn run(binary: &Path) -> anyhow::Result<()> {
     ]
     .map(String::from);
     let mock = Server::start(binary, &mock_args, &[]).context("starting the mock")?;
-    let scratch = Scratch(
-        std::env::temp_dir().join(format!("holdfast-bench-overload-{}", std::process::id())),
-    );
-    let _ = std::fs::remove_dir_all(&scratch.0);
-    std::fs::create_dir_all(&scratch.0)?;
+    let scratch = Scratch::new("overload")?;
     let config_path = scratch.0.join("holdfast.toml");
     std::fs::write(&config_path, config(&mock, &scratch.0))?;
     let serve_args = ["serve", "--config", &config_path.display().to_string()].map(String::from);

@@ -14,27 +14,18 @@
 //!
 //! Run: `cargo build --release -p holdfast && cargo run --release -p holdfast-bench --bin sampling`
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
 use holdfast_bench::load::{self, Endpoint};
 use holdfast_bench::measure::{Stopwatch, human, percentile};
-use holdfast_bench::process::{Server, holdfast_binary};
+use holdfast_bench::process::{Scratch, Server, holdfast_binary};
 
 /// Requests per round, and rounds per route (alternating).
 const ROUND: usize = 500;
 const ROUNDS: usize = 8;
-
-/// A scratch directory for the config, the suite and the store, removed on drop.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn chat(model: &str) -> Bytes {
     Bytes::from(format!(
@@ -72,11 +63,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(binary: &Path) -> anyhow::Result<()> {
-    let scratch = Scratch(
-        std::env::temp_dir().join(format!("holdfast-bench-sampling-{}", std::process::id())),
-    );
-    let _ = std::fs::remove_dir_all(&scratch.0);
-    std::fs::create_dir_all(&scratch.0)?;
+    let scratch = Scratch::new("sampling")?;
     // The judge's verdict: what the mock answers when JSON output is asked for.
     let faults = scratch.0.join("faults.toml");
     std::fs::write(

@@ -15,14 +15,14 @@
 //!
 //! Run: `cargo build --release -p holdfast && cargo run --release -p holdfast-bench --bin slowloris`
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
 use holdfast_bench::load::{self, Endpoint, HttpClient};
 use holdfast_bench::measure::{Stopwatch, human, pause, percentile};
-use holdfast_bench::process::{Server, holdfast_binary};
+use holdfast_bench::process::{Scratch, Server, holdfast_binary};
 use holdfast_bench::slowloris::{Attack, Outcome};
 
 const KEY_ENV: &str = "HOLDFAST_BENCH_CLIENT_KEY";
@@ -71,15 +71,6 @@ struct Report {
     attack: Outcome,
 }
 
-/// A scratch directory for the gateway's config and store, removed on drop.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn config(mock: &Server, dir: &Path) -> String {
     format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nheader_read_timeout = \"{}s\"\n\n\
@@ -105,11 +96,7 @@ async fn run(binary: &Path) -> anyhow::Result<Report> {
     ]
     .map(String::from);
     let mock = Server::start(binary, &mock_args, &[]).context("starting the mock provider")?;
-    let scratch = Scratch(
-        std::env::temp_dir().join(format!("holdfast-bench-slowloris-{}", std::process::id())),
-    );
-    let _ = std::fs::remove_dir_all(&scratch.0);
-    std::fs::create_dir_all(&scratch.0)?;
+    let scratch = Scratch::new("slowloris")?;
     let config_path = scratch.0.join("holdfast.toml");
     std::fs::write(&config_path, config(&mock, &scratch.0))?;
     let serve_args = ["serve", "--config", &config_path.display().to_string()].map(String::from);
